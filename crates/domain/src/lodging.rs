@@ -1,0 +1,391 @@
+//! LodgingApproval (stream `lodging-{lodging_id}`): a lodging's approval desk and the consistency
+//! boundary of its calendar. Invariant: for every night, granted-and-not-withdrawn stays <= rooms.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::{impl_domain_event, Aggregate, ReservationId, Stay, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// An admin approves or rejects each request.
+    #[default]
+    Manual,
+    /// Requests are granted (or denied for lack of room) at once, with no admin step.
+    Instant,
+}
+
+/// A lodging as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LodgingProfile {
+    pub lodging_id: String,
+    pub name: String,
+    pub nightly_rate: i64,
+    pub currency: String,
+    pub rooms: u32,
+    pub max_guests: u32,
+    pub approval_mode: ApprovalMode,
+    pub admin_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum LodgingEvent {
+    LodgingRegistered(LodgingProfile),
+    ApprovalRequested {
+        reservation_id: ReservationId,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+    },
+    ApprovalGranted {
+        reservation_id: ReservationId,
+        granted_by: String,
+    },
+    ApprovalDenied {
+        reason: String,
+        reservation_id: ReservationId,
+        denied_by: String,
+    },
+    ApprovalWithdrawn {
+        reservation_id: ReservationId,
+        reason: String,
+    },
+}
+
+impl_domain_event!(LodgingEvent {
+    LodgingRegistered,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalWithdrawn,
+});
+
+impl LodgingEvent {
+    /// The reservation this event is about, if any.
+    #[must_use]
+    pub fn reservation_id(&self) -> Option<ReservationId> {
+        match self {
+            Self::LodgingRegistered(_) => None,
+            Self::ApprovalRequested { reservation_id, .. }
+            | Self::ApprovalGranted { reservation_id, .. }
+            | Self::ApprovalDenied { reservation_id, .. }
+            | Self::ApprovalWithdrawn { reservation_id, .. } => Some(*reservation_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LodgingCommand {
+    Register(LodgingProfile),
+    /// The saga forwards a reservation's request (a no-op if the request is already known).
+    RequestApproval {
+        reservation_id: ReservationId,
+        stay: Stay,
+    },
+    /// An admin approves. The stay is carried so an admin may decide before the saga forwards.
+    Grant {
+        reservation_id: ReservationId,
+        stay: Stay,
+        granted_by: String,
+    },
+    Deny {
+        reservation_id: ReservationId,
+        stay: Stay,
+        reason: String,
+        denied_by: String,
+    },
+    /// Cancel, payment failed or expiry: the rooms are free again.
+    Withdraw {
+        reservation_id: ReservationId,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Granted,
+    Denied,
+    Withdrawn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub stay: Stay,
+    pub status: RequestStatus,
+}
+
+/// LodgingApproval state: the profile, the requests still relevant, and booked rooms per night.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LodgingApproval {
+    pub profile: Option<LodgingProfile>,
+    pub requests: BTreeMap<ReservationId, ApprovalRequest>,
+    /// Granted-and-not-withdrawn stays per night.
+    pub booked: BTreeMap<NaiveDate, u32>,
+}
+
+impl LodgingApproval {
+    /// The first night of `stay` that has no free room, if any.
+    #[must_use]
+    pub fn first_full_night(&self, stay: &Stay) -> Option<NaiveDate> {
+        let rooms = self.profile.as_ref().map_or(0, |p| p.rooms);
+        stay.each_night()
+            .find(|night| self.booked.get(night).copied().unwrap_or(0) >= rooms)
+    }
+
+    fn book(&mut self, stay: &Stay, delta: i64) {
+        for night in stay.each_night() {
+            let entry = self.booked.entry(night).or_insert(0);
+            let next = i64::from(*entry) + delta;
+            *entry = u32::try_from(next.max(0)).unwrap_or(0);
+            if *entry == 0 {
+                self.booked.remove(&night);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LodgingError {
+    #[error("lodging is not registered")]
+    NotRegistered,
+    #[error("lodging is already registered")]
+    AlreadyRegistered,
+    #[error("invalid lodging: {0}")]
+    InvalidProfile(String),
+    #[error("no free room on {night}")]
+    NoRoom { night: NaiveDate },
+    #[error("request was already {}", match .status { RequestStatus::Pending => "pending", RequestStatus::Granted => "approved", RequestStatus::Denied => "rejected", RequestStatus::Withdrawn => "withdrawn" })]
+    AlreadyDecided { status: RequestStatus },
+}
+
+/// The LodgingApproval aggregate.
+pub struct LodgingAggregate;
+
+impl Aggregate for LodgingAggregate {
+    const STREAM_PREFIX: &'static str = "lodging";
+    type State = LodgingApproval;
+    type Command = LodgingCommand;
+    type Event = LodgingEvent;
+    type Error = LodgingError;
+
+    fn decide(
+        state: &LodgingApproval,
+        command: &LodgingCommand,
+        _now: Timestamp,
+    ) -> Result<Vec<LodgingEvent>, LodgingError> {
+        use LodgingCommand as C;
+        if let C::Register(profile) = command {
+            return register(state, profile);
+        }
+        let Some(profile) = &state.profile else {
+            return Err(LodgingError::NotRegistered);
+        };
+        match command {
+            C::Register(_) => Err(LodgingError::AlreadyRegistered),
+            C::RequestApproval {
+                reservation_id,
+                stay,
+            } => Ok(request_approval(state, profile, *reservation_id, stay)),
+            C::Grant {
+                reservation_id,
+                stay,
+                granted_by,
+            } => grant(state, *reservation_id, stay, granted_by),
+            C::Deny {
+                reservation_id,
+                stay,
+                reason,
+                denied_by,
+            } => deny(state, *reservation_id, stay, reason, denied_by),
+            C::Withdraw {
+                reservation_id,
+                reason,
+            } => Ok(withdraw(state, *reservation_id, reason)),
+        }
+    }
+
+    fn evolve(mut state: LodgingApproval, event: &LodgingEvent) -> LodgingApproval {
+        use LodgingEvent as E;
+        match event {
+            E::LodgingRegistered(profile) => state.profile = Some(profile.clone()),
+            E::ApprovalRequested {
+                reservation_id,
+                check_in,
+                check_out,
+                guests,
+            } => {
+                let stay = Stay {
+                    check_in: *check_in,
+                    check_out: *check_out,
+                    guests: *guests,
+                };
+                state.requests.entry(*reservation_id).or_insert(ApprovalRequest {
+                    stay,
+                    status: RequestStatus::Pending,
+                });
+            }
+            E::ApprovalGranted { reservation_id, .. } => {
+                if let Some(request) = state.requests.get_mut(reservation_id) {
+                    if request.status == RequestStatus::Pending {
+                        request.status = RequestStatus::Granted;
+                        let stay = request.stay;
+                        state.book(&stay, 1);
+                    }
+                }
+            }
+            E::ApprovalDenied { reservation_id, .. } => {
+                if let Some(request) = state.requests.get_mut(reservation_id) {
+                    if request.status == RequestStatus::Pending {
+                        request.status = RequestStatus::Denied;
+                    }
+                }
+            }
+            E::ApprovalWithdrawn { reservation_id, .. } => {
+                if let Some(request) = state.requests.get_mut(reservation_id) {
+                    let was_granted = request.status == RequestStatus::Granted;
+                    request.status = RequestStatus::Withdrawn;
+                    let stay = request.stay;
+                    if was_granted {
+                        state.book(&stay, -1);
+                    }
+                }
+            }
+        }
+        state
+    }
+
+    /// Keep only nights from today on, and requests whose stay has not ended.
+    fn compact(mut state: LodgingApproval, now: Timestamp) -> LodgingApproval {
+        let today = now.date_naive();
+        state.booked = state.booked.split_off(&today);
+        state.requests.retain(|_, request| request.stay.check_out > today);
+        state
+    }
+}
+
+fn register(state: &LodgingApproval, profile: &LodgingProfile) -> Result<Vec<LodgingEvent>, LodgingError> {
+    if state.profile.is_some() {
+        return Err(LodgingError::AlreadyRegistered);
+    }
+    let invalid = |m: &str| Err(LodgingError::InvalidProfile(m.to_string()));
+    if profile.lodging_id.trim().is_empty() {
+        return invalid("lodging_id must not be empty");
+    }
+    if profile.name.trim().is_empty() {
+        return invalid("name must not be empty");
+    }
+    if profile.nightly_rate < 0 {
+        return invalid("nightly_rate must not be negative");
+    }
+    if profile.rooms == 0 {
+        return invalid("rooms must be at least 1");
+    }
+    if profile.max_guests == 0 {
+        return invalid("max_guests must be at least 1");
+    }
+    Ok(vec![LodgingEvent::LodgingRegistered(profile.clone())])
+}
+
+fn requested_event(reservation_id: ReservationId, stay: &Stay) -> LodgingEvent {
+    LodgingEvent::ApprovalRequested {
+        reservation_id,
+        check_in: stay.check_in,
+        check_out: stay.check_out,
+        guests: stay.guests,
+    }
+}
+
+fn request_approval(
+    state: &LodgingApproval,
+    profile: &LodgingProfile,
+    reservation_id: ReservationId,
+    stay: &Stay,
+) -> Vec<LodgingEvent> {
+    if state.requests.contains_key(&reservation_id) {
+        return vec![];
+    }
+    let mut events = vec![requested_event(reservation_id, stay)];
+    if profile.approval_mode == ApprovalMode::Instant {
+        events.push(match state.first_full_night(stay) {
+            None => LodgingEvent::ApprovalGranted {
+                reservation_id,
+                granted_by: "instant".to_string(),
+            },
+            Some(night) => LodgingEvent::ApprovalDenied {
+                reason: format!("no free room on {night}"),
+                reservation_id,
+                denied_by: "instant".to_string(),
+            },
+        });
+    }
+    events
+}
+
+/// The request's status; an unknown request is treated as pending (the admin may decide first).
+fn pending_or_decided(state: &LodgingApproval, reservation_id: ReservationId) -> Result<bool, LodgingError> {
+    match state.requests.get(&reservation_id).map(|r| r.status) {
+        None => Ok(false),
+        Some(RequestStatus::Pending) => Ok(true),
+        Some(status) => Err(LodgingError::AlreadyDecided { status }),
+    }
+}
+
+fn grant(
+    state: &LodgingApproval,
+    reservation_id: ReservationId,
+    stay: &Stay,
+    granted_by: &str,
+) -> Result<Vec<LodgingEvent>, LodgingError> {
+    let known = pending_or_decided(state, reservation_id)?;
+    let stay = state.requests.get(&reservation_id).map_or(*stay, |r| r.stay);
+    if let Some(night) = state.first_full_night(&stay) {
+        return Err(LodgingError::NoRoom { night });
+    }
+    let mut events = Vec::with_capacity(2);
+    if !known {
+        events.push(requested_event(reservation_id, &stay));
+    }
+    events.push(LodgingEvent::ApprovalGranted {
+        reservation_id,
+        granted_by: granted_by.to_string(),
+    });
+    Ok(events)
+}
+
+fn deny(
+    state: &LodgingApproval,
+    reservation_id: ReservationId,
+    stay: &Stay,
+    reason: &str,
+    denied_by: &str,
+) -> Result<Vec<LodgingEvent>, LodgingError> {
+    let known = pending_or_decided(state, reservation_id)?;
+    let mut events = Vec::with_capacity(2);
+    if !known {
+        events.push(requested_event(reservation_id, stay));
+    }
+    events.push(LodgingEvent::ApprovalDenied {
+        reason: reason.to_string(),
+        reservation_id,
+        denied_by: denied_by.to_string(),
+    });
+    Ok(events)
+}
+
+fn withdraw(state: &LodgingApproval, reservation_id: ReservationId, reason: &str) -> Vec<LodgingEvent> {
+    match state.requests.get(&reservation_id).map(|r| r.status) {
+        Some(RequestStatus::Pending | RequestStatus::Granted) => {
+            vec![LodgingEvent::ApprovalWithdrawn {
+                reservation_id,
+                reason: reason.to_string(),
+            }]
+        }
+        _ => vec![],
+    }
+}

@@ -1,0 +1,376 @@
+//! Reservation (stream `reservation-{reservation_id}`): the core domain.
+//!
+//! status: `requested -> approved -> (payment_pending) -> confirmed`, or `rejected`, `expired`,
+//! `payment_failed`, `cancelled`. Commands replayed by the saga are no-ops, never errors.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::{impl_domain_event, Aggregate, ReservationId, Stay, StayError, Timestamp};
+
+/// What the reservation needs to know about the lodging, looked up before deciding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LodgingTerms {
+    pub lodging_id: String,
+    pub nightly_rate: i64,
+    pub currency: String,
+    pub max_guests: u32,
+}
+
+/// The facts recorded when a stay is requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationRequested {
+    pub reservation_id: ReservationId,
+    pub customer_id: String,
+    pub lodging_id: String,
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub guests: u32,
+    pub nights: u32,
+    pub total_amount: i64,
+    pub currency: String,
+}
+
+impl ReservationRequested {
+    #[must_use]
+    pub fn stay(&self) -> Stay {
+        Stay {
+            check_in: self.check_in,
+            check_out: self.check_out,
+            guests: self.guests,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    ReservationRequested(ReservationRequested),
+    ReservationApproved {
+        approved_by: String,
+    },
+    ReservationRejected {
+        reason: String,
+    },
+    ReservationPaymentPending {
+        reason: String,
+        retry_at: Timestamp,
+    },
+    ReservationConfirmed {
+        payment_id: String,
+        amount: i64,
+    },
+    ReservationPaymentFailed {
+        reason: String,
+    },
+    ReservationCancelled {
+        cancelled_by: String,
+        reason: String,
+        refund_due: i64,
+    },
+    ReservationRefunded {
+        amount: i64,
+    },
+    ReservationExpired {},
+}
+
+impl_domain_event!(ReservationEvent {
+    ReservationRequested,
+    ReservationApproved,
+    ReservationRejected,
+    ReservationPaymentPending,
+    ReservationConfirmed,
+    ReservationPaymentFailed,
+    ReservationCancelled,
+    ReservationRefunded,
+    ReservationExpired,
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationCommand {
+    /// A customer requests a stay; the lodging's terms were looked up first.
+    Request {
+        reservation_id: ReservationId,
+        customer_id: String,
+        lodging: LodgingTerms,
+        stay: Stay,
+    },
+    RecordApproval {
+        approved_by: String,
+    },
+    Reject {
+        reason: String,
+    },
+    RecordPaymentPending {
+        reason: String,
+        retry_at: Timestamp,
+    },
+    Confirm {
+        payment_id: String,
+        amount: i64,
+    },
+    RecordPaymentFailure {
+        reason: String,
+    },
+    Cancel {
+        cancelled_by: String,
+        reason: String,
+    },
+    RecordRefund {
+        amount: i64,
+    },
+    Expire,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    #[default]
+    Requested,
+    Approved,
+    PaymentPending,
+    Confirmed,
+    Rejected,
+    Cancelled,
+    Expired,
+    PaymentFailed,
+}
+
+impl ReservationStatus {
+    /// No further business step can follow (a confirmed stay can still be cancelled).
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Rejected | Self::Cancelled | Self::Expired | Self::PaymentFailed
+        )
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::PaymentPending => "payment_pending",
+            Self::Confirmed => "confirmed",
+            Self::Rejected => "rejected",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::PaymentFailed => "payment_failed",
+        }
+    }
+}
+
+/// Reservation state. `details` is `None` until the stay is requested.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub details: Option<ReservationRequested>,
+    pub status: ReservationStatus,
+    pub status_reason: Option<String>,
+    pub paid_amount: Option<i64>,
+    pub payment_id: Option<String>,
+    pub refund_due: i64,
+    pub refunded_amount: Option<i64>,
+    pub retry_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReservationError {
+    #[error("reservation not found")]
+    NotFound,
+    #[error("reservation already exists with other details")]
+    AlreadyRequested,
+    #[error(transparent)]
+    InvalidStay(#[from] StayError),
+    #[error("the total amount overflows")]
+    AmountOverflow,
+    #[error("reservation is already {}", .0.as_str())]
+    AlreadyFinal(ReservationStatus),
+    #[error("cannot cancel on or after check-in ({check_in})")]
+    CheckedIn { check_in: NaiveDate },
+}
+
+/// The Reservation aggregate.
+pub struct ReservationAggregate;
+
+impl Aggregate for ReservationAggregate {
+    const STREAM_PREFIX: &'static str = "reservation";
+    type State = Reservation;
+    type Command = ReservationCommand;
+    type Event = ReservationEvent;
+    type Error = ReservationError;
+
+    fn decide(
+        state: &Reservation,
+        command: &ReservationCommand,
+        now: Timestamp,
+    ) -> Result<Vec<ReservationEvent>, ReservationError> {
+        use ReservationCommand as C;
+        use ReservationEvent as E;
+        use ReservationStatus as S;
+        let status = state.status;
+        let events = match command {
+            C::Request {
+                reservation_id,
+                customer_id,
+                lodging,
+                stay,
+            } => return request(state, *reservation_id, customer_id, lodging, stay, now),
+            _ if state.details.is_none() => return Err(ReservationError::NotFound),
+            C::RecordApproval { approved_by } if status == S::Requested => {
+                vec![E::ReservationApproved {
+                    approved_by: approved_by.clone(),
+                }]
+            }
+            C::Reject { reason } if status == S::Requested => vec![E::ReservationRejected {
+                reason: reason.clone(),
+            }],
+            C::RecordPaymentPending { reason, retry_at }
+                if status == S::Approved
+                    || (status == S::PaymentPending && state.retry_at != Some(*retry_at)) =>
+            {
+                vec![E::ReservationPaymentPending {
+                    reason: reason.clone(),
+                    retry_at: *retry_at,
+                }]
+            }
+            C::Confirm { payment_id, amount }
+                if matches!(status, S::Approved | S::PaymentPending) =>
+            {
+                vec![E::ReservationConfirmed {
+                    payment_id: payment_id.clone(),
+                    amount: *amount,
+                }]
+            }
+            C::RecordPaymentFailure { reason }
+                if matches!(status, S::Approved | S::PaymentPending) =>
+            {
+                vec![E::ReservationPaymentFailed {
+                    reason: reason.clone(),
+                }]
+            }
+            C::Cancel {
+                cancelled_by,
+                reason,
+            } => cancel(state, cancelled_by, reason, now)?,
+            C::RecordRefund { amount }
+                if status == S::Cancelled
+                    && state.refund_due > 0
+                    && state.refunded_amount.is_none() =>
+            {
+                vec![E::ReservationRefunded { amount: *amount }]
+            }
+            C::Expire if status == S::Requested => vec![E::ReservationExpired {}],
+            // Anything else is a replay or a step overtaken by another: a no-op.
+            _ => vec![],
+        };
+        Ok(events)
+    }
+
+    fn evolve(mut state: Reservation, event: &ReservationEvent) -> Reservation {
+        use ReservationEvent as E;
+        use ReservationStatus as S;
+        match event {
+            E::ReservationRequested(details) => {
+                state.details = Some(details.clone());
+                state.status = S::Requested;
+            }
+            E::ReservationApproved { .. } => state.status = S::Approved,
+            E::ReservationRejected { reason } => {
+                state.status = S::Rejected;
+                state.status_reason = Some(reason.clone());
+            }
+            E::ReservationPaymentPending { reason, retry_at } => {
+                state.status = S::PaymentPending;
+                state.status_reason = Some(reason.clone());
+                state.retry_at = Some(*retry_at);
+            }
+            E::ReservationConfirmed { payment_id, amount } => {
+                state.status = S::Confirmed;
+                state.status_reason = None;
+                state.payment_id = Some(payment_id.clone());
+                state.paid_amount = Some(*amount);
+            }
+            E::ReservationPaymentFailed { reason } => {
+                state.status = S::PaymentFailed;
+                state.status_reason = Some(reason.clone());
+            }
+            E::ReservationCancelled {
+                reason, refund_due, ..
+            } => {
+                state.status = S::Cancelled;
+                state.status_reason = Some(reason.clone());
+                state.refund_due = *refund_due;
+            }
+            E::ReservationRefunded { amount } => state.refunded_amount = Some(*amount),
+            E::ReservationExpired {} => {
+                state.status = S::Expired;
+                state.status_reason = Some("approval deadline passed".to_string());
+            }
+        }
+        state
+    }
+}
+
+fn request(
+    state: &Reservation,
+    reservation_id: ReservationId,
+    customer_id: &str,
+    lodging: &LodgingTerms,
+    stay: &Stay,
+    now: Timestamp,
+) -> Result<Vec<ReservationEvent>, ReservationError> {
+    if state.details.is_none() {
+        stay.validate(now.date_naive(), lodging.max_guests)?;
+    }
+    let nights = stay.nights();
+    let total_amount = lodging
+        .nightly_rate
+        .checked_mul(i64::from(nights))
+        .ok_or(ReservationError::AmountOverflow)?;
+    let requested = ReservationRequested {
+        reservation_id,
+        customer_id: customer_id.to_string(),
+        lodging_id: lodging.lodging_id.clone(),
+        check_in: stay.check_in,
+        check_out: stay.check_out,
+        guests: stay.guests,
+        nights,
+        total_amount,
+        currency: lodging.currency.clone(),
+    };
+    match &state.details {
+        Some(existing) if *existing == requested => Ok(vec![]),
+        Some(_) => Err(ReservationError::AlreadyRequested),
+        None => Ok(vec![ReservationEvent::ReservationRequested(requested)]),
+    }
+}
+
+fn cancel(
+    state: &Reservation,
+    cancelled_by: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Vec<ReservationEvent>, ReservationError> {
+    if state.status.is_terminal() {
+        return Err(ReservationError::AlreadyFinal(state.status));
+    }
+    let Some(details) = &state.details else {
+        return Err(ReservationError::NotFound);
+    };
+    if now.date_naive() >= details.check_in {
+        return Err(ReservationError::CheckedIn {
+            check_in: details.check_in,
+        });
+    }
+    let refund_due = if state.status == ReservationStatus::Confirmed {
+        state.paid_amount.unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(vec![ReservationEvent::ReservationCancelled {
+        cancelled_by: cancelled_by.to_string(),
+        reason: reason.to_string(),
+        refund_due,
+    }])
+}

@@ -1,0 +1,488 @@
+//! The reservation saga's decisions (process manager; stream `saga-{reservation_id}`).
+//!
+//! Modelled as an aggregate whose command is "handle this trigger" (an event of another stream, or a
+//! timer that fired) and whose events record what it handled, which actions it sent and which timers
+//! it armed or cancelled. A trigger already handled decides nothing, so redelivery is harmless, and
+//! the actions recorded for it can be re-sent after a crash (every action is idempotent).
+
+use std::collections::BTreeMap;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::lodging::{LodgingCommand, LodgingEvent};
+use crate::payment::{PaymentCommand, PaymentEvent};
+use crate::reservation::{ReservationCommand, ReservationEvent, ReservationRequested};
+use crate::{impl_domain_event, Aggregate, Timestamp};
+
+/// Durations the saga runs with (passed in with each trigger, so decisions stay pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaPolicy {
+    /// An undecided request expires after this.
+    pub approval_deadline: TimeDelta,
+    /// First retry delay of a deferred payment; doubled each attempt.
+    pub retry_base: TimeDelta,
+    /// After this many charge attempts the payment fails.
+    pub max_payment_attempts: u32,
+}
+
+impl Default for SagaPolicy {
+    fn default() -> Self {
+        Self {
+            approval_deadline: TimeDelta::hours(24),
+            retry_base: TimeDelta::seconds(2),
+            max_payment_attempts: 8,
+        }
+    }
+}
+
+/// Exponential backoff without jitter: `base * 2^(attempt-1)`, capped at one hour.
+#[must_use]
+pub fn retry_delay(base: TimeDelta, attempt: u32) -> TimeDelta {
+    let factor = 1_i32 << attempt.saturating_sub(1).min(20);
+    (base * factor).min(TimeDelta::hours(1))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    ApprovalDeadline,
+    PaymentRetry,
+}
+
+/// What the saga reacts to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaInput {
+    Reservation(ReservationEvent),
+    Lodging(LodgingEvent),
+    Payment(PaymentEvent),
+    Timer(TimerKind),
+}
+
+/// The saga's command: handle one trigger, identified by the triggering event's id (or the timer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaTrigger {
+    pub trigger_id: Uuid,
+    pub input: SagaInput,
+    pub policy: SagaPolicy,
+}
+
+/// What the saga asks others to do. Every action is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaAction {
+    Reservation(ReservationCommand),
+    Lodging {
+        lodging_id: String,
+        command: LodgingCommand,
+    },
+    Payment(PaymentCommand),
+    /// The payment worker charges the gateway (idempotent per key), then records the outcome.
+    Charge {
+        idempotency_key: String,
+        amount: i64,
+        currency: String,
+        attempt: u32,
+        /// No retry after this one: a deferral becomes a failure.
+        last_attempt: bool,
+    },
+    /// The payment worker refunds a completed charge, then records the refund.
+    RefundCharge { charge_ref: String, amount: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SagaEvent {
+    SagaEventHandled {
+        trigger_id: Uuid,
+        input: SagaInput,
+        actions: Vec<SagaAction>,
+    },
+    SagaTimerArmed {
+        timer: TimerKind,
+        due_at: Timestamp,
+    },
+    SagaTimerCancelled {
+        timer: TimerKind,
+    },
+}
+
+impl_domain_event!(SagaEvent {
+    SagaEventHandled,
+    SagaTimerArmed,
+    SagaTimerCancelled,
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaStage {
+    #[default]
+    NotStarted,
+    AwaitingApproval,
+    AwaitingPayment,
+    Confirmed,
+    Rejected,
+    Expired,
+    PaymentFailed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentProgress {
+    #[default]
+    None,
+    Requested,
+    Deferred {
+        attempt: u32,
+    },
+    Completed {
+        charge_ref: String,
+        amount: i64,
+    },
+    Failed,
+    Refunded,
+    Voided,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaState {
+    pub reservation: Option<ReservationRequested>,
+    pub stage: SagaStage,
+    pub cancelled: bool,
+    pub payment: PaymentProgress,
+    /// Charge attempts made so far.
+    pub charge_attempts: u32,
+    pub timers: BTreeMap<TimerKind, Timestamp>,
+    /// Every trigger handled, with the actions sent for it.
+    pub handled: BTreeMap<Uuid, Vec<SagaAction>>,
+}
+
+impl SagaState {
+    /// The stage is final: nothing more will happen but a refund.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.stage,
+            SagaStage::Rejected | SagaStage::Expired | SagaStage::PaymentFailed
+        ) || (self.stage == SagaStage::Cancelled
+            && !matches!(self.payment, PaymentProgress::Completed { .. }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SagaError {}
+
+/// The reservation saga as an aggregate over its own stream.
+pub struct ReservationSaga;
+
+impl Aggregate for ReservationSaga {
+    const STREAM_PREFIX: &'static str = "saga";
+    type State = SagaState;
+    type Command = SagaTrigger;
+    type Event = SagaEvent;
+    type Error = SagaError;
+
+    fn decide(
+        state: &SagaState,
+        trigger: &SagaTrigger,
+        now: Timestamp,
+    ) -> Result<Vec<SagaEvent>, SagaError> {
+        if state.handled.contains_key(&trigger.trigger_id) {
+            return Ok(vec![]);
+        }
+        let reaction = react(state, &trigger.input, &trigger.policy, now);
+        let mut events = vec![SagaEvent::SagaEventHandled {
+            trigger_id: trigger.trigger_id,
+            input: trigger.input.clone(),
+            actions: reaction.actions,
+        }];
+        events.extend(
+            reaction
+                .cancel
+                .into_iter()
+                .filter(|timer| state.timers.contains_key(timer))
+                .map(|timer| SagaEvent::SagaTimerCancelled { timer }),
+        );
+        events.extend(
+            reaction
+                .arm
+                .into_iter()
+                .map(|(timer, due_at)| SagaEvent::SagaTimerArmed { timer, due_at }),
+        );
+        Ok(events)
+    }
+
+    fn evolve(mut state: SagaState, event: &SagaEvent) -> SagaState {
+        match event {
+            SagaEvent::SagaEventHandled {
+                trigger_id,
+                input,
+                actions,
+            } => {
+                state = observe(state, input);
+                state.charge_attempts += u32::try_from(
+                    actions
+                        .iter()
+                        .filter(|a| matches!(a, SagaAction::Charge { .. }))
+                        .count(),
+                )
+                .unwrap_or(0);
+                state.handled.insert(*trigger_id, actions.clone());
+            }
+            SagaEvent::SagaTimerArmed { timer, due_at } => {
+                state.timers.insert(*timer, *due_at);
+            }
+            SagaEvent::SagaTimerCancelled { timer } => {
+                state.timers.remove(timer);
+            }
+        }
+        state
+    }
+}
+
+/// The commands to send and the timers to arm or cancel in answer to one input.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reaction {
+    pub actions: Vec<SagaAction>,
+    pub arm: Vec<(TimerKind, Timestamp)>,
+    pub cancel: Vec<TimerKind>,
+}
+
+/// The saga table of ARCHITECTURE.md section 4, as a pure function.
+#[must_use]
+pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Timestamp) -> Reaction {
+    let mut r = Reaction::default();
+    let Some(reservation) = state.reservation.as_ref() else {
+        if let SagaInput::Reservation(ReservationEvent::ReservationRequested(requested)) = input {
+            r.actions.push(SagaAction::Lodging {
+                lodging_id: requested.lodging_id.clone(),
+                command: LodgingCommand::RequestApproval {
+                    reservation_id: requested.reservation_id,
+                    stay: requested.stay(),
+                },
+            });
+            r.arm.push((TimerKind::ApprovalDeadline, now + policy.approval_deadline));
+        }
+        return r;
+    };
+    let lodging = |command| SagaAction::Lodging {
+        lodging_id: reservation.lodging_id.clone(),
+        command,
+    };
+    let awaiting_approval = state.stage == SagaStage::AwaitingApproval && !state.cancelled;
+    match input {
+        SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. }) if !state.cancelled => {
+            r.actions.push(lodging(LodgingCommand::Withdraw {
+                reservation_id: reservation.reservation_id,
+                reason: "reservation cancelled".to_string(),
+            }));
+            match &state.payment {
+                PaymentProgress::Completed { charge_ref, amount } => {
+                    r.actions.push(SagaAction::RefundCharge {
+                        charge_ref: charge_ref.clone(),
+                        amount: *amount,
+                    });
+                }
+                PaymentProgress::Requested | PaymentProgress::Deferred { .. } => {
+                    r.actions.push(SagaAction::Payment(PaymentCommand::Void {
+                        reason: "reservation cancelled".to_string(),
+                    }));
+                }
+                _ => {}
+            }
+            r.cancel.extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]);
+        }
+        SagaInput::Reservation(
+            ReservationEvent::ReservationExpired {}
+            | ReservationEvent::ReservationRejected { .. }
+            | ReservationEvent::ReservationPaymentFailed { .. },
+        ) => r.cancel.extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]),
+        SagaInput::Lodging(LodgingEvent::ApprovalGranted {
+            reservation_id,
+            granted_by,
+        }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
+            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordApproval {
+                approved_by: granted_by.clone(),
+            }));
+            r.actions.push(SagaAction::Payment(PaymentCommand::Request {
+                reservation_id: reservation.reservation_id,
+                amount: reservation.total_amount,
+                currency: reservation.currency.clone(),
+            }));
+            r.cancel.push(TimerKind::ApprovalDeadline);
+        }
+        SagaInput::Lodging(LodgingEvent::ApprovalDenied {
+            reason,
+            reservation_id,
+            ..
+        }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
+            r.actions.push(SagaAction::Reservation(ReservationCommand::Reject {
+                reason: reason.clone(),
+            }));
+            r.cancel.push(TimerKind::ApprovalDeadline);
+        }
+        SagaInput::Payment(PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. })
+        | SagaInput::Timer(TimerKind::PaymentRetry)
+            if !state.cancelled && charge_allowed(state, input) =>
+        {
+            r.actions.push(charge(reservation, state.charge_attempts + 1, policy));
+            r.cancel.push(TimerKind::PaymentRetry);
+        }
+        SagaInput::Payment(PaymentEvent::PaymentDeferred {
+            reason, retry_at, ..
+        }) if !state.cancelled => {
+            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordPaymentPending {
+                reason: reason.clone(),
+                retry_at: *retry_at,
+            }));
+            r.arm.push((TimerKind::PaymentRetry, *retry_at));
+        }
+        SagaInput::Payment(PaymentEvent::PaymentCompleted {
+            payment_id,
+            gateway_ref,
+            amount,
+        }) => {
+            if state.cancelled {
+                r.actions.push(SagaAction::RefundCharge {
+                    charge_ref: gateway_ref.clone(),
+                    amount: *amount,
+                });
+            } else {
+                r.actions.push(SagaAction::Reservation(ReservationCommand::Confirm {
+                    payment_id: payment_id.clone(),
+                    amount: *amount,
+                }));
+            }
+            r.cancel.push(TimerKind::PaymentRetry);
+        }
+        SagaInput::Payment(PaymentEvent::PaymentFailed { reason }) => {
+            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordPaymentFailure {
+                reason: reason.clone(),
+            }));
+            r.actions.push(lodging(LodgingCommand::Withdraw {
+                reservation_id: reservation.reservation_id,
+                reason: "payment failed".to_string(),
+            }));
+            r.cancel.push(TimerKind::PaymentRetry);
+        }
+        SagaInput::Payment(PaymentEvent::PaymentRefunded { amount, .. }) => {
+            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordRefund {
+                amount: *amount,
+            }));
+        }
+        SagaInput::Timer(TimerKind::ApprovalDeadline) if awaiting_approval => {
+            r.actions.push(lodging(LodgingCommand::Withdraw {
+                reservation_id: reservation.reservation_id,
+                reason: "approval deadline passed".to_string(),
+            }));
+            r.actions.push(SagaAction::Reservation(ReservationCommand::Expire));
+        }
+        _ => {}
+    }
+    r
+}
+
+/// A charge is sent once per request, once per retry timer, once per admin retry, while unpaid.
+fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
+    match (&state.payment, input) {
+        (PaymentProgress::Requested, SagaInput::Payment(PaymentEvent::PaymentRequested { .. })) => {
+            state.charge_attempts == 0
+        }
+        (PaymentProgress::Deferred { .. }, SagaInput::Timer(TimerKind::PaymentRetry)) => {
+            state.timers.contains_key(&TimerKind::PaymentRetry)
+        }
+        (PaymentProgress::Deferred { .. }, SagaInput::Payment(PaymentEvent::PaymentRetryRequested { .. })) => true,
+        _ => false,
+    }
+}
+
+fn charge(reservation: &ReservationRequested, attempt: u32, policy: &SagaPolicy) -> SagaAction {
+    SagaAction::Charge {
+        idempotency_key: reservation.reservation_id.to_string(),
+        amount: reservation.total_amount,
+        currency: reservation.currency.clone(),
+        attempt,
+        last_attempt: attempt >= policy.max_payment_attempts,
+    }
+}
+
+/// Update what the saga knows from an input it handled.
+fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
+    use SagaStage as S;
+    match input {
+        SagaInput::Reservation(ReservationEvent::ReservationRequested(requested)) => {
+            if state.reservation.is_none() {
+                state.reservation = Some(requested.clone());
+                state.stage = S::AwaitingApproval;
+            }
+        }
+        SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. }) => {
+            state.cancelled = true;
+            state.stage = S::Cancelled;
+        }
+        SagaInput::Reservation(ReservationEvent::ReservationExpired {})
+        | SagaInput::Timer(TimerKind::ApprovalDeadline)
+            if state.stage == S::AwaitingApproval =>
+        {
+            state.stage = S::Expired;
+        }
+        SagaInput::Reservation(ReservationEvent::ReservationRejected { .. })
+        | SagaInput::Lodging(LodgingEvent::ApprovalDenied { .. })
+            if state.stage == S::AwaitingApproval =>
+        {
+            state.stage = S::Rejected;
+        }
+        SagaInput::Lodging(LodgingEvent::ApprovalGranted { .. }) if state.stage == S::AwaitingApproval => {
+            state.stage = S::AwaitingPayment;
+        }
+        SagaInput::Payment(event) => state = observe_payment(state, event),
+        _ => {}
+    }
+    if let SagaInput::Timer(timer) = input {
+        state.timers.remove(timer);
+    }
+    state
+}
+
+fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
+    match event {
+        PaymentEvent::PaymentRequested { .. } if state.payment == PaymentProgress::None => {
+            state.payment = PaymentProgress::Requested;
+        }
+        PaymentEvent::PaymentDeferred { attempt, .. } => {
+            if matches!(state.payment, PaymentProgress::Requested | PaymentProgress::Deferred { .. }) {
+                state.payment = PaymentProgress::Deferred { attempt: *attempt };
+            }
+        }
+        PaymentEvent::PaymentCompleted {
+            gateway_ref,
+            amount,
+            ..
+        } => {
+            state.payment = PaymentProgress::Completed {
+                charge_ref: gateway_ref.clone(),
+                amount: *amount,
+            };
+            if state.stage == SagaStage::AwaitingPayment {
+                state.stage = SagaStage::Confirmed;
+            }
+        }
+        PaymentEvent::PaymentFailed { .. } => {
+            state.payment = PaymentProgress::Failed;
+            if state.stage == SagaStage::AwaitingPayment {
+                state.stage = SagaStage::PaymentFailed;
+            }
+        }
+        PaymentEvent::PaymentRefunded { .. } => state.payment = PaymentProgress::Refunded,
+        PaymentEvent::PaymentVoided { .. } => {
+            if !matches!(state.payment, PaymentProgress::Completed { .. } | PaymentProgress::Refunded) {
+                state.payment = PaymentProgress::Voided;
+            }
+        }
+        _ => {}
+    }
+    state
+}

@@ -1,0 +1,86 @@
+//! A stay: the nights between check-in and check-out, and how many guests.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Longest stay that can be requested, in nights.
+pub const MAX_NIGHTS: u32 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stay {
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub guests: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StayError {
+    #[error("check_out ({check_out}) must be after check_in ({check_in})")]
+    CheckOutNotAfterCheckIn {
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+    },
+    #[error("a stay is at most {MAX_NIGHTS} nights, this one is {nights}")]
+    TooManyNights { nights: i64 },
+    #[error("check_in {check_in} is in the past (today is {today})")]
+    InThePast { check_in: NaiveDate, today: NaiveDate },
+    #[error("guests must be at least 1")]
+    NoGuests,
+    #[error("{guests} guests exceed the lodging's {max_guests} per room")]
+    TooManyGuests { guests: u32, max_guests: u32 },
+}
+
+impl Stay {
+    /// Number of nights (check_out - check_in), negative or zero for an invalid stay.
+    #[must_use]
+    pub fn nights_signed(&self) -> i64 {
+        (self.check_out - self.check_in).num_days()
+    }
+
+    /// Number of nights of a valid stay.
+    #[must_use]
+    pub fn nights(&self) -> u32 {
+        u32::try_from(self.nights_signed().max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// Every night of the stay (the date each night starts), check_in inclusive, check_out exclusive.
+    pub fn each_night(&self) -> impl Iterator<Item = NaiveDate> {
+        self.check_in
+            .iter_days()
+            .take_while({
+                let check_out = self.check_out;
+                move |night| *night < check_out
+            })
+            .take(MAX_NIGHTS as usize)
+    }
+
+    /// Check the stay's own rules: dates ordered, 1..=30 nights, not in the past, 1..=max guests.
+    pub fn validate(&self, today: NaiveDate, max_guests: u32) -> Result<(), StayError> {
+        let nights = self.nights_signed();
+        if nights <= 0 {
+            return Err(StayError::CheckOutNotAfterCheckIn {
+                check_in: self.check_in,
+                check_out: self.check_out,
+            });
+        }
+        if nights > i64::from(MAX_NIGHTS) {
+            return Err(StayError::TooManyNights { nights });
+        }
+        if self.check_in < today {
+            return Err(StayError::InThePast {
+                check_in: self.check_in,
+                today,
+            });
+        }
+        if self.guests == 0 {
+            return Err(StayError::NoGuests);
+        }
+        if self.guests > max_guests {
+            return Err(StayError::TooManyGuests {
+                guests: self.guests,
+                max_guests,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Position;
+
+/// Expected version of a stream when appending. Versions are 0-based: the first event of a stream
+/// has version 0, so `Exact(n)` means "the last event in the stream has version n".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    Any,
+    NoStream,
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// The expectation matching a stream whose last version is `current`.
+    #[must_use]
+    pub fn from_current(current: StreamVersion) -> Self {
+        current.map_or(Self::NoStream, Self::Exact)
+    }
+}
+
+/// Version of a stream's last event; `None` for a stream that does not exist.
+pub type StreamVersion = Option<u64>;
+
+/// Who caused an event and why: carried from the command to every event it produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    /// Who or what caused it: `customer:c-1`, `admin:a-1`, `saga`, `payment-worker`...
+    pub actor: String,
+}
+
+/// An event to append: type + JSON payload + metadata. The store adds version, position,
+/// `recorded_at` and the hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub metadata: EventMetadata,
+}
+
+/// An event as recorded in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub event_id: Uuid,
+    pub stream: String,
+    pub version: u64,
+    pub position: Position,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+    /// hex SHA-256 of (previous event's hash in this stream, or empty) + this event's canonical bytes.
+    pub hash: String,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// Version of the stream's last event after the append.
+    pub last_version: u64,
+    /// Global position of the last event written (or of the stream's last event if all were duplicates).
+    pub position: Position,
+}

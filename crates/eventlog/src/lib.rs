@@ -1,0 +1,76 @@
+//! The event-log port and its adapters.
+//!
+//! Owns: how events are stored and read back: the [`EventLog`] port (append with an expected version,
+//! read a stream, read and subscribe to the global log), event metadata and the per-stream hash chain,
+//! the embedded SQLite adapter (default), the EventStoreDB adapter, and the generic [`Repository`]
+//! (load -> decide -> append with optimistic concurrency, snapshots for long streams).
+//! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
+//! `domain` (adapters only move serialized envelopes).
+
+mod envelope;
+mod error;
+
+pub use envelope::{
+    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamVersion,
+};
+pub use error::{AppendError, LogError};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// Global log position. The first event ever appended has position 1 on the embedded store;
+/// on EventStoreDB it is the commit position. `0` means "before everything".
+pub type Position = u64;
+
+/// A live, ordered stream of recorded events from a subscription.
+pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
+
+/// The event-store port. Every adapter passes the same conformance suite (`conformance` module).
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Append `events` to `stream` if its current version matches `expected`.
+    /// Events whose `event_id` is already in the stream are skipped (idempotent); if every event is
+    /// a duplicate, the outcome reports the stream as it is. Durable before it returns `Ok`.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError>;
+
+    /// Events of `stream` with version >= `from_version`, in order, at most `limit`.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The current version of `stream` (version of its last event), `None` if it does not exist.
+    async fn stream_version(&self, stream: &str) -> Result<StreamVersion, LogError>;
+
+    /// Events of the global log with position >= `from_position`, in order, at most `limit`.
+    async fn read_all(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Position of the last event in the global log (0 if empty).
+    async fn head_position(&self) -> Result<Position, LogError>;
+
+    /// Catch up from `from_position` (inclusive), then follow live appends; never skips, never reorders.
+    fn subscribe(&self, from_position: Position) -> EventSubscription;
+
+    /// Load the latest snapshot of `stream`: (version it reflects, state JSON).
+    async fn load_snapshot(&self, stream: &str)
+        -> Result<Option<(u64, serde_json::Value)>, LogError>;
+
+    /// Store a snapshot of `stream` at `version`.
+    async fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        state: serde_json::Value,
+    ) -> Result<(), LogError>;
+}
