@@ -1,0 +1,136 @@
+//! Command-line interface: every flag has a `STAYLEDGER_*` environment fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "stayledger", version, about = "Event-sourced lodging reservations")]
+pub struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "STAYLEDGER_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process on one port, over the embedded stores.
+    Serve(ServeArgs),
+    /// Print a signed JWT on stdout.
+    Token(TokenArgs),
+    /// The sandbox payment gateway alone (a stand-in for a real gateway; never charges real money).
+    PaymentSandbox(SandboxArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded stores (SQLite files) and the JWT secret.
+    #[arg(long, env = "STAYLEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Undecided requests expire after this (e.g. 24h, 30m, 500ms).
+    #[arg(long, env = "STAYLEDGER_APPROVAL_DEADLINE", default_value = "24h", value_parser = parse_duration)]
+    pub approval_deadline: Duration,
+    /// Payment gateway base URL (default: the built-in sandbox at http://<addr>/sandbox).
+    #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_URL")]
+    pub payment_gateway_url: Option<String>,
+    /// First retry delay of a deferred payment; then exponential backoff with jitter.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub payment_retry_base: Duration,
+    /// Charge attempts before a payment fails.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_MAX_ATTEMPTS", default_value_t = 8)]
+    pub payment_max_attempts: u32,
+    /// Timeout of one call to the payment gateway.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub payment_timeout: Duration,
+    /// /readyz answers 503 while the projector is more than this many events behind.
+    #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
+    pub max_projector_lag: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Customer,
+    Admin,
+    Auditor,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Subject: the customer's, admin's or auditor's id.
+    #[arg(long)]
+    pub sub: String,
+    /// A lodging this admin manages (repeatable); `*` = platform admin.
+    #[arg(long = "lodging")]
+    pub lodgings: Vec<String>,
+    /// Lifetime of the token (e.g. 1h, 30m).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    #[arg(long, env = "STAYLEDGER_SANDBOX_ADDR", default_value = "127.0.0.1:8090")]
+    pub addr: SocketAddr,
+}
+
+/// Parse `500ms`, `2s`, `30m`, `24h`, `7d` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 30m, 24h"))?;
+    let millis = match unit {
+        "ms" => Some(value),
+        "" | "s" => value.checked_mul(1_000),
+        "m" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        "d" => value.checked_mul(86_400_000),
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
+    }
+    .ok_or_else(|| format!("duration {text:?} is too large"))?;
+    Ok(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
