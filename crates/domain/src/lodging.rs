@@ -389,3 +389,6 @@ fn withdraw(state: &LodgingApproval, reservation_id: ReservationId, reason: &str
         _ => vec![],
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -253,11 +253,8 @@ impl Aggregate for ReservationAggregate {
                 cancelled_by,
                 reason,
             } => cancel(state, cancelled_by, reason, now)?,
-            C::RecordRefund { amount }
-                if status == S::Cancelled
-                    && state.refund_due > 0
-                    && state.refunded_amount.is_none() =>
-            {
+            // Also when nothing was due at cancellation: a charge that landed after it is refunded too.
+            C::RecordRefund { amount } if status == S::Cancelled && state.refunded_amount.is_none() => {
                 vec![E::ReservationRefunded { amount: *amount }]
             }
             C::Expire if status == S::Requested => vec![E::ReservationExpired {}],
@@ -374,3 +371,6 @@ fn cancel(
         refund_due,
     }])
 }
+
+#[cfg(test)]
+mod tests;

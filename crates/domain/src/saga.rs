@@ -324,6 +324,15 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
             }));
             r.cancel.push(TimerKind::ApprovalDeadline);
         }
+        // The payment was requested before the cancellation, but its `PaymentRequested` is seen after
+        // it (so the cancellation had nothing to void yet): void it now, never charge it.
+        SagaInput::Payment(PaymentEvent::PaymentRequested { .. })
+            if state.cancelled && state.payment == PaymentProgress::None =>
+        {
+            r.actions.push(SagaAction::Payment(PaymentCommand::Void {
+                reason: "reservation cancelled".to_string(),
+            }));
+        }
         SagaInput::Payment(PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. })
         | SagaInput::Timer(TimerKind::PaymentRetry)
             if !state.cancelled && charge_allowed(state, input) =>
@@ -388,9 +397,12 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
 /// A charge is sent once per request, once per retry timer, once per admin retry, while unpaid.
 fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
     match (&state.payment, input) {
-        (PaymentProgress::Requested, SagaInput::Payment(PaymentEvent::PaymentRequested { .. })) => {
-            state.charge_attempts == 0
-        }
+        // `state` is the state before this input is observed: the payment is still `None` when its
+        // `PaymentRequested` is handled for the first time.
+        (
+            PaymentProgress::None | PaymentProgress::Requested,
+            SagaInput::Payment(PaymentEvent::PaymentRequested { .. }),
+        ) => state.charge_attempts == 0,
         (PaymentProgress::Deferred { .. }, SagaInput::Timer(TimerKind::PaymentRetry)) => {
             state.timers.contains_key(&TimerKind::PaymentRetry)
         }
