@@ -1,1 +1,89 @@
-//! placeholder
+//! The read side of stayledger: the views (ReservationList, ManagementList, lodging catalog), the
+//! pure projection that builds them from decoded events, and the [`ViewStore`] port with its
+//! adapters (embedded SQLite, the default; MongoDB).
+//!
+//! Owns: the view documents and their JSON shape, how events change them (`projection`, shared by
+//! every adapter), how views, checkpoints and dead letters are stored and queried, and the one
+//! conformance suite every adapter passes.
+//! Must not: read or subscribe to the event log (the projector feeds it [`ViewEvent`]s), know about
+//! HTTP, or read the wall clock into a document (a rebuild must equal live projection byte for byte).
+
+pub mod conformance;
+mod error;
+mod event;
+mod mongo;
+pub mod projection;
+mod query;
+mod sqlite;
+mod views;
+
+pub use error::ViewError;
+pub use event::{AnyEvent, ViewEvent};
+pub use mongo::MongoViewStore;
+pub use query::{DeadLetter, Page, PageRequest, RequestFilter, ReservationFilter, MAX_PAGE};
+pub use sqlite::SqliteViewStore;
+pub use views::{
+    parse_reservation_status, ApprovalMode, ApprovalStatus, LodgingView, ManagementView,
+    PaymentStatus, RefundStatus, ReservationStatus, ReservationView, RESERVATION_STATUSES,
+};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// The view-store port. Every adapter passes [`conformance`].
+///
+/// Writes are exactly-once in effect: every document remembers the global position of the last
+/// event that changed it and skips events at or before it, and the checkpoint moves with the views
+/// (in the same transaction where the store allows).
+#[async_trait]
+pub trait ViewStore: Send + Sync + 'static {
+    /// The position of the last event `projector_id` applied or parked (0 = nothing yet).
+    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError>;
+
+    /// Apply `events` (in log order) to the views and move the checkpoint of `projector_id` to the
+    /// last position of the batch, atomically where the store allows. Events at or before the
+    /// checkpoint are skipped, so replaying a batch is a no-op.
+    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError>;
+
+    /// One reservation's ReservationList document.
+    async fn reservation(&self, reservation_id: Uuid) -> Result<Option<ReservationView>, ViewError>;
+
+    /// ReservationList documents, newest request first.
+    async fn reservations(
+        &self,
+        filter: &ReservationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ReservationView>, ViewError>;
+
+    /// One approval request's ManagementList document.
+    async fn request(&self, reservation_id: Uuid) -> Result<Option<ManagementView>, ViewError>;
+
+    /// ManagementList documents, oldest request first.
+    async fn requests(
+        &self,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ManagementView>, ViewError>;
+
+    /// One lodging of the catalog.
+    async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError>;
+
+    /// The catalog, by lodging id.
+    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError>;
+
+    /// Park an event `projector_id` cannot handle, and move its checkpoint past it.
+    async fn record_dead_letter(
+        &self,
+        projector_id: &str,
+        dead_letter: &DeadLetter,
+    ) -> Result<(), ViewError>;
+
+    /// Every parked event, in log order.
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError>;
+
+    /// How many events are parked.
+    async fn dead_letter_count(&self) -> Result<u64, ViewError>;
+
+    /// Readiness: the store answers.
+    async fn ping(&self) -> Result<(), ViewError>;
+}

@@ -1,0 +1,1 @@
+//! The pure projection shared by every store adapter.

@@ -1,0 +1,219 @@
+//! What the query API asks the views: filters, pages with opaque cursors, and dead letters.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ViewError;
+use crate::views::{parse_reservation_status, ApprovalStatus, ReservationStatus};
+
+/// Largest page a store answers, whatever the caller asks for.
+pub const MAX_PAGE: usize = 1000;
+
+/// Which reservations to list (ReservationList), newest request first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReservationFilter {
+    /// Only this customer's reservations.
+    pub customer_id: Option<String>,
+    /// Only reservations of these lodgings; `None` = every lodging, `Some(vec![])` = none.
+    pub lodging_ids: Option<Vec<String>>,
+    /// Only this `status` (`requested`, `confirmed`, ...).
+    pub status: Option<String>,
+}
+
+impl ReservationFilter {
+    /// The status filter, checked against the contract.
+    pub fn parsed_status(&self) -> Result<Option<ReservationStatus>, ViewError> {
+        self.status
+            .as_deref()
+            .map(|text| {
+                parse_reservation_status(text).ok_or_else(|| {
+                    ViewError::InvalidFilter(format!("unknown reservation status {text:?}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Which approval requests to list (ManagementList), oldest request first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// Only requests of these lodgings (an admin's lodgings); `None` = every lodging.
+    pub lodging_ids: Option<Vec<String>>,
+    /// Only requests of this lodging (combined with `lodging_ids` by AND).
+    pub lodging_id: Option<String>,
+    /// Only this `request_status` (`pending`, `approved`, ...).
+    pub status: Option<String>,
+}
+
+impl RequestFilter {
+    /// The status filter, checked against the contract.
+    pub fn parsed_status(&self) -> Result<Option<ApprovalStatus>, ViewError> {
+        self.status
+            .as_deref()
+            .map(|text| {
+                ApprovalStatus::parse(text).ok_or_else(|| {
+                    ViewError::InvalidFilter(format!("unknown request status {text:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// The lodgings the request must belong to: the intersection of `lodging_ids` and `lodging_id`.
+    /// `None` = any lodging.
+    #[must_use]
+    pub fn lodgings(&self) -> Option<Vec<String>> {
+        match (&self.lodging_ids, &self.lodging_id) {
+            (None, None) => None,
+            (Some(ids), None) => Some(ids.clone()),
+            (None, Some(id)) => Some(vec![id.clone()]),
+            (Some(ids), Some(id)) => Some(ids.iter().filter(|i| *i == id).cloned().collect()),
+        }
+    }
+}
+
+/// A page request: at most `limit` items (clamped to 1..=[`MAX_PAGE`]) after `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// The `next_cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+}
+
+impl PageRequest {
+    #[must_use]
+    pub fn first(limit: usize) -> Self {
+        Self {
+            limit,
+            cursor: None,
+        }
+    }
+
+    /// The limit a store applies.
+    #[must_use]
+    pub fn clamped_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+}
+
+/// One page of a list; `next_cursor` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// An event a projector could not handle, parked so the projection goes on (R8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub stream: String,
+    pub event_type: String,
+    pub error: String,
+}
+
+/// Which list a cursor belongs to, so a cursor of one list is refused by another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CursorKind {
+    Reservations,
+    Requests,
+    Lodgings,
+}
+
+impl CursorKind {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Reservations => "r",
+            Self::Requests => "q",
+            Self::Lodgings => "l",
+        }
+    }
+}
+
+/// Encode a sort key as an opaque cursor.
+pub(crate) fn encode_cursor(kind: CursorKind, key: &str) -> String {
+    hex::encode(format!("{}:{key}", kind.tag()))
+}
+
+/// Decode a cursor handed out by [`encode_cursor`] for the same list.
+pub(crate) fn decode_cursor(kind: CursorKind, cursor: &str) -> Result<String, ViewError> {
+    let bad = || ViewError::BadCursor(format!("{cursor:?} is not a cursor of this list"));
+    let bytes = hex::decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (tag, key) = text.split_once(':').ok_or_else(bad)?;
+    if tag != kind.tag() {
+        return Err(bad());
+    }
+    Ok(key.to_string())
+}
+
+/// Encode a numeric sort key (a log position) as a cursor.
+pub(crate) fn encode_seq_cursor(kind: CursorKind, seq: u64) -> String {
+    encode_cursor(kind, &seq.to_string())
+}
+
+/// Decode a numeric sort key cursor.
+pub(crate) fn decode_seq_cursor(kind: CursorKind, cursor: &str) -> Result<u64, ViewError> {
+    decode_cursor(kind, cursor)?
+        .parse()
+        .map_err(|_| ViewError::BadCursor(format!("{cursor:?} is not a cursor of this list")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_other_lists() {
+        let cursor = encode_seq_cursor(CursorKind::Reservations, 42);
+        assert_eq!(decode_seq_cursor(CursorKind::Reservations, &cursor), Ok(42));
+        assert!(matches!(
+            decode_seq_cursor(CursorKind::Requests, &cursor),
+            Err(ViewError::BadCursor(_))
+        ));
+        assert!(matches!(
+            decode_seq_cursor(CursorKind::Reservations, "zz"),
+            Err(ViewError::BadCursor(_))
+        ));
+        let lodging = encode_cursor(CursorKind::Lodgings, "seoul-1:a");
+        assert_eq!(
+            decode_cursor(CursorKind::Lodgings, &lodging),
+            Ok("seoul-1:a".to_string())
+        );
+    }
+
+    #[test]
+    fn request_filter_intersects_lodgings() {
+        let filter = RequestFilter {
+            lodging_ids: Some(vec!["a".into(), "b".into()]),
+            lodging_id: Some("c".into()),
+            status: None,
+        };
+        assert_eq!(filter.lodgings(), Some(vec![]));
+        let filter = RequestFilter {
+            lodging_id: Some("b".into()),
+            ..filter
+        };
+        assert_eq!(filter.lodgings(), Some(vec!["b".to_string()]));
+    }
+
+    #[test]
+    fn unknown_status_is_an_invalid_filter() {
+        let filter = ReservationFilter {
+            status: Some("lost".into()),
+            ..ReservationFilter::default()
+        };
+        assert!(matches!(
+            filter.parsed_status(),
+            Err(ViewError::InvalidFilter(_))
+        ));
+        let filter = ReservationFilter {
+            status: Some("payment_pending".into()),
+            ..ReservationFilter::default()
+        };
+        assert_eq!(
+            filter.parsed_status(),
+            Ok(Some(ReservationStatus::PaymentPending))
+        );
+    }
+}
