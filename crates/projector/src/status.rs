@@ -77,7 +77,7 @@ impl ProjectorStatus {
     /// Wait until the views reflect `position`; `false` if they do not within `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut applied = self.subscribe();
-        let reached = applied.wait_for(|applied| *applied >= position);
-        matches!(tokio::time::timeout(timeout, reached).await, Ok(Ok(_)))
+        let reached = async move { applied.wait_for(|applied| *applied >= position).await.is_ok() };
+        tokio::time::timeout(timeout, reached).await.unwrap_or(false)
     }
 }
