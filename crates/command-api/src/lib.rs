@@ -1,1 +1,69 @@
-//! placeholder
+//! The command side of stayledger: application services for every command (register a lodging,
+//! request / cancel a reservation, approve / reject a request, retry a deferred payment) and their
+//! axum HTTP adapter, plus the HTTP pieces both APIs share: JWT auth ([`auth`]), problem+json
+//! ([`problem`]) and the edge layers ([`edge`]).
+//!
+//! Owns: who may run which command, input validation, idempotency (`Idempotency-Key`), the mapping of
+//! domain rejections / conflicts / store failures to HTTP statuses.
+//! Must not: decide business rules (that is `domain`), know how events are stored (only the
+//! `eventlog` port and repository), read or write views, or call the payment gateway.
+
+pub mod auth;
+pub mod body;
+mod catalog;
+pub mod edge;
+pub mod error;
+mod http;
+pub mod idempotency;
+pub mod input;
+pub mod problem;
+pub mod services;
+mod shim;
+mod store;
+
+use std::sync::Arc;
+
+use eventlog::EventLog;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{Auth, Claims, Principal, Role};
+pub use error::CommandError;
+pub use http::{router, CommandState, IdempotencyHeader, REPLAYED_HEADER};
+pub use problem::{FieldError, Problem};
+pub use services::{Accepted, CommandOptions, CommandServices, Invocation};
+
+/// What the standalone command service runs on.
+#[derive(Clone)]
+pub struct CommandConfig {
+    pub log: Arc<dyn EventLog>,
+    pub auth: Arc<Auth>,
+    pub options: CommandOptions,
+}
+
+impl CommandConfig {
+    #[must_use]
+    pub fn new(log: Arc<dyn EventLog>, auth: Arc<Auth>) -> Self {
+        Self {
+            log,
+            auth,
+            options: CommandOptions::default(),
+        }
+    }
+}
+
+/// Serve the command routes on `listener` until `shutdown` is cancelled (in-flight requests finish).
+pub async fn run(
+    config: CommandConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = CommandState::with_options(config.log, config.auth, config.options);
+    let app = router(state).fallback(problem::not_found);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "command API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,215 @@
+//! The typed inputs of the commands, read from JSON bodies with every field checked (400 with
+//! `errors: [{field, message}]` when a field is missing, of the wrong type or out of range).
+//! Rules that need more than one field or stored data (dates ordered, lodging known...) are the
+//! domain's and answer 422.
+
+use domain::lodging::ApprovalMode;
+use domain::Stay;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::body::{Fields, MAX_TEXT_CHARS};
+use crate::problem::Problem;
+
+/// Bounds published in the OpenAPI document as well.
+pub mod limits {
+    pub const MAX_NAME_CHARS: usize = 200;
+    pub const MAX_NIGHTLY_RATE: i64 = 1_000_000_000_000;
+    pub const MAX_ROOMS: i64 = 10_000;
+    pub const MAX_GUESTS: i64 = 100;
+    pub const DEFAULT_MAX_GUESTS: u32 = 2;
+    pub const DEFAULT_CURRENCY: &str = "KRW";
+}
+
+/// `POST /lodgings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegisterLodging {
+    /// `None`: the id is generated (from the Idempotency-Key when one is given).
+    pub lodging_id: Option<String>,
+    pub name: String,
+    pub nightly_rate: i64,
+    pub currency: String,
+    pub rooms: u32,
+    pub max_guests: u32,
+    pub approval_mode: ApprovalMode,
+    /// `None`: the registering admin.
+    pub admin_id: Option<String>,
+}
+
+/// `POST /reservations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestReservation {
+    pub lodging_id: String,
+    pub stay: Stay,
+}
+
+/// `POST /reservations/{id}/cancel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelReservation {
+    pub reason: String,
+}
+
+/// `POST /management/requests/{id}/reject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectRequest {
+    pub reason: String,
+}
+
+fn to_u32(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+impl RegisterLodging {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        use limits::{
+            DEFAULT_CURRENCY, DEFAULT_MAX_GUESTS, MAX_GUESTS, MAX_NAME_CHARS, MAX_NIGHTLY_RATE,
+            MAX_ROOMS,
+        };
+        let mut f = Fields::new(body);
+        let lodging_id = f.optional_id("lodging_id");
+        let name = f.text("name", MAX_NAME_CHARS);
+        let nightly_rate = f.integer("nightly_rate", 0, MAX_NIGHTLY_RATE);
+        let currency = f.optional_text("currency", 3);
+        if let Some(code) = &currency {
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                f.reject(
+                    "currency",
+                    "must be an ISO 4217 code of 3 capital letters, e.g. KRW",
+                );
+            }
+        }
+        let rooms = f.integer("rooms", 1, MAX_ROOMS);
+        let max_guests = f.optional_integer("max_guests", 1, MAX_GUESTS);
+        let approval_mode = match f.optional_choice("approval_mode", &["manual", "instant"]) {
+            Some("instant") => ApprovalMode::Instant,
+            _ => ApprovalMode::Manual,
+        };
+        let admin_id = f.optional_id("admin_id");
+        f.finish()?;
+        let (Some(name), Some(nightly_rate), Some(rooms)) = (name, nightly_rate, rooms) else {
+            return Err(Problem::bad_request("invalid request fields"));
+        };
+        Ok(Self {
+            lodging_id,
+            name: name.trim().to_string(),
+            nightly_rate,
+            currency: currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+            rooms: to_u32(rooms),
+            max_guests: max_guests.map_or(DEFAULT_MAX_GUESTS, to_u32),
+            approval_mode,
+            admin_id,
+        })
+    }
+}
+
+impl RequestReservation {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        let mut f = Fields::new(body);
+        let lodging_id = f.id("lodging_id");
+        let check_in = f.date("check_in");
+        let check_out = f.date("check_out");
+        let guests = f.integer("guests", 1, limits::MAX_GUESTS);
+        f.finish()?;
+        let (Some(lodging_id), Some(check_in), Some(check_out), Some(guests)) =
+            (lodging_id, check_in, check_out, guests)
+        else {
+            return Err(Problem::bad_request("invalid request fields"));
+        };
+        Ok(Self {
+            lodging_id,
+            stay: Stay {
+                check_in,
+                check_out,
+                guests: to_u32(guests),
+            },
+        })
+    }
+}
+
+impl CancelReservation {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        let mut f = Fields::new(body);
+        let reason = f.optional_text("reason", MAX_TEXT_CHARS);
+        f.finish()?;
+        Ok(Self {
+            reason: reason.unwrap_or_else(|| "cancelled by the customer".to_string()),
+        })
+    }
+}
+
+impl RejectRequest {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        let mut f = Fields::new(body);
+        let reason = f.text("reason", MAX_TEXT_CHARS);
+        f.finish()?;
+        reason
+            .map(|reason| Self { reason })
+            .ok_or_else(|| Problem::bad_request("invalid request fields"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn lodging_defaults_apply_and_bad_fields_are_named() {
+        let ok = RegisterLodging::parse(&object(
+            json!({"name": "Hanok", "nightly_rate": 120000, "rooms": 3}),
+        ));
+        let ok = ok.expect("valid");
+        assert_eq!(
+            (ok.currency.as_str(), ok.max_guests, ok.approval_mode),
+            ("KRW", 2, ApprovalMode::Manual)
+        );
+        let bad = RegisterLodging::parse(&object(json!({
+            "lodging_id": "bad id*", "name": "", "nightly_rate": -1, "rooms": 0, "currency": "won",
+            "approval_mode": "maybe"
+        })))
+        .expect_err("invalid");
+        let named: Vec<&str> = bad.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "lodging_id",
+                "name",
+                "nightly_rate",
+                "currency",
+                "rooms",
+                "approval_mode"
+            ]
+        );
+    }
+
+    #[test]
+    fn reservation_needs_every_field() {
+        let bad =
+            RequestReservation::parse(&object(json!({"guests": "two"}))).expect_err("invalid");
+        assert_eq!(bad.errors.len(), 4);
+        let ok = RequestReservation::parse(&object(json!({
+            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2, "note": "ignored"
+        })))
+        .expect("valid");
+        assert_eq!(ok.stay.nights(), 2);
+    }
+
+    #[test]
+    fn reject_needs_a_reason_and_cancel_has_a_default() {
+        assert_eq!(
+            RejectRequest::parse(&Map::new())
+                .expect_err("missing")
+                .status,
+            400
+        );
+        assert!(!CancelReservation::parse(&Map::new())
+            .expect("default")
+            .reason
+            .is_empty());
+    }
+}

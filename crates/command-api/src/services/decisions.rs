@@ -1,0 +1,215 @@
+//! The lodging admin's commands: approve or reject a request, retry a deferred payment.
+//!
+//! The reservation is loaded first: it names the lodging (whose admin may decide) and carries the
+//! stay, so an admin may decide before the saga has forwarded the request.
+
+use domain::lodging::{LodgingAggregate, LodgingCommand};
+use domain::payment::{PaymentAggregate, PaymentCommand};
+use domain::reservation::{ReservationRequested, ReservationStatus};
+use domain::{Aggregate, ReservationId};
+use eventlog::RecordedEvent;
+
+use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
+use crate::error::CommandError;
+use crate::input::RejectRequest;
+use crate::store::execute;
+
+/// What the admin decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Reject(String),
+}
+
+impl Decision {
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject(_) => "rejected",
+        }
+    }
+
+    /// Whether `event` is what this decision writes about `reservation_id`.
+    fn wrote(&self, event: &RecordedEvent, reservation_id: ReservationId) -> bool {
+        let about = event.data["reservation_id"] == reservation_id.to_string().as_str();
+        match self {
+            Self::Approve => about && event.event_type == "ApprovalGranted",
+            Self::Reject(reason) => {
+                about
+                    && event.event_type == "ApprovalDenied"
+                    && event.data["reason"] == reason.as_str()
+            }
+        }
+    }
+}
+
+impl CommandServices {
+    /// Grant a request if every night of its stay has a free room; 409 naming the first full night.
+    pub async fn approve_request(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+    ) -> Result<Accepted, CommandError> {
+        permit(&invocation.principal, Operation::DecideRequest)?;
+        let operation = format!("approve:{reservation_id}");
+        self.idempotent(invocation, &operation, &(), |cause| {
+            self.decide_once(invocation, reservation_id, Decision::Approve, cause)
+        })
+        .await
+    }
+
+    /// Deny a request; 409 if it was already decided.
+    pub async fn reject_request(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        input: RejectRequest,
+    ) -> Result<Accepted, CommandError> {
+        permit(&invocation.principal, Operation::DecideRequest)?;
+        let operation = format!("reject:{reservation_id}");
+        self.idempotent(invocation, &operation, &input, |cause| {
+            self.decide_once(
+                invocation,
+                reservation_id,
+                Decision::Reject(input.reason.clone()),
+                cause,
+            )
+        })
+        .await
+    }
+
+    /// The reservation's request, if `invocation`'s admin manages its lodging.
+    async fn managed_request(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+    ) -> Result<(ReservationRequested, ReservationStatus), CommandError> {
+        let reservation = self.store.reservation(reservation_id).await?;
+        let details = reservation
+            .details
+            .ok_or_else(|| CommandError::NotFound(format!("no reservation {reservation_id}")))?;
+        if !invocation.principal.manages(&details.lodging_id) {
+            return Err(CommandError::Forbidden(format!(
+                "you do not manage lodging {}",
+                details.lodging_id
+            )));
+        }
+        Ok((details, reservation.status))
+    }
+
+    async fn decide_once(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        decision: Decision,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        let (details, status) = self.managed_request(invocation, reservation_id).await?;
+        let result = if status == ReservationStatus::Requested {
+            self.decide(invocation, &details, &decision, cause).await
+        } else {
+            Err(CommandError::wrong_state(
+                "already-decided",
+                format!("reservation is already {}", status.as_str()),
+            ))
+        };
+        match result {
+            Err(error @ CommandError::WrongState { .. }) if cause.keyed => {
+                // Decided already: by this very request's first attempt?
+                let stream = LodgingAggregate::stream_name(&details.lodging_id);
+                let written = self.written_by(&stream, cause).await?;
+                let id = reservation_id.to_string();
+                let replayed = replay(&written, (&id, decision.status()), |e| {
+                    decision.wrote(e, reservation_id)
+                })?;
+                replayed.ok_or(error)
+            }
+            other => other,
+        }
+    }
+
+    async fn decide(
+        &self,
+        invocation: &Invocation,
+        details: &ReservationRequested,
+        decision: &Decision,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        let reservation_id = details.reservation_id;
+        let actor = invocation.principal.actor();
+        let command = match decision {
+            Decision::Approve => LodgingCommand::Grant {
+                reservation_id,
+                stay: details.stay(),
+                granted_by: actor,
+            },
+            Decision::Reject(reason) => LodgingCommand::Deny {
+                reservation_id,
+                stay: details.stay(),
+                reason: reason.clone(),
+                denied_by: actor,
+            },
+        };
+        let ctx = context(invocation, reservation_id, cause);
+        let lodgings = &self.store.lodgings;
+        let executed = execute(
+            lodgings,
+            self.store.attempts,
+            &details.lodging_id,
+            &command,
+            &ctx,
+        )
+        .await?;
+        let position = executed.outcome.map_or(0, |o| o.position);
+        Ok(Accepted::new(reservation_id, decision.status(), position))
+    }
+
+    /// Ask for a deferred payment to be charged now; 409 unless the payment is deferred.
+    pub async fn retry_payment(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+    ) -> Result<Accepted, CommandError> {
+        permit(&invocation.principal, Operation::RetryPayment)?;
+        let operation = format!("retry-payment:{reservation_id}");
+        self.idempotent(invocation, &operation, &(), |cause| {
+            self.retry_once(invocation, reservation_id, cause)
+        })
+        .await
+    }
+
+    async fn retry_once(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        self.managed_request(invocation, reservation_id).await?;
+        let id = reservation_id.to_string();
+        // The payment stays deferred after a retry request, so look for this request's first
+        // attempt before deciding again.
+        let written = self
+            .written_by(&PaymentAggregate::stream_name(&id), cause)
+            .await?;
+        let earlier = replay(&written, (&id, "retry_requested"), |e| {
+            e.event_type == "PaymentRetryRequested"
+        })?;
+        if let Some(answer) = earlier {
+            return Ok(answer);
+        }
+        let command = PaymentCommand::RetryNow {
+            requested_by: invocation.principal.actor(),
+        };
+        let ctx = context(invocation, reservation_id, cause);
+        let executed = execute(
+            &self.store.payments,
+            self.store.attempts,
+            &id,
+            &command,
+            &ctx,
+        )
+        .await?;
+        let position = executed.outcome.map_or(0, |o| o.position);
+        Ok(Accepted::new(id, "retry_requested", position))
+    }
+}

@@ -1,0 +1,228 @@
+//! The application services of the command side, usable without HTTP: each looks up what its
+//! decision needs, checks who may ask, runs the aggregate through the repository and answers with
+//! the position of the last event written.
+//!
+//! Access (ARCHITECTURE.md section 7): a customer requests and cancels only their own reservations;
+//! an admin decides requests and retries payments only of lodgings in their `lodgings` claim (`*` =
+//! all, and only `*` may register lodgings); an auditor changes nothing. Another customer's
+//! reservation answers 403 (it exists, it is not yours), an unknown one 404; the query API does the same.
+
+mod decisions;
+mod lodgings;
+mod reservations;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::shim::CommandContext;
+use chrono::Utc;
+use eventlog::{EventLog, RecordedEvent};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::{Principal, Role};
+use crate::catalog::LodgingCatalog;
+use crate::error::CommandError;
+use crate::idempotency::{self, IdempotencyKey, Replay, ReplayCache};
+use crate::store::Store;
+
+/// Tuning of the command side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandOptions {
+    /// Attempts of a command whose stream keeps moving before it answers 409.
+    pub conflict_attempts: u32,
+    /// First answers to idempotent requests kept in memory (the log keeps them durably).
+    pub replay_cache_capacity: usize,
+}
+
+impl Default for CommandOptions {
+    fn default() -> Self {
+        Self {
+            conflict_attempts: 12,
+            replay_cache_capacity: 20_000,
+        }
+    }
+}
+
+/// Who asks, under which request id, with which `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub principal: Principal,
+    /// Causation id of the events written when no key is given.
+    pub request_id: Uuid,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// A command that was carried out (or, `replayed`, had been carried out by an earlier request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub id: String,
+    pub status: &'static str,
+    /// Global position of the last event written: pass it to a query as `min_position`.
+    pub position: u64,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+impl Accepted {
+    fn new(id: impl ToString, status: &'static str, position: u64) -> Self {
+        Self {
+            id: id.to_string(),
+            status,
+            position,
+            replayed: false,
+        }
+    }
+
+    fn replayed(mut self) -> Self {
+        self.replayed = true;
+        self
+    }
+}
+
+/// The commands, for access checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    RegisterLodging,
+    RequestReservation,
+    CancelReservation,
+    DecideRequest,
+    RetryPayment,
+}
+
+/// Whether `principal`'s role may attempt `operation` at all (ownership is checked on the resource).
+pub fn permit(principal: &Principal, operation: Operation) -> Result<(), CommandError> {
+    let (allowed, rule) = match operation {
+        Operation::RegisterLodging => (
+            principal.is_platform_admin(),
+            "only a platform admin (lodgings claim `*`) registers lodgings",
+        ),
+        Operation::RequestReservation => (
+            principal.role == Role::Customer,
+            "only customers request reservations",
+        ),
+        Operation::CancelReservation => (
+            principal.role == Role::Customer,
+            "only the customer who made a reservation cancels it",
+        ),
+        Operation::DecideRequest => (
+            principal.role == Role::Admin,
+            "only the lodging's admin decides requests",
+        ),
+        Operation::RetryPayment => (
+            principal.role == Role::Admin,
+            "only the lodging's admin retries payments",
+        ),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(CommandError::Forbidden(rule.to_string()))
+    }
+}
+
+/// The causation id a command's events carry, and whether it came from an Idempotency-Key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cause {
+    pub id: Uuid,
+    pub keyed: bool,
+}
+
+/// The command side's application services.
+pub struct CommandServices {
+    store: Store,
+    catalog: LodgingCatalog,
+    replays: ReplayCache<Accepted>,
+}
+
+impl CommandServices {
+    #[must_use]
+    pub fn new(log: Arc<dyn EventLog>, options: CommandOptions) -> Self {
+        Self {
+            catalog: LodgingCatalog::new(Arc::clone(&log)),
+            store: Store::new(log, options.conflict_attempts),
+            replays: ReplayCache::new(options.replay_cache_capacity),
+        }
+    }
+
+    /// Run `command` once per (caller, operation, Idempotency-Key): a repeat with the same input
+    /// answers the first result; with another input, 422.
+    async fn idempotent<I, F, Fut>(
+        &self,
+        invocation: &Invocation,
+        operation: &str,
+        input: &I,
+        command: F,
+    ) -> Result<Accepted, CommandError>
+    where
+        I: Serialize,
+        F: FnOnce(Cause) -> Fut,
+        Fut: Future<Output = Result<Accepted, CommandError>>,
+    {
+        let Some(key) = &invocation.idempotency_key else {
+            return command(Cause {
+                id: invocation.request_id,
+                keyed: false,
+            })
+            .await;
+        };
+        let cause = Cause {
+            id: idempotency::causation_id(&invocation.principal.sub, operation, key),
+            keyed: true,
+        };
+        let canonical =
+            serde_json::to_string(input).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let fingerprint = idempotency::fingerprint(operation, &canonical);
+        match self.replays.lookup(cause.id, &fingerprint) {
+            Replay::Same(answer) => return Ok(answer.replayed()),
+            Replay::Different => return Err(CommandError::key_reused()),
+            Replay::Miss => {}
+        }
+        let answer = command(cause).await?;
+        let mut first = answer.clone();
+        first.replayed = false;
+        self.replays.remember(cause.id, fingerprint, first);
+        Ok(answer)
+    }
+
+    /// The events of `stream` that an earlier request with `cause` wrote (none without a key).
+    async fn written_by(
+        &self,
+        stream: &str,
+        cause: Cause,
+    ) -> Result<Vec<RecordedEvent>, CommandError> {
+        if cause.keyed {
+            self.store.caused_by(stream, cause.id).await
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The answer of an earlier request, rebuilt from the events it `written`: `None` if it wrote none;
+/// 422 if they are not what this request would have written.
+fn replay(
+    written: &[RecordedEvent],
+    answer: (&str, &'static str),
+    same_request: impl Fn(&RecordedEvent) -> bool,
+) -> Result<Option<Accepted>, CommandError> {
+    let Some(last) = written.last() else {
+        return Ok(None);
+    };
+    if !written.iter().any(same_request) {
+        return Err(CommandError::key_reused());
+    }
+    Ok(Some(
+        Accepted::new(answer.0, answer.1, last.position).replayed(),
+    ))
+}
+
+/// Metadata of the events a command writes.
+fn context(invocation: &Invocation, correlation_id: Uuid, cause: Cause) -> CommandContext {
+    CommandContext {
+        correlation_id,
+        causation_id: cause.id,
+        actor: invocation.principal.actor(),
+        now: Utc::now(),
+    }
+}

@@ -1,0 +1,150 @@
+//! Request a stay and cancel it (customers, their own reservations only).
+//!
+//! An unknown lodging answers 422 with `errors: [{field: "lodging_id"}]`: the route exists, the body
+//! names something that does not.
+
+use domain::reservation::{LodgingTerms, ReservationAggregate, ReservationCommand};
+use domain::{Aggregate, ReservationId};
+use uuid::Uuid;
+
+use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
+use crate::error::CommandError;
+use crate::idempotency;
+use crate::input::{CancelReservation, RequestReservation};
+use crate::problem::FieldError;
+use crate::store::execute;
+
+impl CommandServices {
+    /// Record a customer's request for a stay. Always accepted when valid, whatever the state of
+    /// approval or payment: those follow asynchronously.
+    pub async fn request_reservation(
+        &self,
+        invocation: &Invocation,
+        input: RequestReservation,
+    ) -> Result<Accepted, CommandError> {
+        permit(&invocation.principal, Operation::RequestReservation)?;
+        let reservation_id = match &invocation.idempotency_key {
+            Some(key) => idempotency::reservation_id(&invocation.principal.sub, key),
+            None => Uuid::new_v4(),
+        };
+        self.idempotent(invocation, "request-reservation", &input, |cause| {
+            self.request_once(invocation, reservation_id, &input, cause)
+        })
+        .await
+    }
+
+    async fn request_once(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        input: &RequestReservation,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        let Some(profile) = self.catalog.profile(&input.lodging_id).await? else {
+            let detail = format!("no lodging {}", input.lodging_id);
+            let field = FieldError::new("lodging_id", "no such lodging");
+            return Err(CommandError::rejected(
+                "unknown-lodging",
+                detail,
+                vec![field],
+            ));
+        };
+        let command = ReservationCommand::Request {
+            reservation_id,
+            customer_id: invocation.principal.sub.clone(),
+            lodging: LodgingTerms {
+                lodging_id: profile.lodging_id.clone(),
+                nightly_rate: profile.nightly_rate,
+                currency: profile.currency.clone(),
+                max_guests: profile.max_guests,
+            },
+            stay: input.stay,
+        };
+        let id = reservation_id.to_string();
+        let ctx = context(invocation, reservation_id, cause);
+        let executed = execute(
+            &self.store.reservations,
+            self.store.attempts,
+            &id,
+            &command,
+            &ctx,
+        )
+        .await?;
+        let written = executed.events.len() as u64;
+        match executed.outcome {
+            // Our events opened the stream, so the outcome's position is our last event's.
+            Some(outcome) if written > 0 && outcome.last_version + 1 == written => {
+                Ok(Accepted::new(id, "requested", outcome.position))
+            }
+            // A repeat (same key, same stay): answer with the first request's position.
+            _ => {
+                let stream = ReservationAggregate::stream_name(&id);
+                let first = self.store.log.read_stream(&stream, 0, 1).await?;
+                let position = first.first().map_or(0, |e| e.position);
+                Ok(Accepted::new(id, "requested", position).replayed())
+            }
+        }
+    }
+
+    /// Cancel a reservation before check-in; 409 if it is terminal or checked in.
+    pub async fn cancel_reservation(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        input: CancelReservation,
+    ) -> Result<Accepted, CommandError> {
+        permit(&invocation.principal, Operation::CancelReservation)?;
+        let operation = format!("cancel:{reservation_id}");
+        self.idempotent(invocation, &operation, &input, |cause| {
+            self.cancel_once(invocation, reservation_id, &input, cause)
+        })
+        .await
+    }
+
+    async fn cancel_once(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        input: &CancelReservation,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        let reservation = self.store.reservation(reservation_id).await?;
+        let owner = reservation.details.as_ref().map(|d| d.customer_id.as_str());
+        if owner != Some(invocation.principal.sub.as_str()) {
+            return Err(CommandError::Forbidden(format!(
+                "reservation {reservation_id} is not yours"
+            )));
+        }
+        let id = reservation_id.to_string();
+        let command = ReservationCommand::Cancel {
+            cancelled_by: invocation.principal.actor(),
+            reason: input.reason.clone(),
+        };
+        let ctx = context(invocation, reservation_id, cause);
+        match execute(
+            &self.store.reservations,
+            self.store.attempts,
+            &id,
+            &command,
+            &ctx,
+        )
+        .await
+        {
+            Ok(executed) => {
+                let position = executed.outcome.map_or(0, |o| o.position);
+                Ok(Accepted::new(id, "cancelled", position))
+            }
+            // Already cancelled: by this very request's first attempt?
+            Err(error @ CommandError::WrongState { .. }) => {
+                let stream = ReservationAggregate::stream_name(&id);
+                let written = self.written_by(&stream, cause).await?;
+                let replayed = replay(&written, (&id, "cancelled"), |event| {
+                    event.event_type == "ReservationCancelled"
+                        && event.data["reason"] == input.reason.as_str()
+                })?;
+                replayed.ok_or(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The real command service on 127.0.0.1:0 over a real SQLite event log in a temp dir, and a
+//! reqwest client speaking to it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use command_api::{run, Auth, Claims, CommandConfig, Role};
+use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub auth: Auth,
+    pub log: Arc<dyn EventLog>,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Assert this is a problem+json answer of `status`, and return it.
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{:?}",
+            self.body
+        );
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+        &self.body
+    }
+}
+
+/// `YYYY-MM-DD` of today + `days`.
+pub fn day(days: i64) -> String {
+    (Utc::now().date_naive() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log: Arc<dyn EventLog> =
+            Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("open log"));
+        let auth = Arc::new(Auth::new(SECRET));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let config = CommandConfig::new(Arc::clone(&log), auth);
+        tokio::spawn(run(config, listener, shutdown.clone()));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        Self {
+            base,
+            client,
+            auth: Auth::new(SECRET),
+            log,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    pub fn token(&self, role: Role, sub: &str, lodgings: &[&str]) -> String {
+        let lodgings = lodgings.iter().map(|l| (*l).to_string()).collect();
+        let claims = Claims::new(sub, role, lodgings, Duration::from_secs(600));
+        self.auth.mint(&claims).expect("mint")
+    }
+
+    pub fn customer(&self, sub: &str) -> String {
+        self.token(Role::Customer, sub, &[])
+    }
+
+    pub fn platform_admin(&self) -> String {
+        self.token(Role::Admin, "root", &["*"])
+    }
+
+    /// POST raw bytes with optional token and Idempotency-Key.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.post_raw(path, Some(token), None, body.to_string().into_bytes())
+            .await
+    }
+
+    pub async fn post_keyed(&self, path: &str, token: &str, key: &str, body: Value) -> Answer {
+        self.post_raw(path, Some(token), Some(key), body.to_string().into_bytes())
+            .await
+    }
+
+    /// Register lodging `id` (manual approval) with `rooms` rooms.
+    pub async fn lodging(&self, id: &str, rooms: u32) -> Answer {
+        let body = json!({"lodging_id": id, "name": format!("Lodging {id}"), "nightly_rate": 100_000,
+            "rooms": rooms, "max_guests": 4});
+        let answer = self.post("/lodgings", &self.platform_admin(), body).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
+        answer
+    }
+
+    /// A customer's request for nights `from..to` (days from today); returns the reservation id.
+    pub async fn reserve(&self, customer: &str, lodging: &str, from: i64, to: i64) -> String {
+        let body = json!({"lodging_id": lodging, "check_in": day(from), "check_out": day(to), "guests": 2});
+        let answer = self
+            .post("/reservations", &self.customer(customer), body)
+            .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.log.head_position().await.expect("head")
+    }
+
+    pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
+        self.log.read_stream(stream, 0, 10_000).await.expect("read")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
