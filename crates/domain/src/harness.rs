@@ -146,7 +146,10 @@ where
 pub(crate) fn assert_round_trip<E: DomainEvent + PartialEq>(event: &E) {
     let event_type = event.event_type();
     let payload = event.payload();
-    assert!(payload.is_object(), "{event_type}: payload is a JSON object");
+    assert!(
+        payload.is_object(),
+        "{event_type}: payload is a JSON object"
+    );
     assert!(
         payload.get("type").is_none() && payload.get("data").is_none(),
         "{event_type}: payload is untagged: {payload}"

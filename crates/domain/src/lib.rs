@@ -51,7 +51,10 @@ pub trait Aggregate {
     }
 
     /// Fold a sequence of events onto a state.
-    fn fold<'a>(state: Self::State, events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State
+    fn fold<'a>(
+        state: Self::State,
+        events: impl IntoIterator<Item = &'a Self::Event>,
+    ) -> Self::State
     where
         Self::Event: 'a,
     {

@@ -225,10 +225,13 @@ impl Aggregate for LodgingAggregate {
                     check_out: *check_out,
                     guests: *guests,
                 };
-                state.requests.entry(*reservation_id).or_insert(ApprovalRequest {
-                    stay,
-                    status: RequestStatus::Pending,
-                });
+                state
+                    .requests
+                    .entry(*reservation_id)
+                    .or_insert(ApprovalRequest {
+                        stay,
+                        status: RequestStatus::Pending,
+                    });
             }
             E::ApprovalGranted { reservation_id, .. } => {
                 if let Some(request) = state.requests.get_mut(reservation_id) {
@@ -264,12 +267,17 @@ impl Aggregate for LodgingAggregate {
     fn compact(mut state: LodgingApproval, now: Timestamp) -> LodgingApproval {
         let today = now.date_naive();
         state.booked = state.booked.split_off(&today);
-        state.requests.retain(|_, request| request.stay.check_out > today);
+        state
+            .requests
+            .retain(|_, request| request.stay.check_out > today);
         state
     }
 }
 
-fn register(state: &LodgingApproval, profile: &LodgingProfile) -> Result<Vec<LodgingEvent>, LodgingError> {
+fn register(
+    state: &LodgingApproval,
+    profile: &LodgingProfile,
+) -> Result<Vec<LodgingEvent>, LodgingError> {
     if state.profile.is_some() {
         return Err(LodgingError::AlreadyRegistered);
     }
@@ -328,7 +336,10 @@ fn request_approval(
 }
 
 /// The request's status; an unknown request is treated as pending (the admin may decide first).
-fn pending_or_decided(state: &LodgingApproval, reservation_id: ReservationId) -> Result<bool, LodgingError> {
+fn pending_or_decided(
+    state: &LodgingApproval,
+    reservation_id: ReservationId,
+) -> Result<bool, LodgingError> {
     match state.requests.get(&reservation_id).map(|r| r.status) {
         None => Ok(false),
         Some(RequestStatus::Pending) => Ok(true),
@@ -343,7 +354,10 @@ fn grant(
     granted_by: &str,
 ) -> Result<Vec<LodgingEvent>, LodgingError> {
     let known = pending_or_decided(state, reservation_id)?;
-    let stay = state.requests.get(&reservation_id).map_or(*stay, |r| r.stay);
+    let stay = state
+        .requests
+        .get(&reservation_id)
+        .map_or(*stay, |r| r.stay);
     if let Some(night) = state.first_full_night(&stay) {
         return Err(LodgingError::NoRoom { night });
     }
@@ -378,7 +392,11 @@ fn deny(
     Ok(events)
 }
 
-fn withdraw(state: &LodgingApproval, reservation_id: ReservationId, reason: &str) -> Vec<LodgingEvent> {
+fn withdraw(
+    state: &LodgingApproval,
+    reservation_id: ReservationId,
+    reason: &str,
+) -> Vec<LodgingEvent> {
     match state.requests.get(&reservation_id).map(|r| r.status) {
         Some(RequestStatus::Pending | RequestStatus::Granted) => {
             vec![LodgingEvent::ApprovalWithdrawn {

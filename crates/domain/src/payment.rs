@@ -238,3 +238,6 @@ impl Aggregate for PaymentAggregate {
         state
     }
 }
+
+#[cfg(test)]
+mod tests;

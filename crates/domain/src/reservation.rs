@@ -254,7 +254,9 @@ impl Aggregate for ReservationAggregate {
                 reason,
             } => cancel(state, cancelled_by, reason, now)?,
             // Also when nothing was due at cancellation: a charge that landed after it is refunded too.
-            C::RecordRefund { amount } if status == S::Cancelled && state.refunded_amount.is_none() => {
+            C::RecordRefund { amount }
+                if status == S::Cancelled && state.refunded_amount.is_none() =>
+            {
                 vec![E::ReservationRefunded { amount: *amount }]
             }
             C::Expire if status == S::Requested => vec![E::ReservationExpired {}],

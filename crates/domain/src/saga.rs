@@ -89,7 +89,10 @@ pub enum SagaAction {
         last_attempt: bool,
     },
     /// The payment worker refunds a completed charge, then records the refund.
-    RefundCharge { charge_ref: String, amount: i64 },
+    RefundCharge {
+        charge_ref: String,
+        amount: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +256,12 @@ pub struct Reaction {
 
 /// The saga table of ARCHITECTURE.md section 4, as a pure function.
 #[must_use]
-pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Timestamp) -> Reaction {
+pub fn react(
+    state: &SagaState,
+    input: &SagaInput,
+    policy: &SagaPolicy,
+    now: Timestamp,
+) -> Reaction {
     let mut r = Reaction::default();
     let Some(reservation) = state.reservation.as_ref() else {
         if let SagaInput::Reservation(ReservationEvent::ReservationRequested(requested)) = input {
@@ -264,7 +272,8 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
                     stay: requested.stay(),
                 },
             });
-            r.arm.push((TimerKind::ApprovalDeadline, now + policy.approval_deadline));
+            r.arm
+                .push((TimerKind::ApprovalDeadline, now + policy.approval_deadline));
         }
         return r;
     };
@@ -274,7 +283,9 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
     };
     let awaiting_approval = state.stage == SagaStage::AwaitingApproval && !state.cancelled;
     match input {
-        SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. }) if !state.cancelled => {
+        SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. })
+            if !state.cancelled =>
+        {
             r.actions.push(lodging(LodgingCommand::Withdraw {
                 reservation_id: reservation.reservation_id,
                 reason: "reservation cancelled".to_string(),
@@ -293,20 +304,25 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
                 }
                 _ => {}
             }
-            r.cancel.extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]);
+            r.cancel
+                .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]);
         }
         SagaInput::Reservation(
             ReservationEvent::ReservationExpired {}
             | ReservationEvent::ReservationRejected { .. }
             | ReservationEvent::ReservationPaymentFailed { .. },
-        ) => r.cancel.extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]),
+        ) => r
+            .cancel
+            .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]),
         SagaInput::Lodging(LodgingEvent::ApprovalGranted {
             reservation_id,
             granted_by,
         }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
-            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordApproval {
-                approved_by: granted_by.clone(),
-            }));
+            r.actions.push(SagaAction::Reservation(
+                ReservationCommand::RecordApproval {
+                    approved_by: granted_by.clone(),
+                },
+            ));
             r.actions.push(SagaAction::Payment(PaymentCommand::Request {
                 reservation_id: reservation.reservation_id,
                 amount: reservation.total_amount,
@@ -319,9 +335,10 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
             reservation_id,
             ..
         }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
-            r.actions.push(SagaAction::Reservation(ReservationCommand::Reject {
-                reason: reason.clone(),
-            }));
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::Reject {
+                    reason: reason.clone(),
+                }));
             r.cancel.push(TimerKind::ApprovalDeadline);
         }
         // The payment was requested before the cancellation, but its `PaymentRequested` is seen after
@@ -333,20 +350,25 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
                 reason: "reservation cancelled".to_string(),
             }));
         }
-        SagaInput::Payment(PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. })
+        SagaInput::Payment(
+            PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. },
+        )
         | SagaInput::Timer(TimerKind::PaymentRetry)
             if !state.cancelled && charge_allowed(state, input) =>
         {
-            r.actions.push(charge(reservation, state.charge_attempts + 1, policy));
+            r.actions
+                .push(charge(reservation, state.charge_attempts + 1, policy));
             r.cancel.push(TimerKind::PaymentRetry);
         }
         SagaInput::Payment(PaymentEvent::PaymentDeferred {
             reason, retry_at, ..
         }) if !state.cancelled => {
-            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordPaymentPending {
-                reason: reason.clone(),
-                retry_at: *retry_at,
-            }));
+            r.actions.push(SagaAction::Reservation(
+                ReservationCommand::RecordPaymentPending {
+                    reason: reason.clone(),
+                    retry_at: *retry_at,
+                },
+            ));
             r.arm.push((TimerKind::PaymentRetry, *retry_at));
         }
         SagaInput::Payment(PaymentEvent::PaymentCompleted {
@@ -360,17 +382,20 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
                     amount: *amount,
                 });
             } else {
-                r.actions.push(SagaAction::Reservation(ReservationCommand::Confirm {
-                    payment_id: payment_id.clone(),
-                    amount: *amount,
-                }));
+                r.actions
+                    .push(SagaAction::Reservation(ReservationCommand::Confirm {
+                        payment_id: payment_id.clone(),
+                        amount: *amount,
+                    }));
             }
             r.cancel.push(TimerKind::PaymentRetry);
         }
         SagaInput::Payment(PaymentEvent::PaymentFailed { reason }) => {
-            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordPaymentFailure {
-                reason: reason.clone(),
-            }));
+            r.actions.push(SagaAction::Reservation(
+                ReservationCommand::RecordPaymentFailure {
+                    reason: reason.clone(),
+                },
+            ));
             r.actions.push(lodging(LodgingCommand::Withdraw {
                 reservation_id: reservation.reservation_id,
                 reason: "payment failed".to_string(),
@@ -378,16 +403,18 @@ pub fn react(state: &SagaState, input: &SagaInput, policy: &SagaPolicy, now: Tim
             r.cancel.push(TimerKind::PaymentRetry);
         }
         SagaInput::Payment(PaymentEvent::PaymentRefunded { amount, .. }) => {
-            r.actions.push(SagaAction::Reservation(ReservationCommand::RecordRefund {
-                amount: *amount,
-            }));
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::RecordRefund {
+                    amount: *amount,
+                }));
         }
         SagaInput::Timer(TimerKind::ApprovalDeadline) if awaiting_approval => {
             r.actions.push(lodging(LodgingCommand::Withdraw {
                 reservation_id: reservation.reservation_id,
                 reason: "approval deadline passed".to_string(),
             }));
-            r.actions.push(SagaAction::Reservation(ReservationCommand::Expire));
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::Expire));
         }
         _ => {}
     }
@@ -406,7 +433,10 @@ fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
         (PaymentProgress::Deferred { .. }, SagaInput::Timer(TimerKind::PaymentRetry)) => {
             state.timers.contains_key(&TimerKind::PaymentRetry)
         }
-        (PaymentProgress::Deferred { .. }, SagaInput::Payment(PaymentEvent::PaymentRetryRequested { .. })) => true,
+        (
+            PaymentProgress::Deferred { .. },
+            SagaInput::Payment(PaymentEvent::PaymentRetryRequested { .. }),
+        ) => true,
         _ => false,
     }
 }
@@ -425,11 +455,11 @@ fn charge(reservation: &ReservationRequested, attempt: u32, policy: &SagaPolicy)
 fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
     use SagaStage as S;
     match input {
-        SagaInput::Reservation(ReservationEvent::ReservationRequested(requested)) => {
-            if state.reservation.is_none() {
-                state.reservation = Some(requested.clone());
-                state.stage = S::AwaitingApproval;
-            }
+        SagaInput::Reservation(ReservationEvent::ReservationRequested(requested))
+            if state.reservation.is_none() =>
+        {
+            state.reservation = Some(requested.clone());
+            state.stage = S::AwaitingApproval;
         }
         SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. }) => {
             state.cancelled = true;
@@ -447,7 +477,9 @@ fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
         {
             state.stage = S::Rejected;
         }
-        SagaInput::Lodging(LodgingEvent::ApprovalGranted { .. }) if state.stage == S::AwaitingApproval => {
+        SagaInput::Lodging(LodgingEvent::ApprovalGranted { .. })
+            if state.stage == S::AwaitingApproval =>
+        {
             state.stage = S::AwaitingPayment;
         }
         SagaInput::Payment(event) => state = observe_payment(state, event),
@@ -464,10 +496,13 @@ fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
         PaymentEvent::PaymentRequested { .. } if state.payment == PaymentProgress::None => {
             state.payment = PaymentProgress::Requested;
         }
-        PaymentEvent::PaymentDeferred { attempt, .. } => {
-            if matches!(state.payment, PaymentProgress::Requested | PaymentProgress::Deferred { .. }) {
-                state.payment = PaymentProgress::Deferred { attempt: *attempt };
-            }
+        PaymentEvent::PaymentDeferred { attempt, .. }
+            if matches!(
+                state.payment,
+                PaymentProgress::Requested | PaymentProgress::Deferred { .. }
+            ) =>
+        {
+            state.payment = PaymentProgress::Deferred { attempt: *attempt };
         }
         PaymentEvent::PaymentCompleted {
             gateway_ref,
@@ -489,12 +524,18 @@ fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
             }
         }
         PaymentEvent::PaymentRefunded { .. } => state.payment = PaymentProgress::Refunded,
-        PaymentEvent::PaymentVoided { .. } => {
-            if !matches!(state.payment, PaymentProgress::Completed { .. } | PaymentProgress::Refunded) {
-                state.payment = PaymentProgress::Voided;
-            }
+        PaymentEvent::PaymentVoided { .. }
+            if !matches!(
+                state.payment,
+                PaymentProgress::Completed { .. } | PaymentProgress::Refunded
+            ) =>
+        {
+            state.payment = PaymentProgress::Voided;
         }
         _ => {}
     }
     state
 }
+
+#[cfg(test)]
+mod tests;

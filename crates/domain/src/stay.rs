@@ -23,7 +23,10 @@ pub enum StayError {
     #[error("a stay is at most {MAX_NIGHTS} nights, this one is {nights}")]
     TooManyNights { nights: i64 },
     #[error("check_in {check_in} is in the past (today is {today})")]
-    InThePast { check_in: NaiveDate, today: NaiveDate },
+    InThePast {
+        check_in: NaiveDate,
+        today: NaiveDate,
+    },
     #[error("guests must be at least 1")]
     NoGuests,
     #[error("{guests} guests exceed the lodging's {max_guests} per room")]

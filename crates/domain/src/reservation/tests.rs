@@ -158,8 +158,9 @@ fn request_of_more_than_thirty_nights_is_rejected_and_thirty_is_accepted() {
     let check_in = date(2030, 6, 10);
     let thirty = with_stay(check_in, date(2030, 7, 10), 1);
     assert_eq!(thirty.nights(), MAX_NIGHTS);
-    let state = given::<R>([]).when(request_cmd(thirty)).then([E::ReservationRequested(
-        ReservationRequested {
+    let state = given::<R>([])
+        .when(request_cmd(thirty))
+        .then([E::ReservationRequested(ReservationRequested {
             reservation_id: id(),
             customer_id: "customer-1".to_string(),
             lodging_id: "lodging-1".to_string(),
@@ -169,8 +170,7 @@ fn request_of_more_than_thirty_nights_is_rejected_and_thirty_is_accepted() {
             nights: 30,
             total_amount: 3000,
             currency: "EUR".to_string(),
-        },
-    )]);
+        })]);
     assert_eq!(state.status, S::Requested);
     given::<R>([])
         .when(request_cmd(with_stay(check_in, date(2030, 7, 11), 1)))
@@ -182,13 +182,21 @@ fn request_of_more_than_thirty_nights_is_rejected_and_thirty_is_accepted() {
 #[test]
 fn request_in_the_past_is_rejected_and_today_is_accepted() {
     given::<R>([])
-        .when(request_cmd(with_stay(date(2030, 5, 31), date(2030, 6, 2), 1)))
+        .when(request_cmd(with_stay(
+            date(2030, 5, 31),
+            date(2030, 6, 2),
+            1,
+        )))
         .then_err(ReservationError::InvalidStay(StayError::InThePast {
             check_in: date(2030, 5, 31),
             today: date(2030, 6, 1),
         }));
     let state = given::<R>([])
-        .when(request_cmd(with_stay(date(2030, 6, 1), date(2030, 6, 2), 1)))
+        .when(request_cmd(with_stay(
+            date(2030, 6, 1),
+            date(2030, 6, 2),
+            1,
+        )))
         .at(at(2030, 6, 1, 23))
         .then([E::ReservationRequested(ReservationRequested {
             reservation_id: id(),
@@ -207,14 +215,22 @@ fn request_in_the_past_is_rejected_and_today_is_accepted() {
 #[test]
 fn request_with_zero_guests_is_rejected() {
     given::<R>([])
-        .when(request_cmd(with_stay(date(2030, 6, 10), date(2030, 6, 11), 0)))
+        .when(request_cmd(with_stay(
+            date(2030, 6, 10),
+            date(2030, 6, 11),
+            0,
+        )))
         .then_err(ReservationError::InvalidStay(StayError::NoGuests));
 }
 
 #[test]
 fn request_with_more_guests_than_a_room_takes_is_rejected() {
     given::<R>([])
-        .when(request_cmd(with_stay(date(2030, 6, 10), date(2030, 6, 11), 3)))
+        .when(request_cmd(with_stay(
+            date(2030, 6, 10),
+            date(2030, 6, 11),
+            3,
+        )))
         .then_err(ReservationError::InvalidStay(StayError::TooManyGuests {
             guests: 3,
             max_guests: 2,
@@ -432,9 +448,7 @@ fn cancel_before_payment_owes_no_refund() {
         vec![requested(), approved()],
         vec![requested(), approved(), pending(11)],
     ] {
-        let state = given::<R>(history)
-            .when(cancel_cmd())
-            .then([cancelled(0)]);
+        let state = given::<R>(history).when(cancel_cmd()).then([cancelled(0)]);
         assert_eq!((state.status, state.refund_due), (S::Cancelled, 0));
     }
 }
