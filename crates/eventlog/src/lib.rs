@@ -7,13 +7,28 @@
 //! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
+pub mod bench;
+pub mod conformance;
 mod envelope;
 mod error;
+mod esdb;
+pub mod hash;
+mod repository;
+mod sqlite;
+mod subscription;
+mod traced;
 
 pub use envelope::{
     AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};
+pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
+pub use hash::{verify_log, BadEvent, VerifyReport};
+pub use repository::{
+    encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
+};
+pub use sqlite::{SqliteEventLog, WriterStats};
+pub use traced::TracedEventLog;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -63,8 +78,10 @@ pub trait EventLog: Send + Sync + 'static {
     fn subscribe(&self, from_position: Position) -> EventSubscription;
 
     /// Load the latest snapshot of `stream`: (version it reflects, state JSON).
-    async fn load_snapshot(&self, stream: &str)
-        -> Result<Option<(u64, serde_json::Value)>, LogError>;
+    async fn load_snapshot(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(u64, serde_json::Value)>, LogError>;
 
     /// Store a snapshot of `stream` at `version`.
     async fn save_snapshot(
@@ -73,4 +90,62 @@ pub trait EventLog: Send + Sync + 'static {
         version: u64,
         state: serde_json::Value,
     ) -> Result<(), LogError>;
+}
+
+/// A shared log is a log: lets decorators such as [`TracedEventLog`] wrap an `Arc<dyn EventLog>`.
+#[async_trait]
+impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        (**self).append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        (**self).read_stream(stream, from_version, limit).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<StreamVersion, LogError> {
+        (**self).stream_version(stream).await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        (**self).read_all(from_position, limit).await
+    }
+
+    async fn head_position(&self) -> Result<Position, LogError> {
+        (**self).head_position().await
+    }
+
+    fn subscribe(&self, from_position: Position) -> EventSubscription {
+        (**self).subscribe(from_position)
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+        (**self).load_snapshot(stream).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        state: serde_json::Value,
+    ) -> Result<(), LogError> {
+        (**self).save_snapshot(stream, version, state).await
+    }
 }

@@ -1,0 +1,292 @@
+//! The embedded SQLite adapter (the default store).
+//!
+//! One file in WAL mode with `synchronous=FULL`: an append is acknowledged only after the transaction
+//! holding it is fsynced. All writes go through one writer thread that group-commits whatever is queued
+//! (see `writer`); reads use separate pooled connections (see `reader`). Several processes may open the
+//! same file: SQLite's write lock (waited on with `busy_timeout`) lets one writer at a time in, and each
+//! writer takes positions from `MAX(position) + 1` inside its write transaction, so positions stay
+//! gap-free across processes. Subscriptions are woken by this process's writer and also poll, so they
+//! see events written by another process too.
+//!
+//! Duplicate event ids: an append whose events are all already in the stream returns the stream's
+//! current outcome, whatever its expected version. An append where only some are already there is
+//! rejected as a [`AppendError::Conflict`] (it cannot be a retry of one earlier, atomic append).
+
+mod reader;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::hash::VerifyReport;
+use crate::subscription::{self, PageReader};
+use crate::{
+    AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
+    Position, RecordedEvent, StreamVersion,
+};
+use reader::Reader;
+use writer::{Command, Counters, Writer};
+
+/// How long a writer waits for another process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a live subscription re-reads the file even without an in-process notification.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_id       BLOB    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data           TEXT    NOT NULL,
+    metadata       TEXT    NOT NULL,
+    recorded_at    TEXT    NOT NULL,
+    hash           TEXT    NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream   TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    state    TEXT    NOT NULL,
+    saved_at TEXT    NOT NULL
+);
+";
+
+/// The embedded event log. Cheap to clone; the writer thread stops when the last clone is dropped
+/// (subscriptions keep reading).
+#[derive(Clone)]
+pub struct SqliteEventLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    commands: mpsc::UnboundedSender<Command>,
+    head: watch::Receiver<u64>,
+    reader: Arc<Reader>,
+    counters: Arc<Counters>,
+}
+
+/// Totals of the writer since `open` (group-commit efficiency: `events / transactions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriterStats {
+    pub transactions: u64,
+    pub appends: u64,
+    pub events: u64,
+}
+
+impl SqliteEventLog {
+    /// Open (or create) the log file at `path` and start its writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LogError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_connection(&path)?;
+        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        let head = reader::head_position(&conn)?;
+        let (head_tx, head_rx) = watch::channel(head);
+        let (commands, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::new(conn, head_tx, Arc::clone(&counters));
+        std::thread::Builder::new()
+            .name("eventlog-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LogError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                reader: Arc::new(Reader::new(path.clone())),
+                path,
+                commands,
+                head: head_rx,
+                counters,
+            }),
+        })
+    }
+
+    /// The file this log lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Writer totals since `open`.
+    #[must_use]
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Walk every stream's hash chain over the stored bytes, and check positions are gap-free.
+    pub async fn verify(&self) -> Result<VerifyReport, LogError> {
+        self.read(reader::verify).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let reader = Arc::clone(&self.inner.reader);
+        run_blocking(move || reader.with(f)).await
+    }
+
+    async fn send<T>(
+        &self,
+        command: impl FnOnce(writer::Reply<T>) -> Command,
+    ) -> Result<T, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(command(reply))
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteEventLog {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        let stream = stream.to_owned();
+        self.send(|reply| Command::Append {
+            stream,
+            expected,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let stream = stream.to_owned();
+        self.read(move |c| reader::read_stream(c, &stream, from_version, limit))
+            .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<StreamVersion, LogError> {
+        let stream = stream.to_owned();
+        self.read(move |c| reader::stream_version(c, &stream)).await
+    }
+
+    async fn read_all(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read(move |c| reader::read_all(c, from_position, limit))
+            .await
+    }
+
+    async fn head_position(&self) -> Result<Position, LogError> {
+        self.read(reader::head_position).await
+    }
+
+    fn subscribe(&self, from_position: Position) -> EventSubscription {
+        let reader = Arc::clone(&self.inner.reader);
+        let read: PageReader = Box::new(move |from, limit| {
+            let reader = Arc::clone(&reader);
+            Box::pin(run_blocking(move || {
+                reader.with(|c| reader::read_all(c, from, limit))
+            }))
+        });
+        let wake = Some(self.inner.head.clone());
+        subscription::follow(read, from_position, wake, POLL_INTERVAL)
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+        let stream = stream.to_owned();
+        self.read(move |c| reader::load_snapshot(c, &stream)).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        state: serde_json::Value,
+    ) -> Result<(), LogError> {
+        let state = serde_json::to_string(&state)
+            .map_err(|e| LogError::Corrupt(format!("snapshot of {stream}: {e}")))?;
+        let stream = stream.to_owned();
+        let saved = self.send(|reply| Command::Snapshot {
+            stream,
+            version,
+            state,
+            reply,
+        });
+        saved.await.map_err(|e| match e {
+            AppendError::Log(e) => e,
+            conflict @ AppendError::Conflict { .. } => LogError::Corrupt(conflict.to_string()),
+        })
+    }
+}
+
+/// A connection with the adapter's settings: WAL, fsync on every commit, wait on other processes' locks.
+fn open_connection(path: &Path) -> Result<Connection, LogError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(store_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(store_error)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(store_error)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LogError::Unavailable(format!("reader task failed: {e}")))?
+}
+
+fn writer_gone() -> AppendError {
+    AppendError::Log(LogError::Unavailable(
+        "the event log writer has stopped".into(),
+    ))
+}
+
+/// SQLite errors: a damaged file is `Corrupt`, anything else (I/O, busy, full disk) `Unavailable`.
+fn store_error(e: rusqlite::Error) -> LogError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            LogError::Corrupt(e.to_string())
+        }
+        _ => LogError::Unavailable(e.to_string()),
+    }
+}
+
+fn to_i64(value: u64) -> Result<i64, LogError> {
+    i64::try_from(value).map_err(|_| LogError::Corrupt(format!("{value} does not fit the store")))
+}
+
+fn to_u64(value: i64) -> Result<u64, LogError> {
+    u64::try_from(value)
+        .map_err(|_| LogError::Corrupt(format!("negative value {value} in the store")))
+}

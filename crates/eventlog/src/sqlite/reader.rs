@@ -1,0 +1,246 @@
+//! Read side of the SQLite adapter: a small pool of connections separate from the writer (WAL lets
+//! them read a committed snapshot while the writer writes), used from `spawn_blocking`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::{open_connection, store_error, to_i64, to_u64};
+use crate::hash::{self, BadEvent, CanonicalEvent, VerifyReport};
+use crate::{EventMetadata, LogError, Position, RecordedEvent, StreamVersion};
+
+/// Idle connections kept for reuse; more are opened on demand when all are busy.
+const MAX_IDLE: usize = 8;
+
+const COLUMNS: &str =
+    "position, stream, version, event_id, event_type, schema_version, data, metadata, \
+                       recorded_at, hash";
+
+pub(crate) struct Reader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Reader {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` on a pooled connection (blocking: call from `spawn_blocking`).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = open_connection(&self.path)?;
+                conn.pragma_update(None, "query_only", true)
+                    .map_err(store_error)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+pub(crate) fn read_stream(
+    conn: &Connection,
+    stream: &str,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(
+            params![stream, to_i64(from_version)?, clamp(limit)],
+            raw_row,
+        )
+        .map_err(store_error)?;
+    rows.map(|row| decode(row.map_err(store_error)?)).collect()
+}
+
+pub(crate) fn read_all(
+    conn: &Connection,
+    from: Position,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
+    let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(params![to_i64(from)?, clamp(limit)], raw_row)
+        .map_err(store_error)?;
+    rows.map(|row| decode(row.map_err(store_error)?)).collect()
+}
+
+pub(crate) fn stream_version(conn: &Connection, stream: &str) -> Result<StreamVersion, LogError> {
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM events WHERE stream = ?1")
+        .and_then(|mut s| s.query_row([stream], |r| r.get(0)))
+        .map_err(store_error)?;
+    version.map(to_u64).transpose()
+}
+
+pub(crate) fn head_position(conn: &Connection) -> Result<Position, LogError> {
+    let head: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(store_error)?;
+    to_u64(head)
+}
+
+pub(crate) fn load_snapshot(
+    conn: &Connection,
+    stream: &str,
+) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, state FROM snapshots WHERE stream = ?1")
+        .and_then(|mut s| {
+            s.query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(store_error)?;
+    let Some((version, state)) = row else {
+        return Ok(None);
+    };
+    let state = serde_json::from_str(&state)
+        .map_err(|e| LogError::Corrupt(format!("snapshot of {stream}: {e}")))?;
+    Ok(Some((to_u64(version)?, state)))
+}
+
+/// Walk every stream in version order, hashing the stored text exactly as written, and check that
+/// global positions run 1..=head without a gap.
+pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport, LogError> {
+    let sql = format!("SELECT {COLUMNS} FROM events ORDER BY stream, version");
+    let mut statement = conn.prepare(&sql).map_err(store_error)?;
+    let mut rows = statement.query([]).map_err(store_error)?;
+    let mut checked = 0u64;
+    let mut prev: Option<(String, u64, String)> = None;
+    while let Some(row) = rows.next().map_err(store_error)? {
+        let raw = raw_row(row).map_err(store_error)?;
+        checked += 1;
+        let (expected_version, prev_hash) = match &prev {
+            Some((stream, version, hash)) if *stream == raw.stream => (version + 1, hash.as_str()),
+            _ => (0, ""),
+        };
+        let version = to_u64(raw.version)?;
+        let recomputed = raw_hash(prev_hash, &raw, version);
+        let reason = if version != expected_version {
+            Some(format!(
+                "version {version} where {expected_version} was expected"
+            ))
+        } else if recomputed.as_deref() != Some(raw.hash.as_str()) {
+            Some("hash mismatch".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let bad = BadEvent::new(&raw.stream, version, to_u64(raw.position)?, reason);
+            return Ok(VerifyReport::bad(checked, bad));
+        }
+        prev = Some((raw.stream, version, raw.hash));
+    }
+    let (count, max): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(store_error)?;
+    if count != max {
+        let reason = format!("{count} events but positions run up to {max}: a gap");
+        return Ok(VerifyReport::bad(
+            checked,
+            BadEvent::new("", 0, to_u64(max)?, reason),
+        ));
+    }
+    Ok(VerifyReport::good(checked))
+}
+
+/// A row as stored, before any decoding.
+pub(crate) struct RawEvent {
+    position: i64,
+    stream: String,
+    version: i64,
+    event_id: Vec<u8>,
+    event_type: String,
+    schema_version: u32,
+    data: String,
+    metadata: String,
+    recorded_at: String,
+    hash: String,
+}
+
+fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
+    Ok(RawEvent {
+        position: row.get(0)?,
+        stream: row.get(1)?,
+        version: row.get(2)?,
+        event_id: row.get(3)?,
+        event_type: row.get(4)?,
+        schema_version: row.get(5)?,
+        data: row.get(6)?,
+        metadata: row.get(7)?,
+        recorded_at: row.get(8)?,
+        hash: row.get(9)?,
+    })
+}
+
+fn raw_hash(prev_hash: &str, raw: &RawEvent, version: u64) -> Option<String> {
+    let event_id = Uuid::from_slice(&raw.event_id).ok()?;
+    Some(hash::chain_hash(
+        prev_hash,
+        &CanonicalEvent {
+            stream: &raw.stream,
+            version,
+            event_id,
+            event_type: &raw.event_type,
+            schema_version: raw.schema_version,
+            data_json: &raw.data,
+            metadata_json: &raw.metadata,
+            recorded_at: &raw.recorded_at,
+        },
+    ))
+}
+
+fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        LogError::Corrupt(format!("{what} of event at position {}: {e}", raw.position))
+    };
+    let event_id = Uuid::from_slice(&raw.event_id).map_err(|e| corrupt("event_id", &e))?;
+    let data = serde_json::from_str(&raw.data).map_err(|e| corrupt("data", &e))?;
+    let metadata: EventMetadata =
+        serde_json::from_str(&raw.metadata).map_err(|e| corrupt("metadata", &e))?;
+    Ok(RecordedEvent {
+        event_id,
+        position: to_u64(raw.position)?,
+        version: to_u64(raw.version)?,
+        recorded_at: hash::parse_recorded_at(&raw.recorded_at)?,
+        stream: raw.stream,
+        event_type: raw.event_type,
+        schema_version: raw.schema_version,
+        data,
+        metadata,
+        hash: raw.hash,
+    })
+}
+
+fn clamp(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,215 @@
+//! The conformance suite against every adapter: SQLite always (a fresh file per case), EventStoreDB when
+//! `STAYLEDGER_EVENTSTORE_URL` is set. Plus the SQLite-only checks: tampering, reopening, two writers
+//! (as two processes would) on one file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlog::conformance::{self, new_event, unique_stream};
+use eventlog::{EsdbEventLog, EventLog, ExpectedVersion, SqliteEventLog};
+use futures::StreamExt;
+use serde_json::json;
+
+fn fresh() -> (tempfile::TempDir, SqliteEventLog) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = SqliteEventLog::open(dir.path().join("events.db")).expect("open log");
+    (dir, log)
+}
+
+macro_rules! sqlite_cases {
+    ($($case:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let (_dir, log) = fresh();
+            conformance::$case(Arc::new(log)).await.unwrap();
+        }
+    )*};
+}
+
+sqlite_cases!(
+    expected_version_conflicts,
+    read_after_write,
+    concurrent_appends_one_stream,
+    concurrent_appends_distinct_streams,
+    subscribe_from_start,
+    subscribe_from_middle,
+    subscribe_live,
+    duplicate_event_ids,
+    snapshots_round_trip,
+    hash_chain,
+);
+
+#[test]
+fn every_case_is_run_against_sqlite() {
+    // The macro above must list every case of the suite.
+    assert_eq!(conformance::CASES.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventstoredb_conformance() {
+    let Ok(url) = std::env::var("STAYLEDGER_EVENTSTORE_URL") else {
+        eprintln!("SKIPPED: EventStoreDB conformance (STAYLEDGER_EVENTSTORE_URL not set)");
+        return;
+    };
+    let log = EsdbEventLog::connect(&url)
+        .await
+        .expect("connect to EventStoreDB");
+    conformance::run_all(Arc::new(log)).await.unwrap();
+}
+
+#[tokio::test]
+async fn fresh_log_positions_start_at_one_and_verify() {
+    let (_dir, log) = fresh();
+    assert_eq!(log.head_position().await.unwrap(), 0);
+    let outcome = log
+        .append(
+            "s-1",
+            ExpectedVersion::NoStream,
+            vec![new_event("A", json!({})), new_event("B", json!({}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.last_version, outcome.position), (1, 2));
+    let report = log.verify().await.unwrap();
+    assert!(report.ok && report.events_checked == 2, "{report:?}");
+    assert_eq!(eventlog::verify_log(&log).await.unwrap(), report);
+}
+
+#[tokio::test]
+async fn tampered_row_is_reported_by_verify() {
+    let (dir, log) = fresh();
+    let s = unique_stream("tamper");
+    for n in 0..3u64 {
+        let expected = ExpectedVersion::from_current(n.checked_sub(1));
+        log.append(&s, expected, vec![new_event("Counted", json!({ "n": n }))])
+            .await
+            .unwrap();
+    }
+    log.append(
+        "other",
+        ExpectedVersion::NoStream,
+        vec![new_event("A", json!({}))],
+    )
+    .await
+    .unwrap();
+    assert!(log.verify().await.unwrap().ok);
+
+    let raw = rusqlite::Connection::open(dir.path().join("events.db")).unwrap();
+    let changed = raw
+        .execute(
+            "UPDATE events SET data = '{\"n\":100}' WHERE stream = ?1 AND version = 1",
+            [&s],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(raw);
+
+    for report in [
+        log.verify().await.unwrap(),
+        eventlog::verify_log(&log).await.unwrap(),
+    ] {
+        assert!(!report.ok);
+        let bad = report.first_bad.expect("a bad event");
+        assert_eq!(
+            (bad.stream.as_str(), bad.version, bad.position),
+            (s.as_str(), 1, 2)
+        );
+        assert_eq!(bad.reason, "hash mismatch");
+    }
+}
+
+#[tokio::test]
+async fn events_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let event = new_event("A", json!({ "kept": true }));
+    {
+        let log = SqliteEventLog::open(&path).unwrap();
+        log.append("s", ExpectedVersion::NoStream, vec![event.clone()])
+            .await
+            .unwrap();
+        log.save_snapshot("s", 0, json!({ "snap": 1 }))
+            .await
+            .unwrap();
+    }
+    let log = SqliteEventLog::open(&path).unwrap();
+    let read = log.read_stream("s", 0, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        (read[0].event_id, &read[0].data),
+        (event.event_id, &event.data)
+    );
+    assert_eq!(
+        log.load_snapshot("s").await.unwrap(),
+        Some((0, json!({ "snap": 1 })))
+    );
+    let next = log
+        .append(
+            "s",
+            ExpectedVersion::Exact(0),
+            vec![new_event("B", json!({}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!((next.last_version, next.position), (1, 2));
+    assert!(log.verify().await.unwrap().ok);
+}
+
+/// Two logs on one file stand in for two processes: SQLite's lock serializes their writers, positions stay
+/// gap-free, and a subscription on one sees what the other wrote (by polling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_file_keep_positions_gap_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let (a, b) = (
+        SqliteEventLog::open(&path).unwrap(),
+        SqliteEventLog::open(&path).unwrap(),
+    );
+    let mut sub_on_a = a.subscribe(0);
+    let mut tasks = Vec::new();
+    for (i, log) in [a.clone(), b.clone()]
+        .into_iter()
+        .cycle()
+        .take(16)
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let s = format!("shared-{i}");
+            for n in 0..10u64 {
+                let expected = ExpectedVersion::from_current(n.checked_sub(1));
+                log.append(&s, expected, vec![new_event("Counted", json!({ "n": n }))])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = b.read_all(0, 1_000).await.unwrap();
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=160).collect::<Vec<_>>());
+    for expected in 1..=160 {
+        let event = tokio::time::timeout(Duration::from_secs(10), sub_on_a.next())
+            .await
+            .expect("subscription on A sees B's events")
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.position, expected);
+    }
+    assert!(a.verify().await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn traced_decorator_passes_calls_through() {
+    let (_dir, log) = fresh();
+    let traced = eventlog::TracedEventLog::new(Arc::new(log) as Arc<dyn EventLog>);
+    conformance::expected_version_conflicts(Arc::new(traced))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn esdb_connect_rejects_a_bad_url() {
+    assert!(EsdbEventLog::connect("not a url").await.is_err());
+}
