@@ -1,0 +1,105 @@
+//! Executing commands on the aggregates through the event log, with the runner's retry rule:
+//! infrastructure failures and conflicts are retried with backoff until they pass (or shutdown);
+//! a domain rejection or an unreadable stream is returned, never retried.
+
+use std::sync::Arc;
+
+use domain::lodging::LodgingAggregate;
+use domain::payment::PaymentAggregate;
+use domain::reservation::ReservationAggregate;
+use domain::saga::ReservationSaga;
+use domain::Aggregate;
+use eventlog::EventLog;
+use eventlog::{CommandContext, Executed, Repository, RepositoryError};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::{pause, Backoff, Stopped};
+
+/// How a command ended, once the infrastructure let it through.
+pub enum Outcome<A: Aggregate> {
+    Done(Executed<A>),
+    /// The aggregate said no.
+    Rejected(A::Error),
+    /// The stream cannot be read back (a poison event): the command cannot be decided.
+    Poison(String),
+}
+
+/// The repositories the saga runner writes through.
+pub struct Commands {
+    pub log: Arc<dyn EventLog>,
+    pub sagas: Repository<ReservationSaga>,
+    pub reservations: Repository<ReservationAggregate>,
+    pub lodgings: Repository<LodgingAggregate>,
+    pub payments: Repository<PaymentAggregate>,
+    backoff: Backoff,
+    shutdown: CancellationToken,
+}
+
+impl Commands {
+    pub fn new(log: Arc<dyn EventLog>, backoff: Backoff, shutdown: CancellationToken) -> Self {
+        Self {
+            sagas: Repository::new(Arc::clone(&log)),
+            reservations: Repository::new(Arc::clone(&log)),
+            lodgings: Repository::new(Arc::clone(&log)),
+            payments: Repository::new(Arc::clone(&log)),
+            log,
+            backoff,
+            shutdown,
+        }
+    }
+
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// Execute `command` on aggregate `id`, retrying infrastructure failures.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        repository: &Repository<A>,
+        id: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Outcome<A>, Stopped> {
+        let mut attempt = 0;
+        loop {
+            match repository.execute(id, command, ctx).await {
+                Ok(executed) => return Ok(Outcome::Done(executed)),
+                Err(RepositoryError::Domain(error)) => return Ok(Outcome::Rejected(error)),
+                Err(error @ RepositoryError::Decode(..)) => {
+                    return Ok(Outcome::Poison(error.to_string()))
+                }
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, stream = %A::stream_name(id), attempt, "command failed, retrying");
+                    pause(self.backoff.delay(attempt), &self.shutdown).await?;
+                }
+            }
+        }
+    }
+
+    /// Load aggregate `id`'s state, retrying infrastructure failures; `Err(poison)` if unreadable.
+    pub async fn load<A: Aggregate>(
+        &self,
+        repository: &Repository<A>,
+        id: &str,
+    ) -> Result<Result<A::State, String>, Stopped> {
+        let mut attempt = 0;
+        loop {
+            match repository.load(id).await {
+                Ok(loaded) => return Ok(Ok(loaded.state)),
+                Err(error @ (RepositoryError::Decode(..) | RepositoryError::Domain(_))) => {
+                    return Ok(Err(error.to_string()))
+                }
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, stream = %A::stream_name(id), attempt, "load failed, retrying");
+                    pause(self.backoff.delay(attempt), &self.shutdown).await?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The coordinator: reads the global log from the checkpoint, hands each saga trigger to the lane of
+//! its reservation, fires due timers and refund retries, and commits progress.
+//!
+//! The checkpoint only passes a position once that event is fully handled (recorded and acted on),
+//! together with the timers it left armed, in one store transaction. Events after a crash are
+//! handled again; every step is idempotent, so that is harmless.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use eventlog::{EventLog, EventSubscription, Position, RecordedEvent};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::inbound::{classify, Classified};
+use super::lane::{Completion, Finished, Job};
+use super::retry::{pause, Backoff};
+use super::{agenda::Agenda, Shard};
+use crate::status::SagaStatus;
+use crate::store::{ParkedAction, ProgressUpdate, SagaProgress, TimerStore};
+
+/// Events read from the log in one go before progress is committed.
+const READ_BATCH: usize = 1024;
+
+pub struct Coordinator {
+    pub log: Arc<dyn EventLog>,
+    pub store: Arc<dyn TimerStore>,
+    pub shard: Shard,
+    pub lanes: Vec<mpsc::UnboundedSender<Job>>,
+    pub completions: mpsc::UnboundedReceiver<Completion>,
+    pub status: SagaStatus,
+    pub max_in_flight: usize,
+    pub backoff: Backoff,
+    pub shutdown: CancellationToken,
+    pub lane_lost: AtomicBool,
+}
+
+/// What the coordinator tracks while it runs.
+struct Progress {
+    agenda: Agenda,
+    events_in_flight: BTreeSet<Position>,
+    other_in_flight: usize,
+    last_seen: Position,
+    committed: Position,
+    pending: ProgressUpdate,
+    commit_failures: u32,
+    subscription_failures: u32,
+}
+
+impl Progress {
+    fn in_flight(&self) -> usize {
+        self.events_in_flight.len() + self.other_in_flight
+    }
+
+    /// Every event up to here is fully handled.
+    fn done_through(&self) -> Position {
+        self.events_in_flight
+            .first()
+            .map_or(self.last_seen, |first| first.saturating_sub(1))
+    }
+}
+
+impl Coordinator {
+    /// Run until shutdown; `false` if it stopped because a lane was lost.
+    pub async fn run(mut self, start: SagaProgress) -> bool {
+        let mut progress = Progress {
+            agenda: Agenda::new(&start.timers, start.refunds),
+            events_in_flight: BTreeSet::new(),
+            other_in_flight: 0,
+            last_seen: start.checkpoint,
+            committed: start.checkpoint,
+            pending: ProgressUpdate::default(),
+            commit_failures: 0,
+            subscription_failures: 0,
+        };
+        let mut subscription = self.log.subscribe(start.checkpoint + 1);
+        while !self.shutdown.is_cancelled() {
+            self.step(&mut progress, &mut subscription).await;
+            self.dispatch_due(&mut progress);
+            self.commit(&mut progress).await;
+            self.publish(&progress);
+        }
+        while let Ok(completion) = self.completions.try_recv() {
+            self.complete(&mut progress, completion);
+        }
+        self.commit(&mut progress).await;
+        self.publish(&progress);
+        !self.lane_lost.load(Ordering::Relaxed)
+    }
+
+    /// Wait for the next thing to do (an event, a finished job, a due timer) and do it.
+    async fn step(&mut self, progress: &mut Progress, subscription: &mut EventSubscription) {
+        let can_read = progress.in_flight() < self.max_in_flight;
+        // With no room for more work, wait for a job to finish rather than for a due timer.
+        let wake = progress
+            .agenda
+            .next_due()
+            .filter(|_| can_read)
+            .map(|due| (due - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => {}
+            Some(completion) = self.completions.recv() => self.complete(progress, completion),
+            item = subscription.next(), if can_read => {
+                if !self.read(progress, item) {
+                    self.resubscribe(progress, subscription).await;
+                    return;
+                }
+            }
+            () = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => {}
+        }
+        while let Ok(completion) = self.completions.try_recv() {
+            self.complete(progress, completion);
+        }
+        for _ in 0..READ_BATCH {
+            if progress.in_flight() >= self.max_in_flight {
+                break;
+            }
+            let Some(item) = subscription.next().now_or_never() else {
+                break;
+            };
+            if !self.read(progress, item) {
+                self.resubscribe(progress, subscription).await;
+                break;
+            }
+        }
+    }
+
+    /// Take one item of the subscription; `false` if the subscription failed or ended.
+    fn read(
+        &self,
+        progress: &mut Progress,
+        item: Option<Result<RecordedEvent, eventlog::LogError>>,
+    ) -> bool {
+        match item {
+            Some(Ok(event)) => {
+                progress.subscription_failures = 0;
+                self.admit(progress, &event);
+                true
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "saga subscription failed, resubscribing");
+                false
+            }
+            None => false,
+        }
+    }
+
+    async fn resubscribe(&self, progress: &mut Progress, subscription: &mut EventSubscription) {
+        // Never skip: start again right after the last event taken.
+        progress.subscription_failures += 1;
+        let delay = self.backoff.delay(progress.subscription_failures);
+        let _ = pause(delay, &self.shutdown).await;
+        *subscription = self.log.subscribe(progress.last_seen + 1);
+    }
+
+    fn admit(&self, progress: &mut Progress, event: &RecordedEvent) {
+        if event.position <= progress.last_seen {
+            return;
+        }
+        progress.last_seen = event.position;
+        match classify(event) {
+            Classified::Ignore => {}
+            Classified::Trigger(inbound) if !self.shard.owns(inbound.reservation_id) => {}
+            Classified::Trigger(inbound) => {
+                progress.events_in_flight.insert(event.position);
+                let job = Job::Event {
+                    position: event.position,
+                    inbound,
+                };
+                self.send(job);
+            }
+            Classified::Poison {
+                reservation_id,
+                error,
+            } => {
+                if reservation_id.is_none_or(|rid| self.shard.owns(rid)) {
+                    tracing::warn!(event_id = %event.event_id, stream = %event.stream, %error, "poison event parked");
+                    self.status.count_parked(1);
+                    progress.pending.parked.push(ParkedAction {
+                        reservation_id,
+                        trigger_id: event.event_id,
+                        attempted: format!("{} at position {}", event.event_type, event.position),
+                        error,
+                        parked_at: Utc::now(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn send(&self, job: Job) {
+        let lane = self.shard.lane(job.reservation_id(), self.lanes.len());
+        let sent = self.lanes.get(lane).is_some_and(|s| s.send(job).is_ok());
+        if !sent && !self.shutdown.is_cancelled() {
+            // A lane only ends at shutdown; if one is gone, stop, and let a restart handle its jobs.
+            tracing::error!(
+                lane,
+                "a saga lane stopped unexpectedly; stopping the runner"
+            );
+            self.lane_lost.store(true, Ordering::Relaxed);
+            self.shutdown.cancel();
+        }
+    }
+
+    fn dispatch_due(&self, progress: &mut Progress) {
+        let room = self.max_in_flight.saturating_sub(progress.in_flight());
+        let jobs = progress.agenda.take_due(Utc::now(), room);
+        progress.other_in_flight += jobs.len();
+        for job in jobs {
+            self.send(job);
+        }
+    }
+
+    fn complete(&self, progress: &mut Progress, completion: Completion) {
+        let rid = completion.reservation_id;
+        let mut timers_changed = completion.timers.is_some();
+        if let Some(timers) = completion.timers {
+            progress.agenda.set_timers(rid, timers);
+        }
+        match completion.finished {
+            Finished::Event(position) => {
+                progress.events_in_flight.remove(&position);
+            }
+            Finished::Timer(timer) => {
+                progress.other_in_flight = progress.other_in_flight.saturating_sub(1);
+                progress.agenda.spend(timer);
+                timers_changed = true;
+            }
+            Finished::Refund(action_id) => {
+                progress.other_in_flight = progress.other_in_flight.saturating_sub(1);
+                progress.agenda.refund_tried(action_id);
+            }
+        }
+        if timers_changed {
+            let armed = progress.agenda.timers_of(rid);
+            progress.pending.timers.push((rid, armed));
+        }
+        for retry in completion.refunds_due {
+            progress.agenda.upsert_refund(retry.clone());
+            progress.pending.refunds_due.push(retry);
+        }
+        for action_id in completion.refunds_settled {
+            progress.agenda.settle_refund(action_id);
+            progress.pending.refunds_settled.push(action_id);
+        }
+        self.status.count_parked(completion.parked.len());
+        progress.pending.parked.extend(completion.parked);
+    }
+
+    /// Write pending progress and the checkpoint in one transaction; on failure keep it for the
+    /// next round (never skip), backing off.
+    async fn commit(&self, progress: &mut Progress) {
+        let through = progress.done_through();
+        if through > progress.committed {
+            progress.pending.checkpoint = Some(through);
+        }
+        if progress.pending.is_empty() {
+            return;
+        }
+        match self.store.commit(progress.pending.clone()).await {
+            Ok(()) => {
+                progress.committed = progress.pending.checkpoint.unwrap_or(progress.committed);
+                progress.pending = ProgressUpdate::default();
+                progress.commit_failures = 0;
+            }
+            Err(error) => {
+                progress.commit_failures += 1;
+                tracing::warn!(%error, attempt = progress.commit_failures, "saga progress not committed, retrying");
+                let delay = self.backoff.delay(progress.commit_failures);
+                let _ = pause(delay, &self.shutdown).await;
+            }
+        }
+    }
+
+    fn publish(&self, progress: &Progress) {
+        self.status
+            .set_progress(progress.committed, progress.last_seen, progress.in_flight());
+        self.status.set_agenda(
+            progress.agenda.timers_armed(),
+            progress.agenda.refunds_pending(),
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The saga runtime: runs the reservation saga of `domain` against the event log.
+//!
+//! A coordinator reads the global log from its stored checkpoint and hands every event of a
+//! `reservation-*`, `lodging-*` (about a reservation) or `payment-*` stream to the lane of its
+//! reservation; lanes record the trigger on `saga-{reservation_id}` and send its actions.
+//! Due timers and refund retries go the same way. See `coordinator` and `lane`.
+
+mod actions;
+mod agenda;
+mod commands;
+mod coordinator;
+pub mod ids;
+mod inbound;
+mod lane;
+mod payment;
+mod retry;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use domain::saga::SagaPolicy;
+use domain::ReservationId;
+use eventlog::EventLog;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use retry::Backoff;
+
+use crate::gateway::PaymentGateway;
+use crate::status::SagaStatus;
+use crate::store::{SagaProgress, TimerStore, TimerStoreError};
+use actions::Actions;
+use commands::Commands;
+use coordinator::Coordinator;
+use lane::Lane;
+use payment::PaymentWorker;
+
+/// The slice of reservations one runner handles when several run side by side: reservation `r`
+/// belongs to shard `u64::from_be_bytes(last 8 bytes of r) % count`. Each shard needs its own
+/// [`TimerStore`]. Default: one shard handling everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard index {index} must be below the shard count {count} (and the count above 0)")]
+pub struct ShardError {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl Shard {
+    /// The only shard: every reservation.
+    pub const ALL: Self = Self { index: 0, count: 1 };
+
+    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
+        if count == 0 || index >= count {
+            return Err(ShardError { index, count });
+        }
+        Ok(Self { index, count })
+    }
+
+    #[must_use]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    #[must_use]
+    pub fn count(self) -> u32 {
+        self.count
+    }
+
+    /// Whether this shard handles `reservation_id`.
+    #[must_use]
+    pub fn owns(self, reservation_id: ReservationId) -> bool {
+        let low = reservation_id.as_u64_pair().1;
+        low % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// The lane (of `lanes`) that handles `reservation_id` within this runner.
+    fn lane(self, reservation_id: ReservationId, lanes: usize) -> usize {
+        let high = reservation_id.as_u64_pair().0;
+        usize::try_from(high % lanes.max(1) as u64).unwrap_or(0)
+    }
+}
+
+/// How the runner runs (the business durations are in [`SagaPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SagaConfig {
+    pub shard: Shard,
+    /// Reservations handled side by side (each reservation always in the same lane, in order).
+    pub lanes: usize,
+    /// Events, timers and refund retries being handled at once, at most.
+    pub max_in_flight: usize,
+    /// Retry of infrastructure failures (store down, write conflicts).
+    pub backoff: Backoff,
+}
+
+impl Default for SagaConfig {
+    fn default() -> Self {
+        Self {
+            shard: Shard::ALL,
+            lanes: 16,
+            max_in_flight: 1024,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SagaRunError {
+    #[error("saga timer store: {0}")]
+    Store(#[from] TimerStoreError),
+    #[error("a saga lane stopped unexpectedly")]
+    LaneLost,
+}
+
+/// The reservation process manager, its durable timers and the payment worker.
+pub struct SagaRunner {
+    log: Arc<dyn EventLog>,
+    gateway: Arc<dyn PaymentGateway>,
+    timers: Arc<dyn TimerStore>,
+    policy: SagaPolicy,
+    config: SagaConfig,
+    status: SagaStatus,
+}
+
+impl SagaRunner {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        gateway: Arc<dyn PaymentGateway>,
+        timers: Arc<dyn TimerStore>,
+        policy: SagaPolicy,
+        config: SagaConfig,
+    ) -> Self {
+        let status = SagaStatus::new(Some(Arc::clone(&gateway)));
+        Self {
+            log,
+            gateway,
+            timers,
+            policy,
+            config,
+            status,
+        }
+    }
+
+    /// A live view of this runner, for metrics; valid before, during and after `run`.
+    #[must_use]
+    pub fn status(&self) -> SagaStatus {
+        self.status.clone()
+    }
+
+    /// Run until `shutdown` is cancelled. Resumes from the stored checkpoint and timers.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), SagaRunError> {
+        let stop = shutdown.child_token();
+        let Some(start) = self.load_progress(&stop).await? else {
+            return Ok(());
+        };
+        self.status.set_running(true);
+        tracing::info!(
+            checkpoint = start.checkpoint,
+            timers = start.timers.len(),
+            "saga runner started"
+        );
+        let commands = Arc::new(Commands::new(
+            Arc::clone(&self.log),
+            self.config.backoff,
+            stop.clone(),
+        ));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut lanes = JoinSet::new();
+        let mut senders = Vec::with_capacity(self.config.lanes.max(1));
+        for _ in 0..self.config.lanes.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            lanes.spawn(Arc::new(self.lane(&commands)).run(rx, done_tx.clone()));
+        }
+        drop(done_tx);
+        let coordinator = Coordinator {
+            log: Arc::clone(&self.log),
+            store: Arc::clone(&self.timers),
+            shard: self.config.shard,
+            lanes: senders,
+            completions: done_rx,
+            status: self.status.clone(),
+            max_in_flight: self.config.max_in_flight.max(1),
+            backoff: self.config.backoff,
+            shutdown: stop.clone(),
+            lane_lost: AtomicBool::new(false),
+        };
+        let healthy = coordinator.run(start).await;
+        stop.cancel();
+        while let Some(joined) = lanes.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "saga lane ended abnormally");
+            }
+        }
+        self.status.set_running(false);
+        tracing::info!("saga runner stopped");
+        if healthy {
+            Ok(())
+        } else {
+            Err(SagaRunError::LaneLost)
+        }
+    }
+
+    fn lane(&self, commands: &Arc<Commands>) -> Lane {
+        let payments = PaymentWorker::new(
+            Arc::clone(&self.gateway),
+            Arc::clone(commands),
+            self.policy,
+            self.status.clone(),
+        );
+        Lane {
+            commands: Arc::clone(commands),
+            actions: Actions::new(Arc::clone(commands), payments),
+            policy: self.policy,
+            status: self.status.clone(),
+        }
+    }
+
+    /// The stored progress; a store that is down is waited for, a corrupt one is an error.
+    async fn load_progress(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<Option<SagaProgress>, SagaRunError> {
+        let mut attempt = 0;
+        loop {
+            match self.timers.load().await {
+                Ok(progress) => return Ok(Some(progress)),
+                Err(error @ TimerStoreError::Corrupt(_)) => return Err(error.into()),
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, attempt, "saga timer store unavailable, retrying");
+                    if retry::pause(self.config.backoff.delay(attempt), stop)
+                        .await
+                        .is_err()
+                    {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn shards_split_reservations_between_them() {
+        assert!(Shard::new(2, 2).is_err());
+        assert!(Shard::new(0, 0).is_err());
+        let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).expect("valid")).collect();
+        for _ in 0..200 {
+            let rid = Uuid::new_v4();
+            assert_eq!(shards.iter().filter(|s| s.owns(rid)).count(), 1, "{rid}");
+            assert!(Shard::ALL.owns(rid));
+            assert!(Shard::ALL.lane(rid, 4) < 4);
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The payment worker: turns the saga's `Charge` / `RefundCharge` actions into gateway calls and
+//! records the outcome on the Payment aggregate.
+//!
+//! charge: ok -> `Complete`; declined -> `Fail`; unavailable or circuit open -> `Defer` with
+//! exponential backoff and jitter (or `Fail` on the last attempt). An open circuit defers, never fails.
+//! refund: ok -> `Refund`; declined -> parked for operators; unavailable -> a durable refund retry.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use domain::payment::{PaymentCommand, PaymentStatus};
+use domain::saga::{retry_delay, SagaPolicy};
+use domain::{Aggregate, ReservationId, Timestamp};
+use eventlog::CommandContext;
+use rand::Rng;
+use uuid::Uuid;
+
+use super::commands::{Commands, Outcome};
+use super::ids::derived_id;
+use super::retry::{pause, Stopped};
+use crate::gateway::{GatewayError, PaymentGateway};
+use crate::status::SagaStatus;
+use crate::store::RefundRetry;
+
+/// Where an action comes from: its reservation, trigger and stable id.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionContext {
+    pub reservation_id: ReservationId,
+    /// Stable id of this action: the causation id of whatever it writes.
+    pub action_id: Uuid,
+    pub correlation_id: Uuid,
+}
+
+impl ActionContext {
+    pub fn command_context(&self, actor: &str) -> CommandContext {
+        CommandContext {
+            correlation_id: self.correlation_id,
+            causation_id: self.action_id,
+            actor: actor.to_string(),
+            now: Utc::now(),
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Done,
+    /// Rejected for good: recorded for operators, the saga goes on.
+    Parked(String),
+    /// The gateway could not refund yet: retry durably later.
+    RefundDeferred(RefundRetry),
+}
+
+/// A charge the saga asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeOrder<'a> {
+    pub idempotency_key: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub attempt: u32,
+    pub last_attempt: bool,
+}
+
+const ACTOR: &str = "payment-worker";
+
+/// A payment stream holds a handful of events; read at most this many.
+const PAYMENT_STREAM_READ_LIMIT: usize = 10_000;
+
+pub struct PaymentWorker {
+    gateway: Arc<dyn PaymentGateway>,
+    commands: Arc<Commands>,
+    policy: SagaPolicy,
+    status: SagaStatus,
+}
+
+/// `delay` plus a random 0..=25% of it.
+fn with_jitter(delay: TimeDelta) -> TimeDelta {
+    let max = delay.num_milliseconds().max(0) / 4;
+    delay + TimeDelta::milliseconds(rand::thread_rng().gen_range(0..=max))
+}
+
+impl PaymentWorker {
+    pub fn new(
+        gateway: Arc<dyn PaymentGateway>,
+        commands: Arc<Commands>,
+        policy: SagaPolicy,
+        status: SagaStatus,
+    ) -> Self {
+        Self {
+            gateway,
+            commands,
+            policy,
+            status,
+        }
+    }
+
+    /// Charge once per payment: a payment already settled, or an action whose outcome is already
+    /// recorded, is not sent to the gateway again.
+    pub async fn charge(
+        &self,
+        cx: &ActionContext,
+        order: ChargeOrder<'_>,
+    ) -> Result<ActionOutcome, Stopped> {
+        let id = cx.reservation_id.to_string();
+        let payment = match self.commands.load(&self.commands.payments, &id).await? {
+            Ok(payment) => payment,
+            Err(poison) => return Ok(ActionOutcome::Parked(poison)),
+        };
+        // A voided payment is still charged through: a charge may have reached the gateway before
+        // a crash, and only asking again (same key, never charged twice) tells; it is then refunded.
+        let open = matches!(
+            payment.status,
+            PaymentStatus::Requested | PaymentStatus::Deferred | PaymentStatus::Voided
+        );
+        if !open || self.outcome_recorded(cx).await? {
+            return Ok(ActionOutcome::Done);
+        }
+        let result = self
+            .gateway
+            .charge(order.idempotency_key, order.amount, order.currency)
+            .await;
+        let command = self.charge_outcome(cx, &order, result);
+        self.record(cx, &command).await
+    }
+
+    fn charge_outcome(
+        &self,
+        cx: &ActionContext,
+        order: &ChargeOrder<'_>,
+        result: Result<crate::gateway::ChargeReceipt, GatewayError>,
+    ) -> PaymentCommand {
+        match result {
+            Ok(receipt) => {
+                self.status.count_charge_completed();
+                PaymentCommand::Complete {
+                    payment_id: derived_id(cx.action_id, "payment").to_string(),
+                    gateway_ref: receipt.charge_ref,
+                    amount: order.amount,
+                }
+            }
+            Err(GatewayError::Declined(reason)) => {
+                self.status.count_charge_failed();
+                PaymentCommand::Fail {
+                    reason: format!("payment declined: {reason}"),
+                }
+            }
+            Err(error) if order.last_attempt => {
+                self.status.count_charge_failed();
+                PaymentCommand::Fail {
+                    reason: format!("payment attempts exhausted: {error}"),
+                }
+            }
+            Err(error) => {
+                self.status.count_charge_deferred();
+                let delay = retry_delay(self.policy.retry_base, order.attempt);
+                PaymentCommand::Defer {
+                    reason: error.to_string(),
+                    retry_at: Utc::now() + with_jitter(delay),
+                }
+            }
+        }
+    }
+
+    /// Refund a completed charge (a refunded payment is not refunded again).
+    pub async fn refund(
+        &self,
+        cx: &ActionContext,
+        charge_ref: &str,
+        amount: i64,
+    ) -> Result<ActionOutcome, Stopped> {
+        let id = cx.reservation_id.to_string();
+        let payment = match self.commands.load(&self.commands.payments, &id).await? {
+            Ok(payment) => payment,
+            Err(poison) => return Ok(ActionOutcome::Parked(poison)),
+        };
+        if payment.status == PaymentStatus::Refunded {
+            return Ok(ActionOutcome::Done);
+        }
+        let retry = RefundRetry {
+            action_id: cx.action_id,
+            reservation_id: cx.reservation_id,
+            correlation_id: cx.correlation_id,
+            charge_ref: charge_ref.to_string(),
+            amount,
+            attempt: 0,
+            next_attempt_at: Utc::now(),
+            last_error: String::new(),
+        };
+        self.attempt_refund(cx, retry).await
+    }
+
+    /// Try a refund the gateway could not take before.
+    pub async fn retry_refund(&self, retry: RefundRetry) -> Result<ActionOutcome, Stopped> {
+        let cx = ActionContext {
+            reservation_id: retry.reservation_id,
+            action_id: retry.action_id,
+            correlation_id: retry.correlation_id,
+        };
+        self.attempt_refund(&cx, retry).await
+    }
+
+    async fn attempt_refund(
+        &self,
+        cx: &ActionContext,
+        mut retry: RefundRetry,
+    ) -> Result<ActionOutcome, Stopped> {
+        retry.attempt += 1;
+        match self.gateway.refund(&retry.charge_ref, retry.amount).await {
+            Ok(receipt) => {
+                self.status.count_refund();
+                let command = PaymentCommand::Refund {
+                    amount: retry.amount,
+                    gateway_ref: receipt.refund_ref,
+                };
+                self.record(cx, &command).await
+            }
+            Err(GatewayError::Declined(reason)) => {
+                Ok(ActionOutcome::Parked(format!("refund declined: {reason}")))
+            }
+            Err(error) => {
+                let delay = retry_delay(self.policy.retry_base, retry.attempt);
+                retry.next_attempt_at = next_attempt(Utc::now(), delay);
+                retry.last_error = error.to_string();
+                tracing::warn!(reservation_id = %cx.reservation_id, %error, attempt = retry.attempt, "refund deferred");
+                Ok(ActionOutcome::RefundDeferred(retry))
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        cx: &ActionContext,
+        command: &PaymentCommand,
+    ) -> Result<ActionOutcome, Stopped> {
+        let id = cx.reservation_id.to_string();
+        let ctx = cx.command_context(ACTOR);
+        let outcome = self
+            .commands
+            .execute(&self.commands.payments, &id, command, &ctx)
+            .await?;
+        Ok(match outcome {
+            Outcome::Done(_) => ActionOutcome::Done,
+            Outcome::Rejected(error) => ActionOutcome::Parked(error.to_string()),
+            Outcome::Poison(error) => ActionOutcome::Parked(error),
+        })
+    }
+
+    /// Whether the payment stream already holds an event caused by this action.
+    async fn outcome_recorded(&self, cx: &ActionContext) -> Result<bool, Stopped> {
+        let stream = domain::payment::PaymentAggregate::stream_name(&cx.reservation_id.to_string());
+        let mut attempt = 0;
+        loop {
+            match self
+                .commands
+                .log
+                .read_stream(&stream, 0, PAYMENT_STREAM_READ_LIMIT)
+                .await
+            {
+                Ok(events) => {
+                    return Ok(events
+                        .iter()
+                        .any(|event| event.metadata.causation_id == cx.action_id))
+                }
+                Err(error) => {
+                    attempt += 1;
+                    tracing::warn!(%error, %stream, attempt, "reading the payment stream failed, retrying");
+                    let delay = self.commands.backoff().delay(attempt);
+                    pause(delay, self.commands.shutdown()).await?;
+                }
+            }
+        }
+    }
+}
+
+fn next_attempt(now: Timestamp, delay: TimeDelta) -> Timestamp {
+    now + with_jitter(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_adds_at_most_a_quarter() {
+        let delay = TimeDelta::milliseconds(400);
+        for _ in 0..200 {
+            let jittered = with_jitter(delay);
+            assert!(
+                jittered >= delay && jittered <= TimeDelta::milliseconds(500),
+                "{jittered}"
+            );
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! HTTP handlers of the sandbox gateway. Errors are `application/problem+json`.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ledger::{LedgerRefusal, SandboxConfig};
+use super::SandboxState;
+
+#[derive(Deserialize)]
+pub(super) struct ChargeBody {
+    idempotency_key: String,
+    amount: i64,
+    currency: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RefundBody {
+    charge_ref: String,
+    amount: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigBody {
+    latency_ms: Option<u64>,
+    decline_rate: Option<f64>,
+    overloaded: Option<bool>,
+}
+
+/// Longest latency the sandbox may be told to add.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
+    let body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "sandbox": true,
+    });
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+fn refusal(refusal: LedgerRefusal) -> Response {
+    match refusal {
+        LedgerRefusal::Overloaded => {
+            let mut response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the sandbox gateway is overloaded (sandbox setting)",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        LedgerRefusal::Declined(detail) => problem(StatusCode::PAYMENT_REQUIRED, &detail),
+        LedgerRefusal::Invalid(detail) => problem(StatusCode::UNPROCESSABLE_ENTITY, &detail),
+        LedgerRefusal::UnknownCharge(charge_ref) => {
+            problem(StatusCode::NOT_FOUND, &format!("no charge {charge_ref}"))
+        }
+        LedgerRefusal::KeyReused(detail) => problem(StatusCode::CONFLICT, &detail),
+    }
+}
+
+fn bad_json(rejection: &JsonRejection) -> Response {
+    problem(StatusCode::BAD_REQUEST, &rejection.body_text())
+}
+
+async fn simulate_latency(state: &SandboxState) {
+    let latency = state.ledger().config.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+}
+
+pub(super) async fn charge(
+    State(state): State<SandboxState>,
+    body: Result<Json<ChargeBody>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_json(&rejection),
+    };
+    simulate_latency(&state).await;
+    let outcome = {
+        let mut ledger = state.ledger();
+        let declined = rand::random::<f64>() < ledger.config.decline_rate;
+        ledger.charge(&body.idempotency_key, body.amount, &body.currency, declined)
+    };
+    match outcome {
+        Ok((charge, replayed)) => {
+            let body = json!({"charge_ref": charge.charge_ref, "sandbox": true});
+            let mut response = (StatusCode::CREATED, Json(body)).into_response();
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(refused) => refusal(refused),
+    }
+}
+
+pub(super) async fn refund(
+    State(state): State<SandboxState>,
+    body: Result<Json<RefundBody>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_json(&rejection),
+    };
+    simulate_latency(&state).await;
+    let outcome = state.ledger().refund(&body.charge_ref, body.amount);
+    match outcome {
+        Ok(refund_ref) => {
+            let body = json!({"refund_ref": refund_ref, "sandbox": true});
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(refused) => refusal(refused),
+    }
+}
+
+pub(super) async fn list_charges(State(state): State<SandboxState>) -> Response {
+    let charges = state.ledger().charges().to_vec();
+    Json(charges).into_response()
+}
+
+pub(super) async fn show_config(State(state): State<SandboxState>) -> Response {
+    let config = state.ledger().config;
+    config_answer(config)
+}
+
+pub(super) async fn update_config(
+    State(state): State<SandboxState>,
+    body: Result<Json<ConfigBody>, JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_json(&rejection),
+    };
+    if let Some(rate) = body.decline_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decline_rate must be between 0.0 and 1.0",
+            );
+        }
+    }
+    if body.latency_ms.is_some_and(|ms| ms > MAX_LATENCY_MS) {
+        let detail = format!("latency_ms must be at most {MAX_LATENCY_MS}");
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, &detail);
+    }
+    let config = {
+        let mut ledger = state.ledger();
+        let config = &mut ledger.config;
+        config.latency_ms = body.latency_ms.unwrap_or(config.latency_ms);
+        config.decline_rate = body.decline_rate.unwrap_or(config.decline_rate);
+        config.overloaded = body.overloaded.unwrap_or(config.overloaded);
+        *config
+    };
+    tracing::info!(?config, "sandbox gateway reconfigured");
+    config_answer(config)
+}
+
+fn config_answer(config: SandboxConfig) -> Response {
+    let body = json!({
+        "latency_ms": config.latency_ms,
+        "decline_rate": config.decline_rate,
+        "overloaded": config.overloaded,
+        "sandbox": true,
+    });
+    Json(body).into_response()
+}
+
+pub(super) async fn describe() -> Response {
+    let body = json!({
+        "name": "stayledger payment sandbox",
+        "sandbox": true,
+        "detail": "a stand-in payment gateway for demos, tests and benchmarks: no real money moves",
+    });
+    Json(body).into_response()
+}

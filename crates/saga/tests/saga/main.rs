@@ -1,0 +1,9 @@
+//! Integration tests of the saga runtime over the real SQLite event log, the real sandbox gateway
+//! on a real socket and the real HTTP client.
+
+mod flow;
+mod gateway;
+mod recovery;
+mod sandbox_http;
+mod timers;
+mod world;

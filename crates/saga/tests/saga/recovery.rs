@@ -1,0 +1,205 @@
+//! Crashes, redelivery, refunds during an outage, and two runners splitting the work.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::lodging::ApprovalMode;
+use domain::payment::PaymentStatus;
+use domain::reservation::ReservationCommand;
+use domain::saga::{ReservationSaga, SagaInput, SagaTrigger};
+use domain::DomainEvent;
+use eventlog::{CommandContext, Repository};
+use saga::{PaymentGateway, SagaConfig, Shard, TimerStore};
+use serde_json::json;
+
+use crate::world::{eventually, fast_policy, World};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_recorded_before_a_crash_is_acted_on_exactly_once() {
+    let world = World::new().await;
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let rid = world.request_stay(&lodging).await;
+    let requested = world.stream(&format!("reservation-{rid}")).await.remove(0);
+    let input = domain::reservation::ReservationEvent::decode(
+        &requested.event_type,
+        requested.schema_version,
+        &requested.data,
+    )
+    .expect("decodes");
+    // The saga recorded its decision, then "crashed" before sending anything.
+    let trigger = SagaTrigger {
+        trigger_id: requested.event_id,
+        input: SagaInput::Reservation(input),
+        policy: fast_policy(),
+    };
+    let ctx = CommandContext {
+        correlation_id: rid,
+        causation_id: requested.event_id,
+        actor: "saga".to_string(),
+        now: Utc::now(),
+    };
+    Repository::<ReservationSaga>::new(Arc::clone(&world.log))
+        .execute(&rid.to_string(), &trigger, &ctx)
+        .await
+        .expect("recorded");
+    assert!(world.lodging(&lodging).await.requests.is_empty());
+    // A charge also reached the gateway before the crash (same idempotency key the saga uses).
+    let early = world
+        .http_gateway()
+        .charge(&rid.to_string(), 100_000, "KRW")
+        .await
+        .expect("charged");
+
+    let runner = world.start(fast_policy(), "saga.db");
+    eventually("the recorded action to be sent", || async {
+        world.lodging(&lodging).await.requests.get(&rid).map(|_| ())
+    })
+    .await;
+    world.grant(&lodging, rid).await;
+    world.wait_for_status(rid, "confirmed").await;
+    runner.stop().await;
+
+    let lodging_events = world.event_types(&format!("lodging-{lodging}")).await;
+    let forwarded = lodging_events
+        .iter()
+        .filter(|t| *t == "ApprovalRequested")
+        .count();
+    assert_eq!(forwarded, 1, "{lodging_events:?}");
+    let saga = world.saga(rid).await;
+    assert!(saga.handled.contains_key(&requested.event_id));
+    let saga_events = world.event_types(&format!("saga-{rid}")).await;
+    let armed = saga_events
+        .iter()
+        .filter(|t| *t == "SagaTimerArmed")
+        .count();
+    assert_eq!(
+        armed, 1,
+        "the trigger was not decided twice: {saga_events:?}"
+    );
+    let charges = world.charges_for(rid).await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0].attempts, 2);
+    let payment = world.payment(rid).await;
+    assert_eq!(
+        payment.charge_ref.as_deref(),
+        Some(early.charge_ref.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_events_change_nothing() {
+    let world = World::new().await;
+    let runner = world.start(fast_policy(), "saga.db");
+    let lodging = world.register_lodging(2, ApprovalMode::Instant).await;
+    let confirmed = world.request_stay(&lodging).await;
+    world.wait_for_status(confirmed, "confirmed").await;
+    let head = world.head().await;
+    eventually("everything to be committed", || async {
+        (runner.status.checkpoint() >= head).then_some(())
+    })
+    .await;
+    runner.stop().await;
+
+    // Rewind: a fresh store makes the runner see every event again.
+    let again = world.start(fast_policy(), "rewound.db");
+    eventually("the rewound runner to catch up", || async {
+        (again.status.checkpoint() >= head).then_some(())
+    })
+    .await;
+    again.stop().await;
+    assert_eq!(world.head().await, head, "no new event anywhere");
+    assert_eq!(
+        world.charges_for(confirmed).await[0].attempts,
+        1,
+        "the gateway was not called again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_waits_durably_for_the_gateway_across_a_restart() {
+    let world = World::new().await;
+    let runner = world.start(fast_policy(), "saga.db");
+    let lodging = world.register_lodging(1, ApprovalMode::Instant).await;
+    let rid = world.request_stay(&lodging).await;
+    world.wait_for_status(rid, "confirmed").await;
+
+    world.configure_sandbox(json!({"overloaded": true})).await;
+    let cancel = ReservationCommand::Cancel {
+        cancelled_by: "customer-1".to_string(),
+        reason: "ill".to_string(),
+    };
+    world.reservation_command(rid, &cancel).await;
+    eventually("the refund to wait for the gateway", || async {
+        (runner.status.snapshot().refunds_pending == 1).then_some(())
+    })
+    .await;
+    runner.stop().await;
+    let store = saga::SqliteTimerStore::open(world.store_path("saga.db")).expect("store");
+    let waiting = store.load().await.expect("progress").refunds;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].reservation_id, rid);
+    assert!(waiting[0].last_error.contains("503"), "{waiting:?}");
+    assert_eq!(world.payment(rid).await.status, PaymentStatus::Completed);
+
+    world.configure_sandbox(json!({"overloaded": false})).await;
+    let restarted = world.start(fast_policy(), "saga.db");
+    let refunded = eventually("the refund to go through", || async {
+        world.reservation(rid).await.refunded_amount
+    })
+    .await;
+    assert_eq!(refunded, 100_000);
+    eventually("the refund retry to be settled", || async {
+        (restarted.status.snapshot().refunds_pending == 0).then_some(())
+    })
+    .await;
+    restarted.stop().await;
+    assert!(store.load().await.expect("progress").refunds.is_empty());
+    let charges = world.charges_for(rid).await;
+    assert!(charges[0].refunded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_split_the_reservations_and_never_both_handle_one() {
+    let world = World::new().await;
+    let start = |index, store: &str| {
+        let config = SagaConfig {
+            shard: Shard::new(index, 2).expect("valid shard"),
+            lanes: 2,
+            ..SagaConfig::default()
+        };
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(world.http_gateway());
+        world.start_with(fast_policy(), store, gateway, config)
+    };
+    let first = start(0, "shard-0.db");
+    let second = start(1, "shard-1.db");
+    let lodging = world.register_lodging(20, ApprovalMode::Instant).await;
+    let mut reservations = Vec::new();
+    for _ in 0..8 {
+        reservations.push(world.request_stay(&lodging).await);
+    }
+    for rid in &reservations {
+        world.wait_for_status(*rid, "confirmed").await;
+    }
+    let (a, b) = (first.status.snapshot(), second.status.snapshot());
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(a.charges_completed + b.charges_completed, 8);
+    for rid in &reservations {
+        let charges = world.charges_for(*rid).await;
+        assert_eq!(
+            (charges.len(), charges[0].attempts),
+            (1, 1),
+            "{rid}: {charges:?}"
+        );
+        let saga_events = world.event_types(&format!("saga-{rid}")).await;
+        let handled = saga_events
+            .iter()
+            .filter(|t| *t == "SagaEventHandled")
+            .count();
+        let distinct = world.saga(*rid).await.handled.len();
+        assert_eq!(
+            handled, distinct,
+            "each trigger handled once: {saga_events:?}"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The sandbox gateway's HTTP contract, over a real socket.
+
+use serde_json::{json, Value};
+
+use crate::world::World;
+
+async fn post(world: &World, path: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}{path}", world.sandbox_url))
+        .json(&body)
+        .send()
+        .await
+        .expect("sandbox reachable")
+}
+
+fn content_type(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charges_are_idempotent_and_labelled_as_sandbox() {
+    let world = World::new().await;
+    let body = json!({"idempotency_key": "k-1", "amount": 1200, "currency": "KRW"});
+    let first = post(&world, "/charges", body.clone()).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.headers()["x-sandbox"], "true");
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["sandbox"], true);
+    let again: Value = post(&world, "/charges", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again["charge_ref"], first["charge_ref"]);
+    let reused = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k-1", "amount": 1, "currency": "KRW"}),
+    )
+    .await;
+    assert_eq!(reused.status(), 409);
+    let charges = world.charges().await;
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0].attempts, 3);
+    assert_eq!(world.sandbox.charges(), charges);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declines_overload_and_bad_input_are_problems() {
+    let world = World::new().await;
+    world.configure_sandbox(json!({"decline_rate": 1.0})).await;
+    let declined = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
+    )
+    .await;
+    assert_eq!(declined.status(), 402);
+    assert_eq!(content_type(&declined), "application/problem+json");
+    world
+        .configure_sandbox(json!({"decline_rate": 0.0, "overloaded": true}))
+        .await;
+    let overloaded = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
+    )
+    .await;
+    assert_eq!(overloaded.status(), 503);
+    assert_eq!(overloaded.headers()["retry-after"], "1");
+    world.configure_sandbox(json!({"overloaded": false})).await;
+
+    let malformed = reqwest::Client::new()
+        .post(format!("{}/charges", world.sandbox_url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(content_type(&malformed), "application/problem+json");
+    let negative = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k", "amount": -5, "currency": "KRW"}),
+    )
+    .await;
+    assert_eq!(negative.status(), 422);
+    let bad_rate = reqwest::Client::new()
+        .put(format!("{}/config", world.sandbox_url))
+        .json(&json!({"decline_rate": 2.0}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(bad_rate.status(), 422);
+    assert!(world.charges().await.is_empty());
+    assert_eq!(world.sandbox.config().decline_rate, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_is_refunded_at_most_once() {
+    let world = World::new().await;
+    let charge: Value = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k", "amount": 900, "currency": "KRW"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let charge_ref = charge["charge_ref"].as_str().expect("ref").to_string();
+    let too_much = post(
+        &world,
+        "/refunds",
+        json!({"charge_ref": charge_ref, "amount": 901}),
+    )
+    .await;
+    assert_eq!(too_much.status(), 422);
+    let unknown = post(
+        &world,
+        "/refunds",
+        json!({"charge_ref": "ch_nope", "amount": 1}),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    let first = post(
+        &world,
+        "/refunds",
+        json!({"charge_ref": charge_ref, "amount": 900}),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    let second: Value = post(
+        &world,
+        "/refunds",
+        json!({"charge_ref": charge_ref, "amount": 900}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(first["refund_ref"], second["refund_ref"]);
+    let charges = world.charges().await;
+    assert_eq!(
+        (charges[0].refunded, charges[0].refunded_amount),
+        (true, 900)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sandbox_serves_until_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(saga::sandbox::serve_sandbox(listener, shutdown.clone()));
+    let answer: Value = reqwest::get(format!("http://{addr}/config"))
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["sandbox"], true);
+    assert_eq!(answer["overloaded"], false);
+    shutdown.cancel();
+    server.await.expect("joined").expect("clean shutdown");
+}

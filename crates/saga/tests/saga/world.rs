@@ -1,0 +1,324 @@
+//! The test world: a real SQLite event log in a temp dir, the real sandbox gateway on a real
+//! socket, the real HTTP gateway client, and saga runners started and stopped at will.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use domain::lodging::{
+    ApprovalMode, LodgingAggregate, LodgingApproval, LodgingCommand, LodgingProfile,
+};
+use domain::payment::{Payment, PaymentAggregate};
+use domain::reservation::{LodgingTerms, Reservation, ReservationAggregate, ReservationCommand};
+use domain::saga::{ReservationSaga, SagaPolicy, SagaState};
+use domain::{Aggregate, Stay};
+use eventlog::{CommandContext, Repository};
+use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use saga::sandbox::{self, SandboxCharge, SandboxState};
+use saga::{
+    BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunError,
+    SagaRunner, SagaStatus, SqliteTimerStore,
+};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const NIGHTLY_RATE: i64 = 50_000;
+
+/// Short durations, so the tests run fast.
+pub fn fast_policy() -> SagaPolicy {
+    SagaPolicy {
+        approval_deadline: TimeDelta::hours(1),
+        retry_base: TimeDelta::milliseconds(50),
+        max_payment_attempts: 30,
+    }
+}
+
+pub struct World {
+    pub dir: TempDir,
+    pub log: Arc<dyn EventLog>,
+    pub sandbox_url: String,
+    pub sandbox: SandboxState,
+    sandbox_stop: CancellationToken,
+    http: reqwest::Client,
+}
+
+pub struct Running {
+    pub status: SagaStatus,
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), SagaRunError>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the runner stops promptly");
+        result.expect("runner task").expect("runner ends cleanly");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.sandbox_stop.cancel();
+    }
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = SqliteEventLog::open(dir.path().join("events.db")).expect("event log");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let sandbox = SandboxState::default();
+        let sandbox_stop = CancellationToken::new();
+        let app = sandbox::router(sandbox.clone());
+        let stop = sandbox_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        Self {
+            dir,
+            log: Arc::new(log),
+            sandbox_url: format!("http://{addr}"),
+            sandbox,
+            sandbox_stop,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn http_gateway(&self) -> HttpGateway {
+        HttpGateway::new(&self.sandbox_url, Duration::from_secs(2)).expect("gateway url")
+    }
+
+    pub fn gateway(&self, breaker: BreakerPolicy) -> Arc<dyn PaymentGateway> {
+        Arc::new(BreakerGateway::new(self.http_gateway(), breaker))
+    }
+
+    pub fn store_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Start a runner on the store file `store` with a breaker that rarely opens.
+    pub fn start(&self, policy: SagaPolicy, store: &str) -> Running {
+        let breaker = BreakerPolicy {
+            failure_threshold: 1_000,
+            cool_down: Duration::from_millis(100),
+        };
+        self.start_with(policy, store, self.gateway(breaker), SagaConfig::default())
+    }
+
+    pub fn start_with(
+        &self,
+        policy: SagaPolicy,
+        store: &str,
+        gateway: Arc<dyn PaymentGateway>,
+        config: SagaConfig,
+    ) -> Running {
+        let timers = SqliteTimerStore::open(self.store_path(store)).expect("timer store");
+        let runner = SagaRunner::new(
+            Arc::clone(&self.log),
+            gateway,
+            Arc::new(timers),
+            policy,
+            config,
+        );
+        let status = runner.status();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(runner.run(shutdown.clone()));
+        Running {
+            status,
+            shutdown,
+            handle,
+        }
+    }
+
+    fn ctx(&self, correlation_id: Uuid, actor: &str) -> CommandContext {
+        CommandContext {
+            correlation_id,
+            causation_id: Uuid::new_v4(),
+            actor: actor.to_string(),
+            now: Utc::now(),
+        }
+    }
+
+    pub async fn register_lodging(&self, rooms: u32, approval_mode: ApprovalMode) -> String {
+        let lodging_id = format!("hanok-{}", Uuid::new_v4().simple());
+        let profile = LodgingProfile {
+            lodging_id: lodging_id.clone(),
+            name: "Hanok Stay".to_string(),
+            nightly_rate: NIGHTLY_RATE,
+            currency: "KRW".to_string(),
+            rooms,
+            max_guests: 4,
+            approval_mode,
+            admin_id: "admin-1".to_string(),
+        };
+        Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
+            .execute(
+                &lodging_id,
+                &LodgingCommand::Register(profile),
+                &self.ctx(Uuid::new_v4(), "admin:a"),
+            )
+            .await
+            .expect("lodging registered");
+        lodging_id
+    }
+
+    pub fn stay() -> Stay {
+        let today = Utc::now().date_naive();
+        Stay {
+            check_in: today + TimeDelta::days(10),
+            check_out: today + TimeDelta::days(12),
+            guests: 2,
+        }
+    }
+
+    /// A customer requests a two-night stay; returns the reservation id.
+    pub async fn request_stay(&self, lodging_id: &str) -> Uuid {
+        let reservation_id = Uuid::new_v4();
+        let command = ReservationCommand::Request {
+            reservation_id,
+            customer_id: "customer-1".to_string(),
+            lodging: LodgingTerms {
+                lodging_id: lodging_id.to_string(),
+                nightly_rate: NIGHTLY_RATE,
+                currency: "KRW".to_string(),
+                max_guests: 4,
+            },
+            stay: Self::stay(),
+        };
+        self.reservation_command(reservation_id, &command).await;
+        reservation_id
+    }
+
+    pub async fn reservation_command(&self, reservation_id: Uuid, command: &ReservationCommand) {
+        Repository::<ReservationAggregate>::new(Arc::clone(&self.log))
+            .execute(
+                &reservation_id.to_string(),
+                command,
+                &self.ctx(reservation_id, "customer:c"),
+            )
+            .await
+            .expect("reservation command accepted");
+    }
+
+    /// The lodging admin approves.
+    pub async fn grant(&self, lodging_id: &str, reservation_id: Uuid) {
+        let command = LodgingCommand::Grant {
+            reservation_id,
+            stay: Self::stay(),
+            granted_by: "admin-1".to_string(),
+        };
+        Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
+            .execute(lodging_id, &command, &self.ctx(reservation_id, "admin:a"))
+            .await
+            .expect("approval granted");
+    }
+
+    pub async fn reservation(&self, id: Uuid) -> Reservation {
+        load::<ReservationAggregate>(&self.log, &id.to_string()).await
+    }
+
+    pub async fn payment(&self, id: Uuid) -> Payment {
+        load::<PaymentAggregate>(&self.log, &id.to_string()).await
+    }
+
+    pub async fn lodging(&self, id: &str) -> LodgingApproval {
+        load::<LodgingAggregate>(&self.log, id).await
+    }
+
+    pub async fn saga(&self, id: Uuid) -> SagaState {
+        load::<ReservationSaga>(&self.log, &id.to_string()).await
+    }
+
+    pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
+        self.log
+            .read_stream(stream, 0, 10_000)
+            .await
+            .expect("read stream")
+    }
+
+    pub async fn event_types(&self, stream: &str) -> Vec<String> {
+        self.stream(stream)
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.log.head_position().await.expect("head position")
+    }
+
+    pub async fn configure_sandbox(&self, config: Value) {
+        let response = self
+            .http
+            .put(format!("{}/config", self.sandbox_url))
+            .json(&config)
+            .send()
+            .await
+            .expect("sandbox reachable");
+        assert_eq!(response.status(), 200, "PUT /config {config}");
+    }
+
+    /// `GET /charges` over HTTP.
+    pub async fn charges(&self) -> Vec<SandboxCharge> {
+        self.http
+            .get(format!("{}/charges", self.sandbox_url))
+            .send()
+            .await
+            .expect("sandbox reachable")
+            .json()
+            .await
+            .expect("charges json")
+    }
+
+    pub async fn charges_for(&self, reservation_id: Uuid) -> Vec<SandboxCharge> {
+        let key = reservation_id.to_string();
+        let mut charges = self.charges().await;
+        charges.retain(|c| c.idempotency_key == key);
+        charges
+    }
+
+    /// Wait until the reservation reaches `status` (as its `as_str`).
+    pub async fn wait_for_status(&self, id: Uuid, status: &str) -> Reservation {
+        eventually(&format!("reservation {id} to be {status}"), || async {
+            let reservation = self.reservation(id).await;
+            (reservation.status.as_str() == status).then_some(reservation)
+        })
+        .await
+    }
+}
+
+async fn load<A: Aggregate>(log: &Arc<dyn EventLog>, id: &str) -> A::State {
+    match Repository::<A>::new(Arc::clone(log)).load(id).await {
+        Ok(loaded) => loaded.state,
+        Err(error) => panic!("cannot load {}: {error}", A::stream_name(id)),
+    }
+}
+
+/// Poll `check` every 20 ms until it yields a value; fail the test after 15 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
