@@ -21,7 +21,7 @@ pub struct TestApp {
     pub auth: Auth,
     pub log: Arc<dyn EventLog>,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
 }
 
 /// One HTTP answer.
@@ -69,6 +69,15 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("open log"));
+        Self::serve(log, Arc::new(dir)).await
+    }
+
+    /// Another instance of the service on the same log (nothing shared in memory).
+    pub async fn sibling(&self) -> Self {
+        Self::serve(Arc::clone(&self.log), Arc::clone(&self.dir)).await
+    }
+
+    async fn serve(log: Arc<dyn EventLog>, dir: Arc<tempfile::TempDir>) -> Self {
         let auth = Arc::new(Auth::new(SECRET));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -87,7 +96,7 @@ impl TestApp {
             auth: Auth::new(SECRET),
             log,
             shutdown,
-            _dir: dir,
+            dir,
         }
     }
 
