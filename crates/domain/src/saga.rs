@@ -421,8 +421,12 @@ pub fn react(
     r
 }
 
-/// A charge is sent once per request, once per retry timer, once per admin retry, while unpaid.
+/// A charge is sent once per request, once per retry timer, once per admin retry, while unpaid,
+/// and only for a reservation whose approval the saga has seen (only an approved request is charged).
 fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
+    if state.stage != SagaStage::AwaitingPayment {
+        return false;
+    }
     match (&state.payment, input) {
         // `state` is the state before this input is observed: the payment is still `None` when its
         // `PaymentRequested` is handled for the first time.
@@ -454,6 +458,7 @@ fn charge(reservation: &ReservationRequested, attempt: u32, policy: &SagaPolicy)
 /// Update what the saga knows from an input it handled.
 fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
     use SagaStage as S;
+    let ours = state.reservation.as_ref().map(|r| r.reservation_id);
     match input {
         SagaInput::Reservation(ReservationEvent::ReservationRequested(requested))
             if state.reservation.is_none() =>
@@ -471,6 +476,8 @@ fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
         {
             state.stage = S::Expired;
         }
+        // A lodging decision about another reservation changes nothing (as in `react`).
+        SagaInput::Lodging(event) if event.reservation_id() != ours => {}
         SagaInput::Reservation(ReservationEvent::ReservationRejected { .. })
         | SagaInput::Lodging(LodgingEvent::ApprovalDenied { .. })
             if state.stage == S::AwaitingApproval =>

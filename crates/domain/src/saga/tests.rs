@@ -167,6 +167,20 @@ fn charge(attempt: u32, last_attempt: bool) -> SagaAction {
     }
 }
 
+/// Record the approval, then request the payment.
+fn on_grant() -> Vec<SagaAction> {
+    vec![
+        SagaAction::Reservation(ReservationCommand::RecordApproval {
+            approved_by: "admin-1".to_string(),
+        }),
+        SagaAction::Payment(PaymentCommand::Request {
+            reservation_id: rid(),
+            amount: 300,
+            currency: "EUR".to_string(),
+        }),
+    ]
+}
+
 fn void() -> SagaAction {
     SagaAction::Payment(PaymentCommand::Void {
         reason: "reservation cancelled".to_string(),
@@ -276,20 +290,7 @@ fn approval_granted_records_it_requests_payment_and_cancels_the_deadline() {
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, granted()))
         .then([
-            handled(
-                1,
-                granted(),
-                vec![
-                    SagaAction::Reservation(ReservationCommand::RecordApproval {
-                        approved_by: "admin-1".to_string(),
-                    }),
-                    SagaAction::Payment(PaymentCommand::Request {
-                        reservation_id: rid(),
-                        amount: 300,
-                        currency: "EUR".to_string(),
-                    }),
-                ],
-            ),
+            handled(1, granted(), on_grant()),
             disarmed(TimerKind::ApprovalDeadline),
         ]);
     assert_eq!(state.stage, SagaStage::AwaitingPayment);
@@ -309,6 +310,24 @@ fn approval_granted_again_or_for_another_reservation_sends_nothing() {
         .when(trigger(1, other.clone()))
         .then([handled(1, other, vec![])]);
     assert!(state.timers.contains_key(&TimerKind::ApprovalDeadline));
+    assert_eq!(state.stage, SagaStage::AwaitingApproval);
+    // Our own grant still goes through afterwards.
+    let state = Given::<Saga>::with_state(state)
+        .when(trigger(2, granted()))
+        .then([
+            handled(2, granted(), on_grant()),
+            disarmed(TimerKind::ApprovalDeadline),
+        ]);
+    assert_eq!(state.stage, SagaStage::AwaitingPayment);
+}
+
+#[test]
+fn payment_requested_before_the_approval_was_seen_charges_nothing() {
+    for history in [awaiting_approval(), then(awaiting_approval(), [denied()])] {
+        given::<Saga>(run(&history))
+            .when(trigger(1, payment_requested()))
+            .then([handled(1, payment_requested(), vec![])]);
+    }
 }
 
 #[test]
