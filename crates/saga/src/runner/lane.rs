@@ -110,7 +110,13 @@ impl Lane {
                 () = shutdown.cancelled() => return,
                 job = jobs.recv() => match job { Some(job) => job, None => return },
             };
-            match self.handle(job).await {
+            // Abandoning a job midway at shutdown is safe: it is handled again after the restart,
+            // and every step of it is idempotent.
+            let handled = tokio::select! {
+                () = shutdown.cancelled() => return,
+                handled = self.handle(job) => handled,
+            };
+            match handled {
                 Ok(completion) => {
                     if done.send(completion).is_err() {
                         return;

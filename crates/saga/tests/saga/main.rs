@@ -5,5 +5,6 @@ mod flow;
 mod gateway;
 mod recovery;
 mod sandbox_http;
+mod store;
 mod timers;
 mod world;

@@ -203,3 +203,42 @@ async fn two_shards_split_the_reservations_and_never_both_handle_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voided_payment_is_not_charged_when_the_log_is_handled_again() {
+    let world = World::new().await;
+    world.configure_sandbox(json!({"overloaded": true})).await;
+    let runner = world.start(fast_policy(), "saga.db");
+    let lodging = world.register_lodging(1, ApprovalMode::Instant).await;
+    let rid = world.request_stay(&lodging).await;
+    world.wait_for_status(rid, "payment_pending").await;
+    let cancel = ReservationCommand::Cancel {
+        cancelled_by: "customer-1".to_string(),
+        reason: "found another place".to_string(),
+    };
+    world.reservation_command(rid, &cancel).await;
+    eventually("the payment to be voided", || async {
+        (world.payment(rid).await.status == PaymentStatus::Voided).then_some(())
+    })
+    .await;
+    let head = world.head().await;
+    eventually("everything to be committed", || async {
+        let snapshot = runner.status.snapshot();
+        (snapshot.checkpoint >= head && snapshot.timers_armed == 0).then_some(())
+    })
+    .await;
+    runner.stop().await;
+
+    // The gateway is back, and a runner with an empty store sends every recorded action again:
+    // the deferred charges already have an outcome, so none of them reaches the gateway.
+    world.configure_sandbox(json!({"overloaded": false})).await;
+    let replay = world.start(fast_policy(), "replay.db");
+    eventually("the replay to catch up", || async {
+        (replay.status.checkpoint() >= head).then_some(())
+    })
+    .await;
+    replay.stop().await;
+    assert!(world.charges_for(rid).await.is_empty());
+    assert_eq!(world.head().await, head);
+    assert_eq!(world.payment(rid).await.status, PaymentStatus::Voided);
+}
