@@ -18,7 +18,6 @@ pub mod idempotency;
 pub mod input;
 pub mod problem;
 pub mod services;
-mod shim;
 mod store;
 
 use std::sync::Arc;

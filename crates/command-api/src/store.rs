@@ -1,17 +1,15 @@
 //! The command side's use of the event log: the generic repository per aggregate (load -> decide ->
-//! append with optimistic concurrency), retried with jittered backoff when another writer moved the
-//! stream first, and the look-up of what an earlier request (by causation id) wrote.
+//! append with optimistic concurrency; it re-decides on fresh state after a conflict, with jittered
+//! backoff, a bounded number of times), and the look-up of what an earlier request (by causation id)
+//! wrote.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::shim::{CommandContext, Executed, Repository, RepositoryError};
 use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
 use domain::reservation::{Reservation, ReservationAggregate};
 use domain::{Aggregate, ReservationId};
-use eventlog::{EventLog, RecordedEvent};
-use rand::Rng;
+use eventlog::{CommandContext, EventLog, Executed, RecordedEvent, Repository, RepositoryError};
 use uuid::Uuid;
 
 use crate::error::CommandError;
@@ -24,18 +22,16 @@ pub(crate) struct Store {
     pub reservations: Repository<ReservationAggregate>,
     pub lodgings: Repository<LodgingAggregate>,
     pub payments: Repository<PaymentAggregate>,
-    /// Attempts of one command before a conflict is given up as 409.
-    pub attempts: u32,
 }
 
 impl Store {
-    pub fn new(log: Arc<dyn EventLog>, attempts: u32) -> Self {
+    /// `retries`: re-decisions after a conflict before the command answers 409.
+    pub fn new(log: Arc<dyn EventLog>, retries: u32) -> Self {
         Self {
-            reservations: Repository::new(Arc::clone(&log)),
-            lodgings: Repository::new(Arc::clone(&log)),
-            payments: Repository::new(Arc::clone(&log)),
+            reservations: Repository::new(Arc::clone(&log)).max_retries(retries),
+            lodgings: Repository::new(Arc::clone(&log)).max_retries(retries),
+            payments: Repository::new(Arc::clone(&log)).max_retries(retries),
             log,
-            attempts: attempts.max(1),
         }
     }
 
@@ -77,10 +73,9 @@ impl Store {
     }
 }
 
-/// Run `command` on aggregate `id`, deciding again on fresh state after each conflict.
+/// Run `command` on aggregate `id`, the three kinds of failure kept apart.
 pub(crate) async fn execute<A>(
     repository: &Repository<A>,
-    attempts: u32,
     id: &str,
     command: &A::Command,
     context: &CommandContext,
@@ -89,20 +84,10 @@ where
     A: Aggregate,
     CommandError: From<A::Error>,
 {
-    let mut attempt = 1;
-    loop {
-        match repository.execute(id, command, context).await {
-            Ok(executed) => return Ok(executed),
-            Err(RepositoryError::Domain(error)) => return Err(error.into()),
-            Err(RepositoryError::Conflict { stream }) if attempt >= attempts => {
-                return Err(CommandError::Contention { stream })
-            }
-            Err(RepositoryError::Conflict { .. }) => {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-            Err(other) => return Err(infrastructure::<A>(other)),
-        }
+    match repository.execute(id, command, context).await {
+        Ok(executed) => Ok(executed),
+        Err(RepositoryError::Domain(error)) => Err(error.into()),
+        Err(other) => Err(infrastructure::<A>(other)),
     }
 }
 
@@ -112,12 +97,6 @@ fn infrastructure<A: Aggregate>(error: RepositoryError<A::Error>) -> CommandErro
         RepositoryError::Log(log) => CommandError::Store(log),
         RepositoryError::Conflict { stream } => CommandError::Contention { stream },
         RepositoryError::Domain(domain) => CommandError::Internal(domain.to_string()),
-        other => CommandError::Internal(other.to_string()),
+        RepositoryError::Decode(decode) => CommandError::Internal(decode.to_string()),
     }
-}
-
-/// Up to `2^attempt` ms, jittered so that racing writers spread out.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = 1_u64 << attempt.min(6);
-    Duration::from_micros(rand::thread_rng().gen_range(200..=ceiling * 1000))
 }

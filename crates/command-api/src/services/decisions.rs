@@ -152,14 +152,7 @@ impl CommandServices {
         };
         let ctx = context(invocation, reservation_id, cause);
         let lodgings = &self.store.lodgings;
-        let executed = execute(
-            lodgings,
-            self.store.attempts,
-            &details.lodging_id,
-            &command,
-            &ctx,
-        )
-        .await?;
+        let executed = execute(lodgings, &details.lodging_id, &command, &ctx).await?;
         let position = executed.outcome.map_or(0, |o| o.position);
         Ok(Accepted::new(reservation_id, decision.status(), position))
     }
@@ -201,14 +194,7 @@ impl CommandServices {
             requested_by: invocation.principal.actor(),
         };
         let ctx = context(invocation, reservation_id, cause);
-        let executed = execute(
-            &self.store.payments,
-            self.store.attempts,
-            &id,
-            &command,
-            &ctx,
-        )
-        .await?;
+        let executed = execute(&self.store.payments, &id, &command, &ctx).await?;
         let position = executed.outcome.map_or(0, |o| o.position);
         Ok(Accepted::new(id, "retry_requested", position))
     }

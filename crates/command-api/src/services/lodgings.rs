@@ -55,14 +55,7 @@ impl CommandServices {
         let id = profile.lodging_id.clone();
         let command = LodgingCommand::Register(profile.clone());
         let ctx = context(invocation, cause.id, cause);
-        let result = execute(
-            &self.store.lodgings,
-            self.store.attempts,
-            &id,
-            &command,
-            &ctx,
-        )
-        .await;
+        let result = execute(&self.store.lodgings, &id, &command, &ctx).await;
         match result {
             Ok(executed) => {
                 self.catalog.remember(Arc::new(profile));

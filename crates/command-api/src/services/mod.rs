@@ -14,9 +14,8 @@ mod reservations;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::shim::CommandContext;
 use chrono::Utc;
-use eventlog::{EventLog, RecordedEvent};
+use eventlog::{CommandContext, EventLog, RecordedEvent};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -29,8 +28,8 @@ use crate::store::Store;
 /// Tuning of the command side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandOptions {
-    /// Attempts of a command whose stream keeps moving before it answers 409.
-    pub conflict_attempts: u32,
+    /// Re-decisions of a command whose stream keeps moving before it answers 409.
+    pub conflict_retries: u32,
     /// First answers to idempotent requests kept in memory (the log keeps them durably).
     pub replay_cache_capacity: usize,
 }
@@ -38,7 +37,7 @@ pub struct CommandOptions {
 impl Default for CommandOptions {
     fn default() -> Self {
         Self {
-            conflict_attempts: 12,
+            conflict_retries: 12,
             replay_cache_capacity: 20_000,
         }
     }
@@ -140,7 +139,7 @@ impl CommandServices {
     pub fn new(log: Arc<dyn EventLog>, options: CommandOptions) -> Self {
         Self {
             catalog: LodgingCatalog::new(Arc::clone(&log)),
-            store: Store::new(log, options.conflict_attempts),
+            store: Store::new(log, options.conflict_retries),
             replays: ReplayCache::new(options.replay_cache_capacity),
         }
     }

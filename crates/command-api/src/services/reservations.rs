@@ -62,14 +62,7 @@ impl CommandServices {
         };
         let id = reservation_id.to_string();
         let ctx = context(invocation, reservation_id, cause);
-        let executed = execute(
-            &self.store.reservations,
-            self.store.attempts,
-            &id,
-            &command,
-            &ctx,
-        )
-        .await?;
+        let executed = execute(&self.store.reservations, &id, &command, &ctx).await?;
         let written = executed.events.len() as u64;
         match executed.outcome {
             // Our events opened the stream, so the outcome's position is our last event's.
@@ -121,15 +114,7 @@ impl CommandServices {
             reason: input.reason.clone(),
         };
         let ctx = context(invocation, reservation_id, cause);
-        match execute(
-            &self.store.reservations,
-            self.store.attempts,
-            &id,
-            &command,
-            &ctx,
-        )
-        .await
-        {
+        match execute(&self.store.reservations, &id, &command, &ctx).await {
             Ok(executed) => {
                 let position = executed.outcome.map_or(0, |o| o.position);
                 Ok(Accepted::new(id, "cancelled", position))
