@@ -1,0 +1,311 @@
+//! The generic repository over the SQLite adapter, with a tiny aggregate defined here.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use domain::{Aggregate, DecodeError, Timestamp};
+use eventlog::conformance::new_event;
+use eventlog::{
+    AppendError, AppendOutcome, CommandContext, EventLog, EventSubscription, ExpectedVersion,
+    LogError, NewEvent, Position, RecordedEvent, Repository, RepositoryError, SqliteEventLog,
+    StreamVersion,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    total: i64,
+}
+
+enum TallyCommand {
+    Add(i64),
+    Nothing,
+    Refuse,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum TallyEvent {
+    Added { n: i64 },
+}
+domain::impl_domain_event!(TallyEvent { Added });
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("refused")]
+struct Refused;
+
+struct TallyAggregate;
+
+impl Aggregate for TallyAggregate {
+    const STREAM_PREFIX: &'static str = "tally";
+    type State = Tally;
+    type Command = TallyCommand;
+    type Event = TallyEvent;
+    type Error = Refused;
+
+    fn decide(_: &Tally, command: &TallyCommand, _: Timestamp) -> Result<Vec<TallyEvent>, Refused> {
+        match command {
+            TallyCommand::Add(n) => Ok(vec![TallyEvent::Added { n: *n }]),
+            TallyCommand::Nothing => Ok(vec![]),
+            TallyCommand::Refuse => Err(Refused),
+        }
+    }
+
+    fn evolve(state: Tally, event: &TallyEvent) -> Tally {
+        match event {
+            TallyEvent::Added { n } => Tally {
+                total: state.total + n,
+            },
+        }
+    }
+}
+
+fn ctx() -> CommandContext {
+    CommandContext {
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        actor: "customer:c-1".into(),
+        now: Utc::now(),
+    }
+}
+
+fn fresh() -> (tempfile::TempDir, Arc<dyn EventLog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteEventLog::open(dir.path().join("events.db")).unwrap();
+    (dir, Arc::new(log))
+}
+
+#[tokio::test]
+async fn execute_appends_encoded_events_and_load_replays_them() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let (first, second) = (ctx(), ctx());
+    let done = repo
+        .execute("t1", &TallyCommand::Add(2), &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.state.total, done.outcome.map(|o| o.last_version)),
+        (2, Some(0))
+    );
+    let done = repo
+        .execute("t1", &TallyCommand::Add(3), &second)
+        .await
+        .unwrap();
+    assert_eq!((done.state.total, done.events.len()), (5, 1));
+
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (5, Some(1)));
+    let stored = log.read_stream("tally-t1", 0, 10).await.unwrap();
+    assert_eq!(stored[0].event_type, "Added");
+    assert_eq!(stored[0].data, json!({ "n": 2 }));
+    assert_eq!(stored[0].schema_version, domain::SCHEMA_VERSION);
+    assert_eq!(
+        stored[0].event_id,
+        eventlog::event_id(&first, "tally-t1", 0)
+    );
+    assert_eq!(stored[1].metadata.causation_id, second.causation_id);
+    assert_eq!(stored[1].metadata.correlation_id, second.correlation_id);
+    assert_eq!(stored[1].metadata.actor, "customer:c-1");
+}
+
+#[tokio::test]
+async fn an_empty_decision_appends_nothing_and_a_refusal_is_a_domain_error() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let done = repo
+        .execute("t1", &TallyCommand::Nothing, &ctx())
+        .await
+        .unwrap();
+    assert!(done.outcome.is_none() && done.events.is_empty());
+    assert_eq!(log.stream_version("tally-t1").await.unwrap(), None);
+    let refused = repo.execute("t1", &TallyCommand::Refuse, &ctx()).await;
+    assert!(matches!(refused, Err(RepositoryError::Domain(Refused))));
+}
+
+#[tokio::test]
+async fn a_re_executed_command_is_deduplicated_by_its_deterministic_ids() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let same = ctx();
+    let first = repo
+        .execute("t1", &TallyCommand::Add(5), &same)
+        .await
+        .unwrap();
+    let again = repo
+        .execute("t1", &TallyCommand::Add(5), &same)
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, first.outcome);
+    assert_eq!(
+        again.state.total, 5,
+        "the state must not count the duplicate"
+    );
+    assert_eq!(log.read_stream("tally-t1", 0, 10).await.unwrap().len(), 1);
+    let other = repo
+        .execute("t1", &TallyCommand::Add(5), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        other.state.total, 10,
+        "another causation is another command"
+    );
+}
+
+/// Delegates to a real log, but first slips a foreign event into the stream on the next `interfere` appends.
+struct Interfering {
+    inner: Arc<dyn EventLog>,
+    interfere: AtomicUsize,
+}
+
+#[async_trait]
+impl EventLog for Interfering {
+    async fn append(
+        &self,
+        s: &str,
+        e: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        if self
+            .interfere
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            let foreign = new_event("Added", json!({ "n": 100 }));
+            self.inner
+                .append(s, ExpectedVersion::Any, vec![foreign])
+                .await?;
+        }
+        self.inner.append(s, e, events).await
+    }
+    async fn read_stream(
+        &self,
+        s: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_stream(s, from, limit).await
+    }
+    async fn stream_version(&self, s: &str) -> Result<StreamVersion, LogError> {
+        self.inner.stream_version(s).await
+    }
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_all(from, limit).await
+    }
+    async fn head_position(&self) -> Result<Position, LogError> {
+        self.inner.head_position().await
+    }
+    fn subscribe(&self, from: Position) -> EventSubscription {
+        self.inner.subscribe(from)
+    }
+    async fn load_snapshot(&self, s: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+        self.inner.load_snapshot(s).await
+    }
+    async fn save_snapshot(
+        &self,
+        s: &str,
+        v: u64,
+        state: serde_json::Value,
+    ) -> Result<(), LogError> {
+        self.inner.save_snapshot(s, v, state).await
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried_on_reloaded_state_then_given_up() {
+    let (_dir, log) = fresh();
+    let interfering = Arc::new(Interfering {
+        inner: log,
+        interfere: AtomicUsize::new(2),
+    });
+    let repo = Repository::<TallyAggregate>::new(interfering.clone());
+    let done = repo
+        .execute("t1", &TallyCommand::Add(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        done.state.total, 201,
+        "decided again on the state including both foreign events"
+    );
+    assert_eq!(done.outcome.map(|o| o.last_version), Some(2));
+
+    interfering.interfere.store(1, Ordering::SeqCst);
+    let repo = repo.max_retries(0);
+    match repo.execute("t1", &TallyCommand::Add(1), &ctx()).await {
+        Err(RepositoryError::Conflict { stream }) => assert_eq!(stream, "tally-t1"),
+        other => panic!("expected Conflict, got {:?}", other.map(|e| e.state)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_on_one_aggregate_all_land() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(log).max_retries(100);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.execute("t1", &TallyCommand::Add(1), &ctx())
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (16, Some(15)));
+}
+
+#[tokio::test]
+async fn snapshots_are_saved_every_n_events_and_used_by_load() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).snapshot_every(3);
+    for _ in 0..7 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        log.load_snapshot("tally-t1").await.unwrap(),
+        Some((5, json!({ "total": 6 })))
+    );
+
+    // A doctored snapshot shows that load starts from it and replays only the events after it.
+    log.save_snapshot("tally-t1", 5, json!({ "total": 1000 }))
+        .await
+        .unwrap();
+    assert_eq!(repo.load("t1").await.unwrap().state.total, 1001);
+
+    // A snapshot that no longer deserializes is ignored: full replay.
+    log.save_snapshot("tally-t1", 6, json!("not a tally"))
+        .await
+        .unwrap();
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (7, Some(6)));
+}
+
+#[tokio::test]
+async fn an_undecodable_event_is_a_decode_error() {
+    let (_dir, log) = fresh();
+    log.append(
+        "tally-t1",
+        ExpectedVersion::NoStream,
+        vec![new_event("Exploded", json!({}))],
+    )
+    .await
+    .unwrap();
+    let repo = Repository::<TallyAggregate>::new(log);
+    match repo.load("t1").await {
+        Err(RepositoryError::Decode(DecodeError::UnknownType(t))) => assert_eq!(t, "Exploded"),
+        other => panic!(
+            "expected a decode error, got {:?}",
+            other.map(|l| l.version)
+        ),
+    }
+}
