@@ -97,7 +97,7 @@ async fn parked_actions_are_listed_newest_first() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteTimerStore::open(dir.path().join("saga.db")).expect("open");
     let parked = |n: u128| ParkedAction {
-        reservation_id: (n % 2 == 0).then(|| Uuid::from_u128(n)),
+        reservation_id: (n != 3).then(|| Uuid::from_u128(n)),
         trigger_id: Uuid::from_u128(n),
         attempted: format!("action {n}"),
         error: "rejected".to_string(),
