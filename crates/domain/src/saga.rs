@@ -11,7 +11,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::lodging::{LodgingCommand, LodgingEvent};
+use crate::lodging::{LodgingCommand, LodgingError, LodgingEvent};
 use crate::payment::{PaymentCommand, PaymentEvent};
 use crate::reservation::{ReservationCommand, ReservationEvent, ReservationRequested};
 use crate::{impl_domain_event, Aggregate, Timestamp};
@@ -419,6 +419,19 @@ pub fn react(
         _ => {}
     }
     r
+}
+
+/// The table's "unknown lodging -> reject reservation": what the saga's runner sends to the
+/// Reservation when the lodging refuses a forwarded command with `error`. `None` when the error is
+/// not a business answer the saga can act on (the runner retries or dead-letters it).
+#[must_use]
+pub fn reservation_fallback(error: &LodgingError) -> Option<ReservationCommand> {
+    match error {
+        LodgingError::NotRegistered => Some(ReservationCommand::Reject {
+            reason: "unknown lodging".to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// A charge is sent once per request, once per retry timer, once per admin retry, while unpaid,

@@ -14,8 +14,8 @@ use domain::reservation::{
     LodgingTerms, Reservation, ReservationAggregate, ReservationCommand, ReservationStatus,
 };
 use domain::saga::{
-    retry_delay, ReservationSaga, SagaAction, SagaInput, SagaPolicy, SagaState, SagaTrigger,
-    TimerKind,
+    reservation_fallback, retry_delay, ReservationSaga, SagaAction, SagaInput, SagaPolicy,
+    SagaState, SagaTrigger, TimerKind,
 };
 use domain::{Aggregate, ReservationId, Stay, Timestamp};
 use uuid::Uuid;
@@ -151,12 +151,11 @@ impl World {
             SagaAction::Lodging { command, .. } => match self.lodging(command) {
                 Ok(()) => {}
                 // The runner's rule: an unknown lodging rejects the reservation.
-                Err(LodgingError::NotRegistered) => {
-                    self.reservation(&ReservationCommand::Reject {
-                        reason: "unknown lodging".to_string(),
-                    });
+                Err(error) => {
+                    let fallback =
+                        reservation_fallback(&error).unwrap_or_else(|| panic!("lodging: {error}"));
+                    self.reservation(&fallback);
                 }
-                Err(other) => panic!("lodging: {other}"),
             },
             SagaAction::Payment(command) => self.payment(&command),
             SagaAction::Charge {

@@ -283,6 +283,22 @@ fn inputs_before_the_reservation_is_known_are_recorded_and_ignored() {
     }
 }
 
+#[test]
+fn unknown_lodging_rejects_the_reservation() {
+    assert_eq!(
+        reservation_fallback(&LodgingError::NotRegistered),
+        Some(ReservationCommand::Reject {
+            reason: "unknown lodging".to_string()
+        })
+    );
+    assert_eq!(
+        reservation_fallback(&LodgingError::NoRoom {
+            night: date(2030, 6, 10)
+        }),
+        None
+    );
+}
+
 // ---- ApprovalGranted / ApprovalDenied ----
 
 #[test]
