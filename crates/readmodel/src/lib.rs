@@ -46,7 +46,8 @@ pub trait ViewStore: Send + Sync + 'static {
     async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError>;
 
     /// One reservation's ReservationList document.
-    async fn reservation(&self, reservation_id: Uuid) -> Result<Option<ReservationView>, ViewError>;
+    async fn reservation(&self, reservation_id: Uuid)
+        -> Result<Option<ReservationView>, ViewError>;
 
     /// ReservationList documents, newest request first.
     async fn reservations(

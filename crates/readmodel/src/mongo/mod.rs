@@ -1,74 +1,194 @@
-//! The MongoDB view store.
+//! The MongoDB view store (`mongodb` 3.x): one collection per view (`reservations`, `requests`,
+//! `lodgings`) plus `calendar`, `checkpoints` and `dead_letters`, with an index for every query.
+//! Documents are keyed by id and replaced only by a later position, so replays are no-ops; a batch
+//! and its checkpoint are one transaction on a replica set, and rely on that guard elsewhere.
+
+mod codec;
+mod read;
+mod source;
+mod write;
 
 use async_trait::async_trait;
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Database, IndexModel};
 use uuid::Uuid;
 
+use self::codec::unavailable;
+use self::write::Writes;
 use crate::{
     DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
     ReservationView, ViewError, ViewEvent, ViewStore,
 };
 
 /// Views in a MongoDB database.
+#[derive(Debug, Clone)]
 pub struct MongoViewStore {
-    _private: (),
+    client: Client,
+    db: Database,
+    transactional: bool,
 }
 
-fn pending() -> ViewError {
-    ViewError::Unavailable("MongoDB view store is being built".into())
+fn index(keys: Document, unique: bool) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().unique(unique).build())
+        .build()
+}
+
+async fn create_indexes(db: &Database) -> Result<(), ViewError> {
+    let wanted = [
+        (
+            "reservations",
+            vec![
+                index(doc! { "seq": 1 }, true),
+                index(doc! { "customer_id": 1, "seq": -1 }, false),
+                index(doc! { "lodging_id": 1, "seq": -1 }, false),
+                index(doc! { "status": 1, "seq": -1 }, false),
+            ],
+        ),
+        (
+            "requests",
+            vec![
+                index(doc! { "seq": 1 }, true),
+                index(doc! { "lodging_id": 1, "seq": 1 }, false),
+                index(
+                    doc! { "lodging_id": 1, "request_status": 1, "seq": 1 },
+                    false,
+                ),
+                index(doc! { "request_status": 1, "seq": 1 }, false),
+            ],
+        ),
+        (
+            "calendar",
+            vec![index(doc! { "lodging_id": 1, "night": 1 }, true)],
+        ),
+        ("dead_letters", vec![index(doc! { "position": 1 }, false)]),
+    ];
+    for (collection, models) in wanted {
+        db.collection::<Document>(collection)
+            .create_indexes(models)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 impl MongoViewStore {
     /// Connect to `url` and use database `db_name`, creating the indexes every query needs.
     pub async fn connect(url: &str, db_name: &str) -> Result<Self, ViewError> {
-        let _ = (url, db_name);
-        Err(pending())
+        let client = Client::with_uri_str(url).await.map_err(unavailable)?;
+        let db = client.database(db_name);
+        let hello = db
+            .run_command(doc! { "hello": 1 })
+            .await
+            .map_err(unavailable)?;
+        // Transactions need a replica set (`setName`) or a sharded cluster (`isdbgrid`).
+        let transactional = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+        create_indexes(&db).await?;
+        Ok(Self {
+            client,
+            db,
+            transactional,
+        })
+    }
+
+    /// Whether batches are written in transactions (a replica set or sharded cluster).
+    #[must_use]
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Drop the whole database: every view, checkpoint and dead letter (tests, fresh rebuilds).
+    pub async fn drop_database(&self) -> Result<(), ViewError> {
+        self.db.drop().await.map_err(unavailable)
     }
 }
 
 #[async_trait]
 impl ViewStore for MongoViewStore {
-    async fn checkpoint(&self, _projector_id: &str) -> Result<u64, ViewError> {
-        Err(pending())
+    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
+        read::checkpoint(&self.db, projector_id).await
     }
-    async fn apply(&self, _projector_id: &str, _events: &[ViewEvent]) -> Result<(), ViewError> {
-        Err(pending())
+
+    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
+        let Some(last) = events.iter().map(|e| e.position).max() else {
+            return Ok(());
+        };
+        let done = self.checkpoint(projector_id).await?;
+        let start = events
+            .iter()
+            .position(|e| e.position > done)
+            .unwrap_or(events.len());
+        let changes = source::project_batch(&self.db, &events[start..]).await?;
+        let mut writes = Writes::begin(&self.client, self.transactional).await?;
+        writes.save(&self.db, &changes).await?;
+        writes.move_checkpoint(&self.db, projector_id, last).await?;
+        writes.commit().await
     }
-    async fn reservation(&self, _id: Uuid) -> Result<Option<ReservationView>, ViewError> {
-        Err(pending())
+
+    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
+        read::one(&self.db, "reservations", &id.to_string()).await
     }
+
     async fn reservations(
         &self,
-        _filter: &ReservationFilter,
-        _page: &PageRequest,
+        filter: &ReservationFilter,
+        page: &PageRequest,
     ) -> Result<Page<ReservationView>, ViewError> {
-        Err(pending())
+        read::reservations(&self.db, filter, page).await
     }
-    async fn request(&self, _id: Uuid) -> Result<Option<ManagementView>, ViewError> {
-        Err(pending())
+
+    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
+        read::one(&self.db, "requests", &id.to_string()).await
     }
+
     async fn requests(
         &self,
-        _filter: &RequestFilter,
-        _page: &PageRequest,
+        filter: &RequestFilter,
+        page: &PageRequest,
     ) -> Result<Page<ManagementView>, ViewError> {
-        Err(pending())
+        read::requests(&self.db, filter, page).await
     }
-    async fn lodging(&self, _id: &str) -> Result<Option<LodgingView>, ViewError> {
-        Err(pending())
+
+    async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
+        read::one(&self.db, "lodgings", lodging_id).await
     }
-    async fn lodgings(&self, _page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        Err(pending())
+
+    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
+        read::lodgings(&self.db, page).await
     }
-    async fn record_dead_letter(&self, _p: &str, _d: &DeadLetter) -> Result<(), ViewError> {
-        Err(pending())
+
+    async fn record_dead_letter(
+        &self,
+        projector_id: &str,
+        dead_letter: &DeadLetter,
+    ) -> Result<(), ViewError> {
+        let mut writes = Writes::begin(&self.client, self.transactional).await?;
+        writes.park(&self.db, projector_id, dead_letter).await?;
+        writes
+            .move_checkpoint(&self.db, projector_id, dead_letter.position)
+            .await?;
+        writes.commit().await
     }
+
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
-        Err(pending())
+        read::dead_letters(&self.db).await
     }
+
     async fn dead_letter_count(&self) -> Result<u64, ViewError> {
-        Err(pending())
+        self.db
+            .collection::<Document>("dead_letters")
+            .count_documents(doc! {})
+            .await
+            .map_err(unavailable)
     }
+
     async fn ping(&self) -> Result<(), ViewError> {
-        Err(pending())
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 }

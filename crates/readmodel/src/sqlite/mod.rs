@@ -1,8 +1,17 @@
-//! The embedded SQLite view store (default).
+//! The embedded SQLite view store (default): one file in WAL mode, a writer connection and a few
+//! reader connections, every operation on tokio's blocking pool. Several processes may open the
+//! same file: writes take SQLite's write lock (`BEGIN IMMEDIATE`) and wait for it.
 
-use std::path::Path;
+mod read;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use crate::{
@@ -10,67 +19,168 @@ use crate::{
     ReservationView, ViewError, ViewEvent, ViewStore,
 };
 
+/// Reader connections per store: enough for the query API on a 2-core machine.
+const READERS: usize = 4;
+
 /// Views in one SQLite file (WAL): a writer connection and reader connections.
 pub struct SqliteViewStore {
-    _private: (),
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
 }
 
-fn pending() -> ViewError {
-    ViewError::Unavailable("SQLite view store is being built".into())
+impl std::fmt::Debug for SqliteViewStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteViewStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    task: impl FnOnce() -> Result<T, ViewError> + Send + 'static,
+) -> Result<T, ViewError> {
+    tokio::task::spawn_blocking(task)
+        .await
+        .map_err(|e| ViewError::Unavailable(format!("view store task failed: {e}")))?
 }
 
 impl SqliteViewStore {
     /// Open (or create) the view store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ViewError> {
-        let _ = path.as_ref();
-        Err(pending())
+        let path = path.as_ref().to_path_buf();
+        let writer = schema::open_writer(&path)?;
+        let readers = (0..READERS)
+            .map(|_| schema::open_reader(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            path,
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The file this store lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
+    ) -> Result<T, ViewError> {
+        let writer = Arc::clone(&self.writer);
+        blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            task(&mut conn)
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&Connection) -> Result<T, ViewError> + Send + 'static,
+    ) -> Result<T, ViewError> {
+        let readers = Arc::clone(&self.readers);
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        blocking(move || {
+            let slot = readers
+                .get(index)
+                .ok_or_else(|| ViewError::Unavailable("no reader connection".into()))?;
+            let conn = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            task(&conn)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl ViewStore for SqliteViewStore {
-    async fn checkpoint(&self, _projector_id: &str) -> Result<u64, ViewError> {
-        Err(pending())
+    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
+        let projector_id = projector_id.to_string();
+        self.read(move |conn| write::checkpoint(conn, &projector_id))
+            .await
     }
-    async fn apply(&self, _projector_id: &str, _events: &[ViewEvent]) -> Result<(), ViewError> {
-        Err(pending())
+
+    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (projector_id, events) = (projector_id.to_string(), events.to_vec());
+        self.write(move |conn| write::apply(conn, &projector_id, &events))
+            .await
     }
-    async fn reservation(&self, _id: Uuid) -> Result<Option<ReservationView>, ViewError> {
-        Err(pending())
+
+    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
+        let sql = "SELECT doc FROM reservations WHERE reservation_id = ?1";
+        self.read(move |conn| read::one(conn, sql, &id.to_string()))
+            .await
     }
+
     async fn reservations(
         &self,
-        _filter: &ReservationFilter,
-        _page: &PageRequest,
+        filter: &ReservationFilter,
+        page: &PageRequest,
     ) -> Result<Page<ReservationView>, ViewError> {
-        Err(pending())
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |conn| read::reservations(conn, &filter, &page))
+            .await
     }
-    async fn request(&self, _id: Uuid) -> Result<Option<ManagementView>, ViewError> {
-        Err(pending())
+
+    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
+        let sql = "SELECT doc FROM requests WHERE reservation_id = ?1";
+        self.read(move |conn| read::one(conn, sql, &id.to_string()))
+            .await
     }
+
     async fn requests(
         &self,
-        _filter: &RequestFilter,
-        _page: &PageRequest,
+        filter: &RequestFilter,
+        page: &PageRequest,
     ) -> Result<Page<ManagementView>, ViewError> {
-        Err(pending())
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |conn| read::requests(conn, &filter, &page))
+            .await
     }
-    async fn lodging(&self, _id: &str) -> Result<Option<LodgingView>, ViewError> {
-        Err(pending())
+
+    async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
+        let sql = "SELECT doc FROM lodgings WHERE lodging_id = ?1";
+        let lodging_id = lodging_id.to_string();
+        self.read(move |conn| read::one(conn, sql, &lodging_id))
+            .await
     }
-    async fn lodgings(&self, _page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        Err(pending())
+
+    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
+        let page = page.clone();
+        self.read(move |conn| read::lodgings(conn, &page)).await
     }
-    async fn record_dead_letter(&self, _p: &str, _d: &DeadLetter) -> Result<(), ViewError> {
-        Err(pending())
+
+    async fn record_dead_letter(
+        &self,
+        projector_id: &str,
+        dead_letter: &DeadLetter,
+    ) -> Result<(), ViewError> {
+        let (projector_id, dead_letter) = (projector_id.to_string(), dead_letter.clone());
+        self.write(move |conn| write::park(conn, &projector_id, &dead_letter))
+            .await
     }
+
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
-        Err(pending())
+        self.read(read::dead_letters).await
     }
+
     async fn dead_letter_count(&self) -> Result<u64, ViewError> {
-        Err(pending())
+        self.read(read::dead_letter_count).await
     }
+
     async fn ping(&self) -> Result<(), ViewError> {
-        Err(pending())
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(schema::store_error)
+        })
+        .await
     }
 }

@@ -1,1 +1,0 @@
-//! The one conformance suite every [`crate::ViewStore`] adapter passes.

@@ -1,0 +1,427 @@
+//! Checks of availability, lists (filters, pages, cursors), dead letters and rebuilds.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::flows::history;
+use super::timeline::{day, Timeline};
+use super::{dump, FreshStore, PROJECTOR};
+use crate::{DeadLetter, PageRequest, RequestFilter, ReservationFilter, ViewError, ViewStore};
+
+async fn available(store: &dyn ViewStore, id: Uuid) -> bool {
+    store
+        .request(id)
+        .await
+        .expect("read request")
+        .expect("request exists")
+        .available
+}
+
+/// Apply the events of `t` after position `from`; returns the new head.
+async fn apply_since(store: &dyn ViewStore, t: &Timeline, from: u64) -> u64 {
+    let start = t
+        .events()
+        .iter()
+        .position(|e| e.position > from)
+        .unwrap_or(t.events().len());
+    store
+        .apply(PROJECTOR, &t.events()[start..])
+        .await
+        .expect("apply");
+    t.head()
+}
+
+/// `available` of pending requests flips as other stays of the lodging are granted and withdrawn.
+pub async fn availability_follows_the_calendar(stores: &dyn FreshStore) {
+    let store = stores.fresh().await;
+    let mut t = Timeline::new();
+    t.register("jeju-3", 1);
+    t.register("jeju-4", 1);
+    let first = t.request("jeju-3", "c-1", day(0), 3);
+    let overlapping = t.request("jeju-3", "c-2", day(2), 2);
+    let later = t.request("jeju-3", "c-3", day(5), 1);
+    let elsewhere = t.request("jeju-4", "c-4", day(2), 2);
+    let mut head = apply_since(&*store, &t, 0).await;
+    for id in [first, overlapping, later, elsewhere] {
+        assert!(available(&*store, id).await, "{id} fits an empty calendar");
+    }
+    t.grant("jeju-3", first);
+    head = apply_since(&*store, &t, head).await;
+    assert!(
+        available(&*store, first).await,
+        "an approved request holds its rooms"
+    );
+    assert!(!available(&*store, overlapping).await, "night 2 is taken");
+    assert!(available(&*store, later).await);
+    assert!(
+        available(&*store, elsewhere).await,
+        "another lodging's calendar"
+    );
+
+    t.fail_payment("jeju-3", first);
+    head = apply_since(&*store, &t, head).await;
+    assert!(
+        available(&*store, overlapping).await,
+        "the rooms are free again"
+    );
+    assert!(
+        !available(&*store, first).await,
+        "a withdrawn request is not available"
+    );
+
+    t.grant("jeju-3", overlapping);
+    let newcomer = t.request("jeju-3", "c-5", day(3), 1);
+    let free_night = t.request("jeju-3", "c-6", day(4), 1);
+    apply_since(&*store, &t, head).await;
+    assert!(
+        !available(&*store, newcomer).await,
+        "night 3 is held by the approved stay"
+    );
+    assert!(available(&*store, free_night).await);
+}
+
+async fn all_reservations(
+    store: &dyn ViewStore,
+    filter: &ReservationFilter,
+    limit: usize,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut page = PageRequest::first(limit);
+    loop {
+        let listed = store
+            .reservations(filter, &page)
+            .await
+            .expect("list reservations");
+        assert!(listed.items.len() <= limit);
+        ids.extend(listed.items.iter().map(|v| v.reservation_id));
+        match listed.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return ids,
+        }
+    }
+}
+
+async fn all_requests(store: &dyn ViewStore, filter: &RequestFilter, limit: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut page = PageRequest::first(limit);
+    loop {
+        let listed = store.requests(filter, &page).await.expect("list requests");
+        ids.extend(listed.items.iter().map(|v| v.reservation_id));
+        match listed.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return ids,
+        }
+    }
+}
+
+/// 30 reservations over two lodgings and three customers, a quarter each requested, approved,
+/// confirmed and rejected. Returns (id, lodging, customer, status) in request order.
+fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)> {
+    for lodging in ["L1", "L2", "L3"] {
+        t.register(lodging, 50);
+    }
+    (0..30_u64)
+        .map(|i| {
+            let lodging = if i % 2 == 0 { "L1" } else { "L2" };
+            let customer = format!("c-{}", i % 3);
+            let id = t.request(lodging, &customer, day(i % 10), 2);
+            let status = match i % 4 {
+                0 => "requested",
+                1 => {
+                    t.grant(lodging, id);
+                    "approved"
+                }
+                2 => {
+                    t.grant(lodging, id);
+                    t.pay(id);
+                    "confirmed"
+                }
+                _ => {
+                    t.deny(lodging, id);
+                    "rejected"
+                }
+            };
+            (id, lodging, customer, status)
+        })
+        .collect()
+}
+
+/// Filters select exactly the right documents; pages cover a list once, in order, also while
+/// new documents arrive; bad cursors and filters are refused as the caller's error.
+pub async fn filters_and_pages(stores: &dyn FreshStore) {
+    let store = stores.fresh().await;
+    let mut t = Timeline::new();
+    let people = crowd(&mut t);
+    let head = apply_since(&*store, &t, 0).await;
+    let newest_first: Vec<Uuid> = people.iter().rev().map(|p| p.0).collect();
+    assert_eq!(
+        all_reservations(&*store, &ReservationFilter::default(), 4).await,
+        newest_first
+    );
+
+    let filter = ReservationFilter {
+        customer_id: Some("c-1".into()),
+        status: Some("confirmed".into()),
+        lodging_ids: None,
+    };
+    let expected: Vec<Uuid> = people
+        .iter()
+        .rev()
+        .filter(|p| p.2 == "c-1" && p.3 == "confirmed")
+        .map(|p| p.0)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(all_reservations(&*store, &filter, 2).await, expected);
+    let filter = ReservationFilter {
+        lodging_ids: Some(vec!["L2".into()]),
+        ..ReservationFilter::default()
+    };
+    let expected: Vec<Uuid> = people
+        .iter()
+        .rev()
+        .filter(|p| p.1 == "L2")
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(all_reservations(&*store, &filter, 5).await, expected);
+    let filter = ReservationFilter {
+        lodging_ids: Some(vec![]),
+        ..ReservationFilter::default()
+    };
+    assert!(all_reservations(&*store, &filter, 5).await.is_empty());
+
+    let filter = RequestFilter {
+        lodging_id: Some("L1".into()),
+        status: Some("pending".into()),
+        lodging_ids: None,
+    };
+    let expected: Vec<Uuid> = people
+        .iter()
+        .filter(|p| p.1 == "L1" && p.3 == "requested")
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(all_requests(&*store, &filter, 2).await, expected);
+    let filter = RequestFilter {
+        lodging_ids: Some(vec!["L2".into()]),
+        lodging_id: Some("L1".into()),
+        status: None,
+    };
+    assert!(all_requests(&*store, &filter, 2).await.is_empty());
+    let oldest_first: Vec<Uuid> = people.iter().map(|p| p.0).collect();
+    assert_eq!(
+        all_requests(&*store, &RequestFilter::default(), 3).await,
+        oldest_first
+    );
+
+    let first = store
+        .lodgings(&PageRequest::first(2))
+        .await
+        .expect("lodgings");
+    let rest = store
+        .lodgings(&PageRequest {
+            limit: 2,
+            cursor: first.next_cursor.clone(),
+        })
+        .await
+        .expect("lodgings");
+    let names: Vec<String> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|l| l.lodging_id.clone())
+        .collect();
+    assert_eq!(
+        (names, rest.next_cursor),
+        (vec!["L1".into(), "L2".into(), "L3".into()], None)
+    );
+
+    pages_under_inserts(&*store, &mut t, head, &newest_first, &oldest_first).await;
+    refuses_bad_input(&*store).await;
+}
+
+async fn pages_under_inserts(
+    store: &dyn ViewStore,
+    t: &mut Timeline,
+    head: u64,
+    newest_first: &[Uuid],
+    oldest_first: &[Uuid],
+) {
+    let first = store
+        .reservations(&ReservationFilter::default(), &PageRequest::first(5))
+        .await
+        .expect("list");
+    let first_requests = store
+        .requests(&RequestFilter::default(), &PageRequest::first(5))
+        .await
+        .expect("list");
+    let added: Vec<Uuid> = (0..3).map(|i| t.request("L3", "c-9", day(i), 1)).collect();
+    apply_since(store, t, head).await;
+
+    let mut seen: Vec<Uuid> = first.items.iter().map(|v| v.reservation_id).collect();
+    let mut page = PageRequest {
+        limit: 5,
+        cursor: first.next_cursor,
+    };
+    while page.cursor.is_some() {
+        let listed = store
+            .reservations(&ReservationFilter::default(), &page)
+            .await
+            .expect("list");
+        seen.extend(listed.items.iter().map(|v| v.reservation_id));
+        page.cursor = listed.next_cursor;
+    }
+    assert_eq!(
+        seen, newest_first,
+        "no duplicate, no miss while newer reservations arrive"
+    );
+
+    let mut seen: Vec<Uuid> = first_requests
+        .items
+        .iter()
+        .map(|v| v.reservation_id)
+        .collect();
+    let mut page = PageRequest {
+        limit: 5,
+        cursor: first_requests.next_cursor,
+    };
+    while page.cursor.is_some() {
+        let listed = store
+            .requests(&RequestFilter::default(), &page)
+            .await
+            .expect("list");
+        seen.extend(listed.items.iter().map(|v| v.reservation_id));
+        page.cursor = listed.next_cursor;
+    }
+    let expected: Vec<Uuid> = oldest_first.iter().copied().chain(added).collect();
+    assert_eq!(seen, expected, "oldest first: the new requests come last");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len());
+}
+
+async fn refuses_bad_input(store: &dyn ViewStore) {
+    let bad = PageRequest {
+        limit: 5,
+        cursor: Some("not a cursor".into()),
+    };
+    let result = store
+        .reservations(&ReservationFilter::default(), &bad)
+        .await;
+    assert!(matches!(result, Err(ViewError::BadCursor(_))), "{result:?}");
+    let requests_page = store
+        .requests(&RequestFilter::default(), &PageRequest::first(1))
+        .await
+        .expect("list");
+    let foreign = PageRequest {
+        limit: 5,
+        cursor: requests_page.next_cursor,
+    };
+    let result = store
+        .reservations(&ReservationFilter::default(), &foreign)
+        .await;
+    assert!(
+        matches!(result, Err(ViewError::BadCursor(_))),
+        "a requests cursor on reservations: {result:?}"
+    );
+    let result = store
+        .lodgings(&PageRequest {
+            limit: 5,
+            cursor: Some("abc".into()),
+        })
+        .await;
+    assert!(matches!(result, Err(ViewError::BadCursor(_))), "{result:?}");
+    let filter = ReservationFilter {
+        status: Some("lost".into()),
+        ..ReservationFilter::default()
+    };
+    let result = store.reservations(&filter, &PageRequest::first(5)).await;
+    assert!(
+        matches!(result, Err(ViewError::InvalidFilter(_))),
+        "{result:?}"
+    );
+    let filter = RequestFilter {
+        status: Some("granted".into()),
+        ..RequestFilter::default()
+    };
+    let result = store.requests(&filter, &PageRequest::first(5)).await;
+    assert!(
+        matches!(result, Err(ViewError::InvalidFilter(_))),
+        "{result:?}"
+    );
+}
+
+fn dead_letter(position: u64) -> DeadLetter {
+    DeadLetter {
+        position,
+        event_id: Uuid::from_u128(u128::from(position)),
+        stream: "reservation-x".into(),
+        event_type: "ReservationTeleported".into(),
+        error: "unknown event type ReservationTeleported".into(),
+    }
+}
+
+/// A parked event is listed and counted, moves the checkpoint past it, and parking is idempotent.
+pub async fn dead_letters_are_parked(stores: &dyn FreshStore) {
+    let store = stores.fresh().await;
+    assert_eq!(store.dead_letter_count().await.expect("count"), 0);
+    store.ping().await.expect("ping");
+    let (t, _) = history();
+    store
+        .apply(PROJECTOR, &t.events()[..4])
+        .await
+        .expect("apply");
+    store
+        .record_dead_letter(PROJECTOR, &dead_letter(5))
+        .await
+        .expect("park");
+    store
+        .record_dead_letter(PROJECTOR, &dead_letter(5))
+        .await
+        .expect("park again");
+    assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), 5);
+    store
+        .apply(PROJECTOR, &t.events()[5..9])
+        .await
+        .expect("apply");
+    store
+        .record_dead_letter(PROJECTOR, &dead_letter(10))
+        .await
+        .expect("park");
+    assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), 10);
+    assert_eq!(store.dead_letter_count().await.expect("count"), 2);
+    assert_eq!(
+        store.dead_letters().await.expect("list"),
+        vec![dead_letter(5), dead_letter(10)]
+    );
+    store
+        .apply(PROJECTOR, &t.events()[10..])
+        .await
+        .expect("apply the rest");
+    assert_eq!(
+        store.checkpoint(PROJECTOR).await.expect("checkpoint"),
+        t.head()
+    );
+}
+
+/// The same history applied one event at a time, in batches of 7 and all at once gives the same
+/// bytes (a rebuild equals live projection).
+pub async fn rebuild_in_any_batch_size_is_identical(stores: &dyn FreshStore) {
+    let (mut t, _) = history();
+    crowd(&mut t);
+    let mut dumps = Vec::new();
+    for size in [1, 7, t.events().len()] {
+        let store = stores.fresh().await;
+        for batch in t.events().chunks(size) {
+            store.apply(PROJECTOR, batch).await.expect("apply");
+        }
+        assert_eq!(
+            store.checkpoint(PROJECTOR).await.expect("checkpoint"),
+            t.head()
+        );
+        dumps.push(dump(&*store).await);
+    }
+    assert!(
+        dumps[0].lines().count() > 40,
+        "the history builds many documents"
+    );
+    assert_eq!(dumps[0], dumps[1], "batches of 1 and 7");
+    assert_eq!(dumps[0], dumps[2], "batches of 1 and all");
+}

@@ -1,0 +1,86 @@
+//! The one conformance suite every [`ViewStore`] adapter passes (run from
+//! `crates/readmodel/tests/conformance.rs` against SQLite, and against MongoDB when
+//! `STAYLEDGER_MONGODB_URL` is set). Each check takes a source of fresh, empty stores.
+//!
+//! This is test support: a failed check panics with what differed.
+
+mod flows;
+mod lists;
+pub mod timeline;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use flows::{flow_statuses, replay_is_a_no_op, unprocessable_event_writes_nothing};
+pub use lists::{
+    availability_follows_the_calendar, dead_letters_are_parked, filters_and_pages,
+    rebuild_in_any_batch_size_is_identical,
+};
+
+use crate::{PageRequest, RequestFilter, ReservationFilter, ViewStore};
+
+/// The projector id the suite checkpoints under.
+pub const PROJECTOR: &str = "views";
+
+/// Hands out fresh, empty stores of the adapter under test.
+#[async_trait]
+pub trait FreshStore: Send + Sync {
+    async fn fresh(&self) -> Arc<dyn ViewStore>;
+}
+
+/// Run every check.
+pub async fn run_all(stores: &dyn FreshStore) {
+    flow_statuses(stores).await;
+    replay_is_a_no_op(stores).await;
+    unprocessable_event_writes_nothing(stores).await;
+    availability_follows_the_calendar(stores).await;
+    filters_and_pages(stores).await;
+    dead_letters_are_parked(stores).await;
+    rebuild_in_any_batch_size_is_identical(stores).await;
+}
+
+/// Every document of `store` (reservations, requests, lodgings), serialized, read through the
+/// port's pages: two stores with equal dumps serve the same bytes.
+pub async fn dump(store: &dyn ViewStore) -> String {
+    let mut out = String::new();
+    let mut page = PageRequest::first(7);
+    loop {
+        let listed = store
+            .reservations(&ReservationFilter::default(), &page)
+            .await
+            .expect("list reservations");
+        for view in &listed.items {
+            out.push_str(&serde_json::to_string(view).expect("serialize view"));
+            out.push('\n');
+        }
+        match listed.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let mut page = PageRequest::first(7);
+    loop {
+        let listed = store
+            .requests(&RequestFilter::default(), &page)
+            .await
+            .expect("list requests");
+        for view in &listed.items {
+            out.push_str(&serde_json::to_string(view).expect("serialize view"));
+            out.push('\n');
+        }
+        match listed.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let lodgings = store
+        .lodgings(&PageRequest::first(1000))
+        .await
+        .expect("list lodgings");
+    for view in &lodgings.items {
+        out.push_str(&serde_json::to_string(view).expect("serialize view"));
+        out.push('\n');
+    }
+    out
+}

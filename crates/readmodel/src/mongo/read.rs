@@ -1,0 +1,171 @@
+//! The query side of the MongoDB view store.
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Database;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::codec::{decode, seq_of, to_i64, unavailable};
+use crate::query::{
+    decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
+};
+use crate::{
+    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
+    ReservationView, ViewError,
+};
+
+pub(super) async fn one<T: DeserializeOwned>(
+    db: &Database,
+    collection: &str,
+    id: &str,
+) -> Result<Option<T>, ViewError> {
+    let found = db
+        .collection::<Document>(collection)
+        .find_one(doc! { "_id": id })
+        .await
+        .map_err(unavailable)?;
+    found.map(decode).transpose()
+}
+
+pub(super) async fn checkpoint(db: &Database, projector_id: &str) -> Result<u64, ViewError> {
+    let found = db
+        .collection::<Document>("checkpoints")
+        .find_one(doc! { "_id": projector_id })
+        .await
+        .map_err(unavailable)?;
+    let position = found.and_then(|d| d.get_i64("position").ok()).unwrap_or(0);
+    Ok(u64::try_from(position).unwrap_or(0))
+}
+
+/// Run a list query sorted by `sort`; the cursor of a full page comes from its last document.
+async fn page<T: DeserializeOwned>(
+    db: &Database,
+    collection: &str,
+    filter: Document,
+    sort: Document,
+    limit: usize,
+    cursor: impl Fn(&Document) -> Result<String, ViewError>,
+) -> Result<Page<T>, ViewError> {
+    let found = db
+        .collection::<Document>(collection)
+        .find(filter)
+        .sort(sort)
+        .limit(i64::try_from(limit + 1).unwrap_or(i64::MAX))
+        .await
+        .map_err(unavailable)?;
+    let mut docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+    let next_cursor = if docs.len() > limit {
+        docs.truncate(limit);
+        docs.last().map(&cursor).transpose()?
+    } else {
+        None
+    };
+    let items = docs.into_iter().map(decode).collect::<Result<_, _>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+fn one_of(values: &[String]) -> Bson {
+    Bson::Document(doc! { "$in": values.to_vec() })
+}
+
+pub(super) async fn reservations(
+    db: &Database,
+    filter: &ReservationFilter,
+    request: &PageRequest,
+) -> Result<Page<ReservationView>, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut query = Document::new();
+    if let Some(customer_id) = &filter.customer_id {
+        query.insert("customer_id", customer_id);
+    }
+    if let Some(lodgings) = &filter.lodging_ids {
+        query.insert("lodging_id", one_of(lodgings));
+    }
+    if let Some(status) = status {
+        query.insert("status", status.as_str());
+    }
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Reservations, cursor)?;
+        query.insert("seq", doc! { "$lt": to_i64(seq) });
+    }
+    let limit = request.clamped_limit();
+    page(
+        db,
+        "reservations",
+        query,
+        doc! { "seq": -1 },
+        limit,
+        |doc| Ok(encode_seq_cursor(CursorKind::Reservations, seq_of(doc)?)),
+    )
+    .await
+}
+
+pub(super) async fn requests(
+    db: &Database,
+    filter: &RequestFilter,
+    request: &PageRequest,
+) -> Result<Page<ManagementView>, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut query = Document::new();
+    if let Some(lodgings) = filter.lodgings() {
+        query.insert("lodging_id", one_of(&lodgings));
+    }
+    if let Some(status) = status {
+        query.insert("request_status", status.as_str());
+    }
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Requests, cursor)?;
+        query.insert("seq", doc! { "$gt": to_i64(seq) });
+    }
+    let limit = request.clamped_limit();
+    page(db, "requests", query, doc! { "seq": 1 }, limit, |doc| {
+        Ok(encode_seq_cursor(CursorKind::Requests, seq_of(doc)?))
+    })
+    .await
+}
+
+pub(super) async fn lodgings(
+    db: &Database,
+    request: &PageRequest,
+) -> Result<Page<LodgingView>, ViewError> {
+    let mut query = Document::new();
+    if let Some(cursor) = &request.cursor {
+        let after = decode_cursor(CursorKind::Lodgings, cursor)?;
+        query.insert("_id", doc! { "$gt": after });
+    }
+    let limit = request.clamped_limit();
+    page(db, "lodgings", query, doc! { "_id": 1 }, limit, |doc| {
+        let id = doc
+            .get_str("_id")
+            .map_err(|e| ViewError::Corrupt(format!("lodging without id: {e}")))?;
+        Ok(encode_cursor(CursorKind::Lodgings, id))
+    })
+    .await
+}
+
+fn dead_letter(doc: &Document) -> Result<DeadLetter, ViewError> {
+    let corrupt = |e: mongodb::bson::document::ValueAccessError| {
+        ViewError::Corrupt(format!("dead letter: {e}"))
+    };
+    let event_id = doc.get_str("event_id").map_err(corrupt)?;
+    Ok(DeadLetter {
+        position: u64::try_from(doc.get_i64("position").map_err(corrupt)?).unwrap_or(0),
+        event_id: Uuid::parse_str(event_id)
+            .map_err(|_| ViewError::Corrupt(format!("dead letter event id {event_id:?}")))?,
+        stream: doc.get_str("stream").map_err(corrupt)?.to_string(),
+        event_type: doc.get_str("event_type").map_err(corrupt)?.to_string(),
+        error: doc.get_str("error").map_err(corrupt)?.to_string(),
+    })
+}
+
+pub(super) async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, ViewError> {
+    let found = db
+        .collection::<Document>("dead_letters")
+        .find(doc! {})
+        .sort(doc! { "position": 1, "projector_id": 1 })
+        .await
+        .map_err(unavailable)?;
+    let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+    docs.iter().map(dead_letter).collect()
+}

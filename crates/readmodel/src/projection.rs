@@ -1,1 +1,0 @@
-//! The pure projection shared by every store adapter.

@@ -1,0 +1,231 @@
+//! How lodging events change the catalog, the calendar, the ManagementList (including
+//! `available`) and the approval status of the ReservationList.
+
+use chrono::NaiveDate;
+use domain::lodging::{LodgingEvent, LodgingProfile};
+use domain::Stay;
+use uuid::Uuid;
+
+use super::{Projection, ViewSource};
+use crate::{
+    ApprovalStatus, LodgingView, ManagementView, PaymentStatus, ReservationStatus, ViewError,
+    ViewEvent,
+};
+
+fn catalog_entry(event: &ViewEvent, profile: &LodgingProfile) -> LodgingView {
+    LodgingView {
+        lodging_id: profile.lodging_id.clone(),
+        name: profile.name.clone(),
+        nightly_rate: profile.nightly_rate,
+        currency: profile.currency.clone(),
+        rooms: profile.rooms,
+        max_guests: profile.max_guests,
+        approval_mode: profile.approval_mode,
+        admin_id: profile.admin_id.clone(),
+        position: event.position,
+    }
+}
+
+fn stay_of(request: &ManagementView) -> Stay {
+    Stay {
+        check_in: request.check_in,
+        check_out: request.check_out,
+        guests: request.guests,
+    }
+}
+
+impl<S: ViewSource> Projection<'_, S> {
+    pub(super) fn on_lodging(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        inner: &LodgingEvent,
+    ) -> Result<(), ViewError> {
+        use LodgingEvent as E;
+        match inner {
+            E::LodgingRegistered(profile) => self.on_registered(event, lodging_id, profile),
+            E::ApprovalRequested {
+                reservation_id,
+                check_in,
+                check_out,
+                guests,
+            } => {
+                let stay = Stay {
+                    check_in: *check_in,
+                    check_out: *check_out,
+                    guests: *guests,
+                };
+                self.on_approval_requested(event, lodging_id, *reservation_id, &stay)
+            }
+            E::ApprovalGranted {
+                reservation_id,
+                granted_by,
+            } => self.on_granted(event, *reservation_id, granted_by),
+            E::ApprovalDenied {
+                reservation_id,
+                denied_by,
+                ..
+            } => self.on_denied(event, *reservation_id, denied_by),
+            E::ApprovalWithdrawn { reservation_id, .. } => {
+                self.on_withdrawn(event, *reservation_id)
+            }
+        }
+    }
+
+    fn on_registered(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        profile: &LodgingProfile,
+    ) -> Result<(), ViewError> {
+        if profile.lodging_id != lodging_id {
+            return Err(ViewError::Unprocessable {
+                position: event.position,
+                reason: format!(
+                    "LodgingRegistered for {:?} in the stream of {lodging_id:?}",
+                    profile.lodging_id
+                ),
+            });
+        }
+        if self.create_lodging(catalog_entry(event, profile))? {
+            self.refresh_available(event, lodging_id, NaiveDate::MIN, NaiveDate::MAX)?;
+        }
+        Ok(())
+    }
+
+    fn on_approval_requested(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        reservation_id: Uuid,
+        stay: &Stay,
+    ) -> Result<(), ViewError> {
+        let (customer_id, payment_status) = match self.reservation(reservation_id)? {
+            Some(view) => (view.customer_id.clone(), view.payment_status),
+            None => (String::new(), PaymentStatus::None),
+        };
+        let available = self.fits(lodging_id, stay)?;
+        let request = ManagementView {
+            reservation_id,
+            lodging_id: lodging_id.to_string(),
+            customer_id,
+            check_in: stay.check_in,
+            check_out: stay.check_out,
+            guests: stay.guests,
+            request_status: ApprovalStatus::Pending,
+            available,
+            payment_status,
+            requested_at: event.recorded_at,
+            decided_at: None,
+            decided_by: None,
+            position: event.position,
+        };
+        self.create_request(event, request)?;
+        Ok(())
+    }
+
+    fn on_granted(
+        &mut self,
+        event: &ViewEvent,
+        reservation_id: Uuid,
+        granted_by: &str,
+    ) -> Result<(), ViewError> {
+        use ApprovalStatus as A;
+        let granted = self.update_request(event, reservation_id, |request| {
+            if matches!(request.request_status, A::Pending | A::Expired) {
+                request.request_status = A::Approved;
+                request.available = true;
+                request.decided_at = Some(event.recorded_at);
+                request.decided_by = Some(granted_by.to_string());
+            }
+        })?;
+        self.update_reservation(event, reservation_id, |view| {
+            view.approval_status = A::Approved;
+        })?;
+        if granted {
+            self.rebook(event, reservation_id, 1)?;
+        }
+        Ok(())
+    }
+
+    fn on_denied(
+        &mut self,
+        event: &ViewEvent,
+        reservation_id: Uuid,
+        denied_by: &str,
+    ) -> Result<(), ViewError> {
+        use ApprovalStatus as A;
+        self.update_request(event, reservation_id, |request| {
+            if matches!(request.request_status, A::Pending | A::Expired) {
+                request.request_status = A::Rejected;
+                request.available = false;
+                request.decided_at = Some(event.recorded_at);
+                request.decided_by = Some(denied_by.to_string());
+            }
+        })?;
+        self.update_reservation(event, reservation_id, |view| {
+            view.approval_status = A::Rejected;
+        })?;
+        Ok(())
+    }
+
+    fn on_withdrawn(&mut self, event: &ViewEvent, reservation_id: Uuid) -> Result<(), ViewError> {
+        use ApprovalStatus as A;
+        let expired = self
+            .reservation(reservation_id)?
+            .is_some_and(|view| view.status == ReservationStatus::Expired);
+        let outcome = if expired { A::Expired } else { A::Withdrawn };
+        let held_rooms = self
+            .request(reservation_id)?
+            .is_some_and(|request| request.request_status == A::Approved);
+        let withdrawn = self.update_request(event, reservation_id, |request| {
+            if matches!(request.request_status, A::Pending | A::Approved) {
+                request.request_status = outcome;
+                request.available = false;
+            }
+        })?;
+        self.update_reservation(event, reservation_id, |view| {
+            if matches!(view.approval_status, A::Pending | A::Approved) {
+                view.approval_status = outcome;
+            }
+        })?;
+        if withdrawn && held_rooms {
+            self.rebook(event, reservation_id, -1)?;
+        }
+        Ok(())
+    }
+
+    /// Book (`delta` = 1) or release (-1) the nights of a request, then recompute `available` of
+    /// the pending requests those nights concern.
+    fn rebook(
+        &mut self,
+        event: &ViewEvent,
+        reservation_id: Uuid,
+        delta: i64,
+    ) -> Result<(), ViewError> {
+        let Some(request) = self.request(reservation_id)? else {
+            return Ok(());
+        };
+        let (lodging_id, stay) = (request.lodging_id.clone(), stay_of(request));
+        self.book(event, &lodging_id, &stay, delta)?;
+        self.refresh_available(event, &lodging_id, stay.check_in, stay.check_out)
+    }
+
+    /// Recompute `available` of the pending requests of `lodging_id` overlapping `from..to`.
+    fn refresh_available(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(), ViewError> {
+        for id in self.pending_overlapping(lodging_id, from, to)? {
+            let Some(stay) = self.request(id)?.map(stay_of) else {
+                continue;
+            };
+            let available = self.fits(lodging_id, &stay)?;
+            self.update_request(event, id, |request| request.available = available)?;
+        }
+        Ok(())
+    }
+}

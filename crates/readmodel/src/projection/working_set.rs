@@ -1,0 +1,380 @@
+//! The projection's working set: the documents a batch read (loaded once from the [`ViewSource`])
+//! and changed, with the position guard and change detection every update goes through.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+use chrono::NaiveDate;
+use domain::Stay;
+use uuid::Uuid;
+
+use super::{CalendarNight, Changes, Stored, ViewSource};
+use crate::{ApprovalStatus, LodgingView, ManagementView, ReservationView, ViewError, ViewEvent};
+
+/// A document that remembers the last event that changed it.
+pub(super) trait Document: Clone + PartialEq {
+    fn position(&self) -> u64;
+    /// Record that `event` changed it.
+    fn stamp(&mut self, event: &ViewEvent);
+}
+
+impl Document for ReservationView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+        self.updated_at = event.recorded_at;
+    }
+}
+
+impl Document for ManagementView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+    }
+}
+
+impl Document for CalendarNight {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+    }
+}
+
+impl<T: Document> Document for Stored<T> {
+    fn position(&self) -> u64 {
+        self.view.position()
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.view.stamp(event);
+    }
+}
+
+/// A cached document (`None`: it does not exist) and whether the batch changed it.
+struct Slot<T> {
+    value: Option<T>,
+    dirty: bool,
+}
+
+impl<T: Document> Slot<T> {
+    fn clean(value: Option<T>) -> Self {
+        Self {
+            value,
+            dirty: false,
+        }
+    }
+
+    /// Apply `change` if the document exists and `event` is after the last event that changed it.
+    /// Returns whether the document changed.
+    fn update(&mut self, event: &ViewEvent, change: impl FnOnce(&mut T)) -> bool {
+        let Some(doc) = self.value.as_mut() else {
+            return false;
+        };
+        if event.position <= doc.position() {
+            return false;
+        }
+        let before = doc.clone();
+        change(doc);
+        if *doc == before {
+            return false;
+        }
+        doc.stamp(event);
+        self.dirty = true;
+        true
+    }
+
+    /// Create the document unless it exists. Returns whether it was created.
+    fn create(&mut self, doc: T) -> bool {
+        if self.value.is_some() {
+            return false;
+        }
+        self.value = Some(doc);
+        self.dirty = true;
+        true
+    }
+}
+
+/// The cached slot of `key`, loading it with `load` on first use.
+fn slot<K: Hash + Eq, T: Document>(
+    map: &mut HashMap<K, Slot<T>>,
+    key: K,
+    load: impl FnOnce() -> Result<Option<T>, ViewError>,
+) -> Result<&mut Slot<T>, ViewError> {
+    Ok(match map.entry(key) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(Slot::clean(load()?)),
+    })
+}
+
+fn dirty<T>(map: impl IntoIterator<Item = Slot<T>>) -> Vec<T> {
+    map.into_iter()
+        .filter(|slot| slot.dirty)
+        .filter_map(|slot| slot.value)
+        .collect()
+}
+
+/// Applies events to documents read from a [`ViewSource`], collecting what changed.
+pub struct Projection<'s, S: ViewSource> {
+    source: &'s mut S,
+    reservations: HashMap<Uuid, Slot<Stored<ReservationView>>>,
+    requests: HashMap<Uuid, Slot<Stored<ManagementView>>>,
+    lodgings: HashMap<String, Option<LodgingView>>,
+    new_lodgings: Vec<String>,
+    calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
+    /// Cached pending requests per lodging; complete for the lodgings in `pending_loaded`.
+    pending: HashMap<String, HashSet<Uuid>>,
+    pending_loaded: HashSet<String>,
+}
+
+impl<'s, S: ViewSource> Projection<'s, S> {
+    pub fn new(source: &'s mut S) -> Self {
+        Self {
+            source,
+            reservations: HashMap::new(),
+            requests: HashMap::new(),
+            lodgings: HashMap::new(),
+            new_lodgings: Vec::new(),
+            calendar: HashMap::new(),
+            pending: HashMap::new(),
+            pending_loaded: HashSet::new(),
+        }
+    }
+
+    /// The documents changed so far.
+    #[must_use]
+    pub fn into_changes(mut self) -> Changes {
+        let lodgings = std::mem::take(&mut self.new_lodgings)
+            .into_iter()
+            .filter_map(|id| self.lodgings.remove(&id).flatten())
+            .collect();
+        Changes {
+            reservations: dirty(self.reservations.into_values()),
+            requests: dirty(self.requests.into_values()),
+            lodgings,
+            calendar: dirty(self.calendar.into_values()),
+        }
+    }
+
+    pub(super) fn reservation(&mut self, id: Uuid) -> Result<Option<&ReservationView>, ViewError> {
+        let source = &mut self.source;
+        let slot = slot(&mut self.reservations, id, || source.reservation(id))?;
+        Ok(slot.value.as_ref().map(|stored| &stored.view))
+    }
+
+    pub(super) fn request(&mut self, id: Uuid) -> Result<Option<&ManagementView>, ViewError> {
+        self.request_slot(id)?;
+        Ok(self
+            .requests
+            .get(&id)
+            .and_then(|s| s.value.as_ref())
+            .map(|s| &s.view))
+    }
+
+    pub(super) fn lodging(&mut self, lodging_id: &str) -> Result<Option<&LodgingView>, ViewError> {
+        if !self.lodgings.contains_key(lodging_id) {
+            let loaded = self.source.lodging(lodging_id)?;
+            self.lodgings.insert(lodging_id.to_string(), loaded);
+        }
+        Ok(self.lodgings.get(lodging_id).and_then(Option::as_ref))
+    }
+
+    /// Add a lodging to the catalog unless it is there.
+    pub(super) fn create_lodging(&mut self, view: LodgingView) -> Result<bool, ViewError> {
+        if self.lodging(&view.lodging_id)?.is_some() {
+            return Ok(false);
+        }
+        self.new_lodgings.push(view.lodging_id.clone());
+        self.lodgings.insert(view.lodging_id.clone(), Some(view));
+        Ok(true)
+    }
+
+    pub(super) fn create_reservation(
+        &mut self,
+        event: &ViewEvent,
+        view: ReservationView,
+    ) -> Result<bool, ViewError> {
+        let id = view.reservation_id;
+        let source = &mut self.source;
+        let slot = slot(&mut self.reservations, id, || source.reservation(id))?;
+        Ok(slot.create(Stored {
+            seq: event.position,
+            view,
+        }))
+    }
+
+    /// Change reservation `id` with `change` (a no-op if it does not exist or already reflects `event`).
+    pub(super) fn update_reservation(
+        &mut self,
+        event: &ViewEvent,
+        id: Uuid,
+        change: impl FnOnce(&mut ReservationView),
+    ) -> Result<bool, ViewError> {
+        let source = &mut self.source;
+        let slot = slot(&mut self.reservations, id, || source.reservation(id))?;
+        Ok(slot.update(event, |stored| change(&mut stored.view)))
+    }
+
+    pub(super) fn create_request(
+        &mut self,
+        event: &ViewEvent,
+        view: ManagementView,
+    ) -> Result<bool, ViewError> {
+        let id = view.reservation_id;
+        let created = self.request_slot(id)?.create(Stored {
+            seq: event.position,
+            view,
+        });
+        self.index_pending(id);
+        Ok(created)
+    }
+
+    /// Change request `id` with `change` (a no-op if it does not exist or already reflects `event`).
+    pub(super) fn update_request(
+        &mut self,
+        event: &ViewEvent,
+        id: Uuid,
+        change: impl FnOnce(&mut ManagementView),
+    ) -> Result<bool, ViewError> {
+        let changed = self
+            .request_slot(id)?
+            .update(event, |stored| change(&mut stored.view));
+        self.index_pending(id);
+        Ok(changed)
+    }
+
+    fn request_slot(&mut self, id: Uuid) -> Result<&mut Slot<Stored<ManagementView>>, ViewError> {
+        if !self.requests.contains_key(&id) {
+            let loaded = self.source.request(id)?;
+            self.requests.insert(id, Slot::clean(loaded));
+            self.index_pending(id);
+        }
+        slot(&mut self.requests, id, || Ok(None))
+    }
+
+    /// Keep the pending index in step with the cached request `id`.
+    fn index_pending(&mut self, id: Uuid) {
+        let Some(view) = self
+            .requests
+            .get(&id)
+            .and_then(|s| s.value.as_ref())
+            .map(|s| &s.view)
+        else {
+            return;
+        };
+        let set = self.pending.entry(view.lodging_id.clone()).or_default();
+        if view.request_status == ApprovalStatus::Pending {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
+    }
+
+    /// Ids of the pending requests of `lodging_id` whose stay overlaps `from..to`.
+    pub(super) fn pending_overlapping(
+        &mut self,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Uuid>, ViewError> {
+        if self.pending_loaded.insert(lodging_id.to_string()) {
+            for stored in self.source.pending_requests(lodging_id)? {
+                let id = stored.view.reservation_id;
+                if let Entry::Vacant(entry) = self.requests.entry(id) {
+                    entry.insert(Slot::clean(Some(stored)));
+                    self.index_pending(id);
+                }
+            }
+        }
+        let Some(ids) = self.pending.get(lodging_id) else {
+            return Ok(Vec::new());
+        };
+        let mut overlapping: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                let view = self.requests.get(id).and_then(|s| s.value.as_ref());
+                view.is_some_and(|s| s.view.check_in < to && s.view.check_out > from)
+            })
+            .collect();
+        overlapping.sort_unstable();
+        Ok(overlapping)
+    }
+
+    fn night_slot(
+        &mut self,
+        lodging_id: &str,
+        night: NaiveDate,
+    ) -> Option<&mut Slot<CalendarNight>> {
+        self.calendar.get_mut(&(lodging_id.to_string(), night))
+    }
+
+    /// Make sure every night of `stay` is cached.
+    fn load_nights(&mut self, lodging_id: &str, stay: &Stay) -> Result<(), ViewError> {
+        let key = |night| (lodging_id.to_string(), night);
+        if stay
+            .each_night()
+            .all(|night| self.calendar.contains_key(&key(night)))
+        {
+            return Ok(());
+        }
+        let stored = self
+            .source
+            .calendar(lodging_id, stay.check_in, stay.check_out)?;
+        for night in stored {
+            self.calendar
+                .entry(key(night.night))
+                .or_insert_with(|| Slot::clean(Some(night)));
+        }
+        for night in stay.each_night() {
+            self.calendar.entry(key(night)).or_insert_with(|| {
+                Slot::clean(Some(CalendarNight {
+                    lodging_id: lodging_id.to_string(),
+                    night,
+                    booked: 0,
+                    position: 0,
+                }))
+            });
+        }
+        Ok(())
+    }
+
+    /// Add `delta` rooms on every night of `stay` (never below zero).
+    pub(super) fn book(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        stay: &Stay,
+        delta: i64,
+    ) -> Result<(), ViewError> {
+        self.load_nights(lodging_id, stay)?;
+        for night in stay.each_night() {
+            if let Some(slot) = self.night_slot(lodging_id, night) {
+                slot.update(event, |n| {
+                    let booked = i64::from(n.booked).saturating_add(delta).max(0);
+                    n.booked = u32::try_from(booked).unwrap_or(u32::MAX);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Would `stay` fit the calendar of `lodging_id` now: a free room on every night.
+    pub(super) fn fits(&mut self, lodging_id: &str, stay: &Stay) -> Result<bool, ViewError> {
+        let rooms = self.lodging(lodging_id)?.map_or(0, |l| l.rooms);
+        self.load_nights(lodging_id, stay)?;
+        let key = |night| (lodging_id.to_string(), night);
+        Ok(stay.each_night().all(|night| {
+            let booked = self
+                .calendar
+                .get(&key(night))
+                .and_then(|s| s.value.as_ref());
+            booked.map_or(0, |n| n.booked) < rooms
+        }))
+    }
+}

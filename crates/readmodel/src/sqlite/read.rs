@@ -1,0 +1,222 @@
+//! The query side of the SQLite view store.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::schema::store_error;
+use super::write::parse_doc;
+use crate::query::{
+    decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
+};
+use crate::{
+    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
+    ReservationView, ViewError,
+};
+
+/// One document by primary key.
+pub(super) fn one<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, ViewError> {
+    let doc: Option<String> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row([key], |row| row.get(0)).optional())
+        .map_err(store_error)?;
+    doc.map(|doc| parse_doc(&doc)).transpose()
+}
+
+/// A WHERE clause under construction.
+#[derive(Default)]
+struct Conditions {
+    clauses: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Conditions {
+    fn equal(&mut self, column: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.clauses.push(format!("{column} = ?"));
+            self.values.push(Value::Text(value.to_string()));
+        }
+    }
+
+    fn one_of(&mut self, column: &str, values: &[String]) {
+        let marks = vec!["?"; values.len()].join(", ");
+        self.clauses.push(format!("{column} IN ({marks})"));
+        self.values
+            .extend(values.iter().map(|v| Value::Text(v.clone())));
+    }
+
+    fn compare(&mut self, column: &str, operator: &str, value: Value) {
+        self.clauses.push(format!("{column} {operator} ?"));
+        self.values.push(value);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// Run a list query returning (sort key, doc) rows; the page's cursor is built from the last key.
+fn page<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    values: Vec<Value>,
+    limit: usize,
+    cursor: impl Fn(&Value) -> String,
+) -> Result<Page<T>, ViewError> {
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(params_from_iter(values), |row| {
+            Ok((row.get::<_, Value>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(store_error)?;
+    let mut keyed = Vec::with_capacity(limit + 1);
+    for row in rows {
+        keyed.push(row.map_err(store_error)?);
+    }
+    let next_cursor = if keyed.len() > limit {
+        keyed.truncate(limit);
+        keyed.last().map(|(key, _)| cursor(key))
+    } else {
+        None
+    };
+    let items = keyed
+        .iter()
+        .map(|(_, doc)| parse_doc(doc))
+        .collect::<Result<_, _>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+fn seq_of(value: &Value) -> u64 {
+    match value {
+        Value::Integer(seq) => u64::try_from(*seq).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn seq_value(seq: u64) -> Value {
+    Value::Integer(i64::try_from(seq).unwrap_or(i64::MAX))
+}
+
+pub(super) fn reservations(
+    conn: &Connection,
+    filter: &ReservationFilter,
+    request: &PageRequest,
+) -> Result<Page<ReservationView>, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut conditions = Conditions::default();
+    conditions.equal("customer_id", filter.customer_id.as_deref());
+    if let Some(lodgings) = &filter.lodging_ids {
+        conditions.one_of("lodging_id", lodgings);
+    }
+    conditions.equal("status", status.map(|s| s.as_str()));
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Reservations, cursor)?;
+        conditions.compare("seq", "<", seq_value(seq));
+    }
+    let limit = request.clamped_limit();
+    let sql = format!(
+        "SELECT seq, doc FROM reservations {} ORDER BY seq DESC LIMIT {}",
+        conditions.sql(),
+        limit + 1
+    );
+    page(conn, &sql, conditions.values, limit, |key| {
+        encode_seq_cursor(CursorKind::Reservations, seq_of(key))
+    })
+}
+
+pub(super) fn requests(
+    conn: &Connection,
+    filter: &RequestFilter,
+    request: &PageRequest,
+) -> Result<Page<ManagementView>, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut conditions = Conditions::default();
+    if let Some(lodgings) = filter.lodgings() {
+        conditions.one_of("lodging_id", &lodgings);
+    }
+    conditions.equal("request_status", status.map(|s| s.as_str()));
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Requests, cursor)?;
+        conditions.compare("seq", ">", seq_value(seq));
+    }
+    let limit = request.clamped_limit();
+    let sql = format!(
+        "SELECT seq, doc FROM requests {} ORDER BY seq ASC LIMIT {}",
+        conditions.sql(),
+        limit + 1
+    );
+    page(conn, &sql, conditions.values, limit, |key| {
+        encode_seq_cursor(CursorKind::Requests, seq_of(key))
+    })
+}
+
+pub(super) fn lodgings(
+    conn: &Connection,
+    request: &PageRequest,
+) -> Result<Page<LodgingView>, ViewError> {
+    let mut conditions = Conditions::default();
+    if let Some(cursor) = &request.cursor {
+        let after = decode_cursor(CursorKind::Lodgings, cursor)?;
+        conditions.compare("lodging_id", ">", Value::Text(after));
+    }
+    let limit = request.clamped_limit();
+    let sql = format!(
+        "SELECT lodging_id, doc FROM lodgings {} ORDER BY lodging_id ASC LIMIT {}",
+        conditions.sql(),
+        limit + 1
+    );
+    page(conn, &sql, conditions.values, limit, |key| match key {
+        Value::Text(id) => encode_cursor(CursorKind::Lodgings, id),
+        _ => encode_cursor(CursorKind::Lodgings, ""),
+    })
+}
+
+pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, ViewError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT position, event_id, stream, event_type, error FROM dead_letters
+             ORDER BY position, projector_id",
+        )
+        .map_err(store_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(store_error)?;
+    rows.map(|row| {
+        let (position, event_id, stream, event_type, error) = row.map_err(store_error)?;
+        let event_id = Uuid::parse_str(&event_id)
+            .map_err(|_| ViewError::Corrupt(format!("dead letter event id {event_id:?}")))?;
+        Ok(DeadLetter {
+            position: u64::try_from(position).unwrap_or(0),
+            event_id,
+            stream,
+            event_type,
+            error,
+        })
+    })
+    .collect()
+}
+
+pub(super) fn dead_letter_count(conn: &Connection) -> Result<u64, ViewError> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM dead_letters")
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(store_error)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

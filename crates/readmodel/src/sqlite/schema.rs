@@ -1,0 +1,125 @@
+//! Connection settings and the schema of the SQLite view store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::ViewError;
+
+/// How long a connection waits for another connection's (or process's) write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    lodging_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS reservations_by_seq ON reservations (seq);
+CREATE INDEX IF NOT EXISTS reservations_by_customer ON reservations (customer_id, seq);
+CREATE INDEX IF NOT EXISTS reservations_by_lodging ON reservations (lodging_id, seq);
+CREATE INDEX IF NOT EXISTS reservations_by_status ON reservations (status, seq);
+
+CREATE TABLE IF NOT EXISTS requests (
+    reservation_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    lodging_id TEXT NOT NULL,
+    request_status TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_seq ON requests (seq);
+CREATE INDEX IF NOT EXISTS requests_by_lodging ON requests (lodging_id, seq);
+CREATE INDEX IF NOT EXISTS requests_by_lodging_status ON requests (lodging_id, request_status, seq);
+CREATE INDEX IF NOT EXISTS requests_by_status ON requests (request_status, seq);
+
+CREATE TABLE IF NOT EXISTS lodgings (
+    lodging_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS calendar (
+    lodging_id TEXT NOT NULL,
+    night TEXT NOT NULL,
+    booked INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (lodging_id, night)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+    projector_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    projector_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (projector_id, position)
+);
+";
+
+/// Map a SQLite failure: corruption is [`ViewError::Corrupt`], anything else (busy, locked, I/O,
+/// cannot open) is [`ViewError::Unavailable`].
+pub(super) fn store_error(error: rusqlite::Error) -> ViewError {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            ViewError::Corrupt(error.to_string())
+        }
+        _ => ViewError::Unavailable(error.to_string()),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), ViewError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(store_error)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// Open the writer connection, switching the file to WAL and creating the schema if needed.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
+    let mut conn = Connection::open(path).map_err(store_error)?;
+    configure(&conn)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(store_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(ViewError::Unavailable(format!(
+            "view store {} cannot use WAL (journal mode {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "cache_size", -32_768)
+        .map_err(store_error)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    tx.execute_batch(SCHEMA).map_err(store_error)?;
+    tx.commit().map_err(store_error)?;
+    Ok(conn)
+}
+
+/// Open a reader connection (query-only).
+pub(super) fn open_reader(path: &Path) -> Result<Connection, ViewError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(store_error)?;
+    configure(&conn)?;
+    conn.pragma_update(None, "query_only", "ON")
+        .map_err(store_error)?;
+    Ok(conn)
+}

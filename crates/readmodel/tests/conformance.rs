@@ -1,0 +1,92 @@
+//! The view-store conformance suite against every adapter: SQLite always, MongoDB when
+//! `STAYLEDGER_MONGODB_URL` is set.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use readmodel::conformance::{self, FreshStore};
+use readmodel::{MongoViewStore, SqliteViewStore, ViewStore};
+
+/// Fresh SQLite files in one temporary directory.
+struct SqliteFiles {
+    dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl SqliteFiles {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl FreshStore for SqliteFiles {
+    async fn fresh(&self) -> Arc<dyn ViewStore> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("views-{n}.db"));
+        Arc::new(SqliteViewStore::open(path).expect("open SQLite view store"))
+    }
+}
+
+macro_rules! sqlite_checks {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                conformance::$check(&SqliteFiles::new()).await;
+            }
+        )*
+    };
+}
+
+sqlite_checks!(
+    flow_statuses,
+    replay_is_a_no_op,
+    unprocessable_event_writes_nothing,
+    availability_follows_the_calendar,
+    filters_and_pages,
+    dead_letters_are_parked,
+    rebuild_in_any_batch_size_is_identical,
+);
+
+/// Fresh MongoDB databases on the server at `STAYLEDGER_MONGODB_URL`.
+struct MongoDatabases {
+    url: String,
+    prefix: String,
+    next: AtomicUsize,
+}
+
+#[async_trait]
+impl FreshStore for MongoDatabases {
+    async fn fresh(&self) -> Arc<dyn ViewStore> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let db = format!("{}_{n}", self.prefix);
+        let store = MongoViewStore::connect(&self.url, &db)
+            .await
+            .expect("connect to MongoDB");
+        store.drop_database().await.expect("drop old test database");
+        Arc::new(
+            MongoViewStore::connect(&self.url, &db)
+                .await
+                .expect("connect to MongoDB"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn mongodb_conformance() {
+    let Ok(url) = std::env::var("STAYLEDGER_MONGODB_URL") else {
+        println!("SKIPPED: MongoDB view-store conformance (STAYLEDGER_MONGODB_URL not set)");
+        return;
+    };
+    let stores = MongoDatabases {
+        url,
+        prefix: format!("stayledger_conformance_{}", std::process::id()),
+        next: AtomicUsize::new(0),
+    };
+    conformance::run_all(&stores).await;
+}
