@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "stayledger", version, about = "Event-sourced lodging reservations")]
+#[command(
+    name = "stayledger",
+    version,
+    about = "Event-sourced lodging reservations"
+)]
 pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true, env = "STAYLEDGER_LOG_JSON")]
@@ -86,7 +90,11 @@ pub struct TokenArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
-    #[arg(long, env = "STAYLEDGER_SANDBOX_ADDR", default_value = "127.0.0.1:8090")]
+    #[arg(
+        long,
+        env = "STAYLEDGER_SANDBOX_ADDR",
+        default_value = "127.0.0.1:8090"
+    )]
     pub addr: SocketAddr,
 }
 

@@ -1,1 +1,35 @@
-fn main() {}
+//! The `stayledger` binary: parse the command line and hand over to the library.
+
+use clap::Parser;
+use stayledger::cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => stayledger::serve::serve(args).await,
+            Command::Token(args) => {
+                println!("{}", stayledger::token::mint(&args)?);
+                Ok(())
+            }
+            Command::PaymentSandbox(args) => stayledger::serve::payment_sandbox(args).await,
+        }
+    })
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

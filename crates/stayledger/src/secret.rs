@@ -13,7 +13,10 @@ pub const SECRET_FILE: &str = "jwt-secret";
 /// Read the data dir's secret, creating the dir and a fresh random secret if there is none.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(secret) = std::env::var("STAYLEDGER_JWT_SECRET") {
-        anyhow::ensure!(secret.len() >= 32, "STAYLEDGER_JWT_SECRET must be at least 32 bytes");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "STAYLEDGER_JWT_SECRET must be at least 32 bytes"
+        );
         return Ok(secret.into_bytes());
     }
     fs::create_dir_all(data_dir)
@@ -62,7 +65,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(SECRET_FILE)).expect("meta").permissions().mode();
+            let mode = fs::metadata(dir.path().join(SECRET_FILE))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

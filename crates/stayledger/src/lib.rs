@@ -1,0 +1,15 @@
+//! The one `stayledger` binary's library: CLI definitions, the `serve` composition (everything in one
+//! process over the embedded stores), each service alone, and the operator/auditor CLI tools.
+//!
+//! Owns: wiring (which adapter, which port, which task), configuration from flags and environment,
+//! process lifecycle (signals, graceful shutdown, task supervision).
+//! Must not: hold business rules (domain), storage details (eventlog, readmodel) or HTTP error
+//! mapping (the API crates). `main.rs` only parses arguments and calls in here.
+
+pub mod cli;
+pub mod metrics;
+pub mod ops;
+pub mod secret;
+pub mod serve;
+pub mod supervise;
+pub mod token;

@@ -1,0 +1,141 @@
+//! A small Prometheus registry: HTTP request counts and latencies by route, rendered as text
+//! together with gauges read from the parts' status handles at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Latency bucket upper bounds, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Series {
+    count: u64,
+    sum_seconds: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// Request metrics keyed by (method, route, status).
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+}
+
+impl HttpMetrics {
+    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = series
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default();
+        entry.count += 1;
+        entry.sum_seconds += seconds;
+        for (bucket, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// Append the request series in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        out.push_str("# HELP stayledger_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE stayledger_http_requests_total counter\n");
+        for ((method, route, status), s) in series.iter() {
+            let _ = writeln!(
+                out,
+                "stayledger_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                s.count
+            );
+        }
+        out.push_str("# HELP stayledger_http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE stayledger_http_request_duration_seconds histogram\n");
+        for ((method, route, status), s) in series.iter() {
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            for (bound, count) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "stayledger_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "stayledger_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "stayledger_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "stayledger_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+    }
+}
+
+/// Middleware: count and time every request by its matched route (never by raw path, so ids do
+/// not explode the label space).
+pub async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Append one gauge (or counter) with its help line.
+pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let metrics = HttpMetrics::default();
+        metrics.record("GET", "/reservations/{id}", 200, 0.003);
+        metrics.record("GET", "/reservations/{id}", 200, 0.2);
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains(
+            "stayledger_http_requests_total{method=\"GET\",route=\"/reservations/{id}\",status=\"200\"} 2"
+        ));
+        assert!(out.contains("le=\"0.005\"} 1"), "{out}");
+        assert!(out.contains("le=\"0.25\"} 2"), "{out}");
+        assert!(out.contains("le=\"+Inf\"} 2"), "{out}");
+    }
+}

@@ -1,0 +1,229 @@
+//! Ops routes of every process: `/healthz` (liveness), `/readyz` (stores answer, projector lag under
+//! its bound, dead letters shown) and `/metrics` (Prometheus text). They compose the status handles
+//! of whichever parts run in this process, which only the binary knows; error bodies use the API
+//! crates' problem+json type.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use command_api::Problem;
+use eventlog::{EventLog, WriterStats};
+use projector::ProjectorStatus;
+use readmodel::ViewStore;
+use saga::{CircuitState, SagaStatus};
+use serde_json::json;
+
+use crate::metrics::{gauge, HttpMetrics};
+
+/// What this process can report on.
+#[derive(Clone, Default)]
+pub struct Probes {
+    pub log: Option<Arc<dyn EventLog>>,
+    pub views: Option<Arc<dyn ViewStore>>,
+    pub projector: Option<ProjectorStatus>,
+    pub saga: Option<SagaStatus>,
+    pub writer: Option<Arc<dyn Fn() -> WriterStats + Send + Sync>>,
+    pub http: Arc<HttpMetrics>,
+    /// `/readyz` fails while the projector is more than this many events behind the log.
+    pub max_projector_lag: u64,
+}
+
+pub fn routes(probes: Probes) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(probes)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(probes): State<Probes>) -> Response {
+    let mut reasons = Vec::new();
+    let mut head = None;
+    if let Some(log) = &probes.log {
+        match log.head_position().await {
+            Ok(position) => head = Some(position),
+            Err(e) => reasons.push(format!("event log unreachable: {e}")),
+        }
+    }
+    let mut dead_letters = 0;
+    if let Some(views) = &probes.views {
+        if let Err(e) = views.ping().await {
+            reasons.push(format!("view store unreachable: {e}"));
+        }
+        dead_letters = views.dead_letter_count().await.unwrap_or(0);
+    }
+    let lag = match (&probes.projector, head) {
+        (Some(projector), Some(head)) => Some(head.saturating_sub(projector.applied_position())),
+        _ => None,
+    };
+    if let Some(lag) = lag.filter(|lag| *lag > probes.max_projector_lag) {
+        reasons.push(format!(
+            "projector is {lag} events behind (bound {})",
+            probes.max_projector_lag
+        ));
+    }
+    let body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "not_ready" },
+        "log_head": head, "projector_lag": lag, "dead_letters": dead_letters,
+    });
+    if reasons.is_empty() {
+        (StatusCode::OK, Json(body)).into_response()
+    } else {
+        let mut response = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            reasons.join("; "),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert("x-readiness", header::HeaderValue::from_static("not-ready"));
+        tracing::warn!(%body, "not ready");
+        response
+    }
+}
+
+async fn metrics(State(probes): State<Probes>) -> Response {
+    let mut out = String::with_capacity(8 * 1024);
+    probes.http.render(&mut out);
+    if let Some(log) = &probes.log {
+        if let Ok(head) = log.head_position().await {
+            gauge(
+                &mut out,
+                "stayledger_log_head_position",
+                "gauge",
+                "Global position of the last event.",
+                &[("", head as f64)],
+            );
+        }
+    }
+    if let Some(writer) = &probes.writer {
+        let stats = writer();
+        gauge(
+            &mut out,
+            "stayledger_appends_total",
+            "counter",
+            "Appends committed by this process.",
+            &[("", stats.appends as f64)],
+        );
+        gauge(
+            &mut out,
+            "stayledger_appended_events_total",
+            "counter",
+            "Events appended by this process.",
+            &[("", stats.events as f64)],
+        );
+        gauge(
+            &mut out,
+            "stayledger_append_transactions_total",
+            "counter",
+            "Group-commit transactions.",
+            &[("", stats.transactions as f64)],
+        );
+    }
+    if let Some(projector) = &probes.projector {
+        render_projector(&mut out, projector);
+    }
+    if let Some(views) = &probes.views {
+        let dead = views.dead_letter_count().await.unwrap_or(0);
+        gauge(
+            &mut out,
+            "stayledger_dead_letters",
+            "gauge",
+            "Events parked by the projector.",
+            &[("", dead as f64)],
+        );
+    }
+    if let Some(saga) = &probes.saga {
+        render_saga(&mut out, saga);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn render_projector(out: &mut String, projector: &ProjectorStatus) {
+    gauge(
+        out,
+        "stayledger_projector_position",
+        "gauge",
+        "Last position the views reflect.",
+        &[("", projector.applied_position() as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_projector_lag_events",
+        "gauge",
+        "Events seen but not yet reflected.",
+        &[("", projector.lag() as f64)],
+    );
+}
+
+fn render_saga(out: &mut String, saga: &SagaStatus) {
+    let s = saga.snapshot();
+    gauge(
+        out,
+        "stayledger_saga_checkpoint",
+        "gauge",
+        "Last position the saga fully handled.",
+        &[("", s.checkpoint as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_in_flight",
+        "gauge",
+        "Events, timers and refunds being handled.",
+        &[("", s.in_flight as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_timers_armed",
+        "gauge",
+        "Durable timers armed.",
+        &[("", s.timers_armed as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_refunds_pending",
+        "gauge",
+        "Refunds waiting for the gateway.",
+        &[("", s.refunds_pending as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_actions_parked",
+        "gauge",
+        "Saga actions parked for operators.",
+        &[("", s.actions_parked as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_payments_total",
+        "counter",
+        "Charge and refund outcomes.",
+        &[
+            ("outcome=\"completed\"", s.charges_completed as f64),
+            ("outcome=\"deferred\"", s.charges_deferred as f64),
+            ("outcome=\"failed\"", s.charges_failed as f64),
+            ("outcome=\"refunded\"", s.refunds_completed as f64),
+        ],
+    );
+    let circuit = match s.circuit {
+        Some(CircuitState::Closed) | None => 0.0,
+        Some(CircuitState::HalfOpen) => 1.0,
+        Some(CircuitState::Open) => 2.0,
+    };
+    gauge(
+        out,
+        "stayledger_payment_circuit_state",
+        "gauge",
+        "Payment gateway circuit: 0 closed, 1 half-open, 2 open.",
+        &[("", circuit)],
+    );
+}

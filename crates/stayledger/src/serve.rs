@@ -1,0 +1,261 @@
+//! `stayledger serve`: command and query routes, saga, projector and the sandbox payment gateway in
+//! one process on one port, over the embedded SQLite stores in `--data-dir`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use command_api::{Auth, CommandState, Principal, Problem};
+use domain::saga::SagaPolicy;
+use eventlog::{EventLog, SqliteEventLog};
+use projector::{Projector, ProjectorStatus};
+use readmodel::{SqliteViewStore, ViewStore};
+use saga::sandbox::{self, SandboxState};
+use saga::{
+    BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunner, SagaStatus,
+    SqliteTimerStore,
+};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{SandboxArgs, ServeArgs};
+use crate::metrics::{self, HttpMetrics};
+use crate::ops::{self, Probes};
+use crate::secret;
+use crate::supervise::shutdown_on_signals;
+
+pub const EVENTS_FILE: &str = "events.db";
+pub const VIEWS_FILE: &str = "views.db";
+pub const SAGA_FILE: &str = "saga.db";
+
+/// Everything `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub policy: SagaPolicy,
+    /// `None`: the built-in sandbox, reached over real HTTP at `http://<addr>/sandbox`.
+    pub payment_gateway_url: Option<String>,
+    pub payment_timeout: Duration,
+    pub breaker: BreakerPolicy,
+    pub max_projector_lag: u64,
+}
+
+impl ServeConfig {
+    /// Defaults for a data dir (24h deadline, 2s retry base, built-in sandbox).
+    #[must_use]
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            policy: SagaPolicy::default(),
+            payment_gateway_url: None,
+            payment_timeout: Duration::from_secs(3),
+            breaker: BreakerPolicy::default(),
+            max_projector_lag: 10_000,
+        }
+    }
+
+    fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let policy = SagaPolicy {
+            approval_deadline: chrono::TimeDelta::from_std(args.approval_deadline)
+                .context("--approval-deadline is too long")?,
+            retry_base: chrono::TimeDelta::from_std(args.payment_retry_base)
+                .context("--payment-retry-base is too long")?,
+            max_payment_attempts: args.payment_max_attempts.max(1),
+        };
+        Ok(Self {
+            policy,
+            payment_gateway_url: args.payment_gateway_url.clone(),
+            payment_timeout: args.payment_timeout,
+            max_projector_lag: args.max_projector_lag,
+            ..Self::new(args.store.data_dir.clone())
+        })
+    }
+}
+
+/// Handles on a running platform, for tests and operators.
+#[derive(Clone)]
+pub struct Platform {
+    pub addr: SocketAddr,
+    pub log: Arc<dyn EventLog>,
+    pub views: Arc<dyn ViewStore>,
+    pub projector: ProjectorStatus,
+    pub saga: SagaStatus,
+    pub sandbox: SandboxState,
+    pub auth: Arc<Auth>,
+}
+
+/// The CLI entry: bind, print the address, run until SIGINT/SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig::from_args(&args)?;
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let shutdown = shutdown_on_signals();
+    let (platform, tasks) = start(config, listener, shutdown.clone()).await?;
+    println!("stayledger listening on http://{}", platform.addr);
+    wait(tasks).await
+}
+
+/// Wait for every task of a started platform to finish (after shutdown was cancelled).
+pub async fn wait(mut tasks: JoinSet<anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(e) => result = Err(anyhow::anyhow!("a task panicked: {e}")),
+        }
+    }
+    result
+}
+
+/// Open the stores and start every part on `listener`. Returns once it takes requests.
+pub async fn start(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Platform, JoinSet<anyhow::Result<()>>)> {
+    let addr = listener.local_addr()?;
+    let stores = open_stores(&config.data_dir)?;
+    let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
+    let projector = Projector::new(Arc::clone(&stores.log), Arc::clone(&stores.views));
+    let projector_status = projector.status();
+    let sandbox_state = SandboxState::default();
+    let gateway_url = config
+        .payment_gateway_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/sandbox"));
+    let gateway = payment_gateway(&gateway_url, &config)?;
+    let saga = SagaRunner::new(
+        Arc::clone(&stores.log),
+        gateway,
+        stores.timers,
+        config.policy,
+        SagaConfig::default(),
+    );
+    let platform = Platform {
+        addr,
+        log: Arc::clone(&stores.log),
+        views: Arc::clone(&stores.views),
+        projector: projector_status,
+        saga: saga.status(),
+        sandbox: sandbox_state,
+        auth,
+    };
+    let writer_log = Arc::clone(&stores.sqlite_log);
+    let probes = Probes {
+        log: Some(Arc::clone(&platform.log)),
+        views: Some(Arc::clone(&platform.views)),
+        projector: Some(platform.projector.clone()),
+        saga: Some(platform.saga.clone()),
+        writer: Some(Arc::new(move || writer_log.stats())),
+        http: Arc::new(HttpMetrics::default()),
+        max_projector_lag: config.max_projector_lag,
+    };
+    let app = router(&platform, probes);
+    let mut tasks = JoinSet::new();
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+            .context("HTTP server")
+    });
+    tasks.spawn(run_projector(projector, shutdown.clone()));
+    tasks.spawn(run_saga(saga, shutdown));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), gateway = %gateway_url, "stayledger serving");
+    Ok((platform, tasks))
+}
+
+struct Stores {
+    sqlite_log: Arc<SqliteEventLog>,
+    log: Arc<dyn EventLog>,
+    views: Arc<dyn ViewStore>,
+    timers: Arc<SqliteTimerStore>,
+}
+
+fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let log = SqliteEventLog::open(data_dir.join(EVENTS_FILE)).context("opening the event log")?;
+    let views =
+        SqliteViewStore::open(data_dir.join(VIEWS_FILE)).context("opening the view store")?;
+    let timers =
+        SqliteTimerStore::open(data_dir.join(SAGA_FILE)).context("opening the saga store")?;
+    let sqlite_log = Arc::new(log);
+    Ok(Stores {
+        log: Arc::clone(&sqlite_log) as Arc<dyn EventLog>,
+        sqlite_log,
+        views: Arc::new(views),
+        timers: Arc::new(timers),
+    })
+}
+
+fn payment_gateway(url: &str, config: &ServeConfig) -> anyhow::Result<Arc<dyn PaymentGateway>> {
+    let http = HttpGateway::new(url, config.payment_timeout)
+        .with_context(|| format!("payment gateway URL {url:?}"))?;
+    Ok(Arc::new(BreakerGateway::new(http, config.breaker)))
+}
+
+async fn run_projector(projector: Projector, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The projector retries store failures and parks poison events itself.
+    projector.run(shutdown).await.context("projector")
+}
+
+async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The runner retries store failures itself; a lost lane is fatal to this process.
+    saga.run(shutdown).await.context("saga runner")
+}
+
+fn router(platform: &Platform, probes: Probes) -> Router {
+    let commands = command_api::router(CommandState::new(
+        Arc::clone(&platform.log),
+        Arc::clone(&platform.auth),
+    ));
+    let sandbox_config = sandbox::config_router(platform.sandbox.clone()).route_layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&platform.auth), require_platform_admin),
+    );
+    let sandbox_routes = sandbox::payments_router(platform.sandbox.clone()).merge(sandbox_config);
+    let http_metrics = Arc::clone(&probes.http);
+    commands
+        .nest("/sandbox", sandbox_routes)
+        .merge(ops::routes(probes))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::track,
+        ))
+}
+
+/// `PUT /sandbox/config` in `serve` takes a platform admin token (API.md).
+async fn require_platform_admin(principal: Principal, request: Request, next: Next) -> Response {
+    if principal.is_platform_admin() {
+        next.run(request).await
+    } else {
+        Problem::forbidden("only a platform admin (lodgings '*') may configure the sandbox")
+            .into_response()
+    }
+}
+
+/// `stayledger payment-sandbox`: the sandbox gateway alone, its routes under `/sandbox`.
+pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let shutdown = shutdown_on_signals();
+    println!(
+        "stayledger payment sandbox (NOT a real gateway) listening on http://{}/sandbox",
+        listener.local_addr()?
+    );
+    let app = Router::new().nest("/sandbox", sandbox::router(SandboxState::default()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("sandbox HTTP server")
+}
