@@ -1,1 +1,70 @@
-//! placeholder
+//! The query side of stayledger: axum HTTP for the views (lodging catalog, ReservationList,
+//! ManagementList) and the audit endpoints, plus the OpenAPI document of every route of the platform.
+//!
+//! Owns: who may read which document, list paging parameters, `min_position` waits, ETags, the audit
+//! reads of the event log (history, state as of a point, pages of the log, hash-chain check) and
+//! `GET /openapi.json` + `GET /docs`.
+//! Must not: write anything (no commands, no appends, no view updates), know how views or events are
+//! stored (only the `readmodel` and `eventlog` ports), or decide business rules. Auth and
+//! problem+json come from `command_api`, so both APIs answer alike.
+
+mod audit;
+mod document;
+pub mod error;
+pub mod openapi;
+pub mod params;
+mod state;
+mod views;
+
+use std::sync::Arc;
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use command_api::{edge, problem, Auth};
+use eventlog::EventLog;
+use readmodel::ViewStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use document::etag;
+pub use error::QueryError;
+pub use openapi::openapi;
+pub use state::{QueryState, ViewProgress};
+
+/// The query and audit routes plus `/openapi.json` and `/docs`, with the edge layers (tracing,
+/// body limit, problem+json) and no fallback, so they merge with other routers; add
+/// `.fallback(command_api::problem::not_found)` to the merged router.
+pub fn router(state: QueryState) -> Router {
+    let routes = views::routes()
+        .merge(audit::routes())
+        .with_state(state)
+        .route("/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/docs", get(|| async { Html(openapi::DOCS_HTML) }));
+    edge::apply(routes)
+}
+
+/// What the standalone query service runs on.
+#[derive(Clone)]
+pub struct QueryConfig {
+    pub log: Arc<dyn EventLog>,
+    pub views: Arc<dyn ViewStore>,
+    pub auth: Arc<Auth>,
+    pub progress: ViewProgress,
+}
+
+/// Serve the query routes on `listener` until `shutdown` is cancelled (in-flight requests finish).
+pub async fn run(
+    config: QueryConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = QueryState::new(config.log, config.views, config.auth, config.progress);
+    let app = router(state).fallback(problem::not_found);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "query API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

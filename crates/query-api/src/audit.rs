@@ -1,0 +1,215 @@
+//! The audit routes (auditors only), read straight from the event log: a reservation's whole
+//! history, its state as of a position or an instant, the global log and single streams page by
+//! page, and the hash-chain check.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use command_api::{Principal, Role};
+use domain::reservation::{ReservationAggregate, ReservationEvent};
+use domain::{Aggregate, DomainEvent};
+use eventlog::{EventLog, RecordedEvent, VerifyReport};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::document::document;
+use crate::error::QueryError;
+use crate::params::Params;
+use crate::state::QueryState;
+
+/// Events read per page when a whole stream is needed.
+const PAGE: usize = 1_000;
+
+pub(crate) fn routes() -> Router<QueryState> {
+    Router::new()
+        .route("/audit/reservations/{id}/history", get(history))
+        .route("/audit/reservations/{id}/state", get(state_as_of))
+        .route("/audit/events", get(events))
+        .route("/audit/streams/{stream}", get(stream))
+        .route("/audit/verify", get(verify))
+}
+
+fn auditor(principal: &Principal) -> Result<(), QueryError> {
+    if principal.role == Role::Auditor {
+        Ok(())
+    } else {
+        Err(QueryError::Forbidden(
+            "only auditors read the audit log".into(),
+        ))
+    }
+}
+
+/// A reservation id from the path; anything else names no reservation.
+fn reservation_id(raw: &str) -> Result<Uuid, QueryError> {
+    Uuid::parse_str(raw).map_err(|_| QueryError::NotFound(format!("no reservation {raw}")))
+}
+
+/// Every event of `stream`.
+async fn whole_stream(log: &dyn EventLog, stream: &str) -> Result<Vec<RecordedEvent>, QueryError> {
+    let mut events = Vec::new();
+    loop {
+        let from = events.last().map_or(0, |e: &RecordedEvent| e.version + 1);
+        let page = log.read_stream(stream, from, PAGE).await?;
+        let done = page.len() < PAGE;
+        events.extend(page);
+        if done {
+            return Ok(events);
+        }
+    }
+}
+
+/// The reservation's own stream; 404 if it has none.
+async fn reservation_stream(
+    log: &dyn EventLog,
+    id: Uuid,
+) -> Result<Vec<RecordedEvent>, QueryError> {
+    let events = whole_stream(log, &ReservationAggregate::stream_name(&id.to_string())).await?;
+    if events.is_empty() {
+        return Err(QueryError::NotFound(format!("no reservation {id}")));
+    }
+    Ok(events)
+}
+
+async fn history(
+    State(state): State<QueryState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, QueryError> {
+    auditor(&principal)?;
+    let id = reservation_id(&raw)?;
+    let log = state.log.as_ref();
+    let mut events = reservation_stream(log, id).await?;
+    let lodging_id = events[0].data["lodging_id"].as_str().map(str::to_string);
+    for prefix in ["payment", "saga"] {
+        events.extend(whole_stream(log, &format!("{prefix}-{id}")).await?);
+    }
+    if let Some(lodging_id) = lodging_id {
+        let about = id.to_string();
+        let lodging = whole_stream(log, &format!("lodging-{lodging_id}")).await?;
+        events.extend(
+            lodging
+                .into_iter()
+                .filter(|e| e.data["reservation_id"] == about.as_str()),
+        );
+    }
+    events.sort_by_key(|e| e.position);
+    Ok(Json(json!({"reservation_id": id, "events": events})))
+}
+
+/// The point in the log a state is wanted as of.
+fn cutoff(params: &Params) -> Result<(Option<u64>, Option<DateTime<Utc>>), QueryError> {
+    let position = params.number("as_of_position", 0, u64::MAX)?;
+    let time = params.timestamp("as_of_time")?;
+    if position.is_some() && time.is_some() {
+        return Err(QueryError::parameter(
+            "as_of_time",
+            "give as_of_position or as_of_time, not both",
+        ));
+    }
+    Ok((position, time))
+}
+
+async fn state_as_of(
+    State(state): State<QueryState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    auditor(&principal)?;
+    let id = reservation_id(&raw)?;
+    let (position, time) = cutoff(&params)?;
+    let recorded = reservation_stream(state.log.as_ref(), id).await?;
+    let upto: Vec<&RecordedEvent> = recorded
+        .iter()
+        .take_while(|e| {
+            position.is_none_or(|p| e.position <= p) && time.is_none_or(|t| e.recorded_at <= t)
+        })
+        .collect();
+    let Some(last) = upto.last() else {
+        return Err(QueryError::NotFound(format!(
+            "reservation {id} did not exist yet at that point"
+        )));
+    };
+    let mut events = Vec::with_capacity(upto.len());
+    for event in &upto {
+        let decoded =
+            ReservationEvent::decode(&event.event_type, event.schema_version, &event.data)
+                .map_err(|e| {
+                    QueryError::Internal(format!("{} v{}: {e}", event.stream, event.version))
+                })?;
+        events.push(decoded);
+    }
+    let folded = ReservationAggregate::fold(Default::default(), &events);
+    let body = json!({
+        "reservation_id": id,
+        "status": folded.status.as_str(),
+        "version": last.version,
+        "position": last.position,
+        "recorded_at": last.recorded_at,
+        "events_applied": upto.len(),
+        "state": folded,
+    });
+    Ok(document(&headers, last.position, &body))
+}
+
+/// A page of events and the cursor of the next one (the next position or version, as text).
+fn page(
+    items: Vec<RecordedEvent>,
+    limit: usize,
+    next: impl Fn(&RecordedEvent) -> u64,
+) -> Json<Value> {
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|e| next(e).to_string()))
+        .flatten();
+    Json(json!({"items": items, "next_cursor": next_cursor}))
+}
+
+/// Where a page starts: the `cursor` if given, else the named parameter, else 0.
+fn start(params: &Params, name: &str) -> Result<u64, QueryError> {
+    match params.cursor()? {
+        Some(cursor) => cursor
+            .parse()
+            .map_err(|_| QueryError::parameter("cursor", "is not a cursor of this list")),
+        None => Ok(params.number(name, 0, u64::MAX)?.unwrap_or(0)),
+    }
+}
+
+async fn events(
+    State(state): State<QueryState>,
+    principal: Principal,
+    params: Params,
+) -> Result<Json<Value>, QueryError> {
+    auditor(&principal)?;
+    let limit = usize::try_from(params.limit()?).unwrap_or(usize::MAX);
+    let from = start(&params, "from_position")?;
+    let items = state.log.read_all(from, limit).await?;
+    Ok(page(items, limit, |e| e.position + 1))
+}
+
+async fn stream(
+    State(state): State<QueryState>,
+    principal: Principal,
+    Path(stream): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, QueryError> {
+    auditor(&principal)?;
+    let limit = usize::try_from(params.limit()?).unwrap_or(usize::MAX);
+    let from = start(&params, "from_version")?;
+    if state.log.stream_version(&stream).await?.is_none() {
+        return Err(QueryError::NotFound(format!("no stream {stream}")));
+    }
+    let items = state.log.read_stream(&stream, from, limit).await?;
+    Ok(page(items, limit, |e| e.version + 1))
+}
+
+async fn verify(
+    State(state): State<QueryState>,
+    principal: Principal,
+) -> Result<Json<VerifyReport>, QueryError> {
+    auditor(&principal)?;
+    Ok(Json(eventlog::verify_log(state.log.as_ref()).await?))
+}

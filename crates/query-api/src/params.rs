@@ -1,0 +1,176 @@
+//! Query-string parameters, each checked (400 naming the parameter when malformed or out of
+//! range). Unknown parameters are ignored.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use command_api::problem::Problem;
+use readmodel::PageRequest;
+
+use crate::error::QueryError;
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 500;
+pub const DEFAULT_WAIT_MS: u64 = 5_000;
+pub const MAX_WAIT_MS: u64 = 30_000;
+const MAX_CURSOR_LEN: usize = 1_024;
+
+/// The query string of a request, as name -> value (the last value of a repeated name wins).
+#[derive(Debug, Clone, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|Query(map)| Self(map))
+            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))
+    }
+}
+
+/// Read-your-writes: wait until the views reflect `min_position`, for at most `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinPosition {
+    pub position: u64,
+    pub wait: Duration,
+}
+
+impl Params {
+    #[must_use]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        )
+    }
+
+    /// A non-empty text value.
+    #[must_use]
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// An unsigned integer in `min..=max`.
+    pub fn number(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, QueryError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        match text.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(QueryError::parameter(
+                name,
+                format!("must be an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// An RFC 3339 timestamp.
+    pub fn timestamp(&self, name: &str) -> Result<Option<DateTime<Utc>>, QueryError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                QueryError::parameter(
+                    name,
+                    "must be an RFC 3339 timestamp, e.g. 2030-01-02T03:04:05Z",
+                )
+            })
+    }
+
+    /// `limit` (1..=500, default 50).
+    pub fn limit(&self) -> Result<u64, QueryError> {
+        Ok(self.number("limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT))
+    }
+
+    /// `cursor`, as handed out in a previous page's `next_cursor`.
+    pub fn cursor(&self) -> Result<Option<String>, QueryError> {
+        match self.text("cursor") {
+            Some(cursor) if cursor.len() > MAX_CURSOR_LEN => Err(QueryError::parameter(
+                "cursor",
+                "is not a cursor of this list",
+            )),
+            other => Ok(other.map(str::to_string)),
+        }
+    }
+
+    /// `limit` and `cursor` as a view-store page request.
+    pub fn page(&self) -> Result<PageRequest, QueryError> {
+        let limit = usize::try_from(self.limit()?).unwrap_or(usize::MAX);
+        Ok(PageRequest {
+            limit,
+            cursor: self.cursor()?,
+        })
+    }
+
+    /// `min_position` and `wait_ms` (0..=30000, default 5000).
+    pub fn min_position(&self) -> Result<Option<MinPosition>, QueryError> {
+        let wait_ms = self
+            .number("wait_ms", 0, MAX_WAIT_MS)?
+            .unwrap_or(DEFAULT_WAIT_MS);
+        let position = self.number("min_position", 0, u64::MAX)?;
+        Ok(position.map(|position| MinPosition {
+            position,
+            wait: Duration::from_millis(wait_ms),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_and_refuse_out_of_range() {
+        assert_eq!(Params::default().limit().ok(), Some(50));
+        assert_eq!(
+            Params::from_pairs(&[("limit", "500")]).limit().ok(),
+            Some(500)
+        );
+        for bad in ["0", "501", "-1", "ten", "1.5"] {
+            let error = Params::from_pairs(&[("limit", bad)])
+                .limit()
+                .expect_err(bad);
+            assert_eq!(error.to_problem().errors[0].field, "limit");
+        }
+    }
+
+    #[test]
+    fn min_position_waits_default_five_seconds_at_most_thirty() {
+        let params = Params::from_pairs(&[("min_position", "12")]);
+        let wanted = params.min_position().expect("valid").expect("present");
+        assert_eq!((wanted.position, wanted.wait), (12, Duration::from_secs(5)));
+        assert!(
+            Params::from_pairs(&[("min_position", "1"), ("wait_ms", "30001")])
+                .min_position()
+                .is_err()
+        );
+        assert!(Params::from_pairs(&[("min_position", "x")])
+            .min_position()
+            .is_err());
+        assert_eq!(Params::default().min_position().ok(), Some(None));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let at = Params::from_pairs(&[("as_of_time", "2030-01-02T03:04:05+09:00")])
+            .timestamp("as_of_time");
+        assert_eq!(
+            at.ok().flatten().map(|t| t.to_rfc3339()),
+            Some("2030-01-01T18:04:05+00:00".into())
+        );
+        assert!(Params::from_pairs(&[("as_of_time", "yesterday")])
+            .timestamp("as_of_time")
+            .is_err());
+    }
+}

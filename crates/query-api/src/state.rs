@@ -1,0 +1,101 @@
+//! What the query routes run on: the event log (audit), the view store (views), the token checker,
+//! and how far the views have got ([`ViewProgress`], for `min_position`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use command_api::Auth;
+use eventlog::EventLog;
+use readmodel::{ViewError, ViewStore};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How to learn the log position the views reflect.
+#[derive(Debug, Clone)]
+pub enum ViewProgress {
+    /// Published by a projector in this process (`ProjectorStatus::subscribe()`).
+    Watch(watch::Receiver<u64>),
+    /// The projector runs elsewhere: poll its checkpoint in the view store every `every`.
+    Checkpoint {
+        projector_id: String,
+        every: Duration,
+    },
+}
+
+impl ViewProgress {
+    /// The position the views reflect now.
+    pub async fn current(&self, views: &dyn ViewStore) -> Result<u64, ViewError> {
+        match self {
+            Self::Watch(applied) => Ok(*applied.borrow()),
+            Self::Checkpoint { projector_id, .. } => views.checkpoint(projector_id).await,
+        }
+    }
+
+    /// Wait until the views reflect `position`; `false` if they do not within `timeout`.
+    pub async fn wait_for(
+        &self,
+        views: &dyn ViewStore,
+        position: u64,
+        timeout: Duration,
+    ) -> Result<bool, ViewError> {
+        match self {
+            Self::Watch(applied) => {
+                let mut applied = applied.clone();
+                let reached = tokio::time::timeout(timeout, applied.wait_for(|p| *p >= position))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                // A closed channel (projector gone) keeps its last value.
+                Ok(reached || *applied.borrow() >= position)
+            }
+            Self::Checkpoint {
+                projector_id,
+                every,
+            } => {
+                let deadline = Instant::now() + timeout;
+                loop {
+                    if views.checkpoint(projector_id).await? >= position {
+                        return Ok(true);
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep((*every).min(deadline - now)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Shared state of the query routes.
+#[derive(Clone)]
+pub struct QueryState {
+    pub log: Arc<dyn EventLog>,
+    pub views: Arc<dyn ViewStore>,
+    pub auth: Arc<Auth>,
+    pub progress: ViewProgress,
+}
+
+impl QueryState {
+    #[must_use]
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        views: Arc<dyn ViewStore>,
+        auth: Arc<Auth>,
+        progress: ViewProgress,
+    ) -> Self {
+        Self {
+            log,
+            views,
+            auth,
+            progress,
+        }
+    }
+}
+
+impl FromRef<QueryState> for Arc<Auth> {
+    fn from_ref(state: &QueryState) -> Self {
+        Arc::clone(&state.auth)
+    }
+}

@@ -1,0 +1,290 @@
+//! The real query service on 127.0.0.1:0 over a real SQLite event log and SQLite view store in a
+//! temp dir. Commands are written with the real command-side services; `project()` feeds the new
+//! events to the view store (as the projector does) and publishes the applied position.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use command_api::idempotency::IdempotencyKey;
+use command_api::input::{CancelReservation, RegisterLodging, RequestReservation};
+use command_api::{Auth, Claims, CommandOptions, CommandServices, Invocation, Principal, Role};
+use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand, LodgingEvent};
+use domain::payment::PaymentEvent;
+use domain::reservation::ReservationEvent;
+use domain::{DomainEvent, Stay};
+use eventlog::{CommandContext, EventLog, RecordedEvent, Repository, SqliteEventLog};
+use query_api::{run, QueryConfig, ViewProgress};
+use readmodel::{AnyEvent, SqliteViewStore, ViewEvent, ViewStore};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const SECRET: &[u8] = b"query-secret-query-secret-query-";
+pub const PROJECTOR: &str = "views";
+
+pub struct QueryApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub auth: Auth,
+    pub log: Arc<dyn EventLog>,
+    pub views: Arc<dyn ViewStore>,
+    pub commands: CommandServices,
+    applied: watch::Sender<u64>,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Assert a problem+json answer of `status` and return it.
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        &self.body
+    }
+
+    /// Assert 200 and return the body.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "{:?}", self.body);
+        &self.body
+    }
+}
+
+pub fn day(days: i64) -> chrono::NaiveDate {
+    Utc::now().date_naive() + chrono::Duration::days(days)
+}
+
+/// A recorded event as the views consume it.
+pub fn view_event(recorded: &RecordedEvent) -> ViewEvent {
+    let (prefix, id) = recorded.stream.split_once('-').unwrap_or(("", ""));
+    let (kind, version, data) = (
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.data,
+    );
+    let uuid = Uuid::parse_str(id).unwrap_or_default();
+    let event = match prefix {
+        "reservation" => AnyEvent::Reservation {
+            reservation_id: uuid,
+            event: ReservationEvent::decode(kind, version, data).expect("reservation event"),
+        },
+        "lodging" => AnyEvent::Lodging {
+            lodging_id: id.to_string(),
+            event: LodgingEvent::decode(kind, version, data).expect("lodging event"),
+        },
+        "payment" => AnyEvent::Payment {
+            reservation_id: uuid,
+            event: PaymentEvent::decode(kind, version, data).expect("payment event"),
+        },
+        "saga" => AnyEvent::Saga,
+        _ => AnyEvent::Other,
+    };
+    ViewEvent {
+        position: recorded.position,
+        stream: recorded.stream.clone(),
+        version: recorded.version,
+        event_id: recorded.event_id,
+        recorded_at: recorded.recorded_at,
+        event,
+    }
+}
+
+impl QueryApp {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log: Arc<dyn EventLog> =
+            Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
+        let views: Arc<dyn ViewStore> =
+            Arc::new(SqliteViewStore::open(dir.path().join("views.db")).expect("views"));
+        let (applied, progress) = watch::channel(0);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let config = QueryConfig {
+            log: Arc::clone(&log),
+            views: Arc::clone(&views),
+            auth: Arc::new(Auth::new(SECRET)),
+            progress: ViewProgress::Watch(progress),
+        };
+        tokio::spawn(run(config, listener, shutdown.clone()));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .expect("client");
+        Self {
+            base,
+            client,
+            auth: Auth::new(SECRET),
+            commands: CommandServices::new(Arc::clone(&log), CommandOptions::default()),
+            log,
+            views,
+            applied,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    /// Apply every new event to the views and publish the applied position.
+    pub async fn project(&self) {
+        let from = self.views.checkpoint(PROJECTOR).await.expect("checkpoint") + 1;
+        let recorded = self.log.read_all(from, 100_000).await.expect("read");
+        let events: Vec<ViewEvent> = recorded.iter().map(view_event).collect();
+        self.views.apply(PROJECTOR, &events).await.expect("apply");
+        if let Some(last) = recorded.last() {
+            self.applied.send_replace(last.position);
+        }
+    }
+
+    pub fn token(&self, role: Role, sub: &str, lodgings: &[&str]) -> String {
+        let lodgings = lodgings.iter().map(|l| (*l).to_string()).collect();
+        self.auth
+            .mint(&Claims::new(sub, role, lodgings, Duration::from_secs(600)))
+            .expect("mint")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Answer {
+        self.get(path, Some(token), &[]).await
+    }
+
+    fn invocation(role: Role, sub: &str, lodgings: &[&str], key: Option<&str>) -> Invocation {
+        Invocation {
+            principal: Principal {
+                sub: sub.to_string(),
+                role,
+                lodgings: lodgings.iter().map(|l| (*l).to_string()).collect(),
+            },
+            request_id: Uuid::new_v4(),
+            idempotency_key: key.and_then(|k| IdempotencyKey::parse(k).ok()),
+        }
+    }
+
+    /// Register a manual-approval lodging; returns the position written.
+    pub async fn lodging(&self, id: &str, rooms: u32) -> u64 {
+        let input = RegisterLodging {
+            lodging_id: Some(id.to_string()),
+            name: format!("Lodging {id}"),
+            nightly_rate: 50_000,
+            currency: "KRW".into(),
+            rooms,
+            max_guests: 4,
+            approval_mode: ApprovalMode::Manual,
+            admin_id: None,
+        };
+        let who = Self::invocation(Role::Admin, "root", &["*"], None);
+        self.commands
+            .register_lodging(&who, input)
+            .await
+            .expect("register")
+            .position
+    }
+
+    /// A customer's request for nights `from..to` (days from today): (reservation id, position).
+    pub async fn reserve(&self, customer: &str, lodging: &str, from: i64, to: i64) -> (Uuid, u64) {
+        let input = RequestReservation {
+            lodging_id: lodging.to_string(),
+            stay: Stay {
+                check_in: day(from),
+                check_out: day(to),
+                guests: 2,
+            },
+        };
+        let stay = input.stay;
+        let who = Self::invocation(Role::Customer, customer, &[], None);
+        let accepted = self
+            .commands
+            .request_reservation(&who, input)
+            .await
+            .expect("request");
+        let id = Uuid::parse_str(&accepted.id).expect("uuid");
+        self.forward(lodging, id, stay).await;
+        (id, accepted.position)
+    }
+
+    /// Forward a request to the lodging's approval desk, as the saga does.
+    async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
+        let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log));
+        let context = CommandContext {
+            correlation_id: reservation_id,
+            causation_id: Uuid::new_v4(),
+            actor: "saga".into(),
+            now: Utc::now(),
+        };
+        let command = LodgingCommand::RequestApproval {
+            reservation_id,
+            stay,
+        };
+        desk.execute(lodging, &command, &context)
+            .await
+            .map_err(|e| e.to_string())
+            .expect("forward");
+    }
+
+    pub async fn approve(&self, admin_of: &str, reservation: Uuid) -> u64 {
+        let who = Self::invocation(Role::Admin, "a-1", &[admin_of], None);
+        self.commands
+            .approve_request(&who, reservation)
+            .await
+            .expect("approve")
+            .position
+    }
+
+    pub async fn cancel(&self, customer: &str, reservation: Uuid) -> u64 {
+        let who = Self::invocation(Role::Customer, customer, &[], None);
+        let input = CancelReservation {
+            reason: "plans changed".into(),
+        };
+        self.commands
+            .cancel_reservation(&who, reservation, input)
+            .await
+            .expect("cancel")
+            .position
+    }
+}
+
+impl Drop for QueryApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
