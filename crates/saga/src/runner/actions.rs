@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use domain::lodging::{LodgingCommand, LodgingError};
+use domain::lodging::LodgingCommand;
 use domain::reservation::ReservationCommand;
-use domain::saga::SagaAction;
+use domain::saga::{reservation_fallback, SagaAction};
 
 use super::commands::{Commands, Outcome};
 use super::ids::derived_id;
@@ -87,7 +87,8 @@ impl Actions {
         ))
     }
 
-    /// A request for an unknown lodging cannot be approved by anyone: reject the reservation.
+    /// A lodging that refuses with a business answer the saga can act on (e.g. it is not
+    /// registered) gets the reservation its fallback (`domain::saga::reservation_fallback`).
     async fn lodging(
         &self,
         cx: &ActionContext,
@@ -96,28 +97,23 @@ impl Actions {
     ) -> Result<ActionOutcome, Stopped> {
         let c = &self.commands;
         let ctx = cx.command_context(ACTOR);
-        let outcome = c.execute(&c.lodgings, lodging_id, command, &ctx).await?;
-        match (outcome, command) {
-            (
-                Outcome::Rejected(LodgingError::NotRegistered),
-                LodgingCommand::RequestApproval { .. },
-            ) => {
-                let reject = ReservationCommand::Reject {
-                    reason: "unknown lodging".to_string(),
-                };
-                let compensation = ActionContext {
-                    action_id: derived_id(cx.action_id, "compensation"),
-                    ..*cx
-                };
-                let rejected = self.reservation(&compensation, &reject).await?;
-                Ok(ActionOutcome::Parked(match rejected {
-                    ActionOutcome::Parked(why) => format!(
-                        "unknown lodging {lodging_id}; rejecting the reservation failed: {why}"
-                    ),
-                    _ => format!("unknown lodging {lodging_id}: reservation rejected"),
-                }))
-            }
-            (outcome, _) => Ok(settle(outcome)),
-        }
+        let error = match c.execute(&c.lodgings, lodging_id, command, &ctx).await? {
+            Outcome::Rejected(error) => error,
+            outcome => return Ok(settle(outcome)),
+        };
+        let Some(fallback) = reservation_fallback(&error) else {
+            return Ok(ActionOutcome::Parked(error.to_string()));
+        };
+        let compensation = ActionContext {
+            action_id: derived_id(cx.action_id, "fallback"),
+            ..*cx
+        };
+        let why = match self.reservation(&compensation, &fallback).await? {
+            ActionOutcome::Parked(failed) => format!("and the fallback failed: {failed}"),
+            _ => format!("so the reservation got {fallback:?}"),
+        };
+        Ok(ActionOutcome::Parked(format!(
+            "lodging {lodging_id}: {error}, {why}"
+        )))
     }
 }

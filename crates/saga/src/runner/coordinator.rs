@@ -218,9 +218,13 @@ impl Coordinator {
 
     fn complete(&self, progress: &mut Progress, completion: Completion) {
         let rid = completion.reservation_id;
-        let mut timers_changed = completion.timers.is_some();
+        // The agenda mirrors the store (plus what is pending): write timers only when they change.
+        let mut timers_changed = false;
         if let Some(timers) = completion.timers {
-            progress.agenda.set_timers(rid, timers);
+            if progress.agenda.timers_of(rid) != timers {
+                progress.agenda.set_timers(rid, timers);
+                timers_changed = true;
+            }
         }
         match completion.finished {
             Finished::Event(position) => {

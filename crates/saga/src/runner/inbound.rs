@@ -52,6 +52,7 @@ pub fn classify(event: &RecordedEvent) -> Classified {
         _ => return Classified::Ignore,
     };
     match decoded {
+        Ok((Some(_), input)) if !has_a_saga_row(&input) => Classified::Ignore,
         Ok((Some(reservation_id), input)) => Classified::Trigger(Inbound {
             trigger_id: event.event_id,
             correlation_id: event.metadata.correlation_id,
@@ -71,6 +72,24 @@ pub fn classify(event: &RecordedEvent) -> Classified {
             error,
         },
     }
+}
+
+/// Whether the saga table (ARCHITECTURE.md section 4) has a row for this input. The events left
+/// out are the saga's own echoes (its commands' results) and neither trigger an action nor change
+/// the saga's state in any stage, so recording them would only cost a write per event. A test
+/// below holds `domain`'s decisions to that.
+fn has_a_saga_row(input: &SagaInput) -> bool {
+    !matches!(
+        input,
+        SagaInput::Reservation(
+            ReservationEvent::ReservationApproved { .. }
+                | ReservationEvent::ReservationPaymentPending { .. }
+                | ReservationEvent::ReservationConfirmed { .. }
+                | ReservationEvent::ReservationRefunded { .. }
+        ) | SagaInput::Lodging(
+            LodgingEvent::ApprovalRequested { .. } | LodgingEvent::ApprovalWithdrawn { .. }
+        )
+    )
 }
 
 fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
@@ -173,3 +192,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "inbound_rows_test.rs"]
+mod rows_test;

@@ -109,7 +109,7 @@ impl Default for SagaConfig {
     fn default() -> Self {
         Self {
             shard: Shard::ALL,
-            lanes: 16,
+            lanes: 32,
             max_in_flight: 1024,
             backoff: Backoff::default(),
         }
@@ -177,13 +177,7 @@ impl SagaRunner {
             stop.clone(),
         ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let mut lanes = JoinSet::new();
-        let mut senders = Vec::with_capacity(self.config.lanes.max(1));
-        for _ in 0..self.config.lanes.max(1) {
-            let (tx, rx) = mpsc::unbounded_channel();
-            senders.push(tx);
-            lanes.spawn(Arc::new(self.lane(&commands)).run(rx, done_tx.clone()));
-        }
+        let (senders, mut lanes) = self.spawn_lanes(&commands, &done_tx);
         drop(done_tx);
         let coordinator = Coordinator {
             log: Arc::clone(&self.log),
@@ -211,6 +205,21 @@ impl SagaRunner {
         } else {
             Err(SagaRunError::LaneLost)
         }
+    }
+
+    fn spawn_lanes(
+        &self,
+        commands: &Arc<Commands>,
+        done: &mpsc::UnboundedSender<lane::Completion>,
+    ) -> (Vec<mpsc::UnboundedSender<lane::Job>>, JoinSet<()>) {
+        let mut lanes = JoinSet::new();
+        let mut senders = Vec::with_capacity(self.config.lanes.max(1));
+        for _ in 0..self.config.lanes.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            lanes.spawn(Arc::new(self.lane(commands)).run(rx, done.clone()));
+        }
+        (senders, lanes)
     }
 
     fn lane(&self, commands: &Arc<Commands>) -> Lane {

@@ -107,13 +107,16 @@ impl PaymentWorker {
             Ok(payment) => payment,
             Err(poison) => return Ok(ActionOutcome::Parked(poison)),
         };
-        // A voided payment is still charged through: a charge may have reached the gateway before
-        // a crash, and only asking again (same key, never charged twice) tells; it is then refunded.
-        let open = matches!(
-            payment.status,
-            PaymentStatus::Requested | PaymentStatus::Deferred | PaymentStatus::Voided
-        );
-        if !open || self.outcome_recorded(cx).await? {
+        let go = match payment.status {
+            // No attempt has an outcome yet: this is the first charge.
+            PaymentStatus::Requested => true,
+            // A voided payment is still charged through if this attempt has no outcome: its charge
+            // may have reached the gateway before a crash, and only asking again (same key, never
+            // charged twice) tells; a charge found that way is then refunded.
+            PaymentStatus::Deferred | PaymentStatus::Voided => !self.outcome_recorded(cx).await?,
+            _ => false,
+        };
+        if !go {
             return Ok(ActionOutcome::Done);
         }
         let result = self
