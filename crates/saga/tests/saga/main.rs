@@ -4,6 +4,7 @@
 mod flow;
 mod gateway;
 mod recovery;
+mod retries;
 mod sandbox_http;
 mod store;
 mod timers;
