@@ -143,12 +143,9 @@ async fn a_cancelled_stay_is_refunded_exactly_once_even_when_handled_again() {
         lodging_state.requests[&rid].status,
         RequestStatus::Withdrawn
     );
-    let head = world.head().await;
-    eventually("the runner to commit everything", || async {
-        (runner.status.checkpoint() >= head).then_some(())
-    })
-    .await;
+    world.settle(&runner).await;
     runner.stop().await;
+    let head = world.head().await;
 
     // A second runner with an empty store handles the whole log again, as after losing the store.
     let replay = world.start(fast_policy(), "replay.db");

@@ -93,12 +93,9 @@ async fn redelivered_events_change_nothing() {
     let lodging = world.register_lodging(2, ApprovalMode::Instant).await;
     let confirmed = world.request_stay(&lodging).await;
     world.wait_for_status(confirmed, "confirmed").await;
-    let head = world.head().await;
-    eventually("everything to be committed", || async {
-        (runner.status.checkpoint() >= head).then_some(())
-    })
-    .await;
+    world.settle(&runner).await;
     runner.stop().await;
+    let head = world.head().await;
 
     // Rewind: a fresh store makes the runner see every event again.
     let again = world.start(fast_policy(), "rewound.db");
@@ -221,13 +218,13 @@ async fn a_voided_payment_is_not_charged_when_the_log_is_handled_again() {
         (world.payment(rid).await.status == PaymentStatus::Voided).then_some(())
     })
     .await;
-    let head = world.head().await;
-    eventually("everything to be committed", || async {
-        let snapshot = runner.status.snapshot();
-        (snapshot.checkpoint >= head && snapshot.timers_armed == 0).then_some(())
+    world.settle(&runner).await;
+    eventually("the retry timer to be disarmed", || async {
+        (runner.status.snapshot().timers_armed == 0).then_some(())
     })
     .await;
     runner.stop().await;
+    let head = world.head().await;
 
     // The gateway is back, and a runner with an empty store sends every recorded action again:
     // the deferred charges already have an outcome, so none of them reaches the gateway.

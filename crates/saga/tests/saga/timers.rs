@@ -45,7 +45,7 @@ async fn an_undecided_request_expires_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_armed_deadline_fires_after_a_restart() {
     let world = World::new().await;
-    let runner = world.start(deadline(700), "saga.db");
+    let runner = world.start(deadline(1_500), "saga.db");
     let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
     let rid = world.request_stay(&lodging).await;
     eventually("the deadline to be armed", || async {
@@ -64,7 +64,7 @@ async fn an_armed_deadline_fires_after_a_restart() {
     assert!(stored.checkpoint > 0);
     assert_eq!(world.reservation(rid).await.status.as_str(), "requested");
 
-    let restarted = world.start(deadline(700), "saga.db");
+    let restarted = world.start(deadline(1_500), "saga.db");
     world.wait_for_status(rid, "expired").await;
     eventually("the timer to be spent", || async {
         (restarted.status.snapshot().timers_armed == 0).then_some(())

@@ -290,6 +290,17 @@ impl World {
         charges
     }
 
+    /// Wait until `runner` has handled and committed everything in the log and has nothing in
+    /// flight; returns the log's head position then.
+    pub async fn settle(&self, runner: &Running) -> u64 {
+        eventually("the runner to settle", || async {
+            let head = self.head().await;
+            let snapshot = runner.status.snapshot();
+            (snapshot.checkpoint >= head && snapshot.in_flight == 0).then_some(head)
+        })
+        .await
+    }
+
     /// Wait until the reservation reaches `status` (as its `as_str`).
     pub async fn wait_for_status(&self, id: Uuid, status: &str) -> Reservation {
         eventually(&format!("reservation {id} to be {status}"), || async {
