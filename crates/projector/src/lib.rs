@@ -1,24 +1,42 @@
 //! The projector: subscribes to the global event log and builds the read models, exactly-once in
-//! effect (checkpoint stored with the views, per-document position guard).
+//! effect (the checkpoint is stored with the views, and every document guards itself by position).
 //!
 //! Owns: turning recorded events into [`readmodel::ViewEvent`]s, batching, the checkpointed
 //! catch-up-then-live loop, retry with backoff, parking poison events as dead letters (R8), the
-//! progress handle read by `/readyz` and `/metrics`, and rebuilding the views from position 0.
+//! progress handle read by `/readyz`, `/metrics` and `min_position` waits, and rebuilding the
+//! views from position 0.
 //! Must not: decide anything (no commands, no appends), know how views are stored (only the
 //! [`readmodel::ViewStore`] port) or know about HTTP.
 
+pub mod bench;
+mod decode;
+mod rebuild;
+mod sink;
 mod status;
 
+pub use decode::{dead_letter, decode, DecodeFailure};
+pub use rebuild::{rebuild, REBUILD_PAGE};
+pub use sink::RetryPolicy;
 pub use status::ProjectorStatus;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use eventlog::EventLog;
-use readmodel::ViewStore;
+use eventlog::{EventLog, EventSubscription, RecordedEvent};
+use futures::{FutureExt, StreamExt};
+use readmodel::{ViewError, ViewStore};
 use tokio_util::sync::CancellationToken;
+
+use crate::sink::{decode_all, Halt, Sink};
 
 /// The stable id of the views projector: the name of its checkpoint.
 pub const PROJECTOR_ID: &str = "views";
+
+/// Most events applied in one view-store transaction while following the log.
+pub const MAX_BATCH: usize = 500;
+
+/// How often the log's head is read, so the lag shows even while the views are stuck.
+const HEAD_POLL: Duration = Duration::from_millis(250);
 
 /// A failure that stops the projector or a rebuild.
 #[derive(Debug, thiserror::Error)]
@@ -26,24 +44,57 @@ pub enum ProjectorError {
     #[error(transparent)]
     Log(#[from] eventlog::LogError),
     #[error(transparent)]
-    View(#[from] readmodel::ViewError),
+    View(#[from] ViewError),
+    #[error("projector task failed: {0}")]
+    Task(String),
 }
 
 /// Builds the views from the event log, from its checkpoint on.
 pub struct Projector {
+    id: String,
     log: Arc<dyn EventLog>,
     store: Arc<dyn ViewStore>,
     status: ProjectorStatus,
+    retry: RetryPolicy,
+    max_batch: usize,
 }
 
 impl Projector {
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>, store: Arc<dyn ViewStore>) -> Self {
         Self {
+            id: PROJECTOR_ID.to_string(),
             log,
             store,
             status: ProjectorStatus::default(),
+            retry: RetryPolicy::default(),
+            max_batch: MAX_BATCH,
         }
+    }
+
+    /// Use another checkpoint name (e.g. one per projector instance when scaled out).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Most events per view-store transaction (at least 1).
+    #[must_use]
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// A cheap, cloneable handle on this projector's progress.
@@ -52,23 +103,130 @@ impl Projector {
         self.status.clone()
     }
 
-    /// Project until `shutdown` is cancelled.
+    /// Project until `shutdown` is cancelled: read the checkpoint, catch up, then follow the log.
+    /// Returns `Ok` on shutdown; an error only if the view store refuses a dead letter.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
-        let _ = (&self.log, &self.store);
-        shutdown.cancelled().await;
-        Ok(())
+        let Some(checkpoint) = self.start(&shutdown).await? else {
+            return Ok(());
+        };
+        tracing::info!(projector = %self.id, checkpoint, "projector started");
+        let head_watch = shutdown.child_token();
+        tokio::spawn(watch_head(
+            Arc::clone(&self.log),
+            self.status.clone(),
+            head_watch.clone(),
+        ));
+        let result = self.follow(checkpoint, &shutdown).await;
+        head_watch.cancel();
+        result
+    }
+
+    /// The checkpoint (waiting while the store is unavailable); `None` on shutdown.
+    async fn start(&self, shutdown: &CancellationToken) -> Result<Option<u64>, ProjectorError> {
+        let mut attempt = 0;
+        loop {
+            let read = async {
+                let checkpoint = self.store.checkpoint(&self.id).await?;
+                let dead = self.store.dead_letter_count().await?;
+                Ok::<_, ViewError>((checkpoint, dead))
+            };
+            match read.await {
+                Ok((checkpoint, dead)) => {
+                    self.status.set_dead_letters(dead);
+                    self.status.set_applied(checkpoint);
+                    return Ok(Some(checkpoint));
+                }
+                Err(error) if error.is_transient() => self.status.record_error(&error),
+                Err(error) => return Err(error.into()),
+            }
+            attempt += 1;
+            let pause = self.retry.base.saturating_mul(attempt).min(self.retry.max);
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    fn sink(&self) -> Sink {
+        Sink {
+            id: self.id.clone(),
+            store: Arc::clone(&self.store),
+            status: self.status.clone(),
+            retry: self.retry,
+        }
+    }
+
+    async fn follow(
+        &self,
+        checkpoint: u64,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let sink = self.sink();
+        let mut subscription = self.log.subscribe(checkpoint + 1);
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                item = subscription.next() => item,
+            };
+            let batch = match first {
+                Some(Ok(event)) => self.fill(event, &mut subscription),
+                Some(Err(error)) => {
+                    // The subscription retries by itself from where it was.
+                    tracing::warn!(projector = %self.id, %error, "reading the event log failed");
+                    self.status.record_error(&error);
+                    continue;
+                }
+                None => {
+                    tracing::warn!(projector = %self.id, "subscription ended; subscribing again");
+                    tokio::time::sleep(self.retry.base).await;
+                    subscription = self.log.subscribe(self.status.applied_position() + 1);
+                    continue;
+                }
+            };
+            if let Some(last) = batch.last() {
+                self.status.set_head(last.position);
+            }
+            match sink.handle(decode_all(&batch), shutdown).await {
+                Ok(()) => {}
+                Err(Halt::Shutdown) => return Ok(()),
+                Err(Halt::Failed(error)) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// A batch: `first`, then whatever the subscription has ready, up to the batch size.
+    fn fill(
+        &self,
+        first: RecordedEvent,
+        subscription: &mut EventSubscription,
+    ) -> Vec<RecordedEvent> {
+        let mut batch = vec![first];
+        while batch.len() < self.max_batch {
+            match subscription.next().now_or_never() {
+                Some(Some(Ok(event))) => batch.push(event),
+                Some(Some(Err(error))) => {
+                    self.status.record_error(&error);
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        batch
     }
 }
 
-/// Replay the whole log from position 0 into `fresh_store`, calling `progress(applied, head)`
-/// after each batch. Returns the last position applied.
-pub async fn rebuild(
-    log: Arc<dyn EventLog>,
-    fresh_store: Arc<dyn ViewStore>,
-    progress: impl Fn(u64, u64) + Send,
-) -> Result<u64, ProjectorError> {
-    let head = log.head_position().await?;
-    let _ = fresh_store;
-    progress(0, head);
-    Ok(0)
+/// Keep the status's view of the log head fresh until `stop`.
+async fn watch_head(log: Arc<dyn EventLog>, status: ProjectorStatus, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HEAD_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(head) = log.head_position().await {
+            status.set_head(head);
+        }
+    }
 }

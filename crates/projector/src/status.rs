@@ -1,9 +1,10 @@
 //! The projector's progress, shared with `/readyz`, `/metrics` and `min_position` waits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use readmodel::DeadLetter;
 use tokio::sync::watch;
 
 #[derive(Debug)]
@@ -11,6 +12,7 @@ struct Shared {
     applied: watch::Sender<u64>,
     head: AtomicU64,
     dead_letters: AtomicU64,
+    events: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -28,6 +30,7 @@ impl Default for ProjectorStatus {
                 applied,
                 head: AtomicU64::new(0),
                 dead_letters: AtomicU64::new(0),
+                events: AtomicU64::new(0),
                 last_error: Mutex::new(None),
             }),
         }
@@ -41,10 +44,13 @@ impl ProjectorStatus {
         *self.shared.applied.borrow()
     }
 
-    /// The highest log position the projector has seen.
+    /// The highest log position the projector has seen (at least the applied position).
     #[must_use]
     pub fn head_position(&self) -> u64 {
-        self.shared.head.load(Ordering::Relaxed).max(self.applied_position())
+        self.shared
+            .head
+            .load(Ordering::Relaxed)
+            .max(self.applied_position())
     }
 
     /// Events in the log not yet reflected by the views.
@@ -53,19 +59,26 @@ impl ProjectorStatus {
         self.head_position().saturating_sub(self.applied_position())
     }
 
-    /// Events parked as dead letters.
+    /// Events parked as dead letters in the view store.
     #[must_use]
     pub fn dead_letter_count(&self) -> u64 {
         self.shared.dead_letters.load(Ordering::Relaxed)
     }
 
-    /// The last error the projector met, until it next applies a batch.
+    /// Events applied or parked since this projector started.
+    #[must_use]
+    pub fn events_projected(&self) -> u64 {
+        self.shared.events.load(Ordering::Relaxed)
+    }
+
+    /// The last error the projector met; cleared when a batch is applied again.
     #[must_use]
     pub fn last_error(&self) -> Option<String> {
         self.shared
             .last_error
             .lock()
-            .map_or_else(|poisoned| poisoned.into_inner().clone(), |e| e.clone())
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A receiver of the applied position, to await progress.
@@ -77,7 +90,84 @@ impl ProjectorStatus {
     /// Wait until the views reflect `position`; `false` if they do not within `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut applied = self.subscribe();
-        let reached = async move { applied.wait_for(|applied| *applied >= position).await.is_ok() };
-        tokio::time::timeout(timeout, reached).await.unwrap_or(false)
+        let reached = async move {
+            applied
+                .wait_for(|applied| *applied >= position)
+                .await
+                .is_ok()
+        };
+        tokio::time::timeout(timeout, reached)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// The views reflect everything up to `position`.
+    pub(crate) fn set_applied(&self, position: u64) {
+        self.shared.applied.send_if_modified(|applied| {
+            let moved = position > *applied;
+            *applied = (*applied).max(position);
+            moved
+        });
+    }
+
+    pub(crate) fn set_head(&self, position: u64) {
+        self.shared.head.fetch_max(position, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_dead_letters(&self, count: u64) {
+        self.shared.dead_letters.store(count, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_applied(&self, last: u64, events: usize) {
+        self.shared
+            .events
+            .fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Ordering::Relaxed);
+        // Publish the position last, so whoever it wakes sees the rest of this update.
+        self.set_error(None);
+        self.set_applied(last);
+    }
+
+    pub(crate) fn record_parked(&self, dead: &DeadLetter) {
+        self.shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+        self.shared.events.fetch_add(1, Ordering::Relaxed);
+        self.set_error(Some(format!(
+            "parked event {} at position {}: {}",
+            dead.event_type, dead.position, dead.error
+        )));
+        self.set_applied(dead.position);
+    }
+
+    pub(crate) fn record_error(&self, error: &impl std::fmt::Display) {
+        self.set_error(Some(error.to_string()));
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_for_returns_once_the_position_is_applied() {
+        let status = ProjectorStatus::default();
+        assert!(!status.wait_for(3, Duration::from_millis(20)).await);
+        let waiter = {
+            let status = status.clone();
+            tokio::spawn(async move { status.wait_for(3, Duration::from_secs(5)).await })
+        };
+        status.set_head(10);
+        status.record_applied(3, 3);
+        assert_eq!(waiter.await.ok(), Some(true));
+        assert_eq!((status.applied_position(), status.lag()), (3, 7));
+        assert!(status.wait_for(2, Duration::ZERO).await);
+        status.set_applied(1);
+        assert_eq!(status.applied_position(), 3, "never moves back");
     }
 }

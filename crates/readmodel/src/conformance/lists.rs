@@ -117,7 +117,7 @@ async fn all_requests(store: &dyn ViewStore, filter: &RequestFilter, limit: usiz
 
 /// 30 reservations over two lodgings and three customers, a quarter each requested, approved,
 /// confirmed and rejected. Returns (id, lodging, customer, status) in request order.
-fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)> {
+pub fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)> {
     for lodging in ["L1", "L2", "L3"] {
         t.register(lodging, 50);
     }

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use flows::{flow_statuses, replay_is_a_no_op, unprocessable_event_writes_nothing};
+pub use flows::{
+    flow_statuses, history, replay_is_a_no_op, unprocessable_event_writes_nothing, Cast,
+};
 pub use lists::{
-    availability_follows_the_calendar, dead_letters_are_parked, filters_and_pages,
+    availability_follows_the_calendar, crowd, dead_letters_are_parked, filters_and_pages,
     rebuild_in_any_batch_size_is_identical,
 };
 

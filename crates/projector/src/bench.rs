@@ -1,0 +1,206 @@
+//! B5 (QUALITY.md): rebuild every view from a log of `events` events (1,000,000 for the target),
+//! on the embedded stores. The log holds whole reservation flows (request -> approve -> pay ->
+//! confirmed, with saga events) over many lodgings; the rebuild replays it into a fresh SQLite
+//! view store. Run it with `cargo run --release -p projector --example b5`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Days, NaiveDate};
+use domain::lodging::{ApprovalMode, LodgingEvent, LodgingProfile};
+use domain::payment::PaymentEvent;
+use domain::reservation::{ReservationEvent, ReservationRequested};
+use domain::DomainEvent;
+use eventlog::{EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent, SqliteEventLog};
+use futures::stream::{FuturesUnordered, StreamExt};
+use readmodel::SqliteViewStore;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{rebuild, ProjectorError};
+
+/// Events of one generated reservation flow.
+pub const EVENTS_PER_FLOW: u64 = 10;
+const LODGINGS: u64 = 500;
+const WRITERS: u64 = 64;
+
+/// What a B5 run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct B5Report {
+    pub events: u64,
+    pub seed_seconds: f64,
+    pub rebuild_seconds: f64,
+    pub events_per_sec: f64,
+    pub reservations: u64,
+}
+
+fn new_event<E: DomainEvent>(event: &E) -> NewEvent {
+    raw(event.event_type(), event.payload())
+}
+
+fn raw(event_type: &str, data: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: event_type.to_string(),
+        schema_version: domain::SCHEMA_VERSION,
+        data,
+        metadata: EventMetadata {
+            correlation_id: Uuid::nil(),
+            causation_id: Uuid::nil(),
+            actor: "bench".to_string(),
+        },
+    }
+}
+
+async fn append(log: &SqliteEventLog, stream: &str, events: Vec<NewEvent>) -> Result<(), LogError> {
+    match log.append(stream, ExpectedVersion::Any, events).await {
+        Ok(_) => Ok(()),
+        Err(eventlog::AppendError::Log(e)) => Err(e),
+        Err(e) => Err(LogError::Unavailable(e.to_string())),
+    }
+}
+
+fn lodging_id(n: u64) -> String {
+    format!("bench-{}", n % LODGINGS)
+}
+
+/// One reservation flow, in the order the services would append it.
+async fn flow(log: &SqliteEventLog, n: u64) -> Result<(), LogError> {
+    let id = Uuid::new_v4();
+    let lodging = lodging_id(n);
+    let check_in = NaiveDate::from_ymd_opt(2031, 1, 1)
+        .and_then(|d| d.checked_add_days(Days::new(n % 300)))
+        .unwrap_or_default();
+    let check_out = check_in.succ_opt().unwrap_or(check_in);
+    let requested = ReservationEvent::ReservationRequested(ReservationRequested {
+        reservation_id: id,
+        customer_id: format!("c-{}", n % 10_000),
+        lodging_id: lodging.clone(),
+        check_in,
+        check_out,
+        guests: 2,
+        nights: 1,
+        total_amount: 120_000,
+        currency: "KRW".into(),
+    });
+    let (reservation, saga, payment) = (
+        format!("reservation-{id}"),
+        format!("saga-{id}"),
+        format!("payment-{id}"),
+    );
+    let lodging_stream = format!("lodging-{lodging}");
+    let saga_step = || {
+        raw(
+            "SagaTimerCancelled",
+            serde_json::json!({"timer": "approval_deadline"}),
+        )
+    };
+    append(log, &reservation, vec![new_event(&requested)]).await?;
+    append(log, &saga, vec![saga_step()]).await?;
+    let forwarded = LodgingEvent::ApprovalRequested {
+        reservation_id: id,
+        check_in,
+        check_out,
+        guests: 2,
+    };
+    let granted = LodgingEvent::ApprovalGranted {
+        reservation_id: id,
+        granted_by: "admin".into(),
+    };
+    append(
+        log,
+        &lodging_stream,
+        vec![new_event(&forwarded), new_event(&granted)],
+    )
+    .await?;
+    append(log, &saga, vec![saga_step()]).await?;
+    append(
+        log,
+        &reservation,
+        vec![new_event(&ReservationEvent::ReservationApproved {
+            approved_by: "admin".into(),
+        })],
+    )
+    .await?;
+    let charge = PaymentEvent::PaymentRequested {
+        reservation_id: id,
+        amount: 120_000,
+        currency: "KRW".into(),
+    };
+    let paid = PaymentEvent::PaymentCompleted {
+        payment_id: format!("p-{id}"),
+        gateway_ref: format!("g-{id}"),
+        amount: 120_000,
+    };
+    append(log, &payment, vec![new_event(&charge), new_event(&paid)]).await?;
+    append(log, &saga, vec![saga_step()]).await?;
+    let confirmed = ReservationEvent::ReservationConfirmed {
+        payment_id: format!("p-{id}"),
+        amount: 120_000,
+    };
+    append(log, &reservation, vec![new_event(&confirmed)]).await
+}
+
+async fn register(log: &SqliteEventLog) -> Result<(), LogError> {
+    for n in 0..LODGINGS {
+        let id = lodging_id(n);
+        let profile = LodgingProfile {
+            lodging_id: id.clone(),
+            name: format!("Bench stay {n}"),
+            nightly_rate: 120_000,
+            currency: "KRW".into(),
+            rooms: 1_000,
+            max_guests: 4,
+            approval_mode: ApprovalMode::Manual,
+            admin_id: "admin".into(),
+        };
+        append(
+            log,
+            &format!("lodging-{id}"),
+            vec![new_event(&LodgingEvent::LodgingRegistered(profile))],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Fill `log` with about `events` events of whole flows, from `WRITERS` concurrent writers.
+async fn seed(log: &SqliteEventLog, events: u64) -> Result<u64, LogError> {
+    register(log).await?;
+    let flows = events.saturating_sub(LODGINGS) / EVENTS_PER_FLOW;
+    let mut writers: FuturesUnordered<_> = (0..WRITERS)
+        .map(|w| async move {
+            let mut n = w;
+            while n < flows {
+                flow(log, n).await?;
+                n += WRITERS;
+            }
+            Ok::<_, LogError>(())
+        })
+        .collect();
+    while let Some(done) = writers.next().await {
+        done?;
+    }
+    Ok(flows)
+}
+
+/// Seed a log of about `events` events in `dir`, then rebuild the views from it and time that.
+pub async fn b5(dir: &Path, events: u64) -> Result<B5Report, ProjectorError> {
+    let log = SqliteEventLog::open(dir.join("b5-events.db"))?;
+    let started = Instant::now();
+    let reservations = seed(&log, events).await?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let views = SqliteViewStore::open(dir.join("b5-views.db"))?;
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let started = Instant::now();
+    let applied = rebuild(log, Arc::new(views), |_, _| {}).await?;
+    let rebuild_seconds = started.elapsed().as_secs_f64();
+    Ok(B5Report {
+        events: applied,
+        seed_seconds,
+        rebuild_seconds,
+        events_per_sec: applied as f64 / rebuild_seconds.max(f64::EPSILON),
+        reservations,
+    })
+}

@@ -1,0 +1,88 @@
+//! Rebuilding the views from position 0 into a fresh store, in large batches: a reader task reads
+//! and decodes the next page while the current one is applied (one transaction per page).
+
+use std::sync::Arc;
+
+use eventlog::EventLog;
+use readmodel::ViewStore;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::sink::{decode_all, Halt, Item, RetryPolicy, Sink};
+use crate::{ProjectorError, ProjectorStatus, PROJECTOR_ID};
+
+/// Events per read and per view-store transaction during a rebuild.
+pub const REBUILD_PAGE: usize = 8192;
+
+/// Attempts while the fresh store is unavailable before the rebuild gives up.
+const UNAVAILABLE_ATTEMPTS: u32 = 10;
+
+type Page = Result<(Vec<Item>, u64), ProjectorError>;
+
+/// Read the log from `from` up to `head` (the head when the rebuild started), decoded, in pages.
+async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mpsc::Sender<Page>) {
+    while from <= head {
+        let page = match log.read_all(from, REBUILD_PAGE).await {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = pages.send(Err(error.into())).await;
+                return;
+            }
+        };
+        let Some(last) = page.last().map(|e| e.position) else {
+            return;
+        };
+        from = last + 1;
+        let decoded = tokio::task::spawn_blocking(move || decode_all(&page))
+            .await
+            .map_err(|e| ProjectorError::Task(e.to_string()));
+        if pages
+            .send(decoded.map(|items| (items, last)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Replay the whole log from position 0 into `fresh_store` (under the checkpoint
+/// [`PROJECTOR_ID`], so the projector can go on from it once the store is swapped in), calling
+/// `progress(applied, head)` after each page. Poison events are parked as live projection parks
+/// them, so the rebuilt store equals the live one. An interrupted rebuild resumes from the fresh
+/// store's checkpoint. Returns the last position applied.
+pub async fn rebuild(
+    log: Arc<dyn EventLog>,
+    fresh_store: Arc<dyn ViewStore>,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<u64, ProjectorError> {
+    let head = log.head_position().await?;
+    let mut applied = fresh_store.checkpoint(PROJECTOR_ID).await?;
+    let sink = Sink {
+        id: PROJECTOR_ID.to_string(),
+        store: fresh_store,
+        status: ProjectorStatus::default(),
+        retry: RetryPolicy {
+            unavailable_attempts: Some(UNAVAILABLE_ATTEMPTS),
+            ..RetryPolicy::default()
+        },
+    };
+    let (pages, mut received) = mpsc::channel(2);
+    let reader = tokio::spawn(read_pages(log, applied + 1, head, pages));
+    progress(applied, head.max(applied));
+    let never = CancellationToken::new();
+    while let Some(page) = received.recv().await {
+        let (items, last) = page?;
+        match sink.handle(items, &never).await {
+            Ok(()) => {}
+            Err(Halt::Failed(error)) => return Err(error.into()),
+            Err(Halt::Shutdown) => return Err(ProjectorError::Task("rebuild interrupted".into())),
+        }
+        applied = last;
+        progress(applied, head.max(applied));
+    }
+    reader
+        .await
+        .map_err(|e| ProjectorError::Task(e.to_string()))?;
+    Ok(applied)
+}

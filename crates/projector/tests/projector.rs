@@ -1,0 +1,398 @@
+//! The projector over the real SQLite event log and SQLite view store.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::reservation::{ReservationEvent, ReservationRequested};
+use readmodel::conformance::{crowd, dump, history, timeline::day, timeline::Timeline};
+use readmodel::{
+    ApprovalStatus, DeadLetter, LodgingView, ManagementView, Page, PageRequest, PaymentStatus,
+    RefundStatus, RequestFilter, ReservationFilter, ReservationStatus, ReservationView, ViewError,
+    ViewEvent, ViewStore,
+};
+use serde_json::json;
+use support::{Env, WAIT};
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_projection_builds_the_views_of_a_whole_flow() {
+    let env = Env::new();
+    let running = env.start(env.views.clone());
+    let (t, cast) = history();
+    let head = env.append_all(t.events()).await;
+    assert!(
+        running.status.wait_for(head, WAIT).await,
+        "the views reach the head"
+    );
+
+    let views = env.views.clone();
+    let view = |id| {
+        let views = views.clone();
+        async move { views.reservation(id).await.expect("read").expect("exists") }
+    };
+    let confirmed = view(cast.confirmed).await;
+    assert_eq!(
+        (confirmed.status, confirmed.payment_status),
+        (ReservationStatus::Confirmed, PaymentStatus::Completed)
+    );
+    assert_eq!(confirmed.lodging_name.as_deref(), Some("Stay seoul-1"));
+    let cancelled = view(cast.cancelled).await;
+    assert_eq!(
+        (cancelled.status, cancelled.refund_status),
+        (ReservationStatus::Cancelled, RefundStatus::Refunded)
+    );
+    assert_eq!(view(cast.expired).await.status, ReservationStatus::Expired);
+    assert_eq!(
+        view(cast.payment_pending).await.status,
+        ReservationStatus::PaymentPending
+    );
+    let pending = env
+        .views
+        .request(cast.requested)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (pending.request_status, pending.available),
+        (ApprovalStatus::Pending, true)
+    );
+
+    assert_eq!(
+        env.views
+            .checkpoint(projector::PROJECTOR_ID)
+            .await
+            .expect("checkpoint"),
+        head
+    );
+    assert_eq!(
+        running.status.events_projected(),
+        u64::try_from(t.events().len()).unwrap_or(0)
+    );
+    assert_eq!(
+        (running.status.lag(), running.status.dead_letter_count()),
+        (0, 0)
+    );
+    assert_eq!(running.status.last_error(), None);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_projector_reads_what_it_missed_and_nothing_twice() {
+    let env = Env::new();
+    let mut t = Timeline::new();
+    t.register("jeju-1", 1);
+    let first = t.request("jeju-1", "c-1", day(0), 2);
+    t.grant("jeju-1", first);
+    let before = t.events().len();
+    let running = env.start(env.views.clone());
+    let head = env.append_all(t.events()).await;
+    assert!(running.status.wait_for(head, WAIT).await);
+    running.stop().await;
+
+    // While the projector is down: the stay is withdrawn and another one overlaps it.
+    t.fail_payment("jeju-1", first);
+    let second = t.request("jeju-1", "c-2", day(1), 1);
+    let head = env.append_all(&t.events()[before..]).await;
+    assert_eq!(
+        env.views
+            .checkpoint(projector::PROJECTOR_ID)
+            .await
+            .expect("checkpoint"),
+        u64::try_from(before).unwrap_or(0)
+    );
+
+    let restarted = env.start(env.views.clone());
+    assert!(
+        restarted.status.wait_for(head, WAIT).await,
+        "caught up after restart"
+    );
+    let missed = u64::try_from(t.events().len() - before).unwrap_or(0);
+    assert_eq!(
+        restarted.status.events_projected(),
+        missed,
+        "only the missed events"
+    );
+    let request = env
+        .views
+        .request(second)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert!(
+        request.available,
+        "the withdrawn stay freed the room exactly once"
+    );
+    let failed = env
+        .views
+        .reservation(first)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(failed.status, ReservationStatus::PaymentFailed);
+    restarted.stop().await;
+
+    let rebuilt = env.fresh_views("rebuilt.db");
+    projector::rebuild(env.log.clone(), rebuilt.clone(), |_, _| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(dump(&*rebuilt).await, dump(&*env.views).await);
+}
+
+/// A ReservationRequested naming another reservation than its stream: it decodes, but the views
+/// refuse it.
+fn forged_request() -> ReservationEvent {
+    ReservationEvent::ReservationRequested(ReservationRequested {
+        reservation_id: Uuid::from_u128(99),
+        customer_id: "c-6".into(),
+        lodging_id: "seoul-1".into(),
+        check_in: day(0),
+        check_out: day(1),
+        guests: 1,
+        nights: 1,
+        total_amount: 1,
+        currency: "KRW".into(),
+    })
+}
+
+/// Append three poison events among good ones; returns their positions.
+async fn append_poison(env: &Env) -> Vec<u64> {
+    let unknown = env
+        .append_raw(
+            "reservation-x",
+            "ReservationTeleported",
+            json!({"to": "mars"}),
+        )
+        .await;
+    let id = Uuid::from_u128(77);
+    let malformed = env
+        .append_raw(
+            &format!("reservation-{id}"),
+            "ReservationRejected",
+            json!({"reason": 5}),
+        )
+        .await;
+    let stream = format!("reservation-{}", Uuid::from_u128(78));
+    let unprocessable = env.append(&stream, &forged_request()).await;
+    vec![unknown, malformed, unprocessable]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_events_are_parked_and_projection_goes_on() {
+    let env = Env::new();
+    let (t, cast) = history();
+    let half = t.events().len() / 2;
+    env.append_all(&t.events()[..half]).await;
+    let poison = append_poison(&env).await;
+    let head = env.append_all(&t.events()[half..]).await;
+
+    // Started after the appends: the poison events arrive inside catch-up batches.
+    let running = env.start(env.views.clone());
+    assert!(
+        running.status.wait_for(head, WAIT).await,
+        "the projection went past the poison"
+    );
+    let parked = env.views.dead_letters().await.expect("dead letters");
+    let positions: Vec<u64> = parked.iter().map(|d| d.position).collect();
+    assert_eq!(positions, poison);
+    let types: Vec<&str> = parked.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "ReservationTeleported",
+            "ReservationRejected",
+            "ReservationRequested"
+        ]
+    );
+    assert!(
+        parked[0].error.contains("not a reservation id"),
+        "{:?}",
+        parked[0]
+    );
+    assert!(
+        parked[2].error.contains("cannot be projected"),
+        "{:?}",
+        parked[2]
+    );
+    assert_eq!(running.status.dead_letter_count(), 3);
+    assert_eq!(
+        env.views
+            .reservation(Uuid::from_u128(99))
+            .await
+            .expect("read"),
+        None
+    );
+    let approved = env
+        .views
+        .reservation(cast.approved)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        approved.status,
+        ReservationStatus::Approved,
+        "events after the poison are applied"
+    );
+
+    // Live: another poison event and a good one after it.
+    let late = env
+        .append_raw("payment-late", "PaymentCompleted", json!({}))
+        .await;
+    let mut more = t.clone();
+    let id = more.request("busan-2", "c-9", day(20), 1);
+    let head = env.append_all(&more.events()[t.events().len()..]).await;
+    assert!(running.status.wait_for(head, WAIT).await);
+    assert!(env.views.reservation(id).await.expect("read").is_some());
+    assert_eq!(env.views.dead_letter_count().await.expect("count"), 4);
+    assert_eq!(
+        env.views.dead_letters().await.expect("list")[3].position,
+        late
+    );
+    running.stop().await;
+
+    // A restarted projector counts the parked events it finds.
+    let restarted = env.start(env.views.clone());
+    assert!(restarted.status.wait_for(head, WAIT).await);
+    assert_eq!(restarted.status.dead_letter_count(), 4);
+    restarted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_equals_the_live_views_byte_for_byte() {
+    let env = Env::new();
+    let running = env.start(env.views.clone());
+    let (mut t, _) = history();
+    crowd(&mut t);
+    let half = t.events().len() / 2;
+    env.append_all(&t.events()[..half]).await;
+    append_poison(&env).await;
+    let head = env.append_all(&t.events()[half..]).await;
+    assert!(running.status.wait_for(head, WAIT).await);
+    running.stop().await;
+
+    let rebuilt = env.fresh_views("rebuilt.db");
+    let reports = std::sync::Mutex::new(Vec::new());
+    let last = projector::rebuild(env.log.clone(), rebuilt.clone(), |applied, of| {
+        reports.lock().expect("reports").push((applied, of));
+    })
+    .await
+    .expect("rebuild");
+    assert_eq!(last, head);
+    let reports = reports.into_inner().expect("reports");
+    assert_eq!(reports.first(), Some(&(0, head)));
+    assert_eq!(reports.last(), Some(&(head, head)));
+
+    let live = dump(&*env.views).await;
+    assert!(live.lines().count() > 60, "many documents");
+    assert_eq!(dump(&*rebuilt).await, live);
+    assert_eq!(
+        rebuilt.dead_letters().await.expect("list"),
+        env.views.dead_letters().await.expect("list")
+    );
+    assert_eq!(
+        rebuilt
+            .checkpoint(projector::PROJECTOR_ID)
+            .await
+            .expect("checkpoint"),
+        head
+    );
+}
+
+/// The real SQLite view store, unavailable for its first `failures` applies.
+struct Unreliable {
+    inner: Arc<dyn ViewStore>,
+    failures: AtomicU32,
+}
+
+#[async_trait]
+impl ViewStore for Unreliable {
+    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
+        self.inner.checkpoint(projector_id).await
+    }
+    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(ViewError::Unavailable("disk unplugged".into()));
+        }
+        self.inner.apply(projector_id, events).await
+    }
+    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
+        self.inner.reservation(id).await
+    }
+    async fn reservations(
+        &self,
+        f: &ReservationFilter,
+        p: &PageRequest,
+    ) -> Result<Page<ReservationView>, ViewError> {
+        self.inner.reservations(f, p).await
+    }
+    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
+        self.inner.request(id).await
+    }
+    async fn requests(
+        &self,
+        f: &RequestFilter,
+        p: &PageRequest,
+    ) -> Result<Page<ManagementView>, ViewError> {
+        self.inner.requests(f, p).await
+    }
+    async fn lodging(&self, id: &str) -> Result<Option<LodgingView>, ViewError> {
+        self.inner.lodging(id).await
+    }
+    async fn lodgings(&self, p: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
+        self.inner.lodgings(p).await
+    }
+    async fn record_dead_letter(&self, id: &str, d: &DeadLetter) -> Result<(), ViewError> {
+        self.inner.record_dead_letter(id, d).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
+        self.inner.dead_letters().await
+    }
+    async fn dead_letter_count(&self) -> Result<u64, ViewError> {
+        self.inner.dead_letter_count().await
+    }
+    async fn ping(&self) -> Result<(), ViewError> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_store_is_waited_for_not_blamed_on_events() {
+    let env = Env::new();
+    let store = Arc::new(Unreliable {
+        inner: env.views.clone(),
+        failures: AtomicU32::new(6),
+    });
+    let (t, cast) = history();
+    let head = env.append_all(t.events()).await;
+    let running = env.start(store.clone());
+    assert!(
+        running.status.wait_for(head, WAIT).await,
+        "caught up once the store came back"
+    );
+    assert_eq!(
+        store.failures.load(Ordering::SeqCst),
+        0,
+        "every failure was retried"
+    );
+    assert_eq!(
+        env.views.dead_letter_count().await.expect("count"),
+        0,
+        "nothing parked"
+    );
+    assert_eq!(
+        running.status.last_error(),
+        None,
+        "cleared by the next success"
+    );
+    assert!(env
+        .views
+        .reservation(cast.confirmed)
+        .await
+        .expect("read")
+        .is_some());
+    running.stop().await;
+}
