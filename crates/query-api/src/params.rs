@@ -50,6 +50,12 @@ impl Params {
         )
     }
 
+    /// The value as given (possibly empty).
+    #[must_use]
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// A non-empty text value.
     #[must_use]
     pub fn text(&self, name: &str) -> Option<&str> {
@@ -60,12 +66,14 @@ impl Params {
     }
 
     /// An unsigned integer in `min..=max`.
+    /// Present but empty is invalid.
     pub fn number(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, QueryError> {
-        let Some(text) = self.text(name) else {
+        let Some(text) = self.0.get(name) else {
             return Ok(None);
         };
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         match text.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            Ok(n) if digits && (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(QueryError::parameter(
                 name,
                 format!("must be an integer from {min} to {max}"),
@@ -137,7 +145,7 @@ mod tests {
             Params::from_pairs(&[("limit", "500")]).limit().ok(),
             Some(500)
         );
-        for bad in ["0", "501", "-1", "ten", "1.5"] {
+        for bad in ["0", "501", "-1", "ten", "1.5", "", "+5"] {
             let error = Params::from_pairs(&[("limit", bad)])
                 .limit()
                 .expect_err(bad);

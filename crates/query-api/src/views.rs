@@ -66,7 +66,7 @@ async fn get_lodging(
 }
 
 fn reservation_status(params: &Params) -> Result<Option<String>, QueryError> {
-    let Some(text) = params.text("status") else {
+    let Some(text) = params.raw("status") else {
         return Ok(None);
     };
     if parse_reservation_status(text).is_some() {
@@ -139,7 +139,7 @@ async fn get_reservation(
 }
 
 fn request_status(params: &Params) -> Result<Option<String>, QueryError> {
-    let Some(text) = params.text("status") else {
+    let Some(text) = params.raw("status") else {
         return Ok(None);
     };
     if ApprovalStatus::parse(text).is_some() {

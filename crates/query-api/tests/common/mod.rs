@@ -3,6 +3,8 @@
 //! events to the view store (as the projector does) and publishes the applied position.
 #![allow(dead_code)]
 
+pub mod contract;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,7 +112,17 @@ pub fn view_event(recorded: &RecordedEvent) -> ViewEvent {
 }
 
 impl QueryApp {
+    /// The query service alone (`query_api::run`).
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Command and query routers merged on one port, as `stayledger serve` does.
+    pub async fn start_combined() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(combined: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
@@ -128,7 +140,22 @@ impl QueryApp {
             auth: Arc::new(Auth::new(SECRET)),
             progress: ViewProgress::Watch(progress),
         };
-        tokio::spawn(run(config, listener, shutdown.clone()));
+        if combined {
+            let commands = command_api::router(command_api::CommandState::new(
+                Arc::clone(&log),
+                Arc::clone(&config.auth),
+            ));
+            let state =
+                query_api::QueryState::new(config.log, config.views, config.auth, config.progress);
+            let app = commands
+                .merge(query_api::router(state))
+                .fallback(command_api::problem::not_found);
+            let serving = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            tokio::spawn(async move { serving.await });
+        } else {
+            tokio::spawn(run(config, listener, shutdown.clone()));
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()
@@ -165,7 +192,24 @@ impl QueryApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
-        let mut request = self.client.get(format!("{}{path}", self.base));
+        self.send(reqwest::Method::GET, path, token, headers, None)
+            .await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -243,7 +287,7 @@ impl QueryApp {
     }
 
     /// Forward a request to the lodging's approval desk, as the saga does.
-    async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
+    pub async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
         let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log));
         let context = CommandContext {
             correlation_id: reservation_id,

@@ -1,0 +1,144 @@
+//! The command routes (command-api) in the OpenAPI document.
+
+use serde_json::{json, Value};
+
+use super::build::{
+    guarded, idempotency_header, json_response, path, problem, with_header, Operation,
+};
+use super::schemas::schema_ref;
+
+fn accepted(description: &str) -> Value {
+    let answer = json_response(description, schema_ref("Accepted"));
+    with_header(
+        answer,
+        "idempotent-replayed",
+        "`true` when this repeats the first answer to the Idempotency-Key",
+    )
+}
+
+fn reservation_id() -> Value {
+    path(
+        "id",
+        json!({"type": "string", "format": "uuid"}),
+        "reservation id",
+    )
+}
+
+fn register_lodging() -> Value {
+    let created = with_header(accepted("lodging registered"), "Location", "/lodgings/{id}");
+    Operation {
+        id: "registerLodging",
+        tag: "commands",
+        summary: "Register a lodging (platform admin: lodgings claim `*`)",
+        parameters: vec![idempotency_header()],
+        body: Some(("RegisterLodging", true)),
+        responses: guarded(vec![
+            ("201", created),
+            ("400", problem("malformed JSON or fields")),
+            ("403", problem("not a platform admin")),
+            ("409", problem("the lodging id is taken")),
+            ("413", problem("body too large")),
+            ("422", problem("Idempotency-Key reused with another body")),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+fn request_reservation() -> Value {
+    let answer = with_header(accepted("stay requested"), "Location", "/reservations/{id}");
+    Operation {
+        id: "requestReservation",
+        tag: "commands",
+        summary: "Request a stay (customers)",
+        parameters: vec![idempotency_header()],
+        body: Some(("RequestReservation", true)),
+        responses: guarded(vec![
+            ("202", answer),
+            ("400", problem("malformed JSON or fields")),
+            ("403", problem("not a customer")),
+            ("409", problem("concurrent writes kept conflicting")),
+            ("413", problem("body too large")),
+            (
+                "422",
+                problem(
+                    "unknown lodging, invalid stay, or Idempotency-Key reused with another body",
+                ),
+            ),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+/// A command on an existing reservation.
+fn on_reservation(id: &str, summary: &str, body: (&str, bool), conflict: &str) -> Value {
+    Operation {
+        id,
+        tag: "commands",
+        summary,
+        parameters: vec![reservation_id(), idempotency_header()],
+        body: Some(body),
+        responses: guarded(vec![
+            ("202", accepted("accepted")),
+            ("400", problem("malformed JSON or fields")),
+            (
+                "403",
+                problem("wrong role, or not yours / not your lodging"),
+            ),
+            ("404", problem("no such reservation")),
+            ("409", problem(conflict)),
+            ("413", problem("body too large")),
+            ("422", problem("Idempotency-Key reused with another body")),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+/// The `paths` entries of the command routes.
+pub fn paths() -> Vec<(String, Value)> {
+    vec![
+        ("/lodgings".into(), json!({"post": register_lodging()})),
+        (
+            "/reservations".into(),
+            json!({"post": request_reservation()}),
+        ),
+        (
+            "/reservations/{id}/cancel".into(),
+            json!({"post": on_reservation(
+                "cancelReservation",
+                "Cancel a reservation before check-in (its customer)",
+                ("CancelReservation", false),
+                "terminal or checked in",
+            )}),
+        ),
+        (
+            "/management/requests/{id}/approve".into(),
+            json!({"post": on_reservation(
+                "approveRequest",
+                "Approve a request (admin of its lodging)",
+                ("EmptyBody", false),
+                "no free room on some night (named in detail), or already decided",
+            )}),
+        ),
+        (
+            "/management/requests/{id}/reject".into(),
+            json!({"post": on_reservation(
+                "rejectRequest",
+                "Reject a request (admin of its lodging)",
+                ("RejectRequest", true),
+                "already decided",
+            )}),
+        ),
+        (
+            "/payments/{id}/retry".into(),
+            json!({"post": on_reservation(
+                "retryPayment",
+                "Retry a deferred payment now (admin of its lodging)",
+                ("EmptyBody", false),
+                "the payment is not deferred",
+            )}),
+        ),
+    ]
+}

@@ -1,0 +1,222 @@
+//! The query and audit routes (query-api) in the OpenAPI document.
+
+use serde_json::{json, Value};
+
+use super::build::{
+    consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
+    Operation,
+};
+use super::schemas::{approval_statuses, reservation_statuses, schema_ref};
+
+fn list(
+    id: &str,
+    summary: &str,
+    mut parameters: Vec<Value>,
+    page: &str,
+    forbidden: Option<&str>,
+) -> Value {
+    parameters.extend(paging());
+    parameters.extend(consistency());
+    let mut answers = vec![
+        ("200", json_response("one page", schema_ref(page))),
+        ("400", problem("invalid limit, cursor or filter")),
+        (
+            "504",
+            problem("the views did not reach min_position in time"),
+        ),
+    ];
+    if let Some(forbidden) = forbidden {
+        answers.push(("403", problem(forbidden)));
+    }
+    Operation {
+        id,
+        tag: "queries",
+        summary,
+        parameters,
+        body: None,
+        responses: guarded(answers),
+        open: false,
+    }
+    .build()
+}
+
+/// A single document with an ETag.
+fn single(id: &str, tag: &str, summary: &str, mut parameters: Vec<Value>, schema: &str) -> Value {
+    parameters.push(if_none_match());
+    let found = with_header(
+        json_response("the document", schema_ref(schema)),
+        "ETag",
+        "the log position it reflects, quoted",
+    );
+    let unchanged = with_header(
+        json!({"description": "unchanged since If-None-Match"}),
+        "ETag",
+        "as before",
+    );
+    Operation {
+        id,
+        tag,
+        summary,
+        parameters,
+        body: None,
+        responses: guarded(vec![
+            ("200", found),
+            ("304", unchanged),
+            ("400", problem("invalid parameter")),
+            ("403", problem("not yours")),
+            ("404", problem("no such document")),
+            (
+                "504",
+                problem("the views did not reach min_position in time"),
+            ),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+fn audit(id: &str, summary: &str, parameters: Vec<Value>, schema: &str) -> Value {
+    Operation {
+        id,
+        tag: "audit",
+        summary,
+        parameters,
+        body: None,
+        responses: guarded(vec![
+            ("200", json_response("the answer", schema_ref(schema))),
+            ("400", problem("invalid parameter")),
+            ("403", problem("auditors only")),
+            ("404", problem("no such reservation or stream")),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+fn reservation_id() -> Value {
+    path(
+        "id",
+        json!({"type": "string", "format": "uuid"}),
+        "reservation id",
+    )
+}
+
+fn view_paths() -> Vec<(String, Value)> {
+    let status = |schema| query("status", schema, "only this status");
+    let lodging = path("id", json!({"type": "string"}), "lodging id");
+    let mut reservation_params = vec![reservation_id()];
+    reservation_params.extend(consistency());
+    let mut lodging_params = vec![lodging];
+    lodging_params.extend(consistency());
+    vec![
+        (
+            "/lodgings".into(),
+            json!({"get": list("listLodgings", "The lodging catalog", vec![], "LodgingPage", None)}),
+        ),
+        (
+            "/lodgings/{id}".into(),
+            json!({"get": single("getLodging", "queries", "One lodging", lodging_params, "Lodging")}),
+        ),
+        (
+            "/reservations".into(),
+            json!({"get": list(
+                "listReservations",
+                "ReservationList, newest first (customer: own; admin: their lodgings; auditor: all)",
+                vec![status(reservation_statuses())],
+                "ReservationPage",
+                None,
+            )}),
+        ),
+        (
+            "/reservations/{id}".into(),
+            json!({"get": single(
+                "getReservation",
+                "queries",
+                "One reservation (its customer, its lodging's admin, auditors)",
+                reservation_params,
+                "Reservation",
+            )}),
+        ),
+        (
+            "/management/requests".into(),
+            json!({"get": list(
+                "listApprovalRequests",
+                "ManagementList, oldest first (admin: their lodgings; auditor: all)",
+                vec![query("lodging_id", json!({"type": "string"}), "only this lodging"), status(approval_statuses())],
+                "ApprovalRequestPage",
+                Some("customers, or a lodging the admin does not manage"),
+            )}),
+        ),
+    ]
+}
+
+fn audit_paths() -> Vec<(String, Value)> {
+    let position = json!({"type": "integer", "minimum": 0});
+    let state_params = vec![
+        reservation_id(),
+        query(
+            "as_of_position",
+            position.clone(),
+            "fold the events up to this log position",
+        ),
+        query(
+            "as_of_time",
+            json!({"type": "string", "format": "date-time"}),
+            "fold the events recorded up to this instant",
+        ),
+        if_none_match(),
+    ];
+    let mut state = audit(
+        "getReservationStateAsOf",
+        "A reservation's state rebuilt as of a point (at most one of the two)",
+        state_params,
+        "ReservationStateAsOf",
+    );
+    let tagged = with_header(
+        state["responses"]["200"].take(),
+        "ETag",
+        "position of the last event folded, quoted",
+    );
+    state["responses"]["200"] = tagged;
+    state["responses"]["304"] = json!({"description": "unchanged since If-None-Match"});
+    let mut events_params = vec![query("from_position", position.clone(), "first position")];
+    events_params.extend(paging());
+    let mut stream_params = vec![
+        path(
+            "stream",
+            json!({"type": "string"}),
+            "stream name, e.g. reservation-<id>",
+        ),
+        query("from_version", position, "first version"),
+    ];
+    stream_params.extend(paging());
+    vec![
+        (
+            "/audit/reservations/{id}/history".into(),
+            json!({"get": audit("getReservationHistory", "Every event of a reservation across its streams, in log order", vec![reservation_id()], "ReservationHistory")}),
+        ),
+        (
+            "/audit/reservations/{id}/state".into(),
+            json!({"get": state}),
+        ),
+        (
+            "/audit/events".into(),
+            json!({"get": audit("readLog", "The global log, a page at a time", events_params, "EventPage")}),
+        ),
+        (
+            "/audit/streams/{stream}".into(),
+            json!({"get": audit("readStream", "One stream, a page at a time", stream_params, "EventPage")}),
+        ),
+        (
+            "/audit/verify".into(),
+            json!({"get": audit("verifyLog", "Check every stream's hash chain", vec![], "VerifyReport")}),
+        ),
+    ]
+}
+
+/// The `paths` entries of the query and audit routes.
+pub fn paths() -> Vec<(String, Value)> {
+    let mut paths = view_paths();
+    paths.extend(audit_paths());
+    paths
+}

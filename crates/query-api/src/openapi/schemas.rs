@@ -1,0 +1,367 @@
+//! Component schemas of the OpenAPI document: request bodies exactly as the command side validates
+//! them, and response documents exactly as the API serializes them (unknown request fields are
+//! ignored, so request objects allow additional properties).
+
+use command_api::body::MAX_TEXT_CHARS;
+use command_api::idempotency::MAX_KEY_LEN;
+use command_api::input::limits;
+use serde_json::{json, Map, Value};
+
+/// `{"$ref": "#/components/schemas/<name>"}`.
+pub fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn nullable(schema: Value) -> Value {
+    json!({"oneOf": [schema, {"type": "null"}]})
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+fn closed(required: &[&str], properties: Value) -> Value {
+    let mut schema = object(required, properties);
+    schema["additionalProperties"] = json!(false);
+    schema
+}
+
+const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+const NOT_BLANK: &str = "\\S";
+
+fn count() -> Value {
+    json!({"type": "integer", "minimum": 0})
+}
+
+fn text() -> Value {
+    json!({"type": "string"})
+}
+
+fn date() -> Value {
+    json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+}
+
+fn timestamp() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn uuid() -> Value {
+    json!({"type": "string", "format": "uuid"})
+}
+
+fn one_of(values: &[&str]) -> Value {
+    json!({"type": "string", "enum": values})
+}
+
+const RESERVATION_STATUSES: [&str; 8] = [
+    "requested",
+    "approved",
+    "payment_pending",
+    "confirmed",
+    "rejected",
+    "cancelled",
+    "expired",
+    "payment_failed",
+];
+const APPROVAL_STATUSES: [&str; 5] = ["pending", "approved", "rejected", "withdrawn", "expired"];
+const PAYMENT_STATUSES: [&str; 7] = [
+    "none",
+    "requested",
+    "pending",
+    "completed",
+    "failed",
+    "refunded",
+    "voided",
+];
+
+/// The statuses a `status` filter accepts.
+pub fn reservation_statuses() -> Value {
+    one_of(&RESERVATION_STATUSES)
+}
+
+pub fn approval_statuses() -> Value {
+    one_of(&APPROVAL_STATUSES)
+}
+
+/// The `Idempotency-Key` header's value.
+pub fn idempotency_key() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[ -~]*[!-~][ -~]*$"})
+}
+
+fn problem() -> Value {
+    let field_error = object(
+        &["field", "message"],
+        json!({"field": text(), "message": text()}),
+    );
+    object(
+        &["type", "title", "status", "detail"],
+        json!({
+            "type": {"type": "string", "description": "urn:stayledger:problem:<kind>"},
+            "title": text(),
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": text(),
+            "errors": {"type": "array", "items": field_error},
+        }),
+    )
+}
+
+fn command_bodies(schemas: &mut Map<String, Value>) {
+    let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_NAME_CHARS, "pattern": NOT_BLANK});
+    let reason = json!({"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": NOT_BLANK});
+    let id = json!({"type": "string", "pattern": ID_PATTERN});
+    schemas.insert(
+        "RegisterLodging".into(),
+        object(
+            &["name", "nightly_rate", "rooms"],
+            json!({
+                "lodging_id": id.clone(),
+                "name": name,
+                "nightly_rate": {"type": "integer", "minimum": 0, "maximum": limits::MAX_NIGHTLY_RATE},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": limits::DEFAULT_CURRENCY},
+                "rooms": {"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS},
+                "max_guests": {"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
+                    "default": limits::DEFAULT_MAX_GUESTS},
+                "approval_mode": {"type": "string", "enum": ["manual", "instant"], "default": "manual"},
+                "admin_id": id.clone(),
+            }),
+        ),
+    );
+    schemas.insert(
+        "RequestReservation".into(),
+        object(
+            &["lodging_id", "check_in", "check_out", "guests"],
+            json!({
+                "lodging_id": id,
+                "check_in": date(),
+                "check_out": date(),
+                "guests": {"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS},
+            }),
+        ),
+    );
+    schemas.insert(
+        "CancelReservation".into(),
+        object(&[], json!({"reason": reason.clone()})),
+    );
+    schemas.insert(
+        "RejectRequest".into(),
+        object(&["reason"], json!({"reason": reason})),
+    );
+    schemas.insert("EmptyBody".into(), object(&[], json!({})));
+    schemas.insert(
+        "Accepted".into(),
+        object(
+            &["id", "status", "position"],
+            json!({
+                "id": {"type": "string", "description": "the reservation id, or the lodging id for POST /lodgings"},
+                "status": one_of(&["registered", "requested", "cancelled", "approved", "rejected", "retry_requested"]),
+                "position": {"type": "integer", "minimum": 0,
+                    "description": "global log position of the last event written; pass it as min_position"},
+            }),
+        ),
+    );
+}
+
+fn view_documents(schemas: &mut Map<String, Value>) {
+    schemas.insert(
+        "Lodging".into(),
+        object(
+            &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "position"],
+            json!({
+                "lodging_id": text(), "name": text(), "nightly_rate": {"type": "integer"}, "currency": text(),
+                "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant"]),
+                "admin_id": text(), "position": count(),
+            }),
+        ),
+    );
+    schemas.insert(
+        "Reservation".into(),
+        object(
+            &["reservation_id", "customer_id", "lodging_id", "lodging_name", "check_in", "check_out", "guests",
+              "nights", "total_amount", "currency", "status", "approval_status", "payment_status", "refund_status",
+              "status_reason", "requested_at", "updated_at", "position"],
+            json!({
+                "reservation_id": uuid(), "customer_id": text(), "lodging_id": text(),
+                "lodging_name": nullable(text()), "check_in": date(), "check_out": date(), "guests": count(),
+                "nights": count(), "total_amount": {"type": "integer"}, "currency": text(),
+                "status": reservation_statuses(), "approval_status": approval_statuses(),
+                "payment_status": one_of(&PAYMENT_STATUSES), "refund_status": one_of(&["none", "pending", "refunded"]),
+                "status_reason": nullable(text()), "requested_at": timestamp(), "updated_at": timestamp(),
+                "position": count(),
+            }),
+        ),
+    );
+    schemas.insert(
+        "ApprovalRequest".into(),
+        object(
+            &["reservation_id", "lodging_id", "customer_id", "check_in", "check_out", "guests", "request_status",
+              "available", "payment_status", "requested_at", "decided_at", "decided_by", "position"],
+            json!({
+                "reservation_id": uuid(), "lodging_id": text(), "customer_id": text(), "check_in": date(),
+                "check_out": date(), "guests": count(), "request_status": approval_statuses(),
+                "available": {"type": "boolean"}, "payment_status": one_of(&PAYMENT_STATUSES),
+                "requested_at": timestamp(), "decided_at": nullable(timestamp()), "decided_by": nullable(text()),
+                "position": count(),
+            }),
+        ),
+    );
+    for (page, item) in [
+        ("LodgingPage", "Lodging"),
+        ("ReservationPage", "Reservation"),
+        ("ApprovalRequestPage", "ApprovalRequest"),
+        ("EventPage", "RecordedEvent"),
+    ] {
+        schemas.insert(
+            page.into(),
+            object(
+                &["items", "next_cursor"],
+                json!({"items": {"type": "array", "items": schema_ref(item)}, "next_cursor": nullable(text())}),
+            ),
+        );
+    }
+}
+
+fn audit_documents(schemas: &mut Map<String, Value>) {
+    let metadata = object(
+        &["correlation_id", "causation_id", "actor"],
+        json!({"correlation_id": uuid(), "causation_id": uuid(), "actor": text()}),
+    );
+    schemas.insert(
+        "RecordedEvent".into(),
+        object(
+            &["event_id", "stream", "version", "position", "event_type", "schema_version", "data", "metadata", "recorded_at", "hash"],
+            json!({
+                "event_id": uuid(), "stream": text(), "version": count(), "position": count(), "event_type": text(),
+                "schema_version": count(), "data": {"type": "object"}, "metadata": metadata,
+                "recorded_at": timestamp(), "hash": {"type": "string", "description": "hex SHA-256 chained per stream"},
+            }),
+        ),
+    );
+    schemas.insert(
+        "ReservationHistory".into(),
+        object(
+            &["reservation_id", "events"],
+            json!({"reservation_id": uuid(), "events": {"type": "array", "items": schema_ref("RecordedEvent")}}),
+        ),
+    );
+    let state = object(
+        &[
+            "details",
+            "status",
+            "status_reason",
+            "paid_amount",
+            "payment_id",
+            "refund_due",
+            "refunded_amount",
+            "retry_at",
+        ],
+        json!({
+            "details": nullable(json!({"type": "object"})), "status": reservation_statuses(),
+            "status_reason": nullable(text()), "paid_amount": nullable(json!({"type": "integer"})),
+            "payment_id": nullable(text()), "refund_due": {"type": "integer"},
+            "refunded_amount": nullable(json!({"type": "integer"})), "retry_at": nullable(timestamp()),
+        }),
+    );
+    schemas.insert(
+        "ReservationStateAsOf".into(),
+        object(
+            &["reservation_id", "status", "version", "position", "recorded_at", "events_applied", "state"],
+            json!({
+                "reservation_id": uuid(), "status": reservation_statuses(), "version": count(), "position": count(),
+                "recorded_at": timestamp(), "events_applied": count(), "state": state,
+            }),
+        ),
+    );
+    let bad = object(
+        &["stream", "version", "position", "reason"],
+        json!({"stream": text(), "version": count(), "position": count(), "reason": text()}),
+    );
+    schemas.insert(
+        "VerifyReport".into(),
+        object(&["ok", "events_checked", "first_bad"], json!({"ok": {"type": "boolean"}, "events_checked": count(), "first_bad": nullable(bad)})),
+    );
+}
+
+fn sandbox_documents(schemas: &mut Map<String, Value>) {
+    schemas.insert(
+        "SandboxChargeRequest".into(),
+        object(
+            &["idempotency_key", "amount", "currency"],
+            json!({"idempotency_key": text(), "amount": {"type": "integer"}, "currency": text()}),
+        ),
+    );
+    schemas.insert(
+        "SandboxRefundRequest".into(),
+        object(
+            &["charge_ref", "amount"],
+            json!({"charge_ref": text(), "amount": {"type": "integer"}}),
+        ),
+    );
+    schemas.insert(
+        "SandboxChargeRef".into(),
+        object(
+            &["charge_ref"],
+            json!({"charge_ref": text(), "sandbox": {"type": "boolean"}}),
+        ),
+    );
+    schemas.insert(
+        "SandboxRefundRef".into(),
+        object(
+            &["refund_ref"],
+            json!({"refund_ref": text(), "sandbox": {"type": "boolean"}}),
+        ),
+    );
+    schemas.insert(
+        "SandboxCharge".into(),
+        object(
+            &["charge_ref", "idempotency_key", "amount", "currency", "refunded", "refunded_amount", "refund_ref", "attempts", "refund_attempts"],
+            json!({
+                "charge_ref": text(), "idempotency_key": text(), "amount": {"type": "integer"}, "currency": text(),
+                "refunded": {"type": "boolean"}, "refunded_amount": {"type": "integer"}, "refund_ref": nullable(text()),
+                "attempts": count(), "refund_attempts": count(),
+            }),
+        ),
+    );
+    let settings = json!({
+        "latency_ms": {"type": "integer", "minimum": 0, "maximum": 60_000},
+        "decline_rate": {"type": "number", "minimum": 0.0, "maximum": 1.0},
+        "overloaded": {"type": "boolean"},
+    });
+    schemas.insert("SandboxConfigUpdate".into(), closed(&[], settings.clone()));
+    let mut config = object(&["latency_ms", "decline_rate", "overloaded"], settings);
+    config["properties"]["sandbox"] = json!({"type": "boolean"});
+    schemas.insert("SandboxConfig".into(), config);
+    schemas.insert(
+        "SandboxInfo".into(),
+        object(
+            &["name", "detail"],
+            json!({"name": text(), "detail": text(), "sandbox": {"type": "boolean"}}),
+        ),
+    );
+}
+
+fn ops_documents(schemas: &mut Map<String, Value>) {
+    schemas.insert(
+        "Health".into(),
+        object(&["status"], json!({"status": text()})),
+    );
+    schemas.insert(
+        "Readiness".into(),
+        object(
+            &["status"],
+            json!({"status": text(), "log_head": nullable(count()), "projector_lag": nullable(count()), "dead_letters": count()}),
+        ),
+    );
+}
+
+/// Every component schema.
+#[must_use]
+pub fn all() -> Value {
+    let mut schemas = Map::new();
+    schemas.insert("Problem".into(), problem());
+    command_bodies(&mut schemas);
+    view_documents(&mut schemas);
+    audit_documents(&mut schemas);
+    sandbox_documents(&mut schemas);
+    ops_documents(&mut schemas);
+    Value::Object(schemas)
+}

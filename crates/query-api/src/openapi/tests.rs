@@ -1,0 +1,124 @@
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::openapi;
+
+/// Every method and path of API.md (commands, queries, audit, sandbox, ops).
+const ROUTES: [(&str, &str); 26] = [
+    ("post", "/lodgings"),
+    ("post", "/reservations"),
+    ("post", "/reservations/{id}/cancel"),
+    ("post", "/management/requests/{id}/approve"),
+    ("post", "/management/requests/{id}/reject"),
+    ("post", "/payments/{id}/retry"),
+    ("get", "/lodgings"),
+    ("get", "/lodgings/{id}"),
+    ("get", "/reservations/{id}"),
+    ("get", "/reservations"),
+    ("get", "/management/requests"),
+    ("get", "/audit/reservations/{id}/history"),
+    ("get", "/audit/reservations/{id}/state"),
+    ("get", "/audit/events"),
+    ("get", "/audit/streams/{stream}"),
+    ("get", "/audit/verify"),
+    ("post", "/sandbox/charges"),
+    ("post", "/sandbox/refunds"),
+    ("get", "/sandbox/charges"),
+    ("put", "/sandbox/config"),
+    ("get", "/sandbox/config"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+];
+
+#[test]
+fn every_route_of_the_contract_is_described() {
+    let doc = openapi();
+    for (method, path) in ROUTES {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} missing");
+        assert!(
+            operation["responses"]["default"].is_object(),
+            "{method} {path} has no default"
+        );
+    }
+}
+
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                found.push(target.clone());
+            }
+            map.values().for_each(|v| refs(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_resolves_and_operation_ids_are_unique() {
+    let doc = openapi();
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20);
+    for target in found {
+        let name = target.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{target} does not resolve"
+        );
+    }
+    let mut ids = HashSet::new();
+    for item in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for operation in item.as_object().into_iter().flat_map(|o| o.values()) {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(ids.insert(id.clone()), "duplicate operationId {id}");
+        }
+    }
+}
+
+#[test]
+fn only_probes_docs_and_the_sandbox_payments_are_open() {
+    let doc = openapi();
+    let open: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.iter())
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flat_map(|o| o.iter())
+                .filter(|(_, op)| op["security"] == serde_json::json!([]))
+                .map(move |(method, _)| format!("{method} {path}"))
+        })
+        .collect();
+    for route in &open {
+        let allowed = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/docs",
+            "/sandbox/",
+        ];
+        assert!(
+            allowed
+                .iter()
+                .any(|a| route.ends_with(a) || route.contains(" /sandbox/")),
+            "{route} is open"
+        );
+        assert!(!route.contains("/sandbox/config"), "{route} is open");
+    }
+}
