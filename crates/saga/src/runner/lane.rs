@@ -14,6 +14,7 @@ use domain::{ReservationId, Timestamp};
 use eventlog::CommandContext;
 use eventlog::Position;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::actions::Actions;
@@ -90,6 +91,22 @@ impl Completion {
     }
 }
 
+/// One span per handled event, timer or refund retry.
+fn job_span(job: &Job) -> tracing::Span {
+    let reservation_id = job.reservation_id();
+    match job {
+        Job::Event { position, inbound } => tracing::info_span!(
+            "saga_event", %reservation_id, position, trigger_id = %inbound.trigger_id
+        ),
+        Job::Timer(timer) => tracing::info_span!(
+            "saga_timer", %reservation_id, kind = ?timer.kind, due_at = %timer.due_at
+        ),
+        Job::Refund(retry) => tracing::info_span!(
+            "saga_refund_retry", %reservation_id, attempt = retry.attempt
+        ),
+    }
+}
+
 pub struct Lane {
     pub commands: Arc<Commands>,
     pub actions: Actions,
@@ -112,9 +129,10 @@ impl Lane {
             };
             // Abandoning a job midway at shutdown is safe: it is handled again after the restart,
             // and every step of it is idempotent.
+            let span = job_span(&job);
             let handled = tokio::select! {
                 () = shutdown.cancelled() => return,
-                handled = self.handle(job) => handled,
+                handled = self.handle(job).instrument(span) => handled,
             };
             match handled {
                 Ok(completion) => {
