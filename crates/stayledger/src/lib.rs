@@ -6,6 +6,7 @@
 //! Must not: hold business rules (domain), storage details (eventlog, readmodel) or HTTP error
 //! mapping (the API crates). `main.rs` only parses arguments and calls in here.
 
+pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod ops;

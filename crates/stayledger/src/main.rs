@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::PaymentSandbox(args) => stayledger::serve::payment_sandbox(args).await,
+            Command::Bench(args) => stayledger::bench::run(args).await,
         }
     })
 }
