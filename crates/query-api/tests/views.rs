@@ -155,18 +155,19 @@ async fn lists_are_scoped_filtered_and_checked() {
     }
 }
 
-#[tokio::test]
-async fn min_position_waits_for_the_views_or_answers_504() {
-    let app = QueryApp::start().await;
+/// The views lag until the projector starts 300 ms into the request: the answer waits for them.
+async fn min_position_waits(by_checkpoint: bool) {
+    let app = QueryApp::start_lagging(by_checkpoint).await;
     app.lodging("l-1", 1).await;
-    app.project().await;
     let (id, position) = app.reserve("c-1", "l-1", 3, 5).await;
     let owner = app.token(Role::Customer, "c-1", &[]);
-    let path = format!("/reservations/{id}?min_position={position}&wait_ms=5000");
+    let path = format!("/reservations/{id}?min_position={position}&wait_ms=10000");
+    let started = std::time::Instant::now();
     let (answer, ()) = tokio::join!(app.get_as(&path, &owner), async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        app.project().await;
+        app.start_projector();
     });
+    assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(answer.ok()["position"], position);
 
     let ahead = format!(
@@ -174,8 +175,7 @@ async fn min_position_waits_for_the_views_or_answers_504() {
         position + 100
     );
     let started = std::time::Instant::now();
-    let late = app.get_as(&ahead, &owner).await;
-    late.problem(504);
+    app.get_as(&ahead, &owner).await.problem(504);
     assert!(started.elapsed() >= Duration::from_millis(200));
     app.get_as(
         &format!("/lodgings?min_position={position}&wait_ms=30001"),
@@ -183,6 +183,16 @@ async fn min_position_waits_for_the_views_or_answers_504() {
     )
     .await
     .problem(400);
+}
+
+#[tokio::test]
+async fn min_position_waits_on_the_projector_watch_or_answers_504() {
+    min_position_waits(false).await;
+}
+
+#[tokio::test]
+async fn min_position_waits_on_the_stored_checkpoint_or_answers_504() {
+    min_position_waits(true).await;
 }
 
 #[tokio::test]

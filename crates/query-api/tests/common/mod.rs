@@ -1,6 +1,6 @@
 //! The real query service on 127.0.0.1:0 over a real SQLite event log and SQLite view store in a
-//! temp dir. Commands are written with the real command-side services; `project()` feeds the new
-//! events to the view store (as the projector does) and publishes the applied position.
+//! temp dir, with the real projector building the views. Commands are written with the real
+//! command-side services; the saga's forwarding of a request to the lodging is done by `forward`.
 #![allow(dead_code)]
 
 pub mod contract;
@@ -12,22 +12,26 @@ use chrono::Utc;
 use command_api::idempotency::IdempotencyKey;
 use command_api::input::{CancelReservation, RegisterLodging, RequestReservation};
 use command_api::{Auth, Claims, CommandOptions, CommandServices, Invocation, Principal, Role};
-use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand, LodgingEvent};
-use domain::payment::PaymentEvent;
-use domain::reservation::ReservationEvent;
-use domain::{DomainEvent, Stay};
-use eventlog::{CommandContext, EventLog, RecordedEvent, Repository, SqliteEventLog};
+use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand};
+use domain::Stay;
+use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
+use projector::{Projector, ProjectorStatus, PROJECTOR_ID};
 use query_api::{run, QueryConfig, ViewProgress};
-use readmodel::{AnyEvent, SqliteViewStore, ViewEvent, ViewStore};
+use readmodel::{SqliteViewStore, ViewStore};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const SECRET: &[u8] = b"query-secret-query-secret-query-";
-pub const PROJECTOR: &str = "views";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lag {
+    None,
+    Watch,
+    Checkpoint,
+}
 
 pub struct QueryApp {
     pub base: String,
@@ -36,7 +40,8 @@ pub struct QueryApp {
     pub log: Arc<dyn EventLog>,
     pub views: Arc<dyn ViewStore>,
     pub commands: CommandServices,
-    applied: watch::Sender<u64>,
+    pub projector: ProjectorStatus,
+    idle_projector: std::sync::Mutex<Option<Projector>>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -76,75 +81,61 @@ pub fn day(days: i64) -> chrono::NaiveDate {
     Utc::now().date_naive() + chrono::Duration::days(days)
 }
 
-/// A recorded event as the views consume it.
-pub fn view_event(recorded: &RecordedEvent) -> ViewEvent {
-    let (prefix, id) = recorded.stream.split_once('-').unwrap_or(("", ""));
-    let (kind, version, data) = (
-        &recorded.event_type,
-        recorded.schema_version,
-        &recorded.data,
-    );
-    let uuid = Uuid::parse_str(id).unwrap_or_default();
-    let event = match prefix {
-        "reservation" => AnyEvent::Reservation {
-            reservation_id: uuid,
-            event: ReservationEvent::decode(kind, version, data).expect("reservation event"),
-        },
-        "lodging" => AnyEvent::Lodging {
-            lodging_id: id.to_string(),
-            event: LodgingEvent::decode(kind, version, data).expect("lodging event"),
-        },
-        "payment" => AnyEvent::Payment {
-            reservation_id: uuid,
-            event: PaymentEvent::decode(kind, version, data).expect("payment event"),
-        },
-        "saga" => AnyEvent::Saga,
-        _ => AnyEvent::Other,
-    };
-    ViewEvent {
-        position: recorded.position,
-        stream: recorded.stream.clone(),
-        version: recorded.version,
-        event_id: recorded.event_id,
-        recorded_at: recorded.recorded_at,
-        event,
-    }
-}
-
 impl QueryApp {
-    /// The query service alone (`query_api::run`).
+    /// The query service alone (`query_api::run`), the projector following the log.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(false, Lag::None).await
     }
 
     /// Command and query routers merged on one port, as `stayledger serve` does.
     pub async fn start_combined() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, Lag::None).await
     }
 
-    async fn start_with(combined: bool) -> Self {
+    /// The projector not started until [`QueryApp::start_projector`]; `min_position` learns the
+    /// views' progress from the projector's watch, or by polling the stored checkpoint.
+    pub async fn start_lagging(by_checkpoint: bool) -> Self {
+        Self::start_with(
+            false,
+            if by_checkpoint {
+                Lag::Checkpoint
+            } else {
+                Lag::Watch
+            },
+        )
+        .await
+    }
+
+    async fn start_with(combined: bool, lag: Lag) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
         let views: Arc<dyn ViewStore> =
             Arc::new(SqliteViewStore::open(dir.path().join("views.db")).expect("views"));
-        let (applied, progress) = watch::channel(0);
+        let projector = Projector::new(Arc::clone(&log), Arc::clone(&views));
+        let status = projector.status();
+        let progress = match lag {
+            Lag::Checkpoint => ViewProgress::Checkpoint {
+                projector_id: PROJECTOR_ID.to_string(),
+                every: Duration::from_millis(20),
+            },
+            _ => ViewProgress::Watch(status.subscribe()),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
+        let auth = Arc::new(Auth::new(SECRET));
         let config = QueryConfig {
             log: Arc::clone(&log),
             views: Arc::clone(&views),
-            auth: Arc::new(Auth::new(SECRET)),
-            progress: ViewProgress::Watch(progress),
+            auth: Arc::clone(&auth),
+            progress,
         };
         if combined {
-            let commands = command_api::router(command_api::CommandState::new(
-                Arc::clone(&log),
-                Arc::clone(&config.auth),
-            ));
+            let commands =
+                command_api::router(command_api::CommandState::new(Arc::clone(&log), auth));
             let state =
                 query_api::QueryState::new(config.log, config.views, config.auth, config.progress);
             let app = commands
@@ -160,28 +151,39 @@ impl QueryApp {
             .timeout(Duration::from_secs(40))
             .build()
             .expect("client");
-        Self {
+        let app = Self {
             base,
             client,
             auth: Auth::new(SECRET),
             commands: CommandServices::new(Arc::clone(&log), CommandOptions::default()),
             log,
             views,
-            applied,
+            projector: status,
+            idle_projector: std::sync::Mutex::new(Some(projector)),
             shutdown,
             _dir: dir,
+        };
+        if lag == Lag::None {
+            app.start_projector();
+        }
+        app
+    }
+
+    /// Start the projector (once).
+    pub fn start_projector(&self) {
+        let idle = self.idle_projector.lock().ok().and_then(|mut p| p.take());
+        if let Some(projector) = idle {
+            tokio::spawn(projector.run(self.shutdown.clone()));
         }
     }
 
-    /// Apply every new event to the views and publish the applied position.
+    /// Wait until the views reflect everything in the log.
     pub async fn project(&self) {
-        let from = self.views.checkpoint(PROJECTOR).await.expect("checkpoint") + 1;
-        let recorded = self.log.read_all(from, 100_000).await.expect("read");
-        let events: Vec<ViewEvent> = recorded.iter().map(view_event).collect();
-        self.views.apply(PROJECTOR, &events).await.expect("apply");
-        if let Some(last) = recorded.last() {
-            self.applied.send_replace(last.position);
-        }
+        let head = self.log.head_position().await.expect("head");
+        assert!(
+            self.projector.wait_for(head, Duration::from_secs(20)).await,
+            "views stuck before {head}"
+        );
     }
 
     pub fn token(&self, role: Role, sub: &str, lodgings: &[&str]) -> String {
