@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         let report = b1_with(&dir, options).await?;
         eprintln!(
             "B1 writers={} in_flight={} events/append={}: {:.0} events/s (raw SQLite, same batching: {:.0} events/s, \
-             ratio {:.2}); {:.1} events/transaction; append p50 {:.2} ms, p99 {:.2} ms",
+             ratio {:.2}); {:.1} events/transaction; append p50 {:.2} ms, p99 {:.2} ms; writer {:.1} us/event + commit {:.2} ms",
             options.writers,
             options.in_flight,
             options.events_per_append,
@@ -74,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
             report.avg_events_per_transaction,
             report.append_p50_ms,
             report.append_p99_ms,
+            report.write_us_per_event,
+            report.commit_ms_avg,
         );
         println!("{}", serde_json::to_string(&report)?);
     }

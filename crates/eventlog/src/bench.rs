@@ -40,6 +40,10 @@ pub struct B1Report {
     pub avg_events_per_transaction: f64,
     pub append_p50_ms: f64,
     pub append_p99_ms: f64,
+    /// Writer-thread time per event outside `COMMIT` (dedup, hashing, inserts).
+    pub write_us_per_event: f64,
+    /// Average `COMMIT` (fsync) time.
+    pub commit_ms_avg: f64,
     /// Raw rusqlite with `avg_events_per_transaction` (rounded) events per transaction.
     pub raw_events_per_sec: f64,
     pub raw_transactions_per_sec: f64,
@@ -61,35 +65,56 @@ pub async fn b1(dir: &Path, writers: usize, duration: Duration) -> Result<B1Repo
     .await
 }
 
-/// B1 with every knob; writes two database files under `dir` (left there for inspection).
+/// B1 with every knob; writes two database files under `dir` (left there for inspection). The adapter
+/// and the raw baseline alternate in rounds of about a second, so both see the same disk conditions.
 pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogError> {
     let run = Uuid::new_v4().simple().to_string();
     let log = SqliteEventLog::open(dir.join(format!("b1-adapter-{run}.db")))?;
-    let started = Instant::now();
-    let deadline = started + options.duration;
-    let writers: Vec<_> = (0..options.writers)
-        .map(|w| tokio::spawn(writer(log.clone(), format!("bench-{w}"), options, deadline)))
-        .collect();
-    let mut latencies = Vec::new();
-    for task in writers {
-        let task = task
-            .await
-            .map_err(|e| LogError::Unavailable(format!("bench writer failed: {e}")))?;
-        latencies.extend(task?);
+    let mut raw = Some(
+        RawBaseline::open(&dir.join(format!("b1-raw-{run}.db")), options.writers)
+            .map_err(raw_error)?,
+    );
+    let rounds = options.duration.as_secs_f64().round().max(1.0) as u32;
+    let round = options.duration / rounds;
+    let mut next = vec![0u64; options.writers];
+    let (mut latencies, mut seconds) = (Vec::new(), 0.0);
+    let (mut raw_events, mut raw_transactions, mut raw_seconds) = (0u64, 0u64, 0.0);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let deadline = started + round;
+        let writers: Vec<_> = (0..options.writers)
+            .map(|w| tokio::spawn(writer(log.clone(), w, next[w], options, deadline)))
+            .collect();
+        for (w, task) in writers.into_iter().enumerate() {
+            let task = task
+                .await
+                .map_err(|e| LogError::Unavailable(format!("bench writer failed: {e}")))?;
+            let (appended, mut lat) = task?;
+            next[w] += appended;
+            latencies.append(&mut lat);
+        }
+        seconds += started.elapsed().as_secs_f64();
+        let stats = log.stats();
+        let batch = (stats.events as f64 / stats.transactions.max(1) as f64)
+            .round()
+            .max(1.0) as usize;
+        let mut baseline = raw.take().ok_or_else(|| raw_error("baseline lost"))?;
+        let (baseline, measured) = tokio::task::spawn_blocking(move || {
+            let measured = baseline.run(batch, round);
+            (baseline, measured)
+        })
+        .await
+        .map_err(raw_error)?;
+        let (events, transactions, elapsed) = measured.map_err(raw_error)?;
+        raw = Some(baseline);
+        (raw_events, raw_transactions, raw_seconds) = (
+            raw_events + events,
+            raw_transactions + transactions,
+            raw_seconds + elapsed,
+        );
     }
-    let seconds = started.elapsed().as_secs_f64();
     let stats = log.stats();
-    drop(log);
     latencies.sort_unstable();
-    let per_tx = stats.events as f64 / stats.transactions.max(1) as f64;
-    let raw_path = dir.join(format!("b1-raw-{run}.db"));
-    let batch = (per_tx.round() as usize).max(1);
-    let (raw_events, raw_tx, raw_seconds) = tokio::task::spawn_blocking(move || {
-        raw_sqlite(&raw_path, batch, options.writers, options.duration)
-    })
-    .await
-    .map_err(|e| LogError::Unavailable(format!("raw bench failed: {e}")))?
-    .map_err(|e| LogError::Unavailable(e.to_string()))?;
     let events_per_sec = stats.events as f64 / seconds;
     let raw_events_per_sec = raw_events as f64 / raw_seconds;
     Ok(B1Report {
@@ -98,13 +123,19 @@ pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogErro
         seconds,
         events_per_sec,
         transactions: stats.transactions,
-        avg_events_per_transaction: per_tx,
+        avg_events_per_transaction: stats.events as f64 / stats.transactions.max(1) as f64,
         append_p50_ms: percentile(&latencies, 0.50),
         append_p99_ms: percentile(&latencies, 0.99),
+        write_us_per_event: stats.write_micros as f64 / stats.events.max(1) as f64,
+        commit_ms_avg: stats.commit_micros as f64 / 1000.0 / stats.transactions.max(1) as f64,
         raw_events_per_sec,
-        raw_transactions_per_sec: raw_tx as f64 / raw_seconds,
+        raw_transactions_per_sec: raw_transactions as f64 / raw_seconds,
         ratio: events_per_sec / raw_events_per_sec,
     })
+}
+
+fn raw_error(e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(format!("raw SQLite baseline: {e}"))
 }
 
 /// About 200 bytes of JSON, like a `ReservationRequested` payload.
@@ -122,13 +153,16 @@ fn payload(n: u64) -> serde_json::Value {
     })
 }
 
-/// One writer: append to `stream` until `deadline`; returns each append's latency in microseconds.
+/// Writer `w`: append to its stream until `deadline`, starting with its `first` append; returns how many
+/// appends it made and each one's latency in microseconds.
 async fn writer(
     log: SqliteEventLog,
-    stream: String,
+    w: usize,
+    first: u64,
     o: B1Options,
     deadline: Instant,
-) -> Result<Vec<u32>, LogError> {
+) -> Result<(u64, Vec<u32>), LogError> {
+    let stream = format!("bench-{w}");
     let metadata = EventMetadata {
         correlation_id: Uuid::new_v4(),
         causation_id: Uuid::new_v4(),
@@ -136,7 +170,7 @@ async fn writer(
     };
     let mut latencies = Vec::new();
     let mut in_flight = FuturesUnordered::new();
-    let mut n = 0u64;
+    let mut n = first;
     loop {
         while in_flight.len() < o.in_flight && Instant::now() < deadline {
             let events = (0..o.events_per_append)
@@ -173,60 +207,76 @@ async fn writer(
                     "bench writer lost its own stream: {conflict}"
                 )))
             }
-            None => return Ok(latencies),
+            None => return Ok((n - first, latencies)),
         }
     }
 }
 
-/// The floor: one connection inserting `batch` rows per fsynced transaction for `duration`.
-fn raw_sqlite(
-    path: &Path,
-    batch: usize,
-    streams: usize,
-    duration: Duration,
-) -> rusqlite::Result<(u64, u64, f64)> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(crate::sqlite::SCHEMA)?;
-    let data = serde_json::to_string(&payload(0)).unwrap_or_default();
-    let metadata = r#"{"correlation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c33","causation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c34","actor":"bench"}"#;
-    let hash = "0".repeat(64);
-    let stream_names: Vec<String> = (0..streams.max(1)).map(|w| format!("bench-{w}")).collect();
-    let mut versions = vec![0i64; stream_names.len()];
-    let (mut position, mut transactions) = (0i64, 0u64);
-    let started = Instant::now();
-    while started.elapsed() < duration {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
-             data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)",
-        )?;
-        for _ in 0..batch {
-            position += 1;
-            let w = position as usize % stream_names.len();
-            insert.execute(params![
-                position,
-                stream_names[w],
-                versions[w],
-                Uuid::new_v4().as_bytes().as_slice(),
-                "ReservationRequested",
-                data,
-                metadata,
-                "2026-01-01T00:00:00.000000Z",
-                hash,
-            ])?;
-            versions[w] += 1;
-        }
-        drop(insert);
-        conn.execute_batch("COMMIT")?;
-        transactions += 1;
+/// The floor: one connection inserting the same rows (same schema, same indexes) `batch` at a time per
+/// fsynced transaction, with nothing else: no channel, no JSON, no hashing, no dedup.
+struct RawBaseline {
+    conn: Connection,
+    streams: Vec<String>,
+    versions: Vec<i64>,
+    position: i64,
+    data: String,
+    hash: String,
+}
+
+impl RawBaseline {
+    fn open(path: &Path, streams: usize) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(crate::sqlite::SCHEMA)?;
+        let streams: Vec<String> = (0..streams.max(1)).map(|w| format!("bench-{w}")).collect();
+        Ok(Self {
+            conn,
+            versions: vec![0; streams.len()],
+            streams,
+            position: 0,
+            data: serde_json::to_string(&payload(0)).unwrap_or_default(),
+            hash: "0".repeat(64),
+        })
     }
-    Ok((
-        position as u64,
-        transactions,
-        started.elapsed().as_secs_f64(),
-    ))
+
+    /// Insert for `duration`; returns (events, transactions, seconds).
+    fn run(&mut self, batch: usize, duration: Duration) -> rusqlite::Result<(u64, u64, f64)> {
+        let metadata = r#"{"correlation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c33","causation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c34","actor":"bench"}"#;
+        let (start, mut transactions) = (self.position, 0u64);
+        let started = Instant::now();
+        while started.elapsed() < duration {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let mut insert = self.conn.prepare_cached(
+                "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
+                 data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)",
+            )?;
+            for _ in 0..batch {
+                self.position += 1;
+                let w = self.position as usize % self.streams.len();
+                insert.execute(params![
+                    self.position,
+                    self.streams[w],
+                    self.versions[w],
+                    Uuid::new_v4().as_bytes().as_slice(),
+                    "ReservationRequested",
+                    self.data,
+                    metadata,
+                    "2026-01-01T00:00:00.000000Z",
+                    self.hash,
+                ])?;
+                self.versions[w] += 1;
+            }
+            drop(insert);
+            self.conn.execute_batch("COMMIT")?;
+            transactions += 1;
+        }
+        Ok((
+            (self.position - start) as u64,
+            transactions,
+            started.elapsed().as_secs_f64(),
+        ))
+    }
 }
 
 fn percentile(sorted_micros: &[u32], q: f64) -> f64 {

@@ -213,3 +213,53 @@ async fn traced_decorator_passes_calls_through() {
 async fn esdb_connect_rejects_a_bad_url() {
     assert!(EsdbEventLog::connect("not a url").await.is_err());
 }
+
+/// The writer's in-memory stream state (versions, hashes, event ids for dedup) follows writes made by
+/// another writer on the same file.
+#[tokio::test]
+async fn dedup_and_versions_see_the_other_writers_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let (a, b) = (
+        SqliteEventLog::open(&path).unwrap(),
+        SqliteEventLog::open(&path).unwrap(),
+    );
+    let (first, second) = (new_event("A", json!({})), new_event("B", json!({})));
+    a.append("s", ExpectedVersion::NoStream, vec![first.clone()])
+        .await
+        .unwrap();
+    b.append(
+        "s",
+        ExpectedVersion::Exact(0),
+        vec![new_event("C", json!({}))],
+    )
+    .await
+    .unwrap();
+    // A cached "s" at version 0; B moved it on. A must see version 1 and B's hash.
+    let stale = a
+        .append("s", ExpectedVersion::Exact(0), vec![second.clone()])
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(eventlog::AppendError::Conflict {
+                actual: Some(1),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    let added = a
+        .append("s", ExpectedVersion::Exact(1), vec![second.clone()])
+        .await
+        .unwrap();
+    assert_eq!((added.last_version, added.position), (2, 3));
+    // B cached "s" at version 1; it must know that A wrote `second` since.
+    let again = b
+        .append("s", ExpectedVersion::Exact(1), vec![second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again, added);
+    assert_eq!(b.read_stream("s", 0, 10).await.unwrap().len(), 3);
+    assert!(b.verify().await.unwrap().ok);
+}

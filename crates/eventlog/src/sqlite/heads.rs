@@ -1,0 +1,174 @@
+//! The writer's memory of streams: for each stream it touched, the last version, position and hash (to
+//! chain the next event) and the ids of its events (to deduplicate without an index on random event ids,
+//! which would cost one random B-tree page write per event).
+//!
+//! It stays exact across processes: at the start of every write transaction the writer compares the
+//! file's `MAX(position)` with the last position it knows and folds in whatever another process wrote in
+//! between (positions are gap-free, so `position > known` is exactly the missing part).
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::{store_error, to_i64, to_u64};
+use crate::LogError;
+
+/// Cached event ids above which streams not used by the current batch are forgotten.
+const MAX_CACHED_IDS: usize = 1_000_000;
+/// A foreign write larger than this clears the cache instead of being folded in.
+const MAX_CATCH_UP: u64 = 50_000;
+
+pub(crate) struct StreamState {
+    pub version: u64,
+    pub position: u64,
+    pub hash: String,
+    pub ids: HashSet<Uuid>,
+    used: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Heads {
+    streams: HashMap<String, StreamState>,
+    /// Position up to which `streams` reflects the file; `None` = unknown, start afresh.
+    known: Option<u64>,
+    ids: usize,
+    batch: u64,
+}
+
+impl Heads {
+    /// Bring the cache up to `head` (the file's current last position, read inside the write transaction).
+    pub(crate) fn sync(&mut self, conn: &Connection, head: u64) -> Result<(), LogError> {
+        self.batch += 1;
+        match self.known {
+            Some(known) if known == head => {}
+            Some(known) if known < head && head - known <= MAX_CATCH_UP => {
+                self.fold_in(conn, known)?
+            }
+            _ => self.clear(),
+        }
+        if self.ids > MAX_CACHED_IDS {
+            let batch = self.batch;
+            self.streams.retain(|_, s| s.used + 1 >= batch);
+            self.ids = self.streams.values().map(|s| s.ids.len()).sum();
+        }
+        self.known = Some(head);
+        Ok(())
+    }
+
+    /// Forget everything (after a rollback, or a foreign write too large to fold in).
+    pub(crate) fn clear(&mut self) {
+        self.streams.clear();
+        self.known = None;
+        self.ids = 0;
+    }
+
+    /// The state of `stream`, loaded from the file on first use; `None` if the stream does not exist.
+    pub(crate) fn get(
+        &mut self,
+        conn: &Connection,
+        stream: &str,
+    ) -> Result<Option<&mut StreamState>, LogError> {
+        if !self.streams.contains_key(stream) {
+            let Some(state) = load(conn, stream)? else {
+                return Ok(None);
+            };
+            self.ids += state.ids.len();
+            self.streams.insert(stream.to_owned(), state);
+        }
+        let batch = self.batch;
+        let Some(state) = self.streams.get_mut(stream) else {
+            return Ok(None);
+        };
+        state.used = batch;
+        Ok(Some(state))
+    }
+
+    /// Record events this writer just inserted in `stream` (the transaction is not committed yet).
+    pub(crate) fn record(
+        &mut self,
+        stream: &str,
+        ids: impl Iterator<Item = Uuid>,
+        last: (u64, u64, String),
+    ) {
+        let (version, position, hash) = last;
+        self.known = self.known.map(|k| k.max(position));
+        let batch = self.batch;
+        if !self.streams.contains_key(stream) {
+            let state = StreamState {
+                version,
+                position,
+                hash: String::new(),
+                ids: HashSet::new(),
+                used: batch,
+            };
+            self.streams.insert(stream.to_owned(), state);
+        }
+        let Some(state) = self.streams.get_mut(stream) else {
+            return;
+        };
+        let before = state.ids.len();
+        state.ids.extend(ids);
+        self.ids += state.ids.len() - before;
+        state.version = version;
+        state.position = position;
+        state.hash = hash;
+        state.used = batch;
+    }
+
+    /// Apply what another process appended after `known` to the streams we cache.
+    fn fold_in(&mut self, conn: &Connection, known: u64) -> Result<(), LogError> {
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT stream, version, position, hash, event_id FROM events WHERE position > ?1 ORDER BY position",
+            )
+            .map_err(store_error)?;
+        let mut rows = statement.query([to_i64(known)?]).map_err(store_error)?;
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let stream: String = row.get(0).map_err(store_error)?;
+            let Some(state) = self.streams.get_mut(&stream) else {
+                continue;
+            };
+            state.version = to_u64(row.get(1).map_err(store_error)?)?;
+            state.position = to_u64(row.get(2).map_err(store_error)?)?;
+            state.hash = row.get(3).map_err(store_error)?;
+            state
+                .ids
+                .insert(uuid_from(&row.get::<_, Vec<u8>>(4).map_err(store_error)?)?);
+            self.ids += 1;
+        }
+        Ok(())
+    }
+}
+
+fn load(conn: &Connection, stream: &str) -> Result<Option<StreamState>, LogError> {
+    let last = conn
+        .prepare_cached("SELECT version, position, hash FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1")
+        .and_then(|mut s| {
+            s.query_row([stream], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+                .optional()
+        })
+        .map_err(store_error)?;
+    let Some((version, position, hash)) = last else {
+        return Ok(None);
+    };
+    let mut statement = conn
+        .prepare_cached("SELECT event_id FROM events WHERE stream = ?1")
+        .map_err(store_error)?;
+    let mut rows = statement.query([stream]).map_err(store_error)?;
+    let mut ids = HashSet::new();
+    while let Some(row) = rows.next().map_err(store_error)? {
+        ids.insert(uuid_from(&row.get::<_, Vec<u8>>(0).map_err(store_error)?)?);
+    }
+    Ok(Some(StreamState {
+        version: to_u64(version)?,
+        position: to_u64(position)?,
+        hash,
+        ids,
+        used: 0,
+    }))
+}
+
+fn uuid_from(bytes: &[u8]) -> Result<Uuid, LogError> {
+    Uuid::from_slice(bytes).map_err(|e| LogError::Corrupt(format!("stored event id: {e}")))
+}
