@@ -66,7 +66,7 @@ impl<'a> Fields<'a> {
         let Some(text) = value.as_str() else {
             return self.fail(field, "must be a string");
         };
-        if text.trim().is_empty() {
+        if is_blank(text) {
             return self.fail(field, "must not be blank");
         }
         if text.chars().count() > max_chars {
@@ -155,6 +155,27 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Only white space, as ECMAScript's `\s` (what a JSON Schema `pattern` of `\S` rejects).
+#[must_use]
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(
+            c,
+            '\u{9}'..='\u{d}'
+                | ' '
+                | '\u{a0}'
+                | '\u{1680}'
+                | '\u{2000}'..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+        )
+    })
+}
+
 /// 1 to 64 of `A-Z a-z 0-9 . _ -`: safe in stream names and URL paths.
 #[must_use]
 pub fn is_identifier(text: &str) -> bool {
@@ -240,5 +261,6 @@ mod tests {
             .detail
             .contains("malformed JSON"));
         assert!(!is_identifier("*") && !is_identifier("") && is_identifier("seoul-01"));
+        assert!(is_blank(" \u{feff}\u{3000}\n") && !is_blank(" x ") && !is_blank("\u{85}"));
     }
 }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use command_api::{Principal, Role};
-use domain::reservation::{ReservationAggregate, ReservationEvent};
+use domain::reservation::{Reservation, ReservationAggregate, ReservationEvent};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{EventLog, RecordedEvent, VerifyReport};
 use serde_json::{json, Value};
@@ -134,16 +134,7 @@ async fn state_as_of(
             "reservation {id} did not exist yet at that point"
         )));
     };
-    let mut events = Vec::with_capacity(upto.len());
-    for event in &upto {
-        let decoded =
-            ReservationEvent::decode(&event.event_type, event.schema_version, &event.data)
-                .map_err(|e| {
-                    QueryError::Internal(format!("{} v{}: {e}", event.stream, event.version))
-                })?;
-        events.push(decoded);
-    }
-    let folded = ReservationAggregate::fold(Default::default(), &events);
+    let folded = fold(&upto)?;
     let body = json!({
         "reservation_id": id,
         "status": folded.status.as_str(),
@@ -154,6 +145,19 @@ async fn state_as_of(
         "state": folded,
     });
     Ok(document(&headers, last.position, &body))
+}
+
+/// The Reservation state after `events`.
+fn fold(events: &[&RecordedEvent]) -> Result<Reservation, QueryError> {
+    let mut decoded = Vec::with_capacity(events.len());
+    for event in events {
+        let event = ReservationEvent::decode(&event.event_type, event.schema_version, &event.data)
+            .map_err(|e| {
+                QueryError::Internal(format!("{} v{}: {e}", event.stream, event.version))
+            })?;
+        decoded.push(event);
+    }
+    Ok(ReservationAggregate::fold(Reservation::default(), &decoded))
 }
 
 /// A page of events and the cursor of the next one (the next position or version, as text).

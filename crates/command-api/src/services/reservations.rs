@@ -40,24 +40,10 @@ impl CommandServices {
         input: &RequestReservation,
         cause: Cause,
     ) -> Result<Accepted, CommandError> {
-        let Some(profile) = self.catalog.profile(&input.lodging_id).await? else {
-            let detail = format!("no lodging {}", input.lodging_id);
-            let field = FieldError::new("lodging_id", "no such lodging");
-            return Err(CommandError::rejected(
-                "unknown-lodging",
-                detail,
-                vec![field],
-            ));
-        };
         let command = ReservationCommand::Request {
             reservation_id,
             customer_id: invocation.principal.sub.clone(),
-            lodging: LodgingTerms {
-                lodging_id: profile.lodging_id.clone(),
-                nightly_rate: profile.nightly_rate,
-                currency: profile.currency.clone(),
-                max_guests: profile.max_guests,
-            },
+            lodging: self.terms(&input.lodging_id).await?,
             stay: input.stay,
         };
         let id = reservation_id.to_string();
@@ -77,6 +63,25 @@ impl CommandServices {
                 Ok(Accepted::new(id, "requested", position).replayed())
             }
         }
+    }
+
+    /// The terms of a registered lodging; 422 naming `lodging_id` if there is none.
+    async fn terms(&self, lodging_id: &str) -> Result<LodgingTerms, CommandError> {
+        let Some(profile) = self.catalog.profile(lodging_id).await? else {
+            let detail = format!("no lodging {lodging_id}");
+            let field = FieldError::new("lodging_id", "no such lodging");
+            return Err(CommandError::rejected(
+                "unknown-lodging",
+                detail,
+                vec![field],
+            ));
+        };
+        Ok(LodgingTerms {
+            lodging_id: profile.lodging_id.clone(),
+            nightly_rate: profile.nightly_rate,
+            currency: profile.currency.clone(),
+            max_guests: profile.max_guests,
+        })
     }
 
     /// Cancel a reservation before check-in; 409 if it is terminal or checked in.
