@@ -72,6 +72,11 @@ impl TestApp {
         Self::serve(log, Arc::new(dir)).await
     }
 
+    /// The service over `log` (e.g. a fault-injecting wrapper of a real log in `dir`).
+    pub async fn on_log(log: Arc<dyn EventLog>, dir: tempfile::TempDir) -> Self {
+        Self::serve(log, Arc::new(dir)).await
+    }
+
     /// Another instance of the service on the same log (nothing shared in memory).
     pub async fn sibling(&self) -> Self {
         Self::serve(Arc::clone(&self.log), Arc::clone(&self.dir)).await

@@ -132,7 +132,7 @@ fn sandbox_paths() -> Vec<(String, Value)> {
     .build();
     vec![
         (
-            "/sandbox/".into(),
+            "/sandbox".into(),
             json!({"get": open_get("describeSandbox", "sandbox", "What the sandbox is", vec![("200", json_response("description", schema_ref("SandboxInfo")))])}),
         ),
         (

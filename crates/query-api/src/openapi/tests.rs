@@ -111,7 +111,7 @@ fn only_probes_docs_and_the_sandbox_payments_are_open() {
             "/metrics",
             "/openapi.json",
             "/docs",
-            "/sandbox/",
+            "/sandbox",
         ];
         assert!(
             allowed
