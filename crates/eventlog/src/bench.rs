@@ -12,6 +12,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::sqlite::checkpoint::{self, WRITER_AUTOCHECKPOINT};
 use crate::{
     AppendError, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent, SqliteEventLog,
 };
@@ -44,41 +45,64 @@ pub struct B1Report {
     pub write_us_per_event: f64,
     /// Average `COMMIT` (fsync) time.
     pub commit_ms_avg: f64,
-    /// Raw rusqlite with `avg_events_per_transaction` (rounded) events per transaction.
+    /// Raw rusqlite, `avg_events_per_transaction` (rounded) events per transaction, with the adapter's
+    /// background checkpointing: the like-for-like baseline.
     pub raw_events_per_sec: f64,
-    pub raw_transactions_per_sec: f64,
+    /// The same raw loop with SQLite's default automatic checkpoints (inside `COMMIT`).
+    pub raw_default_events_per_sec: f64,
     /// `events_per_sec / raw_events_per_sec`.
     pub ratio: f64,
 }
 
-/// B1 with one event per append and one append in flight per writer.
-pub async fn b1(dir: &Path, writers: usize, duration: Duration) -> Result<B1Report, LogError> {
-    b1_with(
-        dir,
-        B1Options {
-            writers,
-            duration,
-            in_flight: 1,
-            events_per_append: 1,
-        },
-    )
-    .await
+/// Events, transactions and seconds measured by one side.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    events: u64,
+    transactions: u64,
+    seconds: f64,
 }
 
-/// B1 with every knob; writes two database files under `dir` (left there for inspection). The adapter
-/// and the raw baseline alternate in rounds of about a second, so both see the same disk conditions.
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.events += other.events;
+        self.transactions += other.transactions;
+        self.seconds += other.seconds;
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.events as f64 / self.seconds.max(f64::EPSILON)
+    }
+}
+
+/// B1 with one event per append and one append in flight per writer.
+pub async fn b1(dir: &Path, writers: usize, duration: Duration) -> Result<B1Report, LogError> {
+    let options = B1Options {
+        writers,
+        duration,
+        in_flight: 1,
+        events_per_append: 1,
+    };
+    b1_with(dir, options).await
+}
+
+/// B1 with every knob; writes three database files under `dir` (left there for inspection). The adapter
+/// and the two raw baselines take turns in rounds of about a second, so all see the same disk conditions.
 pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogError> {
     let run = Uuid::new_v4().simple().to_string();
     let log = SqliteEventLog::open(dir.join(format!("b1-adapter-{run}.db")))?;
-    let mut raw = Some(
-        RawBaseline::open(&dir.join(format!("b1-raw-{run}.db")), options.writers)
-            .map_err(raw_error)?,
-    );
+    let open_raw = |name: &str, background| {
+        RawBaseline::open(
+            &dir.join(format!("b1-{name}-{run}.db")),
+            options.writers,
+            background,
+        )
+    };
+    let mut raw = vec![open_raw("raw", true)?, open_raw("raw-default", false)?];
     let rounds = options.duration.as_secs_f64().round().max(1.0) as u32;
     let round = options.duration / rounds;
     let mut next = vec![0u64; options.writers];
-    let (mut latencies, mut seconds) = (Vec::new(), 0.0);
-    let (mut raw_events, mut raw_transactions, mut raw_seconds) = (0u64, 0u64, 0.0);
+    let mut latencies = Vec::new();
+    let (mut adapter, mut raw_totals) = (Totals::default(), [Totals::default(); 2]);
     for _ in 0..rounds {
         let started = Instant::now();
         let deadline = started + round;
@@ -86,51 +110,46 @@ pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogErro
             .map(|w| tokio::spawn(writer(log.clone(), w, next[w], options, deadline)))
             .collect();
         for (w, task) in writers.into_iter().enumerate() {
-            let task = task
+            let (appended, mut lat) = task
                 .await
-                .map_err(|e| LogError::Unavailable(format!("bench writer failed: {e}")))?;
-            let (appended, mut lat) = task?;
+                .map_err(|e| LogError::Unavailable(format!("bench writer: {e}")))??;
             next[w] += appended;
             latencies.append(&mut lat);
         }
-        seconds += started.elapsed().as_secs_f64();
+        adapter.seconds += started.elapsed().as_secs_f64();
         let stats = log.stats();
         let batch = (stats.events as f64 / stats.transactions.max(1) as f64)
             .round()
             .max(1.0) as usize;
-        let mut baseline = raw.take().ok_or_else(|| raw_error("baseline lost"))?;
-        let (baseline, measured) = tokio::task::spawn_blocking(move || {
-            let measured = baseline.run(batch, round);
-            (baseline, measured)
+        let (back, measured) = tokio::task::spawn_blocking(move || {
+            let measured: Result<Vec<Totals>, LogError> =
+                raw.iter_mut().map(|b| b.run(batch, round)).collect();
+            (raw, measured)
         })
         .await
         .map_err(raw_error)?;
-        let (events, transactions, elapsed) = measured.map_err(raw_error)?;
-        raw = Some(baseline);
-        (raw_events, raw_transactions, raw_seconds) = (
-            raw_events + events,
-            raw_transactions + transactions,
-            raw_seconds + elapsed,
-        );
+        raw = back;
+        for (totals, measured) in raw_totals.iter_mut().zip(measured?) {
+            totals.add(measured);
+        }
     }
     let stats = log.stats();
+    (adapter.events, adapter.transactions) = (stats.events, stats.transactions);
     latencies.sort_unstable();
-    let events_per_sec = stats.events as f64 / seconds;
-    let raw_events_per_sec = raw_events as f64 / raw_seconds;
     Ok(B1Report {
         options,
         events: stats.events,
-        seconds,
-        events_per_sec,
+        seconds: adapter.seconds,
+        events_per_sec: adapter.per_sec(),
         transactions: stats.transactions,
         avg_events_per_transaction: stats.events as f64 / stats.transactions.max(1) as f64,
         append_p50_ms: percentile(&latencies, 0.50),
         append_p99_ms: percentile(&latencies, 0.99),
         write_us_per_event: stats.write_micros as f64 / stats.events.max(1) as f64,
         commit_ms_avg: stats.commit_micros as f64 / 1000.0 / stats.transactions.max(1) as f64,
-        raw_events_per_sec,
-        raw_transactions_per_sec: raw_transactions as f64 / raw_seconds,
-        ratio: events_per_sec / raw_events_per_sec,
+        raw_events_per_sec: raw_totals[0].per_sec(),
+        raw_default_events_per_sec: raw_totals[1].per_sec(),
+        ratio: adapter.per_sec() / raw_totals[0].per_sec(),
     })
 }
 
@@ -221,14 +240,26 @@ struct RawBaseline {
     position: i64,
     data: String,
     hash: String,
+    /// Keeps the background checkpointer (if any) running.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl RawBaseline {
-    fn open(path: &Path, streams: usize) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(crate::sqlite::SCHEMA)?;
+    fn open(path: &Path, streams: usize, background_checkpoint: bool) -> Result<Self, LogError> {
+        let conn = Connection::open(path).map_err(raw_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(raw_error)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(raw_error)?;
+        conn.execute_batch(crate::sqlite::SCHEMA)
+            .map_err(raw_error)?;
+        let checkpointer = if background_checkpoint {
+            conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
+                .map_err(raw_error)?;
+            Some(checkpoint::start(path.to_path_buf())?)
+        } else {
+            None
+        };
         let streams: Vec<String> = (0..streams.max(1)).map(|w| format!("bench-{w}")).collect();
         Ok(Self {
             conn,
@@ -237,11 +268,16 @@ impl RawBaseline {
             position: 0,
             data: serde_json::to_string(&payload(0)).unwrap_or_default(),
             hash: "0".repeat(64),
+            _checkpointer: checkpointer,
         })
     }
 
     /// Insert for `duration`; returns (events, transactions, seconds).
-    fn run(&mut self, batch: usize, duration: Duration) -> rusqlite::Result<(u64, u64, f64)> {
+    fn run(&mut self, batch: usize, duration: Duration) -> Result<Totals, LogError> {
+        self.insert_for(batch, duration).map_err(raw_error)
+    }
+
+    fn insert_for(&mut self, batch: usize, duration: Duration) -> rusqlite::Result<Totals> {
         let metadata = r#"{"correlation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c33","causation_id":"6f1c2a7e-3b9d-4c1e-9a57-0d2f4b8e1c34","actor":"bench"}"#;
         let (start, mut transactions) = (self.position, 0u64);
         let started = Instant::now();
@@ -271,11 +307,11 @@ impl RawBaseline {
             self.conn.execute_batch("COMMIT")?;
             transactions += 1;
         }
-        Ok((
-            (self.position - start) as u64,
+        Ok(Totals {
+            events: (self.position - start) as u64,
             transactions,
-            started.elapsed().as_secs_f64(),
-        ))
+            seconds: started.elapsed().as_secs_f64(),
+        })
     }
 }
 

@@ -12,7 +12,7 @@
 //! current outcome, whatever its expected version. An append where only some are already there is
 //! rejected as a [`AppendError::Conflict`] (it cannot be a retry of one earlier, atomic append).
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod heads;
 mod reader;
 mod writer;

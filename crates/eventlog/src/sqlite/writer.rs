@@ -98,6 +98,19 @@ enum BatchError {
     Store(LogError),
 }
 
+impl BatchError {
+    /// Name the command of the batch that failed.
+    fn at(self, index: usize) -> Self {
+        match self {
+            Self::Append(_, e) => Self::Append(index, e),
+            store @ Self::Store(_) => store,
+        }
+    }
+}
+
+/// Each command's answer, and the head position after the batch.
+type Written = (Vec<Answer>, u64);
+
 impl From<rusqlite::Error> for BatchError {
     fn from(e: rusqlite::Error) -> Self {
         Self::Store(store_error(e))
@@ -141,39 +154,17 @@ impl Writer {
     /// Serve the channel until every sender is gone.
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Command>) {
         while let Ok(first) = rx.recv() {
-            let batch = self.gather(first, &rx);
+            let mut batch = vec![first];
+            let written = self.try_batch(&mut batch, Some(&rx));
             self.last_batch = batch.len();
-            self.write(batch);
+            self.finish(batch, written);
         }
     }
 
-    /// Everything queued now; and when fewer callers than last time are back yet, wait a moment for the
-    /// rest (they are busy handling the previous answer), so the batch stays as large as the concurrency.
-    fn gather(&self, first: Command, rx: &mpsc::Receiver<Command>) -> Vec<Command> {
-        let mut size = first.event_count();
-        let mut batch = vec![first];
-        let deadline = Instant::now() + GATHER_WAIT;
-        while size < MAX_BATCH_EVENTS {
-            let next = match rx.try_recv() {
-                Ok(command) => Ok(command),
-                Err(_) if batch.len() >= self.last_batch => break,
-                Err(_) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())),
-            };
-            match next {
-                Ok(command) => {
-                    size += command.event_count();
-                    batch.push(command);
-                }
-                Err(_) => break,
-            }
-        }
-        batch
-    }
-
-    /// Write one batch and answer every command in it.
-    fn write(&mut self, mut batch: Vec<Command>) {
-        while !batch.is_empty() {
-            match self.try_batch(&batch) {
+    /// Answer a written batch; if one append in it failed, answer that one and write the rest again.
+    fn finish(&mut self, mut batch: Vec<Command>, mut written: Result<Written, BatchError>) {
+        loop {
+            match written {
                 Ok((answers, head)) => {
                     self.count(&batch, head);
                     for (command, answer) in batch.into_iter().zip(answers) {
@@ -185,6 +176,10 @@ impl Writer {
                     self.abort();
                     let failed = batch.remove(index);
                     fail_command(failed, &LogError::Corrupt(format!("append rejected: {e}")));
+                    if batch.is_empty() {
+                        return;
+                    }
+                    written = self.try_batch(&mut batch, None);
                 }
                 Err(BatchError::Store(error)) => {
                     self.abort();
@@ -222,56 +217,90 @@ impl Writer {
         self.heads.clear();
     }
 
-    /// One transaction over the whole batch; returns each command's answer and the new head position.
-    fn try_batch(&mut self, batch: &[Command]) -> Result<(Vec<Answer>, u64), BatchError> {
+    /// One transaction: write `batch`; with `more`, keep taking commands from the channel and writing each
+    /// as it arrives (so the callers' turnaround overlaps the writer's work) until as many commands as in
+    /// the last batch are in, or [`GATHER_WAIT`] has passed. Then one `COMMIT`.
+    fn try_batch(
+        &mut self,
+        batch: &mut Vec<Command>,
+        more: Option<&mpsc::Receiver<Command>>,
+    ) -> Result<Written, BatchError> {
         let started = Instant::now();
+        let deadline = started + GATHER_WAIT;
+        let mut waited = Duration::ZERO;
+        let mut cursor = self.begin()?;
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut size = 0;
+        loop {
+            while let Some(command) = batch.get(answers.len()) {
+                size += command.event_count();
+                let index = answers.len();
+                answers.push(self.apply(command, &mut cursor).map_err(|e| e.at(index))?);
+            }
+            let Some(rx) = more.filter(|_| size < MAX_BATCH_EVENTS) else {
+                break;
+            };
+            let next = match rx.try_recv() {
+                Ok(command) => Ok(command),
+                Err(_) if batch.len() >= self.last_batch => break,
+                Err(_) => {
+                    let waiting = Instant::now();
+                    let next = rx.recv_timeout(deadline.saturating_duration_since(waiting));
+                    waited += waiting.elapsed();
+                    next
+                }
+            };
+            match next {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        let committing = Instant::now();
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        let c = &self.counters;
+        let writing = (committing - started).saturating_sub(waited);
+        c.write_micros.fetch_add(micros(writing), Ordering::Relaxed);
+        c.commit_micros
+            .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
+        Ok((answers, cursor.position))
+    }
+
+    /// Open the write transaction and bring the in-memory stream state up to the file's head.
+    fn begin(&mut self) -> Result<Cursor, BatchError> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let max: i64 = self
             .conn
             .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
             .query_row([], |r| r.get(0))?;
-        let mut cursor = Cursor {
+        let cursor = Cursor {
             position: to_u64(max)?,
             recorded_at: hash::format_recorded_at(&hash::recording_instant(Utc::now())),
         };
         self.heads.sync(&self.conn, cursor.position)?;
-        let mut answers = Vec::with_capacity(batch.len());
-        for (index, command) in batch.iter().enumerate() {
-            answers.push(match command {
-                Command::Append {
-                    stream,
-                    expected,
-                    events,
-                    ..
-                } => self
-                    .append(stream, *expected, events, &mut cursor)
-                    .map_err(|e| match e {
-                        BatchError::Append(_, e) => BatchError::Append(index, e),
-                        store => store,
-                    })?,
-                Command::Snapshot {
-                    stream,
-                    version,
-                    state,
-                    ..
-                } => self
-                    .snapshot(stream, *version, state, &cursor.recorded_at)
-                    .map(|()| {
-                        Ok(AppendOutcome {
-                            last_version: *version,
-                            position: 0,
-                        })
-                    })?,
-            });
+        Ok(cursor)
+    }
+
+    fn apply(&mut self, command: &Command, cursor: &mut Cursor) -> Result<Answer, BatchError> {
+        match command {
+            Command::Append {
+                stream,
+                expected,
+                events,
+                ..
+            } => self.append(stream, *expected, events, cursor),
+            Command::Snapshot {
+                stream,
+                version,
+                state,
+                ..
+            } => {
+                self.snapshot(stream, *version, state, &cursor.recorded_at)?;
+                Ok(Ok(AppendOutcome {
+                    last_version: *version,
+                    position: 0,
+                }))
+            }
         }
-        let committing = Instant::now();
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        let c = &self.counters;
-        c.write_micros
-            .fetch_add(micros(committing - started), Ordering::Relaxed);
-        c.commit_micros
-            .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
-        Ok((answers, cursor.position))
     }
 
     fn append(
