@@ -131,6 +131,12 @@ impl EsdbEventLog {
         if !matches {
             return Err(conflict(stream, expected, actual));
         }
+        if events.is_empty() {
+            return Ok(Some(AppendOutcome {
+                last_version: actual.unwrap_or(0),
+                position: head.map_or(0, |e| e.position),
+            }));
+        }
         let data = chain(stream, head, events)?;
         let revision = actual.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         let options = AppendToStreamOptions::default().expected_revision(revision);
@@ -180,8 +186,10 @@ impl EventLog for EsdbEventLog {
         &self,
         stream: &str,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        mut events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
+        let mut seen = std::collections::HashSet::new();
+        events.retain(|e| seen.insert(e.event_id));
         for _ in 0..ANY_RETRIES {
             if let Some(outcome) = self.try_append(stream, expected, &events).await? {
                 return Ok(outcome);

@@ -84,36 +84,32 @@ impl Heads {
         Ok(Some(state))
     }
 
-    /// Record events this writer just inserted in `stream` (the transaction is not committed yet).
-    pub(crate) fn record(
+    /// Account for `count` events this writer just appended to a cached stream, up to `position`.
+    pub(crate) fn added(&mut self, count: usize, position: u64) {
+        self.ids += count;
+        self.known = self.known.map(|k| k.max(position));
+    }
+
+    /// Cache a stream this writer just created (the transaction is not committed yet).
+    pub(crate) fn create(
         &mut self,
         stream: &str,
         ids: impl Iterator<Item = Uuid>,
-        last: (u64, u64, String),
+        version: u64,
+        position: u64,
+        hash: String,
     ) {
-        let (version, position, hash) = last;
-        self.known = self.known.map(|k| k.max(position));
-        let batch = self.batch;
-        if !self.streams.contains_key(stream) {
-            let state = StreamState {
-                version,
-                position,
-                hash: String::new(),
-                ids: HashSet::new(),
-                used: batch,
-            };
-            self.streams.insert(stream.to_owned(), state);
-        }
-        let Some(state) = self.streams.get_mut(stream) else {
-            return;
+        let ids: HashSet<Uuid> = ids.collect();
+        self.added(ids.len(), position);
+        let used = self.batch;
+        let state = StreamState {
+            version,
+            position,
+            hash,
+            ids,
+            used,
         };
-        let before = state.ids.len();
-        state.ids.extend(ids);
-        self.ids += state.ids.len() - before;
-        state.version = version;
-        state.position = position;
-        state.hash = hash;
-        state.used = batch;
+        self.streams.insert(stream.to_owned(), state);
     }
 
     /// Apply what another process appended after `known` to the streams we cache.

@@ -13,6 +13,7 @@
 //! rejected as a [`AppendError::Conflict`] (it cannot be a retry of one earlier, atomic append).
 
 pub(crate) mod checkpoint;
+mod command;
 mod heads;
 mod reader;
 mod writer;
@@ -35,8 +36,9 @@ use crate::{
     AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
     Position, RecordedEvent, StreamVersion,
 };
+use command::{Command, EncodedEvent};
 use reader::Reader;
-use writer::{Command, Counters, EncodedEvent, Writer};
+use writer::{Counters, Writer};
 
 /// How long a writer waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,7 +161,7 @@ impl SqliteEventLog {
 
     async fn send<T>(
         &self,
-        command: impl FnOnce(writer::Reply<T>) -> Command,
+        command: impl FnOnce(command::Reply<T>) -> Command,
     ) -> Result<T, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.inner
@@ -179,10 +181,7 @@ impl EventLog for SqliteEventLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
         // Serialize here, on the caller's task, so the single writer thread only hashes and inserts.
-        let events = events
-            .into_iter()
-            .map(EncodedEvent::encode)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = EncodedEvent::encode_all(events)?;
         let stream = stream.to_owned();
         self.send(|reply| Command::Append {
             stream,

@@ -7,7 +7,6 @@
 //! written, so a conflict never touches the others; if an insert still fails, the transaction is rolled
 //! back, that append alone gets the error and the rest of the batch is written again.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,67 +15,18 @@ use chrono::Utc;
 use rusqlite::{params, Connection, ErrorCode};
 use std::sync::mpsc;
 
-use tokio::sync::{oneshot, watch};
-use uuid::Uuid;
+use tokio::sync::watch;
 
+use super::command::{Command, EncodedEvent};
 use super::heads::Heads;
 use super::{store_error, to_i64, to_u64};
 use crate::hash::{self, CanonicalEvent};
-use crate::{AppendError, AppendOutcome, ExpectedVersion, LogError, NewEvent};
+use crate::{AppendError, AppendOutcome, ExpectedVersion, LogError};
 
 /// Upper bound of events written in one transaction (keeps a commit's latency bounded).
 const MAX_BATCH_EVENTS: usize = 16_384;
 /// Longest the writer waits for the callers it just answered to come back, before writing a smaller batch.
 const GATHER_WAIT: Duration = Duration::from_micros(250);
-
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, AppendError>>;
-
-/// An event serialized by the caller, so the writer thread only hashes and inserts.
-pub(crate) struct EncodedEvent {
-    event_id: Uuid,
-    event_type: String,
-    schema_version: u32,
-    data: String,
-    metadata: String,
-}
-
-impl EncodedEvent {
-    pub(crate) fn encode(event: NewEvent) -> Result<Self, LogError> {
-        let data = serde_json::to_string(&event.data)
-            .map_err(|e| LogError::Corrupt(format!("data of event {}: {e}", event.event_id)))?;
-        Ok(Self {
-            metadata: hash::metadata_json(&event.metadata)?,
-            event_id: event.event_id,
-            event_type: event.event_type,
-            schema_version: event.schema_version,
-            data,
-        })
-    }
-}
-
-pub(crate) enum Command {
-    Append {
-        stream: String,
-        expected: ExpectedVersion,
-        events: Vec<EncodedEvent>,
-        reply: Reply<AppendOutcome>,
-    },
-    Snapshot {
-        stream: String,
-        version: u64,
-        state: String,
-        reply: Reply<()>,
-    },
-}
-
-impl Command {
-    fn event_count(&self) -> usize {
-        match self {
-            Self::Append { events, .. } => events.len().max(1),
-            Self::Snapshot { .. } => 1,
-        }
-    }
-}
 
 /// What the writer has done so far (for benchmarks and operators).
 #[derive(Debug, Default)]
@@ -310,28 +260,24 @@ impl Writer {
         events: &[EncodedEvent],
         cursor: &mut Cursor,
     ) -> Result<Answer, BatchError> {
-        let events = distinct(events);
-        let (actual, present, head) = match self.heads.get(&self.conn, stream)? {
-            Some(s) => {
-                let present = events
-                    .iter()
-                    .filter(|e| s.ids.contains(&e.event_id))
-                    .count();
-                (Some(s.version), present, Some((s.position, s.hash.clone())))
-            }
-            None => (None, 0, None),
-        };
-        if present > 0 {
-            if present == events.len() {
+        let state = self.heads.get(&self.conn, stream)?;
+        let actual = state.as_ref().map(|s| s.version);
+        if let Some(s) = &state {
+            let present = events
+                .iter()
+                .filter(|e| s.ids.contains(&e.event_id))
+                .count();
+            if present > 0 && present == events.len() {
                 // Every event is already there: the append happened before; report the stream as it is.
-                let position = head.map_or(0, |(p, _)| p);
                 return Ok(Ok(AppendOutcome {
-                    last_version: actual.unwrap_or(0),
-                    position,
+                    last_version: s.version,
+                    position: s.position,
                 }));
             }
-            // Some but not all: not a retry of one earlier append (appends are atomic). Reject it.
-            return Ok(Err(conflict(stream, expected, actual)));
+            if present > 0 {
+                // Some but not all: not a retry of one earlier append (appends are atomic). Reject it.
+                return Ok(Err(conflict(stream, expected, actual)));
+            }
         }
         let matches = match expected {
             ExpectedVersion::Any => true,
@@ -341,78 +287,28 @@ impl Writer {
         if !matches {
             return Ok(Err(conflict(stream, expected, actual)));
         }
-        if events.is_empty() {
-            return Ok(Ok(AppendOutcome {
-                last_version: actual.unwrap_or(0),
-                position: head.map_or(0, |(p, _)| p),
-            }));
-        }
-        let (first_version, prev_hash) = match head {
-            Some((_, hash)) => (actual.map_or(0, |v| v + 1), hash),
-            None => (0, String::new()),
+        let ids = events.iter().map(|e| e.event_id);
+        let last = match state {
+            Some(s) if events.is_empty() => (s.version, s.position),
+            None if events.is_empty() => (0, 0),
+            Some(s) => {
+                let (version, position, hash) =
+                    insert(&self.conn, stream, events, s.version + 1, &s.hash, cursor)?;
+                (s.version, s.position, s.hash) = (version, position, hash);
+                s.ids.extend(ids);
+                self.heads.added(events.len(), position);
+                (version, position)
+            }
+            None => {
+                let (version, position, hash) = insert(&self.conn, stream, events, 0, "", cursor)?;
+                self.heads.create(stream, ids, version, position, hash);
+                (version, position)
+            }
         };
-        let last = self.insert(stream, &events, first_version, prev_hash, cursor)?;
-        let outcome = AppendOutcome {
+        Ok(Ok(AppendOutcome {
             last_version: last.0,
             position: last.1,
-        };
-        self.heads
-            .record(stream, events.iter().map(|e| e.event_id), last);
-        Ok(Ok(outcome))
-    }
-
-    /// Insert `events` (at least one) from `version` on; returns the last (version, position, hash).
-    fn insert(
-        &self,
-        stream: &str,
-        events: &[&EncodedEvent],
-        mut version: u64,
-        mut prev_hash: String,
-        cursor: &mut Cursor,
-    ) -> Result<(u64, u64, String), BatchError> {
-        let mut statement = self.conn.prepare_cached(
-            "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
-             data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for (i, event) in events.iter().enumerate() {
-            let hash = hash::chain_hash(
-                &prev_hash,
-                &CanonicalEvent {
-                    stream,
-                    version,
-                    event_id: event.event_id,
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    data_json: &event.data,
-                    metadata_json: &event.metadata,
-                    recorded_at: &cursor.recorded_at,
-                },
-            );
-            let position = cursor.position + 1;
-            statement
-                .execute(params![
-                    to_i64(position)?,
-                    stream,
-                    to_i64(version)?,
-                    event.event_id.as_bytes().as_slice(),
-                    event.event_type,
-                    event.schema_version,
-                    event.data,
-                    event.metadata,
-                    cursor.recorded_at,
-                    hash,
-                ])
-                .map_err(|e| match e.sqlite_error_code() {
-                    Some(ErrorCode::ConstraintViolation) => BatchError::Append(0, e.to_string()),
-                    _ => BatchError::from(e),
-                })?;
-            cursor.position = position;
-            prev_hash = hash;
-            if i + 1 < events.len() {
-                version += 1;
-            }
-        }
-        Ok((version, cursor.position, prev_hash))
+        }))
     }
 
     fn snapshot(
@@ -437,19 +333,66 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Insert `events` (at least one) from `version` on, chained onto `prev_hash`; returns the last
+/// (version, position, hash).
+fn insert(
+    conn: &Connection,
+    stream: &str,
+    events: &[EncodedEvent],
+    mut version: u64,
+    prev_hash: &str,
+    cursor: &mut Cursor,
+) -> Result<(u64, u64, String), BatchError> {
+    let mut prev_hash = prev_hash.to_owned();
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
+         data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (i, event) in events.iter().enumerate() {
+        let hash = hash::chain_hash(
+            &prev_hash,
+            &CanonicalEvent {
+                stream,
+                version,
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                data_json: &event.data,
+                metadata_json: &event.metadata,
+                recorded_at: &cursor.recorded_at,
+            },
+        );
+        let position = cursor.position + 1;
+        statement
+            .execute(params![
+                to_i64(position)?,
+                stream,
+                to_i64(version)?,
+                event.event_id.as_bytes().as_slice(),
+                event.event_type,
+                event.schema_version,
+                event.data,
+                event.metadata,
+                cursor.recorded_at,
+                hash,
+            ])
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::ConstraintViolation) => BatchError::Append(0, e.to_string()),
+                _ => BatchError::from(e),
+            })?;
+        cursor.position = position;
+        prev_hash = hash;
+        if i + 1 < events.len() {
+            version += 1;
+        }
+    }
+    Ok((version, cursor.position, prev_hash))
+}
+
 /// Where the batch being written stands: the last position used and its shared `recorded_at`.
 struct Cursor {
     position: u64,
     recorded_at: String,
-}
-
-/// The events of one append with repeated ids collapsed (the first occurrence wins).
-fn distinct(events: &[EncodedEvent]) -> Vec<&EncodedEvent> {
-    if events.len() < 2 {
-        return events.iter().collect();
-    }
-    let mut seen = HashSet::<Uuid>::with_capacity(events.len());
-    events.iter().filter(|e| seen.insert(e.event_id)).collect()
 }
 
 fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> AppendError {
