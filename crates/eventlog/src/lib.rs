@@ -1,9 +1,12 @@
 //! The event-log port and its adapters.
 //!
 //! Owns: how events are stored and read back: the [`EventLog`] port (append with an expected version,
-//! read a stream, read and subscribe to the global log), event metadata and the per-stream hash chain,
-//! the embedded SQLite adapter (default), the EventStoreDB adapter, and the generic [`Repository`]
-//! (load -> decide -> append with optimistic concurrency, snapshots for long streams).
+//! read a stream, read and subscribe to the global log), event metadata and the per-stream hash chain
+//! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the embedded SQLite
+//! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
+//! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
+//! concurrency and deterministic event ids, snapshots for long streams), the [`TracedEventLog`]
+//! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
 //! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
@@ -43,9 +46,11 @@ pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>
 /// The event-store port. Every adapter passes the same conformance suite (`conformance` module).
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
-    /// Append `events` to `stream` if its current version matches `expected`.
-    /// Events whose `event_id` is already in the stream are skipped (idempotent); if every event is
-    /// a duplicate, the outcome reports the stream as it is. Durable before it returns `Ok`.
+    /// Append `events` to `stream` if its current version matches `expected`. Durable before it
+    /// returns `Ok`. Idempotent by event id: if every event is already in the stream, the append is
+    /// a no-op and the outcome reports the stream as it is (whatever `expected` says); if only some
+    /// are, it is refused as a `Conflict` (an append is atomic, so that cannot be a retry). Repeated
+    /// ids within one append are collapsed to the first.
     async fn append(
         &self,
         stream: &str,

@@ -209,6 +209,15 @@ async fn traced_decorator_passes_calls_through() {
         .unwrap();
 }
 
+#[test]
+fn opening_something_that_is_not_a_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    assert!(SqliteEventLog::open(&garbage).is_err());
+    assert!(SqliteEventLog::open(dir.path().join("missing-dir").join("events.db")).is_err());
+}
+
 #[tokio::test]
 async fn esdb_connect_rejects_a_bad_url() {
     assert!(EsdbEventLog::connect("not a url").await.is_err());

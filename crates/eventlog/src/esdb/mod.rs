@@ -41,6 +41,12 @@ pub struct EsdbEventLog {
     client: Client,
 }
 
+impl std::fmt::Debug for EsdbEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EsdbEventLog").finish_non_exhaustive()
+    }
+}
+
 /// What we keep in an event's custom metadata.
 #[derive(Serialize, Deserialize)]
 struct StoredMetadata {

@@ -82,6 +82,14 @@ struct Inner {
     counters: Arc<Counters>,
 }
 
+impl std::fmt::Debug for SqliteEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEventLog")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Totals of the writer since `open` (group-commit efficiency: `events / transactions`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriterStats {
