@@ -15,6 +15,7 @@ use command_api::{Auth, CommandState, Principal, Problem};
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, SqliteEventLog};
 use projector::{Projector, ProjectorStatus};
+use query_api::{QueryState, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
 use saga::sandbox::{self, SandboxState};
 use saga::{
@@ -223,8 +224,15 @@ fn router(platform: &Platform, probes: Probes) -> Router {
         axum::middleware::from_fn_with_state(Arc::clone(&platform.auth), require_platform_admin),
     );
     let sandbox_routes = sandbox::payments_router(platform.sandbox.clone()).merge(sandbox_config);
+    let queries = query_api::router(QueryState::new(
+        Arc::clone(&platform.log),
+        Arc::clone(&platform.views),
+        Arc::clone(&platform.auth),
+        ViewProgress::Watch(platform.projector.subscribe()),
+    ));
     let http_metrics = Arc::clone(&probes.http);
     commands
+        .merge(queries)
         .nest("/sandbox", sandbox_routes)
         .merge(ops::routes(probes))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,16 +1,299 @@
 //! `stayledger bench`: the performance suite B1-B8 of QUALITY.md on the embedded stores, with the
 //! peer comparison against the Python `eventsourcing` library.
+//!
+//! Every HTTP benchmark starts its own `serve` (in process, 127.0.0.1 port 0, its own data dir) and
+//! loads it with this module's own Rust load generator (tokio + hyper, one keep-alive HTTP/1.1
+//! connection per client, over real loopback TCP). Generator and server share the machine's cores.
+//! B5, B7 and B8 share one large log (1,000,000 events), made once per run. Figures are printed
+//! beside their targets and, with `--json FILE`, written for docs/benchmarks.md and `bench/plot.py`.
 
+mod b1;
+mod b2;
+mod b3;
+mod b5;
+mod b6;
+mod client;
+mod commands;
+mod dataset;
+mod lag;
+mod load;
+mod peer;
+mod platform;
+mod report;
+mod restart;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Args;
+
+use report::{Figure, RunReport, SweepPoint};
+
+const IDS: [&str; 9] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "peer"];
+const LOAD_GENERATOR: &str =
+    "stayledger bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
+    keep-alive connection per client over loopback TCP, closed loop, in the same process as serve \
+    (both share the machine's cores)";
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// A short run of every benchmark (CI runs this so the suite cannot rot).
     #[arg(long)]
     pub quick: bool,
+    /// Run only these benchmarks (e.g. `B2,B6`; `peer` for the peer comparison).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Python with `eventsourcing` installed (default: `bench/peer/install.sh` makes a venv).
+    #[arg(long)]
+    pub peer_python: Option<PathBuf>,
+    /// Concurrency levels of the B2 and B6 sweeps (default 1,8,32,64,128; `--quick`: the targets').
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Vec<usize>,
+    /// Measured seconds of each load run (default 10; `--quick`: 2).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Events in the shared log of B5, B7 and B8 (default 1,000,000; `--quick`: 20,000).
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Where the data dirs go (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// The sizes and durations of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub work: PathBuf,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub b1_duration: Duration,
+    pub levels: Vec<usize>,
+    pub b3_flows: usize,
+    pub events: u64,
+    pub b6_reservations: usize,
+    pub restarts: usize,
+    pub peer_flows: usize,
+    pub peer_python: Option<PathBuf>,
+}
+
+impl Plan {
+    fn new(args: &BenchArgs, work: PathBuf) -> Self {
+        let quick = args.quick;
+        let seconds = args.seconds.unwrap_or(if quick { 2.0 } else { 10.0 });
+        let levels = match (&args.concurrency, quick) {
+            (given, _) if !given.is_empty() => given.clone(),
+            (_, true) => Vec::new(),
+            (_, false) => vec![1, 8, 32, 64, 128],
+        };
+        Self {
+            quick,
+            work,
+            warmup: Duration::from_secs_f64((seconds / 5.0).clamp(0.5, 2.0)),
+            duration: Duration::from_secs_f64(seconds.max(0.1)),
+            b1_duration: Duration::from_secs(if quick { 1 } else { 10 }),
+            levels,
+            b3_flows: if quick { 500 } else { 20_000 },
+            events: args
+                .events
+                .unwrap_or(if quick { 20_000 } else { 1_000_000 }),
+            b6_reservations: if quick { 640 } else { 10_000 },
+            restarts: if quick { 2 } else { 5 },
+            peer_flows: if quick { 200 } else { 2_000 },
+            peer_python: args.peer_python.clone(),
+        }
+    }
+
+    /// A new, empty directory `name` under the work dir.
+    pub fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.work.join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+}
+
+/// Which benchmarks to run (`--only`, case-insensitive).
+fn selection(only: &[String]) -> anyhow::Result<BTreeSet<&'static str>> {
+    if only.is_empty() {
+        return Ok(IDS.into_iter().collect());
+    }
+    only.iter()
+        .map(|asked| {
+            IDS.into_iter()
+                .find(|id| id.eq_ignore_ascii_case(asked.trim()))
+                .with_context(|| format!("unknown benchmark {asked:?} (known: {})", IDS.join(", ")))
+        })
+        .collect()
 }
 
 /// Run the suite.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the benchmark suite is being written (quick = {})", args.quick)
+    let wanted = selection(&args.only)?;
+    let temp = tempfile::Builder::new()
+        .prefix("stayledger-bench-")
+        .tempdir()
+        .context("creating a work dir")?;
+    let work = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let plan = Plan::new(&args, work);
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: a debug build; figures mean nothing (use --release)");
+    }
+    eprintln!(
+        "stayledger bench{}: {}",
+        if plan.quick { " --quick" } else { "" },
+        LOAD_GENERATOR
+    );
+    eprintln!("work dir {}", plan.work.display());
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let (figures, sweeps, failures) = run_selected(&plan, &wanted).await;
+    println!("\n{}", report::table(&figures));
+    let report = RunReport {
+        quick: plan.quick,
+        started_at,
+        machine: report::machine(),
+        load_generator: LOAD_GENERATOR.to_string(),
+        figures,
+        sweeps,
+    };
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("figures written to {}", path.display());
+    }
+    anyhow::ensure!(failures == 0, "{failures} benchmark(s) failed to run");
+    Ok(())
+}
+
+/// Run what `wanted` names, in an order that shares work; a benchmark that fails to run is a
+/// `FAILED` row, and the others still run.
+async fn run_selected(
+    plan: &Plan,
+    wanted: &BTreeSet<&str>,
+) -> (Vec<Figure>, Vec<SweepPoint>, usize) {
+    let mut out = Outcome::default();
+    let has = |id: &str| wanted.contains(id);
+    if has("B1") {
+        out.one("B1", b1::run(plan).await);
+    }
+    if has("B2") || has("B4") {
+        out.many("B2", b2::run(plan, has("B2"), has("B4")).await);
+    }
+    if has("B6") {
+        out.many("B6", b6::run(plan).await);
+    }
+    if has("B3") {
+        out.one(
+            "B3",
+            b3::run_mode(plan, b3::Approval::Admin, plan.b3_flows).await,
+        );
+        if !plan.quick {
+            let flows = plan.b3_flows;
+            out.one("B3", b3::run_mode(plan, b3::Approval::Instant, flows).await);
+        }
+    }
+    if has("B5") || has("B7") || has("B8") {
+        eprintln!("seeding a log of {} events", plan.events);
+        let seeded = match plan.fresh_dir("large") {
+            Ok(dir) => dataset::seed(&dir, plan.events).await,
+            Err(e) => Err(e),
+        };
+        match seeded {
+            Ok(data) => {
+                // The rebuild also readies the dir for the restarts, so it runs either way.
+                let rebuilt = b5::run(&data).await;
+                let ready = rebuilt.is_ok();
+                if has("B5") {
+                    out.one("B5", rebuilt);
+                }
+                if ready && (has("B7") || has("B8")) {
+                    let restarts = restart::run(&data, plan.restarts, has("B7"), has("B8")).await;
+                    out.many("B7/B8", restarts.map(|f| (f, Vec::new())));
+                }
+            }
+            Err(e) => out.failed("B5/B7/B8", &e),
+        }
+    }
+    if has("peer") {
+        out.one("peer", peer::run(plan).await);
+    }
+    (out.figures, out.sweeps, out.failures)
+}
+
+#[derive(Default)]
+struct Outcome {
+    figures: Vec<Figure>,
+    sweeps: Vec<SweepPoint>,
+    failures: usize,
+}
+
+impl Outcome {
+    fn one(&mut self, id: &str, result: anyhow::Result<Figure>) {
+        self.many(id, result.map(|f| (vec![f], Vec::new())));
+    }
+
+    fn many(&mut self, id: &str, result: anyhow::Result<(Vec<Figure>, Vec<SweepPoint>)>) {
+        match result {
+            Ok((figures, sweeps)) => {
+                for f in &figures {
+                    eprintln!("{}: {} (target {})", f.id, f.figure, f.target);
+                }
+                self.figures.extend(figures);
+                self.sweeps.extend(sweeps);
+            }
+            Err(e) => self.failed(id, &e),
+        }
+    }
+
+    fn failed(&mut self, id: &str, error: &anyhow::Error) {
+        eprintln!("{id} FAILED: {error:#}");
+        self.failures += 1;
+        let mut figure = Figure::new(id, "(did not run)", 0.0, "");
+        figure.figure = format!("FAILED: {error:#}");
+        figure.met = Some(false);
+        self.figures.push(figure);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_is_case_insensitive_and_checked() {
+        let picked = selection(&["b2".into(), " B6".into(), "PEER".into()]).ok();
+        assert_eq!(picked, Some(["B2", "B6", "peer"].into_iter().collect()));
+        assert_eq!(selection(&[]).map(|s| s.len()).ok(), Some(IDS.len()));
+        assert!(selection(&["B9".into()]).is_err());
+    }
+
+    #[test]
+    fn quick_plan_is_small() {
+        let args = BenchArgs {
+            quick: true,
+            only: Vec::new(),
+            json: None,
+            peer_python: None,
+            concurrency: Vec::new(),
+            seconds: None,
+            events: None,
+            work_dir: None,
+        };
+        let plan = Plan::new(&args, PathBuf::from("/tmp/x"));
+        assert!(
+            plan.levels.is_empty(),
+            "quick runs only the targets' concurrency"
+        );
+        assert_eq!(plan.events, 20_000);
+        assert!(plan.duration <= Duration::from_secs(2));
+    }
 }

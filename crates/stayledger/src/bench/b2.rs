@@ -1,0 +1,171 @@
+//! B2: `POST /reservations` over HTTP, concurrent clients, each with its own customer JWT (checked
+//! by the server on every request), requests spread over a few lodgings, far-future stays; the
+//! saga and the projector run as in production and take their share of the CPU.
+//! B4 comes from the same runs: the lag from each 202 to the views reflecting its position.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::client::{position_of, Call};
+use super::lag::{LagProbe, LagReport};
+use super::load::{self, Answer, LoadOptions, LoadReport, Workload};
+use super::platform::{stay_bodies, BenchServe};
+use super::report::{thousands, Figure, SweepPoint};
+use super::Plan;
+
+/// Concurrency the targets are set at.
+pub const TARGET_CLIENTS: usize = 64;
+const LODGINGS: usize = 16;
+
+struct PostReservations {
+    bodies: Vec<Bytes>,
+    customers: Vec<HeaderValue>,
+    lag: Option<LagProbe>,
+}
+
+impl Workload for PostReservations {
+    fn call(&self, client: usize, seq: u64) -> Call {
+        let n = (client as u64 * 7_919 + seq) as usize % self.bodies.len();
+        let auth = &self.customers[client % self.customers.len()];
+        Call::post("/reservations", auth, self.bodies[n].clone())
+    }
+
+    fn check(&self, answer: &Answer<'_>) -> Result<(), String> {
+        if answer.status != StatusCode::ACCEPTED {
+            return Err(format!(
+                "{} {}",
+                answer.status,
+                String::from_utf8_lossy(answer.body)
+            ));
+        }
+        if let (Some(lag), true) = (&self.lag, answer.measured) {
+            let position = position_of(answer.body).ok_or("202 without a position")?;
+            lag.sample(position, answer.sent, answer.answered);
+        }
+        Ok(())
+    }
+}
+
+/// One B2 run at `clients` on a fresh `serve`: the load report, the lag report, and how far the
+/// saga and projector were behind the log when the load stopped.
+async fn run_at(
+    plan: &Plan,
+    clients: usize,
+) -> anyhow::Result<(LoadReport, LagReport, serde_json::Value)> {
+    let dir = plan.fresh_dir(&format!("b2-c{clients}"))?;
+    let serve = BenchServe::start(&dir).await?;
+    let lodgings = serve.register_lodgings("b2", LODGINGS, "manual").await?;
+    let customers = (0..clients.max(1))
+        .map(|c| serve.customer(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (probe, tracker) = LagProbe::start(serve.platform.projector.clone());
+    let workload = Arc::new(PostReservations {
+        bodies: stay_bodies(&lodgings, 4_096),
+        customers,
+        lag: Some(probe),
+    });
+    let options = LoadOptions {
+        clients,
+        warmup: plan.warmup,
+        duration: plan.duration,
+    };
+    let report = load::run(serve.addr(), workload, options).await?;
+    let head = serve.platform.log.head_position().await?;
+    let backlog = json!({
+        "log_head": head,
+        "saga_behind": head.saturating_sub(serve.platform.saga.checkpoint()),
+        "views_behind": head.saturating_sub(serve.platform.projector.applied_position()),
+    });
+    let lag = tracker.await?;
+    serve.stop().await?;
+    Ok((report, lag, backlog))
+}
+
+/// Run B2 (and B4) at every concurrency of the plan; figures come from [`TARGET_CLIENTS`].
+pub async fn run(
+    plan: &Plan,
+    want_b2: bool,
+    want_b4: bool,
+) -> anyhow::Result<(Vec<Figure>, Vec<SweepPoint>)> {
+    let mut figures = Vec::new();
+    let mut sweep = Vec::new();
+    let mut levels = plan.levels.clone();
+    if !levels.contains(&TARGET_CLIENTS) {
+        levels.push(TARGET_CLIENTS);
+    }
+    let mut runs = Vec::new();
+    for clients in levels {
+        let (report, lag, backlog) = run_at(plan, clients).await?;
+        eprintln!(
+            "  B2 c={clients}: {} req/s, p99 {:.2} ms, errors {}; B4 lag p99 {:.2} ms; backlog {backlog}",
+            thousands(report.per_sec),
+            report.latency.p99_ms,
+            report.errors,
+            lag.from_answer.p99_ms
+        );
+        sweep.push(SweepPoint {
+            id: "B2".into(),
+            concurrency: clients,
+            per_sec: report.per_sec,
+            p50_ms: report.latency.p50_ms,
+            p99_ms: report.latency.p99_ms,
+            errors: report.errors,
+        });
+        runs.push(
+            json!({"clients": clients, "load": report, "lag": lag, "backlog_at_end": backlog}),
+        );
+        if clients != TARGET_CLIENTS {
+            continue;
+        }
+        if want_b2 {
+            figures.push(b2_figure(&report, &backlog));
+        }
+        if want_b4 {
+            figures.push(b4_figure(&lag, report.per_sec));
+        }
+    }
+    if let Some(first) = figures.first_mut() {
+        first.details["runs"] = json!(runs);
+    }
+    Ok((figures, sweep))
+}
+
+fn b2_figure(report: &LoadReport, backlog: &serde_json::Value) -> Figure {
+    let met = report.per_sec >= 10_000.0 && report.latency.p99_ms <= 25.0 && report.errors == 0;
+    let mut figure = format!(
+        "{} req/s, p99 {:.1} ms",
+        thousands(report.per_sec),
+        report.latency.p99_ms
+    );
+    if report.errors > 0 {
+        figure.push_str(&format!(" ({} errors)", report.errors));
+    }
+    Figure::new(
+        "B2",
+        "POST /reservations, 64 clients, JWT",
+        report.per_sec,
+        "req/s",
+    )
+    .figure(figure)
+    .target(">= 10,000 req/s, p99 <= 25 ms", met)
+    .details(json!({"load": report, "backlog_at_end": backlog}))
+}
+
+fn b4_figure(lag: &LagReport, per_sec: f64) -> Figure {
+    let p99 = lag.from_answer.p99_ms;
+    let met = p99 <= 50.0 && lag.never_reflected == 0 && lag.from_answer.count > 0;
+    let figure = format!(
+        "p99 {p99:.1} ms (p50 {:.1} ms, {} samples at {} req/s)",
+        lag.from_answer.p50_ms,
+        lag.from_answer.count,
+        thousands(per_sec)
+    );
+    Figure::new("B4", "projection lag under B2 load", p99, "ms")
+        .figure(figure)
+        .target("p99 <= 50 ms", met)
+        .details(json!({"lag": lag}))
+}

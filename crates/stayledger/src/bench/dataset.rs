@@ -1,0 +1,253 @@
+//! The large log B5, B7 and B8 share (1,000,000 events; ~20,000 in `--quick`), made once per run.
+//!
+//! Written straight through [`SqliteEventLog::append`] (durable, group-committed) by many concurrent
+//! writers: whole confirmed flows in the order the services append them, over 500 lodgings. The
+//! saga's events are decided by the real saga ([`ReservationSaga::decide`]), so their payloads
+//! (handled trigger, actions, timers) are what production writes; the other events are built from
+//! the domain types. Then the views are rebuilt into the data dir (B5) and the saga's checkpoint is
+//! set to the head, so the dir is what a `serve` that handled all of it leaves behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use domain::lodging::{ApprovalMode, LodgingEvent, LodgingProfile};
+use domain::payment::PaymentEvent;
+use domain::reservation::{ReservationEvent, ReservationRequested};
+use domain::saga::{ReservationSaga, SagaInput, SagaPolicy, SagaState, SagaTrigger};
+use domain::{Aggregate, DomainEvent};
+use eventlog::{EventLog, EventMetadata, ExpectedVersion, NewEvent, SqliteEventLog};
+use saga::{ProgressUpdate, SqliteTimerStore, TimerStore};
+use uuid::Uuid;
+
+use crate::serve::{EVENTS_FILE, SAGA_FILE};
+
+const LODGINGS: u64 = 500;
+/// Flows being written at once (each a chain of appends): the group commit's batch.
+const WRITERS: u64 = 256;
+
+/// A seeded data dir.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    pub events: u64,
+    pub flows: u64,
+    pub seed_seconds: f64,
+}
+
+/// Who caused an event, for its metadata.
+fn meta(correlation: Uuid, causation: Uuid, actor: &str) -> EventMetadata {
+    EventMetadata {
+        correlation_id: correlation,
+        causation_id: causation,
+        actor: actor.to_string(),
+    }
+}
+
+fn encode<E: DomainEvent>(event: &E, metadata: EventMetadata) -> NewEvent {
+    eventlog::encode(event, Uuid::new_v4(), metadata)
+}
+
+async fn append(log: &SqliteEventLog, stream: &str, events: Vec<NewEvent>) -> anyhow::Result<()> {
+    log.append(stream, ExpectedVersion::Any, events)
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("seeding {stream}: {e}"))
+}
+
+/// The saga's own events for one trigger, as the runner records them.
+struct SagaStream {
+    id: Uuid,
+    stream: String,
+    state: SagaState,
+}
+
+impl SagaStream {
+    async fn handle(
+        &mut self,
+        log: &SqliteEventLog,
+        trigger: &NewEvent,
+        input: SagaInput,
+    ) -> anyhow::Result<Uuid> {
+        let trigger = SagaTrigger {
+            trigger_id: trigger.event_id,
+            input,
+            policy: SagaPolicy::default(),
+        };
+        let decided = ReservationSaga::decide(&self.state, &trigger, Utc::now())
+            .map_err(|e| anyhow::anyhow!("saga decision: {e}"))?;
+        self.state = ReservationSaga::fold(std::mem::take(&mut self.state), &decided);
+        let events: Vec<NewEvent> = decided
+            .iter()
+            .map(|e| encode(e, meta(self.id, trigger.trigger_id, "saga")))
+            .collect();
+        let handled = events.first().map_or(trigger.trigger_id, |e| e.event_id);
+        append(log, &self.stream, events).await?;
+        Ok(handled)
+    }
+}
+
+/// One whole flow: request -> approval -> payment -> confirmation, with the saga between.
+async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
+    let id = Uuid::new_v4();
+    let lodging_id = format!("seed-{}", n % LODGINGS);
+    let nights = 1 + (n % 3) as u32;
+    let check_in = Utc::now().date_naive() + chrono::TimeDelta::days(60 + (n % 300) as i64);
+    let requested = ReservationRequested {
+        reservation_id: id,
+        customer_id: format!("customer-{}", n % 20_000),
+        lodging_id: lodging_id.clone(),
+        check_in,
+        check_out: check_in + chrono::TimeDelta::days(i64::from(nights)),
+        guests: 2,
+        nights,
+        total_amount: 120_000 * i64::from(nights),
+        currency: "KRW".into(),
+    };
+    let (reservation, payment) = (format!("reservation-{id}"), format!("payment-{id}"));
+    let lodging = format!("lodging-{lodging_id}");
+    let mut saga = SagaStream {
+        id,
+        stream: format!("saga-{id}"),
+        state: SagaState::default(),
+    };
+    let customer = format!("customer:{}", requested.customer_id);
+    let event = ReservationEvent::ReservationRequested(requested.clone());
+    let request = encode(&event, meta(id, Uuid::new_v4(), &customer));
+    append(log, &reservation, vec![request.clone()]).await?;
+    let cause = saga
+        .handle(log, &request, SagaInput::Reservation(event))
+        .await?;
+    let forwarded = LodgingEvent::ApprovalRequested {
+        reservation_id: id,
+        check_in: requested.check_in,
+        check_out: requested.check_out,
+        guests: requested.guests,
+    };
+    append(
+        log,
+        &lodging,
+        vec![encode(&forwarded, meta(id, cause, "saga"))],
+    )
+    .await?;
+    let granted = LodgingEvent::ApprovalGranted {
+        reservation_id: id,
+        granted_by: format!("admin-{lodging_id}"),
+    };
+    let actor = format!("admin:admin-{lodging_id}");
+    let grant = encode(&granted, meta(id, Uuid::new_v4(), &actor));
+    append(log, &lodging, vec![grant.clone()]).await?;
+    let cause = saga
+        .handle(log, &grant, SagaInput::Lodging(granted))
+        .await?;
+    let approved = ReservationEvent::ReservationApproved {
+        approved_by: format!("admin-{lodging_id}"),
+    };
+    append(
+        log,
+        &reservation,
+        vec![encode(&approved, meta(id, cause, "saga"))],
+    )
+    .await?;
+    let charge = PaymentEvent::PaymentRequested {
+        reservation_id: id,
+        amount: requested.total_amount,
+        currency: "KRW".into(),
+    };
+    let charge_event = encode(&charge, meta(id, cause, "saga"));
+    append(log, &payment, vec![charge_event.clone()]).await?;
+    let cause = saga
+        .handle(log, &charge_event, SagaInput::Payment(charge))
+        .await?;
+    let paid = PaymentEvent::PaymentCompleted {
+        payment_id: format!("pay-{id}"),
+        gateway_ref: format!("ch_{}", id.simple()),
+        amount: requested.total_amount,
+    };
+    let paid_event = encode(&paid, meta(id, cause, "payment-worker"));
+    append(log, &payment, vec![paid_event.clone()]).await?;
+    let cause = saga
+        .handle(log, &paid_event, SagaInput::Payment(paid))
+        .await?;
+    let confirmed = ReservationEvent::ReservationConfirmed {
+        payment_id: format!("pay-{id}"),
+        amount: requested.total_amount,
+    };
+    append(
+        log,
+        &reservation,
+        vec![encode(&confirmed, meta(id, cause, "saga"))],
+    )
+    .await
+}
+
+async fn register(log: &SqliteEventLog) -> anyhow::Result<()> {
+    for n in 0..LODGINGS {
+        let profile = LodgingProfile {
+            lodging_id: format!("seed-{n}"),
+            name: format!("Seeded lodging {n}"),
+            nightly_rate: 120_000,
+            currency: "KRW".into(),
+            rooms: 100_000,
+            max_guests: 4,
+            approval_mode: ApprovalMode::Manual,
+            admin_id: format!("admin-seed-{n}"),
+        };
+        let stream = format!("lodging-{}", profile.lodging_id);
+        let event = LodgingEvent::LodgingRegistered(profile);
+        let registered = encode(&event, meta(Uuid::nil(), Uuid::new_v4(), "admin:platform"));
+        append(log, &stream, vec![registered]).await?;
+    }
+    Ok(())
+}
+
+/// Write about `events` events of whole flows into `dir`'s event log.
+pub async fn seed(dir: &Path, events: u64) -> anyhow::Result<Dataset> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the seed log")?;
+    let started = Instant::now();
+    register(&log).await?;
+    let per_flow = 13;
+    let flows = events.saturating_sub(LODGINGS) / per_flow;
+    let next = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (log, next) = (log.clone(), Arc::clone(&next));
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= flows {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    flow(&log, n).await?;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.context("a seed writer panicked")??;
+    }
+    let head = log.head_position().await?;
+    Ok(Dataset {
+        dir: dir.to_path_buf(),
+        events: head,
+        flows,
+        seed_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Leave the saga's progress as a `serve` that handled the whole log would: checkpoint at the head.
+pub async fn mark_saga_done(dir: &Path, head: u64) -> anyhow::Result<()> {
+    let store = SqliteTimerStore::open(dir.join(SAGA_FILE)).context("opening the saga store")?;
+    let update = ProgressUpdate {
+        checkpoint: Some(head),
+        ..ProgressUpdate::default()
+    };
+    store
+        .commit(update)
+        .await
+        .map_err(|e| anyhow::anyhow!("saga checkpoint: {e}"))
+}

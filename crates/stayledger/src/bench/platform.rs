@@ -1,0 +1,143 @@
+//! A real `serve` for one benchmark: `serve::start` on 127.0.0.1 port 0 over its own data dir, in
+//! this process (the load generator shares the runtime and the two cores with it), plus tokens
+//! minted with its secret and the set-up calls the benchmarks make.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use chrono::Utc;
+use command_api::{Claims, Role};
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{bearer, Call, Connection};
+use crate::serve::{self, Platform, ServeConfig};
+
+pub struct BenchServe {
+    pub platform: Platform,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl BenchServe {
+    /// Start `serve` with its defaults over `dir`.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding 127.0.0.1:0")?;
+        let shutdown = CancellationToken::new();
+        let (platform, tasks) = serve::start(ServeConfig::new(dir), listener, shutdown.clone())
+            .await
+            .context("starting serve")?;
+        Ok(Self {
+            platform,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.platform.addr
+    }
+
+    /// `Bearer <token>` for a principal, valid for a day.
+    pub fn token(&self, role: Role, sub: &str, lodgings: &[&str]) -> anyhow::Result<HeaderValue> {
+        let lodgings = lodgings.iter().map(|l| (*l).to_string()).collect();
+        let claims = Claims::new(sub, role, lodgings, Duration::from_secs(86_400));
+        let token = self
+            .platform
+            .auth
+            .mint(&claims)
+            .map_err(|e| anyhow::anyhow!("minting a token: {e}"))?;
+        bearer(&token)
+    }
+
+    pub fn customer(&self, n: usize) -> anyhow::Result<HeaderValue> {
+        self.token(Role::Customer, &format!("bench-customer-{n}"), &[])
+    }
+
+    /// Register `count` lodgings `{prefix}-{n}` with many rooms (no request is ever refused for room).
+    pub async fn register_lodgings(
+        &self,
+        prefix: &str,
+        count: usize,
+        mode: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let admin = self.token(Role::Admin, "bench-platform-admin", &["*"])?;
+        let mut connection = Connection::open(self.addr()).await?;
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let id = format!("{prefix}-{n}");
+            let body = json!({"lodging_id": id, "name": format!("Bench lodging {n}"), "nightly_rate": 120_000,
+                              "currency": "KRW", "rooms": 1_000_000, "max_guests": 4, "approval_mode": mode});
+            let call = Call::post("/lodgings", &admin, Bytes::from(body.to_string()));
+            let (status, answer) = connection.send(&call).await?;
+            anyhow::ensure!(
+                status == StatusCode::CREATED,
+                "registering {id}: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Wait until the saga and the projector have handled everything in the log and the log stops
+    /// growing; returns the head position.
+    pub async fn settle(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut last = u64::MAX;
+        loop {
+            let head = self.platform.log.head_position().await?;
+            let saga = self.platform.saga.checkpoint();
+            let views = self.platform.projector.applied_position();
+            if head == last && saga >= head && views >= head {
+                return Ok(head);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "not settled after {timeout:?}: head {head}, saga {saga}, views {views}"
+            );
+            last = head;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Shut down and wait for every task.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), serve::wait(self.tasks))
+            .await
+            .context("serve did not stop within 30 s")?
+    }
+}
+
+/// A `POST /reservations` body: a stay of `nights` nights `offset` days from today, 2 guests.
+pub fn stay_body(lodging_id: &str, offset: i64, nights: i64) -> Bytes {
+    let today = Utc::now().date_naive();
+    let check_in = today + chrono::TimeDelta::days(offset);
+    let check_out = check_in + chrono::TimeDelta::days(nights);
+    let body = json!({"lodging_id": lodging_id, "check_in": check_in.to_string(),
+                      "check_out": check_out.to_string(), "guests": 2});
+    Bytes::from(body.to_string())
+}
+
+/// Request bodies spread over `lodgings`, 1-3 nights between 200 and 600 days ahead.
+pub fn stay_bodies(lodgings: &[String], count: usize) -> Vec<Bytes> {
+    if lodgings.is_empty() {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|n| {
+            let lodging = &lodgings[n % lodgings.len()];
+            let offset = 200 + (n * 37 % 400) as i64;
+            stay_body(lodging, offset, 1 + (n % 3) as i64)
+        })
+        .collect()
+}
