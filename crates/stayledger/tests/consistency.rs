@@ -1,0 +1,192 @@
+//! After a mixed run, every reservation ends in a settled state, and the live views equal a rebuild
+//! of the views from position 0 of the log, document for document.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestPlatform;
+use readmodel::{PageRequest, RequestFilter, ReservationFilter, SqliteViewStore, ViewStore};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Wait until the saga and the projector have handled the whole log and nothing moves for 300 ms.
+async fn settle(t: &TestPlatform) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut quiet_since = None;
+    let mut last_head = 0;
+    loop {
+        let head = t.platform.log.head_position().await.expect("head");
+        let saga = t.platform.saga.snapshot();
+        let caught_up = t.platform.projector.applied_position() >= head
+            && saga.checkpoint >= head
+            && saga.in_flight == 0;
+        if caught_up && head == last_head {
+            let since = *quiet_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() > Duration::from_millis(300) {
+                return;
+            }
+        } else {
+            quiet_since = None;
+        }
+        last_head = head;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never settled: head {head}, saga {saga:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn all_documents(store: &dyn ViewStore) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let mut reservations = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let got = store
+            .reservations(&ReservationFilter::default(), &page)
+            .await
+            .expect("list");
+        reservations.extend(
+            got.items
+                .iter()
+                .map(|d| serde_json::to_value(d).expect("json")),
+        );
+        match got.next_cursor {
+            Some(cursor) => {
+                page = PageRequest {
+                    limit: 100,
+                    cursor: Some(cursor),
+                }
+            }
+            None => break,
+        }
+    }
+    let mut requests = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let got = store
+            .requests(&RequestFilter::default(), &page)
+            .await
+            .expect("list");
+        requests.extend(
+            got.items
+                .iter()
+                .map(|d| serde_json::to_value(d).expect("json")),
+        );
+        match got.next_cursor {
+            Some(cursor) => {
+                page = PageRequest {
+                    limit: 100,
+                    cursor: Some(cursor),
+                }
+            }
+            None => break,
+        }
+    }
+    let lodgings = store
+        .lodgings(&PageRequest::first(500))
+        .await
+        .expect("lodgings");
+    let lodgings = lodgings
+        .items
+        .iter()
+        .map(|d| serde_json::to_value(d).expect("json"))
+        .collect();
+    (reservations, requests, lodgings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_equal_a_rebuild_and_nothing_is_stuck() {
+    let t =
+        TestPlatform::start_with(|c| c.policy.approval_deadline = chrono::TimeDelta::seconds(2))
+            .await;
+    t.register_lodging("manual-1", 2, "manual").await;
+    t.register_lodging("instant-1", 1, "instant").await;
+    let mut ids = Vec::new();
+    for i in 0..24_i64 {
+        let lodging = if i % 2 == 0 { "manual-1" } else { "instant-1" };
+        let (id, _) = t
+            .request(&format!("c{}", i % 5), lodging, 5 + i % 6, 1 + i % 3)
+            .await;
+        ids.push((id, lodging, i));
+    }
+    for (id, lodging, i) in &ids {
+        let admin = t.admin_of(lodging);
+        match (lodging, i % 4) {
+            (&"manual-1", 0) => drop(t.approve(lodging, id).await),
+            (&"manual-1", 2) => drop(
+                t.post(
+                    &format!("/management/requests/{id}/reject"),
+                    &admin,
+                    json!({"reason": "no"}),
+                )
+                .await,
+            ),
+            _ => {}
+        }
+        if i % 5 == 1 {
+            let customer = format!("c{}", i % 5);
+            let (status, body) = t
+                .post(
+                    &format!("/reservations/{id}/cancel"),
+                    &t.customer(&customer),
+                    json!({}),
+                )
+                .await;
+            assert!(
+                status == StatusCode::ACCEPTED || status == StatusCode::CONFLICT,
+                "{body}"
+            );
+        }
+    }
+    // Undecided manual requests expire after the 2 s deadline.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    settle(&t).await;
+
+    let live = all_documents(t.platform.views.as_ref()).await;
+    assert_eq!(live.0.len(), ids.len(), "every reservation is listed");
+    for doc in &live.0 {
+        let status = doc["status"].as_str().unwrap_or_default();
+        assert!(
+            ["confirmed", "rejected", "cancelled", "expired"].contains(&status),
+            "settled states only: {doc}"
+        );
+        if status == "cancelled"
+            && doc["payment_status"] != "none"
+            && doc["payment_status"] != "voided"
+        {
+            assert_eq!(
+                doc["refund_status"], "refunded",
+                "a taken payment is refunded: {doc}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let fresh: Arc<dyn ViewStore> =
+        Arc::new(SqliteViewStore::open(dir.path().join("rebuilt.db")).expect("open"));
+    let head = t.platform.log.head_position().await.expect("head");
+    let rebuilt_to = projector::rebuild(Arc::clone(&t.platform.log), Arc::clone(&fresh), |_, _| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(rebuilt_to, head);
+    let rebuilt = all_documents(fresh.as_ref()).await;
+    assert_eq!(live.0, rebuilt.0, "ReservationList equals its rebuild");
+    assert_eq!(live.1, rebuilt.1, "ManagementList equals its rebuild");
+    assert_eq!(live.2, rebuilt.2, "catalog equals its rebuild");
+    // Every charge that was taken is either confirmed or refunded; none twice.
+    let charges = t.sandbox_charges().await;
+    let mut keys: Vec<_> = charges
+        .iter()
+        .map(|c| {
+            c["idempotency_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), charges.len(), "no reservation charged twice");
+    t.stop().await;
+}
