@@ -30,6 +30,16 @@ pub enum Command {
     PaymentSandbox(SandboxArgs),
     /// The benchmark suite B1-B8 and the peer comparison (release build).
     Bench(crate::bench::BenchArgs),
+    /// The command API alone.
+    CommandApi(crate::services::ServiceArgs),
+    /// The query API alone.
+    QueryApi(crate::services::ServiceArgs),
+    /// The projector alone.
+    Projector(crate::services::ServiceArgs),
+    /// The saga (process manager and payment worker) alone.
+    Saga(crate::services::ServiceArgs),
+    /// A reservation's readable timeline across all its streams.
+    History(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,11 +6,13 @@
 //! Must not: hold business rules (domain), storage details (eventlog, readmodel) or HTTP error
 //! mapping (the API crates). `main.rs` only parses arguments and calls in here.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod ops;
 pub mod secret;
 pub mod serve;
+pub mod services;
 pub mod supervise;
 pub mod token;
