@@ -116,10 +116,9 @@ impl<'a> Fields<'a> {
     /// An optional integer in `min..=max`.
     pub fn optional_integer(&mut self, field: &str, min: i64, max: i64) -> Option<i64> {
         let value = self.present(field)?;
-        match value.as_i64() {
-            Some(n) if (min..=max).contains(&n) => Some(n),
+        match integral(value) {
+            Some(n) if (i128::from(min)..=i128::from(max)).contains(&n) => i64::try_from(n).ok(),
             Some(_) => self.fail(field, format!("must be between {min} and {max}")),
-            None if value.is_u64() => self.fail(field, format!("must be between {min} and {max}")),
             None => self.fail(field, "must be an integer"),
         }
     }
@@ -153,6 +152,23 @@ impl<'a> Fields<'a> {
             Err(Problem::invalid_fields(self.errors))
         }
     }
+}
+
+/// The integer a JSON number stands for (JSON Schema counts `2.0` as an integer).
+fn integral(value: &Value) -> Option<i128> {
+    /// Beyond 2^53 a float no longer holds every integer exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if let Some(n) = value.as_i64() {
+        return Some(i128::from(n));
+    }
+    if let Some(n) = value.as_u64() {
+        return Some(i128::from(n));
+    }
+    let float = value.as_f64()?;
+    #[allow(clippy::cast_possible_truncation)]
+    let whole = (float.fract() == 0.0 && float.abs() < EXACT).then_some(float as i128);
+    // An integral float too large to be exact is still an integer, just out of any range.
+    whole.or_else(|| (float.fract() == 0.0).then_some(i128::MAX))
 }
 
 /// Only white space, as ECMAScript's `\s` (what a JSON Schema `pattern` of `\S` rejects).
@@ -241,6 +257,7 @@ mod tests {
             Some("instant")
         );
         assert_eq!(fields.optional_text("note", 10), None);
+        assert_eq!(fields.integer("n", 1, 5), Some(3));
         assert!(fields.finish().is_ok());
     }
 

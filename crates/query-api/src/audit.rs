@@ -99,16 +99,11 @@ async fn history(
     Ok(Json(json!({"reservation_id": id, "events": events})))
 }
 
-/// The point in the log a state is wanted as of.
+/// The point in the log a state is wanted as of: up to a position, an instant, or both (the
+/// earlier of the two wins).
 fn cutoff(params: &Params) -> Result<(Option<u64>, Option<DateTime<Utc>>), QueryError> {
     let position = params.number("as_of_position", 0, u64::MAX)?;
     let time = params.timestamp("as_of_time")?;
-    if position.is_some() && time.is_some() {
-        return Err(QueryError::parameter(
-            "as_of_time",
-            "give as_of_position or as_of_time, not both",
-        ));
-    }
     Ok((position, time))
 }
 

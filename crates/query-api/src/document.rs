@@ -1,4 +1,5 @@
-//! Reading your own writes and not re-reading unchanged documents: the `min_position` wait, and
+//! Reading your own writes and not re-reading unchanged documents: the `min_position` wait (409 at
+//! once for a position beyond the end of the log, 504 if the views do not get there in time), and
 //! `ETag` / `If-None-Match` (304) on single documents. A document's ETag is the log position it
 //! reflects, quoted: `"42"`.
 
@@ -17,6 +18,18 @@ pub(crate) async fn await_views(state: &QueryState, params: &Params) -> Result<(
     let Some(wanted) = params.min_position()? else {
         return Ok(());
     };
+    let views = state.views.as_ref();
+    if state.progress.current(views).await? >= wanted.position {
+        return Ok(());
+    }
+    // A position no write has reached yet can never be reflected: refuse at once, never wait.
+    let head = state.log.head_position().await?;
+    if wanted.position > head {
+        return Err(QueryError::BeyondLog {
+            position: wanted.position,
+            head,
+        });
+    }
     let reached = state
         .progress
         .wait_for(state.views.as_ref(), wanted.position, wanted.wait)

@@ -201,7 +201,7 @@ async fn views(api: &Checked<'_>, customer: &str, other: &str, admin: &str, id: 
         customer,
     )
     .await
-    .problem(504);
+    .problem(409);
     api.get("/reservations", "/reservations?limit=1", customer)
         .await
         .ok();

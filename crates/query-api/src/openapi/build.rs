@@ -60,8 +60,12 @@ pub fn if_none_match() -> Value {
         "description": "an ETag from an earlier answer: 304 if the document did not change"})
 }
 
-/// `limit` and `cursor`.
-pub fn paging() -> Vec<Value> {
+/// Cursors of the view lists (opaque, hex) and of the audit pages (a position or version).
+pub const VIEW_CURSOR: &str = "^[0-9a-f]*$";
+pub const LOG_CURSOR: &str = "^[0-9]{1,19}$";
+
+/// `limit` and a `cursor` of the given shape.
+pub fn paging(cursor_pattern: &str) -> Vec<Value> {
     vec![
         query(
             "limit",
@@ -70,8 +74,8 @@ pub fn paging() -> Vec<Value> {
         ),
         query(
             "cursor",
-            json!({"type": "string"}),
-            "the next_cursor of the previous page",
+            json!({"type": "string", "pattern": cursor_pattern}),
+            "the next_cursor of the previous page (opaque)",
         ),
     ]
 }
@@ -81,7 +85,7 @@ pub fn consistency() -> Vec<Value> {
     vec![
         query(
             "min_position",
-            json!({"type": "integer", "minimum": 0}),
+            json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
             "wait until the views reflect this log position (from a command's answer)",
         ),
         query(

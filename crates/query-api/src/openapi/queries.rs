@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::build::{
     consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
-    Operation,
+    Operation, LOG_CURSOR, VIEW_CURSOR,
 };
 use super::schemas::{approval_statuses, reservation_statuses, schema_ref};
 
@@ -15,11 +15,12 @@ fn list(
     page: &str,
     forbidden: Option<&str>,
 ) -> Value {
-    parameters.extend(paging());
+    parameters.extend(paging(VIEW_CURSOR));
     parameters.extend(consistency());
     let mut answers = vec![
         ("200", json_response("one page", schema_ref(page))),
         ("400", problem("invalid limit, cursor or filter")),
+        ("409", problem("min_position is beyond the end of the log")),
         (
             "504",
             problem("the views did not reach min_position in time"),
@@ -65,6 +66,7 @@ fn single(id: &str, tag: &str, summary: &str, mut parameters: Vec<Value>, schema
             ("400", problem("invalid parameter")),
             ("403", problem("not yours")),
             ("404", problem("no such document")),
+            ("409", problem("min_position is beyond the end of the log")),
             (
                 "504",
                 problem("the views did not reach min_position in time"),
@@ -151,7 +153,7 @@ fn view_paths() -> Vec<(String, Value)> {
 }
 
 fn audit_paths() -> Vec<(String, Value)> {
-    let position = json!({"type": "integer", "minimum": 0});
+    let position = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
     let state_params = vec![
         reservation_id(),
         query(
@@ -168,7 +170,7 @@ fn audit_paths() -> Vec<(String, Value)> {
     ];
     let mut state = audit(
         "getReservationStateAsOf",
-        "A reservation's state rebuilt as of a point (at most one of the two)",
+        "A reservation's state rebuilt as of a log position and/or an instant (the earlier wins)",
         state_params,
         "ReservationStateAsOf",
     );
@@ -180,7 +182,7 @@ fn audit_paths() -> Vec<(String, Value)> {
     state["responses"]["200"] = tagged;
     state["responses"]["304"] = json!({"description": "unchanged since If-None-Match"});
     let mut events_params = vec![query("from_position", position.clone(), "first position")];
-    events_params.extend(paging());
+    events_params.extend(paging(LOG_CURSOR));
     let mut stream_params = vec![
         path(
             "stream",
@@ -189,7 +191,7 @@ fn audit_paths() -> Vec<(String, Value)> {
         ),
         query("from_version", position, "first version"),
     ];
-    stream_params.extend(paging());
+    stream_params.extend(paging(LOG_CURSOR));
     vec![
         (
             "/audit/reservations/{id}/history".into(),

@@ -109,20 +109,21 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     let name = json!({"type": "string", "minLength": 1, "maxLength": limits::MAX_NAME_CHARS, "pattern": NOT_BLANK});
     let reason = json!({"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": NOT_BLANK});
     let id = json!({"type": "string", "pattern": ID_PATTERN});
+    // Optional fields may be null, which reads as absent.
     schemas.insert(
         "RegisterLodging".into(),
         object(
             &["name", "nightly_rate", "rooms"],
             json!({
-                "lodging_id": id.clone(),
+                "lodging_id": nullable(id.clone()),
                 "name": name,
                 "nightly_rate": {"type": "integer", "minimum": 0, "maximum": limits::MAX_NIGHTLY_RATE},
-                "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "default": limits::DEFAULT_CURRENCY},
+                "currency": nullable(json!({"type": "string", "pattern": "^[A-Z]{3}$", "default": limits::DEFAULT_CURRENCY})),
                 "rooms": {"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS},
-                "max_guests": {"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
-                    "default": limits::DEFAULT_MAX_GUESTS},
-                "approval_mode": {"type": "string", "enum": ["manual", "instant"], "default": "manual"},
-                "admin_id": id.clone(),
+                "max_guests": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
+                    "default": limits::DEFAULT_MAX_GUESTS})),
+                "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
+                "admin_id": nullable(id.clone()),
             }),
         ),
     );
