@@ -53,6 +53,31 @@ pub struct Executed<A: Aggregate> {
     pub state: A::State,
 }
 
+impl<A: Aggregate> std::fmt::Debug for Loaded<A>
+where
+    A::State: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("state", &self.state)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl<A: Aggregate> std::fmt::Debug for Executed<A>
+where
+    A::State: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("events", &self.events)
+            .field("outcome", &self.outcome)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
 /// The three kinds of failure, kept apart up to the edge: rejected by the domain (4xx), lost the race too
 /// many times (409), could not decode what is stored, or the store failed (5xx).
 #[derive(Debug, thiserror::Error)]

@@ -42,6 +42,8 @@ use writer::{Counters, Writer};
 
 /// How long a writer waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Page cache of the writer connection, in KiB (SQLite's negative `cache_size` convention).
+const WRITER_CACHE_KIB: i64 = -16_384;
 /// How often a live subscription re-reads the file even without an in-process notification.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -118,6 +120,10 @@ impl SqliteEventLog {
             checkpoint::WRITER_AUTOCHECKPOINT,
         )
         .map_err(store_error)?;
+        // The writer's working set (the tail of the table and of the stream index, plus stream heads read
+        // on first use) must stay in SQLite's cache, or every insert pays a read from the WAL or the file.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+            .map_err(store_error)?;
         let checkpointer = checkpoint::start(path.clone())?;
         let writer = Writer::new(conn, head_tx, Arc::clone(&counters), checkpointer);
         std::thread::Builder::new()
