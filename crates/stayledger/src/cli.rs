@@ -31,13 +31,13 @@ pub enum Command {
     /// The benchmark suite B1-B8 and the peer comparison (release build).
     Bench(crate::bench::BenchArgs),
     /// The command API alone.
-    CommandApi(crate::services::ServiceArgs),
+    CommandApi(crate::services::CommandApiArgs),
     /// The query API alone.
-    QueryApi(crate::services::ServiceArgs),
+    QueryApi(crate::services::QueryApiArgs),
     /// The projector alone.
-    Projector(crate::services::ServiceArgs),
+    Projector(crate::services::ProjectorArgs),
     /// The saga (process manager and payment worker) alone.
-    Saga(crate::services::ServiceArgs),
+    Saga(crate::services::SagaArgs),
     /// A reservation's readable timeline across all its streams.
     History(crate::audit::AuditArgs),
 }

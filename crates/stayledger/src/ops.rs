@@ -30,6 +30,11 @@ pub struct Probes {
     pub http: Arc<HttpMetrics>,
     /// `/readyz` fails while the projector is more than this many events behind the log.
     pub max_projector_lag: u64,
+    /// With no projector in this process: the projector id whose checkpoint, stored with the views,
+    /// tells how far they are behind the log (query-api alone).
+    pub view_checkpoint: Option<String>,
+    /// `/readyz` fails unless the saga runner is running (saga alone).
+    pub require_saga: bool,
 }
 
 pub fn routes(probes: Probes) -> Router {
@@ -60,15 +65,23 @@ async fn readyz(State(probes): State<Probes>) -> Response {
         }
         dead_letters = views.dead_letter_count().await.unwrap_or(0);
     }
-    let lag = match (&probes.projector, head) {
-        (Some(projector), Some(head)) => Some(head.saturating_sub(projector.applied_position())),
-        _ => None,
+    let lag = match views_position(&probes).await {
+        Ok(applied) => head.zip(applied).map(|(head, at)| head.saturating_sub(at)),
+        Err(e) => {
+            reasons.push(format!("view checkpoint unreadable: {e}"));
+            None
+        }
     };
     if let Some(lag) = lag.filter(|lag| *lag > probes.max_projector_lag) {
         reasons.push(format!(
             "projector is {lag} events behind (bound {})",
             probes.max_projector_lag
         ));
+    }
+    if let Some(saga) = probes.saga.as_ref().filter(|_| probes.require_saga) {
+        if !saga.snapshot().running {
+            reasons.push("saga runner is not running".to_string());
+        }
     }
     let body = json!({
         "status": if reasons.is_empty() { "ready" } else { "not_ready" },
@@ -88,6 +101,17 @@ async fn readyz(State(probes): State<Probes>) -> Response {
             .insert("x-readiness", header::HeaderValue::from_static("not-ready"));
         tracing::warn!(%body, "not ready");
         response
+    }
+}
+
+/// The log position the views reflect: the projector of this process, else the stored checkpoint.
+async fn views_position(probes: &Probes) -> Result<Option<u64>, readmodel::ViewError> {
+    if let Some(projector) = &probes.projector {
+        return Ok(Some(projector.applied_position()));
+    }
+    match (&probes.views, &probes.view_checkpoint) {
+        (Some(views), Some(id)) => views.checkpoint(id).await.map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -131,6 +155,16 @@ async fn metrics(State(probes): State<Probes>) -> Response {
     }
     if let Some(projector) = &probes.projector {
         render_projector(&mut out, projector);
+    } else if let (Some(views), Some(id)) = (&probes.views, &probes.view_checkpoint) {
+        if let Ok(checkpoint) = views.checkpoint(id).await {
+            gauge(
+                &mut out,
+                "stayledger_view_checkpoint_position",
+                "gauge",
+                "Last position the views reflect, as stored with them.",
+                &[("", checkpoint as f64)],
+            );
+        }
     }
     if let Some(views) = &probes.views {
         let dead = views.dead_letter_count().await.unwrap_or(0);

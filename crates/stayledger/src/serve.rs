@@ -16,11 +16,11 @@ use domain::saga::SagaPolicy;
 use eventlog::{EventLog, SqliteEventLog};
 use projector::{Projector, ProjectorStatus};
 use query_api::{QueryState, ViewProgress};
-use readmodel::{SqliteViewStore, ViewStore};
+use readmodel::ViewStore;
 use saga::sandbox::{self, SandboxState};
 use saga::{
     BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunner, SagaStatus,
-    SqliteTimerStore,
+    Shard, SqliteTimerStore,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -30,6 +30,7 @@ use crate::cli::{SandboxArgs, ServeArgs};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
 use crate::secret;
+use crate::services::stores;
 use crate::supervise::shutdown_on_signals;
 
 pub const EVENTS_FILE: &str = "events.db";
@@ -63,13 +64,11 @@ impl ServeConfig {
     }
 
     fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
-        let policy = SagaPolicy {
-            approval_deadline: chrono::TimeDelta::from_std(args.approval_deadline)
-                .context("--approval-deadline is too long")?,
-            retry_base: chrono::TimeDelta::from_std(args.payment_retry_base)
-                .context("--payment-retry-base is too long")?,
-            max_payment_attempts: args.payment_max_attempts.max(1),
-        };
+        let policy = saga_policy(
+            args.approval_deadline,
+            args.payment_retry_base,
+            args.payment_max_attempts,
+        )?;
         Ok(Self {
             policy,
             payment_gateway_url: args.payment_gateway_url.clone(),
@@ -78,6 +77,21 @@ impl ServeConfig {
             ..Self::new(args.store.data_dir.clone())
         })
     }
+}
+
+/// The saga's business durations from the command line (shared with `stayledger saga`).
+pub(crate) fn saga_policy(
+    approval_deadline: Duration,
+    payment_retry_base: Duration,
+    payment_max_attempts: u32,
+) -> anyhow::Result<SagaPolicy> {
+    Ok(SagaPolicy {
+        approval_deadline: chrono::TimeDelta::from_std(approval_deadline)
+            .context("--approval-deadline is too long")?,
+        retry_base: chrono::TimeDelta::from_std(payment_retry_base)
+            .context("--payment-retry-base is too long")?,
+        max_payment_attempts: payment_max_attempts.max(1),
+    })
 }
 
 /// Handles on a running platform, for tests and operators.
@@ -133,7 +147,7 @@ pub async fn start(
         .payment_gateway_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}/sandbox"));
-    let gateway = payment_gateway(&gateway_url, &config)?;
+    let gateway = payment_gateway(&gateway_url, config.payment_timeout, config.breaker)?;
     let saga = SagaRunner::new(
         Arc::clone(&stores.log),
         gateway,
@@ -159,6 +173,8 @@ pub async fn start(
         writer: Some(Arc::new(move || writer_log.stats())),
         http: Arc::new(HttpMetrics::default()),
         max_projector_lag: config.max_projector_lag,
+        view_checkpoint: None,
+        require_saga: false,
     };
     let app = router(&platform, probes);
     let mut tasks = JoinSet::new();
@@ -183,14 +199,9 @@ struct Stores {
 }
 
 fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let log = SqliteEventLog::open(data_dir.join(EVENTS_FILE)).context("opening the event log")?;
-    let views =
-        SqliteViewStore::open(data_dir.join(VIEWS_FILE)).context("opening the view store")?;
-    let timers =
-        SqliteTimerStore::open(data_dir.join(SAGA_FILE)).context("opening the saga store")?;
-    let sqlite_log = Arc::new(log);
+    let sqlite_log = Arc::new(stores::sqlite_log(data_dir)?);
+    let views = stores::sqlite_views(data_dir)?;
+    let timers = stores::timer_store(data_dir, Shard::ALL)?;
     Ok(Stores {
         log: Arc::clone(&sqlite_log) as Arc<dyn EventLog>,
         sqlite_log,
@@ -199,10 +210,15 @@ fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
     })
 }
 
-fn payment_gateway(url: &str, config: &ServeConfig) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    let http = HttpGateway::new(url, config.payment_timeout)
-        .with_context(|| format!("payment gateway URL {url:?}"))?;
-    Ok(Arc::new(BreakerGateway::new(http, config.breaker)))
+/// The HTTP client of a payment gateway behind a circuit breaker (shared with `stayledger saga`).
+pub(crate) fn payment_gateway(
+    url: &str,
+    timeout: Duration,
+    breaker: BreakerPolicy,
+) -> anyhow::Result<Arc<dyn PaymentGateway>> {
+    let http =
+        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
+    Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 
 async fn run_projector(projector: Projector, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -261,7 +277,15 @@ pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         "stayledger payment sandbox (NOT a real gateway) listening on http://{}/sandbox",
         listener.local_addr()?
     );
-    let app = Router::new().nest("/sandbox", sandbox::router(SandboxState::default()));
+    let probes = Probes::default();
+    let http_metrics = Arc::clone(&probes.http);
+    let app = Router::new()
+        .nest("/sandbox", sandbox::router(SandboxState::default()))
+        .merge(ops::routes(probes))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::track,
+        ));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

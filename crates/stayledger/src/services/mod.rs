@@ -1,39 +1,160 @@
 //! Each service alone: `stayledger command-api | query-api | projector | saga`, configured by flags and
-//! `STAYLEDGER_*` environment, over the embedded data dir or EventStoreDB + MongoDB by URL.
+//! `STAYLEDGER_*` environment, over the embedded data dir (several processes may share one: SQLite
+//! lets them, and the log's subscriptions poll for other processes' appends) or EventStoreDB +
+//! MongoDB by URL.
+//!
+//! Every service serves `/healthz`, `/readyz` and `/metrics` (see [`crate::ops`]) next to its own
+//! routes, prints `stayledger <service> listening on http://<addr>` once it takes requests, and on
+//! SIGTERM/SIGINT finishes what is in flight before it exits (see [`lifecycle`]).
 
-use clap::Args;
+mod args;
+mod lifecycle;
+pub(crate) mod stores;
 
-/// Flags of one service alone.
-#[derive(Debug, Clone, Args)]
-pub struct ServiceArgs {
-    #[command(flatten)]
-    pub store: crate::cli::StoreArgs,
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use command_api::{problem, CommandState};
+use projector::{Projector, PROJECTOR_ID};
+use query_api::{QueryState, ViewProgress};
+use saga::{BreakerPolicy, SagaConfig, SagaRunner};
+
+pub use args::{
+    parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs, QueryApiArgs,
+    Redacted, SagaArgs, ViewArgs,
+};
+pub use lifecycle::bind;
+
+use crate::metrics::{self, HttpMetrics};
+use crate::ops::{self, Probes};
+use crate::serve;
+use crate::supervise::shutdown_on_signals;
+use lifecycle::Service;
+
+/// How often query-api reads the views' stored checkpoint while a request waits for `min_position`.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(20);
+
+/// `stayledger command-api`: the command routes over the event log.
+pub async fn command_api(args: CommandApiArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
+    let auth = stores::auth(&args.auth, &args.log.store.data_dir)?;
+    let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
+        return Ok(());
+    };
+    let routes = command_api::router(CommandState::new(Arc::clone(&opened.log), auth));
+    let probes = Probes {
+        log: Some(opened.log),
+        writer: opened.writer,
+        ..Probes::default()
+    };
+    Service::new("command-api", shutdown)
+        .serve(args.addr, &args.listen, with_ops(routes, probes))
+        .await
 }
 
-pub async fn command_api(args: ServiceArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "command-api alone is being written ({})",
-        args.store.data_dir.display()
-    )
+/// `stayledger query-api`: the view and audit routes; a projector elsewhere keeps the views, and
+/// `min_position` waits read the checkpoint it stores with them.
+pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
+    let data_dir = &args.log.store.data_dir;
+    let auth = stores::auth(&args.auth, data_dir)?;
+    let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(views) = stores::open_views(&args.views, data_dir, &shutdown).await? else {
+        return Ok(());
+    };
+    let progress = ViewProgress::Checkpoint {
+        projector_id: PROJECTOR_ID.to_string(),
+        every: CHECKPOINT_POLL,
+    };
+    let state = QueryState::new(Arc::clone(&opened.log), Arc::clone(&views), auth, progress);
+    let probes = Probes {
+        log: Some(opened.log),
+        views: Some(views),
+        view_checkpoint: Some(PROJECTOR_ID.to_string()),
+        max_projector_lag: args.max_projector_lag,
+        ..Probes::default()
+    };
+    Service::new("query-api", shutdown)
+        .serve(
+            args.addr,
+            &args.listen,
+            with_ops(query_api::router(state), probes),
+        )
+        .await
 }
 
-pub async fn query_api(args: ServiceArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "query-api alone is being written ({})",
-        args.store.data_dir.display()
-    )
+/// `stayledger projector`: builds the views from the log, from its stored checkpoint on.
+pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
+    let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
+        return Ok(());
+    };
+    let data_dir = &args.log.store.data_dir;
+    let Some(views) = stores::open_views(&args.views, data_dir, &shutdown).await? else {
+        return Ok(());
+    };
+    let projector = Projector::new(Arc::clone(&opened.log), Arc::clone(&views));
+    let probes = Probes {
+        log: Some(opened.log),
+        views: Some(views),
+        projector: Some(projector.status()),
+        max_projector_lag: args.max_projector_lag,
+        ..Probes::default()
+    };
+    let mut service = Service::new("projector", shutdown);
+    service.spawn(|stop| async move { projector.run(stop).await.context("projector") });
+    service
+        .serve(args.addr, &args.listen, with_ops(Router::new(), probes))
+        .await
 }
 
-pub async fn projector(args: ServiceArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "projector alone is being written ({})",
-        args.store.data_dir.display()
-    )
+/// `stayledger saga`: the reservation process manager and the payment worker, with its timer store
+/// in the data dir.
+pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signals();
+    let policy = serve::saga_policy(
+        args.approval_deadline,
+        args.payment_retry_base,
+        args.payment_max_attempts,
+    )?;
+    let gateway = serve::payment_gateway(
+        &args.payment_gateway_url,
+        args.payment_timeout,
+        BreakerPolicy::default(),
+    )?;
+    let timers = Arc::new(stores::timer_store(&args.log.store.data_dir, args.shard)?);
+    let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
+        return Ok(());
+    };
+    let config = SagaConfig {
+        shard: args.shard,
+        ..SagaConfig::default()
+    };
+    let runner = SagaRunner::new(Arc::clone(&opened.log), gateway, timers, policy, config);
+    let probes = Probes {
+        log: Some(opened.log),
+        writer: opened.writer,
+        saga: Some(runner.status()),
+        require_saga: true,
+        ..Probes::default()
+    };
+    let mut service = Service::new("saga", shutdown);
+    service.spawn(|stop| async move { runner.run(stop).await.context("saga runner") });
+    service
+        .serve(args.addr, &args.listen, with_ops(Router::new(), probes))
+        .await
 }
 
-pub async fn saga(args: ServiceArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "saga alone is being written ({})",
-        args.store.data_dir.display()
-    )
+/// A service's routes plus the ops probes, answering unknown routes with problem+json and counting
+/// every request in `/metrics`.
+fn with_ops(routes: Router, probes: Probes) -> Router {
+    let http: Arc<HttpMetrics> = Arc::clone(&probes.http);
+    routes
+        .merge(ops::routes(probes))
+        .fallback(problem::not_found)
+        .layer(axum::middleware::from_fn_with_state(http, metrics::track))
 }

@@ -1,0 +1,198 @@
+//! Flags of each service alone. Every flag has a `STAYLEDGER_*` environment fallback; values that may
+//! hold credentials (the JWT secret, store URLs) are never shown by `--help` nor printed by `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use saga::Shard;
+
+use crate::cli::{parse_duration, StoreArgs};
+
+/// How a service listens and stops.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Bind with SO_REUSEPORT, so a new process can take over the port of a running one
+    /// (rolling restart: start the new one, then SIGTERM the old one).
+    #[arg(long, env = "STAYLEDGER_REUSE_PORT")]
+    pub reuse_port: bool,
+    /// Longest wait for in-flight requests and work after SIGTERM/SIGINT before exiting anyway.
+    #[arg(long, env = "STAYLEDGER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Where the event log is: `events.db` in the data dir, or EventStoreDB.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// EventStoreDB connection string (e.g. `esdb://localhost:2113?tls=false`) instead of the
+    /// embedded `events.db` in the data dir.
+    #[arg(long, env = "STAYLEDGER_EVENTSTORE_URL", hide_env_values = true)]
+    pub eventstore_url: Option<Redacted>,
+}
+
+/// Where the views are: `views.db` in the data dir, or MongoDB.
+#[derive(Debug, Clone, Args)]
+pub struct ViewArgs {
+    /// MongoDB URL (a replica set, e.g. `mongodb://localhost:27017/?replicaSet=rs0`) instead of the
+    /// embedded `views.db` in the data dir.
+    #[arg(long, env = "STAYLEDGER_MONGODB_URL", hide_env_values = true)]
+    pub mongodb_url: Option<Redacted>,
+    /// MongoDB database of the views.
+    #[arg(long, env = "STAYLEDGER_MONGODB_DB", default_value = "stayledger")]
+    pub mongodb_db: String,
+}
+
+/// The JWT secret of the APIs.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// HS256 secret of the bearer tokens (at least 32 bytes; never logged). Default: the data dir's
+    /// `jwt-secret` file, created at random on first start.
+    #[arg(long, env = "STAYLEDGER_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Redacted>,
+}
+
+/// `stayledger command-api`.
+#[derive(Debug, Clone, Args)]
+pub struct CommandApiArgs {
+    /// Address of the command routes and the ops probes (port 0 picks a free port).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8081")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// `stayledger query-api`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryApiArgs {
+    /// Address of the query and audit routes and the ops probes (port 0 picks a free port).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8082")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub views: ViewArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// /readyz answers 503 while the views' stored checkpoint is more than this many events
+    /// behind the log.
+    #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
+    pub max_projector_lag: u64,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// `stayledger projector`.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectorArgs {
+    /// Address of the ops probes (port 0 picks a free port).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8083")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub views: ViewArgs,
+    /// /readyz answers 503 while the projector is more than this many events behind.
+    #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
+    pub max_projector_lag: u64,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// `stayledger saga`.
+#[derive(Debug, Clone, Args)]
+pub struct SagaArgs {
+    /// Address of the ops probes (port 0 picks a free port).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8084")]
+    pub addr: SocketAddr,
+    /// The data dir (`--data-dir`) also holds the saga's timer store (`saga.db`, or
+    /// `saga-{i}-of-{n}.db` for a shard), whichever event log is used.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Payment gateway base URL, e.g. `http://127.0.0.1:8090/sandbox` for `stayledger payment-sandbox`.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_URL")]
+    pub payment_gateway_url: String,
+    /// Undecided requests expire after this (e.g. 24h, 30m, 500ms).
+    #[arg(long, env = "STAYLEDGER_APPROVAL_DEADLINE", default_value = "24h", value_parser = parse_duration)]
+    pub approval_deadline: Duration,
+    /// First retry delay of a deferred payment; then exponential backoff with jitter.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub payment_retry_base: Duration,
+    /// Charge attempts before a payment fails.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_MAX_ATTEMPTS", default_value_t = 8)]
+    pub payment_max_attempts: u32,
+    /// Timeout of one call to the payment gateway.
+    #[arg(long, env = "STAYLEDGER_PAYMENT_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub payment_timeout: Duration,
+    /// The slice of reservations this instance handles, `i/n` (0-based): run n instances, 0/n to
+    /// (n-1)/n, each with its own data dir or timer file. Default: all of them.
+    #[arg(long, env = "STAYLEDGER_SHARD", default_value = "0/1", value_parser = parse_shard)]
+    pub shard: Shard,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// A value that may hold a credential: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(String);
+
+impl Redacted {
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redacted(..)")
+    }
+}
+
+impl From<String> for Redacted {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+/// Parse `i/n` into a saga shard.
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("invalid shard {text:?}: expected i/n, e.g. 0/2"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("invalid shard {text:?}: expected i/n, e.g. 0/2"))
+    };
+    Shard::new(number(index)?, number(count)?).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse() {
+        assert_eq!(parse_shard("0/1"), Ok(Shard::ALL));
+        let shard = parse_shard("1/3").expect("valid");
+        assert_eq!((shard.index(), shard.count()), (1, 3));
+        assert!(parse_shard("3/3").is_err());
+        assert!(parse_shard("0/0").is_err());
+        assert!(parse_shard("1").is_err());
+        assert!(parse_shard("a/b").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Redacted::from("a-very-long-secret-value-of-at-least-32-bytes".to_string());
+        assert_eq!(format!("{secret:?}"), "Redacted(..)");
+        assert!(!format!("{:?}", Some(secret)).contains("secret-value"));
+    }
+}
