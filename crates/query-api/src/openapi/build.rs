@@ -62,7 +62,7 @@ pub fn if_none_match() -> Value {
 
 /// Cursors of the view lists (opaque, hex) and of the audit pages (a position or version).
 pub const VIEW_CURSOR: &str = "^[0-9a-f]*$";
-pub const LOG_CURSOR: &str = "^[0-9]{1,19}$";
+pub const LOG_CURSOR: &str = "^[0-9]{0,19}$";
 
 /// `limit` and a `cursor` of the given shape.
 pub fn paging(cursor_pattern: &str) -> Vec<Value> {
