@@ -174,6 +174,7 @@ impl From<PaymentError> for CommandError {
             PaymentError::NotRequested | PaymentError::NotDeferred => {
                 Self::wrong_state("payment-not-deferred", detail)
             }
+            PaymentError::RetryUnderWay => Self::wrong_state("payment-retry-under-way", detail),
             PaymentError::NegativeAmount => Self::rejected("invalid-amount", detail, vec![]),
         }
     }

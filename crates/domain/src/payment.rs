@@ -116,6 +116,8 @@ pub enum PaymentError {
     NotRequested,
     #[error("the payment is not deferred")]
     NotDeferred,
+    #[error("a retry of this payment is already under way")]
+    RetryUnderWay,
     #[error("amount must not be negative")]
     NegativeAmount,
 }
@@ -186,6 +188,10 @@ impl Aggregate for PaymentAggregate {
             C::RetryNow { requested_by } => {
                 if state.status != S::Deferred {
                     return Err(PaymentError::NotDeferred);
+                }
+                // Asked already and not yet answered by the gateway: one attempt at a time.
+                if state.retry_at.is_none() {
+                    return Err(PaymentError::RetryUnderWay);
                 }
                 vec![E::PaymentRetryRequested {
                     requested_by: requested_by.clone(),

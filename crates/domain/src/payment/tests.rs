@@ -306,10 +306,19 @@ fn retry_now_of_a_deferred_payment_clears_the_retry_time() {
         .when(retry_cmd())
         .then([retry_requested()]);
     assert_eq!((state.status, state.retry_at), (S::Deferred, None));
-    // Still deferred: an admin may ask again.
+    // Asked again before the gateway answered: one attempt at a time.
     given::<P>([requested(), deferred(1, 11), retry_requested()])
         .when(retry_cmd())
-        .then([retry_requested()]);
+        .then_err(PaymentError::RetryUnderWay);
+    // Deferred again after that attempt: an admin may ask again.
+    given::<P>([
+        requested(),
+        deferred(1, 11),
+        retry_requested(),
+        deferred(2, 12),
+    ])
+    .when(retry_cmd())
+    .then([retry_requested()]);
 }
 
 #[test]
