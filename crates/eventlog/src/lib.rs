@@ -30,7 +30,7 @@ pub use hash::{verify_log, BadEvent, VerifyReport};
 pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
 };
-pub use sqlite::{SqliteEventLog, WriterStats};
+pub use sqlite::{import_into, ImportReport, SqliteEventLog, WriterStats};
 pub use traced::TracedEventLog;
 
 use async_trait::async_trait;

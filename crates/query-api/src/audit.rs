@@ -17,11 +17,10 @@ use uuid::Uuid;
 
 use crate::document::document;
 use crate::error::QueryError;
+use crate::history::{reservation_history, whole_stream};
 use crate::params::Params;
 use crate::state::QueryState;
 
-/// Events read per page when a whole stream is needed.
-const PAGE: usize = 1_000;
 
 pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
@@ -47,20 +46,6 @@ fn reservation_id(raw: &str) -> Result<Uuid, QueryError> {
     Uuid::parse_str(raw).map_err(|_| QueryError::NotFound(format!("no reservation {raw}")))
 }
 
-/// Every event of `stream`.
-async fn whole_stream(log: &dyn EventLog, stream: &str) -> Result<Vec<RecordedEvent>, QueryError> {
-    let mut events = Vec::new();
-    loop {
-        let from = events.last().map_or(0, |e: &RecordedEvent| e.version + 1);
-        let page = log.read_stream(stream, from, PAGE).await?;
-        let done = page.len() < PAGE;
-        events.extend(page);
-        if done {
-            return Ok(events);
-        }
-    }
-}
-
 /// The reservation's own stream; 404 if it has none.
 async fn reservation_stream(
     log: &dyn EventLog,
@@ -80,22 +65,9 @@ async fn history(
 ) -> Result<Json<Value>, QueryError> {
     auditor(&principal)?;
     let id = reservation_id(&raw)?;
-    let log = state.log.as_ref();
-    let mut events = reservation_stream(log, id).await?;
-    let lodging_id = events[0].data["lodging_id"].as_str().map(str::to_string);
-    for prefix in ["payment", "saga"] {
-        events.extend(whole_stream(log, &format!("{prefix}-{id}")).await?);
-    }
-    if let Some(lodging_id) = lodging_id {
-        let about = id.to_string();
-        let lodging = whole_stream(log, &format!("lodging-{lodging_id}")).await?;
-        events.extend(
-            lodging
-                .into_iter()
-                .filter(|e| e.data["reservation_id"] == about.as_str()),
-        );
-    }
-    events.sort_by_key(|e| e.position);
+    let events = reservation_history(state.log.as_ref(), id)
+        .await?
+        .ok_or_else(|| QueryError::NotFound(format!("no reservation {id}")))?;
     Ok(Json(json!({"reservation_id": id, "events": events})))
 }
 

@@ -11,6 +11,7 @@
 mod audit;
 mod document;
 pub mod error;
+pub mod history;
 pub mod openapi;
 pub mod params;
 mod state;

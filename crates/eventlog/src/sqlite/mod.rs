@@ -15,6 +15,7 @@
 pub(crate) mod checkpoint;
 mod command;
 mod heads;
+mod import;
 mod reader;
 mod writer;
 
@@ -39,6 +40,8 @@ use crate::{
 use command::{Command, EncodedEvent};
 use reader::Reader;
 use writer::{Counters, Writer};
+
+pub use import::{import_into, ImportReport};
 
 /// How long a writer waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
