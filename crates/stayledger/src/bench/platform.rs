@@ -62,7 +62,7 @@ impl BenchServe {
         self.token(Role::Customer, &format!("bench-customer-{n}"), &[])
     }
 
-    /// Register `count` lodgings `{prefix}-{n}` with many rooms (no request is ever refused for room).
+    /// Register `count` lodgings `{prefix}-{n}` with the most rooms allowed (no request is refused for room).
     pub async fn register_lodgings(
         &self,
         prefix: &str,
@@ -75,7 +75,7 @@ impl BenchServe {
         for n in 0..count {
             let id = format!("{prefix}-{n}");
             let body = json!({"lodging_id": id, "name": format!("Bench lodging {n}"), "nightly_rate": 120_000,
-                              "currency": "KRW", "rooms": 1_000_000, "max_guests": 4, "approval_mode": mode});
+                              "currency": "KRW", "rooms": 10_000, "max_guests": 4, "approval_mode": mode});
             let call = Call::post("/lodgings", &admin, Bytes::from(body.to_string()));
             let (status, answer) = connection.send(&call).await?;
             anyhow::ensure!(
