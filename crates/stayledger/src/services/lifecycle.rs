@@ -94,7 +94,10 @@ impl Service {
                 .context("HTTP server")
         });
         tracing::info!(service = self.name, %local, reuse_port = listen.reuse_port, "listening");
-        println!("stayledger {} listening on http://{local}", self.name);
+        say(&format!(
+            "stayledger {} listening on http://{local}",
+            self.name
+        ));
         self.run(listen.shutdown_grace).await
     }
 
@@ -111,6 +114,10 @@ impl Service {
             }
             Some(Err(error)) => Err(error),
         };
+        say(&format!(
+            "stayledger {} stopping: finishing in-flight work",
+            self.name
+        ));
         if let Err(error) = &result {
             tracing::error!(
                 service = self.name,
@@ -140,6 +147,13 @@ impl Service {
         tracing::info!(service = name, "stopped");
         result
     }
+}
+
+/// A line on stdout for whoever started the process (tests, scripts); a closed stdout is no error.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 fn outcome(joined: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {

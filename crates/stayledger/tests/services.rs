@@ -1,0 +1,200 @@
+//! Each service alone, as real processes on one data dir: command-api, query-api, projector, saga and
+//! the payment sandbox take a reservation from requested to confirmed; saga shards split the work.
+
+#[path = "common/process.rs"]
+mod process;
+
+use std::time::Duration;
+
+use process::{admin_of, auditor, customer, stay_body, Process};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Platform {
+    sandbox: Process,
+    commands: Process,
+    queries: Process,
+    projector: Process,
+    sagas: Vec<Process>,
+    _dir: tempfile::TempDir,
+}
+
+impl Platform {
+    /// The four services and the sandbox on one temp data dir; one saga per shard in `shards`.
+    async fn start(shards: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_str().expect("utf-8 path").to_string();
+        let on_data = |service: &'static str| {
+            let data = data.clone();
+            async move { Process::start(&[service, "--addr", "127.0.0.1:0", "--data-dir", &data]).await }
+        };
+        let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+        let commands = on_data("command-api").await;
+        let queries = on_data("query-api").await;
+        let projector = on_data("projector").await;
+        let gateway = format!("{}/sandbox", sandbox.base);
+        let mut sagas = Vec::new();
+        for shard in shards {
+            let args = ["saga", "--addr", "127.0.0.1:0", "--data-dir", &data];
+            let args = [
+                &args[..],
+                &["--payment-gateway-url", &gateway, "--shard", shard],
+            ]
+            .concat();
+            sagas.push(Process::start(&args).await);
+        }
+        Self {
+            sandbox,
+            commands,
+            queries,
+            projector,
+            sagas,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        for saga in self.sagas {
+            saga.stop().await;
+        }
+        self.projector.stop().await;
+        self.queries.stop().await;
+        self.commands.stop().await;
+        self.sandbox.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_processes_take_a_reservation_to_confirmed() {
+    let p = Platform::start(&["0/1"]).await;
+    let (commands, queries) = (p.commands.api(), p.queries.api());
+    for process in [
+        &p.sandbox,
+        &p.commands,
+        &p.queries,
+        &p.projector,
+        &p.sagas[0],
+    ] {
+        let api = process.api();
+        assert_eq!(
+            api.get("/healthz", None).await.0,
+            StatusCode::OK,
+            "{}",
+            process.name
+        );
+        api.wait_status("/readyz", StatusCode::OK, WAIT).await;
+    }
+
+    commands.register_lodging("harbor", 2, "manual").await;
+    let (id, position) = commands.request("alice", "harbor", 12).await;
+    // Read your own write through the other process: query-api waits for the projector's checkpoint.
+    let (status, doc) = queries
+        .get(
+            &format!("/reservations/{id}?min_position={position}"),
+            Some(&customer("alice")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["lodging_name"], "Lodging harbor");
+    let pending = queries
+        .get(
+            &format!("/management/requests?lodging_id=harbor&min_position={position}"),
+            Some(&admin_of("harbor")),
+        )
+        .await;
+    assert_eq!(
+        pending.1["items"][0]["reservation_id"],
+        id.as_str(),
+        "{}",
+        pending.1
+    );
+
+    let (status, body) = commands
+        .post(
+            &format!("/management/requests/{id}/approve"),
+            &admin_of("harbor"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let doc = queries.wait_for(&id, "status", "confirmed", WAIT).await;
+    assert_eq!(doc["approval_status"], "approved");
+    assert_eq!(doc["payment_status"], "completed");
+    let charges = p.sandbox.api().sandbox_charges().await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0]["idempotency_key"], id.as_str());
+
+    // Each process serves its own routes only, and reports its own part in /metrics.
+    let (status, _) = commands
+        .get(&format!("/reservations/{id}"), Some(&auditor()))
+        .await;
+    assert!(
+        status.is_client_error(),
+        "command-api serves no views: {status}"
+    );
+    let (status, _) = queries
+        .post("/reservations", &customer("bob"), stay_body("harbor", 3, 1))
+        .await;
+    assert!(
+        status.is_client_error(),
+        "query-api takes no commands: {status}"
+    );
+    let saga = p.sagas[0].api();
+    let completed = saga
+        .metric("stayledger_payments_total", "outcome=\"completed\"")
+        .await;
+    assert_eq!(completed, Some(1.0));
+    assert!(commands.metric("stayledger_appends_total", "").await >= Some(2.0));
+    let head = commands.metric("stayledger_log_head_position", "").await;
+    let projector = p.projector.api();
+    let projected = projector.metric("stayledger_projector_position", "").await;
+    assert!(projected.is_some());
+    let checkpoint = queries
+        .metric("stayledger_view_checkpoint_position", "")
+        .await;
+    assert!(
+        checkpoint.is_some() && checkpoint <= head,
+        "{checkpoint:?} {head:?}"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_saga_shards_split_the_reservations_and_charge_each_once() {
+    let p = Platform::start(&["0/2", "1/2"]).await;
+    let commands = p.commands.api();
+    commands.register_lodging("dunes", 20, "instant").await;
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        ids.push(commands.request(&format!("c{i}"), "dunes", 5 + i).await.0);
+    }
+    for id in &ids {
+        p.queries
+            .api()
+            .wait_for(id, "status", "confirmed", WAIT)
+            .await;
+    }
+    let charges = p.sandbox.api().sandbox_charges().await;
+    assert_eq!(charges.len(), ids.len(), "{charges:?}");
+    assert!(
+        charges.iter().all(|c| c["attempts"] == 1),
+        "no reservation was charged by both shards: {charges:?}"
+    );
+    let mut per_shard = Vec::new();
+    for saga in &p.sagas {
+        let completed = saga
+            .api()
+            .metric("stayledger_payments_total", "outcome=\"completed\"")
+            .await
+            .unwrap_or_default();
+        per_shard.push(completed);
+    }
+    assert_eq!(per_shard.iter().sum::<f64>(), 16.0, "{per_shard:?}");
+    assert!(
+        per_shard.iter().all(|n| *n > 0.0),
+        "both shards worked: {per_shard:?}"
+    );
+    p.stop().await;
+}
