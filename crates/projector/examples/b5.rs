@@ -1,22 +1,27 @@
-//! B5: rebuild all views from about 1,000,000 events (`cargo run --release -p projector --example b5 [EVENTS]`).
-//! Prints the report as JSON.
+//! B5: rebuild all views from about 1,000,000 events.
+//! `cargo run --release -p projector --example b5 [EVENTS] [DIR]` (DIR is kept; default: a temporary
+//! directory). Prints the report as JSON.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let events = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let events = args
+        .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(e) => {
+    let temporary = tempfile::tempdir();
+    let dir = match (args.next(), &temporary) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Ok(temporary)) => temporary.path().to_path_buf(),
+        (None, Err(e)) => {
             eprintln!("cannot create a temporary directory: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match projector::bench::b5(dir.path(), events).await {
+    match projector::bench::b5(&dir, events).await {
         Ok(report) => {
             println!(
                 "{}",

@@ -72,6 +72,14 @@ impl Projector {
         }
     }
 
+    /// Report progress on `status` (e.g. the handle of a projector this one replaces, so waiters
+    /// and probes carry on across a restart or a view-store swap).
+    #[must_use]
+    pub fn with_status(mut self, status: ProjectorStatus) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Use another checkpoint name (e.g. one per projector instance when scaled out).
     #[must_use]
     pub fn with_id(mut self, id: impl Into<String>) -> Self {

@@ -12,7 +12,7 @@ use crate::sink::{decode_all, Halt, Item, RetryPolicy, Sink};
 use crate::{ProjectorError, ProjectorStatus, PROJECTOR_ID};
 
 /// Events per read and per view-store transaction during a rebuild.
-pub const REBUILD_PAGE: usize = 8192;
+pub const REBUILD_PAGE: usize = 32_768;
 
 /// Attempts while the fresh store is unavailable before the rebuild gives up.
 const UNAVAILABLE_ATTEMPTS: u32 = 10;

@@ -15,6 +15,7 @@ mod mongo;
 pub mod projection;
 mod query;
 mod sqlite;
+mod swappable;
 mod views;
 
 pub use error::ViewError;
@@ -22,6 +23,7 @@ pub use event::{AnyEvent, ViewEvent};
 pub use mongo::MongoViewStore;
 pub use query::{DeadLetter, Page, PageRequest, RequestFilter, ReservationFilter, MAX_PAGE};
 pub use sqlite::SqliteViewStore;
+pub use swappable::SwappableViewStore;
 pub use views::{
     parse_reservation_status, ApprovalMode, ApprovalStatus, LodgingView, ManagementView,
     PaymentStatus, RefundStatus, ReservationStatus, ReservationView, RESERVATION_STATUSES,

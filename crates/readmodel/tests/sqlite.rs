@@ -1,0 +1,81 @@
+//! What only the SQLite view store promises: several openers of one file (as several processes
+//! would), and a store of an older layout being dropped so it is rebuilt from the log.
+
+use std::sync::Arc;
+
+use readmodel::conformance::{dump, history, PROJECTOR};
+use readmodel::{SqliteViewStore, ViewStore};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_openers_of_one_file_write_and_read_each_other() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("views.db");
+    let first = Arc::new(SqliteViewStore::open(&path).expect("open"));
+    let second = Arc::new(SqliteViewStore::open(&path).expect("open again"));
+    let (t, cast) = history();
+    let (early, late) = t.events().split_at(t.events().len() / 2);
+
+    // Both write at once (each under its own checkpoint); the write lock serializes them.
+    let writes = [
+        (Arc::clone(&first), "a", early.to_vec()),
+        (Arc::clone(&second), "b", t.events().to_vec()),
+    ]
+    .map(|(store, id, events)| {
+        tokio::spawn(async move {
+            for batch in events.chunks(3) {
+                store.apply(id, batch).await.expect("apply");
+            }
+        })
+    });
+    for write in writes {
+        write.await.expect("writer task");
+    }
+    first.apply("a", late).await.expect("apply the rest");
+
+    assert_eq!(second.checkpoint("a").await.expect("checkpoint"), t.head());
+    assert_eq!(first.checkpoint("b").await.expect("checkpoint"), t.head());
+    assert!(second
+        .reservation(cast.confirmed)
+        .await
+        .expect("read")
+        .is_some());
+    assert_eq!(dump(&*first).await, dump(&*second).await);
+
+    let alone = SqliteViewStore::open(dir.path().join("alone.db")).expect("open");
+    alone.apply(PROJECTOR, t.events()).await.expect("apply");
+    assert_eq!(
+        dump(&alone).await,
+        dump(&*first).await,
+        "the same views as one writer builds"
+    );
+}
+
+#[tokio::test]
+async fn a_store_of_another_layout_is_dropped_for_a_rebuild() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("views.db");
+    let (t, _) = history();
+    {
+        let store = SqliteViewStore::open(&path).expect("open");
+        store.apply(PROJECTOR, t.events()).await.expect("apply");
+    }
+    {
+        let store = SqliteViewStore::open(&path).expect("reopen");
+        assert_eq!(
+            store.checkpoint(PROJECTOR).await.expect("checkpoint"),
+            t.head(),
+            "kept"
+        );
+    }
+    let conn = rusqlite::Connection::open(&path).expect("raw connection");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("pretend an old layout");
+    drop(conn);
+    let store = SqliteViewStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.checkpoint(PROJECTOR).await.expect("checkpoint"),
+        0,
+        "rebuild from 0"
+    );
+    assert!(dump(&store).await.is_empty());
+}
