@@ -68,14 +68,26 @@ fn lodging_id(n: u64) -> String {
     format!("bench-{}", n % LODGINGS)
 }
 
-/// One reservation flow, in the order the services would append it.
-async fn flow(log: &SqliteEventLog, n: u64) -> Result<(), LogError> {
-    let id = Uuid::new_v4();
-    let lodging = lodging_id(n);
+fn saga_step() -> NewEvent {
+    raw(
+        "SagaTimerCancelled",
+        serde_json::json!({"timer": "approval_deadline"}),
+    )
+}
+
+/// The stay of flow `n`: one night, spread over 300 nights.
+fn stay_of(n: u64) -> (NaiveDate, NaiveDate) {
     let check_in = NaiveDate::from_ymd_opt(2031, 1, 1)
         .and_then(|d| d.checked_add_days(Days::new(n % 300)))
         .unwrap_or_default();
-    let check_out = check_in.succ_opt().unwrap_or(check_in);
+    (check_in, check_in.succ_opt().unwrap_or(check_in))
+}
+
+/// The appends of one reservation flow (stream, events), in the order the services make them.
+fn flow_appends(n: u64) -> Vec<(String, Vec<NewEvent>)> {
+    let id = Uuid::new_v4();
+    let lodging = lodging_id(n);
+    let (check_in, check_out) = stay_of(n);
     let requested = ReservationEvent::ReservationRequested(ReservationRequested {
         reservation_id: id,
         customer_id: format!("c-{}", n % 10_000),
@@ -87,20 +99,6 @@ async fn flow(log: &SqliteEventLog, n: u64) -> Result<(), LogError> {
         total_amount: 120_000,
         currency: "KRW".into(),
     });
-    let (reservation, saga, payment) = (
-        format!("reservation-{id}"),
-        format!("saga-{id}"),
-        format!("payment-{id}"),
-    );
-    let lodging_stream = format!("lodging-{lodging}");
-    let saga_step = || {
-        raw(
-            "SagaTimerCancelled",
-            serde_json::json!({"timer": "approval_deadline"}),
-        )
-    };
-    append(log, &reservation, vec![new_event(&requested)]).await?;
-    append(log, &saga, vec![saga_step()]).await?;
     let forwarded = LodgingEvent::ApprovalRequested {
         reservation_id: id,
         check_in,
@@ -111,38 +109,49 @@ async fn flow(log: &SqliteEventLog, n: u64) -> Result<(), LogError> {
         reservation_id: id,
         granted_by: "admin".into(),
     };
-    append(
-        log,
-        &lodging_stream,
-        vec![new_event(&forwarded), new_event(&granted)],
-    )
-    .await?;
-    append(log, &saga, vec![saga_step()]).await?;
-    append(
-        log,
-        &reservation,
-        vec![new_event(&ReservationEvent::ReservationApproved {
-            approved_by: "admin".into(),
-        })],
-    )
-    .await?;
+    let approved = ReservationEvent::ReservationApproved {
+        approved_by: "admin".into(),
+    };
+    let (payment_id, gateway_ref) = (format!("p-{id}"), format!("g-{id}"));
     let charge = PaymentEvent::PaymentRequested {
         reservation_id: id,
         amount: 120_000,
         currency: "KRW".into(),
     };
     let paid = PaymentEvent::PaymentCompleted {
-        payment_id: format!("p-{id}"),
-        gateway_ref: format!("g-{id}"),
+        payment_id: payment_id.clone(),
+        gateway_ref,
         amount: 120_000,
     };
-    append(log, &payment, vec![new_event(&charge), new_event(&paid)]).await?;
-    append(log, &saga, vec![saga_step()]).await?;
     let confirmed = ReservationEvent::ReservationConfirmed {
-        payment_id: format!("p-{id}"),
+        payment_id,
         amount: 120_000,
     };
-    append(log, &reservation, vec![new_event(&confirmed)]).await
+    let (reservation, saga) = (format!("reservation-{id}"), format!("saga-{id}"));
+    vec![
+        (reservation.clone(), vec![new_event(&requested)]),
+        (saga.clone(), vec![saga_step()]),
+        (
+            format!("lodging-{lodging}"),
+            vec![new_event(&forwarded), new_event(&granted)],
+        ),
+        (saga.clone(), vec![saga_step()]),
+        (reservation.clone(), vec![new_event(&approved)]),
+        (
+            format!("payment-{id}"),
+            vec![new_event(&charge), new_event(&paid)],
+        ),
+        (saga, vec![saga_step()]),
+        (reservation, vec![new_event(&confirmed)]),
+    ]
+}
+
+/// Append one reservation flow.
+async fn flow(log: &SqliteEventLog, n: u64) -> Result<(), LogError> {
+    for (stream, events) in flow_appends(n) {
+        append(log, &stream, events).await?;
+    }
+    Ok(())
 }
 
 async fn register(log: &SqliteEventLog) -> Result<(), LogError> {

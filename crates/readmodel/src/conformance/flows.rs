@@ -1,6 +1,7 @@
 //! Checks of the documents a whole business flow produces, and of replays.
 
 use domain::reservation::{ReservationEvent, ReservationRequested};
+use domain::DomainEvent;
 use uuid::Uuid;
 
 use super::timeline::{day, recorded_at, Timeline, NIGHTLY_RATE};
@@ -110,17 +111,25 @@ pub async fn flow_statuses(stores: &dyn FreshStore) {
         .apply(PROJECTOR, t.events())
         .await
         .expect("apply history");
-    assert_eq!(
-        store.checkpoint(PROJECTOR).await.expect("checkpoint"),
-        t.head()
-    );
+    let checkpoint = store.checkpoint(PROJECTOR).await.expect("checkpoint");
+    assert_eq!(checkpoint, t.head());
+    check_confirmed(&*store, &t, cast.confirmed).await;
+    check_reservation_outcomes(&*store, &t, cast).await;
+    check_confirmed_request(&*store, &t, cast.confirmed).await;
+    check_request_outcomes(&*store, &t, cast).await;
+    check_catalog(&*store, &t).await;
+}
 
-    let id = cast.confirmed;
-    let requested_at = recorded_at(last_position(&t, |e| is_requested(e, id)));
-    let confirmed_at = last_position(
-        &t,
-        |e| matches!(&e.event, AnyEvent::Reservation { reservation_id, event: ReservationEvent::ReservationConfirmed { .. } } if *reservation_id == id),
-    );
+/// Every field of the confirmed reservation.
+async fn check_confirmed(store: &dyn ViewStore, t: &Timeline, id: Uuid) {
+    let requested_at = recorded_at(last_position(t, |e| is_requested(e, id)));
+    let confirmed_at = last_position(t, |e| {
+        let confirmed = ReservationEvent::ReservationConfirmed {
+            payment_id: format!("pay-{id}"),
+            amount: 2 * NIGHTLY_RATE,
+        };
+        matches!(&e.event, AnyEvent::Reservation { reservation_id, event } if *reservation_id == id && *event == confirmed)
+    });
     let expected = ReservationView {
         reservation_id: id,
         customer_id: "c-2".into(),
@@ -141,180 +150,87 @@ pub async fn flow_statuses(stores: &dyn FreshStore) {
         updated_at: recorded_at(confirmed_at),
         position: confirmed_at,
     };
-    assert_eq!(reservation(&*store, id).await, expected);
-
-    let outcomes = [
-        (
-            cast.requested,
-            S::Requested,
-            A::Pending,
-            P::None,
-            R::None,
-            None,
-        ),
-        (
-            cast.payment_pending,
-            S::PaymentPending,
-            A::Approved,
-            P::Pending,
-            R::None,
-            Some("gateway overloaded"),
-        ),
-        (
-            cast.cancelled,
-            S::Cancelled,
-            A::Withdrawn,
-            P::Refunded,
-            R::Refunded,
-            Some("plans changed"),
-        ),
-        (
-            cast.rejected,
-            S::Rejected,
-            A::Rejected,
-            P::None,
-            R::None,
-            Some("closed for renovation"),
-        ),
-        (
-            cast.expired,
-            S::Expired,
-            A::Expired,
-            P::None,
-            R::None,
-            Some("approval deadline passed"),
-        ),
-        (
-            cast.payment_failed,
-            S::PaymentFailed,
-            A::Withdrawn,
-            P::Failed,
-            R::None,
-            Some("card declined"),
-        ),
-        (
-            cast.approved,
-            S::Approved,
-            A::Approved,
-            P::Requested,
-            R::None,
-            None,
-        ),
-    ];
-    for (id, status, approval, payment, refund, reason) in outcomes {
-        let view = reservation(&*store, id).await;
-        let got = (
-            view.status,
-            view.approval_status,
-            view.payment_status,
-            view.refund_status,
-            view.status_reason.as_deref(),
-        );
-        assert_eq!(
-            got,
-            (status, approval, payment, refund, reason),
-            "reservation {id}"
-        );
-        // The position is that of an event about this reservation, and updated_at is its time.
-        let last = last_position(&t, |e| concerns(e, id));
-        let changed_by = t.events().iter().find(|e| e.position == view.position);
-        assert!(
-            view.position <= last && changed_by.is_some_and(|e| concerns(e, id)),
-            "position of {id}"
-        );
-        assert_eq!(
-            view.updated_at,
-            recorded_at(view.position),
-            "updated_at of {id}"
-        );
-    }
-    check_requests(&*store, &t, cast).await;
-    check_catalog(&*store, &t).await;
+    assert_eq!(reservation(store, id).await, expected);
 }
 
-async fn check_requests(store: &dyn ViewStore, t: &Timeline, cast: Cast) {
-    let view = request(store, cast.confirmed).await;
-    let granted = last_position(t, |e| {
-        e.stream == "lodging-seoul-1"
-            && matches!(&e.event, AnyEvent::Lodging { event: domain::lodging::LodgingEvent::ApprovalGranted { reservation_id, .. }, .. } if *reservation_id == cast.confirmed)
-    });
-    assert_eq!(
-        (view.request_status, view.available, view.payment_status),
-        (A::Approved, true, P::Completed)
+type ReservationOutcome = (Uuid, S, A, P, R, Option<&'static str>);
+
+#[rustfmt::skip]
+fn reservation_outcomes(cast: Cast) -> [ReservationOutcome; 7] {
+    [
+        (cast.requested, S::Requested, A::Pending, P::None, R::None, None),
+        (cast.payment_pending, S::PaymentPending, A::Approved, P::Pending, R::None, Some("gateway overloaded")),
+        (cast.cancelled, S::Cancelled, A::Withdrawn, P::Refunded, R::Refunded, Some("plans changed")),
+        (cast.rejected, S::Rejected, A::Rejected, P::None, R::None, Some("closed for renovation")),
+        (cast.expired, S::Expired, A::Expired, P::None, R::None, Some("approval deadline passed")),
+        (cast.payment_failed, S::PaymentFailed, A::Withdrawn, P::Failed, R::None, Some("card declined")),
+        (cast.approved, S::Approved, A::Approved, P::Requested, R::None, None),
+    ]
+}
+
+/// Each reservation's statuses, and a position and `updated_at` of an event about it.
+async fn check_reservation_outcomes(store: &dyn ViewStore, t: &Timeline, cast: Cast) {
+    for (id, status, approval, payment, refund, reason) in reservation_outcomes(cast) {
+        let view = reservation(store, id).await;
+        let got = (view.status, view.approval_status, view.payment_status);
+        assert_eq!(got, (status, approval, payment), "reservation {id}");
+        let got = (view.refund_status, view.status_reason.as_deref());
+        assert_eq!(got, (refund, reason), "reservation {id}");
+        let last = last_position(t, |e| concerns(e, id));
+        let changed_by = t.events().iter().find(|e| e.position == view.position);
+        let about_it = changed_by.is_some_and(|e| concerns(e, id));
+        assert!(view.position <= last && about_it, "position of {id}");
+        let updated_at = recorded_at(view.position);
+        assert_eq!(view.updated_at, updated_at, "updated_at of {id}");
+    }
+}
+
+fn is_lodging_event(event: &ViewEvent, id: Uuid, kind: &str) -> bool {
+    matches!(&event.event, AnyEvent::Lodging { event, .. } if event.reservation_id() == Some(id) && event.event_type() == kind)
+}
+
+/// Every field of the confirmed reservation's approval request.
+async fn check_confirmed_request(store: &dyn ViewStore, t: &Timeline, id: Uuid) {
+    let view = request(store, id).await;
+    let granted = last_position(t, |e| is_lodging_event(e, id, "ApprovalGranted"));
+    let got = (view.request_status, view.available, view.payment_status);
+    assert_eq!(got, (A::Approved, true, P::Completed));
+    let got = (
+        view.customer_id.as_str(),
+        view.lodging_id.as_str(),
+        view.guests,
     );
-    assert_eq!(
-        (
-            view.customer_id.as_str(),
-            view.lodging_id.as_str(),
-            view.guests
-        ),
-        ("c-2", "seoul-1", 2)
-    );
+    assert_eq!(got, ("c-2", "seoul-1", 2));
     assert_eq!((view.check_in, view.check_out), (day(0), day(2)));
     assert_eq!(view.decided_at, Some(recorded_at(granted)));
     assert_eq!(view.decided_by.as_deref(), Some("admin-seoul-1"));
+}
 
-    let outcomes = [
+type RequestOutcome = (Uuid, A, bool, P, Option<&'static str>);
+
+#[rustfmt::skip]
+fn request_outcomes(cast: Cast) -> [RequestOutcome; 7] {
+    [
         (cast.requested, A::Pending, true, P::None, None),
-        (
-            cast.payment_pending,
-            A::Approved,
-            true,
-            P::Pending,
-            Some("admin-seoul-1"),
-        ),
-        (
-            cast.cancelled,
-            A::Withdrawn,
-            false,
-            P::Refunded,
-            Some("admin-seoul-1"),
-        ),
-        (
-            cast.rejected,
-            A::Rejected,
-            false,
-            P::None,
-            Some("admin-busan-2"),
-        ),
+        (cast.payment_pending, A::Approved, true, P::Pending, Some("admin-seoul-1")),
+        (cast.cancelled, A::Withdrawn, false, P::Refunded, Some("admin-seoul-1")),
+        (cast.rejected, A::Rejected, false, P::None, Some("admin-busan-2")),
         (cast.expired, A::Expired, false, P::None, None),
-        (
-            cast.payment_failed,
-            A::Withdrawn,
-            false,
-            P::Failed,
-            Some("admin-busan-2"),
-        ),
-        (
-            cast.approved,
-            A::Approved,
-            true,
-            P::Requested,
-            Some("admin-seoul-1"),
-        ),
-    ];
-    for (id, status, available, payment, decided_by) in outcomes {
+        (cast.payment_failed, A::Withdrawn, false, P::Failed, Some("admin-busan-2")),
+        (cast.approved, A::Approved, true, P::Requested, Some("admin-seoul-1")),
+    ]
+}
+
+/// Each request's status, availability, payment and decider, and when it was requested.
+async fn check_request_outcomes(store: &dyn ViewStore, t: &Timeline, cast: Cast) {
+    for (id, status, available, payment, decided_by) in request_outcomes(cast) {
         let view = request(store, id).await;
-        let got = (
-            view.request_status,
-            view.available,
-            view.payment_status,
-            view.decided_by.as_deref(),
-        );
-        assert_eq!(
-            got,
-            (status, available, payment, decided_by),
-            "request {id}"
-        );
-        let requested = last_position(
-            t,
-            |e| matches!(&e.event, AnyEvent::Lodging { event: domain::lodging::LodgingEvent::ApprovalRequested { reservation_id, .. }, .. } if *reservation_id == id),
-        );
-        assert_eq!(
-            view.requested_at,
-            recorded_at(requested),
-            "requested_at of {id}"
-        );
+        let got = (view.request_status, view.available, view.payment_status);
+        assert_eq!(got, (status, available, payment), "request {id}");
+        assert_eq!(view.decided_by.as_deref(), decided_by, "request {id}");
+        let requested = last_position(t, |e| is_lodging_event(e, id, "ApprovalRequested"));
+        let requested_at = recorded_at(requested);
+        assert_eq!(view.requested_at, requested_at, "requested_at of {id}");
     }
 }
 

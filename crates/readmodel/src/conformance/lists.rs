@@ -115,9 +115,18 @@ async fn all_requests(store: &dyn ViewStore, filter: &RequestFilter, limit: usiz
     }
 }
 
-/// 30 reservations over two lodgings and three customers, a quarter each requested, approved,
-/// confirmed and rejected. Returns (id, lodging, customer, status) in request order.
-pub fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)> {
+/// One reservation of [`crowd`] and how it ends.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub id: Uuid,
+    pub lodging: &'static str,
+    pub customer: String,
+    pub status: &'static str,
+}
+
+/// 30 reservations over two lodgings (and a third lodging without any) and three customers, a
+/// quarter each requested, approved, confirmed and rejected; in request order.
+pub fn crowd(t: &mut Timeline) -> Vec<Booking> {
     for lodging in ["L1", "L2", "L3"] {
         t.register(lodging, 50);
     }
@@ -142,8 +151,23 @@ pub fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)
                     "rejected"
                 }
             };
-            (id, lodging, customer, status)
+            Booking {
+                id,
+                lodging,
+                customer,
+                status,
+            }
         })
+        .collect()
+}
+
+/// The ids of `bookings` that match, newest first.
+fn newest(bookings: &[Booking], matches: impl Fn(&Booking) -> bool) -> Vec<Uuid> {
+    bookings
+        .iter()
+        .rev()
+        .filter(|b| matches(b))
+        .map(|b| b.id)
         .collect()
 }
 
@@ -152,91 +176,95 @@ pub fn crowd(t: &mut Timeline) -> Vec<(Uuid, &'static str, String, &'static str)
 pub async fn filters_and_pages(stores: &dyn FreshStore) {
     let store = stores.fresh().await;
     let mut t = Timeline::new();
-    let people = crowd(&mut t);
+    let bookings = crowd(&mut t);
     let head = apply_since(&*store, &t, 0).await;
-    let newest_first: Vec<Uuid> = people.iter().rev().map(|p| p.0).collect();
-    assert_eq!(
-        all_reservations(&*store, &ReservationFilter::default(), 4).await,
-        newest_first
-    );
+    check_reservation_filters(&*store, &bookings).await;
+    check_request_filters(&*store, &bookings).await;
+    check_lodging_pages(&*store).await;
+    let newest_first = newest(&bookings, |_| true);
+    let oldest_first: Vec<Uuid> = bookings.iter().map(|b| b.id).collect();
+    pages_under_inserts(&*store, &mut t, head, &newest_first, &oldest_first).await;
+    refuses_bad_input(&*store).await;
+}
 
+async fn check_reservation_filters(store: &dyn ViewStore, bookings: &[Booking]) {
+    let everything = ReservationFilter::default();
+    let all = newest(bookings, |_| true);
+    assert_eq!(all_reservations(store, &everything, 4).await, all);
     let filter = ReservationFilter {
         customer_id: Some("c-1".into()),
         status: Some("confirmed".into()),
         lodging_ids: None,
     };
-    let expected: Vec<Uuid> = people
-        .iter()
-        .rev()
-        .filter(|p| p.2 == "c-1" && p.3 == "confirmed")
-        .map(|p| p.0)
-        .collect();
+    let expected = newest(bookings, |b| b.customer == "c-1" && b.status == "confirmed");
     assert!(!expected.is_empty());
-    assert_eq!(all_reservations(&*store, &filter, 2).await, expected);
+    assert_eq!(all_reservations(store, &filter, 2).await, expected);
     let filter = ReservationFilter {
         lodging_ids: Some(vec!["L2".into()]),
         ..ReservationFilter::default()
     };
-    let expected: Vec<Uuid> = people
-        .iter()
-        .rev()
-        .filter(|p| p.1 == "L2")
-        .map(|p| p.0)
-        .collect();
-    assert_eq!(all_reservations(&*store, &filter, 5).await, expected);
+    let expected = newest(bookings, |b| b.lodging == "L2");
+    assert_eq!(all_reservations(store, &filter, 5).await, expected);
+    let filter = ReservationFilter {
+        lodging_ids: Some(vec!["L1".into(), "L2".into()]),
+        status: Some("requested".into()),
+        ..ReservationFilter::default()
+    };
+    let expected = newest(bookings, |b| b.status == "requested");
+    assert_eq!(all_reservations(store, &filter, 3).await, expected);
     let filter = ReservationFilter {
         lodging_ids: Some(vec![]),
         ..ReservationFilter::default()
     };
-    assert!(all_reservations(&*store, &filter, 5).await.is_empty());
+    assert!(all_reservations(store, &filter, 5).await.is_empty());
+}
 
+async fn check_request_filters(store: &dyn ViewStore, bookings: &[Booking]) {
     let filter = RequestFilter {
         lodging_id: Some("L1".into()),
         status: Some("pending".into()),
         lodging_ids: None,
     };
-    let expected: Vec<Uuid> = people
-        .iter()
-        .filter(|p| p.1 == "L1" && p.3 == "requested")
-        .map(|p| p.0)
-        .collect();
-    assert_eq!(all_requests(&*store, &filter, 2).await, expected);
+    let mut expected = newest(bookings, |b| b.lodging == "L1" && b.status == "requested");
+    expected.reverse();
+    assert_eq!(all_requests(store, &filter, 2).await, expected);
     let filter = RequestFilter {
         lodging_ids: Some(vec!["L2".into()]),
         lodging_id: Some("L1".into()),
         status: None,
     };
-    assert!(all_requests(&*store, &filter, 2).await.is_empty());
-    let oldest_first: Vec<Uuid> = people.iter().map(|p| p.0).collect();
-    assert_eq!(
-        all_requests(&*store, &RequestFilter::default(), 3).await,
-        oldest_first
-    );
+    assert!(all_requests(store, &filter, 2).await.is_empty());
+    let filter = RequestFilter {
+        lodging_ids: Some(vec!["L2".into(), "L3".into()]),
+        status: Some("rejected".into()),
+        lodging_id: None,
+    };
+    let mut expected = newest(bookings, |b| b.lodging == "L2" && b.status == "rejected");
+    expected.reverse();
+    assert_eq!(all_requests(store, &filter, 2).await, expected);
+    let oldest_first: Vec<Uuid> = bookings.iter().map(|b| b.id).collect();
+    let everything = RequestFilter::default();
+    assert_eq!(all_requests(store, &everything, 3).await, oldest_first);
+}
 
+async fn check_lodging_pages(store: &dyn ViewStore) {
     let first = store
         .lodgings(&PageRequest::first(2))
         .await
         .expect("lodgings");
+    let cursor = first.next_cursor.clone();
     let rest = store
-        .lodgings(&PageRequest {
-            limit: 2,
-            cursor: first.next_cursor.clone(),
-        })
+        .lodgings(&PageRequest { limit: 2, cursor })
         .await
         .expect("lodgings");
-    let names: Vec<String> = first
+    let names: Vec<&str> = first
         .items
         .iter()
         .chain(&rest.items)
-        .map(|l| l.lodging_id.clone())
+        .map(|l| l.lodging_id.as_str())
         .collect();
-    assert_eq!(
-        (names, rest.next_cursor),
-        (vec!["L1".into(), "L2".into(), "L3".into()], None)
-    );
-
-    pages_under_inserts(&*store, &mut t, head, &newest_first, &oldest_first).await;
-    refuses_bad_input(&*store).await;
+    assert_eq!(names, ["L1", "L2", "L3"]);
+    assert_eq!(rest.next_cursor, None);
 }
 
 async fn pages_under_inserts(

@@ -170,51 +170,67 @@ impl Prefetched {
     async fn fetch_misses(&mut self, db: &Database) -> Result<(), ViewError> {
         let misses = std::mem::take(&mut self.misses);
         let reservations = db.collection::<Document>("reservations");
+        let reservation_id = |s: &Stored<ReservationView>| s.view.reservation_id;
         by_ids(
             &reservations,
             misses.reservations,
-            |s: &Stored<ReservationView>| s.view.reservation_id,
+            reservation_id,
             &mut self.reservations,
             decode_stored,
         )
         .await?;
         let requests = db.collection::<Document>("requests");
+        let request_id = |s: &Stored<ManagementView>| s.view.reservation_id;
         by_ids(
             &requests,
             misses.requests,
-            |s: &Stored<ManagementView>| s.view.reservation_id,
+            request_id,
             &mut self.requests,
             decode_stored,
         )
         .await?;
         let lodgings = db.collection::<Document>("lodgings");
+        let lodging_id = |l: &LodgingView| l.lodging_id.clone();
         by_ids(
             &lodgings,
             misses.lodgings,
-            |l: &LodgingView| l.lodging_id.clone(),
+            lodging_id,
             &mut self.lodgings,
             decode,
         )
         .await?;
+        self.fetch_calendars(db, misses.calendar, misses.pending)
+            .await
+    }
+
+    /// Calendar nights by range, and every pending request of some lodgings.
+    async fn fetch_calendars(
+        &mut self,
+        db: &Database,
+        ranges: HashSet<Range>,
+        pending: HashSet<String>,
+    ) -> Result<(), ViewError> {
         let calendar = db.collection::<Document>("calendar");
-        for range in misses.calendar {
+        for range in ranges {
             let (lodging_id, from, to) = &range;
-            let filter = doc! { "lodging_id": lodging_id, "night": { "$gte": from.to_string(), "$lt": to.to_string() } };
-            let nights = all(&calendar, filter)
-                .await?
-                .into_iter()
-                .map(decode)
-                .collect::<Result<_, _>>()?;
+            let nights = doc! { "$gte": from.to_string(), "$lt": to.to_string() };
+            let found = all(
+                &calendar,
+                doc! { "lodging_id": lodging_id, "night": nights },
+            )
+            .await?;
+            let nights = found.into_iter().map(decode).collect::<Result<_, _>>()?;
             self.calendar.insert(range, nights);
         }
-        for lodging_id in misses.pending {
+        let requests = db.collection::<Document>("requests");
+        for lodging_id in pending {
             let filter = doc! { "lodging_id": &lodging_id, "request_status": "pending" };
-            let pending = all(&requests, filter)
-                .await?
+            let found = all(&requests, filter).await?;
+            let stored = found
                 .into_iter()
                 .map(decode_stored)
                 .collect::<Result<_, _>>()?;
-            self.pending.insert(lodging_id, pending);
+            self.pending.insert(lodging_id, stored);
         }
         Ok(())
     }
