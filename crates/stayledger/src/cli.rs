@@ -39,7 +39,15 @@ pub enum Command {
     /// The saga (process manager and payment worker) alone.
     Saga(crate::services::SagaArgs),
     /// A reservation's readable timeline across all its streams.
-    History(crate::audit::AuditArgs),
+    History(crate::audit::HistoryArgs),
+    /// Rebuild the views into a fresh store while the old one keeps serving, then swap.
+    Replay(crate::audit::ReplayArgs),
+    /// Check every stream's hash chain.
+    Verify(crate::audit::VerifyArgs),
+    /// The whole log as JSON Lines.
+    Export(crate::audit::ExportArgs),
+    /// Load an export into an empty data dir, reproducing it exactly.
+    Import(crate::audit::ImportArgs),
 }
 
 #[derive(Debug, Clone, Args)]

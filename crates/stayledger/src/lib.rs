@@ -16,3 +16,4 @@ pub mod serve;
 pub mod services;
 pub mod supervise;
 pub mod token;
+pub mod views_swap;

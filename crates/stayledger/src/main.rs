@@ -23,6 +23,10 @@ fn main() -> anyhow::Result<()> {
             Command::Projector(args) => stayledger::services::projector(args).await,
             Command::Saga(args) => stayledger::services::saga(args).await,
             Command::History(args) => stayledger::audit::history(args).await,
+            Command::Replay(args) => stayledger::audit::replay(args).await,
+            Command::Verify(args) => stayledger::audit::verify(args).await,
+            Command::Export(args) => stayledger::audit::export(args).await,
+            Command::Import(args) => stayledger::audit::import(args).await,
         }
     })
 }

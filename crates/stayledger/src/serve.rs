@@ -14,9 +14,9 @@ use axum::Router;
 use command_api::{Auth, CommandState, Principal, Problem};
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, SqliteEventLog};
-use projector::{Projector, ProjectorStatus};
+use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
-use readmodel::ViewStore;
+use readmodel::{SwappableViewStore, ViewStore};
 use saga::sandbox::{self, SandboxState};
 use saga::{
     BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunner, SagaStatus,
@@ -32,6 +32,7 @@ use crate::ops::{self, Probes};
 use crate::secret;
 use crate::services::stores;
 use crate::supervise::shutdown_on_signals;
+use crate::views_swap;
 
 pub const EVENTS_FILE: &str = "events.db";
 pub const VIEWS_FILE: &str = "views.db";
@@ -140,8 +141,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let stores = open_stores(&config.data_dir)?;
     let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
-    let projector = Projector::new(Arc::clone(&stores.log), Arc::clone(&stores.views));
-    let projector_status = projector.status();
+    let projector_status = ProjectorStatus::default();
     let sandbox_state = SandboxState::default();
     let gateway_url = config
         .payment_gateway_url
@@ -185,7 +185,20 @@ pub async fn start(
             .await
             .context("HTTP server")
     });
-    tasks.spawn(run_projector(projector, shutdown.clone()));
+    let (swaps, swapped) = tokio::sync::mpsc::channel(1);
+    tasks.spawn(views_swap::watch_generation(
+        config.data_dir.clone(),
+        Arc::clone(&platform.log),
+        swaps,
+        shutdown.clone(),
+    ));
+    tasks.spawn(views_swap::run_projector(
+        Arc::clone(&platform.log),
+        Arc::clone(&stores.swappable),
+        platform.projector.clone(),
+        swapped,
+        shutdown.clone(),
+    ));
     tasks.spawn(run_saga(saga, shutdown));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), gateway = %gateway_url, "stayledger serving");
     Ok((platform, tasks))
@@ -194,6 +207,8 @@ pub async fn start(
 struct Stores {
     sqlite_log: Arc<SqliteEventLog>,
     log: Arc<dyn EventLog>,
+    /// The views the queries read and the projector writes; `replay` swaps what is behind it.
+    swappable: Arc<SwappableViewStore>,
     views: Arc<dyn ViewStore>,
     timers: Arc<SqliteTimerStore>,
 }
@@ -202,10 +217,12 @@ fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
     let sqlite_log = Arc::new(stores::sqlite_log(data_dir)?);
     let views = stores::sqlite_views(data_dir)?;
     let timers = stores::timer_store(data_dir, Shard::ALL)?;
+    let swappable = Arc::new(SwappableViewStore::new(Arc::new(views)));
     Ok(Stores {
         log: Arc::clone(&sqlite_log) as Arc<dyn EventLog>,
         sqlite_log,
-        views: Arc::new(views),
+        views: Arc::clone(&swappable) as Arc<dyn ViewStore>,
+        swappable,
         timers: Arc::new(timers),
     })
 }
@@ -219,11 +236,6 @@ pub(crate) fn payment_gateway(
     let http =
         HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
     Ok(Arc::new(BreakerGateway::new(http, breaker)))
-}
-
-async fn run_projector(projector: Projector, shutdown: CancellationToken) -> anyhow::Result<()> {
-    // The projector retries store failures and parks poison events itself.
-    projector.run(shutdown).await.context("projector")
 }
 
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {

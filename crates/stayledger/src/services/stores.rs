@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::{AuthArgs, LogArgs, ViewArgs};
 use crate::secret;
-use crate::serve::{EVENTS_FILE, SAGA_FILE, VIEWS_FILE};
+use crate::serve::{EVENTS_FILE, SAGA_FILE};
 
 /// Longest a service waits for its store servers at start before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
@@ -39,7 +39,8 @@ pub(crate) fn sqlite_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
 /// The embedded view store in `data_dir` (created if missing).
 pub(crate) fn sqlite_views(data_dir: &Path) -> anyhow::Result<SqliteViewStore> {
     create_dir(data_dir)?;
-    SqliteViewStore::open(data_dir.join(VIEWS_FILE)).context("opening the view store")
+    let file = crate::audit::current_views_file(data_dir)?;
+    SqliteViewStore::open(data_dir.join(file)).context("opening the view store")
 }
 
 /// The saga's timer store in `data_dir`: `saga.db` for the only shard (as `serve`), else one file

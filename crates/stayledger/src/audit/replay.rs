@@ -1,0 +1,112 @@
+//! `stayledger replay`: rebuild every view from position 0 of the log into a fresh store file while
+//! the current one keeps serving, then point the data dir at it (`views.generation`). A running
+//! `serve` notices within a second, catches the new store up, stops its projector, swaps the store
+//! its queries read and starts the projector again on it.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use readmodel::{SqliteViewStore, ViewStore};
+
+use super::open_log;
+use crate::cli::StoreArgs;
+
+/// The file in the data dir naming the views file in use; absent means `views.db`.
+pub const VIEWS_GENERATION_FILE: &str = "views.generation";
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// The views file a process should open in `data_dir`.
+pub fn current_views_file(data_dir: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(data_dir.join(VIEWS_GENERATION_FILE)) {
+        Ok(name) => {
+            let name = name.trim().to_string();
+            anyhow::ensure!(
+                name.starts_with("views") && !name.contains('/') && !name.contains(".."),
+                "{VIEWS_GENERATION_FILE} names an unexpected file {name:?}"
+            );
+            Ok(name)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(crate::serve::VIEWS_FILE.to_string())
+        }
+        Err(e) => Err(e).context("reading the views generation"),
+    }
+}
+
+/// Point `data_dir` at the views file `name`, atomically (write, fsync, rename).
+fn publish_generation(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let tmp = data_dir.join(format!("{VIEWS_GENERATION_FILE}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(name.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, data_dir.join(VIEWS_GENERATION_FILE))?;
+    Ok(())
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let data_dir = &args.store.data_dir;
+    let log = open_log(&args.store)?;
+    let previous = current_views_file(data_dir)?;
+    let name = format!("views-{}.db", chrono::Utc::now().timestamp_millis());
+    let store: Arc<dyn ViewStore> = Arc::new(
+        SqliteViewStore::open(data_dir.join(&name)).context("creating the fresh view store")?,
+    );
+    let progress = Progress::new();
+    let started = std::time::Instant::now();
+    let last = projector::rebuild(log, store, |done, total| progress.show(done, total)).await?;
+    progress.finish();
+    publish_generation(data_dir, &name)?;
+    eprintln!(
+        "rebuilt the views up to position {last} in {:.1} s into {name} (was {previous}); \
+         a running serve swaps to it within a second",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A progress bar on a terminal; a line every 10% otherwise.
+struct Progress {
+    terminal: bool,
+    last_decile: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+            last_decile: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        let percent = if total == 0 {
+            100
+        } else {
+            done.saturating_mul(100) / total
+        };
+        if self.terminal {
+            let filled = usize::try_from(percent / 5).unwrap_or(20).min(20);
+            eprint!(
+                "\rreplaying [{:<20}] {percent:>3}% {done}/{total} events",
+                "#".repeat(filled)
+            );
+        } else if self.last_decile.swap(percent / 10, Ordering::Relaxed) != percent / 10 {
+            eprintln!("replaying: {percent}% ({done}/{total} events)");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
