@@ -21,7 +21,6 @@ use crate::history::{reservation_history, whole_stream};
 use crate::params::Params;
 use crate::state::QueryState;
 
-
 pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
         .route("/audit/reservations/{id}/history", get(history))

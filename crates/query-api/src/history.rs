@@ -11,7 +11,10 @@ use uuid::Uuid;
 const PAGE: usize = 1_000;
 
 /// Every event of `stream`.
-pub async fn whole_stream(log: &dyn EventLog, stream: &str) -> Result<Vec<RecordedEvent>, LogError> {
+pub async fn whole_stream(
+    log: &dyn EventLog,
+    stream: &str,
+) -> Result<Vec<RecordedEvent>, LogError> {
     let mut events = Vec::new();
     loop {
         let from = events.last().map_or(0, |e: &RecordedEvent| e.version + 1);

@@ -39,7 +39,11 @@ pub fn import_into(
         )));
     }
     let mut heads: HashMap<String, (u64, String)> = HashMap::new();
-    let mut report = ImportReport { events: 0, streams: 0, last_position: 0 };
+    let mut report = ImportReport {
+        events: 0,
+        streams: 0,
+        last_position: 0,
+    };
     {
         let mut insert = tx
             .prepare(
