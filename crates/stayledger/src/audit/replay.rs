@@ -88,11 +88,7 @@ impl Progress {
     }
 
     fn show(&self, done: u64, total: u64) {
-        let percent = if total == 0 {
-            100
-        } else {
-            done.saturating_mul(100) / total
-        };
+        let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
         if self.terminal {
             let filled = usize::try_from(percent / 5).unwrap_or(20).min(20);
             eprint!(
