@@ -116,7 +116,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
             path.display()
         )));
     }
-    conn.pragma_update(None, "cache_size", -32_768)
+    conn.pragma_update(None, "cache_size", -16_384)
         .map_err(store_error)?;
     // Checkpoint the WAL every ~32 MiB rather than every 4 MiB: a hot page (an index root, a
     // lodging's calendar) rewritten by many batches is copied back to the file once, not each time.
