@@ -1,15 +1,16 @@
 //! After a mixed run, every reservation ends in a settled state, and the live views equal a rebuild
-//! of the views from position 0 of the log, document for document.
+//! of the views from position 0 of the log, document for document (`common/views.rs`).
 
 mod common;
+#[path = "common/views.rs"]
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestPlatform;
-use readmodel::{PageRequest, RequestFilter, ReservationFilter, SqliteViewStore, ViewStore};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Wait until the saga and the projector have handled the whole log and nothing moves for 300 ms.
 async fn settle(t: &TestPlatform) {
@@ -37,63 +38,6 @@ async fn settle(t: &TestPlatform) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn all_documents(store: &dyn ViewStore) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
-    let mut reservations = Vec::new();
-    let mut page = PageRequest::first(100);
-    loop {
-        let got = store
-            .reservations(&ReservationFilter::default(), &page)
-            .await
-            .expect("list");
-        reservations.extend(
-            got.items
-                .iter()
-                .map(|d| serde_json::to_value(d).expect("json")),
-        );
-        match got.next_cursor {
-            Some(cursor) => {
-                page = PageRequest {
-                    limit: 100,
-                    cursor: Some(cursor),
-                }
-            }
-            None => break,
-        }
-    }
-    let mut requests = Vec::new();
-    let mut page = PageRequest::first(100);
-    loop {
-        let got = store
-            .requests(&RequestFilter::default(), &page)
-            .await
-            .expect("list");
-        requests.extend(
-            got.items
-                .iter()
-                .map(|d| serde_json::to_value(d).expect("json")),
-        );
-        match got.next_cursor {
-            Some(cursor) => {
-                page = PageRequest {
-                    limit: 100,
-                    cursor: Some(cursor),
-                }
-            }
-            None => break,
-        }
-    }
-    let lodgings = store
-        .lodgings(&PageRequest::first(500))
-        .await
-        .expect("lodgings");
-    let lodgings = lodgings
-        .items
-        .iter()
-        .map(|d| serde_json::to_value(d).expect("json"))
-        .collect();
-    (reservations, requests, lodgings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,9 +88,15 @@ async fn views_equal_a_rebuild_and_nothing_is_stuck() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     settle(&t).await;
 
-    let live = all_documents(t.platform.views.as_ref()).await;
-    assert_eq!(live.0.len(), ids.len(), "every reservation is listed");
-    for doc in &live.0 {
+    let live =
+        views::assert_equal_to_rebuild(Arc::clone(&t.platform.log), t.platform.views.as_ref())
+            .await;
+    assert_eq!(
+        live.reservations.len(),
+        ids.len(),
+        "every reservation is listed"
+    );
+    for doc in &live.reservations {
         let status = doc["status"].as_str().unwrap_or_default();
         assert!(
             ["confirmed", "rejected", "cancelled", "expired"].contains(&status),
@@ -162,18 +112,6 @@ async fn views_equal_a_rebuild_and_nothing_is_stuck() {
             );
         }
     }
-    let dir = tempfile::tempdir().expect("dir");
-    let fresh: Arc<dyn ViewStore> =
-        Arc::new(SqliteViewStore::open(dir.path().join("rebuilt.db")).expect("open"));
-    let head = t.platform.log.head_position().await.expect("head");
-    let rebuilt_to = projector::rebuild(Arc::clone(&t.platform.log), Arc::clone(&fresh), |_, _| {})
-        .await
-        .expect("rebuild");
-    assert_eq!(rebuilt_to, head);
-    let rebuilt = all_documents(fresh.as_ref()).await;
-    assert_eq!(live.0, rebuilt.0, "ReservationList equals its rebuild");
-    assert_eq!(live.1, rebuilt.1, "ManagementList equals its rebuild");
-    assert_eq!(live.2, rebuilt.2, "catalog equals its rebuild");
     // Every charge that was taken is either confirmed or refunded; none twice.
     let charges = t.sandbox_charges().await;
     let mut keys: Vec<_> = charges
