@@ -141,7 +141,7 @@ impl Projector {
             match read.await {
                 Ok((checkpoint, dead)) => {
                     self.status.set_dead_letters(dead);
-                    self.status.set_applied(checkpoint);
+                    self.status.reset_applied(checkpoint);
                     return Ok(Some(checkpoint));
                 }
                 Err(error) if error.is_transient() => self.status.record_error(&error),

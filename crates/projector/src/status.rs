@@ -110,6 +110,17 @@ impl ProjectorStatus {
         });
     }
 
+    /// Start over from `position`, the checkpoint of the store a (re)started projector writes to.
+    /// Unlike [`Self::set_applied`] this may move back: after a swap to a rebuilt store that is
+    /// behind, waiters must wait for that store.
+    pub(crate) fn reset_applied(&self, position: u64) {
+        self.shared.applied.send_if_modified(|applied| {
+            let moved = position != *applied;
+            *applied = position;
+            moved
+        });
+    }
+
     pub(crate) fn set_head(&self, position: u64) {
         self.shared.head.fetch_max(position, Ordering::Relaxed);
     }
@@ -169,5 +180,12 @@ mod tests {
         assert!(status.wait_for(2, Duration::ZERO).await);
         status.set_applied(1);
         assert_eq!(status.applied_position(), 3, "never moves back");
+        status.reset_applied(1);
+        assert_eq!(
+            status.applied_position(),
+            1,
+            "unless a projector starts on a store behind"
+        );
+        assert!(!status.wait_for(2, Duration::from_millis(10)).await);
     }
 }

@@ -79,3 +79,44 @@ async fn a_store_of_another_layout_is_dropped_for_a_rebuild() {
     );
     assert!(dump(&store).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_swappable_store_serves_the_store_swapped_in() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (t, cast) = history();
+    let live = Arc::new(SqliteViewStore::open(dir.path().join("live.db")).expect("open"));
+    live.apply(PROJECTOR, t.events()).await.expect("apply");
+    let fresh = Arc::new(SqliteViewStore::open(dir.path().join("fresh.db")).expect("open"));
+    let swappable = readmodel::SwappableViewStore::new(live.clone());
+    assert_eq!(dump(&swappable).await, dump(&*live).await);
+    assert!(swappable
+        .reservation(cast.confirmed)
+        .await
+        .expect("read")
+        .is_some());
+
+    let replaced = swappable.swap(fresh.clone());
+    assert_eq!(
+        dump(&*replaced).await,
+        dump(&*live).await,
+        "the old store comes back"
+    );
+    assert_eq!(
+        swappable.checkpoint(PROJECTOR).await.expect("checkpoint"),
+        0
+    );
+    swappable
+        .apply(PROJECTOR, &t.events()[..3])
+        .await
+        .expect("apply");
+    assert_eq!(
+        fresh.checkpoint(PROJECTOR).await.expect("checkpoint"),
+        3,
+        "writes reach the new store"
+    );
+    assert_eq!(
+        live.checkpoint(PROJECTOR).await.expect("checkpoint"),
+        t.head(),
+        "not the old one"
+    );
+}
