@@ -110,6 +110,7 @@ pub struct TokenArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
+    /// Address to listen on: the sandbox routes under /sandbox, and /healthz, /readyz, /metrics.
     #[arg(
         long,
         env = "STAYLEDGER_SANDBOX_ADDR",

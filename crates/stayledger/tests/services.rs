@@ -21,19 +21,20 @@ struct Platform {
     _dir: tempfile::TempDir,
 }
 
+/// `stayledger <service>` on a free port over the data dir `data`.
+async fn on_data(service: &str, data: &str) -> Process {
+    Process::start(&[service, "--addr", "127.0.0.1:0", "--data-dir", data]).await
+}
+
 impl Platform {
     /// The four services and the sandbox on one temp data dir; one saga per shard in `shards`.
     async fn start(shards: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
-        let on_data = |service: &'static str| {
-            let data = data.clone();
-            async move { Process::start(&[service, "--addr", "127.0.0.1:0", "--data-dir", &data]).await }
-        };
         let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
-        let commands = on_data("command-api").await;
-        let queries = on_data("query-api").await;
-        let projector = on_data("projector").await;
+        let commands = on_data("command-api", &data).await;
+        let queries = on_data("query-api", &data).await;
+        let projector = on_data("projector", &data).await;
         let gateway = format!("{}/sandbox", sandbox.base);
         let mut sagas = Vec::new();
         for shard in shards {

@@ -68,10 +68,12 @@ pub(crate) async fn open_log(
     if let Some(url) = &args.eventstore_url {
         let url = url.expose().to_string();
         let log = patiently("EventStoreDB", shutdown, || EsdbEventLog::connect(&url)).await?;
-        tracing::info!(store = "eventstoredb", "event log connected");
-        return Ok(log.map(|log| OpenedLog {
-            log: Arc::new(log),
-            writer: None,
+        return Ok(log.map(|log| {
+            tracing::info!(store = "eventstoredb", "event log connected");
+            OpenedLog {
+                log: Arc::new(log),
+                writer: None,
+            }
         }));
     }
     let log = Arc::new(sqlite_log(&args.store.data_dir)?);
@@ -94,8 +96,10 @@ pub(crate) async fn open_views(
         let url = url.expose().to_string();
         let db = args.mongodb_db.clone();
         let views = patiently("MongoDB", shutdown, || MongoViewStore::connect(&url, &db)).await?;
-        tracing::info!(store = "mongodb", db = %args.mongodb_db, "view store connected");
-        return Ok(views.map(|v| Arc::new(v) as Arc<dyn ViewStore>));
+        return Ok(views.map(|views| {
+            tracing::info!(store = "mongodb", db = %args.mongodb_db, "view store connected");
+            Arc::new(views) as Arc<dyn ViewStore>
+        }));
     }
     let views = sqlite_views(data_dir)?;
     tracing::info!(store = "sqlite", data_dir = %data_dir.display(), "view store opened");
