@@ -228,7 +228,11 @@ async fn check_request_outcomes(store: &dyn ViewStore, t: &Timeline, cast: Cast)
         let got = (view.request_status, view.available, view.payment_status);
         assert_eq!(got, (status, available, payment), "request {id}");
         assert_eq!(view.decided_by.as_deref(), decided_by, "request {id}");
-        let requested = last_position(t, |e| is_lodging_event(e, id, "ApprovalRequested"));
+        // Listed from the customer's request (the lodging's ApprovalRequested comes later).
+        let requested = match last_position(t, |e| is_requested(e, id)) {
+            0 => last_position(t, |e| is_lodging_event(e, id, "ApprovalRequested")),
+            position => position,
+        };
         let requested_at = recorded_at(requested);
         assert_eq!(view.requested_at, requested_at, "requested_at of {id}");
     }

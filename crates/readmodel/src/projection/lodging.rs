@@ -93,7 +93,7 @@ impl<S: ViewSource> Projection<'_, S> {
         Ok(())
     }
 
-    fn on_approval_requested(
+    pub(super) fn on_approval_requested(
         &mut self,
         event: &ViewEvent,
         lodging_id: &str,

@@ -115,6 +115,11 @@ impl<S: ViewSource> Projection<'_, S> {
             view.payment_status = request.payment_status;
         }
         self.create_reservation(event, view)?;
+        // The admin's desk lists the request from the moment the customer makes it, so admins see
+        // (and may decide) it even while the saga has not forwarded it yet (fault isolation).
+        if self.request(id)?.is_none() && self.lodging(&details.lodging_id)?.is_some() {
+            self.on_approval_requested(event, &details.lodging_id, id, &details.stay())?;
+        }
         // A request the lodging recorded first learns its customer now.
         self.update_request(event, id, |request| {
             if request.customer_id.is_empty() {
