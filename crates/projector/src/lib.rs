@@ -3,19 +3,21 @@
 //!
 //! Owns: turning recorded events into [`readmodel::ViewEvent`]s, batching, the checkpointed
 //! catch-up-then-live loop, retry with backoff, parking poison events as dead letters (R8), the
-//! progress handle read by `/readyz`, `/metrics` and `min_position` waits, and rebuilding the
-//! views from position 0.
+//! progress handle read by `/readyz`, `/metrics` and `min_position` waits, rebuilding the views
+//! from position 0, and sharding (several projectors splitting the views by lodging, `shard`).
 //! Must not: decide anything (no commands, no appends), know how views are stored (only the
 //! [`readmodel::ViewStore`] port) or know about HTTP.
 
 pub mod bench;
 mod decode;
 mod rebuild;
+mod shard;
 mod sink;
 mod status;
 
 pub use decode::{dead_letter, decode, DecodeFailure};
 pub use rebuild::{rebuild, REBUILD_PAGE};
+pub use shard::{lodging_hash, merge_checkpoints, ProjectorShard, ShardError, OWNERSHIP_CACHE};
 pub use sink::RetryPolicy;
 pub use status::ProjectorStatus;
 
@@ -27,6 +29,7 @@ use futures::{FutureExt, StreamExt};
 use readmodel::{ViewError, ViewStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::shard::Ownership;
 use crate::sink::{decode_all, Halt, Sink};
 
 /// The stable id of the views projector: the name of its checkpoint.
@@ -57,6 +60,7 @@ pub struct Projector {
     status: ProjectorStatus,
     retry: RetryPolicy,
     max_batch: usize,
+    shard: ProjectorShard,
 }
 
 impl Projector {
@@ -69,6 +73,7 @@ impl Projector {
             status: ProjectorStatus::default(),
             retry: RetryPolicy::default(),
             max_batch: MAX_BATCH,
+            shard: ProjectorShard::ALL,
         }
     }
 
@@ -84,6 +89,15 @@ impl Projector {
     #[must_use]
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
+        self
+    }
+
+    /// Apply only the events of `shard`'s lodgings, under the checkpoint `views-{i}-of-{n}`
+    /// (see [`ProjectorShard`]; [`merge_checkpoints`] keeps the views checkpoint).
+    #[must_use]
+    pub fn with_shard(mut self, shard: ProjectorShard) -> Self {
+        self.shard = shard;
+        self.id = shard.checkpoint_id();
         self
     }
 
@@ -134,7 +148,8 @@ impl Projector {
         let mut attempt = 0;
         loop {
             let read = async {
-                let checkpoint = self.store.checkpoint(&self.id).await?;
+                let checkpoint =
+                    shard::start_position(self.store.as_ref(), &self.id, self.shard).await?;
                 let dead = self.store.dead_letter_count().await?;
                 Ok::<_, ViewError>((checkpoint, dead))
             };
@@ -171,6 +186,12 @@ impl Projector {
         shutdown: &CancellationToken,
     ) -> Result<(), ProjectorError> {
         let sink = self.sink();
+        let mut ownership = Ownership::new(
+            self.shard,
+            Arc::clone(&self.store),
+            self.retry,
+            self.status.clone(),
+        );
         let mut subscription = self.log.subscribe(checkpoint + 1);
         loop {
             let first = tokio::select! {
@@ -195,7 +216,12 @@ impl Projector {
             if let Some(last) = batch.last() {
                 self.status.set_head(last.position);
             }
-            match sink.handle(decode_all(&batch), shutdown).await {
+            let masked = ownership.mask(&batch, decode_all(&batch), shutdown).await;
+            let handled = match masked {
+                Ok(items) => sink.handle(items, shutdown).await,
+                Err(halt) => Err(halt),
+            };
+            match handled {
                 Ok(()) => {}
                 Err(Halt::Shutdown) => return Ok(()),
                 Err(Halt::Failed(error)) => return Err(error.into()),

@@ -1,0 +1,371 @@
+//! Sharding the projector: `count` projectors read the whole log and each applies only the events
+//! of the lodgings it owns (`fnv1a64(lodging_id) % count == index`), so every view document (a
+//! lodging's catalog entry and calendar, its ManagementList requests, its reservations'
+//! ReservationList documents) is written by exactly one shard. Events it does not own are masked
+//! as [`AnyEvent::Other`] at the same position: they only move this shard's checkpoint.
+//!
+//! A `reservation-{id}` or `payment-{id}` stream does not name its lodging: every shard learns it
+//! from the reservation's `ReservationRequested` (the first event of its stream, which every shard
+//! sees) and keeps it in a bounded cache; after a restart or an eviction it is read back from the
+//! shared view store (the reservation's or its request's document). When neither document exists,
+//! the event is not this shard's: had it been, this shard would have written the document when it
+//! applied the `ReservationRequested`, which precedes it in the log.
+//!
+//! The views' own checkpoint ([`crate::PROJECTOR_ID`], which `min_position` waits and `/readyz`
+//! read) is the lowest checkpoint of the shards: [`merge_checkpoints`] moves it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::reservation::ReservationEvent;
+use eventlog::RecordedEvent;
+use readmodel::{AnyEvent, ViewError, ViewEvent, ViewStore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::sink::{Halt, Item, RetryPolicy};
+use crate::{ProjectorStatus, PROJECTOR_ID};
+
+/// Reservations whose shard is remembered per cache generation (two generations are kept: at
+/// most `2 * OWNERSHIP_CACHE` entries of ~40 bytes, about 20 MiB). Older ones are read back from
+/// the view store on their next event.
+pub const OWNERSHIP_CACHE: usize = 1 << 18;
+
+/// The stream name of the marker event that moves the merged checkpoint.
+const MERGE_STREAM: &str = "$projector-shards";
+
+/// One slice of the views: the lodgings with `fnv1a64(lodging_id) % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProjectorShard {
+    index: u32,
+    count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "projector shard index {index} must be below the shard count {count} (and the count above 0)"
+)]
+pub struct ShardError {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for ProjectorShard {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl ProjectorShard {
+    /// The only shard: every lodging (an unsharded projector).
+    pub const ALL: Self = Self { index: 0, count: 1 };
+
+    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
+        if count == 0 || index >= count {
+            return Err(ShardError { index, count });
+        }
+        Ok(Self { index, count })
+    }
+
+    #[must_use]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    #[must_use]
+    pub fn count(self) -> u32 {
+        self.count
+    }
+
+    /// The checkpoint name of this shard: `views` for the only one, else `views-{i}-of-{n}`.
+    #[must_use]
+    pub fn checkpoint_id(self) -> String {
+        if self == Self::ALL {
+            PROJECTOR_ID.to_string()
+        } else {
+            format!("{PROJECTOR_ID}-{}-of-{}", self.index, self.count)
+        }
+    }
+
+    /// Whether this shard writes the documents of `lodging_id`.
+    #[must_use]
+    pub fn owns_lodging(self, lodging_id: &str) -> bool {
+        lodging_hash(lodging_id) % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+/// The stable hash shards split lodgings by: 64-bit FNV-1a of the id's UTF-8 bytes (the same in
+/// every process and release, unlike std's randomized hasher).
+#[must_use]
+pub fn lodging_hash(lodging_id: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    lodging_id.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
+}
+
+/// Move the views checkpoint ([`PROJECTOR_ID`]) up to the lowest checkpoint of the `count`
+/// shards: every event up to it is applied by its owner. Never moves it back. Returns it.
+pub async fn merge_checkpoints(store: &dyn ViewStore, count: u32) -> Result<u64, ViewError> {
+    let mut lowest = u64::MAX;
+    for index in 0..count.max(1) {
+        let shard = ProjectorShard::new(index, count).map_err(|e| ViewError::Unprocessable {
+            position: 0,
+            reason: e.to_string(),
+        })?;
+        lowest = lowest.min(store.checkpoint(&shard.checkpoint_id()).await?);
+    }
+    let current = store.checkpoint(PROJECTOR_ID).await?;
+    if lowest <= current {
+        return Ok(current);
+    }
+    let marker = ViewEvent {
+        position: lowest,
+        stream: MERGE_STREAM.to_string(),
+        version: 0,
+        event_id: Uuid::nil(),
+        recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        event: AnyEvent::Other,
+    };
+    store.apply(PROJECTOR_ID, &[marker]).await?;
+    Ok(lowest)
+}
+
+/// Where a shard starts: its own checkpoint, or, on its first start, the views checkpoint (set by
+/// an unsharded projector or merged from another shard count): everything up to it is applied,
+/// and documents skip the events they already reflect.
+pub(crate) async fn start_position(
+    store: &dyn ViewStore,
+    id: &str,
+    shard: ProjectorShard,
+) -> Result<u64, ViewError> {
+    let own = store.checkpoint(id).await?;
+    if own > 0 || shard == ProjectorShard::ALL || id == PROJECTOR_ID {
+        return Ok(own);
+    }
+    store.checkpoint(PROJECTOR_ID).await
+}
+
+/// Who writes the documents of an event's reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Us,
+    Other,
+    /// No shard has a document of it (yet).
+    Unknown,
+}
+
+/// Decides, event by event, what a shard applies.
+pub(crate) struct Ownership {
+    shard: ProjectorShard,
+    store: Arc<dyn ViewStore>,
+    retry: RetryPolicy,
+    status: ProjectorStatus,
+    /// Reservation -> owned by this shard; `previous` is the older generation.
+    current: HashMap<Uuid, bool>,
+    previous: HashMap<Uuid, bool>,
+}
+
+impl Ownership {
+    pub(crate) fn new(
+        shard: ProjectorShard,
+        store: Arc<dyn ViewStore>,
+        retry: RetryPolicy,
+        status: ProjectorStatus,
+    ) -> Self {
+        Self {
+            shard,
+            store,
+            retry,
+            status,
+            current: HashMap::new(),
+            previous: HashMap::new(),
+        }
+    }
+
+    /// `items` (decoded from `batch`, in the same order) with the events of other shards masked.
+    /// A view store that is down while a lodging is looked up is waited for.
+    pub(crate) async fn mask(
+        &mut self,
+        batch: &[RecordedEvent],
+        items: Vec<Item>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Item>, Halt> {
+        if self.shard == ProjectorShard::ALL {
+            return Ok(items);
+        }
+        if self.current.len() >= OWNERSHIP_CACHE {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        let mut masked = Vec::with_capacity(items.len());
+        for (recorded, item) in batch.iter().zip(items) {
+            if self.owns_patiently(recorded, &item, shutdown).await? {
+                masked.push(item);
+            } else {
+                masked.push(Item::View {
+                    view: skipped(recorded),
+                    event_type: recorded.event_type.clone(),
+                });
+            }
+        }
+        Ok(masked)
+    }
+
+    async fn owns_patiently(
+        &mut self,
+        recorded: &RecordedEvent,
+        item: &Item,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, Halt> {
+        let mut attempt = 0_u32;
+        loop {
+            match self.owns(recorded, item).await {
+                Ok(owned) => return Ok(owned),
+                Err(error) if error.is_transient() => {
+                    self.status.record_error(&error);
+                    tracing::warn!(%error, attempt, "reading a reservation's lodging failed; retrying");
+                }
+                Err(error) => return Err(Halt::Failed(error)),
+            }
+            attempt = attempt.saturating_add(1);
+            let pause = backoff(self.retry, attempt);
+            tokio::select! {
+                () = shutdown.cancelled() => return Err(Halt::Shutdown),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    async fn owns(&mut self, recorded: &RecordedEvent, item: &Item) -> Result<bool, ViewError> {
+        let view = match item {
+            Item::View { view, .. } => view,
+            // A poison event is parked by the shard of its stream, or by shard 0 if that is unknown.
+            Item::Poison(_) => {
+                return Ok(match self.owner_of_stream(&recorded.stream).await? {
+                    Owner::Us => true,
+                    Owner::Other => false,
+                    Owner::Unknown => self.shard.index == 0,
+                })
+            }
+        };
+        Ok(match &view.event {
+            AnyEvent::Lodging { lodging_id, .. } => self.shard.owns_lodging(lodging_id),
+            AnyEvent::Reservation {
+                reservation_id,
+                event: ReservationEvent::ReservationRequested(details),
+            } => {
+                let owned = self.shard.owns_lodging(&details.lodging_id);
+                self.remember(*reservation_id, owned);
+                owned
+            }
+            AnyEvent::Reservation { reservation_id, .. }
+            | AnyEvent::Payment { reservation_id, .. } => {
+                self.owner_of_reservation(*reservation_id).await? == Owner::Us
+            }
+            // No view reads them; every shard moves its checkpoint past them.
+            AnyEvent::Saga | AnyEvent::Other => true,
+        })
+    }
+
+    async fn owner_of_stream(&mut self, stream: &str) -> Result<Owner, ViewError> {
+        let owner = match stream.split_once('-') {
+            Some(("lodging", id)) if !id.is_empty() => self.owner(self.shard.owns_lodging(id)),
+            Some(("reservation" | "payment", id)) => match Uuid::parse_str(id) {
+                Ok(reservation_id) => self.owner_of_reservation(reservation_id).await?,
+                Err(_) => Owner::Unknown,
+            },
+            _ => Owner::Unknown,
+        };
+        Ok(owner)
+    }
+
+    async fn owner_of_reservation(&mut self, id: Uuid) -> Result<Owner, ViewError> {
+        if let Some(owned) = self.current.get(&id).copied() {
+            return Ok(self.owner(owned));
+        }
+        if let Some(owned) = self.previous.remove(&id) {
+            self.current.insert(id, owned);
+            return Ok(self.owner(owned));
+        }
+        let lodging = match self.store.reservation(id).await? {
+            Some(view) => Some(view.lodging_id),
+            None => self.store.request(id).await?.map(|view| view.lodging_id),
+        };
+        let Some(lodging) = lodging else {
+            return Ok(Owner::Unknown);
+        };
+        let owned = self.shard.owns_lodging(&lodging);
+        self.remember(id, owned);
+        Ok(self.owner(owned))
+    }
+
+    fn owner(&self, owned: bool) -> Owner {
+        if owned {
+            Owner::Us
+        } else {
+            Owner::Other
+        }
+    }
+
+    fn remember(&mut self, id: Uuid, owned: bool) {
+        self.current.insert(id, owned);
+    }
+}
+
+/// An event of another shard, as this shard passes it on: no view changes, the checkpoint moves.
+fn skipped(recorded: &RecordedEvent) -> ViewEvent {
+    ViewEvent {
+        position: recorded.position,
+        stream: recorded.stream.clone(),
+        version: recorded.version,
+        event_id: recorded.event_id,
+        recorded_at: recorded.recorded_at,
+        event: AnyEvent::Other,
+    }
+}
+
+fn backoff(retry: RetryPolicy, attempt: u32) -> Duration {
+    let factor = 1_u32 << attempt.saturating_sub(1).min(16);
+    retry.base.saturating_mul(factor).min(retry.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_lodgings_between_them() {
+        assert!(ProjectorShard::new(2, 2).is_err());
+        assert!(ProjectorShard::new(0, 0).is_err());
+        let shards: Vec<_> = (0..3)
+            .map(|i| ProjectorShard::new(i, 3).expect("valid"))
+            .collect();
+        let mut per_shard = [0_u32; 3];
+        for n in 0..300 {
+            let lodging = format!("lodging-{n}");
+            let owners: Vec<_> = shards.iter().filter(|s| s.owns_lodging(&lodging)).collect();
+            assert_eq!(owners.len(), 1, "{lodging}");
+            per_shard[owners[0].index() as usize] += 1;
+            assert!(ProjectorShard::ALL.owns_lodging(&lodging));
+        }
+        assert!(per_shard.iter().all(|n| *n > 50), "{per_shard:?}");
+    }
+
+    #[test]
+    fn the_hash_is_fnv1a_and_stable() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(lodging_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(lodging_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(lodging_hash("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn checkpoint_names() {
+        assert_eq!(ProjectorShard::ALL.checkpoint_id(), "views");
+        let shard = ProjectorShard::new(1, 4).expect("valid");
+        assert_eq!(shard.checkpoint_id(), "views-1-of-4");
+    }
+}
