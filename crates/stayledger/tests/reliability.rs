@@ -157,37 +157,12 @@ async fn settle(api: &Api) -> Vec<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
-    let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().to_str().expect("utf-8");
-    // The sandbox runs apart, so its record of charges survives the crash of `serve`.
-    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
-    let gateway = format!("{}/sandbox", sandbox.base);
-    // Undecided requests (an approval lost in the crash) expire after 5 s, so everything settles;
-    // long enough that the restarted saga has read the log before a deadline falls due (a saga
-    // behind the log may fire a deadline before it sees the approval: reported on the saga crate).
-    let serve_args = [
-        "serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-        "--payment-gateway-url",
-        &gateway,
-        "--approval-deadline",
-        "5s",
-        "--payment-retry-base",
-        "100ms",
-    ];
-    let mut serve = Process::start(&serve_args).await;
-    let api = serve.api();
-    api.register_lodging("r1-instant", 200, "instant").await;
-    api.register_lodging("r1-manual", 200, "manual").await;
-
+/// Four clients load `serve` until 120 requests are acknowledged, then `serve` gets SIGKILL; returns
+/// what was acknowledged (the clients stop at their first unanswered call).
+async fn load_then_kill(serve: &mut Process) -> Acked {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let clients: Vec<_> = (0..4)
-        .map(|n| tokio::spawn(client(api.clone(), n, 400, Arc::clone(&acked))))
+        .map(|n| tokio::spawn(client(serve.api(), n, 400, Arc::clone(&acked))))
         .collect();
     let deadline = tokio::time::Instant::now() + WAIT;
     while acked.lock().expect("lock").requests.len() < 120 {
@@ -201,10 +176,13 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
             .expect("clients stop once serve is gone")
             .expect("client task");
     }
-    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    let taken = std::mem::take(&mut *acked.lock().expect("lock"));
+    taken
+}
 
-    let serve = Process::start(&serve_args).await;
-    let docs = settle(&serve.api()).await;
+/// Every acknowledged request is listed, every acknowledged approval ended confirmed, and exactly
+/// the confirmed reservations are charged, each once. Returns the confirmed ids.
+fn assert_acknowledged_and_charged_once(docs: &[Value], acked: &Acked, charges: &[Value]) -> usize {
     let status_of: BTreeMap<&str, &str> = docs
         .iter()
         .map(|d| {
@@ -233,33 +211,24 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
         .filter(|(_, s)| **s == "confirmed")
         .map(|(id, _)| *id)
         .collect();
-    let charged: Vec<String> = sandbox
-        .api()
-        .sandbox_charges()
-        .await
+    let keys: Vec<&str> = charges
         .iter()
-        .map(|c| {
-            c["idempotency_key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|c| c["idempotency_key"].as_str().unwrap_or_default())
         .collect();
-    let charged_once: BTreeSet<&str> = charged.iter().map(String::as_str).collect();
+    let charged: BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(charged.len(), keys.len(), "no reservation charged twice");
     assert_eq!(
-        charged_once.len(),
-        charged.len(),
-        "no reservation charged twice"
-    );
-    assert_eq!(
-        charged_once, confirmed,
+        charged, confirmed,
         "exactly the confirmed reservations are charged"
     );
-    serve.stop().await;
-    sandbox.stop().await;
+    confirmed.len()
+}
 
+/// In the log file: every acknowledged request once, confirmed at most once; the views equal a
+/// rebuild from position 0.
+async fn assert_log_and_views(dir: &std::path::Path, acked: &Acked, listed: usize) {
     let log: Arc<dyn EventLog> =
-        Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
+        Arc::new(SqliteEventLog::open(dir.join("events.db")).expect("log"));
     for id in &acked.requests {
         let events = log
             .read_stream(&format!("reservation-{id}"), 0, 100)
@@ -272,14 +241,56 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
             "{id} confirmed at most once"
         );
     }
-    let live = SqliteViewStore::open(dir.path().join("views.db")).expect("views");
+    let live = SqliteViewStore::open(dir.join("views.db")).expect("views");
     let documents = views::assert_equal_to_rebuild(log, &live).await;
-    assert_eq!(documents.reservations.len(), docs.len());
+    assert_eq!(documents.reservations.len(), listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().to_str().expect("utf-8");
+    // The sandbox runs apart, so its record of charges survives the crash of `serve`.
+    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+    let gateway = format!("{}/sandbox", sandbox.base);
+    // Undecided requests (an approval lost in the crash) expire after 5 s, so everything settles;
+    // long enough that the restarted saga has read the log before a deadline falls due (a saga
+    // behind the log may fire a deadline before it sees the approval: reported on the saga crate).
+    let serve_args = [
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--payment-gateway-url",
+        &gateway,
+        "--approval-deadline",
+        "5s",
+        "--payment-retry-base",
+        "100ms",
+    ];
+    let mut serve = Process::start(&serve_args).await;
+    serve
+        .api()
+        .register_lodging("r1-instant", 200, "instant")
+        .await;
+    serve
+        .api()
+        .register_lodging("r1-manual", 200, "manual")
+        .await;
+    let acked = load_then_kill(&mut serve).await;
+
+    let serve = Process::start(&serve_args).await;
+    let docs = settle(&serve.api()).await;
+    let charges = sandbox.api().sandbox_charges().await;
+    let confirmed = assert_acknowledged_and_charged_once(&docs, &acked, &charges);
+    serve.stop().await;
+    sandbox.stop().await;
+    assert_log_and_views(dir.path(), &acked, docs.len()).await;
     println!(
-        "R1: {} requests and {} approvals acknowledged before kill -9; {} reservations in the log, {} confirmed",
+        "R1: {} requests and {} approvals acknowledged before kill -9; {} reservations, {confirmed} confirmed",
         acked.requests.len(),
         acked.approvals.len(),
         docs.len(),
-        confirmed.len()
     );
 }
