@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
@@ -50,23 +51,40 @@ impl Workload for PostReservations {
     }
 }
 
-/// One B2 run at `clients` on a fresh `serve`: the load report, the lag report, and how far the
-/// saga and projector were behind the log when the load stopped.
-async fn run_at(
-    plan: &Plan,
-    clients: usize,
-) -> anyhow::Result<(LoadReport, LagReport, serde_json::Value)> {
-    let dir = plan.fresh_dir(&format!("b2-c{clients}"))?;
-    let serve = BenchServe::start(&dir).await?;
+/// One load run at `clients`.
+struct Run {
+    report: LoadReport,
+    lag: Option<LagReport>,
+    /// How far the saga and the projector were behind the log when the load stopped.
+    backlog: serde_json::Value,
+}
+
+/// One B2 run at `clients` on a fresh `serve` (or, `alone`, on the command routes alone: the
+/// ceiling of the request path when nothing else wants the CPU).
+async fn run_at(plan: &Plan, clients: usize, alone: bool) -> anyhow::Result<Run> {
+    let name = if alone { "b2-alone" } else { "b2" };
+    let dir = plan.fresh_dir(&format!("{name}-c{clients}"))?;
+    let serve = if alone {
+        BenchServe::commands_alone(&dir).await?
+    } else {
+        BenchServe::start(&dir).await?
+    };
     let lodgings = serve.register_lodgings("b2", LODGINGS, "manual").await?;
     let customers = (0..clients.max(1))
         .map(|c| serve.customer(c))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (probe, tracker) = LagProbe::start(serve.platform.projector.clone());
+    let platform = serve.platform().ok().cloned();
+    let (probe, tracker) = match &platform {
+        Some(platform) => {
+            let (probe, tracker) = LagProbe::start(platform.projector.clone());
+            (Some(probe), Some(tracker))
+        }
+        None => (None, None),
+    };
     let workload = Arc::new(PostReservations {
         bodies: stay_bodies(&lodgings, 4_096),
         customers,
-        lag: Some(probe),
+        lag: probe,
     });
     let options = LoadOptions {
         clients,
@@ -74,18 +92,31 @@ async fn run_at(
         duration: plan.duration,
     };
     let report = load::run(serve.addr(), workload, options).await?;
-    let head = serve.platform.log.head_position().await?;
-    let backlog = json!({
-        "log_head": head,
-        "saga_behind": head.saturating_sub(serve.platform.saga.checkpoint()),
-        "views_behind": head.saturating_sub(serve.platform.projector.applied_position()),
-    });
-    let lag = tracker.await?;
+    let backlog = match &platform {
+        Some(platform) => {
+            let head = platform.log.head_position().await?;
+            json!({
+                "log_head": head,
+                "saga_behind": head.saturating_sub(platform.saga.checkpoint()),
+                "views_behind": head.saturating_sub(platform.projector.applied_position()),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let lag = match tracker {
+        Some(tracker) => Some(tracker.await?),
+        None => None,
+    };
     serve.stop().await?;
-    Ok((report, lag, backlog))
+    Ok(Run {
+        report,
+        lag,
+        backlog,
+    })
 }
 
-/// Run B2 (and B4) at every concurrency of the plan; figures come from [`TARGET_CLIENTS`].
+/// Run B2 (and B4) at every concurrency of the plan; figures come from [`TARGET_CLIENTS`]. Then,
+/// for the diagnosis, the command routes alone at [`TARGET_CLIENTS`].
 pub async fn run(
     plan: &Plan,
     want_b2: bool,
@@ -99,7 +130,9 @@ pub async fn run(
     }
     let mut runs = Vec::new();
     for clients in levels {
-        let (report, lag, backlog) = run_at(plan, clients).await?;
+        let run = run_at(plan, clients, false).await?;
+        let (report, backlog) = (&run.report, &run.backlog);
+        let lag = run.lag.clone().context("no lag probe on serve")?;
         eprintln!(
             "  B2 c={clients}: {} req/s, p99 {:.2} ms, errors {}; B4 lag p99 {:.2} ms; backlog {backlog}",
             thousands(report.per_sec),
@@ -122,10 +155,22 @@ pub async fn run(
             continue;
         }
         if want_b2 {
-            figures.push(b2_figure(&report, &backlog));
+            figures.push(b2_figure(report, backlog));
         }
         if want_b4 {
             figures.push(b4_figure(&lag, report.per_sec));
+        }
+    }
+    if want_b2 {
+        let alone = run_at(plan, TARGET_CLIENTS, true).await?.report;
+        eprintln!(
+            "  B2 command routes alone (no saga, projector): {} req/s, p99 {:.2} ms, errors {}",
+            thousands(alone.per_sec),
+            alone.latency.p99_ms,
+            alone.errors
+        );
+        if let Some(b2) = figures.iter_mut().find(|f| f.id == "B2") {
+            b2.details["command_routes_alone"] = json!(alone);
         }
     }
     if let Some(first) = figures.first_mut() {

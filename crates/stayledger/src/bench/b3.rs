@@ -191,8 +191,9 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         outcome.last_confirmed = outcome.last_confirmed.max(part.last_confirmed);
         outcome.first_failure = outcome.first_failure.or(part.first_failure);
     }
-    let saga = serve.platform.saga.snapshot();
-    let head = serve.platform.log.head_position().await?;
+    let platform = serve.platform()?;
+    let saga = platform.saga.snapshot();
+    let head = platform.log.head_position().await?;
     serve.stop().await?;
     let seconds = outcome
         .last_confirmed

@@ -1,15 +1,18 @@
 //! A real `serve` for one benchmark: `serve::start` on 127.0.0.1 port 0 over its own data dir, in
 //! this process (the load generator shares the runtime and the two cores with it), plus tokens
-//! minted with its secret and the set-up calls the benchmarks make.
+//! minted with its secret and the set-up calls the benchmarks make. For diagnostics it can also run
+//! the command routes alone (no saga, no projector, no query routes) over the same embedded log.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
-use command_api::{Claims, Role};
+use command_api::{Auth, Claims, CommandState, Role};
+use eventlog::{EventLog, SqliteEventLog};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde_json::json;
@@ -17,10 +20,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{bearer, Call, Connection};
-use crate::serve::{self, Platform, ServeConfig};
+use crate::secret;
+use crate::serve::{self, Platform, ServeConfig, EVENTS_FILE};
 
 pub struct BenchServe {
-    pub platform: Platform,
+    addr: SocketAddr,
+    auth: Arc<Auth>,
+    /// `None` when only the command routes run.
+    platform: Option<Platform>,
     shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -36,14 +43,51 @@ impl BenchServe {
             .await
             .context("starting serve")?;
         Ok(Self {
-            platform,
+            addr: platform.addr,
+            auth: Arc::clone(&platform.auth),
+            platform: Some(platform),
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Only the command routes (`command_api::router`) over an embedded log in `dir`.
+    pub async fn commands_alone(dir: &Path) -> anyhow::Result<Self> {
+        let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the log")?;
+        let log: Arc<dyn EventLog> = Arc::new(log);
+        let auth = Arc::new(Auth::new(secret::load_or_create(dir)?));
+        let app = command_api::router(CommandState::new(log, Arc::clone(&auth)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .context("command routes")
+        });
+        Ok(Self {
+            addr,
+            auth,
+            platform: None,
             shutdown,
             tasks,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.platform.addr
+        self.addr
+    }
+
+    /// The running platform's handles (not when only the command routes run).
+    pub fn platform(&self) -> anyhow::Result<&Platform> {
+        self.platform
+            .as_ref()
+            .context("only the command routes run here")
     }
 
     /// `Bearer <token>` for a principal, valid for a day.
@@ -51,7 +95,6 @@ impl BenchServe {
         let lodgings = lodgings.iter().map(|l| (*l).to_string()).collect();
         let claims = Claims::new(sub, role, lodgings, Duration::from_secs(86_400));
         let token = self
-            .platform
             .auth
             .mint(&claims)
             .map_err(|e| anyhow::anyhow!("minting a token: {e}"))?;
@@ -92,11 +135,12 @@ impl BenchServe {
     /// growing; returns the head position.
     pub async fn settle(&self, timeout: Duration) -> anyhow::Result<u64> {
         let deadline = Instant::now() + timeout;
+        let platform = self.platform()?;
         let mut last = u64::MAX;
         loop {
-            let head = self.platform.log.head_position().await?;
-            let saga = self.platform.saga.checkpoint();
-            let views = self.platform.projector.applied_position();
+            let head = platform.log.head_position().await?;
+            let saga = platform.saga.checkpoint();
+            let views = platform.projector.applied_position();
             if head == last && saga >= head && views >= head {
                 return Ok(head);
             }
