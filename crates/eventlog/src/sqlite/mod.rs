@@ -128,7 +128,12 @@ impl SqliteEventLog {
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(store_error)?;
         let checkpointer = checkpoint::start(path.clone())?;
-        let writer = Writer::new(conn, head_tx, Arc::clone(&counters), checkpointer);
+        let (acks, to_acknowledge) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("eventlog-ack".into())
+            .spawn(move || writer::acknowledge(to_acknowledge))
+            .map_err(|e| LogError::Unavailable(format!("cannot start the ack thread: {e}")))?;
+        let writer = Writer::new(conn, head_tx, Arc::clone(&counters), checkpointer, acks);
         std::thread::Builder::new()
             .name("eventlog-writer".into())
             .spawn(move || writer.run(rx))

@@ -40,7 +40,7 @@ pub(crate) struct Counters {
     pub commit_micros: AtomicU64,
 }
 
-type Answer = Result<AppendOutcome, AppendError>;
+pub(crate) type Answer = Result<AppendOutcome, AppendError>;
 
 /// Why a batch attempt stopped: one append's insert failed, or the store itself did.
 enum BatchError {
@@ -80,6 +80,9 @@ pub(crate) struct Writer {
     counters: Arc<Counters>,
     /// Dropped with the writer, which stops the background checkpointer.
     _checkpointer: mpsc::Sender<()>,
+    /// Committed batches go to the acknowledging thread, so waking the callers (and freeing what they
+    /// sent) overlaps the next batch instead of delaying it.
+    acks: mpsc::Sender<Vec<(Command, Answer)>>,
     /// Commands in the last batch: that many callers were just answered and are likely to send again.
     last_batch: usize,
 }
@@ -90,6 +93,7 @@ impl Writer {
         head_tx: watch::Sender<u64>,
         counters: Arc<Counters>,
         checkpointer: mpsc::Sender<()>,
+        acks: mpsc::Sender<Vec<(Command, Answer)>>,
     ) -> Self {
         Self {
             conn,
@@ -97,6 +101,7 @@ impl Writer {
             head_tx,
             counters,
             _checkpointer: checkpointer,
+            acks,
             last_batch: 0,
         }
     }
@@ -117,8 +122,9 @@ impl Writer {
             match written {
                 Ok((answers, head)) => {
                     self.count(&batch, head);
-                    for (command, answer) in batch.into_iter().zip(answers) {
-                        answer_command(command, answer);
+                    let answered: Vec<_> = batch.into_iter().zip(answers).collect();
+                    if let Err(mpsc::SendError(answered)) = self.acks.send(answered) {
+                        answered.into_iter().for_each(|(c, a)| answer_command(c, a));
                     }
                     return;
                 }
@@ -400,6 +406,13 @@ fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> App
         stream: stream.to_owned(),
         expected,
         actual,
+    }
+}
+
+/// The acknowledging thread: answers committed batches until the writer is gone.
+pub(crate) fn acknowledge(batches: mpsc::Receiver<Vec<(Command, Answer)>>) {
+    for batch in batches {
+        batch.into_iter().for_each(|(c, a)| answer_command(c, a));
     }
 }
 
