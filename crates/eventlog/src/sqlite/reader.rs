@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{open_connection, store_error, to_i64, to_u64};
+use super::{open_connection, store_error, to_u64};
 use crate::hash::{self, BadEvent, CanonicalEvent, VerifyReport};
 use crate::{EventMetadata, LogError, Position, RecordedEvent, StreamVersion};
 
@@ -68,7 +68,7 @@ pub(crate) fn read_stream(
     let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = statement
         .query_map(
-            params![stream, to_i64(from_version)?, clamp(limit)],
+            params![stream, lower_bound(from_version), clamp(limit)],
             raw_row,
         )
         .map_err(store_error)?;
@@ -84,7 +84,7 @@ pub(crate) fn read_all(
         format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
     let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = statement
-        .query_map(params![to_i64(from)?, clamp(limit)], raw_row)
+        .query_map(params![lower_bound(from), clamp(limit)], raw_row)
         .map_err(store_error)?;
     rows.map(|row| decode(row.map_err(store_error)?)).collect()
 }
@@ -239,6 +239,12 @@ fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
         metadata,
         hash: raw.hash,
     })
+}
+
+/// A lower bound of a range query: no stored position or version exceeds `i64::MAX`, so a larger
+/// bound reads nothing rather than failing.
+fn lower_bound(from: u64) -> i64 {
+    i64::try_from(from).unwrap_or(i64::MAX)
 }
 
 fn clamp(limit: usize) -> i64 {
