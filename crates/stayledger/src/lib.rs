@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod ops;
+pub mod scale_out;
 pub mod secret;
 pub mod serve;
 pub mod services;

@@ -101,6 +101,9 @@ pub struct ProjectorArgs {
     /// /readyz answers 503 while the projector is more than this many events behind.
     #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
     pub max_projector_lag: u64,
+    /// `--shards N --instance K`: several projectors split the views by lodging (see `scale_out`).
+    #[command(flatten)]
+    pub scale_out: crate::scale_out::ScaleOutArgs,
     #[command(flatten)]
     pub listen: ListenArgs,
 }
@@ -134,6 +137,9 @@ pub struct SagaArgs {
     /// (n-1)/n, each with its own data dir or timer file. Default: all of them.
     #[arg(long, env = "STAYLEDGER_SHARD", default_value = "0/1", value_parser = parse_shard)]
     pub shard: Shard,
+    /// `--shards N --instance K`: leased shards, taken over when an instance dies (see `scale_out`).
+    #[command(flatten)]
+    pub scale_out: crate::scale_out::ScaleOutArgs,
     #[command(flatten)]
     pub listen: ListenArgs,
 }

@@ -8,7 +8,7 @@
 //! SIGTERM/SIGINT finishes what is in flight before it exits (see [`lifecycle`]).
 
 mod args;
-mod lifecycle;
+pub(crate) mod lifecycle;
 pub(crate) mod stores;
 
 use std::sync::Arc;
@@ -89,6 +89,9 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
 
 /// `stayledger projector`: builds the views from the log, from its stored checkpoint on.
 pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
+    if args.scale_out.shards.is_some() {
+        return crate::scale_out::projector(args).await;
+    }
     let shutdown = shutdown_on_signals();
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
@@ -115,6 +118,9 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
 /// `stayledger saga`: the reservation process manager and the payment worker, with its timer store
 /// in the data dir.
 pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
+    if args.scale_out.shards.is_some() {
+        return crate::scale_out::saga(args).await;
+    }
     let shutdown = shutdown_on_signals();
     let policy = serve::saga_policy(
         args.approval_deadline,
@@ -151,7 +157,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
 
 /// A service's routes plus the ops probes, answering unknown routes with problem+json and counting
 /// every request in `/metrics`.
-fn with_ops(routes: Router, probes: Probes) -> Router {
+pub(crate) fn with_ops(routes: Router, probes: Probes) -> Router {
     let http: Arc<HttpMetrics> = Arc::clone(&probes.http);
     routes
         .merge(ops::routes(probes))
