@@ -31,7 +31,7 @@ use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
 use crate::secret;
 use crate::services::stores;
-use crate::supervise::shutdown_on_signals;
+use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
 
 pub const EVENTS_FILE: &str = "events.db";
@@ -116,7 +116,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();
     let (platform, tasks) = start(config, listener, shutdown.clone()).await?;
     println!("stayledger listening on http://{}", platform.addr);
-    wait(tasks).await
+    // A part that stops (e.g. the saga losing a lane) stops the whole process with its error.
+    run_until_stopped("serve", shutdown, tasks, None).await
 }
 
 /// Wait for every task of a started platform to finish (after shutdown was cancelled).

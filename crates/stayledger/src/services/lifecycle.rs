@@ -94,72 +94,15 @@ impl Service {
                 .context("HTTP server")
         });
         tracing::info!(service = self.name, %local, reuse_port = listen.reuse_port, "listening");
-        say(&format!(
+        crate::supervise::say(&format!(
             "stayledger {} listening on http://{local}",
             self.name
         ));
         self.run(listen.shutdown_grace).await
     }
 
-    async fn run(mut self, grace: Duration) -> anyhow::Result<()> {
-        let first = tokio::select! {
-            biased;
-            () = self.shutdown.cancelled() => None,
-            Some(joined) = self.tasks.join_next() => Some(joined),
-        };
-        let mut result = match first.map(outcome) {
-            None | Some(Ok(())) if self.shutdown.is_cancelled() => Ok(()),
-            None | Some(Ok(())) => {
-                Err(anyhow::anyhow!("a part of {} stopped by itself", self.name))
-            }
-            Some(Err(error)) => Err(error),
-        };
-        say(&format!(
-            "stayledger {} stopping: finishing in-flight work",
-            self.name
-        ));
-        if let Err(error) = &result {
-            tracing::error!(
-                service = self.name,
-                error = format!("{error:#}"),
-                "stopping the process"
-            );
-        }
-        self.shutdown.cancel();
-        let name = self.name;
-        let drain = async {
-            while let Some(joined) = self.tasks.join_next().await {
-                if let Err(error) = outcome(joined) {
-                    tracing::error!(
-                        service = name,
-                        error = format!("{error:#}"),
-                        "failed while stopping"
-                    );
-                    if result.is_ok() {
-                        result = Err(error);
-                    }
-                }
-            }
-        };
-        if tokio::time::timeout(grace, drain).await.is_err() {
-            anyhow::bail!("{name}: in-flight work did not finish within {grace:?}");
-        }
-        tracing::info!(service = name, "stopped");
-        result
-    }
-}
-
-/// A line on stdout for whoever started the process (tests, scripts); a closed stdout is no error.
-fn say(line: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
-
-fn outcome(joined: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    match joined {
-        Ok(result) => result,
-        Err(e) => Err(anyhow::anyhow!("a task panicked: {e}")),
+    async fn run(self, grace: Duration) -> anyhow::Result<()> {
+        crate::supervise::run_until_stopped(self.name, self.shutdown, self.tasks, Some(grace)).await
     }
 }
 
