@@ -30,7 +30,7 @@ use crate::supervise::shutdown_on_signals;
 /// How often the shards' checkpoints are merged into the views checkpoint.
 const MERGE_EVERY: Duration = Duration::from_millis(50);
 
-fn statuses<T: Clone>(map: &Mutex<HashMap<u32, T>>, index: u32) -> Option<T> {
+fn status_of<T: Clone>(map: &Mutex<HashMap<u32, T>>, index: u32) -> Option<T> {
     map.lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&index)
@@ -67,7 +67,7 @@ impl ShardWork for ProjectorShards {
     }
 
     fn describe(&self, index: u32) -> Value {
-        let Some(status) = statuses(&self.statuses, index) else {
+        let Some(status) = status_of(&self.statuses, index) else {
             return Value::Null;
         };
         json!({"checkpoint": ProjectorShard::new(index, self.count).map(ProjectorShard::checkpoint_id).ok(),
@@ -118,7 +118,7 @@ impl ShardWork for SagaShards {
     }
 
     fn describe(&self, index: u32) -> Value {
-        statuses(&self.statuses, index)
+        status_of(&self.statuses, index)
             .and_then(|status| serde_json::to_value(status.snapshot()).ok())
             .unwrap_or(Value::Null)
     }
