@@ -63,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
         };
         let report = b1_with(&dir, options).await?;
         eprintln!(
-            "B1 writers={} in_flight={} events/append={}: {:.0} events/s; raw SQLite, same batching: {:.0} \
-             events/s with background checkpoints (ratio {:.2}), {:.0} with default checkpoints; \
+            "B1 writers={} in_flight={} events/append={}: {:.0} events/s; raw SQLite, same batching: \
+             {:.0} events/s (ratio {:.2}; background checkpoints {:.0}, default {:.0}); \
              {:.1} events/transaction; append p50 {:.2} ms, p99 {:.2} ms; writer {:.1} us/event + commit {:.2} ms",
             options.writers,
             options.in_flight,
@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
             report.events_per_sec,
             report.raw_events_per_sec,
             report.ratio,
+            report.raw_background_checkpoint_events_per_sec,
             report.raw_default_events_per_sec,
             report.avg_events_per_transaction,
             report.append_p50_ms,

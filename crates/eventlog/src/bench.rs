@@ -13,6 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::sqlite::checkpoint::{self, WRITER_AUTOCHECKPOINT};
+use crate::sqlite::WRITER_CACHE_KIB;
 use crate::{
     AppendError, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent, SqliteEventLog,
 };
@@ -45,10 +46,12 @@ pub struct B1Report {
     pub write_us_per_event: f64,
     /// Average `COMMIT` (fsync) time.
     pub commit_ms_avg: f64,
-    /// Raw rusqlite, `avg_events_per_transaction` (rounded) events per transaction, with the adapter's
-    /// background checkpointing: the like-for-like baseline.
+    /// Raw rusqlite, `avg_events_per_transaction` (rounded) events per transaction, the better of the two
+    /// variants below: the baseline `ratio` is taken against.
     pub raw_events_per_sec: f64,
-    /// The same raw loop with SQLite's default automatic checkpoints (inside `COMMIT`).
+    /// Raw, with the adapter's settings (background checkpoints, writer page cache).
+    pub raw_background_checkpoint_events_per_sec: f64,
+    /// Raw, with SQLite's defaults (automatic checkpoints inside `COMMIT`, 2 MiB page cache).
     pub raw_default_events_per_sec: f64,
     /// `events_per_sec / raw_events_per_sec`.
     pub ratio: f64,
@@ -136,6 +139,7 @@ pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogErro
     let stats = log.stats();
     (adapter.events, adapter.transactions) = (stats.events, stats.transactions);
     latencies.sort_unstable();
+    let raw_best = raw_totals[0].per_sec().max(raw_totals[1].per_sec());
     Ok(B1Report {
         options,
         events: stats.events,
@@ -147,9 +151,10 @@ pub async fn b1_with(dir: &Path, options: B1Options) -> Result<B1Report, LogErro
         append_p99_ms: percentile(&latencies, 0.99),
         write_us_per_event: stats.write_micros as f64 / stats.events.max(1) as f64,
         commit_ms_avg: stats.commit_micros as f64 / 1000.0 / stats.transactions.max(1) as f64,
-        raw_events_per_sec: raw_totals[0].per_sec(),
+        raw_events_per_sec: raw_best,
+        raw_background_checkpoint_events_per_sec: raw_totals[0].per_sec(),
         raw_default_events_per_sec: raw_totals[1].per_sec(),
-        ratio: adapter.per_sec() / raw_totals[0].per_sec(),
+        ratio: adapter.per_sec() / raw_best,
     })
 }
 
@@ -255,6 +260,8 @@ impl RawBaseline {
             .map_err(raw_error)?;
         let checkpointer = if background_checkpoint {
             conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
+                .map_err(raw_error)?;
+            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
                 .map_err(raw_error)?;
             Some(checkpoint::start(path.to_path_buf())?)
         } else {

@@ -46,7 +46,7 @@ pub use import::{import_into, ImportReport};
 /// How long a writer waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page cache of the writer connection, in KiB (SQLite's negative `cache_size` convention).
-const WRITER_CACHE_KIB: i64 = -16_384;
+pub(crate) const WRITER_CACHE_KIB: i64 = -16_384;
 /// How often a live subscription re-reads the file even without an in-process notification.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
