@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use domain::Timestamp;
 use eventlog::{EventLog, EventSubscription, Position, RecordedEvent};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
@@ -25,6 +26,9 @@ use crate::store::{ParkedAction, ProgressUpdate, SagaProgress, TimerStore};
 
 /// Events read from the log in one go before progress is committed.
 const READ_BATCH: usize = 1024;
+
+/// How often the log head is compared with what was read while a due timer waits for it.
+const HELD_BACK_RECHECK: Duration = Duration::from_millis(50);
 
 pub struct Coordinator {
     pub log: Arc<dyn EventLog>,
@@ -49,6 +53,11 @@ struct Progress {
     pending: ProgressUpdate,
     commit_failures: u32,
     subscription_failures: u32,
+    /// `recorded_at` of the latest event read: what happened before it is known.
+    read_through: Timestamp,
+    /// Whether every event in the log (as of `head_checked`) has been read.
+    caught_up: bool,
+    head_checked: Option<tokio::time::Instant>,
 }
 
 impl Progress {
@@ -76,10 +85,14 @@ impl Coordinator {
             pending: ProgressUpdate::default(),
             commit_failures: 0,
             subscription_failures: 0,
+            read_through: Timestamp::MIN_UTC,
+            caught_up: false,
+            head_checked: None,
         };
         let mut subscription = self.log.subscribe(start.checkpoint + 1);
         while !self.shutdown.is_cancelled() {
             self.step(&mut progress, &mut subscription).await;
+            self.check_caught_up(&mut progress).await;
             self.dispatch_due(&mut progress);
             self.commit(&mut progress).await;
             self.publish(&progress);
@@ -96,11 +109,17 @@ impl Coordinator {
     async fn step(&mut self, progress: &mut Progress, subscription: &mut EventSubscription) {
         let can_read = progress.in_flight() < self.max_in_flight;
         // With no room for more work, wait for a job to finish rather than for a due timer.
-        let wake = progress
-            .agenda
-            .next_due()
-            .filter(|_| can_read)
-            .map(|due| (due - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        // A due timer held back until the log is read up to it is looked at again shortly.
+        let held_back = |due: Timestamp| !progress.caught_up && due <= Utc::now();
+        let wake =
+            progress
+                .agenda
+                .next_due()
+                .filter(|_| can_read)
+                .map(|due| match held_back(due) {
+                    true => HELD_BACK_RECHECK,
+                    false => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                });
         tokio::select! {
             biased;
             () = self.shutdown.cancelled() => {}
@@ -163,6 +182,7 @@ impl Coordinator {
             return;
         }
         progress.last_seen = event.position;
+        progress.read_through = progress.read_through.max(event.recorded_at);
         match classify(event) {
             Classified::Ignore => {}
             Classified::Trigger(inbound) if !self.shard.owns(inbound.reservation_id) => {}
@@ -207,9 +227,35 @@ impl Coordinator {
         }
     }
 
+    /// Timers fire only for instants the saga has read the log up to: after a restart behind the
+    /// log, a deadline must not fire before the approval recorded ahead of it has been read.
+    async fn check_caught_up(&self, progress: &mut Progress) {
+        let due = progress
+            .agenda
+            .next_due()
+            .is_some_and(|due| due <= Utc::now());
+        let fresh = progress
+            .head_checked
+            .is_some_and(|at| at.elapsed() < HELD_BACK_RECHECK);
+        if !due || fresh {
+            return;
+        }
+        progress.head_checked = Some(tokio::time::Instant::now());
+        progress.caught_up = match self.log.head_position().await {
+            Ok(head) => progress.last_seen >= head,
+            Err(_) => false,
+        };
+    }
+
     fn dispatch_due(&self, progress: &mut Progress) {
         let room = self.max_in_flight.saturating_sub(progress.in_flight());
-        let jobs = progress.agenda.take_due(Utc::now(), room);
+        let now = Utc::now();
+        let horizon = if progress.caught_up {
+            now
+        } else {
+            progress.read_through.min(now)
+        };
+        let jobs = progress.agenda.take_due(horizon, room);
         progress.other_in_flight += jobs.len();
         for job in jobs {
             self.send(job);

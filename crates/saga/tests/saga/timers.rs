@@ -73,3 +73,30 @@ async fn an_armed_deadline_fires_after_a_restart() {
     restarted.stop().await;
     assert!(store.load().await.expect("progress").timers.is_empty());
 }
+
+/// A saga restarting behind the log must not fire a deadline before it has read an approval
+/// recorded ahead of that deadline (the admin got a 202: the stay must not end expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_waits_until_the_log_is_read_up_to_it() {
+    let world = World::new().await;
+    let runner = world.start(deadline(1_500), "saga.db");
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let rid = world.request_stay(&lodging).await;
+    eventually("the deadline to be armed", || async {
+        (runner.status.snapshot().timers_armed == 1).then_some(())
+    })
+    .await;
+    runner.stop().await;
+    // Many other reservations, then the approval, all before the deadline: catching up takes pages.
+    let other = world.register_lodging(1_000, ApprovalMode::Manual).await;
+    for _ in 0..700 {
+        world.request_stay(&other).await;
+    }
+    world.grant(&lodging, rid).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+
+    let restarted = world.start(deadline(1_500), "saga.db");
+    let confirmed = world.wait_for_status(rid, "confirmed").await;
+    assert_eq!(confirmed.status.as_str(), "confirmed");
+    restarted.stop().await;
+}
