@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Plot B2 and B6 throughput and p99 latency against concurrency from `stayledger bench --json FILE`.
 
-Usage: python3 bench/plot.py FILE.json docs/benchmarks-b2-b6.svg
+Usage: python3 bench/plot.py OUT.svg RUN.json [MORE.json ...] [--table]
 Standard library only: writes a self-contained SVG with two panels (req/s, p99 ms) on log2 x axes.
+Several JSON files (e.g. `--only B2,B4` and `--only B6` run separately) are merged: a later file's
+figures and sweep points replace an earlier file's with the same id. `--table` also prints the
+merged figures as the Markdown table of docs/benchmarks.md.
 """
 
 import json
@@ -75,11 +78,44 @@ def panel(x0, title, series, key, unit, targets):
     return out
 
 
+def merge(paths):
+    report, figures, sweeps = {}, {}, {}
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        report = {**report, **{k: v for k, v in run.items() if k not in ("figures", "sweeps")}}
+        ids = {fig["id"] for fig in run.get("figures", [])}
+        for key in [k for k in figures if k[0] in ids]:
+            del figures[key]
+        for n, fig in enumerate(run.get("figures", [])):
+            figures[(fig["id"], path, n)] = fig
+        swept = {p["id"] for p in run.get("sweeps", [])}
+        sweeps = {k: v for k, v in sweeps.items() if k[0] not in swept}
+        for p in run.get("sweeps", []):
+            sweeps[(p["id"], p["concurrency"])] = p
+    order = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "peer"]
+    rank = lambda fig: order.index(fig["id"]) if fig["id"] in order else len(order)
+    report["figures"] = sorted(figures.values(), key=rank)
+    report["sweeps"] = list(sweeps.values())
+    return report
+
+
+def table(report):
+    lines = ["| id | what | figure | target | met |", "|---|---|---|---|---|"]
+    for fig in report["figures"]:
+        met = {True: "yes", False: "**no**", None: "-"}[fig.get("met")]
+        lines.append(f'| {fig["id"]} | {fig["what"]} | {fig["figure"]} | {fig["target"]} | {met} |')
+    return "\n".join(lines)
+
+
 def main():
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(args) < 2:
         sys.exit(__doc__)
-    with open(sys.argv[1]) as f:
-        report = json.load(f)
+    out, inputs = args[0], args[1:]
+    report = merge(inputs)
+    if "--table" in sys.argv:
+        print(table(report))
     series = {}
     for point in report.get("sweeps", []):
         series.setdefault(point["id"], []).append(point)
@@ -102,7 +138,7 @@ def main():
            '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="11" fill="#555">{esc(subtitle)}</text>']
     svg += body + ["</svg>"]
-    with open(sys.argv[2], "w") as f:
+    with open(out, "w") as f:
         f.write("\n".join(svg) + "\n")
 
 

@@ -26,7 +26,7 @@ use super::Plan;
 
 const SUBMITTERS: usize = 64;
 const CHECKERS: usize = 4;
-const LODGINGS: usize = 16;
+const LODGINGS: usize = 64;
 const POLL: Duration = Duration::from_millis(5);
 
 /// How the approval happens.

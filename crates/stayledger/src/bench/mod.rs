@@ -60,6 +60,9 @@ pub struct BenchArgs {
     /// Events in the shared log of B5, B7 and B8 (default 1,000,000; `--quick`: 20,000).
     #[arg(long)]
     pub events: Option<u64>,
+    /// Whole flows of B3 (default 20,000; `--quick`: 500).
+    #[arg(long)]
+    pub flows: Option<usize>,
     /// Where the data dirs go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -98,7 +101,7 @@ impl Plan {
             duration: Duration::from_secs_f64(seconds.max(0.1)),
             b1_duration: Duration::from_secs(if quick { 1 } else { 10 }),
             levels,
-            b3_flows: if quick { 500 } else { 20_000 },
+            b3_flows: args.flows.unwrap_or(if quick { 500 } else { 20_000 }),
             events: args
                 .events
                 .unwrap_or(if quick { 20_000 } else { 1_000_000 }),
@@ -286,6 +289,7 @@ mod tests {
             concurrency: Vec::new(),
             seconds: None,
             events: None,
+            flows: None,
             work_dir: None,
         };
         let plan = Plan::new(&args, PathBuf::from("/tmp/x"));
