@@ -124,6 +124,32 @@ async fn tampered_row_is_reported_by_verify() {
 }
 
 #[tokio::test]
+async fn verify_reports_deleted_and_retyped_rows() {
+    let (dir, log) = fresh();
+    for n in 0..4u64 {
+        let expected = ExpectedVersion::from_current(n.checked_sub(1));
+        log.append("s", expected, vec![new_event("Counted", json!({ "n": n }))])
+            .await
+            .unwrap();
+    }
+    let raw = rusqlite::Connection::open(dir.path().join("events.db")).unwrap();
+    raw.execute("UPDATE events SET event_type = 42 WHERE version = 3", [])
+        .unwrap();
+    let report = log.verify().await.unwrap();
+    let bad = report.first_bad.expect("a retyped column is reported");
+    assert_eq!((bad.version, bad.reason.as_str()), (3, "hash mismatch"));
+
+    raw.execute("DELETE FROM events WHERE version = 1", [])
+        .unwrap();
+    let report = log.verify().await.unwrap();
+    let bad = report.first_bad.expect("a deleted event is reported");
+    assert_eq!(bad.version, 2);
+    assert_eq!(bad.reason, "version 2 where 1 was expected");
+    let generic = eventlog::verify_log(&log).await.unwrap();
+    assert_eq!(generic.first_bad.map(|b| b.version), Some(2));
+}
+
+#[tokio::test]
 async fn events_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");

@@ -314,13 +314,20 @@ fn writer_gone() -> AppendError {
     ))
 }
 
-/// SQLite errors: a damaged file is `Corrupt`, anything else (I/O, busy, full disk) `Unavailable`.
+/// SQLite errors: a damaged file or a value of the wrong type is `Corrupt`; anything else (I/O, busy,
+/// full disk) `Unavailable`.
 fn store_error(e: rusqlite::Error) -> LogError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            LogError::Corrupt(e.to_string())
-        }
-        _ => LogError::Unavailable(e.to_string()),
+    use rusqlite::Error as E;
+    match &e {
+        E::InvalidColumnType(..)
+        | E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..) => LogError::Corrupt(e.to_string()),
+        _ => match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                LogError::Corrupt(e.to_string())
+            }
+            _ => LogError::Unavailable(e.to_string()),
+        },
     }
 }
 

@@ -127,8 +127,13 @@ pub(crate) fn load_snapshot(
 /// Walk every stream in version order, hashing the stored text exactly as written, and check that
 /// global positions run 1..=head without a gap.
 pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport, LogError> {
-    let sql = format!("SELECT {COLUMNS} FROM events ORDER BY stream, version");
-    let mut statement = conn.prepare(&sql).map_err(store_error)?;
+    // Casts, so a row tampered with values of another type is reported instead of failing the walk.
+    let sql =
+        "SELECT position, CAST(stream AS TEXT), CAST(version AS INTEGER), CAST(event_id AS BLOB), \
+               CAST(event_type AS TEXT), \
+               CAST(schema_version AS INTEGER), CAST(data AS TEXT), CAST(metadata AS TEXT), \
+               CAST(recorded_at AS TEXT), CAST(hash AS TEXT) FROM events ORDER BY stream, version";
+    let mut statement = conn.prepare(sql).map_err(store_error)?;
     let mut rows = statement.query([]).map_err(store_error)?;
     let mut checked = 0u64;
     let mut prev: Option<(String, u64, String)> = None;
@@ -180,7 +185,7 @@ pub(crate) struct RawEvent {
     version: i64,
     event_id: Vec<u8>,
     event_type: String,
-    schema_version: u32,
+    schema_version: i64,
     data: String,
     metadata: String,
     recorded_at: String,
@@ -211,7 +216,7 @@ fn raw_hash(prev_hash: &str, raw: &RawEvent, version: u64) -> Option<String> {
             version,
             event_id,
             event_type: &raw.event_type,
-            schema_version: raw.schema_version,
+            schema_version: u32::try_from(raw.schema_version).ok()?,
             data_json: &raw.data,
             metadata_json: &raw.metadata,
             recorded_at: &raw.recorded_at,
@@ -234,7 +239,8 @@ fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
         recorded_at: hash::parse_recorded_at(&raw.recorded_at)?,
         stream: raw.stream,
         event_type: raw.event_type,
-        schema_version: raw.schema_version,
+        schema_version: u32::try_from(raw.schema_version)
+            .map_err(|e| corrupt("schema_version", &e))?,
         data,
         metadata,
         hash: raw.hash,
