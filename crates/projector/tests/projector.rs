@@ -357,6 +357,12 @@ impl ViewStore for Unreliable {
     async fn ping(&self) -> Result<(), ViewError> {
         self.inner.ping().await
     }
+    async fn count_reservations(
+        &self,
+        status: readmodel::ReservationStatus,
+    ) -> Result<u64, ViewError> {
+        self.inner.count_reservations(status).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

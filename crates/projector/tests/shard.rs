@@ -114,6 +114,12 @@ impl ViewStore for Recording {
     async fn ping(&self) -> Result<(), ViewError> {
         self.inner.ping().await
     }
+    async fn count_reservations(
+        &self,
+        status: readmodel::ReservationStatus,
+    ) -> Result<u64, ViewError> {
+        self.inner.count_reservations(status).await
+    }
 }
 
 fn start(env: &Env, store: &Arc<Recording>, shard: ProjectorShard) -> Running {

@@ -89,4 +89,7 @@ pub trait ViewStore: Send + Sync + 'static {
 
     /// Readiness: the store answers.
     async fn ping(&self) -> Result<(), ViewError>;
+
+    /// How many reservations are in `status` now (for the in-flight gauges of `/metrics`).
+    async fn count_reservations(&self, status: ReservationStatus) -> Result<u64, ViewError>;
 }

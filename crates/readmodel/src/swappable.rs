@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationView, ViewError, ViewStore,
+    ReservationStatus, ReservationView, ViewError, ViewStore,
 };
 
 /// Delegates every call to the store it currently holds.
@@ -92,5 +92,8 @@ impl ViewStore for SwappableViewStore {
     }
     async fn ping(&self) -> Result<(), ViewError> {
         self.current().ping().await
+    }
+    async fn count_reservations(&self, status: ReservationStatus) -> Result<u64, ViewError> {
+        self.current().count_reservations(status).await
     }
 }

@@ -175,11 +175,34 @@ async fn metrics(State(probes): State<Probes>) -> Response {
             "Events parked by the projector.",
             &[("", dead as f64)],
         );
+        render_in_flight(&mut out, views.as_ref()).await;
     }
     if let Some(saga) = &probes.saga {
         render_saga(&mut out, saga);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Reservations still on their way, by the step of the flow they wait in (from the views).
+async fn render_in_flight(out: &mut String, views: &dyn ViewStore) {
+    use readmodel::ReservationStatus as S;
+    let mut samples = Vec::new();
+    for (status, label) in [
+        (S::Requested, "step=\"awaiting_approval\""),
+        (S::Approved, "step=\"awaiting_payment\""),
+        (S::PaymentPending, "step=\"payment_deferred\""),
+    ] {
+        if let Ok(count) = views.count_reservations(status).await {
+            samples.push((label, count as f64));
+        }
+    }
+    gauge(
+        out,
+        "stayledger_reservations_in_flight",
+        "gauge",
+        "Reservations waiting in each step of the saga, as the views see them.",
+        &samples,
+    );
 }
 
 fn render_projector(out: &mut String, projector: &ProjectorStatus) {

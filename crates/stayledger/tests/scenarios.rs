@@ -497,3 +497,36 @@ async fn malformed_requests_get_problem_json_and_the_process_is_unharmed() {
     assert_eq!(status, StatusCode::OK);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_metrics_report_the_running_platform() {
+    let t = TestPlatform::start().await;
+    t.register_lodging("desk", 1, "manual").await;
+    let (_, position) = t.request("quinn", "desk", 6, 1).await;
+    assert!(t.platform.projector.wait_for(position, WAIT).await);
+    let (status, ready) = t.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    let text = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for metric in [
+        "stayledger_http_requests_total{method=\"POST\",route=\"/reservations\",status=\"202\"} 1",
+        "stayledger_reservations_in_flight{step=\"awaiting_approval\"} 1",
+        "stayledger_reservations_in_flight{step=\"awaiting_payment\"} 0",
+        "stayledger_projector_lag_events",
+        "stayledger_saga_in_flight",
+        "stayledger_payment_circuit_state 0",
+        "stayledger_dead_letters 0",
+        "stayledger_appended_events_total",
+    ] {
+        assert!(text.contains(metric), "missing {metric} in\n{text}");
+    }
+    t.stop().await;
+}

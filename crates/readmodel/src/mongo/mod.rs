@@ -18,7 +18,7 @@ use self::codec::unavailable;
 use self::write::Writes;
 use crate::{
     DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationView, ViewError, ViewEvent, ViewStore,
+    ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
 };
 
 /// Views in a MongoDB database.
@@ -180,6 +180,14 @@ impl ViewStore for MongoViewStore {
         self.db
             .collection::<Document>("dead_letters")
             .count_documents(doc! {})
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn count_reservations(&self, status: ReservationStatus) -> Result<u64, ViewError> {
+        self.db
+            .collection::<Document>("reservations")
+            .count_documents(doc! { "status": status.as_str() })
             .await
             .map_err(unavailable)
     }

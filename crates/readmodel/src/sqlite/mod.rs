@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationView, ViewError, ViewEvent, ViewStore,
+    ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
 };
 
 /// Reader connections per store: enough for the query API on a 2-core machine.
@@ -174,6 +174,19 @@ impl ViewStore for SqliteViewStore {
 
     async fn dead_letter_count(&self) -> Result<u64, ViewError> {
         self.read(read::dead_letter_count).await
+    }
+
+    async fn count_reservations(&self, status: ReservationStatus) -> Result<u64, ViewError> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM reservations WHERE status = ?1",
+                [status.as_str()],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(schema::store_error)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), ViewError> {
