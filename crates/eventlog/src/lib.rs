@@ -18,6 +18,7 @@ mod esdb;
 pub mod hash;
 mod repository;
 mod sqlite;
+mod state_cache;
 mod subscription;
 mod traced;
 

@@ -13,6 +13,7 @@ use domain::{Aggregate, DomainEvent};
 use rand::Rng;
 use uuid::Uuid;
 
+use crate::state_cache::StateCache;
 use crate::{
     AppendError, AppendOutcome, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent,
     StreamVersion,
@@ -20,6 +21,10 @@ use crate::{
 
 /// Events read per page while loading a stream.
 const LOAD_PAGE: usize = 1_000;
+/// Default state cache: at most this many streams...
+const CACHE_STREAMS: usize = 128;
+/// ...of at least this many events (shorter ones load fast enough from the log).
+const CACHE_FROM_EVENTS: u64 = 64;
 
 /// Who is executing a command, why, and when (time is passed in, never read inside decisions).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +102,8 @@ pub struct Repository<A: Aggregate> {
     log: Arc<dyn EventLog>,
     snapshot_every: u64,
     max_retries: u32,
+    /// Shared by clones.
+    cache: Arc<StateCache<A::State>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -106,6 +113,7 @@ impl<A: Aggregate> Clone for Repository<A> {
             log: Arc::clone(&self.log),
             snapshot_every: self.snapshot_every,
             max_retries: self.max_retries,
+            cache: Arc::clone(&self.cache),
             aggregate: PhantomData,
         }
     }
@@ -119,14 +127,24 @@ struct Current<S> {
 }
 
 impl<A: Aggregate> Repository<A> {
-    /// Snapshots every 200 events, 5 retries on conflict.
+    /// Snapshots every 200 events, 5 retries on conflict, the states of up to 128 streams of 64 or
+    /// more events cached.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
             log,
             snapshot_every: 200,
             max_retries: 5,
+            cache: Arc::new(StateCache::new(CACHE_STREAMS, CACHE_FROM_EVENTS)),
             aggregate: PhantomData,
         }
+    }
+
+    /// Keep the loaded states of up to `streams` streams of at least `min_events` events in memory, so
+    /// a load reads only the events after them (0 streams: no cache). Clones share the cache.
+    #[must_use]
+    pub fn cache(mut self, streams: usize, min_events: u64) -> Self {
+        self.cache = Arc::new(StateCache::new(streams, min_events));
+        self
     }
 
     /// Save a snapshot once the stream has grown by `n` events past the last one (0 disables snapshots).
@@ -207,7 +225,8 @@ impl<A: Aggregate> Repository<A> {
         now: DateTime<Utc>,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let appended_at = current.version.map_or(0, |v| v + 1);
-        let state = if outcome.last_version + 1 == appended_at + events.len() as u64 {
+        let appended = outcome.last_version + 1 == appended_at + events.len() as u64;
+        let state = if appended {
             A::compact(A::fold(current.state, &events), now)
         } else {
             // Deduplicated: these events were already recorded (a re-executed command), so the stream is
@@ -219,9 +238,15 @@ impl<A: Aggregate> Repository<A> {
             .map_or(outcome.last_version + 1, |v| {
                 outcome.last_version.saturating_sub(v)
             });
+        let mut snapshot_version = current.snapshot_version;
         if self.snapshot_every > 0 && since >= self.snapshot_every {
             self.save_snapshot(stream, outcome.last_version, &state)
                 .await;
+            snapshot_version = Some(outcome.last_version);
+        }
+        if appended {
+            self.cache
+                .put(stream, &state, outcome.last_version, snapshot_version);
         }
         Ok(Executed {
             events,
@@ -246,8 +271,15 @@ impl<A: Aggregate> Repository<A> {
         stream: &str,
         now: DateTime<Utc>,
     ) -> Result<Current<A::State>, RepositoryError<A::Error>> {
-        let (mut state, snapshot_version) = self.snapshot(stream).await?;
-        let mut version = snapshot_version;
+        let hit = self.cache.get(stream);
+        let cached_version = hit.as_ref().map(|hit| hit.version);
+        let (mut state, mut version, snapshot_version) = match hit {
+            Some(hit) => (hit.state, Some(hit.version), hit.snapshot_version),
+            None => {
+                let (state, snapshot_version) = self.snapshot(stream).await?;
+                (state, snapshot_version, snapshot_version)
+            }
+        };
         loop {
             let from = version.map_or(0, |v| v + 1);
             let page = self
@@ -269,8 +301,12 @@ impl<A: Aggregate> Repository<A> {
                 break;
             }
         }
+        let state = A::compact(state, now);
+        if let Some(version) = version.filter(|v| Some(*v) != cached_version) {
+            self.cache.put(stream, &state, version, snapshot_version);
+        }
         Ok(Current {
-            state: A::compact(state, now),
+            state,
             version,
             snapshot_version,
         })

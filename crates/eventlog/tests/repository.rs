@@ -309,3 +309,46 @@ async fn an_undecodable_event_is_a_decode_error() {
         ),
     }
 }
+
+#[tokio::test]
+async fn a_cached_state_still_sees_events_appended_behind_its_back() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(8, 2);
+    for _ in 0..3 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    // Another repository (or process) appends without the cache knowing.
+    let other = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(0, 0);
+    other
+        .execute("t1", &TallyCommand::Add(100), &ctx())
+        .await
+        .unwrap();
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (103, Some(3)));
+    let done = repo
+        .execute("t1", &TallyCommand::Add(1), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(done.state.total, 104);
+    assert_eq!(done.outcome.map(|o| o.last_version), Some(4));
+}
+
+#[tokio::test]
+async fn with_the_cache_snapshots_keep_their_cadence() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .snapshot_every(3)
+        .cache(8, 1);
+    for _ in 0..7 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        log.load_snapshot("tally-t1").await.unwrap(),
+        Some((5, json!({ "total": 6 }))),
+        "snapshots at versions 2 and 5, as without the cache"
+    );
+}

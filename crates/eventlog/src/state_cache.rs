@@ -1,0 +1,137 @@
+//! Recently loaded states of long streams, kept by the [`crate::Repository`] so that loading one again
+//! reads only the events appended after it. A lodging's approval desk grows with every request:
+//! without this, every command on it parses its snapshot and replays up to `snapshot_every` events
+//! (measured: about half the CPU of `stayledger bench` B2 and B3 went there).
+//!
+//! The log stays the source of truth: an entry is a state *at a version*, and a load still reads
+//! whatever follows that version from the store, so appends by other processes or other repositories
+//! are never missed. Only streams of at least `min_events` events are kept, at most `capacity` of them
+//! (least recently used out first).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A cached state, as of `version`.
+pub(crate) struct Hit<S> {
+    pub state: S,
+    pub version: u64,
+    /// Version of the stream's latest snapshot when this state was loaded or saved.
+    pub snapshot_version: Option<u64>,
+}
+
+struct Entry<S> {
+    state: Arc<S>,
+    version: u64,
+    snapshot_version: Option<u64>,
+    used: u64,
+}
+
+struct Entries<S> {
+    map: HashMap<String, Entry<S>>,
+    clock: u64,
+}
+
+pub(crate) struct StateCache<S> {
+    entries: Mutex<Entries<S>>,
+    capacity: usize,
+    min_events: u64,
+}
+
+impl<S: Clone> StateCache<S> {
+    /// `capacity` 0 disables the cache.
+    pub fn new(capacity: usize, min_events: u64) -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                clock: 0,
+            }),
+            capacity,
+            min_events,
+        }
+    }
+
+    /// A copy of the cached state of `stream`, if any.
+    pub fn get(&self, stream: &str) -> Option<Hit<S>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let (state, version, snapshot_version) = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            entries.clock += 1;
+            let clock = entries.clock;
+            let entry = entries.map.get_mut(stream)?;
+            entry.used = clock;
+            (
+                Arc::clone(&entry.state),
+                entry.version,
+                entry.snapshot_version,
+            )
+        };
+        Some(Hit {
+            state: (*state).clone(),
+            version,
+            snapshot_version,
+        })
+    }
+
+    /// Keep `state` as of `version`, unless the stream is short or a later state is already kept.
+    pub fn put(&self, stream: &str, state: &S, version: u64, snapshot_version: Option<u64>) {
+        if self.capacity == 0 || version + 1 < self.min_events {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries
+            .map
+            .get(stream)
+            .is_some_and(|kept| kept.version > version)
+        {
+            return;
+        }
+        entries.clock += 1;
+        let entry = Entry {
+            state: Arc::new(state.clone()),
+            version,
+            snapshot_version,
+            used: entries.clock,
+        };
+        entries.map.insert(stream.to_owned(), entry);
+        if entries.map.len() > self.capacity {
+            let oldest = entries
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                entries.map.remove(&oldest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_long_streams_newest_state_and_evicts_the_least_recently_used() {
+        let cache = StateCache::new(2, 3);
+        cache.put("short", &1, 1, None);
+        assert!(cache.get("short").is_none(), "2 events: below min_events");
+        cache.put("a", &10, 5, None);
+        cache.put("a", &9, 4, None);
+        let hit = cache.get("a").map(|h| (h.state, h.version));
+        assert_eq!(
+            hit,
+            Some((10, 5)),
+            "an older state never replaces a newer one"
+        );
+        cache.put("b", &20, 5, Some(3));
+        assert!(cache.get("a").is_some(), "a used after b was put");
+        cache.put("c", &30, 5, None);
+        assert!(cache.get("b").is_none(), "b was the least recently used");
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        let off = StateCache::new(0, 0);
+        off.put("a", &1, 10, None);
+        assert!(off.get("a").is_none());
+    }
+}
