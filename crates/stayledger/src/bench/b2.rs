@@ -55,7 +55,8 @@ impl Workload for PostReservations {
 struct Run {
     report: LoadReport,
     lag: Option<LagReport>,
-    /// How far the saga and the projector were behind the log when the load stopped.
+    /// How far the saga and the projector were behind the log when the load stopped, and the
+    /// event log writer's rates during the run (appends, events, fsynced transactions per second).
     backlog: serde_json::Value,
 }
 
@@ -91,7 +92,12 @@ async fn run_at(plan: &Plan, clients: usize, alone: bool) -> anyhow::Result<Run>
         warmup: plan.warmup,
         duration: plan.duration,
     };
+    let before = serve.writer_counters().await.ok();
     let report = load::run(serve.addr(), workload, options).await?;
+    let writer = match (before, serve.writer_counters().await.ok()) {
+        (Some(before), Some(after)) => before.rates_until(&after),
+        _ => serde_json::Value::Null,
+    };
     let backlog = match &platform {
         Some(platform) => {
             let head = platform.log.head_position().await?;
@@ -99,9 +105,10 @@ async fn run_at(plan: &Plan, clients: usize, alone: bool) -> anyhow::Result<Run>
                 "log_head": head,
                 "saga_behind": head.saturating_sub(platform.saga.checkpoint()),
                 "views_behind": head.saturating_sub(platform.projector.applied_position()),
+                "writer": writer,
             })
         }
-        None => serde_json::Value::Null,
+        None => json!({ "writer": writer }),
     };
     let lag = match tracker {
         Some(tracker) => Some(tracker.await?),
@@ -162,15 +169,17 @@ pub async fn run(
         }
     }
     if want_b2 {
-        let alone = run_at(plan, TARGET_CLIENTS, true).await?.report;
+        let alone = run_at(plan, TARGET_CLIENTS, true).await?;
         eprintln!(
-            "  B2 command routes alone (no saga, projector): {} req/s, p99 {:.2} ms, errors {}",
-            thousands(alone.per_sec),
-            alone.latency.p99_ms,
-            alone.errors
+            "  B2 command routes alone (no saga, projector): {} req/s, p99 {:.2} ms, errors {}; {}",
+            thousands(alone.report.per_sec),
+            alone.report.latency.p99_ms,
+            alone.report.errors,
+            alone.backlog
         );
         if let Some(b2) = figures.iter_mut().find(|f| f.id == "B2") {
-            b2.details["command_routes_alone"] = json!(alone);
+            b2.details["command_routes_alone"] =
+                json!({"load": alone.report, "writer": alone.backlog["writer"]});
         }
     }
     if let Some(first) = figures.first_mut() {

@@ -148,6 +148,7 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
     let (sender, receiver) = mpsc::unbounded_channel::<Started>();
     let receiver = Arc::new(Mutex::new(receiver));
     let next = Arc::new(AtomicUsize::new(0));
+    let before = serve.writer_counters().await?;
     let deadline = Instant::now() + Duration::from_secs(60 + flows as u64 / 100);
     let started = Instant::now();
     let checkers: Vec<_> = (0..CHECKERS)
@@ -191,6 +192,7 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         outcome.last_confirmed = outcome.last_confirmed.max(part.last_confirmed);
         outcome.first_failure = outcome.first_failure.or(part.first_failure);
     }
+    let writer = before.rates_until(&serve.writer_counters().await?);
     let platform = serve.platform()?;
     let saga = platform.saga.snapshot();
     let head = platform.log.head_position().await?;
@@ -204,7 +206,8 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         &outcome,
         seconds,
         submitted_in,
-        json!({"saga": saga, "log_head": head, "events_per_flow": head as f64 / flows.max(1) as f64}),
+        json!({"saga": saga, "log_head": head, "writer": writer,
+               "events_per_flow": head as f64 / flows.max(1) as f64}),
     ))
 }
 

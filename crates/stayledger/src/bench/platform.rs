@@ -153,6 +153,31 @@ impl BenchServe {
         }
     }
 
+    /// The event log writer's counters from `/metrics`: appends, events, group-commit transactions.
+    pub async fn writer_counters(&self) -> anyhow::Result<WriterCounters> {
+        let mut connection = Connection::open(self.addr()).await?;
+        let call = Call {
+            method: hyper::Method::GET,
+            path: "/metrics".into(),
+            auth: None,
+            body: None,
+        };
+        let (status, text) = connection.send(&call).await?;
+        anyhow::ensure!(status == StatusCode::OK, "GET /metrics: {status}");
+        let text = String::from_utf8_lossy(&text);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(WriterCounters {
+            at: Instant::now(),
+            appends: value("stayledger_appends_total"),
+            events: value("stayledger_appended_events_total"),
+            transactions: value("stayledger_append_transactions_total"),
+        })
+    }
+
     /// Shut down and wait for every task.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -184,4 +209,28 @@ pub fn stay_bodies(lodgings: &[String], count: usize) -> Vec<Bytes> {
             stay_body(lodging, offset, 1 + (n % 3) as i64)
         })
         .collect()
+}
+
+/// The event log writer's totals at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterCounters {
+    at: Instant,
+    appends: f64,
+    events: f64,
+    transactions: f64,
+}
+
+impl WriterCounters {
+    /// Rates between `self` and a later reading: appends/s, events/s, fsynced transactions/s.
+    pub fn rates_until(&self, later: &WriterCounters) -> serde_json::Value {
+        let seconds = (later.at - self.at).as_secs_f64().max(f64::EPSILON);
+        let transactions = later.transactions - self.transactions;
+        json!({
+            "seconds": seconds,
+            "appends_per_sec": (later.appends - self.appends) / seconds,
+            "events_per_sec": (later.events - self.events) / seconds,
+            "transactions_per_sec": transactions / seconds,
+            "appends_per_transaction": (later.appends - self.appends) / transactions.max(1.0),
+        })
+    }
 }
