@@ -83,7 +83,7 @@ def merge(paths):
     for path in paths:
         with open(path) as f:
             run = json.load(f)
-        report = {**report, **{k: v for k, v in run.items() if k not in ("figures", "sweeps")}}
+        report = {**{k: v for k, v in run.items() if k not in ("figures", "sweeps")}, **report}
         ids = {fig["id"] for fig in run.get("figures", [])}
         for key in [k for k in figures if k[0] in ids]:
             del figures[key]
