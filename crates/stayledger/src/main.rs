@@ -3,6 +3,11 @@
 use clap::Parser;
 use stayledger::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: the event and JSON handling allocate many small objects, and
+/// glibc's `free`/`malloc_consolidate` took 12-35% of the profiles (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
