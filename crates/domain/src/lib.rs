@@ -27,12 +27,12 @@ pub type ReservationId = uuid::Uuid;
 pub type Timestamp = DateTime<Utc>;
 
 /// An event-sourced aggregate: a pure decide/evolve pair over one stream.
-pub trait Aggregate {
+pub trait Aggregate: 'static {
     /// Stream name prefix: the stream of aggregate `id` is `{STREAM_PREFIX}-{id}`.
     const STREAM_PREFIX: &'static str;
     /// State rebuilt from events. `Default` is the state of an empty stream.
     type State: Default + Clone + Send + Sync + Serialize + DeserializeOwned + 'static;
-    type Command: Send + Sync;
+    type Command: Clone + Send + Sync + 'static;
     type Event: DomainEvent;
     type Error: std::error::Error + Send + Sync + PartialEq + 'static;
 

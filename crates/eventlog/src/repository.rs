@@ -3,24 +3,35 @@
 //! Event ids are deterministic: `Uuid::new_v5(causation_id, "{stream}#{index}")`, so re-executing a command
 //! with the same causation (a retried request, a replayed saga step) is deduplicated by the store. The
 //! flip side: two *different* commands to the same stream must not share a causation id.
+//!
+//! Commands on one stream are executed by one worker at a time (per repository and its clones): the
+//! commands that queue up while it waits for the store are then decided together, in arrival order, on
+//! one load and written in one append. A busy stream (a lodging's approval desk takes every request
+//! for the lodging) thus costs one load and one durable write per batch instead of a load, a write and
+//! an optimistic-concurrency conflict for every racing command.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::{Aggregate, DomainEvent};
 use rand::Rng;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::state_cache::StateCache;
 use crate::{
     AppendError, AppendOutcome, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent,
-    StreamVersion,
+    RecordedEvent, StreamVersion,
 };
 
 /// Events read per page while loading a stream.
 const LOAD_PAGE: usize = 1_000;
+/// Commands decided together in one append, at most.
+const MAX_BATCH: usize = 256;
 /// Default state cache: at most this many streams...
 const CACHE_STREAMS: usize = 128;
 /// ...of at least this many events (shorter ones load fast enough from the log).
@@ -52,10 +63,14 @@ pub struct Loaded<A: Aggregate> {
 }
 
 /// What `execute` did: the decided events, the append outcome (`None` when nothing was decided), the new state.
+///
+/// `state` is the state after the append that wrote the events: when other commands on the stream were
+/// decided together with this one (see the module docs), after all of them. It is shared, not copied,
+/// between those commands' answers and the repository's cache.
 pub struct Executed<A: Aggregate> {
     pub events: Vec<A::Event>,
     pub outcome: Option<AppendOutcome>,
-    pub state: A::State,
+    pub state: Arc<A::State>,
 }
 
 impl<A: Aggregate> std::fmt::Debug for Loaded<A>
@@ -97,6 +112,18 @@ pub enum RepositoryError<E> {
     Log(LogError),
 }
 
+type Answer<A> = Result<Executed<A>, RepositoryError<<A as Aggregate>::Error>>;
+
+/// A command waiting for its stream's worker.
+struct Pending<A: Aggregate> {
+    command: A::Command,
+    ctx: CommandContext,
+    reply: oneshot::Sender<Answer<A>>,
+}
+
+/// The commands waiting, by stream; a stream has an entry exactly while its worker runs.
+type Queues<A> = Mutex<HashMap<String, Vec<Pending<A>>>>;
+
 /// Loads and executes commands on aggregates of type `A` over an [`EventLog`].
 pub struct Repository<A: Aggregate> {
     log: Arc<dyn EventLog>,
@@ -104,6 +131,8 @@ pub struct Repository<A: Aggregate> {
     max_retries: u32,
     /// Shared by clones.
     cache: Arc<StateCache<A::State>>,
+    /// Shared by clones.
+    queues: Arc<Queues<A>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -114,9 +143,45 @@ impl<A: Aggregate> Clone for Repository<A> {
             snapshot_every: self.snapshot_every,
             max_retries: self.max_retries,
             cache: Arc::clone(&self.cache),
+            queues: Arc::clone(&self.queues),
             aggregate: PhantomData,
         }
     }
+}
+
+/// Removes a stream's entry if its worker ends without doing so (a panic in a decision): the
+/// commands still queued are then answered with an error instead of waiting forever.
+struct WorkerGuard<A: Aggregate> {
+    queues: Arc<Queues<A>>,
+    stream: String,
+    finished: bool,
+}
+
+impl<A: Aggregate> Drop for WorkerGuard<A> {
+    fn drop(&mut self) {
+        if !self.finished {
+            lock(&self.queues).remove(&self.stream);
+        }
+    }
+}
+
+fn lock<A: Aggregate>(
+    queues: &Queues<A>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pending<A>>>> {
+    queues.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A batch decided together: each command's decision, the state after all of them, their events.
+struct DecidedBatch<A: Aggregate> {
+    decided: Vec<Decided<A>>,
+    state: A::State,
+    new_events: Vec<NewEvent>,
+}
+
+/// One command's result within a batch decided together.
+enum Decided<A: Aggregate> {
+    Events(Vec<A::Event>),
+    Rejected(A::Error),
 }
 
 /// State as loaded, plus where its snapshot was (to decide when to take the next one).
@@ -135,6 +200,7 @@ impl<A: Aggregate> Repository<A> {
             snapshot_every: 200,
             max_retries: 5,
             cache: Arc::new(StateCache::new(CACHE_STREAMS, CACHE_FROM_EVENTS)),
+            queues: Arc::new(Mutex::new(HashMap::new())),
             aggregate: PhantomData,
         }
     }
@@ -172,6 +238,9 @@ impl<A: Aggregate> Repository<A> {
 
     /// Decide `command` on the current state and append the result; on a conflict, reload and decide
     /// again (bounded, with jittered backoff).
+    ///
+    /// The command is handed to its stream's worker (started if the stream has none), so it is
+    /// carried out even if the caller stops waiting; see the module docs for the batching.
     pub async fn execute(
         &self,
         id: &str,
@@ -179,6 +248,166 @@ impl<A: Aggregate> Repository<A> {
         ctx: &CommandContext,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream = A::stream_name(id);
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            command: command.clone(),
+            ctx: ctx.clone(),
+            reply,
+        };
+        let start_worker = match lock(&self.queues).entry(stream.clone()) {
+            Entry::Occupied(mut queue) => {
+                queue.get_mut().push(pending);
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![pending]);
+                true
+            }
+        };
+        if start_worker {
+            tokio::spawn(self.clone().work(stream));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(RepositoryError::Log(LogError::Unavailable(
+                "the command's worker stopped before answering".into(),
+            )))
+        })
+    }
+
+    /// Execute the stream's queued commands, a batch at a time, until none is left.
+    async fn work(self, stream: String) {
+        let mut guard = WorkerGuard {
+            queues: Arc::clone(&self.queues),
+            stream,
+            finished: false,
+        };
+        loop {
+            let batch: Vec<Pending<A>> = {
+                let mut queues = lock(&self.queues);
+                let Some(queue) = queues.get_mut(&guard.stream) else {
+                    guard.finished = true;
+                    return;
+                };
+                if queue.is_empty() {
+                    queues.remove(&guard.stream);
+                    guard.finished = true;
+                    return;
+                }
+                let take = queue.len().min(MAX_BATCH);
+                queue.drain(..take).collect()
+            };
+            self.run_batch(&guard.stream, batch).await;
+        }
+    }
+
+    /// Decide a batch together; if that cannot be done (the store failed, a conflict persisted, or
+    /// some of it was already recorded: a re-executed command), one command at a time.
+    async fn run_batch(&self, stream: &str, batch: Vec<Pending<A>>) {
+        if batch.len() > 1 {
+            if let Some(answers) = self.execute_together(stream, &batch).await {
+                for (pending, answer) in batch.into_iter().zip(answers) {
+                    let _ = pending.reply.send(answer);
+                }
+                return;
+            }
+        }
+        for pending in batch {
+            let answer = self
+                .execute_one(stream, &pending.command, &pending.ctx)
+                .await;
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// Decide every command of `batch` in order, each on the state the previous ones left, and append
+    /// all their events at once. `None` if the batch must be executed one command at a time.
+    async fn execute_together(&self, stream: &str, batch: &[Pending<A>]) -> Option<Vec<Answer<A>>> {
+        let now = batch.first()?.ctx.now;
+        for attempt in 0..=self.max_retries {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let Current {
+                state,
+                version,
+                snapshot_version,
+            } = self.load_at(stream, now).await.ok()?;
+            let mut batch = decide_in_turn::<A>(stream, state, batch);
+            if batch.new_events.is_empty() {
+                return Some(nothing_appended(batch.decided, batch.state));
+            }
+            let new_events = std::mem::take(&mut batch.new_events);
+            let count = new_events.len() as u64;
+            let expected = ExpectedVersion::from_current(version);
+            match self.log.append(stream, expected, new_events).await {
+                Ok(outcome) => {
+                    let first_version = version.map_or(0, |v| v + 1);
+                    if outcome.last_version + 1 != first_version + count {
+                        return None; // deduplicated: already recorded, the states above are not the stream's
+                    }
+                    let settled = self
+                        .settle_batch(stream, snapshot_version, batch, outcome, first_version)
+                        .await;
+                    return Some(settled);
+                }
+                // The stream did not move: some of the events are already there, the rest not.
+                Err(AppendError::Conflict { actual, .. }) if actual == version => return None,
+                Err(AppendError::Conflict { .. }) => {}
+                Err(AppendError::Log(_)) => return None,
+            }
+        }
+        None
+    }
+
+    /// The answers of a batch written in one append: each command gets its events, the state after
+    /// the batch and its own last version; the position is the append's (at or after the command's own).
+    async fn settle_batch(
+        &self,
+        stream: &str,
+        snapshot_version: Option<u64>,
+        DecidedBatch { decided, state, .. }: DecidedBatch<A>,
+        outcome: AppendOutcome,
+        first_version: u64,
+    ) -> Vec<Answer<A>> {
+        let snapshot_version = self
+            .snapshot_if_due(stream, snapshot_version, outcome.last_version, &state)
+            .await;
+        let state = Arc::new(state);
+        self.cache.put(
+            stream,
+            Arc::clone(&state),
+            outcome.last_version,
+            snapshot_version,
+        );
+        let mut next_version = first_version;
+        decided
+            .into_iter()
+            .map(|d| match d {
+                Decided::Rejected(error) => Err(RepositoryError::Domain(error)),
+                Decided::Events(events) => {
+                    next_version += events.len() as u64;
+                    let outcome = (!events.is_empty()).then_some(AppendOutcome {
+                        last_version: next_version.saturating_sub(1),
+                        position: outcome.position,
+                    });
+                    Ok(Executed {
+                        events,
+                        outcome,
+                        state: Arc::clone(&state),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// One command alone: decide, append, and on a conflict reload and decide again.
+    async fn execute_one(
+        &self,
+        stream: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+    ) -> Answer<A> {
+        let stream = stream.to_owned();
         let mut attempt = 0;
         loop {
             let current = self.load_at(&stream, ctx.now).await?;
@@ -188,7 +417,7 @@ impl<A: Aggregate> Repository<A> {
                 return Ok(Executed {
                     events,
                     outcome: None,
-                    state: current.state,
+                    state: Arc::new(current.state),
                 });
             }
             let new_events = events
@@ -233,26 +462,42 @@ impl<A: Aggregate> Repository<A> {
             // not what `current + events` says. Read it back.
             self.load_at(stream, now).await?.state
         };
-        let since = current
-            .snapshot_version
-            .map_or(outcome.last_version + 1, |v| {
-                outcome.last_version.saturating_sub(v)
-            });
-        let mut snapshot_version = current.snapshot_version;
-        if self.snapshot_every > 0 && since >= self.snapshot_every {
-            self.save_snapshot(stream, outcome.last_version, &state)
-                .await;
-            snapshot_version = Some(outcome.last_version);
-        }
+        let snapshot_version = self
+            .snapshot_if_due(
+                stream,
+                current.snapshot_version,
+                outcome.last_version,
+                &state,
+            )
+            .await;
+        let state = Arc::new(state);
         if appended {
+            let cached = Arc::clone(&state);
             self.cache
-                .put(stream, &state, outcome.last_version, snapshot_version);
+                .put(stream, cached, outcome.last_version, snapshot_version);
         }
         Ok(Executed {
             events,
             outcome: Some(outcome),
             state,
         })
+    }
+
+    /// Save a snapshot at `version` if the stream has grown by `snapshot_every` since the last one;
+    /// the version of the stream's latest snapshot afterwards.
+    async fn snapshot_if_due(
+        &self,
+        stream: &str,
+        snapshot_version: Option<u64>,
+        version: u64,
+        state: &A::State,
+    ) -> Option<u64> {
+        let since = snapshot_version.map_or(version + 1, |v| version.saturating_sub(v));
+        if self.snapshot_every > 0 && since >= self.snapshot_every {
+            self.save_snapshot(stream, version, state).await;
+            return Some(version);
+        }
+        snapshot_version
     }
 
     async fn save_snapshot(&self, stream: &str, version: u64, state: &A::State) {
@@ -273,43 +518,60 @@ impl<A: Aggregate> Repository<A> {
     ) -> Result<Current<A::State>, RepositoryError<A::Error>> {
         let hit = self.cache.get(stream);
         let cached_version = hit.as_ref().map(|hit| hit.version);
-        let (mut state, mut version, snapshot_version) = match hit {
-            Some(hit) => (hit.state, Some(hit.version), hit.snapshot_version),
-            None => {
-                let (state, snapshot_version) = self.snapshot(stream).await?;
-                (state, snapshot_version, snapshot_version)
-            }
+        let (mut state, mut version, snapshot_version, mut complete) = match hit {
+            Some(hit) => (hit.state, Some(hit.version), hit.snapshot_version, false),
+            None => self.load_uncached_start(stream).await?,
         };
-        loop {
+        while !complete {
             let from = version.map_or(0, |v| v + 1);
-            let page = self
-                .log
-                .read_stream(stream, from, LOAD_PAGE)
-                .await
-                .map_err(RepositoryError::Log)?;
-            for recorded in &page {
-                let event = A::Event::decode(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    &recorded.data,
-                )
-                .map_err(RepositoryError::Decode)?;
-                state = A::evolve(state, &event);
-                version = Some(recorded.version);
-            }
-            if page.len() < LOAD_PAGE {
-                break;
-            }
+            let page = self.read_page(stream, from, LOAD_PAGE).await?;
+            (state, version) = fold_page::<A>(state, version, &page)?;
+            complete = page.len() < LOAD_PAGE;
         }
         let state = A::compact(state, now);
         if let Some(version) = version.filter(|v| Some(*v) != cached_version) {
-            self.cache.put(stream, &state, version, snapshot_version);
+            let cached = Arc::new(state.clone());
+            self.cache.put(stream, cached, version, snapshot_version);
         }
         Ok(Current {
             state,
             version,
             snapshot_version,
         })
+    }
+
+    /// Where loading a stream that is not cached starts: a stream shorter than `snapshot_every` has
+    /// no snapshot of this repository's making, so its first page is all of it (one read instead of
+    /// a snapshot query and a read). A longer one starts from its latest snapshot.
+    /// Returns (state, version, snapshot version, whether the stream is fully read).
+    async fn load_uncached_start(
+        &self,
+        stream: &str,
+    ) -> Result<(A::State, Option<u64>, Option<u64>, bool), RepositoryError<A::Error>> {
+        let probe = if self.snapshot_every > 0 {
+            usize::try_from(self.snapshot_every).map_or(LOAD_PAGE, |n| n.min(LOAD_PAGE))
+        } else {
+            LOAD_PAGE
+        };
+        let page = self.read_page(stream, 0, probe).await?;
+        if page.len() < probe {
+            let (state, version) = fold_page::<A>(A::State::default(), None, &page)?;
+            return Ok((state, version, None, true));
+        }
+        let (state, snapshot_version) = self.snapshot(stream).await?;
+        Ok((state, snapshot_version, snapshot_version, false))
+    }
+
+    async fn read_page(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, RepositoryError<A::Error>> {
+        self.log
+            .read_stream(stream, from, limit)
+            .await
+            .map_err(RepositoryError::Log)
     }
 
     /// The latest usable snapshot; one that no longer deserializes (the state shape changed) is ignored.
@@ -333,6 +595,77 @@ impl<A: Aggregate> Repository<A> {
             }
         }
     }
+}
+
+/// Decide each command of `batch` on the state the ones before it left: each command's decision, the
+/// state after all of them, and all their events, encoded with each command's own ids and metadata.
+fn decide_in_turn<A: Aggregate>(
+    stream: &str,
+    mut state: A::State,
+    batch: &[Pending<A>],
+) -> DecidedBatch<A> {
+    let mut new_events = Vec::new();
+    let decided = batch
+        .iter()
+        .map(|pending| {
+            let ctx = &pending.ctx;
+            match A::decide(&state, &pending.command, ctx.now) {
+                Err(error) => Decided::Rejected(error),
+                Ok(events) => {
+                    new_events.extend(events.iter().enumerate().map(|(index, event)| {
+                        encode(event, event_id(ctx, stream, index), ctx.metadata())
+                    }));
+                    if !events.is_empty() {
+                        state = A::compact(A::fold(std::mem::take(&mut state), &events), ctx.now);
+                    }
+                    Decided::Events(events)
+                }
+            }
+        })
+        .collect();
+    DecidedBatch {
+        decided,
+        state,
+        new_events,
+    }
+}
+
+/// A state and the version it reflects.
+type Folded<S> = (S, Option<u64>);
+
+/// Apply a page of a stream's events to `state` (at `version`).
+fn fold_page<A: Aggregate>(
+    mut state: A::State,
+    mut version: Option<u64>,
+    page: &[RecordedEvent],
+) -> Result<Folded<A::State>, RepositoryError<A::Error>> {
+    for recorded in page {
+        let event = A::Event::decode(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.data,
+        )
+        .map_err(RepositoryError::Decode)?;
+        state = A::evolve(state, &event);
+        version = Some(recorded.version);
+    }
+    Ok((state, version))
+}
+
+/// The answers of a batch that appended nothing at all.
+fn nothing_appended<A: Aggregate>(decided: Vec<Decided<A>>, state: A::State) -> Vec<Answer<A>> {
+    let state = Arc::new(state);
+    decided
+        .into_iter()
+        .map(|d| match d {
+            Decided::Rejected(error) => Err(RepositoryError::Domain(error)),
+            Decided::Events(events) => Ok(Executed {
+                events,
+                outcome: None,
+                state: Arc::clone(&state),
+            }),
+        })
+        .collect()
 }
 
 /// The deterministic id of the `index`-th event a command decided on `stream`.

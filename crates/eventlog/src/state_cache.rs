@@ -75,7 +75,7 @@ impl<S: Clone> StateCache<S> {
     }
 
     /// Keep `state` as of `version`, unless the stream is short or a later state is already kept.
-    pub fn put(&self, stream: &str, state: &S, version: u64, snapshot_version: Option<u64>) {
+    pub fn put(&self, stream: &str, state: Arc<S>, version: u64, snapshot_version: Option<u64>) {
         if self.capacity == 0 || version + 1 < self.min_events {
             return;
         }
@@ -89,7 +89,7 @@ impl<S: Clone> StateCache<S> {
         }
         entries.clock += 1;
         let entry = Entry {
-            state: Arc::new(state.clone()),
+            state,
             version,
             snapshot_version,
             used: entries.clock,
@@ -115,23 +115,23 @@ mod tests {
     #[test]
     fn keeps_long_streams_newest_state_and_evicts_the_least_recently_used() {
         let cache = StateCache::new(2, 3);
-        cache.put("short", &1, 1, None);
+        cache.put("short", Arc::new(1), 1, None);
         assert!(cache.get("short").is_none(), "2 events: below min_events");
-        cache.put("a", &10, 5, None);
-        cache.put("a", &9, 4, None);
+        cache.put("a", Arc::new(10), 5, None);
+        cache.put("a", Arc::new(9), 4, None);
         let hit = cache.get("a").map(|h| (h.state, h.version));
         assert_eq!(
             hit,
             Some((10, 5)),
             "an older state never replaces a newer one"
         );
-        cache.put("b", &20, 5, Some(3));
+        cache.put("b", Arc::new(20), 5, Some(3));
         assert!(cache.get("a").is_some(), "a used after b was put");
-        cache.put("c", &30, 5, None);
+        cache.put("c", Arc::new(30), 5, None);
         assert!(cache.get("b").is_none(), "b was the least recently used");
         assert!(cache.get("a").is_some() && cache.get("c").is_some());
         let off = StateCache::new(0, 0);
-        off.put("a", &1, 10, None);
+        off.put("a", Arc::new(1), 10, None);
         assert!(off.get("a").is_none());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -21,6 +22,7 @@ struct Tally {
     total: i64,
 }
 
+#[derive(Clone)]
 enum TallyCommand {
     Add(i64),
     Nothing,
@@ -156,10 +158,28 @@ async fn a_re_executed_command_is_deduplicated_by_its_deterministic_ids() {
     );
 }
 
-/// Delegates to a real log, but first slips a foreign event into the stream on the next `interfere` appends.
+/// Delegates to a real log, but first slips a foreign event into the stream on the next `interfere`
+/// appends; makes each append take at least `delay`; counts appends and snapshot queries.
+#[derive(Default)]
 struct Interfering {
-    inner: Arc<dyn EventLog>,
+    inner: Option<Arc<dyn EventLog>>,
     interfere: AtomicUsize,
+    delay: Duration,
+    appends: AtomicUsize,
+    snapshot_loads: AtomicUsize,
+}
+
+impl Interfering {
+    fn over(inner: Arc<dyn EventLog>) -> Self {
+        Self {
+            inner: Some(inner),
+            ..Self::default()
+        }
+    }
+
+    fn inner(&self) -> &Arc<dyn EventLog> {
+        self.inner.as_ref().expect("an inner log")
+    }
 }
 
 #[async_trait]
@@ -170,17 +190,19 @@ impl EventLog for Interfering {
         e: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
         if self
             .interfere
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
             let foreign = new_event("Added", json!({ "n": 100 }));
-            self.inner
+            self.inner()
                 .append(s, ExpectedVersion::Any, vec![foreign])
                 .await?;
         }
-        self.inner.append(s, e, events).await
+        self.inner().append(s, e, events).await
     }
     async fn read_stream(
         &self,
@@ -188,22 +210,23 @@ impl EventLog for Interfering {
         from: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        self.inner.read_stream(s, from, limit).await
+        self.inner().read_stream(s, from, limit).await
     }
     async fn stream_version(&self, s: &str) -> Result<StreamVersion, LogError> {
-        self.inner.stream_version(s).await
+        self.inner().stream_version(s).await
     }
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        self.inner.read_all(from, limit).await
+        self.inner().read_all(from, limit).await
     }
     async fn head_position(&self) -> Result<Position, LogError> {
-        self.inner.head_position().await
+        self.inner().head_position().await
     }
     fn subscribe(&self, from: Position) -> EventSubscription {
-        self.inner.subscribe(from)
+        self.inner().subscribe(from)
     }
     async fn load_snapshot(&self, s: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
-        self.inner.load_snapshot(s).await
+        self.snapshot_loads.fetch_add(1, Ordering::SeqCst);
+        self.inner().load_snapshot(s).await
     }
     async fn save_snapshot(
         &self,
@@ -211,17 +234,15 @@ impl EventLog for Interfering {
         v: u64,
         state: serde_json::Value,
     ) -> Result<(), LogError> {
-        self.inner.save_snapshot(s, v, state).await
+        self.inner().save_snapshot(s, v, state).await
     }
 }
 
 #[tokio::test]
 async fn a_conflict_is_retried_on_reloaded_state_then_given_up() {
     let (_dir, log) = fresh();
-    let interfering = Arc::new(Interfering {
-        inner: log,
-        interfere: AtomicUsize::new(2),
-    });
+    let interfering = Arc::new(Interfering::over(log));
+    interfering.interfere.store(2, Ordering::SeqCst);
     let repo = Repository::<TallyAggregate>::new(interfering.clone());
     let done = repo
         .execute("t1", &TallyCommand::Add(1), &ctx())
@@ -350,5 +371,146 @@ async fn with_the_cache_snapshots_keep_their_cadence() {
         log.load_snapshot("tally-t1").await.unwrap(),
         Some((5, json!({ "total": 6 }))),
         "snapshots at versions 2 and 5, as without the cache"
+    );
+}
+
+/// A log whose appends take at least 20 ms, so commands sent meanwhile queue up behind one.
+fn slow(log: Arc<dyn EventLog>) -> Arc<Interfering> {
+    Arc::new(Interfering {
+        delay: Duration::from_millis(20),
+        ..Interfering::over(log)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commands_on_one_stream_are_decided_in_turn_and_written_together() {
+    let (_dir, log) = fresh();
+    let counted = slow(log);
+    let repo = Repository::<TallyAggregate>::new(counted.clone()).max_retries(0);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.execute("t1", &TallyCommand::Add(1), &ctx()).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        let done = task
+            .await
+            .unwrap()
+            .expect("no conflict, even without retries");
+        let version = done.outcome.expect("appended").last_version;
+        assert!(
+            done.state.total > i64::try_from(version).unwrap(),
+            "each answer carries the state after the append that wrote its command"
+        );
+        versions.push(version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (0..64).collect::<Vec<u64>>());
+    let appends = counted.appends.load(Ordering::SeqCst);
+    assert!(appends < 64, "batched: {appends} appends for 64 commands");
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (64, Some(63)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_within_a_batch_leaves_the_other_commands_to_land() {
+    let (_dir, log) = fresh();
+    let counted = slow(Arc::clone(&log));
+    let repo = Repository::<TallyAggregate>::new(counted.clone());
+    let first = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.execute("t1", &TallyCommand::Add(1), &ctx()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (c1, c2) = (ctx(), ctx());
+    let (refused, added) = tokio::join!(
+        repo.execute("t1", &TallyCommand::Refuse, &c1),
+        repo.execute("t1", &TallyCommand::Add(2), &c2),
+    );
+    first.await.unwrap().unwrap();
+    assert!(matches!(refused, Err(RepositoryError::Domain(Refused))));
+    let added = added.unwrap();
+    assert_eq!(added.state.total, 3);
+    assert_eq!(counted.appends.load(Ordering::SeqCst), 2);
+    assert_eq!(log.read_stream("tally-t1", 0, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_executed_command_within_a_batch_is_still_deduplicated() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(slow(Arc::clone(&log)));
+    let same = ctx();
+    repo.execute("t1", &TallyCommand::Add(5), &same)
+        .await
+        .unwrap();
+    let blocker = tokio::spawn({
+        let repo = repo.clone();
+        async move { repo.execute("t1", &TallyCommand::Add(1), &ctx()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Queued together behind the blocker: a repeat of the first command and a new one.
+    let another = ctx();
+    let (again, other) = tokio::join!(
+        repo.execute("t1", &TallyCommand::Add(5), &same),
+        repo.execute("t1", &TallyCommand::Add(2), &another),
+    );
+    blocker.await.unwrap().unwrap();
+    assert_eq!(
+        again.unwrap().state.total,
+        6,
+        "the stream as it is, counted once"
+    );
+    assert_eq!(other.unwrap().state.total, 8);
+    let stored = log.read_stream("tally-t1", 0, 10).await.unwrap();
+    assert_eq!(stored.len(), 3, "the repeat wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_is_carried_out_even_if_its_caller_stops_waiting() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(slow(Arc::clone(&log)));
+    let waited = tokio::time::timeout(
+        Duration::from_millis(1),
+        repo.execute("t1", &TallyCommand::Add(7), &ctx()),
+    )
+    .await;
+    assert!(waited.is_err(), "the append takes 20 ms");
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = log.read_stream("tally-t1", 0, 10).await.unwrap();
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored.len(), 1);
+    assert_eq!(repo.load("t1").await.unwrap().state.total, 7);
+}
+
+#[tokio::test]
+async fn a_short_stream_is_loaded_without_asking_for_a_snapshot() {
+    let (_dir, log) = fresh();
+    let counted = Arc::new(Interfering::over(log));
+    let repo = Repository::<TallyAggregate>::new(counted.clone())
+        .snapshot_every(5)
+        .cache(0, 0);
+    for _ in 0..4 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(repo.load("t1").await.unwrap().state.total, 4);
+    assert_eq!(counted.snapshot_loads.load(Ordering::SeqCst), 0);
+    repo.execute("t1", &TallyCommand::Add(1), &ctx())
+        .await
+        .unwrap();
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (5, Some(4)));
+    assert_eq!(
+        counted.snapshot_loads.load(Ordering::SeqCst),
+        1,
+        "a stream as long as the snapshot interval may have one"
     );
 }

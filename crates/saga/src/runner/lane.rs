@@ -226,7 +226,7 @@ impl Lane {
                 ActionOutcome::RefundDeferred(retry) => completion.refunds_due.push(retry),
             }
         }
-        Ok(Some(state.timers))
+        Ok(Some(state.timers.clone()))
     }
 
     /// Fire a due timer, unless the saga has moved on (disarmed or re-armed it since).
