@@ -178,6 +178,15 @@ struct DecidedBatch<A: Aggregate> {
     new_events: Vec<NewEvent>,
 }
 
+impl<A: Aggregate> DecidedBatch<A> {
+    /// Whether every command of the batch decided events to append.
+    fn all_append(&self) -> bool {
+        self.decided
+            .iter()
+            .all(|d| matches!(d, Decided::Events(events) if !events.is_empty()))
+    }
+}
+
 /// One command's result within a batch decided together.
 enum Decided<A: Aggregate> {
     Events(Vec<A::Event>),
@@ -189,15 +198,18 @@ struct Current<S> {
     state: S,
     version: StreamVersion,
     snapshot_version: Option<u64>,
+    /// Whether the store was read up to its end (otherwise the state is this process's cached one,
+    /// which another process may have moved past: only an append can tell, by its expected version).
+    verified: bool,
 }
 
 impl<A: Aggregate> Repository<A> {
-    /// Snapshots every 200 events, 5 retries on conflict, the states of up to 128 streams of 64 or
+    /// Snapshots every 1,000 events, 5 retries on conflict, the states of up to 128 streams of 64 or
     /// more events cached.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
             log,
-            snapshot_every: 200,
+            snapshot_every: 1_000,
             max_retries: 5,
             cache: Arc::new(StateCache::new(CACHE_STREAMS, CACHE_FROM_EVENTS)),
             queues: Arc::new(Mutex::new(HashMap::new())),
@@ -323,16 +335,21 @@ impl<A: Aggregate> Repository<A> {
     /// all their events at once. `None` if the batch must be executed one command at a time.
     async fn execute_together(&self, stream: &str, batch: &[Pending<A>]) -> Option<Vec<Answer<A>>> {
         let now = batch.first()?.ctx.now;
-        for attempt in 0..=self.max_retries {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
+        let mut verify = false;
+        let mut attempt = 0;
+        while attempt <= self.max_retries {
             let Current {
                 state,
                 version,
                 snapshot_version,
-            } = self.load_at(stream, now).await.ok()?;
+                verified,
+            } = self.load_for_update(stream, now, verify).await.ok()?;
             let mut batch = decide_in_turn::<A>(stream, state, batch);
+            if !verified && !batch.all_append() {
+                // Answers that append nothing must come from the stream as it is.
+                verify = true;
+                continue;
+            }
             if batch.new_events.is_empty() {
                 return Some(nothing_appended(batch.decided, batch.state));
             }
@@ -352,7 +369,11 @@ impl<A: Aggregate> Repository<A> {
                 }
                 // The stream did not move: some of the events are already there, the rest not.
                 Err(AppendError::Conflict { actual, .. }) if actual == version => return None,
-                Err(AppendError::Conflict { .. }) => {}
+                Err(AppendError::Conflict { .. }) if !verified => verify = true,
+                Err(AppendError::Conflict { .. }) => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
                 Err(AppendError::Log(_)) => return None,
             }
         }
@@ -409,10 +430,16 @@ impl<A: Aggregate> Repository<A> {
     ) -> Answer<A> {
         let stream = stream.to_owned();
         let mut attempt = 0;
+        let mut verify = false;
         loop {
-            let current = self.load_at(&stream, ctx.now).await?;
-            let events =
-                A::decide(&current.state, command, ctx.now).map_err(RepositoryError::Domain)?;
+            let current = self.load_for_update(&stream, ctx.now, verify).await?;
+            let decided = A::decide(&current.state, command, ctx.now);
+            if !current.verified && decided.as_ref().map_or(true, Vec::is_empty) {
+                // An answer that appends nothing must come from the stream as it is.
+                verify = true;
+                continue;
+            }
+            let events = decided.map_err(RepositoryError::Domain)?;
             if events.is_empty() {
                 return Ok(Executed {
                     events,
@@ -432,6 +459,7 @@ impl<A: Aggregate> Repository<A> {
                         .applied(&stream, current, events, outcome, ctx.now)
                         .await
                 }
+                Err(AppendError::Conflict { .. }) if !current.verified => verify = true,
                 Err(AppendError::Conflict { .. }) if attempt < self.max_retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
@@ -511,6 +539,30 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
+    /// The state to decide a command on. Unless `verify`, a cached state is taken as it is, without
+    /// reading the store for events after it: the append's expected version checks it, and a
+    /// conflict sends the command back here with `verify`. Only this process's appends through this
+    /// repository keep a cached state current, so on a busy stream written by one process (a
+    /// lodging's desk) that saves a read per command; elsewhere it costs a conflict now and then.
+    async fn load_for_update(
+        &self,
+        stream: &str,
+        now: DateTime<Utc>,
+        verify: bool,
+    ) -> Result<Current<A::State>, RepositoryError<A::Error>> {
+        if !verify {
+            if let Some(hit) = self.cache.get(stream) {
+                return Ok(Current {
+                    state: A::compact(hit.state, now),
+                    version: Some(hit.version),
+                    snapshot_version: hit.snapshot_version,
+                    verified: false,
+                });
+            }
+        }
+        self.load_at(stream, now).await
+    }
+
     async fn load_at(
         &self,
         stream: &str,
@@ -537,6 +589,7 @@ impl<A: Aggregate> Repository<A> {
             state,
             version,
             snapshot_version,
+            verified: true,
         })
     }
 

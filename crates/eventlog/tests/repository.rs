@@ -25,6 +25,8 @@ struct Tally {
 #[derive(Clone)]
 enum TallyCommand {
     Add(i64),
+    /// Add 1 while the total is below the limit, else refuse.
+    Below(i64),
     Nothing,
     Refuse,
 }
@@ -49,9 +51,17 @@ impl Aggregate for TallyAggregate {
     type Event = TallyEvent;
     type Error = Refused;
 
-    fn decide(_: &Tally, command: &TallyCommand, _: Timestamp) -> Result<Vec<TallyEvent>, Refused> {
+    fn decide(
+        state: &Tally,
+        command: &TallyCommand,
+        _: Timestamp,
+    ) -> Result<Vec<TallyEvent>, Refused> {
         match command {
             TallyCommand::Add(n) => Ok(vec![TallyEvent::Added { n: *n }]),
+            TallyCommand::Below(limit) if state.total < *limit => {
+                Ok(vec![TallyEvent::Added { n: 1 }])
+            }
+            TallyCommand::Below(_) => Err(Refused),
             TallyCommand::Nothing => Ok(vec![]),
             TallyCommand::Refuse => Err(Refused),
         }
@@ -513,4 +523,37 @@ async fn a_short_stream_is_loaded_without_asking_for_a_snapshot() {
         1,
         "a stream as long as the snapshot interval may have one"
     );
+}
+
+#[tokio::test]
+async fn a_cached_state_another_process_moved_past_is_never_the_basis_of_an_answer() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(8, 2);
+    let other = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(0, 0);
+    for _ in 0..3 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    // Behind the cache's back: total 3 -> 103. On the cached 3 this would be accepted; the append
+    // conflicts and the command is decided again on the stream as it is.
+    other
+        .execute("t1", &TallyCommand::Add(100), &ctx())
+        .await
+        .unwrap();
+    let refused = repo.execute("t1", &TallyCommand::Below(50), &ctx()).await;
+    assert!(matches!(refused, Err(RepositoryError::Domain(Refused))));
+
+    // Behind its back again: 103 -> -97. On the cached 103 this would be refused without any
+    // append to check it; a refusal is only given after reading the stream.
+    other
+        .execute("t1", &TallyCommand::Add(-200), &ctx())
+        .await
+        .unwrap();
+    let done = repo
+        .execute("t1", &TallyCommand::Below(50), &ctx())
+        .await
+        .expect("accepted on the stream as it is");
+    assert_eq!(done.state.total, -96);
+    assert_eq!(done.outcome.map(|o| o.last_version), Some(5));
 }
