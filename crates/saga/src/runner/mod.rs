@@ -98,6 +98,9 @@ impl Shard {
 pub struct SagaConfig {
     pub shard: Shard,
     /// Reservations handled side by side (each reservation always in the same lane, in order).
+    /// Default 256: each trigger waits for two fsynced appends in turn, so the saga keeps up with
+    /// thousands of requests a second only with that many in flight (with 32 it fell 60,000 events
+    /// behind in 10 s of B2 load; docs/benchmarks.md).
     pub lanes: usize,
     /// Events, timers and refund retries being handled at once, at most.
     pub max_in_flight: usize,
@@ -109,7 +112,7 @@ impl Default for SagaConfig {
     fn default() -> Self {
         Self {
             shard: Shard::ALL,
-            lanes: 32,
+            lanes: 256,
             max_in_flight: 1024,
             backoff: Backoff::default(),
         }
