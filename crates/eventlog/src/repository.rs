@@ -669,13 +669,18 @@ fn decide_in_turn<A: Aggregate>(
                         encode(event, event_id(ctx, stream, index), ctx.metadata())
                     }));
                     if !events.is_empty() {
-                        state = A::compact(A::fold(std::mem::take(&mut state), &events), ctx.now);
+                        state = A::fold(std::mem::take(&mut state), &events);
                     }
                     Decided::Events(events)
                 }
             }
         })
         .collect();
+    // Compacted once for the batch (its commands are decided within moments of each other, on a
+    // state compacted when loaded): compaction walks the whole state, e.g. every request of a desk.
+    if let Some(last) = batch.last() {
+        state = A::compact(state, last.ctx.now);
+    }
     DecidedBatch {
         decided,
         state,
