@@ -60,6 +60,60 @@ pub struct RecordedEvent {
     pub hash: String,
 }
 
+/// A [`RecordedEvent`] whose payload is still the JSON text the log holds (see
+/// [`EventLog::read_all_raw`](crate::EventLog::read_all_raw)): a reader that decodes payloads into
+/// its own types skips building a `serde_json::Value` per event, which costs more than the typed
+/// decoding (every object is an `IndexMap` here, as `preserve_order` is on in the whole build).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRecordedEvent {
+    pub event_id: Uuid,
+    pub stream: String,
+    pub version: u64,
+    pub position: Position,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// The payload as JSON text; always text `serde_json::Value` parses.
+    pub data_json: String,
+    pub metadata: EventMetadata,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: String,
+}
+
+impl RawRecordedEvent {
+    /// The event with `data`, the parsed `data_json`, as its payload.
+    pub(crate) fn with_data(self, data: serde_json::Value) -> RecordedEvent {
+        RecordedEvent {
+            event_id: self.event_id,
+            stream: self.stream,
+            version: self.version,
+            position: self.position,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            data,
+            metadata: self.metadata,
+            recorded_at: self.recorded_at,
+            hash: self.hash,
+        }
+    }
+}
+
+impl From<RecordedEvent> for RawRecordedEvent {
+    fn from(event: RecordedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            stream: event.stream,
+            version: event.version,
+            position: event.position,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            data_json: event.data.to_string(),
+            metadata: event.metadata,
+            recorded_at: event.recorded_at,
+            hash: event.hash,
+        }
+    }
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendOutcome {

@@ -23,7 +23,8 @@ mod subscription;
 mod traced;
 
 pub use envelope::{
-    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamVersion,
+    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, RecordedEvent,
+    StreamVersion,
 };
 pub use error::{AppendError, LogError};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
@@ -77,6 +78,19 @@ pub trait EventLog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// [`read_all`](Self::read_all) with each payload left as the JSON text the log holds, for a
+    /// reader that decodes payloads straight into its own types (rebuilding the views). Fails
+    /// wherever `read_all` would. The default serializes what `read_all` parsed; an adapter that
+    /// stores text overrides it to skip the parse.
+    async fn read_all_raw(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
+        let events = self.read_all(from_position, limit).await?;
+        Ok(events.into_iter().map(RawRecordedEvent::from).collect())
+    }
+
     /// Position of the last event in the global log (0 if empty).
     async fn head_position(&self) -> Result<Position, LogError>;
 
@@ -129,6 +143,14 @@ impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         (**self).read_all(from_position, limit).await
+    }
+
+    async fn read_all_raw(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
+        (**self).read_all_raw(from_position, limit).await
     }
 
     async fn head_position(&self) -> Result<Position, LogError> {

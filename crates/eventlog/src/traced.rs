@@ -5,7 +5,7 @@ use tracing::Instrument;
 
 use crate::{
     AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RecordedEvent, StreamVersion,
+    Position, RawRecordedEvent, RecordedEvent, StreamVersion,
 };
 
 /// An [`EventLog`] that records a `tracing` span (and the error, if any) around every call of `L`.
@@ -86,6 +86,17 @@ impl<L: EventLog> EventLog for TracedEventLog<L> {
     ) -> Result<Vec<RecordedEvent>, LogError> {
         let span = tracing::debug_span!("eventlog.read_all", from_position, limit);
         async { traced(self.inner.read_all(from_position, limit).await) }
+            .instrument(span)
+            .await
+    }
+
+    async fn read_all_raw(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
+        let span = tracing::debug_span!("eventlog.read_all_raw", from_position, limit);
+        async { traced(self.inner.read_all_raw(from_position, limit).await) }
             .instrument(span)
             .await
     }

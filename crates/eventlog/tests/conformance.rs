@@ -150,6 +150,37 @@ async fn verify_reports_deleted_and_retyped_rows() {
 }
 
 #[tokio::test]
+async fn a_payload_a_value_cannot_hold_fails_the_raw_read_as_the_parsed_one() {
+    let (dir, log) = fresh();
+    log.append(
+        "s",
+        ExpectedVersion::NoStream,
+        vec![new_event("A", json!({ "n": 1 }))],
+    )
+    .await
+    .unwrap();
+    assert!(log.read_all_raw(1, 10).await.is_ok());
+    let raw = rusqlite::Connection::open(dir.path().join("events.db")).unwrap();
+    // Well-formed JSON, but the number is out of range for a Value; then not JSON at all.
+    for data in ["{\"n\":1e400}", "{\"n\":"] {
+        raw.execute("UPDATE events SET data = ?1 WHERE version = 0", [data])
+            .unwrap();
+        let parsed = log
+            .read_all(1, 10)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let text = log
+            .read_all_raw(1, 10)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(parsed.is_err(), "{data}");
+        assert_eq!(text, parsed, "{data}");
+    }
+}
+
+#[tokio::test]
 async fn events_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
@@ -235,9 +266,11 @@ async fn two_writers_on_one_file_keep_positions_gap_free() {
 async fn traced_decorator_passes_calls_through() {
     let (_dir, log) = fresh();
     let traced = eventlog::TracedEventLog::new(Arc::new(log) as Arc<dyn EventLog>);
-    conformance::expected_version_conflicts(Arc::new(traced))
+    let traced = Arc::new(traced);
+    conformance::expected_version_conflicts(traced.clone())
         .await
         .unwrap();
+    conformance::read_after_write(traced).await.unwrap();
 }
 
 #[test]

@@ -1,13 +1,16 @@
 //! Recorded events -> [`ViewEvent`]s: the stream name says which context an event belongs to
 //! (`reservation-{uuid}`, `lodging-{id}`, `payment-{uuid}`, `saga-{uuid}`), the type and schema
-//! version say how to decode its payload (`domain` upcasts older versions).
+//! version say how to decode its payload (`domain` upcasts older versions). Events come parsed
+//! ([`RecordedEvent`], as the live projector follows the log) or with their payload still JSON
+//! text ([`RawRecordedEvent`], as a rebuild reads it); both decode to the same view event.
 
 use domain::lodging::LodgingEvent;
 use domain::payment::PaymentEvent;
 use domain::reservation::ReservationEvent;
-use domain::DomainEvent;
-use eventlog::RecordedEvent;
+use domain::{DecodeError, DomainEvent};
+use eventlog::{RawRecordedEvent, RecordedEvent};
 use readmodel::{AnyEvent, DeadLetter, ViewEvent};
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// Why a recorded event cannot become a [`ViewEvent`]; it will never decode, so it is parked.
@@ -15,49 +18,132 @@ use uuid::Uuid;
 #[error("{0}")]
 pub struct DecodeFailure(pub String);
 
+/// A recorded event as decoding sees it: its stream and its payload, however it was read.
+trait Recorded {
+    fn stream(&self) -> &str;
+    /// The payload as an `E`, as `E::decode` makes it.
+    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError>;
+}
+
+impl Recorded for RecordedEvent {
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
+        E::decode(&self.event_type, self.schema_version, &self.data)
+    }
+}
+
+impl Recorded for RawRecordedEvent {
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
+        decode_text(&self.event_type, self.schema_version, &self.data_json)
+    }
+}
+
+/// `E::decode` of a payload that is still JSON text (one JSON value, as the log hands it out),
+/// without a `serde_json::Value` in between, which costs more to build and free than the typed
+/// event. A payload of the current schema is decoded straight from the text as the tagged enum the
+/// domain persists (`{"type": .., "data": ..}`, see `domain::impl_domain_event`). Whatever does
+/// not decode that way (an older or newer schema, an unknown type, a malformed payload, a repeated
+/// field, of which a `Value` keeps the last) is handed to `E::decode` parsed, so it is decoded or
+/// refused exactly as before, with the same error (`text_payloads_decode_as_parsed_ones_do` holds
+/// the two ways together).
+fn decode_text<E: DomainEvent + DeserializeOwned>(
+    event_type: &str,
+    schema_version: u32,
+    payload_json: &str,
+) -> Result<E, DecodeError> {
+    if schema_version == domain::SCHEMA_VERSION {
+        let tagged = format!(r#"{{"type":"{event_type}","data":{payload_json}}}"#);
+        // Only a type that names the decoded variant is taken: one with quotes in it, which
+        // would not be quoted right above, cannot pass as another.
+        match serde_json::from_str::<E>(&tagged) {
+            Ok(event) if event.event_type() == event_type => return Ok(event),
+            _ => {}
+        }
+    }
+    let payload = serde_json::from_str(payload_json).map_err(|e| DecodeError::Malformed {
+        event_type: event_type.to_string(),
+        message: e.to_string(),
+    })?;
+    E::decode(event_type, schema_version, &payload)
+}
+
 fn uuid_of(stream: &str, id: &str) -> Result<Uuid, DecodeFailure> {
     Uuid::parse_str(id)
         .map_err(|_| DecodeFailure(format!("stream {stream:?}: {id:?} is not a reservation id")))
 }
 
-fn payload<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, DecodeFailure> {
-    E::decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        &recorded.data,
-    )
-    .map_err(|e| DecodeFailure(e.to_string()))
+fn payload_of<E: DomainEvent + DeserializeOwned>(
+    recorded: &impl Recorded,
+) -> Result<E, DecodeFailure> {
+    recorded.payload().map_err(|e| DecodeFailure(e.to_string()))
 }
 
-/// Decode one recorded event. Streams no view reads become [`AnyEvent::Saga`] or
-/// [`AnyEvent::Other`] without looking at the payload. Lodging ids may contain `-`: the stream
-/// name is split on its first `-` only.
-pub fn decode(recorded: &RecordedEvent) -> Result<ViewEvent, DecodeFailure> {
-    let stream = recorded.stream.as_str();
-    let event = match stream.split_once('-') {
+/// The payload of one recorded event, by its stream. Streams no view reads become
+/// [`AnyEvent::Saga`] or [`AnyEvent::Other`] without looking at the payload. Lodging ids may
+/// contain `-`: the stream name is split on its first `-` only.
+fn any_event(recorded: &impl Recorded) -> Result<AnyEvent, DecodeFailure> {
+    let stream = recorded.stream();
+    Ok(match stream.split_once('-') {
         Some(("reservation", id)) => AnyEvent::Reservation {
             reservation_id: uuid_of(stream, id)?,
-            event: payload::<ReservationEvent>(recorded)?,
+            event: payload_of::<ReservationEvent>(recorded)?,
         },
         Some(("lodging", id)) if !id.is_empty() => AnyEvent::Lodging {
             lodging_id: id.to_string(),
-            event: payload::<LodgingEvent>(recorded)?,
+            event: payload_of::<LodgingEvent>(recorded)?,
         },
         Some(("payment", id)) => AnyEvent::Payment {
             reservation_id: uuid_of(stream, id)?,
-            event: payload::<PaymentEvent>(recorded)?,
+            event: payload_of::<PaymentEvent>(recorded)?,
         },
         Some(("saga", _)) => AnyEvent::Saga,
         _ => AnyEvent::Other,
-    };
+    })
+}
+
+/// Decode one recorded event (see [`any_event`]).
+pub fn decode(recorded: &RecordedEvent) -> Result<ViewEvent, DecodeFailure> {
     Ok(ViewEvent {
+        event: any_event(recorded)?,
         position: recorded.position,
         stream: recorded.stream.clone(),
         version: recorded.version,
         event_id: recorded.event_id,
         recorded_at: recorded.recorded_at,
-        event,
     })
+}
+
+/// Decode one event read with its payload as text, into the view event [`decode`] makes of it
+/// parsed, and its type; it is consumed, so its strings are moved rather than copied (a rebuild
+/// decodes millions). A failure comes with the event's dead letter.
+pub(crate) fn decode_raw(recorded: RawRecordedEvent) -> Result<(ViewEvent, String), DeadLetter> {
+    match any_event(&recorded) {
+        Ok(event) => Ok((
+            ViewEvent {
+                event,
+                position: recorded.position,
+                stream: recorded.stream,
+                version: recorded.version,
+                event_id: recorded.event_id,
+                recorded_at: recorded.recorded_at,
+            },
+            recorded.event_type,
+        )),
+        Err(failure) => Err(DeadLetter {
+            position: recorded.position,
+            event_id: recorded.event_id,
+            stream: recorded.stream,
+            event_type: recorded.event_type,
+            error: failure.0,
+        }),
+    }
 }
 
 /// The dead letter of `recorded`, which failed with `error`.
@@ -97,6 +183,167 @@ mod tests {
             recorded_at: Utc::now(),
             hash: String::new(),
         }
+    }
+
+    /// What the rebuild makes of `recorded` (payload as text) next to what live projection makes
+    /// of it (parsed), in the shape the rebuild uses.
+    fn both_ways(
+        recorded: RecordedEvent,
+        data_json: &str,
+    ) -> [Result<(ViewEvent, String), DeadLetter>; 2] {
+        let parsed = decode(&recorded)
+            .map(|view| (view, recorded.event_type.clone()))
+            .map_err(|failure| dead_letter(&recorded, &failure.0));
+        let raw = RawRecordedEvent {
+            data_json: data_json.to_string(),
+            ..RawRecordedEvent::from(recorded)
+        };
+        [decode_raw(raw), parsed]
+    }
+
+    /// An event as the log stores it: `data_json` as written, `data` as parsing it gives.
+    fn stored(
+        stream: &str,
+        event_type: &str,
+        schema_version: u32,
+        data_json: &str,
+    ) -> RecordedEvent {
+        let data = serde_json::from_str(data_json).expect("test payloads are JSON");
+        RecordedEvent {
+            schema_version,
+            ..recorded(stream, event_type, data)
+        }
+    }
+
+    #[test]
+    fn text_payloads_decode_as_parsed_ones_do() {
+        use domain::lodging::{ApprovalMode, LodgingProfile};
+        use domain::reservation::ReservationRequested;
+
+        let id = Uuid::from_u128(4);
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2030, 1, d).expect("a day");
+        let (reservation, payment) = (format!("reservation-{id}"), format!("payment-{id}"));
+        let typed = |stream: &str, event: &dyn Fn() -> (&'static str, serde_json::Value)| {
+            let (event_type, data) = event();
+            (stream.to_string(), event_type, 1, data.to_string())
+        };
+        let mut cases = vec![
+            typed(&reservation, &|| {
+                let event = ReservationEvent::ReservationRequested(ReservationRequested {
+                    reservation_id: id,
+                    customer_id: "c-1".into(),
+                    lodging_id: "seoul-station-2".into(),
+                    check_in: day(3),
+                    check_out: day(5),
+                    guests: 2,
+                    nights: 2,
+                    total_amount: 240_000,
+                    currency: "KRW".into(),
+                });
+                (event.event_type(), event.payload())
+            }),
+            typed(&reservation, &|| {
+                let event = ReservationEvent::ReservationPaymentPending {
+                    reason: "gateway \"busy\" é".into(),
+                    retry_at: Utc::now(),
+                };
+                (event.event_type(), event.payload())
+            }),
+            typed(&reservation, &|| {
+                let event = ReservationEvent::ReservationExpired {};
+                (event.event_type(), event.payload())
+            }),
+            typed("lodging-seoul-station-2", &|| {
+                let event = LodgingEvent::LodgingRegistered(LodgingProfile {
+                    lodging_id: "seoul-station-2".into(),
+                    name: "Seoul Station".into(),
+                    nightly_rate: 120_000,
+                    currency: "KRW".into(),
+                    rooms: 10,
+                    max_guests: 4,
+                    approval_mode: ApprovalMode::Instant,
+                    admin_id: "a-1".into(),
+                });
+                (event.event_type(), event.payload())
+            }),
+            typed("lodging-seoul-station-2", &|| {
+                let event = LodgingEvent::ApprovalRequested {
+                    reservation_id: id,
+                    check_in: day(3),
+                    check_out: day(5),
+                    guests: 2,
+                };
+                (event.event_type(), event.payload())
+            }),
+            typed(&payment, &|| {
+                let event = PaymentEvent::PaymentCompleted {
+                    payment_id: "pay-1".into(),
+                    gateway_ref: "ch_1".into(),
+                    amount: 240_000,
+                };
+                (event.event_type(), event.payload())
+            }),
+        ];
+        let text = |stream: &str, event_type: &'static str, version, data: &str| {
+            (stream.to_string(), event_type, version, data.to_string())
+        };
+        cases.extend([
+            // A repeated field: a `Value` keeps the last one.
+            text(
+                &reservation,
+                "ReservationRejected",
+                1,
+                r#"{"reason":"a","reason":"b"}"#,
+            ),
+            // Fields the event does not have are ignored; an older schema is decoded too.
+            text(
+                &reservation,
+                "ReservationApproved",
+                1,
+                r#"{"approved_by":"a","x":[1.5]}"#,
+            ),
+            text(
+                &reservation,
+                "ReservationApproved",
+                0,
+                r#"{"approved_by":"a"}"#,
+            ),
+            // Poison: a newer schema, an unknown type, a malformed payload, a missing field,
+            // a type with quotes in it, a stream that is not a reservation's.
+            text(
+                &reservation,
+                "ReservationApproved",
+                2,
+                r#"{"approved_by":"a"}"#,
+            ),
+            text(&reservation, "ReservationTeleported", 1, r#"{"to":"mars"}"#),
+            text(&payment, "PaymentFailed", 1, r#"{"reason":5}"#),
+            text(&payment, "PaymentFailed", 1, "null"),
+            text(&reservation, "ReservationExpired", 1, "[]"),
+            text(&payment, "PaymentCompleted", 1, "{}"),
+            text(
+                &payment,
+                r#"PaymentFailed","data":{"reason":"x"},"z":""#,
+                1,
+                "{}",
+            ),
+            text("reservation-x", "ReservationExpired", 1, "{}"),
+            // Not decoded at all.
+            text("saga-x", "Anything", 1, r#""not even an object""#),
+            text("idempotency", "KeyRecorded", 1, "{}"),
+        ]);
+        let (mut decoded, mut parked) = (0, 0);
+        for (stream, event_type, version, data_json) in cases {
+            let event = stored(&stream, event_type, version, &data_json);
+            let [raw, parsed] = both_ways(event, &data_json);
+            assert_eq!(raw, parsed, "{stream} {event_type} v{version} {data_json}");
+            if raw.is_ok() {
+                decoded += 1;
+            } else {
+                parked += 1;
+            }
+        }
+        assert_eq!((decoded, parked), (11, 8));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Rebuilding the views from position 0 into a fresh store, in large batches: a reader task reads
-//! and decodes the next page while the current one is applied (one transaction per page).
+//! and decodes the next page while the current one is applied (one transaction per page). Pages
+//! are read with their payloads as JSON text and decoded straight into the domain events: building
+//! a `serde_json::Value` per event was the largest cost of reading (docs/benchmarks.md, B5).
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use readmodel::ViewStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::{decode_all, Halt, Item, RetryPolicy, Sink};
+use crate::sink::{decode_all_raw, Halt, Item, RetryPolicy, Sink};
 use crate::{ProjectorError, ProjectorStatus, PROJECTOR_ID};
 
 /// Events per read and per view-store transaction during a rebuild.
@@ -22,7 +24,7 @@ type Page = Result<(Vec<Item>, u64), ProjectorError>;
 /// Read the log from `from` up to `head` (the head when the rebuild started), decoded, in pages.
 async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mpsc::Sender<Page>) {
     while from <= head {
-        let page = match log.read_all(from, REBUILD_PAGE).await {
+        let page = match log.read_all_raw(from, REBUILD_PAGE).await {
             Ok(page) => page,
             Err(error) => {
                 let _ = pages.send(Err(error.into())).await;
@@ -33,7 +35,7 @@ async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mps
             return;
         };
         from = last + 1;
-        let decoded = tokio::task::spawn_blocking(move || decode_all(&page))
+        let decoded = tokio::task::spawn_blocking(move || decode_all_raw(page))
             .await
             .map_err(|e| ProjectorError::Task(e.to_string()));
         if pages

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::RecordedEvent;
+use eventlog::{RawRecordedEvent, RecordedEvent};
 use readmodel::{DeadLetter, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{dead_letter, decode};
+use crate::decode::{dead_letter, decode, decode_raw};
 use crate::ProjectorStatus;
 
 /// How failures of the view store are retried.
@@ -66,6 +66,16 @@ pub(crate) fn decode_all(batch: &[RecordedEvent]) -> Vec<Item> {
                 event_type: recorded.event_type.clone(),
             },
             Err(failure) => Item::Poison(dead_letter(recorded, &failure.0)),
+        })
+        .collect()
+}
+
+/// Decode a page read with its payloads as text (a rebuild's), consuming it.
+pub(crate) fn decode_all_raw(page: Vec<RawRecordedEvent>) -> Vec<Item> {
+    page.into_iter()
+        .map(|recorded| match decode_raw(recorded) {
+            Ok((view, event_type)) => Item::View { view, event_type },
+            Err(dead) => Item::Poison(dead),
         })
         .collect()
 }

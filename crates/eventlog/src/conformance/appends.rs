@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{append_numbered, expect_conflict, new_event, unique_stream, Failure, Outcome};
 use crate::hash::recompute_hash;
-use crate::{AppendError, EventLog, ExpectedVersion};
+use crate::{AppendError, EventLog, ExpectedVersion, RawRecordedEvent, RecordedEvent};
 
 /// any / no_stream / exact, each accepted or refused with a typed conflict naming the actual version.
 pub async fn expected_version_conflicts(log: Arc<dyn EventLog>) -> Outcome {
@@ -66,7 +66,8 @@ pub async fn expected_version_conflicts(log: Arc<dyn EventLog>) -> Outcome {
     Ok(())
 }
 
-/// What was appended is read back at once, field for field, from the stream and from the global log.
+/// What was appended is read back at once, field for field, from the stream and from the global log
+/// (with payloads parsed, and as text).
 pub async fn read_after_write(log: Arc<dyn EventLog>) -> Outcome {
     let s = unique_stream("conformance-read");
     ensure!(
@@ -124,11 +125,27 @@ pub async fn read_after_write(log: Arc<dyn EventLog>) -> Outcome {
         all.first() == read.first(),
         "read_all from the first position starts with it"
     );
+    let raw = log.read_all_raw(read[0].position, 3).await?;
+    ensure!(
+        raw.len() == all.len() && raw.iter().zip(&all).all(|(r, e)| same_event(r, e)),
+        "read_all_raw differs from read_all: {raw:?}"
+    );
     ensure!(
         log.head_position().await? >= outcome.position,
         "head is behind an acknowledged append"
     );
     Ok(())
+}
+
+/// Whether `raw` is `event` with its payload as JSON text.
+fn same_event(raw: &RawRecordedEvent, event: &RecordedEvent) -> bool {
+    let data = serde_json::from_str::<serde_json::Value>(&raw.data_json).ok();
+    let without_payload = |e: RawRecordedEvent| RawRecordedEvent {
+        data_json: String::new(),
+        ..e
+    };
+    data.as_ref() == Some(&event.data)
+        && without_payload(raw.clone()) == without_payload(RawRecordedEvent::from(event.clone()))
 }
 
 /// 64 tasks race on one stream with `Exact`: each version is won by exactly one, nothing is lost.

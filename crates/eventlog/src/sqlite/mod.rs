@@ -16,6 +16,7 @@ pub(crate) mod checkpoint;
 mod command;
 mod heads;
 mod import;
+mod json_syntax;
 mod reader;
 mod writer;
 
@@ -35,7 +36,7 @@ use crate::hash::VerifyReport;
 use crate::subscription::{self, PageReader};
 use crate::{
     AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RecordedEvent, StreamVersion,
+    Position, RawRecordedEvent, RecordedEvent, StreamVersion,
 };
 use command::{Command, EncodedEvent};
 use reader::Reader;
@@ -243,6 +244,15 @@ impl EventLog for SqliteEventLog {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
         self.read(move |c| reader::read_all(c, from_position, limit))
+            .await
+    }
+
+    async fn read_all_raw(
+        &self,
+        from_position: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
+        self.read(move |c| reader::read_all_raw(c, from_position, limit))
             .await
     }
 

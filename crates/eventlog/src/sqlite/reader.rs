@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{open_connection, store_error, to_u64};
+use super::{json_syntax, open_connection, store_error, to_u64};
 use crate::hash::{self, BadEvent, CanonicalEvent, VerifyReport};
-use crate::{EventMetadata, LogError, Position, RecordedEvent, StreamVersion};
+use crate::{EventMetadata, LogError, Position, RawRecordedEvent, RecordedEvent, StreamVersion};
 
 /// Idle connections kept for reuse; more are opened on demand when all are busy.
 const MAX_IDLE: usize = 8;
@@ -80,6 +80,24 @@ pub(crate) fn read_all(
     from: Position,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, LogError> {
+    read_all_as(conn, from, limit, decode)
+}
+
+pub(crate) fn read_all_raw(
+    conn: &Connection,
+    from: Position,
+    limit: usize,
+) -> Result<Vec<RawRecordedEvent>, LogError> {
+    read_all_as(conn, from, limit, decode_raw)
+}
+
+/// The global log from `from`, at most `limit` rows, each turned into a `T` by `decode`.
+fn read_all_as<T>(
+    conn: &Connection,
+    from: Position,
+    limit: usize,
+    decode: fn(RawEvent) -> Result<T, LogError>,
+) -> Result<Vec<T>, LogError> {
     let sql =
         format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
     let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
@@ -225,14 +243,30 @@ fn raw_hash(prev_hash: &str, raw: &RawEvent, version: u64) -> Option<String> {
 }
 
 fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
+    let (event, data) = decode_with(raw, |text| serde_json::from_str(text))?;
+    Ok(event.with_data(data))
+}
+
+/// Decode a row but its payload, which stays text once it is known to parse as a `Value`.
+fn decode_raw(raw: RawEvent) -> Result<RawRecordedEvent, LogError> {
+    decode_with(raw, json_syntax::check).map(|(event, ())| event)
+}
+
+/// Decode a row, its payload read by `payload`. The payload is read where it always was (after
+/// the event id, before the metadata), so a row with several bad columns fails the same way
+/// whichever way the payload is read.
+fn decode_with<D>(
+    raw: RawEvent,
+    payload: impl FnOnce(&str) -> serde_json::Result<D>,
+) -> Result<(RawRecordedEvent, D), LogError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         LogError::Corrupt(format!("{what} of event at position {}: {e}", raw.position))
     };
     let event_id = Uuid::from_slice(&raw.event_id).map_err(|e| corrupt("event_id", &e))?;
-    let data = serde_json::from_str(&raw.data).map_err(|e| corrupt("data", &e))?;
+    let data = payload(&raw.data).map_err(|e| corrupt("data", &e))?;
     let metadata: EventMetadata =
         serde_json::from_str(&raw.metadata).map_err(|e| corrupt("metadata", &e))?;
-    Ok(RecordedEvent {
+    let event = RawRecordedEvent {
         event_id,
         position: to_u64(raw.position)?,
         version: to_u64(raw.version)?,
@@ -241,10 +275,11 @@ fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
         event_type: raw.event_type,
         schema_version: u32::try_from(raw.schema_version)
             .map_err(|e| corrupt("schema_version", &e))?,
-        data,
+        data_json: raw.data,
         metadata,
         hash: raw.hash,
-    })
+    };
+    Ok((event, data))
 }
 
 /// A lower bound of a range query: no stored position or version exceeds `i64::MAX`, so a larger
