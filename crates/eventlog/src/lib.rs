@@ -16,6 +16,7 @@ mod envelope;
 mod error;
 mod esdb;
 pub mod hash;
+mod partition;
 mod repository;
 mod sqlite;
 mod state_cache;
@@ -29,6 +30,7 @@ pub use envelope::{
 pub use error::{AppendError, LogError};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
 pub use hash::{verify_log, BadEvent, VerifyReport};
+pub use partition::{Partition, PartitionError};
 pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
 };

@@ -17,7 +17,9 @@ mod status;
 
 pub use decode::{dead_letter, decode, DecodeFailure};
 pub use rebuild::{rebuild, REBUILD_PAGE};
-pub use shard::{lodging_hash, merge_checkpoints, ProjectorShard, ShardError, OWNERSHIP_CACHE};
+pub use shard::{
+    lodging_hash, merge_checkpoints, ProjectorShard, ShardError, ViewShard, OWNERSHIP_CACHE,
+};
 pub use sink::RetryPolicy;
 pub use status::ProjectorStatus;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::reservation::ReservationEvent;
-use eventlog::RecordedEvent;
+use eventlog::{Partition, PartitionError, RecordedEvent};
 use readmodel::{AnyEvent, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -37,62 +37,30 @@ pub const OWNERSHIP_CACHE: usize = 1 << 18;
 const MERGE_STREAM: &str = "$projector-shards";
 
 /// One slice of the views: the lodgings with `fnv1a64(lodging_id) % count == index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProjectorShard {
-    index: u32,
-    count: u32,
-}
+pub type ProjectorShard = Partition;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "projector shard index {index} must be below the shard count {count} (and the count above 0)"
-)]
-pub struct ShardError {
-    pub index: u32,
-    pub count: u32,
-}
+/// A bad shard index or count.
+pub type ShardError = PartitionError;
 
-impl Default for ProjectorShard {
-    fn default() -> Self {
-        Self::ALL
-    }
-}
-
-impl ProjectorShard {
-    /// The only shard: every lodging (an unsharded projector).
-    pub const ALL: Self = Self { index: 0, count: 1 };
-
-    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
-        if count == 0 || index >= count {
-            return Err(ShardError { index, count });
-        }
-        Ok(Self { index, count })
-    }
-
-    #[must_use]
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    #[must_use]
-    pub fn count(self) -> u32 {
-        self.count
-    }
-
+/// What a [`ProjectorShard`] means for the views: the lodgings it writes and its checkpoint.
+pub trait ViewShard {
     /// The checkpoint name of this shard: `views` for the only one, else `views-{i}-of-{n}`.
-    #[must_use]
-    pub fn checkpoint_id(self) -> String {
+    fn checkpoint_id(self) -> String;
+    /// Whether this shard writes the documents of `lodging_id`.
+    fn owns_lodging(self, lodging_id: &str) -> bool;
+}
+
+impl ViewShard for Partition {
+    fn checkpoint_id(self) -> String {
         if self == Self::ALL {
             PROJECTOR_ID.to_string()
         } else {
-            format!("{PROJECTOR_ID}-{}-of-{}", self.index, self.count)
+            format!("{PROJECTOR_ID}-{}-of-{}", self.index(), self.count())
         }
     }
 
-    /// Whether this shard writes the documents of `lodging_id`.
-    #[must_use]
-    pub fn owns_lodging(self, lodging_id: &str) -> bool {
-        lodging_hash(lodging_id) % u64::from(self.count) == u64::from(self.index)
+    fn owns_lodging(self, lodging_id: &str) -> bool {
+        self.holds(lodging_hash(lodging_id))
     }
 }
 
@@ -247,7 +215,7 @@ impl Ownership {
                 return Ok(match self.owner_of_stream(&recorded.stream).await? {
                     Owner::Us => true,
                     Owner::Other => false,
-                    Owner::Unknown => self.shard.index == 0,
+                    Owner::Unknown => self.shard.index() == 0,
                 })
             }
         };

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use projector::{merge_checkpoints, Projector, ProjectorShard, PROJECTOR_ID};
+use projector::{merge_checkpoints, Projector, ProjectorShard, ViewShard, PROJECTOR_ID};
 use readmodel::conformance::{dump, timeline::day, timeline::Timeline};
 use readmodel::{
     AnyEvent, DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,

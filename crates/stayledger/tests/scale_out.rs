@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use eventlog::{EventLog, SqliteEventLog};
 use process::{Api, Process};
-use projector::{ProjectorShard, PROJECTOR_ID};
+use projector::{ProjectorShard, ViewShard, PROJECTOR_ID};
 use readmodel::{SqliteViewStore, ViewStore};
 use serde_json::Value;
 

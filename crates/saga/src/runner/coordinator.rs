@@ -185,7 +185,7 @@ impl Coordinator {
         progress.read_through = progress.read_through.max(event.recorded_at);
         match classify(event) {
             Classified::Ignore => {}
-            Classified::Trigger(inbound) if !self.shard.owns(inbound.reservation_id) => {}
+            Classified::Trigger(inbound) if !super::owns(self.shard, inbound.reservation_id) => {}
             Classified::Trigger(inbound) => {
                 progress.events_in_flight.insert(event.position);
                 let job = Job::Event {
@@ -198,7 +198,7 @@ impl Coordinator {
                 reservation_id,
                 error,
             } => {
-                if reservation_id.is_none_or(|rid| self.shard.owns(rid)) {
+                if reservation_id.is_none_or(|rid| super::owns(self.shard, rid)) {
                     tracing::warn!(event_id = %event.event_id, stream = %event.stream, %error, "poison event parked");
                     self.status.count_parked(1);
                     progress.pending.parked.push(ParkedAction {
@@ -214,7 +214,7 @@ impl Coordinator {
     }
 
     fn send(&self, job: Job) {
-        let lane = self.shard.lane(job.reservation_id(), self.lanes.len());
+        let lane = super::lane(job.reservation_id(), self.lanes.len());
         let sent = self.lanes.get(lane).is_some_and(|s| s.send(job).is_ok());
         if !sent && !self.shutdown.is_cancelled() {
             // A lane only ends at shutdown; if one is gone, stop, and let a restart handle its jobs.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use domain::saga::SagaPolicy;
 use domain::ReservationId;
-use eventlog::EventLog;
+use eventlog::{EventLog, Partition, PartitionError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -39,58 +39,21 @@ use payment::PaymentWorker;
 /// The slice of reservations one runner handles when several run side by side: reservation `r`
 /// belongs to shard `u64::from_be_bytes(last 8 bytes of r) % count`. Each shard needs its own
 /// [`TimerStore`]. Default: one shard handling everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    index: u32,
-    count: u32,
+pub type Shard = Partition;
+
+/// A bad shard index or count.
+pub type ShardError = PartitionError;
+
+/// Whether `shard` handles `reservation_id`.
+#[must_use]
+pub fn owns(shard: Shard, reservation_id: ReservationId) -> bool {
+    shard.holds(reservation_id.as_u64_pair().1)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("shard index {index} must be below the shard count {count} (and the count above 0)")]
-pub struct ShardError {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl Default for Shard {
-    fn default() -> Self {
-        Self::ALL
-    }
-}
-
-impl Shard {
-    /// The only shard: every reservation.
-    pub const ALL: Self = Self { index: 0, count: 1 };
-
-    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
-        if count == 0 || index >= count {
-            return Err(ShardError { index, count });
-        }
-        Ok(Self { index, count })
-    }
-
-    #[must_use]
-    pub fn index(self) -> u32 {
-        self.index
-    }
-
-    #[must_use]
-    pub fn count(self) -> u32 {
-        self.count
-    }
-
-    /// Whether this shard handles `reservation_id`.
-    #[must_use]
-    pub fn owns(self, reservation_id: ReservationId) -> bool {
-        let low = reservation_id.as_u64_pair().1;
-        low % u64::from(self.count) == u64::from(self.index)
-    }
-
-    /// The lane (of `lanes`) that handles `reservation_id` within this runner.
-    fn lane(self, reservation_id: ReservationId, lanes: usize) -> usize {
-        let high = reservation_id.as_u64_pair().0;
-        usize::try_from(high % lanes.max(1) as u64).unwrap_or(0)
-    }
+/// The lane (of `lanes`) that handles `reservation_id` within a runner.
+fn lane(reservation_id: ReservationId, lanes: usize) -> usize {
+    let high = reservation_id.as_u64_pair().0;
+    usize::try_from(high % lanes.max(1) as u64).unwrap_or(0)
 }
 
 /// How the runner runs (the business durations are in [`SagaPolicy`]).
@@ -277,9 +240,9 @@ mod tests {
         let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).expect("valid")).collect();
         for _ in 0..200 {
             let rid = Uuid::new_v4();
-            assert_eq!(shards.iter().filter(|s| s.owns(rid)).count(), 1, "{rid}");
-            assert!(Shard::ALL.owns(rid));
-            assert!(Shard::ALL.lane(rid, 4) < 4);
+            assert_eq!(shards.iter().filter(|s| owns(**s, rid)).count(), 1, "{rid}");
+            assert!(owns(Shard::ALL, rid));
+            assert!(lane(rid, 4) < 4);
         }
     }
 }

@@ -13,7 +13,9 @@ use domain::saga::SagaPolicy;
 use eventlog::EventLog;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use projector::{merge_checkpoints, Projector, ProjectorShard, ProjectorStatus, PROJECTOR_ID};
+use projector::{
+    merge_checkpoints, Projector, ProjectorShard, ProjectorStatus, ViewShard, PROJECTOR_ID,
+};
 use readmodel::ViewStore;
 use saga::{BreakerPolicy, PaymentGateway, SagaConfig, SagaRunner, SagaStatus, Shard};
 use serde_json::{json, Value};
