@@ -44,52 +44,44 @@ pub struct NewEvent {
     pub metadata: EventMetadata,
 }
 
-/// An event as recorded in the log.
+/// An event as recorded in the log, its payload as `D`: a [`RecordedEvent`] (parsed JSON) or a
+/// [`RawRecordedEvent`] (the stored text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordedEvent {
+pub struct Recorded<D> {
     pub event_id: Uuid,
     pub stream: String,
     pub version: u64,
     pub position: Position,
     pub event_type: String,
     pub schema_version: u32,
-    pub data: serde_json::Value,
+    pub data: D,
     pub metadata: EventMetadata,
     pub recorded_at: DateTime<Utc>,
     /// hex SHA-256 of (previous event's hash in this stream, or empty) + this event's canonical bytes.
     pub hash: String,
 }
 
-/// A [`RecordedEvent`] whose payload is still the JSON text the log holds (see
-/// [`EventLog::read_all_raw`](crate::EventLog::read_all_raw)): a reader that decodes payloads into
-/// its own types skips building a `serde_json::Value` per event, which costs more than the typed
-/// decoding (every object is an `IndexMap` here, as `preserve_order` is on in the whole build).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawRecordedEvent {
-    pub event_id: Uuid,
-    pub stream: String,
-    pub version: u64,
-    pub position: Position,
-    pub event_type: String,
-    pub schema_version: u32,
-    /// The payload as JSON text; always text `serde_json::Value` parses.
-    pub data_json: String,
-    pub metadata: EventMetadata,
-    pub recorded_at: DateTime<Utc>,
-    pub hash: String,
-}
+/// An event as recorded in the log, its payload parsed.
+pub type RecordedEvent = Recorded<serde_json::Value>;
 
-impl RawRecordedEvent {
-    /// The event with `data`, the parsed `data_json`, as its payload.
-    pub(crate) fn with_data(self, data: serde_json::Value) -> RecordedEvent {
-        RecordedEvent {
+/// A recorded event whose payload is still the JSON text the log holds (see
+/// [`EventLog::read_all_raw`](crate::EventLog::read_all_raw)), always text `serde_json::Value`
+/// parses: a reader that decodes payloads into its own types skips building a `serde_json::Value`
+/// per event, which costs more than the typed decoding (every object is an `IndexMap` here, as
+/// `preserve_order` is on in the whole build).
+pub type RawRecordedEvent = Recorded<String>;
+
+impl<D> Recorded<D> {
+    /// The same event with its payload turned by `f`.
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> Recorded<E> {
+        Recorded {
             event_id: self.event_id,
             stream: self.stream,
             version: self.version,
             position: self.position,
             event_type: self.event_type,
             schema_version: self.schema_version,
-            data,
+            data: f(self.data),
             metadata: self.metadata,
             recorded_at: self.recorded_at,
             hash: self.hash,
@@ -99,18 +91,7 @@ impl RawRecordedEvent {
 
 impl From<RecordedEvent> for RawRecordedEvent {
     fn from(event: RecordedEvent) -> Self {
-        Self {
-            event_id: event.event_id,
-            stream: event.stream,
-            version: event.version,
-            position: event.position,
-            event_type: event.event_type,
-            schema_version: event.schema_version,
-            data_json: event.data.to_string(),
-            metadata: event.metadata,
-            recorded_at: event.recorded_at,
-            hash: event.hash,
-        }
+        event.map_data(|data| data.to_string())
     }
 }
 

@@ -24,8 +24,8 @@ mod subscription;
 mod traced;
 
 pub use envelope::{
-    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, RecordedEvent,
-    StreamVersion,
+    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, Recorded,
+    RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};

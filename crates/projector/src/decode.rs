@@ -41,7 +41,7 @@ impl Recorded for RawRecordedEvent {
     }
 
     fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
-        decode_text(&self.event_type, self.schema_version, &self.data_json)
+        decode_text(&self.event_type, self.schema_version, &self.data)
     }
 }
 
@@ -195,7 +195,7 @@ mod tests {
             .map(|view| (view, recorded.event_type.clone()))
             .map_err(|failure| dead_letter(&recorded, &failure.0));
         let raw = RawRecordedEvent {
-            data_json: data_json.to_string(),
+            data: data_json.to_string(),
             ..RawRecordedEvent::from(recorded)
         };
         [decode_raw(raw), parsed]

@@ -139,9 +139,9 @@ pub async fn read_after_write(log: Arc<dyn EventLog>) -> Outcome {
 
 /// Whether `raw` is `event` with its payload as JSON text.
 fn same_event(raw: &RawRecordedEvent, event: &RecordedEvent) -> bool {
-    let data = serde_json::from_str::<serde_json::Value>(&raw.data_json).ok();
+    let data = serde_json::from_str::<serde_json::Value>(&raw.data).ok();
     let without_payload = |e: RawRecordedEvent| RawRecordedEvent {
-        data_json: String::new(),
+        data: String::new(),
         ..e
     };
     data.as_ref() == Some(&event.data)

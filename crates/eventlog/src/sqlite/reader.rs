@@ -244,7 +244,7 @@ fn raw_hash(prev_hash: &str, raw: &RawEvent, version: u64) -> Option<String> {
 
 fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
     let (event, data) = decode_with(raw, |text| serde_json::from_str(text))?;
-    Ok(event.with_data(data))
+    Ok(event.map_data(|_| data))
 }
 
 /// Decode a row but its payload, which stays text once it is known to parse as a `Value`.
@@ -275,7 +275,7 @@ fn decode_with<D>(
         event_type: raw.event_type,
         schema_version: u32::try_from(raw.schema_version)
             .map_err(|e| corrupt("schema_version", &e))?,
-        data_json: raw.data,
+        data: raw.data,
         metadata,
         hash: raw.hash,
     };
