@@ -120,3 +120,46 @@ async fn a_swappable_store_serves_the_store_swapped_in() {
         "not the old one"
     );
 }
+
+/// Size of the database file itself (not its WAL).
+fn main_file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).expect("database file").len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_views_reach_the_database_file_without_a_checkpoint_in_any_commit() {
+    use readmodel::conformance::timeline::{day, Timeline};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("views.db");
+    let store = SqliteViewStore::open(&path).expect("open");
+    // Enough documents to fill new pages: far below the writer's own checkpoint threshold (the
+    // WAL stays a few hundred KiB), so only the background checkpointer copies them to the file.
+    let mut t = Timeline::new();
+    t.register("seoul-1", 1_000);
+    for n in 0..400_u64 {
+        let id = t.request("seoul-1", &format!("customer-{n}"), day(n % 30), 1);
+        t.grant("seoul-1", id);
+    }
+    let before = main_file_len(&path);
+    for batch in t.events().chunks(64) {
+        store.apply(PROJECTOR, batch).await.expect("apply");
+    }
+    let wal = std::fs::metadata(dir.path().join("views.db-wal"))
+        .expect("WAL file")
+        .len();
+    assert!(
+        wal < 8 << 20,
+        "the WAL is {wal} bytes: the writer may have checkpointed"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while main_file_len(&path) <= before + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (from {before}) with {wal} bytes of WAL",
+            main_file_len(&path)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let last = t.head();
+    assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), last);
+}

@@ -2,6 +2,7 @@
 //! reader connections, every operation on tokio's blocking pool. Several processes may open the
 //! same file: writes take SQLite's write lock (`BEGIN IMMEDIATE`) and wait for it.
 
+mod checkpoint;
 mod read;
 mod schema;
 mod write;
@@ -28,6 +29,7 @@ pub struct SqliteViewStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteViewStore {
@@ -54,11 +56,13 @@ impl SqliteViewStore {
         let readers = (0..READERS)
             .map(|_| schema::open_reader(&path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let checkpointer = checkpoint::start(&path)?;
         Ok(Self {
             path,
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            _checkpointer: checkpointer,
         })
     }
 

@@ -118,10 +118,14 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
     }
     conn.pragma_update(None, "cache_size", -16_384)
         .map_err(store_error)?;
-    // Checkpoint the WAL every ~32 MiB rather than every 4 MiB: a hot page (an index root, a
-    // lodging's calendar) rewritten by many batches is copied back to the file once, not each time.
-    conn.pragma_update(None, "wal_autocheckpoint", 8_192)
-        .map_err(store_error)?;
+    // The background checkpointer (`checkpoint.rs`) keeps the WAL short; the writer checkpoints in
+    // a commit only if it falls far behind.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        super::checkpoint::WRITER_AUTOCHECKPOINT,
+    )
+    .map_err(store_error)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(store_error)?;
@@ -135,6 +139,13 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
     }
     tx.execute_batch(SCHEMA).map_err(store_error)?;
     tx.commit().map_err(store_error)?;
+    Ok(conn)
+}
+
+/// Open the background checkpointer's connection (after the writer's, which set up the file).
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, ViewError> {
+    let conn = Connection::open(path).map_err(store_error)?;
+    configure(&conn)?;
     Ok(conn)
 }
 
