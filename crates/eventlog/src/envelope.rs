@@ -89,6 +89,25 @@ impl<D> Recorded<D> {
     }
 }
 
+impl<D> Recorded<D> {
+    /// Everything but the payload.
+    #[must_use]
+    pub fn without_data(&self) -> Recorded<()> {
+        Recorded {
+            event_id: self.event_id,
+            stream: self.stream.clone(),
+            version: self.version,
+            position: self.position,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            data: (),
+            metadata: self.metadata.clone(),
+            recorded_at: self.recorded_at,
+            hash: self.hash.clone(),
+        }
+    }
+}
+
 impl From<RecordedEvent> for RawRecordedEvent {
     fn from(event: RecordedEvent) -> Self {
         event.map_data(|data| data.to_string())

@@ -47,6 +47,10 @@ pub type Position = u64;
 /// A live, ordered stream of recorded events from a subscription.
 pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
 
+/// A subscription whose events keep their payloads as the JSON text the log holds
+/// ([`EventLog::subscribe_raw`]).
+pub type RawEventSubscription = BoxStream<'static, Result<RawRecordedEvent, LogError>>;
+
 /// The event-store port. Every adapter passes the same conformance suite (`conformance` module).
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -98,6 +102,16 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Catch up from `from_position` (inclusive), then follow live appends; never skips, never reorders.
     fn subscribe(&self, from_position: Position) -> EventSubscription;
+
+    /// [`subscribe`](Self::subscribe) with each payload left as the JSON text the log holds, for a
+    /// consumer that decodes payloads straight into its own types (the projector, the saga). The
+    /// default serializes what `subscribe` parsed; an adapter that stores text overrides it.
+    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
+        use futures::StreamExt;
+        self.subscribe(from_position)
+            .map(|item| item.map(RawRecordedEvent::from))
+            .boxed()
+    }
 
     /// Load the latest snapshot of `stream`: (version it reflects, state JSON).
     async fn load_snapshot(
@@ -161,6 +175,10 @@ impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
 
     fn subscribe(&self, from_position: Position) -> EventSubscription {
         (**self).subscribe(from_position)
+    }
+
+    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
+        (**self).subscribe_raw(from_position)
     }
 
     async fn load_snapshot(

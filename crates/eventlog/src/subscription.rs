@@ -11,24 +11,24 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::{EventSubscription, LogError, Position, RecordedEvent};
+use futures::stream::BoxStream;
+
+use crate::{LogError, Position, Recorded};
 
 /// Events fetched per page while catching up.
 pub(crate) const PAGE: usize = 512;
 /// Wait after a failed read before trying again.
 const RETRY_AFTER: Duration = Duration::from_millis(250);
 
-/// Reads one page of the global log from a position (inclusive).
-pub(crate) type PageReader = Box<
-    dyn Fn(Position, usize) -> BoxFuture<'static, Result<Vec<RecordedEvent>, LogError>>
-        + Send
-        + Sync,
+/// Reads one page of the global log from a position (inclusive), payloads as `D`.
+pub(crate) type PageReader<D> = Box<
+    dyn Fn(Position, usize) -> BoxFuture<'static, Result<Vec<Recorded<D>>, LogError>> + Send + Sync,
 >;
 
-struct Follow {
-    read: PageReader,
+struct Follow<D> {
+    read: PageReader<D>,
     next: Position,
-    buffer: VecDeque<RecordedEvent>,
+    buffer: VecDeque<Recorded<D>>,
     wake: Option<watch::Receiver<u64>>,
     poll: Duration,
     failed: bool,
@@ -36,12 +36,12 @@ struct Follow {
 
 /// Follow the log from `from` (inclusive). A read error is yielded as an `Err` item; the subscription then
 /// keeps trying from where it was, so a consumer may log it and go on polling.
-pub(crate) fn follow(
-    read: PageReader,
+pub(crate) fn follow<D: Send + 'static>(
+    read: PageReader<D>,
     from: Position,
     wake: Option<watch::Receiver<u64>>,
     poll: Duration,
-) -> EventSubscription {
+) -> BoxStream<'static, Result<Recorded<D>, LogError>> {
     let state = Follow {
         read,
         next: from,
@@ -57,8 +57,8 @@ pub(crate) fn follow(
     .boxed()
 }
 
-impl Follow {
-    async fn next_item(&mut self) -> Result<RecordedEvent, LogError> {
+impl<D> Follow<D> {
+    async fn next_item(&mut self) -> Result<Recorded<D>, LogError> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
                 return Ok(event);

@@ -5,7 +5,7 @@ use tracing::Instrument;
 
 use crate::{
     AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RawRecordedEvent, RecordedEvent, StreamVersion,
+    Position, RawEventSubscription, RawRecordedEvent, RecordedEvent, StreamVersion,
 };
 
 /// An [`EventLog`] that records a `tracing` span (and the error, if any) around every call of `L`.
@@ -111,6 +111,11 @@ impl<L: EventLog> EventLog for TracedEventLog<L> {
     fn subscribe(&self, from_position: Position) -> EventSubscription {
         tracing::info!(from_position, "eventlog.subscribe");
         self.inner.subscribe(from_position)
+    }
+
+    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
+        tracing::info!(from_position, "eventlog.subscribe_raw");
+        self.inner.subscribe_raw(from_position)
     }
 
     async fn load_snapshot(

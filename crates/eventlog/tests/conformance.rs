@@ -34,6 +34,7 @@ sqlite_cases!(
     subscribe_from_start,
     subscribe_from_middle,
     subscribe_live,
+    subscribe_raw_matches_subscribe,
     duplicate_event_ids,
     snapshots_round_trip,
     hash_chain,
@@ -42,7 +43,7 @@ sqlite_cases!(
 #[test]
 fn every_case_is_run_against_sqlite() {
     // The macro above must list every case of the suite.
-    assert_eq!(conformance::CASES.len(), 10);
+    assert_eq!(conformance::CASES.len(), 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,37 +41,8 @@ impl Recorded for RawRecordedEvent {
     }
 
     fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
-        decode_text(&self.event_type, self.schema_version, &self.data)
+        domain::decode_json(&self.event_type, self.schema_version, &self.data)
     }
-}
-
-/// `E::decode` of a payload that is still JSON text (one JSON value, as the log hands it out),
-/// without a `serde_json::Value` in between, which costs more to build and free than the typed
-/// event. A payload of the current schema is decoded straight from the text as the tagged enum the
-/// domain persists (`{"type": .., "data": ..}`, see `domain::impl_domain_event`). Whatever does
-/// not decode that way (an older or newer schema, an unknown type, a malformed payload, a repeated
-/// field, of which a `Value` keeps the last) is handed to `E::decode` parsed, so it is decoded or
-/// refused exactly as before, with the same error (`text_payloads_decode_as_parsed_ones_do` holds
-/// the two ways together).
-fn decode_text<E: DomainEvent + DeserializeOwned>(
-    event_type: &str,
-    schema_version: u32,
-    payload_json: &str,
-) -> Result<E, DecodeError> {
-    if schema_version == domain::SCHEMA_VERSION {
-        let tagged = format!(r#"{{"type":"{event_type}","data":{payload_json}}}"#);
-        // Only a type that names the decoded variant is taken: one with quotes in it, which
-        // would not be quoted right above, cannot pass as another.
-        match serde_json::from_str::<E>(&tagged) {
-            Ok(event) if event.event_type() == event_type => return Ok(event),
-            _ => {}
-        }
-    }
-    let payload = serde_json::from_str(payload_json).map_err(|e| DecodeError::Malformed {
-        event_type: event_type.to_string(),
-        message: e.to_string(),
-    })?;
-    E::decode(event_type, schema_version, &payload)
 }
 
 fn uuid_of(stream: &str, id: &str) -> Result<Uuid, DecodeFailure> {

@@ -26,13 +26,13 @@ pub use status::ProjectorStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{EventLog, EventSubscription, RecordedEvent};
+use eventlog::{EventLog, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
 use readmodel::{ViewError, ViewStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::shard::Ownership;
-use crate::sink::{decode_all, Halt, Sink};
+use crate::sink::{Halt, Sink};
 
 /// The stable id of the views projector: the name of its checkpoint.
 pub const PROJECTOR_ID: &str = "views";
@@ -194,7 +194,7 @@ impl Projector {
             self.retry,
             self.status.clone(),
         );
-        let mut subscription = self.log.subscribe(checkpoint + 1);
+        let mut subscription = self.log.subscribe_raw(checkpoint + 1);
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -211,14 +211,14 @@ impl Projector {
                 None => {
                     tracing::warn!(projector = %self.id, "subscription ended; subscribing again");
                     tokio::time::sleep(self.retry.base).await;
-                    subscription = self.log.subscribe(self.status.applied_position() + 1);
+                    subscription = self.log.subscribe_raw(self.status.applied_position() + 1);
                     continue;
                 }
             };
             if let Some(last) = batch.last() {
                 self.status.set_head(last.position);
             }
-            let masked = ownership.mask(&batch, decode_all(&batch), shutdown).await;
+            let masked = ownership.decode_and_mask(batch, shutdown).await;
             let handled = match masked {
                 Ok(items) => sink.handle(items, shutdown).await,
                 Err(halt) => Err(halt),
@@ -234,9 +234,9 @@ impl Projector {
     /// A batch: `first`, then whatever the subscription has ready, up to the batch size.
     fn fill(
         &self,
-        first: RecordedEvent,
-        subscription: &mut EventSubscription,
-    ) -> Vec<RecordedEvent> {
+        first: RawRecordedEvent,
+        subscription: &mut RawEventSubscription,
+    ) -> Vec<RawRecordedEvent> {
         let mut batch = vec![first];
         while batch.len() < self.max_batch {
             match subscription.next().now_or_never() {

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::reservation::ReservationEvent;
-use eventlog::{Partition, PartitionError, RecordedEvent};
+use eventlog::{Partition, PartitionError, RawRecordedEvent, Recorded};
 use readmodel::{AnyEvent, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::sink::{Halt, Item, RetryPolicy};
+use crate::sink::{decode_all_raw, Halt, Item, RetryPolicy};
 use crate::{ProjectorStatus, PROJECTOR_ID};
 
 /// Reservations whose shard is remembered per cache generation (two generations are kept: at
@@ -156,15 +156,26 @@ impl Ownership {
 
     /// `items` (decoded from `batch`, in the same order) with the events of other shards masked.
     /// A view store that is down while a lodging is looked up is waited for.
-    pub(crate) async fn mask(
+    /// Decode a batch and mask the events of other shards (see [`Self::mask`]).
+    pub(crate) async fn decode_and_mask(
         &mut self,
-        batch: &[RecordedEvent],
-        items: Vec<Item>,
+        batch: Vec<RawRecordedEvent>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Item>, Halt> {
         if self.shard == ProjectorShard::ALL {
-            return Ok(items);
+            return Ok(decode_all_raw(batch));
         }
+        let headers: Vec<_> = batch.iter().map(Recorded::without_data).collect();
+        self.mask(&headers, decode_all_raw(batch), shutdown).await
+    }
+
+    /// Pass on this shard's items; replace each item of another shard by a no-op at its position.
+    async fn mask(
+        &mut self,
+        batch: &[Recorded<()>],
+        items: Vec<Item>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Item>, Halt> {
         if self.current.len() >= OWNERSHIP_CACHE {
             self.previous = std::mem::take(&mut self.current);
         }
@@ -184,7 +195,7 @@ impl Ownership {
 
     async fn owns_patiently(
         &mut self,
-        recorded: &RecordedEvent,
+        recorded: &Recorded<()>,
         item: &Item,
         shutdown: &CancellationToken,
     ) -> Result<bool, Halt> {
@@ -207,7 +218,7 @@ impl Ownership {
         }
     }
 
-    async fn owns(&mut self, recorded: &RecordedEvent, item: &Item) -> Result<bool, ViewError> {
+    async fn owns(&mut self, recorded: &Recorded<()>, item: &Item) -> Result<bool, ViewError> {
         let view = match item {
             Item::View { view, .. } => view,
             // A poison event is parked by the shard of its stream, or by shard 0 if that is unknown.
@@ -284,7 +295,7 @@ impl Ownership {
 }
 
 /// An event of another shard, as this shard passes it on: no view changes, the checkpoint moves.
-fn skipped(recorded: &RecordedEvent) -> ViewEvent {
+fn skipped(recorded: &Recorded<()>) -> ViewEvent {
     ViewEvent {
         position: recorded.position,
         stream: recorded.stream.clone(),

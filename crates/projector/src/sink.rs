@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventlog::{RawRecordedEvent, RecordedEvent};
+use eventlog::RawRecordedEvent;
 use readmodel::{DeadLetter, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{dead_letter, decode, decode_raw};
+use crate::decode::decode_raw;
 use crate::ProjectorStatus;
 
 /// How failures of the view store are retried.
@@ -56,21 +56,8 @@ pub(crate) enum Item {
     Poison(DeadLetter),
 }
 
-/// Decode a page of recorded events.
-pub(crate) fn decode_all(batch: &[RecordedEvent]) -> Vec<Item> {
-    batch
-        .iter()
-        .map(|recorded| match decode(recorded) {
-            Ok(view) => Item::View {
-                view,
-                event_type: recorded.event_type.clone(),
-            },
-            Err(failure) => Item::Poison(dead_letter(recorded, &failure.0)),
-        })
-        .collect()
-}
-
-/// Decode a page read with its payloads as text (a rebuild's), consuming it.
+/// Decode a page read with its payloads as text (as the projector follows the log and a rebuild
+/// reads it), consuming it.
 pub(crate) fn decode_all_raw(page: Vec<RawRecordedEvent>) -> Vec<Item> {
     page.into_iter()
         .map(|recorded| match decode_raw(recorded) {

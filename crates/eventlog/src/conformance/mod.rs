@@ -53,7 +53,9 @@ pub use appends::{
     concurrent_appends_distinct_streams, concurrent_appends_one_stream, duplicate_event_ids,
     expected_version_conflicts, hash_chain, read_after_write, snapshots_round_trip,
 };
-pub use subscriptions::{subscribe_from_middle, subscribe_from_start, subscribe_live};
+pub use subscriptions::{
+    subscribe_from_middle, subscribe_from_start, subscribe_live, subscribe_raw_matches_subscribe,
+};
 
 type Case = fn(Arc<dyn EventLog>) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
@@ -76,6 +78,9 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(subscribe_from_middle(l))
     }),
     ("subscribe_live", |l| Box::pin(subscribe_live(l))),
+    ("subscribe_raw_matches_subscribe", |l| {
+        Box::pin(subscribe_raw_matches_subscribe(l))
+    }),
     ("duplicate_event_ids", |l| Box::pin(duplicate_event_ids(l))),
     ("snapshots_round_trip", |l| {
         Box::pin(snapshots_round_trip(l))

@@ -4,18 +4,19 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::json;
 
 use super::{append_numbered, new_event, unique_stream, Failure, Outcome, DEADLINE};
-use crate::{EventLog, EventSubscription, ExpectedVersion, Position, RecordedEvent};
+use crate::{EventLog, ExpectedVersion, LogError, Position, Recorded};
 
 /// Read `sub` until `want` events of `stream_prefix` arrived, checking order and uniqueness of everything.
-async fn collect(
-    sub: &mut EventSubscription,
+async fn collect<D>(
+    sub: &mut BoxStream<'static, Result<Recorded<D>, LogError>>,
     stream_prefix: &str,
     want: usize,
-) -> Result<Vec<RecordedEvent>, Failure> {
+) -> Result<Vec<Recorded<D>>, Failure> {
     let mut ours = Vec::new();
     let mut last: Option<Position> = None;
     let mut ids = HashSet::new();
@@ -133,6 +134,48 @@ pub async fn subscribe_live(log: Arc<dyn EventLog>) -> Outcome {
             event.version
         );
         *next += 1;
+    }
+    Ok(())
+}
+
+/// `subscribe_raw` delivers what `subscribe` does, each payload as JSON text that parses to the
+/// same value (nested objects, unicode, escapes, numbers of every kind).
+pub async fn subscribe_raw_matches_subscribe(log: Arc<dyn EventLog>) -> Outcome {
+    let s = unique_stream("conformance-sub-raw");
+    let payloads = [
+        json!({ "n": 0 }),
+        json!({ "text": "é \"quoted\" \\ \u{1F600} \n", "empty": "" }),
+        json!({ "nested": { "list": [1, -2, 3.5, 1e-7, null, true], "deep": { "a": [] } } }),
+        json!({ "big": u64::MAX, "neg": i64::MIN }),
+        json!([]),
+        json!("just a string"),
+    ];
+    let head = log.head_position().await?;
+    for (n, data) in payloads.iter().enumerate() {
+        let expected = ExpectedVersion::from_current((n as u64).checked_sub(1));
+        log.append(&s, expected, vec![new_event("Raw", data.clone())])
+            .await?;
+    }
+    let parsed = collect(&mut log.subscribe(head + 1), &s, payloads.len()).await?;
+    let raw = collect(&mut log.subscribe_raw(head + 1), &s, payloads.len()).await?;
+    ensure!(
+        raw.len() == parsed.len(),
+        "{} raw, {} parsed",
+        raw.len(),
+        parsed.len()
+    );
+    for ((raw, parsed), written) in raw.into_iter().zip(parsed).zip(&payloads) {
+        let text = raw.data.clone();
+        let data: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Failure(format!("raw payload {text:?} is not JSON: {e}")))?;
+        ensure!(data == *written, "raw payload {text} is not {written}");
+        ensure!(
+            parsed.data == *written,
+            "parsed payload {} is not {written}",
+            parsed.data
+        );
+        let (raw, parsed) = (raw.map_data(|_| ()), parsed.map_data(|_| ()));
+        ensure!(raw == parsed, "raw {raw:?} differs from parsed {parsed:?}");
     }
     Ok(())
 }

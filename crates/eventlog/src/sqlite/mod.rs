@@ -36,7 +36,7 @@ use crate::hash::VerifyReport;
 use crate::subscription::{self, PageReader};
 use crate::{
     AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RawRecordedEvent, RecordedEvent, StreamVersion,
+    Position, RawEventSubscription, RawRecordedEvent, Recorded, RecordedEvent, StreamVersion,
 };
 use command::{Command, EncodedEvent};
 use reader::Reader;
@@ -107,6 +107,9 @@ pub struct WriterStats {
     /// Writer-thread time spent in `COMMIT`: the fsync, and any automatic WAL checkpoint.
     pub commit_micros: u64,
 }
+
+/// Reads a page of the global log on a reader connection (`reader::read_all` or `read_all_raw`).
+type ReadPage<D> = fn(&Connection, Position, usize) -> Result<Vec<Recorded<D>>, LogError>;
 
 impl SqliteEventLog {
     /// Open (or create) the log file at `path` and start its writer thread.
@@ -180,6 +183,23 @@ impl SqliteEventLog {
     ) -> Result<T, LogError> {
         let reader = Arc::clone(&self.inner.reader);
         run_blocking(move || reader.with(f)).await
+    }
+
+    /// Follow the log from `from_position`, reading each page with `read_page`.
+    fn follow<D: Send + 'static>(
+        &self,
+        from_position: Position,
+        read_page: ReadPage<D>,
+    ) -> futures::stream::BoxStream<'static, Result<Recorded<D>, LogError>> {
+        let reader = Arc::clone(&self.inner.reader);
+        let read: PageReader<D> = Box::new(move |from, limit| {
+            let reader = Arc::clone(&reader);
+            Box::pin(run_blocking(move || {
+                reader.with(|c| read_page(c, from, limit))
+            }))
+        });
+        let wake = Some(self.inner.head.clone());
+        subscription::follow(read, from_position, wake, POLL_INTERVAL)
     }
 
     async fn send<T>(
@@ -261,15 +281,11 @@ impl EventLog for SqliteEventLog {
     }
 
     fn subscribe(&self, from_position: Position) -> EventSubscription {
-        let reader = Arc::clone(&self.inner.reader);
-        let read: PageReader = Box::new(move |from, limit| {
-            let reader = Arc::clone(&reader);
-            Box::pin(run_blocking(move || {
-                reader.with(|c| reader::read_all(c, from, limit))
-            }))
-        });
-        let wake = Some(self.inner.head.clone());
-        subscription::follow(read, from_position, wake, POLL_INTERVAL)
+        self.follow(from_position, reader::read_all)
+    }
+
+    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
+        self.follow(from_position, reader::read_all_raw)
     }
 
     async fn load_snapshot(

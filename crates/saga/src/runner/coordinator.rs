@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::Timestamp;
-use eventlog::{EventLog, EventSubscription, Position, RecordedEvent};
+use eventlog::{EventLog, Position, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -89,7 +89,7 @@ impl Coordinator {
             caught_up: false,
             head_checked: None,
         };
-        let mut subscription = self.log.subscribe(start.checkpoint + 1);
+        let mut subscription = self.log.subscribe_raw(start.checkpoint + 1);
         while !self.shutdown.is_cancelled() {
             self.step(&mut progress, &mut subscription).await;
             self.check_caught_up(&mut progress).await;
@@ -106,7 +106,7 @@ impl Coordinator {
     }
 
     /// Wait for the next thing to do (an event, a finished job, a due timer) and do it.
-    async fn step(&mut self, progress: &mut Progress, subscription: &mut EventSubscription) {
+    async fn step(&mut self, progress: &mut Progress, subscription: &mut RawEventSubscription) {
         let can_read = progress.in_flight() < self.max_in_flight;
         // With no room for more work, wait for a job to finish rather than for a due timer.
         // A due timer held back until the log is read up to it is looked at again shortly.
@@ -153,7 +153,7 @@ impl Coordinator {
     fn read(
         &self,
         progress: &mut Progress,
-        item: Option<Result<RecordedEvent, eventlog::LogError>>,
+        item: Option<Result<RawRecordedEvent, eventlog::LogError>>,
     ) -> bool {
         match item {
             Some(Ok(event)) => {
@@ -169,15 +169,15 @@ impl Coordinator {
         }
     }
 
-    async fn resubscribe(&self, progress: &mut Progress, subscription: &mut EventSubscription) {
+    async fn resubscribe(&self, progress: &mut Progress, subscription: &mut RawEventSubscription) {
         // Never skip: start again right after the last event taken.
         progress.subscription_failures += 1;
         let delay = self.backoff.delay(progress.subscription_failures);
         let _ = pause(delay, &self.shutdown).await;
-        *subscription = self.log.subscribe(progress.last_seen + 1);
+        *subscription = self.log.subscribe_raw(progress.last_seen + 1);
     }
 
-    fn admit(&self, progress: &mut Progress, event: &RecordedEvent) {
+    fn admit(&self, progress: &mut Progress, event: &RawRecordedEvent) {
         if event.position <= progress.last_seen {
             return;
         }

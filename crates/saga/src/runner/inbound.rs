@@ -5,7 +5,8 @@ use domain::payment::PaymentEvent;
 use domain::reservation::ReservationEvent;
 use domain::saga::SagaInput;
 use domain::{DomainEvent, ReservationId};
-use eventlog::RecordedEvent;
+use eventlog::RawRecordedEvent;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// An event of the log, as a trigger for one reservation's saga.
@@ -33,7 +34,7 @@ pub enum Classified {
 
 /// Sort an event of the log into ignore / trigger / poison.
 #[must_use]
-pub fn classify(event: &RecordedEvent) -> Classified {
+pub fn classify(event: &RawRecordedEvent) -> Classified {
     let Some((prefix, id)) = event.stream.split_once('-') else {
         return Classified::Ignore;
     };
@@ -92,18 +93,20 @@ fn has_a_saga_row(input: &SagaInput) -> bool {
     )
 }
 
-fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, String> {
-    E::decode(&event.event_type, event.schema_version, &event.data).map_err(|e| e.to_string())
+/// The payload as `E`, decoded from its text (as [`DomainEvent::decode`] decodes it parsed).
+fn decode<E: DomainEvent + DeserializeOwned>(event: &RawRecordedEvent) -> Result<E, String> {
+    domain::decode_json(&event.event_type, event.schema_version, &event.data)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use domain::lodging::LodgingProfile;
-    use eventlog::EventMetadata;
+    use eventlog::{EventMetadata, RecordedEvent};
     use serde_json::json;
 
-    fn recorded(stream: &str, event_type: &str, data: serde_json::Value) -> RecordedEvent {
+    fn recorded(stream: &str, event_type: &str, data: serde_json::Value) -> RawRecordedEvent {
         RecordedEvent {
             event_id: Uuid::from_u128(42),
             stream: stream.to_string(),
@@ -120,6 +123,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             hash: String::new(),
         }
+        .into()
     }
 
     #[test]
