@@ -1,6 +1,6 @@
 //! Given/when/then tests of every LodgingApproval command path.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::*;
 use crate::harness::{assert_round_trip, at, date, given, Given};
@@ -124,7 +124,7 @@ fn withdraw_cmd(n: u128, reason: &str) -> LodgingCommand {
     }
 }
 
-fn nights(entries: &[(u32, u32)]) -> BTreeMap<NaiveDate, u32> {
+fn nights(entries: &[(u32, u32)]) -> imbl::OrdMap<NaiveDate, u32> {
     entries
         .iter()
         .map(|&(day, count)| (date(2030, 6, day), count))
@@ -587,4 +587,41 @@ fn every_lodging_event_round_trips() {
         instant(1).payload()["approval_mode"],
         serde_json::json!("instant")
     );
+}
+
+#[test]
+fn the_state_serializes_as_ordered_json_objects_as_snapshots_always_did() {
+    let history = [
+        registered(2),
+        requested(2, stay_b()),
+        requested(1, stay_a()),
+        granted(1),
+    ];
+    let state = L::fold(LodgingApproval::default(), &history);
+    let json = serde_json::to_value(&state).expect("serialize");
+    let a = stay_a();
+    let b = stay_b();
+    let request = |stay: Stay, status: &str| serde_json::json!({"stay": serde_json::to_value(stay).expect("stay"), "status": status});
+    let expected = serde_json::json!({
+        "profile": serde_json::to_value(profile(2, ApprovalMode::Manual)).expect("profile"),
+        "requests": {
+            rid(1).to_string(): request(a, "granted"),
+            rid(2).to_string(): request(b, "pending"),
+        },
+        "booked": {"2030-06-10": 1, "2030-06-11": 1, "2030-06-12": 1},
+    });
+    assert_eq!(json, expected);
+    let keys: Vec<_> = json["requests"]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        keys,
+        [rid(1).to_string(), rid(2).to_string()],
+        "in key order"
+    );
+    let back: LodgingApproval = serde_json::from_value(json).expect("deserialize");
+    assert_eq!(back, state);
 }
