@@ -29,9 +29,10 @@ use std::time::Duration;
 use eventlog::{EventLog, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
 use readmodel::{ViewError, ViewStore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::shard::Ownership;
+use crate::shard::{Decoded, Ownership};
 use crate::sink::{Halt, Sink};
 
 /// The stable id of the views projector: the name of its checkpoint.
@@ -182,6 +183,9 @@ impl Projector {
         }
     }
 
+    /// Follow the log from `checkpoint`: a reader task reads and decodes the next batches while
+    /// this one applies the current one (up to [`READ_AHEAD`] batches ahead), so the view store's
+    /// transactions and the log's reads overlap instead of taking turns.
     async fn follow(
         &self,
         checkpoint: u64,
@@ -194,10 +198,63 @@ impl Projector {
             self.retry,
             self.status.clone(),
         );
-        let mut subscription = self.log.subscribe_raw(checkpoint + 1);
+        let (batches, mut ready) = mpsc::channel(READ_AHEAD);
+        let reading = shutdown.child_token();
+        let reader = Reader {
+            log: Arc::clone(&self.log),
+            id: self.id.clone(),
+            status: self.status.clone(),
+            max_batch: self.max_batch,
+            shard: self.shard,
+            pause: self.retry.base,
+        };
+        tokio::spawn(reader.run(checkpoint + 1, batches, reading.clone()));
+        let _stop_reading = reading.drop_guard();
+        loop {
+            let decoded = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                decoded = ready.recv() => match decoded {
+                    Some(decoded) => decoded,
+                    // The reader stops by itself only on shutdown; anything else is a panic.
+                    None if shutdown.is_cancelled() => return Ok(()),
+                    None => return Err(ProjectorError::Task("the log reader stopped".into())),
+                },
+            };
+            let masked = ownership.mask_decoded(decoded, shutdown).await;
+            let handled = match masked {
+                Ok(items) => sink.handle(items, shutdown).await,
+                Err(halt) => Err(halt),
+            };
+            match handled {
+                Ok(()) => {}
+                Err(Halt::Shutdown) => return Ok(()),
+                Err(Halt::Failed(error)) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// Decoded batches read ahead of the one being applied.
+const READ_AHEAD: usize = 2;
+
+/// The projector's reading side: follows the log and hands on decoded batches, in order.
+struct Reader {
+    log: Arc<dyn EventLog>,
+    id: String,
+    status: ProjectorStatus,
+    max_batch: usize,
+    shard: ProjectorShard,
+    /// Before subscribing again after the subscription ended.
+    pause: Duration,
+}
+
+impl Reader {
+    async fn run(self, from: u64, batches: mpsc::Sender<Decoded>, stop: CancellationToken) {
+        let mut next = from;
+        let mut subscription = self.log.subscribe_raw(next);
         loop {
             let first = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = stop.cancelled() => return,
                 item = subscription.next() => item,
             };
             let batch = match first {
@@ -210,23 +267,20 @@ impl Projector {
                 }
                 None => {
                     tracing::warn!(projector = %self.id, "subscription ended; subscribing again");
-                    tokio::time::sleep(self.retry.base).await;
-                    subscription = self.log.subscribe_raw(self.status.applied_position() + 1);
+                    tokio::time::sleep(self.pause).await;
+                    // Everything before `next` is applied or on its way.
+                    subscription = self.log.subscribe_raw(next);
                     continue;
                 }
             };
             if let Some(last) = batch.last() {
                 self.status.set_head(last.position);
+                next = last.position + 1;
             }
-            let masked = ownership.decode_and_mask(batch, shutdown).await;
-            let handled = match masked {
-                Ok(items) => sink.handle(items, shutdown).await,
-                Err(halt) => Err(halt),
-            };
-            match handled {
-                Ok(()) => {}
-                Err(Halt::Shutdown) => return Ok(()),
-                Err(Halt::Failed(error)) => return Err(error.into()),
+            let decoded = Decoded::new(batch, self.shard);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                sent = batches.send(decoded) => if sent.is_err() { return },
             }
         }
     }

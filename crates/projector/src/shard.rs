@@ -154,22 +154,21 @@ impl Ownership {
         }
     }
 
-    /// `items` (decoded from `batch`, in the same order) with the events of other shards masked.
-    /// A view store that is down while a lodging is looked up is waited for.
-    /// Decode a batch and mask the events of other shards (see [`Self::mask`]).
-    pub(crate) async fn decode_and_mask(
+    /// The decoded items of a batch, the events of other shards masked (see [`Self::mask`]).
+    pub(crate) async fn mask_decoded(
         &mut self,
-        batch: Vec<RawRecordedEvent>,
+        decoded: Decoded,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Item>, Halt> {
-        if self.shard == ProjectorShard::ALL {
-            return Ok(decode_all_raw(batch));
+        match decoded.headers {
+            None => Ok(decoded.items),
+            Some(headers) => self.mask(&headers, decoded.items, shutdown).await,
         }
-        let headers: Vec<_> = batch.iter().map(Recorded::without_data).collect();
-        self.mask(&headers, decode_all_raw(batch), shutdown).await
     }
 
-    /// Pass on this shard's items; replace each item of another shard by a no-op at its position.
+    /// `items` (decoded from the events of `batch`, in the same order) with the events of other
+    /// shards masked: each replaced by a no-op at its position. A view store that is down while a
+    /// lodging is looked up is waited for.
     async fn mask(
         &mut self,
         batch: &[Recorded<()>],
@@ -291,6 +290,24 @@ impl Ownership {
 
     fn remember(&mut self, id: Uuid, owned: bool) {
         self.current.insert(id, owned);
+    }
+}
+
+/// A batch read from the log and decoded, ready for [`Ownership::mask_decoded`].
+pub(crate) struct Decoded {
+    /// What masking needs of each event (only when sharded).
+    headers: Option<Vec<Recorded<()>>>,
+    items: Vec<Item>,
+}
+
+impl Decoded {
+    pub(crate) fn new(batch: Vec<RawRecordedEvent>, shard: ProjectorShard) -> Self {
+        let headers = (shard != ProjectorShard::ALL)
+            .then(|| batch.iter().map(Recorded::without_data).collect());
+        Self {
+            headers,
+            items: decode_all_raw(batch),
+        }
     }
 }
 
