@@ -64,6 +64,20 @@ enum DeskOp {
     Withdraw(u8),
 }
 
+/// The lodging every desk property runs on.
+fn desk_profile(rooms: u32, approval_mode: ApprovalMode) -> LodgingProfile {
+    LodgingProfile {
+        lodging_id: "l1".to_string(),
+        name: "Inn".to_string(),
+        nightly_rate: 100,
+        currency: "EUR".to_string(),
+        rooms,
+        max_guests: 3,
+        approval_mode,
+        admin_id: "admin".to_string(),
+    }
+}
+
 fn desk_op() -> impl Strategy<Value = DeskOp> {
     prop_oneof![
         (0_u8..8, stay()).prop_map(|(n, s)| DeskOp::Request(n, s)),
@@ -190,16 +204,8 @@ proptest! {
         instant in any::<bool>(),
         ops in prop::collection::vec(desk_op(), 1..60),
     ) {
-        let profile = LodgingProfile {
-            lodging_id: "l1".to_string(),
-            name: "Inn".to_string(),
-            nightly_rate: 100,
-            currency: "EUR".to_string(),
-            rooms,
-            max_guests: 3,
-            approval_mode: if instant { ApprovalMode::Instant } else { ApprovalMode::Manual },
-            admin_id: "admin".to_string(),
-        };
+        let mode = if instant { ApprovalMode::Instant } else { ApprovalMode::Manual };
+        let profile = desk_profile(rooms, mode);
         let mut state = LodgingApproval::default();
         let mut model = CalendarModel::default();
         for event in LodgingAggregate::decide(&state, &LodgingCommand::Register(profile), now0())
@@ -250,17 +256,7 @@ proptest! {
         rooms in 1_u32..=3,
         steps in prop::collection::vec((desk_op(), -1_i64..2, 0_u32..24), 1..80),
     ) {
-        let profile = LodgingProfile {
-            lodging_id: "l1".to_string(),
-            name: "Inn".to_string(),
-            nightly_rate: 100,
-            currency: "EUR".to_string(),
-            rooms,
-            max_guests: 3,
-            approval_mode: ApprovalMode::Manual,
-            admin_id: "admin".to_string(),
-        };
-        let registered = LodgingEvent::LodgingRegistered(profile);
+        let registered = LodgingEvent::LodgingRegistered(desk_profile(rooms, ApprovalMode::Manual));
         let mut kept = LodgingAggregate::evolve(LodgingApproval::default(), &registered);
         let mut fresh = kept.clone();
         // The clock starts a few days before the stays' window and drifts through it.
