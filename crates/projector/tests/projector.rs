@@ -402,3 +402,42 @@ async fn an_unavailable_store_is_waited_for_not_blamed_on_events() {
         .is_some());
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_that_fail_and_end_are_resumed_without_a_gap_or_a_repeat() {
+    let env = Env::new();
+    let (mut t, _) = history();
+    crowd(&mut t);
+    // Every subscription delivers 7 events, then a read error, then ends.
+    let log = Arc::new(
+        eventlog::conformance::FaultyLog::new(env.log.clone(), "unused").dropping_subscriptions(7),
+    );
+    let projector = projector::Projector::new(log.clone(), env.views.clone())
+        .with_retry(support::quick_retry())
+        .with_max_batch(3);
+    let status = projector.status();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(projector.run(shutdown.clone()));
+    let half = t.events().len() / 2;
+    env.append_all(&t.events()[..half]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let head = env.append_all(&t.events()[half..]).await;
+    assert!(
+        status.wait_for(head, WAIT).await,
+        "the views reach the head"
+    );
+    shutdown.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+
+    let events = u64::try_from(t.events().len()).expect("count");
+    assert_eq!(status.events_projected(), events, "each event applied once");
+    assert!(
+        u64::from(log.subscriptions()) >= events / 7,
+        "every subscription ended after 7 events"
+    );
+    let rebuilt = env.fresh_views("rebuilt.db");
+    projector::rebuild(env.log.clone(), rebuilt.clone(), |_, _| {})
+        .await
+        .expect("rebuild");
+    assert_eq!(dump(&*env.views).await, dump(&*rebuilt).await);
+}

@@ -47,12 +47,14 @@ macro_rules! ensure {
 }
 
 mod appends;
+mod faulty;
 mod subscriptions;
 
 pub use appends::{
     concurrent_appends_distinct_streams, concurrent_appends_one_stream, duplicate_event_ids,
     expected_version_conflicts, hash_chain, read_after_write, snapshots_round_trip,
 };
+pub use faulty::FaultyLog;
 pub use subscriptions::{
     subscribe_from_middle, subscribe_from_start, subscribe_live, subscribe_raw_matches_subscribe,
 };
