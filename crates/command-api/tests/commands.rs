@@ -76,6 +76,24 @@ async fn requesting_a_stay_records_it_with_metadata() {
     );
 }
 
+/// Reservation ids are time-ordered (UUID v7), so the indexes keyed by them (the log's streams, the
+/// views' reservation ids) grow at their end instead of touching a random page per reservation.
+#[tokio::test]
+async fn reservation_ids_are_time_ordered() {
+    let app = TestApp::start().await;
+    app.lodging("l-1", 1).await;
+    let mut ids = Vec::new();
+    for nights in 1..=3 {
+        let body = json!({"lodging_id": "l-1", "check_in": day(10), "check_out": day(10 + nights), "guests": 1});
+        let answer = app.post("/reservations", &app.customer("c-1"), body).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        let id = Uuid::parse_str(answer.body["id"].as_str().expect("id")).expect("uuid");
+        assert_eq!(id.get_version(), Some(uuid::Version::SortRand), "{id}");
+        ids.push(id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
 #[tokio::test]
 async fn business_rules_answer_422_and_write_nothing() {
     let app = TestApp::start().await;

@@ -25,7 +25,7 @@ impl CommandServices {
         permit(&invocation.principal, Operation::RequestReservation)?;
         let reservation_id = match &invocation.idempotency_key {
             Some(key) => idempotency::reservation_id(&invocation.principal.sub, key),
-            None => Uuid::new_v4(),
+            None => Uuid::now_v7(),
         };
         self.idempotent(invocation, "request-reservation", &input, |cause| {
             self.request_once(invocation, reservation_id, &input, cause)

@@ -51,9 +51,14 @@ pub fn owns(shard: Shard, reservation_id: ReservationId) -> bool {
 }
 
 /// The lane (of `lanes`) that handles `reservation_id` within a runner.
+///
+/// Taken from bits 32-63 of the id's low half: random in every id the platform makes (v4, v7 and
+/// the v5-like ids of idempotency keys), unlike the high half of a v7 id (its first 48 bits are the
+/// creation time, so every reservation of one millisecond would share a lane), and apart from the
+/// bits [`owns`] reads (`low % shards`), so each shard's reservations still use every lane.
 fn lane(reservation_id: ReservationId, lanes: usize) -> usize {
-    let high = reservation_id.as_u64_pair().0;
-    usize::try_from(high % lanes.max(1) as u64).unwrap_or(0)
+    let mixed = reservation_id.as_u64_pair().1 >> 32;
+    usize::try_from(mixed % lanes.max(1) as u64).unwrap_or(0)
 }
 
 /// How the runner runs (the business durations are in [`SagaPolicy`]).
@@ -243,6 +248,22 @@ mod tests {
             assert_eq!(shards.iter().filter(|s| owns(**s, rid)).count(), 1, "{rid}");
             assert!(owns(Shard::ALL, rid));
             assert!(lane(rid, 4) < 4);
+        }
+    }
+
+    /// Reservation ids are v7 (time-ordered); ids made within one millisecond, and the ids one
+    /// shard of two owns, must still spread over all the lanes.
+    #[test]
+    fn ids_made_together_spread_over_every_lane_of_every_shard() {
+        const LANES: usize = 16;
+        let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::now_v7()).collect();
+        for index in 0..2 {
+            let shard = Shard::new(index, 2).expect("valid");
+            let mut used = [0_usize; LANES];
+            for rid in ids.iter().filter(|rid| owns(shard, **rid)) {
+                used[lane(*rid, LANES)] += 1;
+            }
+            assert!(used.iter().all(|n| *n > 0), "shard {index}: {used:?}");
         }
     }
 }
