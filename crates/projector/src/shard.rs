@@ -309,6 +309,19 @@ impl Decoded {
             items: decode_all_raw(batch),
         }
     }
+
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Append `next`, the batch read right after this one (same shard).
+    pub(crate) fn extend(&mut self, next: Decoded) {
+        self.items.extend(next.items);
+        if let (Some(headers), Some(more)) = (&mut self.headers, next.headers) {
+            headers.extend(more);
+        }
+    }
 }
 
 /// An event of another shard, as this shard passes it on: no view changes, the checkpoint moves.
@@ -356,6 +369,47 @@ mod tests {
         assert_eq!(lodging_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(lodging_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(lodging_hash("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    /// Batches read while the last one was applied are joined into one transaction; a sharded
+    /// batch keeps what masking needs of each event beside its decoded item, in order.
+    #[test]
+    fn joined_batches_keep_every_event_with_its_header_in_order() {
+        let event = |position: u64| RawRecordedEvent {
+            event_id: uuid::Uuid::from_u128(u128::from(position)),
+            stream: format!("saga-{position}"),
+            version: 0,
+            position,
+            event_type: "Unknown".into(),
+            schema_version: 1,
+            data: "{}".into(),
+            metadata: eventlog::EventMetadata {
+                correlation_id: uuid::Uuid::nil(),
+                causation_id: uuid::Uuid::nil(),
+                actor: "test".into(),
+            },
+            recorded_at: chrono::Utc::now(),
+            hash: String::new(),
+        };
+        let batch = |range: std::ops::Range<u64>| range.map(event).collect::<Vec<_>>();
+        let position = |item: &Item| match item {
+            Item::View { view, .. } => view.position,
+            Item::Poison(dead) => dead.position,
+        };
+        let shard = ProjectorShard::new(1, 2).expect("valid");
+        for shard in [ProjectorShard::ALL, shard] {
+            let mut joined = Decoded::new(batch(1..4), shard);
+            joined.extend(Decoded::new(batch(4..6), shard));
+            joined.extend(Decoded::new(batch(6..7), shard));
+            assert_eq!(joined.len(), 6);
+            let items: Vec<u64> = joined.items.iter().map(position).collect();
+            assert_eq!(items, (1..7).collect::<Vec<_>>());
+            if let Some(headers) = &joined.headers {
+                let headers: Vec<u64> = headers.iter().map(|h| h.position).collect();
+                assert_eq!(headers, items);
+            }
+            assert_eq!(joined.headers.is_some(), shard != ProjectorShard::ALL);
+        }
     }
 
     #[test]
