@@ -1,6 +1,7 @@
 //! Catch-up-then-live subscriptions built on `read_all` pages.
 //!
-//! The subscriber only ever reads committed pages from the store, from the position after the last event
+//! The subscriber only ever reads committed pages from the store (the SQLite adapter serves the newest
+//! from memory, see `sqlite/tail.rs`), from the position after the last event
 //! it delivered, so it cannot skip, reorder or repeat; a slow consumer simply reads more later. It is woken
 //! by the writer's head notification (same process) and by a poll timer (a writer in another process).
 

@@ -219,7 +219,9 @@ async fn events_survive_reopening() {
 }
 
 /// Two logs on one file stand in for two processes: SQLite's lock serializes their writers, positions stay
-/// gap-free, and a subscription on one sees what the other wrote (by polling).
+/// gap-free, and a subscription on one sees what the other wrote (by polling). Live subscriptions on
+/// both, read while the writes go on, take their own writer's rows from memory and the other's from
+/// the file: each delivers every event once, in order, equal to what the file holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_file_keep_positions_gap_free() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,6 +231,16 @@ async fn two_writers_on_one_file_keep_positions_gap_free() {
         SqliteEventLog::open(&path).unwrap(),
     );
     let mut sub_on_a = a.subscribe(0);
+    let live = [a.subscribe_raw(1), b.subscribe_raw(1)].map(|mut sub| {
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < 160 {
+                let next = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+                seen.push(next.expect("live").expect("open").expect("read"));
+            }
+            seen
+        })
+    });
     let mut tasks = Vec::new();
     for (i, log) in [a.clone(), b.clone()]
         .into_iter()
@@ -259,6 +271,10 @@ async fn two_writers_on_one_file_keep_positions_gap_free() {
             .unwrap()
             .unwrap();
         assert_eq!(event.position, expected);
+    }
+    let stored = b.read_all_raw(0, 1_000).await.unwrap();
+    for live in live {
+        assert_eq!(live.await.unwrap(), stored);
     }
     assert!(a.verify().await.unwrap().ok);
 }

@@ -6,7 +6,8 @@
 //! same file: SQLite's write lock (waited on with `busy_timeout`) lets one writer at a time in, and each
 //! writer takes positions from `MAX(position) + 1` inside its write transaction, so positions stay
 //! gap-free across processes. Subscriptions are woken by this process's writer and also poll, so they
-//! see events written by another process too.
+//! see events written by another process too; what this process's writer just committed they read from
+//! memory (`tail`), the rest from the file.
 //!
 //! Duplicate event ids: an append whose events are all already in the stream returns the stream's
 //! current outcome, whatever its expected version. An append where only some are already there is
@@ -18,6 +19,7 @@ mod heads;
 mod import;
 mod json_syntax;
 mod reader;
+mod tail;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +41,8 @@ use crate::{
     Position, RawEventSubscription, RawRecordedEvent, Recorded, RecordedEvent, StreamVersion,
 };
 use command::{Command, EncodedEvent};
-use reader::Reader;
+use reader::{RawEvent, Reader};
+use tail::Tail;
 use writer::{Counters, Writer};
 
 pub use import::{import_into, ImportReport};
@@ -85,6 +88,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     head: watch::Receiver<u64>,
     reader: Arc<Reader>,
+    tail: Arc<Tail>,
     counters: Arc<Counters>,
 }
 
@@ -108,8 +112,8 @@ pub struct WriterStats {
     pub commit_micros: u64,
 }
 
-/// Reads a page of the global log on a reader connection (`reader::read_all` or `read_all_raw`).
-type ReadPage<D> = fn(&Connection, Position, usize) -> Result<Vec<Recorded<D>>, LogError>;
+/// Decodes a stored row (`reader::decode` or `decode_raw`).
+type DecodeRow<D> = fn(RawEvent) -> Result<Recorded<D>, LogError>;
 
 impl SqliteEventLog {
     /// Open (or create) the log file at `path` and start its writer thread.
@@ -133,11 +137,13 @@ impl SqliteEventLog {
             .map_err(store_error)?;
         let checkpointer = checkpoint::start(path.clone())?;
         let (acks, to_acknowledge) = mpsc::channel();
+        let tail = Arc::new(Tail::default());
+        let kept = Arc::clone(&tail);
         std::thread::Builder::new()
             .name("eventlog-ack".into())
-            .spawn(move || writer::acknowledge(to_acknowledge))
+            .spawn(move || writer::acknowledge(to_acknowledge, &kept, &head_tx))
             .map_err(|e| LogError::Unavailable(format!("cannot start the ack thread: {e}")))?;
-        let writer = Writer::new(conn, head_tx, Arc::clone(&counters), checkpointer, acks);
+        let writer = Writer::new(conn, Arc::clone(&counters), checkpointer, acks);
         std::thread::Builder::new()
             .name("eventlog-writer".into())
             .spawn(move || writer.run(rx))
@@ -145,6 +151,7 @@ impl SqliteEventLog {
         Ok(Self {
             inner: Arc::new(Inner {
                 reader: Arc::new(Reader::new(path.clone())),
+                tail,
                 path,
                 commands,
                 head: head_rx,
@@ -185,17 +192,22 @@ impl SqliteEventLog {
         run_blocking(move || reader.with(f)).await
     }
 
-    /// Follow the log from `from_position`, reading each page with `read_page`.
+    /// Follow the log from `from_position`, each row decoded by `decode`: from the tail while the
+    /// next position is there, else from the file.
     fn follow<D: Send + 'static>(
         &self,
         from_position: Position,
-        read_page: ReadPage<D>,
+        decode: DecodeRow<D>,
     ) -> futures::stream::BoxStream<'static, Result<Recorded<D>, LogError>> {
         let reader = Arc::clone(&self.inner.reader);
+        let tail = Arc::clone(&self.inner.tail);
         let read: PageReader<D> = Box::new(move |from, limit| {
+            if let Some(page) = tail.page(from, limit, decode) {
+                return Box::pin(std::future::ready(page));
+            }
             let reader = Arc::clone(&reader);
             Box::pin(run_blocking(move || {
-                reader.with(|c| read_page(c, from, limit))
+                reader.with(|c| reader::read_all_as(c, from, limit, decode))
             }))
         });
         let wake = Some(self.inner.head.clone());
@@ -281,11 +293,11 @@ impl EventLog for SqliteEventLog {
     }
 
     fn subscribe(&self, from_position: Position) -> EventSubscription {
-        self.follow(from_position, reader::read_all)
+        self.follow(from_position, reader::decode)
     }
 
     fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
-        self.follow(from_position, reader::read_all_raw)
+        self.follow(from_position, reader::decode_raw)
     }
 
     async fn load_snapshot(

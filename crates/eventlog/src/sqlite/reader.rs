@@ -92,7 +92,7 @@ pub(crate) fn read_all_raw(
 }
 
 /// The global log from `from`, at most `limit` rows, each turned into a `T` by `decode`.
-fn read_all_as<T>(
+pub(crate) fn read_all_as<T>(
     conn: &Connection,
     from: Position,
     limit: usize,
@@ -197,17 +197,25 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport, LogError> {
 }
 
 /// A row as stored, before any decoding.
+/// A row of `events` as stored (also how the writer hands committed rows to the tail, `tail.rs`).
+#[derive(Clone)]
 pub(crate) struct RawEvent {
-    position: i64,
-    stream: String,
-    version: i64,
-    event_id: Vec<u8>,
-    event_type: String,
-    schema_version: i64,
-    data: String,
-    metadata: String,
-    recorded_at: String,
-    hash: String,
+    pub(crate) position: i64,
+    pub(crate) stream: String,
+    pub(crate) version: i64,
+    pub(crate) event_id: Vec<u8>,
+    pub(crate) event_type: String,
+    pub(crate) schema_version: i64,
+    pub(crate) data: String,
+    pub(crate) metadata: String,
+    pub(crate) recorded_at: String,
+    pub(crate) hash: String,
+}
+
+impl RawEvent {
+    pub(crate) fn position(&self) -> Position {
+        u64::try_from(self.position).unwrap_or(0)
+    }
 }
 
 fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
@@ -242,13 +250,13 @@ fn raw_hash(prev_hash: &str, raw: &RawEvent, version: u64) -> Option<String> {
     ))
 }
 
-fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
+pub(crate) fn decode(raw: RawEvent) -> Result<RecordedEvent, LogError> {
     let (event, data) = decode_with(raw, |text| serde_json::from_str(text))?;
     Ok(event.map_data(|_| data))
 }
 
 /// Decode a row but its payload, which stays text once it is known to parse as a `Value`.
-fn decode_raw(raw: RawEvent) -> Result<RawRecordedEvent, LogError> {
+pub(crate) fn decode_raw(raw: RawEvent) -> Result<RawRecordedEvent, LogError> {
     decode_with(raw, json_syntax::check).map(|(event, ())| event)
 }
 

@@ -19,6 +19,8 @@ use tokio::sync::watch;
 
 use super::command::{Command, EncodedEvent};
 use super::heads::Heads;
+use super::reader::RawEvent;
+use super::tail::Tail;
 use super::{store_error, to_i64, to_u64};
 use crate::hash::{self, CanonicalEvent};
 use crate::{AppendError, AppendOutcome, ExpectedVersion, LogError};
@@ -58,8 +60,30 @@ impl BatchError {
     }
 }
 
-/// Each command's answer, and the head position after the batch.
-type Written = (Vec<Answer>, u64);
+/// A committed batch: each command's answer, the head position after it, and what it inserted.
+struct Written {
+    answers: Vec<Answer>,
+    head: u64,
+    inserted: Vec<Inserted>,
+    recorded_at: String,
+}
+
+/// The rows one append inserted: positions and versions from these on, with their hashes.
+pub(crate) struct Inserted {
+    /// The append's index in its batch.
+    command: usize,
+    first_position: u64,
+    first_version: u64,
+    hashes: Vec<String>,
+}
+
+/// What the writer hands the acknowledging thread per committed batch.
+pub(crate) struct Acks {
+    answered: Vec<(Command, Answer)>,
+    inserted: Vec<Inserted>,
+    recorded_at: String,
+    head: u64,
+}
 
 impl From<rusqlite::Error> for BatchError {
     fn from(e: rusqlite::Error) -> Self {
@@ -76,13 +100,13 @@ impl From<LogError> for BatchError {
 pub(crate) struct Writer {
     conn: Connection,
     heads: Heads,
-    head_tx: watch::Sender<u64>,
     counters: Arc<Counters>,
     /// Dropped with the writer, which stops the background checkpointer.
     _checkpointer: mpsc::Sender<()>,
-    /// Committed batches go to the acknowledging thread, so waking the callers (and freeing what they
-    /// sent) overlaps the next batch instead of delaying it.
-    acks: mpsc::Sender<Vec<(Command, Answer)>>,
+    /// Committed batches go to the acknowledging thread, so keeping their rows in the tail, waking
+    /// the subscriptions and the callers (and freeing what they sent) overlaps the next batch instead
+    /// of delaying it.
+    acks: mpsc::Sender<Acks>,
     /// Commands in the last batch: that many callers were just answered and are likely to send again.
     last_batch: usize,
 }
@@ -90,15 +114,13 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(
         conn: Connection,
-        head_tx: watch::Sender<u64>,
         counters: Arc<Counters>,
         checkpointer: mpsc::Sender<()>,
-        acks: mpsc::Sender<Vec<(Command, Answer)>>,
+        acks: mpsc::Sender<Acks>,
     ) -> Self {
         Self {
             conn,
             heads: Heads::default(),
-            head_tx,
             counters,
             _checkpointer: checkpointer,
             acks,
@@ -120,11 +142,17 @@ impl Writer {
     fn finish(&mut self, mut batch: Vec<Command>, mut written: Result<Written, BatchError>) {
         loop {
             match written {
-                Ok((answers, head)) => {
-                    self.count(&batch, head);
-                    let answered: Vec<_> = batch.into_iter().zip(answers).collect();
-                    if let Err(mpsc::SendError(answered)) = self.acks.send(answered) {
-                        answered.into_iter().for_each(|(c, a)| answer_command(c, a));
+                Ok(written) => {
+                    self.count(&batch);
+                    let acks = Acks {
+                        answered: batch.into_iter().zip(written.answers).collect(),
+                        inserted: written.inserted,
+                        recorded_at: written.recorded_at,
+                        head: written.head,
+                    };
+                    if let Err(mpsc::SendError(acks)) = self.acks.send(acks) {
+                        let answered = acks.answered.into_iter();
+                        answered.for_each(|(c, a)| answer_command(c, a));
                     }
                     return;
                 }
@@ -148,7 +176,7 @@ impl Writer {
         }
     }
 
-    fn count(&self, batch: &[Command], head: u64) {
+    fn count(&self, batch: &[Command]) {
         let (appends, events) = batch.iter().fold((0, 0), |(a, e), c| match c {
             Command::Append { events, .. } => (a + 1, e + events.len() as u64),
             Command::Snapshot { .. } => (a, e),
@@ -156,11 +184,6 @@ impl Writer {
         self.counters.transactions.fetch_add(1, Ordering::Relaxed);
         self.counters.appends.fetch_add(appends, Ordering::Relaxed);
         self.counters.events.fetch_add(events, Ordering::Relaxed);
-        self.head_tx.send_if_modified(|current| {
-            let moved = head > *current;
-            *current = head.max(*current);
-            moved
-        });
     }
 
     /// Roll back whatever the failed attempt wrote and forget cached stream state.
@@ -191,6 +214,7 @@ impl Writer {
             while let Some(command) = batch.get(answers.len()) {
                 size += command.event_count();
                 let index = answers.len();
+                cursor.command = index;
                 answers.push(self.apply(command, &mut cursor).map_err(|e| e.at(index))?);
             }
             let Some(rx) = more.filter(|_| size < MAX_BATCH_EVENTS) else {
@@ -218,7 +242,12 @@ impl Writer {
         c.write_micros.fetch_add(micros(writing), Ordering::Relaxed);
         c.commit_micros
             .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
-        Ok((answers, cursor.position))
+        Ok(Written {
+            answers,
+            head: cursor.position,
+            inserted: cursor.inserted,
+            recorded_at: cursor.recorded_at,
+        })
     }
 
     /// Open the write transaction and bring the in-memory stream state up to the file's head.
@@ -231,6 +260,8 @@ impl Writer {
         let cursor = Cursor {
             position: to_u64(max)?,
             recorded_at: hash::format_recorded_at(&hash::recording_instant(Utc::now())),
+            command: 0,
+            inserted: Vec::new(),
         };
         self.heads.sync(&self.conn, cursor.position)?;
         Ok(cursor)
@@ -350,6 +381,12 @@ fn insert(
     cursor: &mut Cursor,
 ) -> Result<(u64, u64, String), BatchError> {
     let mut prev_hash = prev_hash.to_owned();
+    let mut inserted = Inserted {
+        command: cursor.command,
+        first_position: cursor.position + 1,
+        first_version: version,
+        hashes: Vec::with_capacity(events.len()),
+    };
     let mut statement = conn.prepare_cached(
         "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
          data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -387,18 +424,23 @@ fn insert(
                 _ => BatchError::from(e),
             })?;
         cursor.position = position;
+        inserted.hashes.push(hash.clone());
         prev_hash = hash;
         if i + 1 < events.len() {
             version += 1;
         }
     }
+    cursor.inserted.push(inserted);
     Ok((version, cursor.position, prev_hash))
 }
 
-/// Where the batch being written stands: the last position used and its shared `recorded_at`.
+/// Where the batch being written stands: the last position used and its shared `recorded_at`, the
+/// command being written, and the rows written so far.
 struct Cursor {
     position: u64,
     recorded_at: String,
+    command: usize,
+    inserted: Vec<Inserted>,
 }
 
 fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> AppendError {
@@ -409,11 +451,53 @@ fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> App
     }
 }
 
-/// The acknowledging thread: answers committed batches until the writer is gone.
-pub(crate) fn acknowledge(batches: mpsc::Receiver<Vec<(Command, Answer)>>) {
-    for batch in batches {
-        batch.into_iter().for_each(|(c, a)| answer_command(c, a));
+/// The acknowledging thread, until the writer is gone: per committed batch, keeps its rows in the
+/// tail, then moves the head (waking the subscriptions, which find the rows there), then answers
+/// the callers.
+pub(crate) fn acknowledge(batches: mpsc::Receiver<Acks>, tail: &Tail, head: &watch::Sender<u64>) {
+    for mut batch in batches {
+        tail.push(committed_rows(&mut batch));
+        head.send_if_modified(|current| {
+            let moved = batch.head > *current;
+            *current = batch.head.max(*current);
+            moved
+        });
+        let answered = batch.answered.into_iter();
+        answered.for_each(|(c, a)| answer_command(c, a));
     }
+}
+
+/// The rows a batch inserted, as stored, in position order (taking the texts out of its commands).
+fn committed_rows(batch: &mut Acks) -> Vec<RawEvent> {
+    let mut rows = Vec::new();
+    for inserted in std::mem::take(&mut batch.inserted) {
+        let Some((Command::Append { stream, events, .. }, _)) =
+            batch.answered.get_mut(inserted.command)
+        else {
+            continue;
+        };
+        for (i, (event, hash)) in events.iter_mut().zip(inserted.hashes).enumerate() {
+            let offset = i as u64;
+            rows.push(RawEvent {
+                position: to_i64_lossy(inserted.first_position + offset),
+                stream: stream.clone(),
+                version: to_i64_lossy(inserted.first_version + offset),
+                event_id: event.event_id.as_bytes().to_vec(),
+                event_type: std::mem::take(&mut event.event_type),
+                schema_version: i64::from(event.schema_version),
+                data: std::mem::take(&mut event.data),
+                metadata: std::mem::take(&mut event.metadata),
+                recorded_at: batch.recorded_at.clone(),
+                hash,
+            });
+        }
+    }
+    rows
+}
+
+/// Positions and versions were written as `i64` (`to_i64` checked them), so this never saturates.
+fn to_i64_lossy(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn answer_command(command: Command, answer: Answer) {
