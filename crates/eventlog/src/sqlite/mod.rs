@@ -143,7 +143,13 @@ impl SqliteEventLog {
             .name("eventlog-ack".into())
             .spawn(move || writer::acknowledge(to_acknowledge, &kept, &head_tx))
             .map_err(|e| LogError::Unavailable(format!("cannot start the ack thread: {e}")))?;
-        let writer = Writer::new(conn, Arc::clone(&counters), checkpointer, acks);
+        let writer = Writer::new(
+            conn,
+            Arc::clone(&tail),
+            Arc::clone(&counters),
+            checkpointer,
+            acks,
+        );
         std::thread::Builder::new()
             .name("eventlog-writer".into())
             .spawn(move || writer.run(rx))
@@ -201,7 +207,9 @@ impl SqliteEventLog {
     ) -> futures::stream::BoxStream<'static, Result<Recorded<D>, LogError>> {
         let reader = Arc::clone(&self.inner.reader);
         let tail = Arc::clone(&self.inner.tail);
+        let following = tail.follow();
         let read: PageReader<D> = Box::new(move |from, limit| {
+            let _following = &following;
             if let Some(page) = tail.page(from, limit, decode) {
                 return Box::pin(std::future::ready(page));
             }

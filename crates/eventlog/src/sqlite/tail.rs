@@ -13,7 +13,8 @@
 //! in the file at those positions.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::reader::RawEvent;
 use crate::{LogError, Position, Recorded};
@@ -36,6 +37,17 @@ impl Batch {
 #[derive(Default)]
 pub(crate) struct Tail {
     kept: Mutex<Kept>,
+    /// Live subscriptions of this log: with none, nothing is kept (an append-only workload pays nothing).
+    followers: AtomicUsize,
+}
+
+/// Counts a subscription as a follower of the tail while it lives.
+pub(crate) struct Following(Arc<Tail>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.followers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -45,6 +57,18 @@ struct Kept {
 }
 
 impl Tail {
+    /// Count a subscription until the returned guard is dropped.
+    pub(crate) fn follow(self: &Arc<Self>) -> Following {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+        Following(Arc::clone(self))
+    }
+
+    /// Whether any subscription follows the log (else the writer need not hand over its rows). One
+    /// that starts meanwhile reads what was not kept from the file.
+    pub(crate) fn followed(&self) -> bool {
+        self.followers.load(Ordering::Relaxed) > 0
+    }
+
     /// Keep the rows of a committed transaction (in position order, contiguous).
     pub(crate) fn push(&self, rows: Vec<RawEvent>) {
         let Some(first) = rows.first().map(RawEvent::position) else {
@@ -167,6 +191,18 @@ mod tests {
         bad.metadata = "{".into();
         tail.push(vec![bad]);
         assert!(tail.page(2, 1, decode).expect("kept").is_err());
+    }
+
+    #[test]
+    fn followed_while_a_subscription_lives() {
+        let tail = Arc::new(Tail::default());
+        assert!(!tail.followed());
+        let (one, two) = (tail.follow(), tail.follow());
+        assert!(tail.followed());
+        drop(one);
+        assert!(tail.followed());
+        drop(two);
+        assert!(!tail.followed());
     }
 
     #[test]

@@ -99,6 +99,8 @@ impl From<LogError> for BatchError {
 
 pub(crate) struct Writer {
     conn: Connection,
+    /// Whether anyone follows the log (rows are handed over for the tail only then).
+    tail: Arc<Tail>,
     heads: Heads,
     counters: Arc<Counters>,
     /// Dropped with the writer, which stops the background checkpointer.
@@ -114,12 +116,14 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(
         conn: Connection,
+        tail: Arc<Tail>,
         counters: Arc<Counters>,
         checkpointer: mpsc::Sender<()>,
         acks: mpsc::Sender<Acks>,
     ) -> Self {
         Self {
             conn,
+            tail,
             heads: Heads::default(),
             counters,
             _checkpointer: checkpointer,
@@ -261,6 +265,7 @@ impl Writer {
             position: to_u64(max)?,
             recorded_at: hash::format_recorded_at(&hash::recording_instant(Utc::now())),
             command: 0,
+            keep: self.tail.followed(),
             inserted: Vec::new(),
         };
         self.heads.sync(&self.conn, cursor.position)?;
@@ -381,11 +386,12 @@ fn insert(
     cursor: &mut Cursor,
 ) -> Result<(u64, u64, String), BatchError> {
     let mut prev_hash = prev_hash.to_owned();
+    let keep = cursor.keep;
     let mut inserted = Inserted {
         command: cursor.command,
         first_position: cursor.position + 1,
         first_version: version,
-        hashes: Vec::with_capacity(events.len()),
+        hashes: Vec::with_capacity(if keep { events.len() } else { 0 }),
     };
     let mut statement = conn.prepare_cached(
         "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
@@ -424,22 +430,28 @@ fn insert(
                 _ => BatchError::from(e),
             })?;
         cursor.position = position;
-        inserted.hashes.push(hash.clone());
+        if keep {
+            inserted.hashes.push(hash.clone());
+        }
         prev_hash = hash;
         if i + 1 < events.len() {
             version += 1;
         }
     }
-    cursor.inserted.push(inserted);
+    if keep {
+        cursor.inserted.push(inserted);
+    }
     Ok((version, cursor.position, prev_hash))
 }
 
 /// Where the batch being written stands: the last position used and its shared `recorded_at`, the
-/// command being written, and the rows written so far.
+/// command being written, and the rows written so far (if kept for the tail).
 struct Cursor {
     position: u64,
     recorded_at: String,
     command: usize,
+    /// Whether to hand the rows over for the tail (someone follows the log).
+    keep: bool,
     inserted: Vec<Inserted>,
 }
 
@@ -456,7 +468,9 @@ fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> App
 /// the callers.
 pub(crate) fn acknowledge(batches: mpsc::Receiver<Acks>, tail: &Tail, head: &watch::Sender<u64>) {
     for mut batch in batches {
-        tail.push(committed_rows(&mut batch));
+        if !batch.inserted.is_empty() {
+            tail.push(committed_rows(&mut batch));
+        }
         head.send_if_modified(|current| {
             let moved = batch.head > *current;
             *current = batch.head.max(*current);
