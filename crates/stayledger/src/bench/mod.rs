@@ -112,14 +112,31 @@ impl Plan {
         }
     }
 
-    /// A new, empty directory `name` under the work dir.
+    /// A new, empty directory `name` under the work dir, on a settled disk: what earlier runs left
+    /// dirty in the page cache is written back first (`sync`), so the kernel's background writeback
+    /// of one run does not slow the fsyncs of the next one (a run in the middle of a full suite
+    /// starts as a run on its own does).
     pub fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.work.join(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
+        settle_disk();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(dir)
+    }
+}
+
+/// Write back everything dirty (`sync`, coreutils). A failure only makes the next run noisier.
+fn settle_disk() {
+    match std::process::Command::new("sync").status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("bench: sync exited with {status}; the next run may share the disk")
+        }
+        Err(error) => {
+            eprintln!("bench: cannot run sync ({error}); the next run may share the disk")
+        }
     }
 }
 
