@@ -106,7 +106,8 @@ impl Tail {
         if from < first.first {
             return None;
         }
-        let mut page = Vec::with_capacity(limit.min(kept.events));
+        let kept_from = kept.batches.back().map_or(0, |last| last.end() - from);
+        let mut page = Vec::with_capacity(limit.min(usize::try_from(kept_from).unwrap_or(limit)));
         let mut next = from;
         'batches: for batch in kept.batches.range(start..) {
             if batch.first > next {
