@@ -186,9 +186,10 @@ impl Projector {
     /// Follow the log from `checkpoint`: a reader task reads and decodes the next batches while
     /// this one applies the current one (up to [`READ_AHEAD`] batches ahead), so the view store's
     /// transactions and the log's reads overlap instead of taking turns. Whatever was read during
-    /// one transaction goes into the next one (up to the batch size): under load the projector
-    /// commits fewer, larger transactions, which write each touched index page once instead of
-    /// once per small batch.
+    /// one transaction goes into the next one (batches are joined until the batch size is reached,
+    /// so a transaction holds less than two batch sizes): under load the projector commits fewer,
+    /// larger transactions, which write each touched index page once instead of once per small
+    /// batch.
     async fn follow(
         &self,
         checkpoint: u64,
