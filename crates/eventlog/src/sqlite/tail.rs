@@ -100,6 +100,14 @@ impl Tail {
         limit: usize,
         decode: fn(RawEvent) -> Result<Recorded<D>, LogError>,
     ) -> Option<Result<Vec<Recorded<D>>, LogError>> {
+        let rows = self.rows(from, limit)?;
+        let page = rows.into_iter().map(decode).collect();
+        Some(page)
+    }
+
+    /// Up to `limit` kept rows from `from` on, cloned under the lock (decoding happens after it, so
+    /// the acknowledging thread never waits on a subscription's decoding).
+    fn rows(&self, from: Position, limit: usize) -> Option<Vec<RawEvent>> {
         let kept = self.kept.lock().ok()?;
         let start = kept.batches.partition_point(|b| b.end() <= from);
         let first = kept.batches.get(start)?;
@@ -107,25 +115,21 @@ impl Tail {
             return None;
         }
         let kept_from = kept.batches.back().map_or(0, |last| last.end() - from);
-        let mut page = Vec::with_capacity(limit.min(usize::try_from(kept_from).unwrap_or(limit)));
+        let mut rows = Vec::with_capacity(limit.min(usize::try_from(kept_from).unwrap_or(limit)));
         let mut next = from;
-        'batches: for batch in kept.batches.range(start..) {
+        for batch in kept.batches.range(start..) {
             if batch.first > next {
                 break; // another process committed the positions in between
             }
             let skip = usize::try_from(next - batch.first).unwrap_or(usize::MAX);
-            for row in batch.rows.iter().skip(skip) {
-                if page.len() >= limit {
-                    break 'batches;
-                }
-                match decode(row.clone()) {
-                    Ok(event) => page.push(event),
-                    Err(error) => return Some(Err(error)),
-                }
-                next += 1;
+            let take = limit - rows.len();
+            rows.extend(batch.rows.iter().skip(skip).take(take).cloned());
+            next = batch.first + (skip + take).min(batch.rows.len()) as u64;
+            if rows.len() >= limit {
+                break;
             }
         }
-        Some(Ok(page))
+        Some(rows)
     }
 }
 
