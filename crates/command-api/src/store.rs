@@ -84,7 +84,18 @@ where
     A: Aggregate,
     CommandError: From<A::Error>,
 {
-    match repository.execute(id, command, context).await {
+    answer(repository.execute(id, command, context).await)
+}
+
+/// A repository's answer, the three kinds of failure kept apart.
+pub(crate) fn answer<A>(
+    result: Result<Executed<A>, RepositoryError<A::Error>>,
+) -> Result<Executed<A>, CommandError>
+where
+    A: Aggregate,
+    CommandError: From<A::Error>,
+{
+    match result {
         Ok(executed) => Ok(executed),
         Err(RepositoryError::Domain(error)) => Err(error.into()),
         Err(other) => Err(infrastructure::<A>(other)),

@@ -118,6 +118,8 @@ type Answer<A> = Result<Executed<A>, RepositoryError<<A as Aggregate>::Error>>;
 struct Pending<A: Aggregate> {
     command: A::Command,
     ctx: CommandContext,
+    /// The caller expects the stream not to exist yet (see [`Repository::execute_new`]).
+    fresh: bool,
     reply: oneshot::Sender<Answer<A>>,
 }
 
@@ -259,11 +261,39 @@ impl<A: Aggregate> Repository<A> {
         command: &A::Command,
         ctx: &CommandContext,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        self.submit(id, command, ctx, false).await
+    }
+
+    /// As [`Repository::execute`], for a command that opens its stream (a new reservation, a saga's
+    /// first trigger): it is decided on the empty state without reading the stream first, and the
+    /// append's expected version (`NoStream`) checks that assumption. If the stream exists after all
+    /// (a retried request, a trigger handled again after a restart), the append conflicts or is
+    /// deduplicated, the stream is read, and the command is decided again on what it holds: the
+    /// answer's state is the same as `execute`'s, one read cheaper when the stream is new. One thing
+    /// it cannot tell: a repeat whose events are all the stream holds (deduplicated by their ids)
+    /// is answered like a first write; a caller that must tell a repeat apart uses `execute`.
+    pub async fn execute_new(
+        &self,
+        id: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        self.submit(id, command, ctx, true).await
+    }
+
+    async fn submit(
+        &self,
+        id: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+        fresh: bool,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream = A::stream_name(id);
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command: command.clone(),
             ctx: ctx.clone(),
+            fresh,
             reply,
         };
         let start_worker = match lock(&self.queues).entry(stream.clone()) {
@@ -325,7 +355,7 @@ impl<A: Aggregate> Repository<A> {
         }
         for pending in batch {
             let answer = self
-                .execute_one(stream, &pending.command, &pending.ctx)
+                .execute_one(stream, &pending.command, &pending.ctx, pending.fresh)
                 .await;
             let _ = pending.reply.send(answer);
         }
@@ -343,7 +373,10 @@ impl<A: Aggregate> Repository<A> {
                 version,
                 snapshot_version,
                 verified,
-            } = self.load_for_update(stream, now, verify).await.ok()?;
+            } = self
+                .load_for_update(stream, now, verify, false)
+                .await
+                .ok()?;
             let mut batch = decide_in_turn::<A>(stream, state, batch);
             if !verified && !batch.all_append() {
                 // Answers that append nothing must come from the stream as it is.
@@ -427,12 +460,15 @@ impl<A: Aggregate> Repository<A> {
         stream: &str,
         command: &A::Command,
         ctx: &CommandContext,
+        fresh: bool,
     ) -> Answer<A> {
         let stream = stream.to_owned();
         let mut attempt = 0;
         let mut verify = false;
         loop {
-            let current = self.load_for_update(&stream, ctx.now, verify).await?;
+            let current = self
+                .load_for_update(&stream, ctx.now, verify, fresh)
+                .await?;
             let decided = A::decide(&current.state, command, ctx.now);
             if !current.verified && decided.as_ref().map_or(true, Vec::is_empty) {
                 // An answer that appends nothing must come from the stream as it is.
@@ -544,12 +580,23 @@ impl<A: Aggregate> Repository<A> {
     /// conflict sends the command back here with `verify`. Only this process's appends through this
     /// repository keep a cached state current, so on a busy stream written by one process (a
     /// lodging's desk) that saves a read per command; elsewhere it costs a conflict now and then.
+    /// `fresh` (and not `verify`): the empty state, unread, for a command that opens its stream.
     async fn load_for_update(
         &self,
         stream: &str,
         now: DateTime<Utc>,
         verify: bool,
+        fresh: bool,
     ) -> Result<Current<A::State>, RepositoryError<A::Error>> {
+        if fresh && !verify {
+            // Assumed, not read: the append's expected version `NoStream` checks it.
+            return Ok(Current {
+                state: A::State::default(),
+                version: None,
+                snapshot_version: None,
+                verified: false,
+            });
+        }
         if !verify {
             if let Some(hit) = self.cache.get(stream) {
                 return Ok(Current {

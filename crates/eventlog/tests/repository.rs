@@ -169,7 +169,7 @@ async fn a_re_executed_command_is_deduplicated_by_its_deterministic_ids() {
 }
 
 /// Delegates to a real log, but first slips a foreign event into the stream on the next `interfere`
-/// appends; makes each append take at least `delay`; counts appends and snapshot queries.
+/// appends; makes each append take at least `delay`; counts appends, stream reads and snapshot queries.
 #[derive(Default)]
 struct Interfering {
     inner: Option<Arc<dyn EventLog>>,
@@ -177,6 +177,7 @@ struct Interfering {
     delay: Duration,
     appends: AtomicUsize,
     snapshot_loads: AtomicUsize,
+    stream_reads: AtomicUsize,
 }
 
 impl Interfering {
@@ -220,6 +221,7 @@ impl EventLog for Interfering {
         from: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.stream_reads.fetch_add(1, Ordering::SeqCst);
         self.inner().read_stream(s, from, limit).await
     }
     async fn stream_version(&self, s: &str) -> Result<StreamVersion, LogError> {
@@ -556,4 +558,50 @@ async fn a_cached_state_another_process_moved_past_is_never_the_basis_of_an_answ
         .expect("accepted on the stream as it is");
     assert_eq!(done.state.total, -96);
     assert_eq!(done.outcome.map(|o| o.last_version), Some(5));
+}
+
+#[tokio::test]
+async fn a_command_that_opens_its_stream_is_decided_unread_and_checked_by_the_append() {
+    let (_dir, log) = fresh();
+    let counted = Arc::new(Interfering::over(log));
+    let repo = Repository::<TallyAggregate>::new(counted.clone()).cache(0, 0);
+    let opened = repo
+        .execute_new("t1", &TallyCommand::Add(3), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(opened.state.total, 3);
+    assert_eq!(opened.outcome.map(|o| o.last_version), Some(0));
+    assert_eq!(counted.stream_reads.load(Ordering::SeqCst), 0, "not read");
+
+    // The stream exists after all: decided again on what it holds (3 is not below 2), not on the
+    // empty state the command assumed (which would accept it).
+    let refused = repo
+        .execute_new("t1", &TallyCommand::Below(2), &ctx())
+        .await;
+    assert!(matches!(refused, Err(RepositoryError::Domain(Refused))));
+    let done = repo
+        .execute_new("t1", &TallyCommand::Below(10), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(done.state.total, 4, "decided and folded on the stream's 3");
+    assert_eq!(done.outcome.map(|o| o.last_version), Some(1));
+
+    // A repeat of the opening command (same ids) is deduplicated; the answer is the stream's state.
+    let first = ctx();
+    repo.execute_new("t2", &TallyCommand::Add(5), &first)
+        .await
+        .unwrap();
+    repo.execute("t2", &TallyCommand::Add(1), &ctx())
+        .await
+        .unwrap();
+    let repeat = repo
+        .execute_new("t2", &TallyCommand::Add(5), &first)
+        .await
+        .unwrap();
+    assert_eq!(repeat.state.total, 6, "the stream as it is, not 5");
+    assert_eq!(
+        repo.load("t2").await.unwrap().version,
+        Some(1),
+        "nothing appended"
+    );
 }

@@ -12,7 +12,7 @@ use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::{CancelReservation, RequestReservation};
 use crate::problem::FieldError;
-use crate::store::execute;
+use crate::store::{answer, execute};
 
 impl CommandServices {
     /// Record a customer's request for a stay. Always accepted when valid, whatever the state of
@@ -48,7 +48,14 @@ impl CommandServices {
         };
         let id = reservation_id.to_string();
         let ctx = context(invocation, reservation_id, cause);
-        let executed = execute(&self.store.reservations, &id, &command, &ctx).await?;
+        let reservations = &self.store.reservations;
+        let executed = if invocation.idempotency_key.is_some() {
+            // Possibly a repeat: read the stream first, so a repeat is told from a first request.
+            execute(reservations, &id, &command, &ctx).await?
+        } else {
+            // A new v7 id: the command opens its stream, so it is decided without reading it.
+            answer(reservations.execute_new(&id, &command, &ctx).await)?
+        };
         let written = executed.events.len() as u64;
         match executed.outcome {
             // Our events opened the stream, so the outcome's position is our last event's.

@@ -64,9 +64,27 @@ impl Commands {
         command: &A::Command,
         ctx: &CommandContext,
     ) -> Result<Outcome<A>, Stopped> {
+        self.execute_with(repository, id, command, ctx, false).await
+    }
+
+    /// As `execute`; `opens`: the command most likely opens its stream, so it is decided without
+    /// reading it first ([`Repository::execute_new`], which reads it if it exists after all).
+    pub async fn execute_with<A: Aggregate>(
+        &self,
+        repository: &Repository<A>,
+        id: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+        opens: bool,
+    ) -> Result<Outcome<A>, Stopped> {
         let mut attempt = 0;
         loop {
-            match repository.execute(id, command, ctx).await {
+            let executed = if opens {
+                repository.execute_new(id, command, ctx).await
+            } else {
+                repository.execute(id, command, ctx).await
+            };
+            match executed {
                 Ok(executed) => return Ok(Outcome::Done(executed)),
                 Err(RepositoryError::Domain(error)) => return Ok(Outcome::Rejected(error)),
                 Err(error @ RepositoryError::Decode(..)) => {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::reservation::ReservationEvent;
 use domain::saga::{SagaInput, SagaPolicy, SagaTrigger, TimerKind};
 use domain::{ReservationId, Timestamp};
 use eventlog::CommandContext;
@@ -194,7 +195,12 @@ impl Lane {
             now: Utc::now(),
         };
         let (c, id) = (&self.commands, inbound.reservation_id.to_string());
-        let state = match c.execute(&c.sagas, &id, &trigger, &ctx).await? {
+        // A reservation's request is its saga's first trigger: the saga stream is not read first.
+        let opens = matches!(
+            inbound.input,
+            SagaInput::Reservation(ReservationEvent::ReservationRequested(_))
+        );
+        let state = match c.execute_with(&c.sagas, &id, &trigger, &ctx, opens).await? {
             Outcome::Done(executed) => executed.state,
             Outcome::Rejected(error) => {
                 completion.park(inbound.trigger_id, "saga trigger".into(), error.to_string());
