@@ -194,13 +194,23 @@ fn load_refunds(conn: &Connection) -> Result<Vec<RefundRetry>, TimerStoreError> 
     .collect()
 }
 
+/// Run one statement, prepared once per connection (a step commits several per reservation).
+fn run(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn apply(tx: &Transaction<'_>, update: &ProgressUpdate) -> Result<(), TimerStoreError> {
     for (reservation_id, timers) in &update.timers {
         let id = reservation_id.to_string();
-        tx.execute("DELETE FROM timers WHERE reservation_id = ?1", params![id])
-            .map_err(unavailable)?;
+        run(
+            tx,
+            "DELETE FROM timers WHERE reservation_id = ?1",
+            params![id],
+        )
+        .map_err(unavailable)?;
         for (kind, due_at) in timers {
-            tx.execute(
+            run(
+                tx,
                 "INSERT INTO timers (reservation_id, kind, due_at_ns) VALUES (?1, ?2, ?3)",
                 params![id, kind_name(*kind), to_nanos(*due_at)?],
             )
@@ -208,7 +218,8 @@ fn apply(tx: &Transaction<'_>, update: &ProgressUpdate) -> Result<(), TimerStore
         }
     }
     for refund in &update.refunds_due {
-        tx.execute(
+        run(
+            tx,
             "INSERT OR REPLACE INTO refund_retries (action_id, reservation_id, correlation_id,
                  charge_ref, amount, attempt, next_attempt_ns, last_error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -226,7 +237,8 @@ fn apply(tx: &Transaction<'_>, update: &ProgressUpdate) -> Result<(), TimerStore
         .map_err(unavailable)?;
     }
     for action_id in &update.refunds_settled {
-        tx.execute(
+        run(
+            tx,
             "DELETE FROM refund_retries WHERE action_id = ?1",
             params![action_id.to_string()],
         )
@@ -240,7 +252,8 @@ fn apply_parked_and_checkpoint(
     update: &ProgressUpdate,
 ) -> Result<(), TimerStoreError> {
     for parked in &update.parked {
-        tx.execute(
+        run(
+            tx,
             "INSERT INTO parked_actions (reservation_id, trigger_id, attempted, error, parked_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -257,7 +270,8 @@ fn apply_parked_and_checkpoint(
     }
     if let Some(position) = update.checkpoint {
         let position = i64::try_from(position).map_err(corrupt)?;
-        tx.execute(
+        run(
+            tx,
             "INSERT INTO saga_checkpoint (id, position) VALUES (0, ?1)
              ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
             params![position],
