@@ -5,17 +5,14 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use futures::future::join_all;
 use projector::{merge_checkpoints, Projector, ProjectorShard, ViewShard, PROJECTOR_ID};
 use readmodel::conformance::{dump, timeline::day, timeline::Timeline};
-use readmodel::{
-    AnyEvent, DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationView, SqliteViewStore, ViewError, ViewEvent, ViewStore,
-};
+use readmodel::{AnyEvent, DeadLetter, ViewEvent, ViewStore};
 use serde_json::json;
+use support::recording::Recording;
 use support::{quick_retry, Env, Running, WAIT};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -24,103 +21,6 @@ const LODGINGS: usize = 12;
 const RESERVATIONS: usize = 160;
 /// Events of a request step: ReservationRequested, the saga's record, ApprovalRequested.
 const REQUEST_STEP: usize = 3;
-
-/// The view store, recording which projector applied (or parked) which view events.
-struct Recording {
-    inner: Arc<SqliteViewStore>,
-    applied: Mutex<HashMap<String, Vec<u64>>>,
-}
-
-impl Recording {
-    fn positions(&self, projector_id: &str) -> Vec<u64> {
-        let applied = self.applied.lock().expect("lock");
-        applied.get(projector_id).cloned().unwrap_or_default()
-    }
-
-    fn record(&self, projector_id: &str, positions: impl IntoIterator<Item = u64>) {
-        let mut applied = self.applied.lock().expect("lock");
-        applied
-            .entry(projector_id.to_string())
-            .or_default()
-            .extend(positions);
-    }
-}
-
-fn changes_views(event: &ViewEvent) -> bool {
-    matches!(
-        event.event,
-        AnyEvent::Reservation { .. } | AnyEvent::Lodging { .. } | AnyEvent::Payment { .. }
-    )
-}
-
-#[async_trait]
-impl ViewStore for Recording {
-    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
-        self.inner.checkpoint(projector_id).await
-    }
-    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
-        let done = self.inner.checkpoint(projector_id).await?;
-        self.inner.apply(projector_id, events).await?;
-        let fresh = events.iter().filter(|e| e.position > done);
-        self.record(
-            projector_id,
-            fresh.filter(|e| changes_views(e)).map(|e| e.position),
-        );
-        Ok(())
-    }
-    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
-        self.inner.reservation(id).await
-    }
-    async fn reservations(
-        &self,
-        filter: &ReservationFilter,
-        page: &PageRequest,
-    ) -> Result<Page<ReservationView>, ViewError> {
-        self.inner.reservations(filter, page).await
-    }
-    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
-        self.inner.request(id).await
-    }
-    async fn requests(
-        &self,
-        filter: &RequestFilter,
-        page: &PageRequest,
-    ) -> Result<Page<ManagementView>, ViewError> {
-        self.inner.requests(filter, page).await
-    }
-    async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
-        self.inner.lodging(lodging_id).await
-    }
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        self.inner.lodgings(page).await
-    }
-    async fn record_dead_letter(
-        &self,
-        projector_id: &str,
-        dead_letter: &DeadLetter,
-    ) -> Result<(), ViewError> {
-        self.inner
-            .record_dead_letter(projector_id, dead_letter)
-            .await?;
-        self.record(projector_id, [dead_letter.position]);
-        Ok(())
-    }
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
-        self.inner.dead_letters().await
-    }
-    async fn dead_letter_count(&self) -> Result<u64, ViewError> {
-        self.inner.dead_letter_count().await
-    }
-    async fn ping(&self) -> Result<(), ViewError> {
-        self.inner.ping().await
-    }
-    async fn count_reservations(
-        &self,
-        status: readmodel::ReservationStatus,
-    ) -> Result<u64, ViewError> {
-        self.inner.count_reservations(status).await
-    }
-}
 
 fn start(env: &Env, store: &Arc<Recording>, shard: ProjectorShard) -> Running {
     let store: Arc<dyn ViewStore> = store.clone();
@@ -238,10 +138,7 @@ async fn log_positions(env: &Env) -> (BTreeSet<u64>, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_build_the_views_of_one_projector_each_event_applied_once() {
     let env = Env::new();
-    let store = Arc::new(Recording {
-        inner: env.views.clone(),
-        applied: Mutex::new(HashMap::new()),
-    });
+    let store = Arc::new(Recording::over(env.views.clone()));
     let shards = [
         ProjectorShard::new(0, 2).expect("shard"),
         ProjectorShard::new(1, 2).expect("shard"),
@@ -367,10 +264,7 @@ async fn a_new_shard_starts_from_the_views_checkpoint() {
     single.stop().await;
 
     // Scaling out from one projector: each shard goes on from where the views are.
-    let store = Arc::new(Recording {
-        inner: env.views.clone(),
-        applied: Mutex::new(HashMap::new()),
-    });
+    let store = Arc::new(Recording::over(env.views.clone()));
     let running = start(&env, &store, shard);
     assert!(running.status.wait_for(head, WAIT).await);
     t.pay(id);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod recording;
+
 use std::sync::Arc;
 use std::time::Duration;
 

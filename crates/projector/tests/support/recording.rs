@@ -1,0 +1,125 @@
+//! A view store that records which projector applied (or parked) which view events, and how many
+//! transactions each committed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use readmodel::{
+    AnyEvent, DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
+    ReservationFilter, ReservationView, SqliteViewStore, ViewError, ViewEvent, ViewStore,
+};
+use uuid::Uuid;
+
+/// The view store, recording which projector applied (or parked) which view events.
+pub struct Recording {
+    pub inner: Arc<SqliteViewStore>,
+    pub applied: Mutex<HashMap<String, Vec<u64>>>,
+    /// `apply` calls: one view-store transaction each.
+    pub transactions: AtomicUsize,
+}
+
+impl Recording {
+    pub fn over(inner: Arc<SqliteViewStore>) -> Self {
+        Self {
+            inner,
+            applied: Mutex::new(HashMap::new()),
+            transactions: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn transactions(&self) -> usize {
+        self.transactions.load(Ordering::SeqCst)
+    }
+
+    pub fn positions(&self, projector_id: &str) -> Vec<u64> {
+        let applied = self.applied.lock().expect("lock");
+        applied.get(projector_id).cloned().unwrap_or_default()
+    }
+
+    fn record(&self, projector_id: &str, positions: impl IntoIterator<Item = u64>) {
+        let mut applied = self.applied.lock().expect("lock");
+        applied
+            .entry(projector_id.to_string())
+            .or_default()
+            .extend(positions);
+    }
+}
+
+pub fn changes_views(event: &ViewEvent) -> bool {
+    matches!(
+        event.event,
+        AnyEvent::Reservation { .. } | AnyEvent::Lodging { .. } | AnyEvent::Payment { .. }
+    )
+}
+
+#[async_trait]
+impl ViewStore for Recording {
+    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
+        self.inner.checkpoint(projector_id).await
+    }
+    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
+        let done = self.inner.checkpoint(projector_id).await?;
+        self.inner.apply(projector_id, events).await?;
+        self.transactions.fetch_add(1, Ordering::SeqCst);
+        let fresh = events.iter().filter(|e| e.position > done);
+        self.record(
+            projector_id,
+            fresh.filter(|e| changes_views(e)).map(|e| e.position),
+        );
+        Ok(())
+    }
+    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
+        self.inner.reservation(id).await
+    }
+    async fn reservations(
+        &self,
+        filter: &ReservationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ReservationView>, ViewError> {
+        self.inner.reservations(filter, page).await
+    }
+    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
+        self.inner.request(id).await
+    }
+    async fn requests(
+        &self,
+        filter: &RequestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ManagementView>, ViewError> {
+        self.inner.requests(filter, page).await
+    }
+    async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
+        self.inner.lodging(lodging_id).await
+    }
+    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
+        self.inner.lodgings(page).await
+    }
+    async fn record_dead_letter(
+        &self,
+        projector_id: &str,
+        dead_letter: &DeadLetter,
+    ) -> Result<(), ViewError> {
+        self.inner
+            .record_dead_letter(projector_id, dead_letter)
+            .await?;
+        self.record(projector_id, [dead_letter.position]);
+        Ok(())
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
+        self.inner.dead_letters().await
+    }
+    async fn dead_letter_count(&self) -> Result<u64, ViewError> {
+        self.inner.dead_letter_count().await
+    }
+    async fn ping(&self) -> Result<(), ViewError> {
+        self.inner.ping().await
+    }
+    async fn count_reservations(
+        &self,
+        status: readmodel::ReservationStatus,
+    ) -> Result<u64, ViewError> {
+        self.inner.count_reservations(status).await
+    }
+}

@@ -1,0 +1,99 @@
+//! The projector's commit window, over a real SQLite event log and view store: events that arrive
+//! within the window after a transaction began are gathered into the next one, while the first
+//! event, and an event after a quiet spell, are applied at once.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use projector::{Projector, ProjectorStatus};
+use readmodel::conformance::timeline::{day, Timeline};
+use readmodel::ViewStore;
+use support::recording::Recording;
+use support::{quick_retry, Env, WAIT};
+use tokio_util::sync::CancellationToken;
+
+/// Long, so that "at once" and "gathered" cannot be mistaken for each other on a slow machine.
+const WINDOW: Duration = Duration::from_secs(3);
+/// Well inside the window: applied without waiting for it.
+const AT_ONCE: Duration = Duration::from_millis(2_500);
+
+async fn applied(status: &ProjectorStatus, position: u64) {
+    let mut applied = status.subscribe();
+    tokio::time::timeout(WAIT, applied.wait_for(|p| *p >= position))
+        .await
+        .expect("applied in time")
+        .expect("projector running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_within_the_window_is_one_transaction_and_a_lone_event_is_applied_at_once() {
+    let env = Env::new();
+    let store = Arc::new(Recording::over(env.views.clone()));
+    let views: Arc<dyn ViewStore> = store.clone();
+    let projector = Projector::new(env.log.clone(), views)
+        .with_retry(quick_retry())
+        .with_window(WINDOW);
+    let status = projector.status();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(projector.run(shutdown.clone()));
+
+    let mut t = Timeline::new();
+    t.register("stay-1", 50);
+    for i in 0..12 {
+        t.request("stay-1", &format!("c-{i}"), day(i % 5), 1);
+    }
+    let events = t.events().to_vec();
+    assert!(
+        events.len() > 20,
+        "a burst of requests and their desk's events"
+    );
+
+    // The first event: nothing to wait for.
+    let first = Instant::now();
+    let head = env.append_view_event(&events[0]).await;
+    applied(&status, head).await;
+    assert!(
+        first.elapsed() < AT_ONCE,
+        "the first event waited {:?}",
+        first.elapsed()
+    );
+
+    // After a quiet spell longer than the window: at once, in a transaction of its own.
+    tokio::time::sleep(WINDOW + Duration::from_millis(200)).await;
+    let before = store.transactions();
+    let lone = Instant::now();
+    let head = env.append_view_event(&events[1]).await;
+    applied(&status, head).await;
+    assert!(
+        lone.elapsed() < AT_ONCE,
+        "a lone event waited {:?}",
+        lone.elapsed()
+    );
+    assert_eq!(store.transactions(), before + 1);
+
+    // A burst right after it: gathered until the window that began with the lone event's
+    // transaction is over, then applied in one transaction.
+    let burst = Instant::now();
+    let mut head = 0;
+    for event in &events[2..] {
+        head = env.append_view_event(event).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    applied(&status, head).await;
+    let waited = burst.elapsed();
+    assert!(
+        waited >= WINDOW - Duration::from_millis(500),
+        "the burst was applied after {waited:?}, inside the window"
+    );
+    assert_eq!(
+        store.transactions(),
+        before + 2,
+        "{} events in one transaction",
+        events.len() - 2
+    );
+
+    shutdown.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+}
