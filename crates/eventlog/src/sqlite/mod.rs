@@ -123,6 +123,7 @@ impl SqliteEventLog {
         conn.execute_batch(SCHEMA).map_err(store_error)?;
         let head = reader::head_position(&conn)?;
         let (head_tx, head_rx) = watch::channel(head);
+        let head_tx = Arc::new(head_tx);
         let (commands, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         conn.pragma_update(
@@ -138,10 +139,10 @@ impl SqliteEventLog {
         let checkpointer = checkpoint::start(path.clone())?;
         let (acks, to_acknowledge) = mpsc::channel();
         let tail = Arc::new(Tail::default());
-        let kept = Arc::clone(&tail);
+        let (kept, moved) = (Arc::clone(&tail), Arc::clone(&head_tx));
         std::thread::Builder::new()
             .name("eventlog-ack".into())
-            .spawn(move || writer::acknowledge(to_acknowledge, &kept, &head_tx))
+            .spawn(move || writer::acknowledge(to_acknowledge, &kept, &moved))
             .map_err(|e| LogError::Unavailable(format!("cannot start the ack thread: {e}")))?;
         let writer = Writer::new(
             conn,
@@ -149,6 +150,7 @@ impl SqliteEventLog {
             Arc::clone(&counters),
             checkpointer,
             acks,
+            head_tx,
         );
         std::thread::Builder::new()
             .name("eventlog-writer".into())

@@ -109,6 +109,9 @@ pub(crate) struct Writer {
     /// the subscriptions and the callers (and freeing what they sent) overlaps the next batch instead
     /// of delaying it.
     acks: mpsc::Sender<Acks>,
+    /// The head watch, moved by the acknowledging thread; by the writer itself only if that thread
+    /// is gone (then subscriptions read the new rows from the file).
+    head: Arc<watch::Sender<u64>>,
     /// Commands in the last batch: that many callers were just answered and are likely to send again.
     last_batch: usize,
 }
@@ -120,6 +123,7 @@ impl Writer {
         counters: Arc<Counters>,
         checkpointer: mpsc::Sender<()>,
         acks: mpsc::Sender<Acks>,
+        head: Arc<watch::Sender<u64>>,
     ) -> Self {
         Self {
             conn,
@@ -128,6 +132,7 @@ impl Writer {
             counters,
             _checkpointer: checkpointer,
             acks,
+            head,
             last_batch: 0,
         }
     }
@@ -155,6 +160,7 @@ impl Writer {
                         head: written.head,
                     };
                     if let Err(mpsc::SendError(acks)) = self.acks.send(acks) {
+                        move_head(&self.head, acks.head);
                         let answered = acks.answered.into_iter();
                         answered.for_each(|(c, a)| answer_command(c, a));
                     }
@@ -471,14 +477,19 @@ pub(crate) fn acknowledge(batches: mpsc::Receiver<Acks>, tail: &Tail, head: &wat
         if !batch.inserted.is_empty() {
             tail.push(committed_rows(&mut batch));
         }
-        head.send_if_modified(|current| {
-            let moved = batch.head > *current;
-            *current = batch.head.max(*current);
-            moved
-        });
+        move_head(head, batch.head);
         let answered = batch.answered.into_iter();
         answered.for_each(|(c, a)| answer_command(c, a));
     }
+}
+
+/// Move the head watch forward to `to` (never back), waking the subscriptions if it moved.
+fn move_head(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|current| {
+        let moved = to > *current;
+        *current = to.max(*current);
+        moved
+    });
 }
 
 /// The rows a batch inserted, as stored, in position order (taking the texts out of its commands).
