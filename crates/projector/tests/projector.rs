@@ -2,18 +2,13 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use domain::reservation::{ReservationEvent, ReservationRequested};
 use readmodel::conformance::{crowd, dump, history, timeline::day, timeline::Timeline};
-use readmodel::{
-    ApprovalStatus, DeadLetter, LodgingView, ManagementView, Page, PageRequest, PaymentStatus,
-    RefundStatus, RequestFilter, ReservationFilter, ReservationStatus, ReservationView, ViewError,
-    ViewEvent, ViewStore,
-};
+use readmodel::{ApprovalStatus, PaymentStatus, RefundStatus, ReservationStatus, ViewStore};
 use serde_json::json;
+use support::recording::Recording;
 use support::{Env, WAIT};
 use uuid::Uuid;
 
@@ -300,78 +295,11 @@ async fn a_rebuild_equals_the_live_views_byte_for_byte() {
     );
 }
 
-/// The real SQLite view store, unavailable for its first `failures` applies.
-struct Unreliable {
-    inner: Arc<dyn ViewStore>,
-    failures: AtomicU32,
-}
-
-#[async_trait]
-impl ViewStore for Unreliable {
-    async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
-        self.inner.checkpoint(projector_id).await
-    }
-    async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
-        let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, Ordering::SeqCst);
-            return Err(ViewError::Unavailable("disk unplugged".into()));
-        }
-        self.inner.apply(projector_id, events).await
-    }
-    async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
-        self.inner.reservation(id).await
-    }
-    async fn reservations(
-        &self,
-        f: &ReservationFilter,
-        p: &PageRequest,
-    ) -> Result<Page<ReservationView>, ViewError> {
-        self.inner.reservations(f, p).await
-    }
-    async fn request(&self, id: Uuid) -> Result<Option<ManagementView>, ViewError> {
-        self.inner.request(id).await
-    }
-    async fn requests(
-        &self,
-        f: &RequestFilter,
-        p: &PageRequest,
-    ) -> Result<Page<ManagementView>, ViewError> {
-        self.inner.requests(f, p).await
-    }
-    async fn lodging(&self, id: &str) -> Result<Option<LodgingView>, ViewError> {
-        self.inner.lodging(id).await
-    }
-    async fn lodgings(&self, p: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        self.inner.lodgings(p).await
-    }
-    async fn record_dead_letter(&self, id: &str, d: &DeadLetter) -> Result<(), ViewError> {
-        self.inner.record_dead_letter(id, d).await
-    }
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {
-        self.inner.dead_letters().await
-    }
-    async fn dead_letter_count(&self) -> Result<u64, ViewError> {
-        self.inner.dead_letter_count().await
-    }
-    async fn ping(&self) -> Result<(), ViewError> {
-        self.inner.ping().await
-    }
-    async fn count_reservations(
-        &self,
-        status: readmodel::ReservationStatus,
-    ) -> Result<u64, ViewError> {
-        self.inner.count_reservations(status).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_store_is_waited_for_not_blamed_on_events() {
     let env = Env::new();
-    let store = Arc::new(Unreliable {
-        inner: env.views.clone(),
-        failures: AtomicU32::new(6),
-    });
+    // The real store, unavailable for its first 6 applies.
+    let store = Arc::new(Recording::over(env.views.clone()).failing(6));
     let (t, cast) = history();
     let head = env.append_all(t.events()).await;
     let running = env.start(store.clone());
@@ -379,11 +307,7 @@ async fn an_unavailable_store_is_waited_for_not_blamed_on_events() {
         running.status.wait_for(head, WAIT).await,
         "caught up once the store came back"
     );
-    assert_eq!(
-        store.failures.load(Ordering::SeqCst),
-        0,
-        "every failure was retried"
-    );
+    assert_eq!(store.failures_left(), 0, "every failure was retried");
     assert_eq!(
         env.views.dead_letter_count().await.expect("count"),
         0,

@@ -1,8 +1,8 @@
-//! A view store that records which projector applied (or parked) which view events, and how many
-//! transactions each committed.
+//! The real SQLite view store, wrapped: records which projector applied (or parked) which view
+//! events and how many transactions were committed, and can be unavailable for its first applies.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -16,8 +16,10 @@ use uuid::Uuid;
 pub struct Recording {
     pub inner: Arc<SqliteViewStore>,
     pub applied: Mutex<HashMap<String, Vec<u64>>>,
-    /// `apply` calls: one view-store transaction each.
+    /// `apply` calls that reached the store: one view-store transaction each.
     pub transactions: AtomicUsize,
+    /// Applies still to fail (as an unavailable store) before the store works.
+    failures: AtomicU32,
 }
 
 impl Recording {
@@ -26,7 +28,18 @@ impl Recording {
             inner,
             applied: Mutex::new(HashMap::new()),
             transactions: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
         }
+    }
+
+    /// Unavailable for the first `applies` applies.
+    pub fn failing(self, applies: u32) -> Self {
+        self.failures.store(applies, Ordering::SeqCst);
+        self
+    }
+
+    pub fn failures_left(&self) -> u32 {
+        self.failures.load(Ordering::SeqCst)
     }
 
     pub fn transactions(&self) -> usize {
@@ -60,6 +73,12 @@ impl ViewStore for Recording {
         self.inner.checkpoint(projector_id).await
     }
     async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError> {
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if fail.is_ok() {
+            return Err(ViewError::Unavailable("disk unplugged".into()));
+        }
         let done = self.inner.checkpoint(projector_id).await?;
         self.inner.apply(projector_id, events).await?;
         self.transactions.fetch_add(1, Ordering::SeqCst);
