@@ -5,7 +5,8 @@
 //! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the embedded SQLite
 //! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
-//! concurrency and deterministic event ids, snapshots for long streams), the [`TracedEventLog`]
+//! concurrency and deterministic event ids, snapshots for long streams), [`ConsumerGroups`] (competing
+//! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
 //! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
 //! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
@@ -15,6 +16,7 @@ pub mod conformance;
 mod envelope;
 mod error;
 mod esdb;
+mod group;
 pub mod hash;
 mod partition;
 mod repository;
@@ -29,6 +31,7 @@ pub use envelope::{
 };
 pub use error::{AppendError, LogError};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
+pub use group::{ConsumerGroups, GroupAcks, GroupDelivery, GroupMember, LocalGroups, Settlement};
 pub use hash::{verify_log, BadEvent, VerifyReport};
 pub use partition::{Partition, PartitionError};
 pub use repository::{

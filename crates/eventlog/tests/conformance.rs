@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::conformance::{self, new_event, unique_stream};
-use eventlog::{EsdbEventLog, EventLog, ExpectedVersion, SqliteEventLog};
+use eventlog::{EsdbEventLog, EventLog, ExpectedVersion, LocalGroups, SqliteEventLog};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -60,7 +60,23 @@ async fn eventstoredb_conformance() {
     let log = EsdbEventLog::connect(&url)
         .await
         .expect("connect to EventStoreDB");
-    conformance::run_all(Arc::new(log)).await.unwrap();
+    let log = Arc::new(log);
+    conformance::run_all(Arc::clone(&log) as Arc<dyn EventLog>)
+        .await
+        .unwrap();
+    conformance::consumer_group(Arc::clone(&log) as Arc<dyn EventLog>, log)
+        .await
+        .unwrap();
+}
+
+/// The embedded log has no server to keep consumer groups; `LocalGroups` keeps them in the process,
+/// over it, and passes the same case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_held_in_process() {
+    let (_dir, log) = fresh();
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let groups = Arc::new(LocalGroups::new(Arc::clone(&log)));
+    conformance::consumer_group(log, groups).await.unwrap();
 }
 
 #[tokio::test]

@@ -48,6 +48,7 @@ macro_rules! ensure {
 
 mod appends;
 mod faulty;
+mod groups;
 mod subscriptions;
 
 pub use appends::{
@@ -55,6 +56,7 @@ pub use appends::{
     expected_version_conflicts, hash_chain, read_after_write, snapshots_round_trip,
 };
 pub use faulty::FaultyLog;
+pub use groups::consumer_group;
 pub use subscriptions::{
     subscribe_from_middle, subscribe_from_start, subscribe_live, subscribe_raw_matches_subscribe,
 };

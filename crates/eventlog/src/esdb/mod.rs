@@ -9,9 +9,13 @@
 //!   with the *exact* revision it chained onto; with `ExpectedVersion::Any` a lost race is retried.
 //! - Duplicate ids are looked for in the last [`DEDUP_WINDOW`] events of the stream (a retried command
 //!   lands right after its own events); the server's own idempotency covers retries at the same revision.
+//! - The correlation id is also written as `$correlationId`, the server's own name for it, which its
+//!   `PinnedByCorrelation` consumer strategy reads: consumer groups ([`ConsumerGroups`], `group.rs`)
+//!   hand every event of one correlation (one reservation) to the same member.
 //! - Snapshots are events in `snapshot-{stream}`, read back with one backwards read. Those streams and
 //!   `$`-system streams are left out of `read_all` and subscriptions (server-side filter when live).
 
+mod group;
 mod subscription;
 
 use async_trait::async_trait;
@@ -22,6 +26,7 @@ use eventstore::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::group::{ConsumerGroups, GroupMember};
 use crate::hash::{self, CanonicalEvent};
 use crate::{
     AppendError, AppendOutcome, EventLog, EventMetadata, EventSubscription, ExpectedVersion,
@@ -34,6 +39,8 @@ pub const DEDUP_WINDOW: usize = 64;
 const ANY_RETRIES: usize = 16;
 /// Prefix of the streams holding snapshots.
 const SNAPSHOT_PREFIX: &str = "snapshot-";
+/// Server-side filter of live subscriptions: leaves out `$`-system and snapshot streams.
+const LIVE_FILTER: &str = r"^(?!\$|snapshot-)";
 
 /// Event log on an EventStoreDB server.
 #[derive(Clone)]
@@ -51,6 +58,14 @@ impl std::fmt::Debug for EsdbEventLog {
 #[derive(Serialize, Deserialize)]
 struct StoredMetadata {
     correlation_id: Uuid,
+    /// The same id under the name the server reads (consumer strategy `PinnedByCorrelation`).
+    /// Absent in events written before it was added.
+    #[serde(
+        rename = "$correlationId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    server_correlation_id: Option<String>,
     causation_id: Uuid,
     actor: String,
     schema_version: u32,
@@ -335,6 +350,7 @@ fn chain(
         );
         let metadata = StoredMetadata {
             correlation_id: event.metadata.correlation_id,
+            server_correlation_id: Some(event.metadata.correlation_id.to_string()),
             causation_id: event.metadata.causation_id,
             actor: event.metadata.actor.clone(),
             schema_version: event.schema_version,
@@ -388,6 +404,18 @@ fn to_recorded(resolved: &ResolvedEvent, strict: bool) -> Result<Option<Recorded
             actor: metadata.actor,
         },
     }))
+}
+
+#[async_trait]
+impl ConsumerGroups for EsdbEventLog {
+    async fn join(
+        &self,
+        group: &str,
+        member: &str,
+        after: Position,
+    ) -> Result<GroupMember, LogError> {
+        group::join(self, group, member, after).await
+    }
 }
 
 fn server_position(position: Position) -> eventstore::Position {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use eventstore::{StreamPosition, SubscribeToAllOptions, Subscription, SubscriptionFilter};
 use futures::StreamExt;
 
-use super::{server_position, to_recorded, unavailable, EsdbEventLog};
+use super::{server_position, to_recorded, unavailable, EsdbEventLog, LIVE_FILTER};
 use crate::{EventLog, EventSubscription, LogError, Position, RecordedEvent};
 
 const PAGE: usize = 512;
@@ -85,7 +85,7 @@ impl Follow {
             0 => StreamPosition::Start,
             head => StreamPosition::Position(server_position(head)),
         };
-        let filter = SubscriptionFilter::on_stream_name().regex(r"^(?!\$|snapshot-)");
+        let filter = SubscriptionFilter::on_stream_name().regex(LIVE_FILTER);
         let options = SubscribeToAllOptions::default()
             .position(start)
             .filter(filter);
