@@ -78,7 +78,7 @@ pub(super) async fn join(
 }
 
 enum Step {
-    Event(eventstore::Result<PersistentSubscriptionEvent>),
+    Event(Box<eventstore::Result<PersistentSubscriptionEvent>>),
     Settle(Option<Settlement>),
 }
 
@@ -93,18 +93,22 @@ async fn run(
         let step = tokio::select! {
             biased;
             settlement = settlements.recv() => Step::Settle(settlement),
-            event = subscription.next_subscription_event() => Step::Event(event),
+            event = subscription.next_subscription_event() => Step::Event(Box::new(event)),
         };
-        let sent = match step {
+        let event = match step {
             Step::Settle(None) => return,
-            Step::Settle(Some(Settlement::Ack(id))) => subscription.ack_ids([id]).await,
-            Step::Settle(Some(Settlement::Park { event_id, reason })) => {
-                subscription
-                    .nack_ids([event_id], NakAction::Park, reason)
-                    .await
+            Step::Settle(Some(settlement)) => {
+                if let Err(e) = settle(&mut subscription, settlement).await {
+                    let _ = deliveries.send(Err(unavailable(e))).await;
+                    return;
+                }
+                continue;
             }
-            Step::Event(Ok(PersistentSubscriptionEvent::Confirmed(_))) => Ok(()),
-            Step::Event(Ok(PersistentSubscriptionEvent::EventAppeared { retry_count, event })) => {
+            Step::Event(event) => *event,
+        };
+        let sent = match event {
+            Ok(PersistentSubscriptionEvent::Confirmed(_)) => Ok(()),
+            Ok(PersistentSubscriptionEvent::EventAppeared { retry_count, event }) => {
                 let id = event.get_original_event().id;
                 match to_recorded(&event, false) {
                     // System, snapshot and foreign events are not the group's business, nor
@@ -129,7 +133,7 @@ async fn run(
                     }
                 }
             }
-            Step::Event(Err(e)) => {
+            Err(e) => {
                 let _ = deliveries.send(Err(unavailable(e))).await;
                 return;
             }
@@ -137,6 +141,20 @@ async fn run(
         if let Err(e) = sent {
             let _ = deliveries.send(Err(unavailable(e))).await;
             return;
+        }
+    }
+}
+
+async fn settle(
+    subscription: &mut PersistentSubscription,
+    settlement: Settlement,
+) -> eventstore::Result<()> {
+    match settlement {
+        Settlement::Ack(id) => subscription.ack_ids([id]).await,
+        Settlement::Park { event_id, reason } => {
+            subscription
+                .nack_ids([event_id], NakAction::Park, reason)
+                .await
         }
     }
 }
