@@ -21,7 +21,7 @@ pub use breaker::{BreakerGateway, BreakerPolicy, CircuitBreaker};
 pub use gateway::{ChargeReceipt, CircuitState, GatewayError, PaymentGateway, RefundReceipt};
 pub use http_gateway::{GatewayConfigError, HttpGateway};
 pub use runner::ids;
-pub use runner::{Backoff, SagaConfig, SagaRunError, SagaRunner, Shard, ShardError};
+pub use runner::{Backoff, SagaConfig, SagaRunError, SagaRunner, Shard, ShardError, Source};
 pub use status::{SagaStatus, SagaStatusSnapshot};
 pub use store::{
     ArmedTimer, ParkedAction, ProgressUpdate, RefundRetry, SagaProgress, SqliteTimerStore,

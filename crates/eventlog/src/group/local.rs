@@ -76,6 +76,13 @@ impl LocalGroups {
             .unwrap_or_default()
     }
 
+    /// How many events of `group` are handed out (or waiting for a member) and not settled yet.
+    #[must_use]
+    pub fn unsettled(&self, group: &str) -> usize {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.get(group).map_or(0, |g| g.lock().unsettled.len())
+    }
+
     /// The group, created (and fed from the log after `after`) on first use.
     fn group(&self, name: &str, after: Position) -> Arc<Group> {
         let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,15 +4,19 @@
 //! The checkpoint only passes a position once that event is fully handled (recorded and acted on),
 //! together with the timers it left armed, in one store transaction. Events after a crash are
 //! handled again; every step is idempotent, so that is harmless.
+//!
+//! As a member of a consumer group ([`Source::Group`]) there is no checkpoint to move: an event is
+//! acknowledged to the store once it is handled and the transaction holding its timers committed,
+//! and the store hands out again whatever was not acknowledged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use domain::Timestamp;
-use eventlog::{EventLog, Position, RawEventSubscription, RawRecordedEvent};
+use eventlog::{EventLog, GroupAcks, LogError, Position, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::inbound::{classify, Classified};
 use super::lane::{Completion, Finished, Job};
 use super::retry::{pause, Backoff};
-use super::{agenda::Agenda, Shard};
+use super::{agenda::Agenda, Shard, Source};
 use crate::status::SagaStatus;
 use crate::store::{ParkedAction, ProgressUpdate, SagaProgress, TimerStore};
 
@@ -36,10 +40,18 @@ const HELD_BACK_RECHECK: Duration = Duration::from_millis(50);
 /// progress, whose events are handled again (idempotently), as after any crash.
 const COMMIT_EVERY: Duration = Duration::from_millis(25);
 
+/// As a group member, due timers fire for instants this long ago, once nothing is waiting to be
+/// read: the events recorded before then have been handed out (a member cannot compare its share
+/// with the log's head).
+const GROUP_DELIVERY_GRACE: Duration = Duration::from_secs(1);
+
 pub struct Coordinator {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn TimerStore>,
     pub shard: Shard,
+    pub source: Source,
+    /// Settles the current group membership's deliveries.
+    pub acks: Option<GroupAcks>,
     pub lanes: Vec<mpsc::UnboundedSender<Job>>,
     pub completions: mpsc::UnboundedReceiver<Completion>,
     pub status: SagaStatus,
@@ -65,6 +77,12 @@ struct Progress {
     caught_up: bool,
     head_checked: Option<tokio::time::Instant>,
     last_commit: tokio::time::Instant,
+    /// As a group member: the ids of the events in flight, by position, and the events to
+    /// acknowledge once the pending progress is committed.
+    group_ids: HashMap<Position, uuid::Uuid>,
+    acks_due: Vec<uuid::Uuid>,
+    /// The last read found nothing waiting.
+    drained: bool,
 }
 
 impl Progress {
@@ -80,8 +98,12 @@ impl Progress {
     }
 
     /// When the next commit is due, if there is anything to commit.
-    fn commit_due(&self) -> Option<tokio::time::Instant> {
-        let changed = !self.pending.is_empty() || self.done_through() > self.committed;
+    fn commit_due(&self, grouped: bool) -> Option<tokio::time::Instant> {
+        let moved = match grouped {
+            true => !self.acks_due.is_empty(),
+            false => self.done_through() > self.committed,
+        };
+        let changed = !self.pending.is_empty() || moved;
         changed.then_some(self.last_commit + COMMIT_EVERY)
     }
 }
@@ -102,14 +124,17 @@ impl Coordinator {
             caught_up: false,
             head_checked: None,
             last_commit: tokio::time::Instant::now(),
+            group_ids: HashMap::new(),
+            acks_due: Vec::new(),
+            drained: false,
         };
-        let mut subscription = self.log.subscribe_raw(start.checkpoint + 1);
+        let mut subscription = self.open(&progress, start.checkpoint).await;
         while !self.shutdown.is_cancelled() {
             self.step(&mut progress, &mut subscription).await;
             self.check_caught_up(&mut progress).await;
             self.dispatch_due(&mut progress);
             if progress
-                .commit_due()
+                .commit_due(self.grouped())
                 .is_some_and(|due| due <= tokio::time::Instant::now())
             {
                 self.commit(&mut progress).await;
@@ -129,7 +154,8 @@ impl Coordinator {
         let can_read = progress.in_flight() < self.max_in_flight;
         // With no room for more work, wait for a job to finish rather than for a due timer.
         // A due timer held back until the log is read up to it is looked at again shortly.
-        let held_back = |due: Timestamp| !progress.caught_up && due <= Utc::now();
+        let grace = self.grace();
+        let held_back = |due: Timestamp| !progress.caught_up && due + grace <= Utc::now();
         let wake =
             progress
                 .agenda
@@ -137,9 +163,11 @@ impl Coordinator {
                 .filter(|_| can_read)
                 .map(|due| match held_back(due) {
                     true => HELD_BACK_RECHECK,
-                    false => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    false => (due + grace - Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO),
                 });
-        let commit_due = progress.commit_due();
+        let commit_due = progress.commit_due(self.grouped());
         tokio::select! {
             biased;
             () = self.shutdown.cancelled() => {}
@@ -161,6 +189,7 @@ impl Coordinator {
                 break;
             }
             let Some(item) = subscription.next().now_or_never() else {
+                progress.drained = true;
                 break;
             };
             if !self.read(progress, item) {
@@ -179,6 +208,7 @@ impl Coordinator {
         match item {
             Some(Ok(event)) => {
                 progress.subscription_failures = 0;
+                progress.drained = false;
                 self.admit(progress, &event);
                 true
             }
@@ -190,25 +220,84 @@ impl Coordinator {
         }
     }
 
-    async fn resubscribe(&self, progress: &mut Progress, subscription: &mut RawEventSubscription) {
+    async fn resubscribe(
+        &mut self,
+        progress: &mut Progress,
+        subscription: &mut RawEventSubscription,
+    ) {
         // Never skip: start again right after the last event taken.
         progress.subscription_failures += 1;
         let delay = self.backoff.delay(progress.subscription_failures);
         let _ = pause(delay, &self.shutdown).await;
-        *subscription = self.log.subscribe_raw(progress.last_seen + 1);
+        *subscription = self.open(progress, progress.last_seen).await;
+    }
+
+    fn grouped(&self) -> bool {
+        matches!(self.source, Source::Group { .. })
+    }
+
+    /// How long after its due time a timer fires at the earliest.
+    fn grace(&self) -> Duration {
+        match self.grouped() {
+            true => GROUP_DELIVERY_GRACE,
+            false => Duration::ZERO,
+        }
+    }
+
+    /// The events after `after` from the log, or (as a group member) a new membership: the store
+    /// goes on from what was acknowledged; a group it does not know yet starts after the stored
+    /// checkpoint. A group that cannot be joined is a failed subscription (retried with backoff).
+    async fn open(&mut self, progress: &Progress, after: Position) -> RawEventSubscription {
+        let Source::Group {
+            groups,
+            group,
+            member,
+        } = &self.source
+        else {
+            return self.log.subscribe_raw(after + 1);
+        };
+        match groups.join(group, member, progress.committed).await {
+            Ok(membership) => {
+                self.acks = Some(membership.acks);
+                membership
+                    .deliveries
+                    .map(|item| item.map(|delivery| delivery.event))
+                    .boxed()
+            }
+            Err(error) => {
+                futures::stream::once(async move { Err::<RawRecordedEvent, LogError>(error) })
+                    .boxed()
+            }
+        }
+    }
+
+    /// Settle a group delivery now (nothing of it needs to be made durable first).
+    fn ack(&self, event: &RawRecordedEvent) {
+        if let Some(acks) = self.acks.as_ref().filter(|_| self.grouped()) {
+            acks.ack(event.event_id);
+        }
     }
 
     fn admit(&self, progress: &mut Progress, event: &RawRecordedEvent) {
-        if event.position <= progress.last_seen {
+        let grouped = self.grouped();
+        let seen = match grouped {
+            // A redelivery of an event being handled: its acknowledgement follows the handling.
+            true => progress.events_in_flight.contains(&event.position),
+            false => event.position <= progress.last_seen,
+        };
+        if seen {
             return;
         }
-        progress.last_seen = event.position;
+        progress.last_seen = progress.last_seen.max(event.position);
         progress.read_through = progress.read_through.max(event.recorded_at);
         match classify(event) {
-            Classified::Ignore => {}
+            Classified::Ignore => self.ack(event),
             Classified::Trigger(inbound) if !super::owns(self.shard, inbound.reservation_id) => {}
             Classified::Trigger(inbound) => {
                 progress.events_in_flight.insert(event.position);
+                if grouped {
+                    progress.group_ids.insert(event.position, event.event_id);
+                }
                 let job = Job::Event {
                     position: event.position,
                     inbound,
@@ -229,6 +318,9 @@ impl Coordinator {
                         error,
                         parked_at: Utc::now(),
                     });
+                    if grouped {
+                        progress.acks_due.push(event.event_id);
+                    }
                 }
             }
         }
@@ -262,6 +354,10 @@ impl Coordinator {
             return;
         }
         progress.head_checked = Some(tokio::time::Instant::now());
+        if self.grouped() {
+            progress.caught_up = progress.drained;
+            return;
+        }
         progress.caught_up = match self.log.head_position().await {
             Ok(head) => progress.last_seen >= head,
             Err(_) => false,
@@ -272,7 +368,7 @@ impl Coordinator {
         let room = self.max_in_flight.saturating_sub(progress.in_flight());
         let now = Utc::now();
         let horizon = if progress.caught_up {
-            now
+            now - self.grace()
         } else {
             progress.read_through.min(now)
         };
@@ -296,6 +392,9 @@ impl Coordinator {
         match completion.finished {
             Finished::Event(position) => {
                 progress.events_in_flight.remove(&position);
+                if let Some(event_id) = progress.group_ids.remove(&position) {
+                    progress.acks_due.push(event_id);
+                }
             }
             Finished::Timer(timer) => {
                 progress.other_in_flight = progress.other_in_flight.saturating_sub(1);
@@ -327,10 +426,11 @@ impl Coordinator {
     /// next round (never skip), backing off.
     async fn commit(&self, progress: &mut Progress) {
         let through = progress.done_through();
-        if through > progress.committed {
+        if through > progress.committed && !self.grouped() {
             progress.pending.checkpoint = Some(through);
         }
         if progress.pending.is_empty() {
+            self.settle(progress);
             return;
         }
         progress.last_commit = tokio::time::Instant::now();
@@ -339,12 +439,23 @@ impl Coordinator {
                 progress.committed = progress.pending.checkpoint.unwrap_or(progress.committed);
                 progress.pending = ProgressUpdate::default();
                 progress.commit_failures = 0;
+                self.settle(progress);
             }
             Err(error) => {
                 progress.commit_failures += 1;
                 tracing::warn!(%error, attempt = progress.commit_failures, "saga progress not committed, retrying");
                 let delay = self.backoff.delay(progress.commit_failures);
                 let _ = pause(delay, &self.shutdown).await;
+            }
+        }
+    }
+
+    /// Acknowledge the group deliveries whose handling is now durable.
+    fn settle(&self, progress: &mut Progress) {
+        let due = std::mem::take(&mut progress.acks_due);
+        if let Some(acks) = &self.acks {
+            for event_id in due {
+                acks.ack(event_id);
             }
         }
     }

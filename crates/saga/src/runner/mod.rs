@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use domain::saga::SagaPolicy;
 use domain::ReservationId;
-use eventlog::{EventLog, Partition, PartitionError};
+use eventlog::{ConsumerGroups, EventLog, Partition, PartitionError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,38 @@ pub fn owns(shard: Shard, reservation_id: ReservationId) -> bool {
 fn lane(reservation_id: ReservationId, lanes: usize) -> usize {
     let mixed = reservation_id.as_u64_pair().1 >> 32;
     usize::try_from(mixed % lanes.max(1) as u64).unwrap_or(0)
+}
+
+/// Where a runner takes its events from.
+#[derive(Clone)]
+pub enum Source {
+    /// The whole global log, from the checkpoint in the runner's timer store; the runner keeps the
+    /// reservations of its [`Shard`] and passes over the others.
+    Log,
+    /// A member of a consumer group (EventStoreDB: a persistent subscription pinned by correlation,
+    /// i.e. by reservation): the store hands this runner its share of the reservations, and their
+    /// events again if another member left them unfinished. The runner acknowledges an event once it
+    /// is handled and the timers it armed are committed; the store keeps the group's position. A
+    /// group is created to start after the checkpoint in the timer store (so a saga that ran on
+    /// [`Source::Log`] before goes on where it was).
+    Group {
+        groups: Arc<dyn ConsumerGroups>,
+        group: String,
+        member: String,
+    },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Log => f.write_str("Log"),
+            Self::Group { group, member, .. } => f
+                .debug_struct("Group")
+                .field("group", group)
+                .field("member", member)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// How the runner runs (the business durations are in [`SagaPolicy`]).
@@ -103,6 +135,7 @@ pub struct SagaRunner {
     policy: SagaPolicy,
     config: SagaConfig,
     status: SagaStatus,
+    source: Source,
 }
 
 impl SagaRunner {
@@ -121,7 +154,19 @@ impl SagaRunner {
             policy,
             config,
             status,
+            source: Source::Log,
         }
+    }
+
+    /// Take events from `source` instead of the whole log. With a group, the store decides which
+    /// reservations this runner handles, so `config.shard` must be [`Shard::ALL`] (it is ignored).
+    #[must_use]
+    pub fn with_source(mut self, source: Source) -> Self {
+        if matches!(source, Source::Group { .. }) {
+            self.config.shard = Shard::ALL;
+        }
+        self.source = source;
+        self
     }
 
     /// A live view of this runner, for metrics; valid before, during and after `run`.
@@ -154,6 +199,8 @@ impl SagaRunner {
             log: Arc::clone(&self.log),
             store: Arc::clone(&self.timers),
             shard: self.config.shard,
+            source: self.source.clone(),
+            acks: None,
             lanes: senders,
             completions: done_rx,
             status: self.status.clone(),

@@ -3,6 +3,7 @@
 
 mod flow;
 mod gateway;
+mod group;
 mod recovery;
 mod retries;
 mod sandbox_http;

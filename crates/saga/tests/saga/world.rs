@@ -19,7 +19,7 @@ use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
 use saga::sandbox::{self, SandboxCharge, SandboxState};
 use saga::{
     BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunError,
-    SagaRunner, SagaStatus, SqliteTimerStore,
+    SagaRunner, SagaStatus, Source, SqliteTimerStore,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -124,6 +124,18 @@ impl World {
         gateway: Arc<dyn PaymentGateway>,
         config: SagaConfig,
     ) -> Running {
+        self.start_from(policy, store, gateway, config, Source::Log)
+    }
+
+    /// [`start_with`](Self::start_with), taking events from `source`.
+    pub fn start_from(
+        &self,
+        policy: SagaPolicy,
+        store: &str,
+        gateway: Arc<dyn PaymentGateway>,
+        config: SagaConfig,
+        source: Source,
+    ) -> Running {
         let timers = SqliteTimerStore::open(self.store_path(store)).expect("timer store");
         let runner = SagaRunner::new(
             Arc::clone(&self.log),
@@ -131,7 +143,8 @@ impl World {
             Arc::new(timers),
             policy,
             config,
-        );
+        )
+        .with_source(source);
         let status = runner.status();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(runner.run(shutdown.clone()));
