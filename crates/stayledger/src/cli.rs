@@ -158,6 +158,45 @@ mod tests {
     }
 
     #[test]
+    fn a_saga_joins_a_consumer_group_only_on_eventstoredb_and_unsharded() {
+        let saga = |extra: &[&str]| {
+            let mut args = vec!["stayledger", "saga", "--payment-gateway-url", "http://gw"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let esdb = ["--eventstore-url", "esdb://localhost:2113?tls=false"];
+        let parsed = saga(
+            &[
+                &esdb[..],
+                &["--consumer-group", "saga", "--group-member", "s-1"],
+            ]
+            .concat(),
+        )
+        .expect("a group member on EventStoreDB");
+        let Command::Saga(args) = parsed.command else {
+            panic!("not the saga");
+        };
+        assert_eq!(
+            (args.consumer_group.as_deref(), args.group_member.as_deref()),
+            (Some("saga"), Some("s-1"))
+        );
+        assert!(
+            saga(&["--consumer-group", "saga"]).is_err(),
+            "needs EventStoreDB"
+        );
+        assert!(
+            saga(&[&esdb[..], &["--consumer-group", "saga", "--shards", "2"]].concat()).is_err()
+        );
+        assert!(
+            saga(&[&esdb[..], &["--consumer-group", "saga", "--shard", "0/2"]].concat()).is_err()
+        );
+        assert!(
+            saga(&[&esdb[..], &["--group-member", "s-1"]].concat()).is_err(),
+            "member without group"
+        );
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();

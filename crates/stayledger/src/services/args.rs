@@ -140,8 +140,35 @@ pub struct SagaArgs {
     /// `--shards N --instance K`: leased shards, taken over when an instance dies (see `scale_out`).
     #[command(flatten)]
     pub scale_out: crate::scale_out::ScaleOutArgs,
+    /// EventStoreDB only: be a member of this consumer group (a persistent subscription to `$all`,
+    /// pinned by reservation) instead of reading the whole log. Run several `saga` processes with
+    /// the same group and distinct `--group-member` names; the server splits the reservations
+    /// between them and gives a departed member's share to the others.
+    #[arg(long, env = "STAYLEDGER_CONSUMER_GROUP", value_parser = parse_name,
+          conflicts_with_all = ["shards", "shard"], requires = "eventstore_url")]
+    pub consumer_group: Option<String>,
+    /// This member's name in the consumer group (default: the host name). Keep it stable across
+    /// restarts: the member's timers are in `saga-group-{member}.db` in the data dir.
+    #[arg(long, env = "STAYLEDGER_GROUP_MEMBER", value_parser = parse_name, requires = "consumer_group")]
+    pub group_member: Option<String>,
     #[command(flatten)]
     pub listen: ListenArgs,
+}
+
+/// A group or member name: it names a file, so letters, digits, `.`, `_` and `-` only, at most 64.
+pub fn parse_name(text: &str) -> Result<String, String> {
+    let fine = !text.is_empty()
+        && text.len() <= 64
+        && !text.starts_with('.')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    match fine {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "invalid name {text:?}: use 1-64 letters, digits, '.', '_' or '-' (not starting with '.')"
+        )),
+    }
 }
 
 /// A value that may hold a credential: `Debug` never shows it.
@@ -183,6 +210,15 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_names_are_file_safe() {
+        assert_eq!(parse_name("saga-1"), Ok("saga-1".to_string()));
+        assert_eq!(parse_name("host_2.local"), Ok("host_2.local".to_string()));
+        for bad in ["", "../x", "a/b", ".hidden", "a b", &"x".repeat(65)] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn shards_parse() {

@@ -17,9 +17,10 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use command_api::{problem, CommandState};
+use eventlog::ConsumerGroups;
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
-use saga::{BreakerPolicy, SagaConfig, SagaRunner};
+use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};
 
 pub use args::{
     parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs, QueryApiArgs,
@@ -132,15 +133,42 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         args.payment_timeout,
         BreakerPolicy::default(),
     )?;
-    let timers = Arc::new(stores::timer_store(&args.log.store.data_dir, args.shard)?);
-    let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
-        return Ok(());
+    let data_dir = &args.log.store.data_dir;
+    let (opened, timers, source) = match (&args.consumer_group, &args.log.eventstore_url) {
+        (Some(group), Some(url)) => {
+            let member = group_member(&args)?;
+            let timers = Arc::new(stores::group_timer_store(data_dir, &member)?);
+            let Some(log) = stores::open_esdb(url, &shutdown).await? else {
+                return Ok(());
+            };
+            let log = Arc::new(log);
+            tracing::info!(%group, %member, "saga runs as a member of an EventStoreDB consumer group");
+            let source = Source::Group {
+                groups: Arc::clone(&log) as Arc<dyn ConsumerGroups>,
+                group: group.clone(),
+                member,
+            };
+            let opened = stores::OpenedLog { log, writer: None };
+            (opened, timers, source)
+        }
+        (Some(_), None) => anyhow::bail!(
+            "--consumer-group needs EventStoreDB (--eventstore-url); on the embedded log, scale \
+             out with --shards N --instance K"
+        ),
+        (None, _) => {
+            let timers = Arc::new(stores::timer_store(data_dir, args.shard)?);
+            let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
+                return Ok(());
+            };
+            (opened, timers, Source::Log)
+        }
     };
     let config = SagaConfig {
         shard: args.shard,
         ..SagaConfig::default()
     };
-    let runner = SagaRunner::new(Arc::clone(&opened.log), gateway, timers, policy, config);
+    let runner = SagaRunner::new(Arc::clone(&opened.log), gateway, timers, policy, config)
+        .with_source(source);
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,
@@ -153,6 +181,21 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
     service
         .serve(args.addr, &args.listen, with_ops(Router::new(), probes))
         .await
+}
+
+/// The saga's name in its consumer group: `--group-member`, else the host name.
+fn group_member(args: &SagaArgs) -> anyhow::Result<String> {
+    if let Some(member) = &args.group_member {
+        return Ok(member.clone());
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    args::parse_name(&host).map_err(|e| {
+        anyhow::anyhow!("--group-member is not set and the host name will not do: {e}")
+    })
 }
 
 /// A service's routes plus the ops probes, answering unknown routes with problem+json and counting

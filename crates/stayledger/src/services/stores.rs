@@ -14,7 +14,7 @@ use readmodel::{MongoViewStore, SqliteViewStore, ViewStore};
 use saga::{Shard, SqliteTimerStore};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{AuthArgs, LogArgs, ViewArgs};
+use super::args::{AuthArgs, LogArgs, Redacted, ViewArgs};
 use crate::secret;
 use crate::serve::{EVENTS_FILE, SAGA_FILE};
 
@@ -60,20 +60,37 @@ fn create_dir(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", data_dir.display()))
 }
 
+/// The EventStoreDB log at `url`; `None` if shutdown came while waiting for it.
+pub(crate) async fn open_esdb(
+    url: &Redacted,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<EsdbEventLog>> {
+    let url = url.expose().to_string();
+    let log = patiently("EventStoreDB", shutdown, || EsdbEventLog::connect(&url)).await?;
+    if log.is_some() {
+        tracing::info!(store = "eventstoredb", "event log connected");
+    }
+    Ok(log)
+}
+
+/// The saga's timer store as member `member` of a consumer group: `saga-group-{member}.db`, kept
+/// by the member across restarts (the group hands out events, not the timers they armed).
+pub(crate) fn group_timer_store(data_dir: &Path, member: &str) -> anyhow::Result<SqliteTimerStore> {
+    create_dir(data_dir)?;
+    SqliteTimerStore::open(data_dir.join(format!("saga-group-{member}.db")))
+        .context("opening the saga store")
+}
+
 /// The event log of `args`; `None` if shutdown came while waiting for EventStoreDB.
 pub(crate) async fn open_log(
     args: &LogArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<OpenedLog>> {
     if let Some(url) = &args.eventstore_url {
-        let url = url.expose().to_string();
-        let log = patiently("EventStoreDB", shutdown, || EsdbEventLog::connect(&url)).await?;
-        return Ok(log.map(|log| {
-            tracing::info!(store = "eventstoredb", "event log connected");
-            OpenedLog {
-                log: Arc::new(log),
-                writer: None,
-            }
+        let log = open_esdb(url, shutdown).await?;
+        return Ok(log.map(|log| OpenedLog {
+            log: Arc::new(log),
+            writer: None,
         }));
     }
     let log = Arc::new(sqlite_log(&args.store.data_dir)?);
