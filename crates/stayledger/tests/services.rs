@@ -199,3 +199,116 @@ async fn two_saga_shards_split_the_reservations_and_charge_each_once() {
     );
     p.stop().await;
 }
+
+/// The charges the sandbox took for `ids` (its idempotency key is the reservation id).
+async fn charges_of(sandbox: &Process, ids: &[String]) -> Vec<serde_json::Value> {
+    let charges = sandbox.api().sandbox_charges().await;
+    charges
+        .into_iter()
+        .filter(|c| {
+            c["idempotency_key"]
+                .as_str()
+                .is_some_and(|key| ids.iter().any(|id| id == key))
+        })
+        .collect()
+}
+
+/// On EventStoreDB (`STAYLEDGER_EVENTSTORE_URL`): two saga processes in one consumer group split the
+/// reservations and charge each once; after a SIGKILL of one, the other takes its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saga_group_members_on_eventstoredb_split_the_work_and_take_over() {
+    let Ok(url) = std::env::var("STAYLEDGER_EVENTSTORE_URL") else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: saga consumer group on EventStoreDB (STAYLEDGER_EVENTSTORE_URL not set)\n",
+        );
+        return;
+    };
+    const GROUP_WAIT: Duration = Duration::from_secs(90);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+    let esdb = ["--eventstore-url", url.as_str()];
+    let commands = Process::start(
+        &[
+            &["command-api", "--addr", "127.0.0.1:0", "--data-dir", &data][..],
+            &esdb,
+        ]
+        .concat(),
+    )
+    .await;
+    let gateway = format!("{}/sandbox", sandbox.base);
+    let group = format!("saga-test-{}", uuid::Uuid::new_v4().simple());
+    let mut members = Vec::new();
+    for member in ["a", "b"] {
+        let args = [
+            &["saga", "--addr", "127.0.0.1:0", "--data-dir", &data][..],
+            &esdb,
+            &[
+                "--payment-gateway-url",
+                &gateway,
+                "--consumer-group",
+                &group,
+            ],
+            &["--group-member", member],
+        ]
+        .concat();
+        members.push(Process::start(&args).await);
+    }
+    let lodging = format!("group-{}", uuid::Uuid::new_v4().simple());
+    let api = commands.api();
+    api.register_lodging(&lodging, 40, "instant").await;
+    let request_all = |from: i64| {
+        let api = api.clone();
+        let lodging = lodging.clone();
+        async move {
+            let mut ids = Vec::new();
+            for i in from..from + 12 {
+                ids.push(api.request(&format!("c{i}"), &lodging, 5 + i).await.0);
+            }
+            ids
+        }
+    };
+    let charged_once = |ids: Vec<String>| {
+        let sandbox = &sandbox;
+        async move {
+            let deadline = tokio::time::Instant::now() + GROUP_WAIT;
+            loop {
+                let charges = charges_of(sandbox, &ids).await;
+                if charges.len() == ids.len() {
+                    assert!(charges.iter().all(|c| c["attempts"] == 1), "{charges:?}");
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "charged: {charges:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let first = request_all(0).await;
+    charged_once(first).await;
+    let mut per_member = Vec::new();
+    for saga in &members {
+        let completed = saga
+            .api()
+            .metric("stayledger_payments_total", "outcome=\"completed\"")
+            .await
+            .unwrap_or_default();
+        per_member.push(completed);
+    }
+    assert!(
+        per_member.iter().all(|n| *n > 0.0),
+        "both members worked: {per_member:?}"
+    );
+
+    members[0].crash().await;
+    let second = request_all(12).await;
+    charged_once(second).await;
+    for saga in members.into_iter().skip(1) {
+        saga.stop().await;
+    }
+    commands.stop().await;
+    sandbox.stop().await;
+}

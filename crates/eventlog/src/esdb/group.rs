@@ -112,9 +112,9 @@ async fn run(
                 let id = event.get_original_event().id;
                 match to_recorded(&event, false) {
                     // System, snapshot and foreign events are not the group's business, nor
-                    // the one the group was created to start after.
+                    // the one the group was created to start after (the server starts at it).
                     Ok(None) => subscription.ack_ids([id]).await,
-                    Ok(Some(recorded)) if recorded.position <= after => {
+                    Ok(Some(recorded)) if after != 0 && recorded.position == after => {
                         subscription.ack_ids([id]).await
                     }
                     Ok(Some(recorded)) => {
