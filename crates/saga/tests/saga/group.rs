@@ -8,7 +8,6 @@ use std::sync::Arc;
 use domain::lodging::ApprovalMode;
 use eventlog::{ConsumerGroups, LocalGroups};
 use saga::{PaymentGateway, SagaConfig, Source};
-use uuid::Uuid;
 
 use crate::world::{eventually, fast_policy, Running, World};
 
@@ -30,25 +29,6 @@ fn member(world: &World, groups: &Arc<LocalGroups>, name: &str) -> Running {
         config,
         source,
     )
-}
-
-/// Every reservation paid once and each of its triggers recorded once.
-async fn assert_handled_once(world: &World, reservations: &[Uuid]) {
-    for rid in reservations {
-        let charges = world.charges_for(*rid).await;
-        assert_eq!(
-            (charges.len(), charges[0].attempts),
-            (1, 1),
-            "{rid}: {charges:?}"
-        );
-        let saga_events = world.event_types(&format!("saga-{rid}")).await;
-        let handled = saga_events
-            .iter()
-            .filter(|t| *t == "SagaEventHandled")
-            .count();
-        let distinct = world.saga(*rid).await.handled.len();
-        assert_eq!(handled, distinct, "each trigger once: {saga_events:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +59,7 @@ async fn two_group_members_split_the_reservations_and_handle_each_once() {
         a.charges_completed,
         b.charges_completed
     );
-    assert_handled_once(&world, &reservations).await;
+    world.assert_handled_once(&reservations).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,5 +96,5 @@ async fn when_a_member_leaves_the_other_finishes_its_reservations() {
         b.charges_completed, 6,
         "the member that stayed did them all"
     );
-    assert_handled_once(&world, &reservations).await;
+    world.assert_handled_once(&reservations).await;
 }

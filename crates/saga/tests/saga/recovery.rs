@@ -181,24 +181,7 @@ async fn two_shards_split_the_reservations_and_never_both_handle_one() {
     first.stop().await;
     second.stop().await;
     assert_eq!(a.charges_completed + b.charges_completed, 8);
-    for rid in &reservations {
-        let charges = world.charges_for(*rid).await;
-        assert_eq!(
-            (charges.len(), charges[0].attempts),
-            (1, 1),
-            "{rid}: {charges:?}"
-        );
-        let saga_events = world.event_types(&format!("saga-{rid}")).await;
-        let handled = saga_events
-            .iter()
-            .filter(|t| *t == "SagaEventHandled")
-            .count();
-        let distinct = world.saga(*rid).await.handled.len();
-        assert_eq!(
-            handled, distinct,
-            "each trigger handled once: {saga_events:?}"
-        );
-    }
+    world.assert_handled_once(&reservations).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -314,6 +314,29 @@ impl World {
         .await
     }
 
+    /// Every reservation of `reservations` charged once (one attempt) and each of its saga's triggers
+    /// recorded once.
+    pub async fn assert_handled_once(&self, reservations: &[Uuid]) {
+        for rid in reservations {
+            let charges = self.charges_for(*rid).await;
+            assert_eq!(
+                (charges.len(), charges[0].attempts),
+                (1, 1),
+                "{rid}: {charges:?}"
+            );
+            let saga_events = self.event_types(&format!("saga-{rid}")).await;
+            let handled = saga_events
+                .iter()
+                .filter(|t| *t == "SagaEventHandled")
+                .count();
+            let distinct = self.saga(*rid).await.handled.len();
+            assert_eq!(
+                handled, distinct,
+                "each trigger handled once: {saga_events:?}"
+            );
+        }
+    }
+
     /// Wait until the reservation reaches `status` (as its `as_str`).
     pub async fn wait_for_status(&self, id: Uuid, status: &str) -> Reservation {
         eventually(&format!("reservation {id} to be {status}"), || async {
