@@ -194,6 +194,13 @@ mod tests {
             saga(&[&esdb[..], &["--group-member", "s-1"]].concat()).is_err(),
             "member without group"
         );
+        assert!(
+            saga(&[&esdb[..], &["--drain"]].concat()).is_err(),
+            "drain without group"
+        );
+        let parsed = saga(&[&esdb[..], &["--consumer-group", "saga", "--drain"]].concat())
+            .expect("a member draining");
+        assert!(matches!(parsed.command, Command::Saga(args) if args.drain));
     }
 
     #[test]

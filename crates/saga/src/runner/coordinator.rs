@@ -128,8 +128,8 @@ impl Coordinator {
             acks_due: Vec::new(),
             drained: false,
         };
-        let mut subscription = self.open(&progress, start.checkpoint).await;
-        while !self.shutdown.is_cancelled() {
+        let mut subscription = self.open(&mut progress, start.checkpoint).await;
+        while !self.shutdown.is_cancelled() && !self.drained(&progress) {
             self.step(&mut progress, &mut subscription).await;
             self.check_caught_up(&mut progress).await;
             self.dispatch_due(&mut progress);
@@ -229,11 +229,23 @@ impl Coordinator {
         progress.subscription_failures += 1;
         let delay = self.backoff.delay(progress.subscription_failures);
         let _ = pause(delay, &self.shutdown).await;
-        *subscription = self.open(progress, progress.last_seen).await;
+        let after = progress.last_seen;
+        *subscription = self.open(progress, after).await;
     }
 
+    /// Whether the runner's position is kept elsewhere (a group's store), or nowhere (draining),
+    /// rather than as the checkpoint in its timer store.
     fn grouped(&self) -> bool {
-        matches!(self.source, Source::Group { .. })
+        !matches!(self.source, Source::Log)
+    }
+
+    /// Draining, with nothing left to fire, send or commit.
+    fn drained(&self, progress: &Progress) -> bool {
+        matches!(self.source, Source::Drain)
+            && progress.in_flight() == 0
+            && progress.agenda.timers_armed() == 0
+            && progress.agenda.refunds_pending() == 0
+            && progress.pending.is_empty()
     }
 
     /// How long after its due time a timer fires at the earliest.
@@ -247,14 +259,18 @@ impl Coordinator {
     /// The events after `after` from the log, or (as a group member) a new membership: the store
     /// goes on from what was acknowledged; a group it does not know yet starts after the stored
     /// checkpoint. A group that cannot be joined is a failed subscription (retried with backoff).
-    async fn open(&mut self, progress: &Progress, after: Position) -> RawEventSubscription {
-        let Source::Group {
-            groups,
-            group,
-            member,
-        } = &self.source
-        else {
-            return self.log.subscribe_raw(after + 1);
+    async fn open(&mut self, progress: &mut Progress, after: Position) -> RawEventSubscription {
+        let (groups, group, member) = match &self.source {
+            Source::Log => return self.log.subscribe_raw(after + 1),
+            Source::Drain => {
+                progress.drained = true;
+                return futures::stream::pending().boxed();
+            }
+            Source::Group {
+                groups,
+                group,
+                member,
+            } => (groups, group, member),
         };
         match groups.join(group, member, progress.committed).await {
             Ok(membership) => {

@@ -78,12 +78,17 @@ pub enum Source {
         group: String,
         member: String,
     },
+    /// No events: only the timers and refund retries in the timer store, each fired as it comes due;
+    /// the runner ends by itself once none is left. For a group member leaving the group for good:
+    /// the group gives its reservations to the others, but the timers it armed are in its store.
+    Drain,
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Log => f.write_str("Log"),
+            Self::Drain => f.write_str("Drain"),
             Self::Group { group, member, .. } => f
                 .debug_struct("Group")
                 .field("group", group)
@@ -158,11 +163,11 @@ impl SagaRunner {
         }
     }
 
-    /// Take events from `source` instead of the whole log. With a group, the store decides which
-    /// reservations this runner handles, so `config.shard` must be [`Shard::ALL`] (it is ignored).
+    /// Take events from `source` instead of the whole log. With a group (or draining), the store
+    /// decides which reservations this runner handles, so `config.shard` is ignored.
     #[must_use]
     pub fn with_source(mut self, source: Source) -> Self {
-        if matches!(source, Source::Group { .. }) {
+        if !matches!(source, Source::Log) {
             self.config.shard = Shard::ALL;
         }
         self.source = source;

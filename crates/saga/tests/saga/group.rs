@@ -4,31 +4,33 @@
 //! (crates/eventlog/tests/conformance.rs).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::TimeDelta;
 use domain::lodging::ApprovalMode;
+use domain::saga::SagaPolicy;
 use eventlog::{ConsumerGroups, LocalGroups};
 use saga::{PaymentGateway, SagaConfig, Source};
 
 use crate::world::{eventually, fast_policy, Running, World};
 
 fn member(world: &World, groups: &Arc<LocalGroups>, name: &str) -> Running {
-    let config = SagaConfig {
-        lanes: 2,
-        ..SagaConfig::default()
-    };
-    let gateway: Arc<dyn PaymentGateway> = Arc::new(world.http_gateway());
     let source = Source::Group {
         groups: Arc::clone(groups) as Arc<dyn ConsumerGroups>,
         group: "saga".to_string(),
         member: name.to_string(),
     };
-    world.start_from(
-        fast_policy(),
-        &format!("{name}.db"),
-        gateway,
-        config,
-        source,
-    )
+    start(world, name, fast_policy(), source)
+}
+
+/// A runner with its timer store in `{name}.db`.
+fn start(world: &World, name: &str, policy: SagaPolicy, source: Source) -> Running {
+    let config = SagaConfig {
+        lanes: 2,
+        ..SagaConfig::default()
+    };
+    let gateway: Arc<dyn PaymentGateway> = Arc::new(world.http_gateway());
+    world.start_from(policy, &format!("{name}.db"), gateway, config, source)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,4 +99,61 @@ async fn when_a_member_leaves_the_other_finishes_its_reservations() {
         "the member that stayed did them all"
     );
     world.assert_handled_once(&reservations).await;
+}
+
+/// A member stopped for good keeps the timers of its reservations in its store: no other member fires
+/// them (the group hands out events, not timers). Draining it fires them and ends the runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_leaving_for_good_is_drained_of_its_timers() {
+    let world = World::new().await;
+    let groups = Arc::new(LocalGroups::new(Arc::clone(&world.log)));
+    let policy = SagaPolicy {
+        approval_deadline: TimeDelta::milliseconds(1_500),
+        ..fast_policy()
+    };
+    let in_group = |name: &str| Source::Group {
+        groups: Arc::clone(&groups) as Arc<dyn ConsumerGroups>,
+        group: "saga".to_string(),
+        member: name.to_string(),
+    };
+    let first = start(&world, "member-a", policy, in_group("member-a"));
+    let second = start(&world, "member-b", policy, in_group("member-b"));
+    let lodging = world.register_lodging(20, ApprovalMode::Manual).await;
+    let mut reservations = Vec::new();
+    for _ in 0..6 {
+        reservations.push(world.request_stay(&lodging).await);
+    }
+    let armed = |running: &Running| running.status.snapshot().timers_armed;
+    eventually("every approval deadline armed", || async {
+        (armed(&first) + armed(&second) == 6).then_some(())
+    })
+    .await;
+    let held_by_first = usize::try_from(armed(&first)).expect("small");
+    assert!((1..6).contains(&held_by_first), "both members hold some");
+    first.stop().await;
+
+    let expired = || async {
+        let mut n = 0;
+        for rid in &reservations {
+            n += usize::from(world.reservation(*rid).await.status.as_str() == "expired");
+        }
+        n
+    };
+    eventually("the second member's requests to expire", || async {
+        (expired().await == 6 - held_by_first).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        expired().await,
+        6 - held_by_first,
+        "nobody fires the timers of the member that left"
+    );
+
+    let draining = start(&world, "member-a", policy, Source::Drain);
+    for rid in &reservations {
+        world.wait_for_status(*rid, "expired").await;
+    }
+    draining.ends_by_itself().await;
+    second.stop().await;
 }

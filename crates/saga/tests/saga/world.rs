@@ -63,6 +63,16 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Wait (at most 10 s) for the runner to end without being told to, and assert it ended cleanly.
+    pub async fn ends_by_itself(self) {
+        let result = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the runner ends by itself");
+        result.expect("runner task").expect("runner ends cleanly");
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         self.sandbox_stop.cancel();

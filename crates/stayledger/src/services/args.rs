@@ -151,6 +151,11 @@ pub struct SagaArgs {
     /// restarts: the member's timers are in `saga-group-{member}.db` in the data dir.
     #[arg(long, env = "STAYLEDGER_GROUP_MEMBER", value_parser = parse_name, requires = "consumer_group")]
     pub group_member: Option<String>,
+    /// Leave the consumer group for good: take no more events (the group gives this member's
+    /// reservations to the others), fire the timers and refund retries it still holds as they come
+    /// due, then exit.
+    #[arg(long, requires = "consumer_group")]
+    pub drain: bool,
     #[command(flatten)]
     pub listen: ListenArgs,
 }

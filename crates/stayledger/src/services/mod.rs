@@ -142,11 +142,14 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
                 return Ok(());
             };
             let log = Arc::new(log);
-            tracing::info!(%group, %member, "saga runs as a member of an EventStoreDB consumer group");
-            let source = Source::Group {
-                groups: Arc::clone(&log) as Arc<dyn ConsumerGroups>,
-                group: group.clone(),
-                member,
+            tracing::info!(%group, %member, drain = args.drain, "saga runs as a member of an EventStoreDB consumer group");
+            let source = match args.drain {
+                true => Source::Drain,
+                false => Source::Group {
+                    groups: Arc::clone(&log) as Arc<dyn ConsumerGroups>,
+                    group: group.clone(),
+                    member,
+                },
             };
             let opened = stores::OpenedLog { log, writer: None };
             (opened, timers, source)
@@ -177,7 +180,15 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         ..Probes::default()
     };
     let mut service = Service::new("saga", shutdown);
-    service.spawn(|stop| async move { runner.run(stop).await.context("saga runner") });
+    let drain = args.drain;
+    service.spawn(|stop| async move {
+        runner.run(stop.clone()).await.context("saga runner")?;
+        if drain {
+            tracing::info!("drained: no timer or refund left, stopping");
+            stop.cancel();
+        }
+        Ok(())
+    });
     service
         .serve(args.addr, &args.listen, with_ops(Router::new(), probes))
         .await
