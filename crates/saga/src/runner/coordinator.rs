@@ -9,19 +9,19 @@
 //! acknowledged to the store once it is handled and the transaction holding its timers committed,
 //! and the store hands out again whatever was not acknowledged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::Timestamp;
+use domain::{ReservationId, Timestamp};
 use eventlog::{EventLog, GroupAcks, LogError, Position, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::inbound::{classify, Classified};
+use super::inbound::{classify, Classified, Inbound};
 use super::lane::{Completion, Finished, Job};
 use super::retry::{pause, Backoff};
 use super::{agenda::Agenda, Shard, Source};
@@ -83,6 +83,9 @@ struct Progress {
     acks_due: Vec<uuid::Uuid>,
     /// The last read found nothing waiting.
     drained: bool,
+    /// As a group member: events that came before their reservation's request was handled, by
+    /// reservation; sent to the lane again once another event of the reservation is handled.
+    early: HashMap<ReservationId, BTreeMap<Position, Inbound>>,
 }
 
 impl Progress {
@@ -127,6 +130,7 @@ impl Coordinator {
             group_ids: HashMap::new(),
             acks_due: Vec::new(),
             drained: false,
+            early: HashMap::new(),
         };
         let mut subscription = self.open(&mut progress, start.checkpoint).await;
         while !self.shutdown.is_cancelled() && !self.drained(&progress) {
@@ -309,17 +313,7 @@ impl Coordinator {
         match classify(event) {
             Classified::Ignore => self.ack(event),
             Classified::Trigger(inbound) if !super::owns(self.shard, inbound.reservation_id) => {}
-            Classified::Trigger(inbound) => {
-                progress.events_in_flight.insert(event.position);
-                if grouped {
-                    progress.group_ids.insert(event.position, event.event_id);
-                }
-                let job = Job::Event {
-                    position: event.position,
-                    inbound,
-                };
-                self.send(job);
-            }
+            Classified::Trigger(inbound) => self.dispatch(progress, event.position, inbound),
             Classified::Poison {
                 reservation_id,
                 error,
@@ -340,6 +334,15 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Hand the event at `position` to its reservation's lane.
+    fn dispatch(&self, progress: &mut Progress, position: Position, inbound: Inbound) {
+        progress.events_in_flight.insert(position);
+        if self.grouped() {
+            progress.group_ids.insert(position, inbound.trigger_id);
+        }
+        self.send(Job::Event { position, inbound });
     }
 
     fn send(&self, job: Job) {
@@ -406,10 +409,28 @@ impl Coordinator {
             }
         }
         match completion.finished {
+            Finished::Event(position) if completion.early.is_some() => {
+                // Not acknowledged: it stays the group's until it is handled.
+                progress.events_in_flight.remove(&position);
+                progress.group_ids.remove(&position);
+                if let Some(inbound) = completion.early {
+                    tracing::info!(reservation_id = %rid, position, "event before its reservation's request: held back");
+                    progress
+                        .early
+                        .entry(rid)
+                        .or_default()
+                        .insert(position, inbound);
+                }
+                return;
+            }
             Finished::Event(position) => {
                 progress.events_in_flight.remove(&position);
                 if let Some(event_id) = progress.group_ids.remove(&position) {
                     progress.acks_due.push(event_id);
+                }
+                // What came too early for this reservation may go now (in log order).
+                for (position, inbound) in progress.early.remove(&rid).unwrap_or_default() {
+                    self.dispatch(progress, position, inbound);
                 }
             }
             Finished::Timer(timer) => {

@@ -66,6 +66,9 @@ pub struct Completion {
     pub refunds_due: Vec<RefundRetry>,
     pub refunds_settled: Vec<Uuid>,
     pub parked: Vec<ParkedAction>,
+    /// The event, if it came before its reservation's request was handled (a consumer group
+    /// redelivered it out of order): nothing was recorded; it waits for the request.
+    pub early: Option<Inbound>,
 }
 
 impl Completion {
@@ -77,6 +80,7 @@ impl Completion {
             refunds_due: Vec::new(),
             refunds_settled: Vec::new(),
             parked: Vec::new(),
+            early: None,
         }
     }
 
@@ -113,6 +117,9 @@ pub struct Lane {
     pub actions: Actions,
     pub policy: SagaPolicy,
     pub status: SagaStatus,
+    /// Check that a reservation's request was handled before any other event of it (a consumer
+    /// group may redeliver out of order; the whole log never does).
+    pub hold_early: bool,
 }
 
 impl Lane {
@@ -151,6 +158,10 @@ impl Lane {
         match job {
             Job::Event { position, inbound } => {
                 let mut completion = Completion::new(Finished::Event(position), rid);
+                if self.hold_early && self.is_early(&inbound).await? {
+                    completion.early = Some(inbound);
+                    return Ok(completion);
+                }
                 completion.timers = self.handle_trigger(&inbound, &mut completion).await?;
                 Ok(completion)
             }
@@ -175,6 +186,26 @@ impl Lane {
                 Ok(completion)
             }
         }
+    }
+
+    /// Whether `inbound` is an event of a reservation whose request its saga has not handled yet.
+    /// The saga records an input that does not fit its state as handled with no action, so such an
+    /// event must wait rather than be recorded.
+    async fn is_early(&self, inbound: &Inbound) -> Result<bool, Stopped> {
+        if matches!(
+            inbound.input,
+            SagaInput::Reservation(ReservationEvent::ReservationRequested(_))
+        ) {
+            return Ok(false);
+        }
+        let (c, id) = (&self.commands, inbound.reservation_id.to_string());
+        Ok(match c.load(&c.sagas, &id).await? {
+            Ok(state) => {
+                state.reservation.is_none() && !state.handled.contains_key(&inbound.trigger_id)
+            }
+            // Unreadable: handling it parks it, as without a group.
+            Err(_) => false,
+        })
     }
 
     /// Record the trigger on the saga stream, then send the actions recorded for it.

@@ -257,6 +257,7 @@ impl SagaRunner {
             actions: Actions::new(Arc::clone(commands), payments),
             policy: self.policy,
             status: self.status.clone(),
+            hold_early: matches!(self.source, Source::Group { .. }),
         }
     }
 

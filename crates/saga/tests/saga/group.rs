@@ -3,8 +3,16 @@
 //! process); on EventStoreDB it is a persistent subscription, which passes the same conformance case
 //! (crates/eventlog/tests/conformance.rs).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::lodging::RequestStatus;
+use domain::reservation::ReservationCommand;
+use eventlog::{EventLog, GroupAcks, GroupDelivery, GroupMember, LogError, Position, Settlement};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use chrono::TimeDelta;
 use domain::lodging::ApprovalMode;
@@ -156,4 +164,93 @@ async fn a_member_leaving_for_good_is_drained_of_its_timers() {
     }
     draining.ends_by_itself().await;
     second.stop().await;
+}
+
+/// A group of one member that hands out the log's events with the ones at `first` ahead of the rest,
+/// as EventStoreDB may after a retry (a redelivered event overtaking a later one), and keeps the
+/// acknowledgements. A stand-in for the server's ordering, not for the saga.
+struct Overtaking {
+    log: Arc<dyn EventLog>,
+    first: Vec<Position>,
+    acked: Arc<Mutex<Vec<Uuid>>>,
+}
+
+#[async_trait]
+impl ConsumerGroups for Overtaking {
+    async fn join(
+        &self,
+        _group: &str,
+        _member: &str,
+        after: Position,
+    ) -> Result<GroupMember, LogError> {
+        let events = self.log.read_all_raw(after + 1, 10_000).await?;
+        let (mut order, rest): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|e| self.first.contains(&e.position));
+        order.extend(rest);
+        let deliveries = futures::stream::iter(
+            order
+                .into_iter()
+                .map(|event| Ok(GroupDelivery { event, retries: 1 })),
+        )
+        .chain(futures::stream::pending())
+        .boxed();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let acked = Arc::clone(&self.acked);
+        tokio::spawn(async move {
+            while let Some(settlement) = rx.recv().await {
+                if let Settlement::Ack(id) = settlement {
+                    acked.lock().expect("acks").push(id);
+                }
+            }
+        });
+        Ok(GroupMember {
+            deliveries,
+            acks: GroupAcks::new(tx),
+        })
+    }
+}
+
+/// A cancel delivered before the request it cancels is held back until the request is handled, not
+/// recorded as a no-op: the lodging's request ends withdrawn, not pending for a cancelled stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_overtaking_its_reservations_request_waits_for_it() {
+    let world = World::new().await;
+    let lodging = world.register_lodging(20, ApprovalMode::Manual).await;
+    let rid = world.request_stay(&lodging).await;
+    let cancel = ReservationCommand::Cancel {
+        cancelled_by: "customer-1".to_string(),
+        reason: "plans changed".to_string(),
+    };
+    world.reservation_command(rid, &cancel).await;
+    let events = world.stream(&format!("reservation-{rid}")).await;
+    assert_eq!(events.len(), 2, "requested, then cancelled");
+    let groups = Arc::new(Overtaking {
+        log: Arc::clone(&world.log),
+        first: vec![events[1].position],
+        acked: Arc::new(Mutex::new(Vec::new())),
+    });
+    let source = Source::Group {
+        groups: Arc::clone(&groups) as Arc<dyn ConsumerGroups>,
+        group: "saga".to_string(),
+        member: "member-a".to_string(),
+    };
+    let runner = start(&world, "member-a", fast_policy(), source);
+    eventually("the request forwarded, then withdrawn", || async {
+        let request = world.lodging(&lodging).await.requests.get(&rid).cloned();
+        request
+            .filter(|r| r.status == RequestStatus::Withdrawn)
+            .map(|_| ())
+    })
+    .await;
+    eventually("both events acknowledged", || async {
+        let acked = groups.acked.lock().expect("acks").clone();
+        events
+            .iter()
+            .all(|e| acked.contains(&e.event_id))
+            .then_some(())
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(world.saga(rid).await.handled.len(), 2);
 }
