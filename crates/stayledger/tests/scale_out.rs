@@ -244,3 +244,36 @@ async fn two_instances_split_the_shards_and_the_survivor_takes_over() {
         process.stop().await;
     }
 }
+
+/// With the views on MongoDB (`STAYLEDGER_MONGODB_URL`), projector instances keep their leases there
+/// too, not in a file of the data dir, so they may run on different hosts: each starts with its own
+/// shard, no `leases.db` appears, and the survivor takes over the shard of one killed with SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projector_leases_on_mongodb_split_and_take_over() {
+    let Ok(url) = std::env::var("STAYLEDGER_MONGODB_URL") else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: projector leases on MongoDB (STAYLEDGER_MONGODB_URL not set)\n",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_str().expect("utf-8 path").to_string();
+    let db = format!("stayledger_scale_{}", uuid::Uuid::new_v4().simple());
+    let mongo = ["--mongodb-url", url.as_str(), "--mongodb-db", db.as_str()];
+    let mut projectors = Vec::new();
+    for instance in ["0", "1"] {
+        let args = [&["--shards", "2", "--instance", instance][..], &mongo].concat();
+        projectors.push(on_data(&data, "projector", &args).await);
+    }
+    for (instance, process) in (0..).zip(&projectors) {
+        wait_running(&process.api(), &[instance], WAIT).await;
+    }
+    assert!(
+        !dir.path().join("leases.db").exists(),
+        "leases are kept in MongoDB"
+    );
+    projectors[1].crash().await;
+    wait_running(&projectors[0].api(), &[0, 1], WAIT).await;
+    projectors.remove(0).stop().await;
+}

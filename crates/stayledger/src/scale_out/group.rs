@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -22,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{LeaseTable, Leases};
+use super::lease::LeaseStore;
 use super::Plan;
 
 /// The work of one shard: runs until `stop` is cancelled.
@@ -69,7 +68,7 @@ struct Runner {
 pub(crate) struct ShardGroup<W: ShardWork> {
     plan: Plan,
     owner: String,
-    leases: LeaseTable,
+    leases: Arc<dyn LeaseStore>,
     work: Arc<W>,
     started: Instant,
     running: BTreeMap<u32, Runner>,
@@ -78,16 +77,20 @@ pub(crate) struct ShardGroup<W: ShardWork> {
     shown: Arc<Mutex<BTreeSet<u32>>>,
 }
 
-/// Which shards to hold after this round (pure policy over the lease table).
-fn decide(
-    leases: &Leases<'_>,
+/// Which shards to hold after this round (policy over the lease store; each lease taken atomically).
+async fn decide(
+    leases: &dyn LeaseStore,
     plan: &Plan,
     owner: &str,
     running: &BTreeSet<u32>,
     blocked: &BTreeSet<u32>,
     may_take_over: bool,
 ) -> anyhow::Result<BTreeSet<u32>> {
-    if !leases.acquire(&plan.member_lease(plan.instance), owner)? {
+    let ttl = plan.ttl;
+    if !leases
+        .acquire(&plan.member_lease(plan.instance), owner, ttl)
+        .await?
+    {
         tracing::warn!(
             consumer = plan.kind,
             instance = plan.instance,
@@ -98,9 +101,11 @@ fn decide(
     for shard in (0..plan.shards).filter(|s| !blocked.contains(s)) {
         let preferred = plan.preferred_instance(shard);
         let wanted = preferred == plan.instance
-            || (!leases.held_by_other(&plan.member_lease(preferred), owner)?
+            || (!leases
+                .held_by_other(&plan.member_lease(preferred), owner)
+                .await?
                 && (running.contains(&shard) || may_take_over));
-        if wanted && leases.acquire(&plan.shard_lease(shard), owner)? {
+        if wanted && leases.acquire(&plan.shard_lease(shard), owner, ttl).await? {
             held.insert(shard);
         }
     }
@@ -108,7 +113,7 @@ fn decide(
 }
 
 impl<W: ShardWork> ShardGroup<W> {
-    pub(crate) fn new(plan: Plan, leases: LeaseTable, work: Arc<W>) -> Self {
+    pub(crate) fn new(plan: Plan, leases: Arc<dyn LeaseStore>, work: Arc<W>) -> Self {
         let owner = format!(
             "{}-{}-pid{}-{}",
             plan.kind,
@@ -177,9 +182,9 @@ impl<W: ShardWork> ShardGroup<W> {
         let running: BTreeSet<u32> = self.running.keys().copied().collect();
         let blocked: BTreeSet<u32> = self.retiring.keys().copied().collect();
         let may_take_over = started.duration_since(self.started) >= plan.ttl;
-        let decided = self.leases.with(plan.ttl, move |leases| {
-            decide(leases, &plan, &owner, &running, &blocked, may_take_over)
-        });
+        let leases = Arc::clone(&self.leases);
+        let decided =
+            async move { decide(&*leases, &plan, &owner, &running, &blocked, may_take_over).await };
         match tokio::time::timeout(plan.renew, decided).await {
             Ok(Ok(held)) => self.settle(&held, started),
             Ok(Err(error)) => {
@@ -279,8 +284,7 @@ impl<W: ShardWork> ShardGroup<W> {
                 ),
                 Err(error) => tracing::error!(shard, %error, "shard task ended abnormally"),
             }
-            let released = leases.with(Duration::ZERO, move |l| l.release(&name, &owner));
-            if let Err(error) = released.await {
+            if let Err(error) = leases.release(&name, &owner).await {
                 tracing::warn!(
                     shard,
                     error = format!("{error:#}"),
@@ -323,10 +327,7 @@ impl<W: ShardWork> ShardGroup<W> {
             self.plan.member_lease(self.plan.instance),
             self.owner.clone(),
         );
-        let released = self
-            .leases
-            .with(Duration::ZERO, move |l| l.release(&name, &owner));
-        if let Err(error) = released.await {
+        if let Err(error) = self.leases.release(&name, &owner).await {
             tracing::warn!(
                 error = format!("{error:#}"),
                 "releasing the member lease failed"

@@ -73,7 +73,7 @@ fn start(plan: Plan, work: Fake) -> Started {
     let dir = tempfile::tempdir().expect("dir");
     let table = LeaseTable::open(dir.path().join("leases.db")).expect("open");
     let work = Arc::new(work);
-    let group = ShardGroup::new(plan, table.clone(), Arc::clone(&work));
+    let group = ShardGroup::new(plan, Arc::new(table.clone()), Arc::clone(&work));
     let stop = CancellationToken::new();
     let task = tokio::spawn(group.run(stop.clone()));
     Started {

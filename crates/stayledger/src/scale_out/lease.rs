@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 const SCHEMA: &str = "
@@ -40,6 +41,50 @@ impl Lease {
     #[must_use]
     pub fn is_live(&self, now_ms: i64) -> bool {
         self.expires_at >= now_ms
+    }
+}
+
+/// Where leases are kept: a SQLite file for the processes of one host ([`LeaseTable`]), or a MongoDB
+/// collection for processes on several hosts (`MongoLeases`). Each call is atomic on its own: taking
+/// a lease succeeds only for its owner or once it has expired, whatever else a round looked at.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Take or renew `name` for `owner` until the store's now + `ttl`; `false` if another owner
+    /// holds it live.
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> anyhow::Result<bool>;
+
+    /// Give `name` up if `owner` holds it; `false` if it did not.
+    async fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool>;
+
+    /// One lease, live or not.
+    async fn get(&self, name: &str) -> anyhow::Result<Option<Lease>>;
+
+    /// Whether `name` is held, live, by someone other than `owner`.
+    async fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool>;
+}
+
+#[async_trait]
+impl LeaseStore for LeaseTable {
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.with(ttl, move |l| l.acquire(&name, &owner)).await
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.with(Duration::ZERO, move |l| l.release(&name, &owner))
+            .await
+    }
+
+    async fn get(&self, name: &str) -> anyhow::Result<Option<Lease>> {
+        let name = name.to_owned();
+        self.with(Duration::ZERO, move |l| l.get(&name)).await
+    }
+
+    async fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.with(Duration::ZERO, move |l| l.held_by_other(&name, &owner))
+            .await
     }
 }
 
@@ -177,71 +222,103 @@ impl Leases<'_> {
     }
 }
 
+/// The behaviour every [`LeaseStore`] must show, run on each (tests): one live owner at a time,
+/// takeover only after expiry with the epoch counting owners, release only by the owner.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use std::time::Duration;
+
+    use super::LeaseStore;
+
+    /// `prefix` keeps the names apart on a shared store.
+    pub(crate) async fn one_live_owner_at_a_time(store: &dyn LeaseStore, prefix: &str) {
+        let name = format!("{prefix}saga/shard-0-of-2");
+        let ttl = Duration::from_millis(300);
+        assert!(store.acquire(&name, "a", ttl).await.expect("acquire"));
+        assert!(
+            store.acquire(&name, "a", ttl).await.expect("renew"),
+            "renewed"
+        );
+        assert!(
+            !store.acquire(&name, "b", ttl).await.expect("acquire"),
+            "held by a"
+        );
+        assert!(store.held_by_other(&name, "b").await.expect("read"));
+        assert!(!store.held_by_other(&name, "a").await.expect("read"));
+        let first = store.get(&name).await.expect("read").expect("exists");
+        assert_eq!((first.owner.as_str(), first.epoch), ("a", 1));
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            !store.held_by_other(&name, "b").await.expect("read"),
+            "expired"
+        );
+        assert!(
+            store.acquire(&name, "b", ttl).await.expect("acquire"),
+            "expired: b takes it"
+        );
+        assert!(
+            !store.acquire(&name, "a", ttl).await.expect("acquire"),
+            "a lost it"
+        );
+        let taken = store.get(&name).await.expect("read").expect("exists");
+        assert_eq!((taken.owner.as_str(), taken.epoch), ("b", 2));
+    }
+
+    pub(crate) async fn only_the_owner_releases(store: &dyn LeaseStore, prefix: &str) {
+        let name = format!("{prefix}projector/shard-1-of-2");
+        let ttl = Duration::from_secs(10);
+        assert!(store.acquire(&name, "a", ttl).await.expect("acquire"));
+        assert!(!store.release(&name, "b").await.expect("release"));
+        assert!(store.held_by_other(&name, "b").await.expect("read"));
+        assert!(store.release(&name, "a").await.expect("release"));
+        assert!(store.get(&name).await.expect("read").is_none());
+        assert!(store.acquire(&name, "b", ttl).await.expect("acquire"));
+    }
+
+    /// Racing takers of one free lease: exactly one wins.
+    pub(crate) async fn racing_takers_one_wins(store: &dyn LeaseStore, prefix: &str) {
+        let name = format!("{prefix}projector/shard-0-of-1");
+        let ttl = Duration::from_secs(10);
+        let owners: Vec<String> = (0..8).map(|i| format!("owner-{i}")).collect();
+        let won =
+            futures::future::join_all(owners.iter().map(|o| store.acquire(&name, o, ttl))).await;
+        let winners = won.into_iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(winners, 1, "one owner at a time");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn acquire(table: &LeaseTable, ttl_ms: u64, name: &str, owner: &str) -> bool {
-        let (name, owner) = (name.to_string(), owner.to_string());
-        table
-            .with(Duration::from_millis(ttl_ms), move |l| {
-                l.acquire(&name, &owner)
-            })
-            .await
-            .expect("acquire")
-    }
-
-    async fn lease(table: &LeaseTable, name: &str) -> Option<Lease> {
-        let name = name.to_string();
-        table
-            .with(Duration::ZERO, move |l| l.get(&name))
-            .await
-            .expect("read")
+    fn table() -> (tempfile::TempDir, LeaseTable) {
+        let dir = tempfile::tempdir().expect("dir");
+        let table = LeaseTable::open(dir.path().join("leases.db")).expect("open");
+        (dir, table)
     }
 
     #[tokio::test]
     async fn one_live_owner_at_a_time_and_takeover_after_expiry() {
-        let dir = tempfile::tempdir().expect("dir");
-        let a = LeaseTable::open(dir.path().join("leases.db")).expect("open");
-        let b = LeaseTable::open(dir.path().join("leases.db")).expect("second opener");
-        assert!(acquire(&a, 200, "saga/shard-0-of-2", "a").await);
-        assert!(acquire(&a, 200, "saga/shard-0-of-2", "a").await, "renewed");
-        assert!(
-            !acquire(&b, 200, "saga/shard-0-of-2", "b").await,
-            "held by a"
-        );
-        let first = lease(&b, "saga/shard-0-of-2").await.expect("exists");
-        assert_eq!((first.owner.as_str(), first.epoch), ("a", 1));
-
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(
-            acquire(&b, 200, "saga/shard-0-of-2", "b").await,
-            "expired: b takes it"
-        );
-        assert!(
-            !acquire(&a, 200, "saga/shard-0-of-2", "a").await,
-            "a lost it"
-        );
-        let taken = lease(&a, "saga/shard-0-of-2").await.expect("exists");
-        assert_eq!((taken.owner.as_str(), taken.epoch), ("b", 2));
+        let (_dir, table) = table();
+        conformance::one_live_owner_at_a_time(&table, "").await;
     }
 
     #[tokio::test]
     async fn only_the_owner_releases() {
-        let dir = tempfile::tempdir().expect("dir");
-        let table = LeaseTable::open(dir.path().join("leases.db")).expect("open");
-        assert!(acquire(&table, 10_000, "projector/shard-1-of-2", "a").await);
-        let released = table
-            .with(Duration::ZERO, |l| {
-                Ok((
-                    l.release("projector/shard-1-of-2", "b")?,
-                    l.held_by_other("projector/shard-1-of-2", "b")?,
-                    l.release("projector/shard-1-of-2", "a")?,
-                ))
-            })
+        let (_dir, table) = table();
+        conformance::only_the_owner_releases(&table, "").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_takers_one_wins() {
+        let (dir, table) = table();
+        // A second opener of the file, as another process would be.
+        let other = LeaseTable::open(dir.path().join("leases.db")).expect("second opener");
+        conformance::racing_takers_one_wins(&table, "").await;
+        assert!(other
+            .held_by_other("projector/shard-0-of-1", "nobody")
             .await
-            .expect("release");
-        assert_eq!(released, (false, true, true));
-        assert!(acquire(&table, 10_000, "projector/shard-1-of-2", "b").await);
+            .expect("read"));
     }
 }

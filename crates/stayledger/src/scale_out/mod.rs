@@ -11,6 +11,7 @@
 
 mod group;
 mod lease;
+mod mongo_lease;
 mod work;
 
 use std::time::Duration;
@@ -19,7 +20,8 @@ use clap::Args;
 
 use crate::cli::parse_duration;
 
-pub use lease::{Lease, LeaseTable, Leases};
+pub use lease::{Lease, LeaseStore, LeaseTable, Leases};
+pub use mongo_lease::MongoLeases;
 pub use work::{projector, saga};
 
 /// The lease table's file in the data dir.

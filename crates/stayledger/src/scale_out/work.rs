@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
-use super::{LeaseTable, Plan, LEASES_FILE};
+use super::{LeaseStore, LeaseTable, MongoLeases, Plan, LEASES_FILE};
 use crate::ops::Probes;
 use crate::serve;
 use crate::services::lifecycle::Service;
@@ -126,10 +126,10 @@ impl ShardWork for SagaShards {
     }
 }
 
-fn lease_table(data_dir: &std::path::Path) -> anyhow::Result<LeaseTable> {
+fn lease_table(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn LeaseStore>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    LeaseTable::open(data_dir.join(LEASES_FILE))
+    Ok(Arc::new(LeaseTable::open(data_dir.join(LEASES_FILE))?))
 }
 
 /// `stayledger projector --shards N --instance K`.
@@ -139,12 +139,20 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
     };
     let shutdown = shutdown_on_signals();
     let data_dir = &args.log.store.data_dir;
-    let leases = lease_table(data_dir)?;
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
     };
     let Some(views) = stores::open_views(&args.views, data_dir, &shutdown).await? else {
         return Ok(());
+    };
+    // With the views on MongoDB the leases go there too, so instances may run on several hosts.
+    let leases: Arc<dyn LeaseStore> = match &args.views.mongodb_url {
+        Some(url) => {
+            let leases = MongoLeases::connect(url.expose(), &args.views.mongodb_db).await?;
+            tracing::info!(store = "mongodb", db = %args.views.mongodb_db, "projector leases");
+            Arc::new(leases)
+        }
+        None => lease_table(data_dir)?,
     };
     let work = Arc::new(ProjectorShards {
         log: Arc::clone(&opened.log),
