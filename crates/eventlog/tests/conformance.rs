@@ -48,13 +48,9 @@ fn every_case_is_run_against_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventstoredb_conformance() {
-    let Ok(url) = std::env::var("STAYLEDGER_EVENTSTORE_URL") else {
-        // Written to the process's stderr directly, past the test harness's capture, so every
-        // run (CI included) shows that this adapter was not exercised.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED: EventStoreDB conformance (STAYLEDGER_EVENTSTORE_URL not set)\n",
-        );
+    let Some(url) =
+        eventlog::conformance::server_url("STAYLEDGER_EVENTSTORE_URL", "EventStoreDB conformance")
+    else {
         return;
     };
     let log = EsdbEventLog::connect(&url)

@@ -250,11 +250,9 @@ async fn two_instances_split_the_shards_and_the_survivor_takes_over() {
 /// shard, no `leases.db` appears, and the survivor takes over the shard of one killed with SIGKILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projector_leases_on_mongodb_split_and_take_over() {
-    let Ok(url) = std::env::var("STAYLEDGER_MONGODB_URL") else {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED: projector leases on MongoDB (STAYLEDGER_MONGODB_URL not set)\n",
-        );
+    let Some(url) =
+        eventlog::conformance::server_url("STAYLEDGER_MONGODB_URL", "projector leases on MongoDB")
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");

@@ -217,11 +217,10 @@ async fn charges_of(sandbox: &Process, ids: &[String]) -> Vec<serde_json::Value>
 /// reservations and charge each once; after a SIGKILL of one, the other takes its share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_group_members_on_eventstoredb_split_the_work_and_take_over() {
-    let Ok(url) = std::env::var("STAYLEDGER_EVENTSTORE_URL") else {
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"SKIPPED: saga consumer group on EventStoreDB (STAYLEDGER_EVENTSTORE_URL not set)\n",
-        );
+    let Some(url) = eventlog::conformance::server_url(
+        "STAYLEDGER_EVENTSTORE_URL",
+        "saga consumer group on EventStoreDB",
+    ) else {
         return;
     };
     const GROUP_WAIT: Duration = Duration::from_secs(90);

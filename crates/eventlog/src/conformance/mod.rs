@@ -102,6 +102,18 @@ pub async fn run_all(log: Arc<dyn EventLog>) -> Outcome {
     Ok(())
 }
 
+/// The URL of a server to run a suite against, from `var`; `None` after saying (past the test
+/// harness's capture, so every run, CI included, shows it) that `what` was skipped.
+#[must_use]
+pub fn server_url(var: &str, what: &str) -> Option<String> {
+    let url = std::env::var(var).ok();
+    if url.is_none() {
+        let line = format!("SKIPPED: {what} ({var} not set)\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
+    url
+}
+
 /// A stream name no one else uses.
 #[must_use]
 pub fn unique_stream(prefix: &str) -> String {

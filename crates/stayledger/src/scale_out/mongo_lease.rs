@@ -136,11 +136,10 @@ mod tests {
     /// The lease conformance cases on MongoDB, when `STAYLEDGER_MONGODB_URL` points at a server.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mongodb_lease_conformance() {
-        let Ok(url) = std::env::var("STAYLEDGER_MONGODB_URL") else {
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"SKIPPED: MongoDB lease store conformance (STAYLEDGER_MONGODB_URL not set)\n",
-            );
+        let Some(url) = eventlog::conformance::server_url(
+            "STAYLEDGER_MONGODB_URL",
+            "MongoDB lease store conformance",
+        ) else {
             return;
         };
         let store = MongoLeases::connect(&url, "stayledger_lease_tests")
