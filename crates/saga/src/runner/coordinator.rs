@@ -419,7 +419,7 @@ impl Coordinator {
                         .early
                         .entry(rid)
                         .or_default()
-                        .insert(position, inbound);
+                        .insert(position, *inbound);
                 }
                 return;
             }

@@ -68,7 +68,8 @@ pub struct Completion {
     pub parked: Vec<ParkedAction>,
     /// The event, if it came before its reservation's request was handled (a consumer group
     /// redelivered it out of order): nothing was recorded; it waits for the request.
-    pub early: Option<Inbound>,
+    /// Boxed: rare, and completions are sent for every event.
+    pub early: Option<Box<Inbound>>,
 }
 
 impl Completion {
@@ -159,7 +160,7 @@ impl Lane {
             Job::Event { position, inbound } => {
                 let mut completion = Completion::new(Finished::Event(position), rid);
                 if self.hold_early && self.is_early(&inbound).await? {
-                    completion.early = Some(inbound);
+                    completion.early = Some(Box::new(inbound));
                     return Ok(completion);
                 }
                 completion.timers = self.handle_trigger(&inbound, &mut completion).await?;
