@@ -48,13 +48,8 @@ async fn two_group_members_split_the_reservations_and_handle_each_once() {
     let first = member(&world, &groups, "member-a");
     let second = member(&world, &groups, "member-b");
     let lodging = world.register_lodging(20, ApprovalMode::Instant).await;
-    let mut reservations = Vec::new();
-    for _ in 0..8 {
-        reservations.push(world.request_stay(&lodging).await);
-    }
-    for rid in &reservations {
-        world.wait_for_status(*rid, "confirmed").await;
-    }
+    let reservations = world.request_stays(&lodging, 8).await;
+    world.wait_for_all(&reservations, "confirmed").await;
     eventually("every delivery acknowledged", || async {
         (groups.unsettled("saga") == 0).then_some(())
     })
@@ -79,10 +74,7 @@ async fn when_a_member_leaves_the_other_finishes_its_reservations() {
     let first = member(&world, &groups, "member-a");
     let second = member(&world, &groups, "member-b");
     let lodging = world.register_lodging(20, ApprovalMode::Manual).await;
-    let mut reservations = Vec::new();
-    for _ in 0..6 {
-        reservations.push(world.request_stay(&lodging).await);
-    }
+    let reservations = world.request_stays(&lodging, 6).await;
     eventually("every request forwarded to the lodging", || async {
         let requests = world.lodging(&lodging).await.requests;
         reservations
@@ -97,9 +89,7 @@ async fn when_a_member_leaves_the_other_finishes_its_reservations() {
     for rid in &reservations {
         world.grant(&lodging, *rid).await;
     }
-    for rid in &reservations {
-        world.wait_for_status(*rid, "confirmed").await;
-    }
+    world.wait_for_all(&reservations, "confirmed").await;
     let b = second.status.snapshot();
     second.stop().await;
     assert_eq!(
@@ -127,10 +117,7 @@ async fn a_member_leaving_for_good_is_drained_of_its_timers() {
     let first = start(&world, "member-a", policy, in_group("member-a"));
     let second = start(&world, "member-b", policy, in_group("member-b"));
     let lodging = world.register_lodging(20, ApprovalMode::Manual).await;
-    let mut reservations = Vec::new();
-    for _ in 0..6 {
-        reservations.push(world.request_stay(&lodging).await);
-    }
+    let reservations = world.request_stays(&lodging, 6).await;
     let armed = |running: &Running| running.status.snapshot().timers_armed;
     eventually("every approval deadline armed", || async {
         (armed(&first) + armed(&second) == 6).then_some(())
@@ -159,9 +146,7 @@ async fn a_member_leaving_for_good_is_drained_of_its_timers() {
     );
 
     let draining = start(&world, "member-a", policy, Source::Drain);
-    for rid in &reservations {
-        world.wait_for_status(*rid, "expired").await;
-    }
+    world.wait_for_all(&reservations, "expired").await;
     draining.ends_by_itself().await;
     second.stop().await;
 }

@@ -170,13 +170,8 @@ async fn two_shards_split_the_reservations_and_never_both_handle_one() {
     let first = start(0, "shard-0.db");
     let second = start(1, "shard-1.db");
     let lodging = world.register_lodging(20, ApprovalMode::Instant).await;
-    let mut reservations = Vec::new();
-    for _ in 0..8 {
-        reservations.push(world.request_stay(&lodging).await);
-    }
-    for rid in &reservations {
-        world.wait_for_status(*rid, "confirmed").await;
-    }
+    let reservations = world.request_stays(&lodging, 8).await;
+    world.wait_for_all(&reservations, "confirmed").await;
     let (a, b) = (first.status.snapshot(), second.status.snapshot());
     first.stop().await;
     second.stop().await;

@@ -224,6 +224,15 @@ impl World {
         reservation_id
     }
 
+    /// Request `count` stays at `lodging_id`, one after another; their reservation ids.
+    pub async fn request_stays(&self, lodging_id: &str, count: usize) -> Vec<Uuid> {
+        let mut reservations = Vec::with_capacity(count);
+        for _ in 0..count {
+            reservations.push(self.request_stay(lodging_id).await);
+        }
+        reservations
+    }
+
     pub async fn reservation_command(&self, reservation_id: Uuid, command: &ReservationCommand) {
         Repository::<ReservationAggregate>::new(Arc::clone(&self.log))
             .execute(
@@ -344,6 +353,13 @@ impl World {
                 handled, distinct,
                 "each trigger handled once: {saga_events:?}"
             );
+        }
+    }
+
+    /// Wait until every reservation of `ids` reaches `status`.
+    pub async fn wait_for_all(&self, ids: &[Uuid], status: &str) {
+        for id in ids {
+            self.wait_for_status(*id, status).await;
         }
     }
 
