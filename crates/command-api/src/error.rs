@@ -10,7 +10,7 @@ use domain::reservation::ReservationError;
 use domain::StayError;
 use eventlog::LogError;
 
-use crate::problem::{FieldError, Problem};
+use http_edge::{FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

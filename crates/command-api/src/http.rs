@@ -13,15 +13,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use domain::ReservationId;
 use eventlog::EventLog;
+use http_edge::body::parse_object;
+use http_edge::{Auth, FieldError, Principal, Problem, RequestId};
 use uuid::Uuid;
 
-use crate::auth::{Auth, Principal};
-use crate::body::parse_object;
-use crate::edge::{self, RequestId};
 use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
 use crate::input::{CancelReservation, RegisterLodging, RejectRequest, RequestReservation};
-use crate::problem::{FieldError, Problem};
 use crate::services::{permit, Accepted, CommandOptions, CommandServices, Invocation, Operation};
 
 /// Header set on an answer that repeats the first answer to the same Idempotency-Key.
@@ -66,7 +64,7 @@ pub fn router(state: CommandState) -> Router {
         .route("/management/requests/{id}/reject", post(reject_request))
         .route("/payments/{id}/retry", post(retry_payment))
         .with_state(state);
-    edge::apply(routes)
+    http_edge::apply(routes)
 }
 
 /// The `Idempotency-Key` header, if any (400 if malformed).

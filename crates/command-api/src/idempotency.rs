@@ -14,10 +14,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::problem::FieldError;
-
-/// Longest accepted `Idempotency-Key`.
-pub const MAX_KEY_LEN: usize = 255;
+use http_edge::limits::MAX_KEY_LEN;
+use http_edge::FieldError;
 
 /// Namespace of causation ids derived from idempotency keys.
 const CAUSATION_NAMESPACE: Uuid = Uuid::from_u128(0x5f0b_8c1e_2d7a_4b44_9a63_1c2e_7d35_a001);

@@ -8,18 +8,9 @@ use domain::Stay;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::body::{Fields, MAX_TEXT_CHARS};
-use crate::problem::Problem;
-
-/// Bounds published in the OpenAPI document as well.
-pub mod limits {
-    pub const MAX_NAME_CHARS: usize = 200;
-    pub const MAX_NIGHTLY_RATE: i64 = 1_000_000_000_000;
-    pub const MAX_ROOMS: i64 = 10_000;
-    pub const MAX_GUESTS: i64 = 100;
-    pub const DEFAULT_MAX_GUESTS: u32 = 2;
-    pub const DEFAULT_CURRENCY: &str = "KRW";
-}
+use http_edge::body::Fields;
+use http_edge::limits::{self, MAX_TEXT_CHARS};
+use http_edge::Problem;
 
 /// `POST /lodgings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,35 +1,30 @@
 //! The command side of stayledger: application services for every command (register a lodging,
 //! request / cancel a reservation, approve / reject a request, retry a deferred payment) and their
-//! axum HTTP adapter, plus the HTTP pieces both APIs share: JWT auth ([`auth`]), problem+json
-//! ([`problem`]) and the edge layers ([`edge`]).
+//! axum HTTP adapter. Auth, problem+json, request ids and body reading come from `http_edge`, which
+//! the query API shares.
 //!
 //! Owns: who may run which command, input validation, idempotency (`Idempotency-Key`), the mapping of
 //! domain rejections / conflicts / store failures to HTTP statuses.
 //! Must not: decide business rules (that is `domain`), know how events are stored (only the
 //! `eventlog` port and repository), read or write views, or call the payment gateway.
 
-pub mod auth;
-pub mod body;
 mod catalog;
-pub mod edge;
 pub mod error;
 mod http;
 pub mod idempotency;
 pub mod input;
-pub mod problem;
 pub mod services;
 mod store;
 
 use std::sync::Arc;
 
 use eventlog::EventLog;
+use http_edge::{problem, Auth};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{Auth, Claims, Principal, Role};
 pub use error::CommandError;
 pub use http::{router, CommandState, IdempotencyHeader, REPLAYED_HEADER};
-pub use problem::{FieldError, Problem};
 pub use services::{Accepted, CommandOptions, CommandServices, Invocation};
 
 /// What the standalone command service runs on.

@@ -3,8 +3,8 @@
 
 mod common;
 
-use command_api::Role;
 use common::{day, TestApp};
+use http_edge::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -3,8 +3,8 @@
 
 mod common;
 
-use command_api::{Claims, Role};
 use common::{day, TestApp};
+use http_edge::{Claims, Role};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -259,7 +259,7 @@ async fn bad_tokens_headers_and_routes_are_problems_too() {
         .unwrap_or_default()
         .contains("expired"));
     assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
-    let forged = command_api::Auth::new(b"some-other-secret-some-other-sec").mint(&Claims::new(
+    let forged = http_edge::Auth::new(b"some-other-secret-some-other-sec").mint(&Claims::new(
         "c-1",
         Role::Customer,
         vec![],

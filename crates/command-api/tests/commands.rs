@@ -177,7 +177,7 @@ async fn approve_grants_the_stay_and_a_second_decision_is_409() {
     let app = TestApp::start().await;
     app.lodging("l-1", 1).await;
     let id = app.reserve("c-1", "l-1", 5, 7).await;
-    let admin = app.token(command_api::Role::Admin, "a-1", &["l-1"]);
+    let admin = app.token(http_edge::Role::Admin, "a-1", &["l-1"]);
     let answer = app
         .post(
             &format!("/management/requests/{id}/approve"),
@@ -222,7 +222,7 @@ async fn approve_grants_the_stay_and_a_second_decision_is_409() {
 async fn approve_without_room_names_the_full_night() {
     let app = TestApp::start().await;
     app.lodging("l-1", 1).await;
-    let admin = app.token(command_api::Role::Admin, "a-1", &["l-1"]);
+    let admin = app.token(http_edge::Role::Admin, "a-1", &["l-1"]);
     let first = app.reserve("c-1", "l-1", 5, 8).await;
     let overlapping = app.reserve("c-2", "l-1", 7, 9).await;
     let ok = app
@@ -256,7 +256,7 @@ async fn reject_records_the_reason() {
     let app = TestApp::start().await;
     app.lodging("l-1", 1).await;
     let id = app.reserve("c-1", "l-1", 5, 7).await;
-    let admin = app.token(command_api::Role::Admin, "a-1", &["l-1"]);
+    let admin = app.token(http_edge::Role::Admin, "a-1", &["l-1"]);
     let path = format!("/management/requests/{id}/reject");
     app.post(&path, &admin, json!({})).await.problem(400);
     let answer = app
@@ -302,7 +302,7 @@ async fn payment_retry_needs_a_deferred_payment() {
     let app = TestApp::start().await;
     app.lodging("l-1", 1).await;
     let id = app.reserve("c-1", "l-1", 5, 7).await;
-    let admin = app.token(command_api::Role::Admin, "a-1", &["l-1"]);
+    let admin = app.token(http_edge::Role::Admin, "a-1", &["l-1"]);
     let path = format!("/payments/{id}/retry");
     app.post(&path, &admin, json!({})).await.problem(409);
 

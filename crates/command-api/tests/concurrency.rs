@@ -4,8 +4,8 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 
-use command_api::Role;
 use common::TestApp;
+use http_edge::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -4,8 +4,8 @@
 
 mod common;
 
-use command_api::Role;
 use common::{day, Answer, TestApp};
+use http_edge::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

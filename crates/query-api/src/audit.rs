@@ -8,10 +8,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use command_api::{Principal, Role};
 use domain::reservation::{Reservation, ReservationAggregate, ReservationEvent};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{EventLog, RecordedEvent, VerifyReport};
+use http_edge::{Principal, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

@@ -4,8 +4,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use command_api::problem::{FieldError, Problem};
 use eventlog::LogError;
+use http_edge::{FieldError, Problem};
 use readmodel::ViewError;
 
 #[derive(Debug, thiserror::Error)]

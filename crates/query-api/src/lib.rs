@@ -5,8 +5,8 @@
 //! reads of the event log (history, state as of a point, pages of the log, hash-chain check) and
 //! `GET /openapi.json` + `GET /docs`.
 //! Must not: write anything (no commands, no appends, no view updates), know how views or events are
-//! stored (only the `readmodel` and `eventlog` ports), or decide business rules. Auth and
-//! problem+json come from `command_api`, so both APIs answer alike.
+//! stored (only the `readmodel` and `eventlog` ports), decide business rules, or depend on the command
+//! side. Auth, problem+json and the edge layers come from `http_edge`, so both APIs answer alike.
 
 mod audit;
 mod document;
@@ -22,8 +22,8 @@ use std::sync::Arc;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
-use command_api::{edge, problem, Auth};
 use eventlog::EventLog;
+use http_edge::{problem, Auth};
 use readmodel::ViewStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,14 +35,14 @@ pub use state::{QueryState, ViewProgress};
 
 /// The query and audit routes plus `/openapi.json` and `/docs`, with the edge layers (tracing,
 /// body limit, problem+json) and no fallback, so they merge with other routers; add
-/// `.fallback(command_api::problem::not_found)` to the merged router.
+/// `.fallback(http_edge::problem::not_found)` to the merged router.
 pub fn router(state: QueryState) -> Router {
     let routes = views::routes()
         .merge(audit::routes())
         .with_state(state)
         .route("/openapi.json", get(|| async { Json(openapi()) }))
         .route("/docs", get(|| async { Html(openapi::DOCS_HTML) }));
-    edge::apply(routes)
+    http_edge::apply(routes)
 }
 
 /// What the standalone query service runs on.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use command_api::problem::Problem;
+use http_edge::Problem;
 use readmodel::PageRequest;
 
 use crate::error::QueryError;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use command_api::Auth;
 use eventlog::EventLog;
+use http_edge::Auth;
 use readmodel::{ViewError, ViewStore};
 use tokio::sync::watch;
 use tokio::time::Instant;

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use command_api::{Principal, Role};
+use http_edge::{Principal, Role};
 use readmodel::{
     parse_reservation_status, ApprovalStatus, LodgingView, ManagementView, Page, RequestFilter,
     ReservationFilter, ReservationView, RESERVATION_STATUSES,

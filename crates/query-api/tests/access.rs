@@ -3,8 +3,8 @@
 
 mod common;
 
-use command_api::Role;
 use common::QueryApp;
+use http_edge::Role;
 
 struct Callers {
     owner: String,

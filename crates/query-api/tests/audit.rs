@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use command_api::Role;
 use common::QueryApp;
 use domain::payment::{PaymentAggregate, PaymentCommand};
 use eventlog::{CommandContext, Repository};
+use http_edge::Role;
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use command_api::Role;
 use common::QueryApp;
+use http_edge::Role;
 
 #[tokio::test]
 async fn the_catalog_pages_with_cursors_and_tags_each_lodging() {

@@ -1,6 +1,6 @@
 //! `stayledger token`: mint a JWT signed with the data dir's secret.
 
-use command_api::{Auth, Claims, Role};
+use http_edge::{Auth, Claims, Role};
 
 use crate::cli::{self, TokenArgs};
 use crate::secret;

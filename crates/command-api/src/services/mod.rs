@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use eventlog::{CommandContext, EventLog, RecordedEvent};
+use http_edge::{Principal, Role};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{Principal, Role};
 use crate::catalog::LodgingCatalog;
 use crate::error::CommandError;
 use crate::idempotency::{self, IdempotencyKey, Replay, ReplayCache};

@@ -5,13 +5,13 @@
 
 use domain::reservation::{LodgingTerms, ReservationAggregate, ReservationCommand};
 use domain::{Aggregate, ReservationId};
+use http_edge::FieldError;
 use uuid::Uuid;
 
 use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
 use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::{CancelReservation, RequestReservation};
-use crate::problem::FieldError;
 use crate::store::{answer, execute};
 
 impl CommandServices {

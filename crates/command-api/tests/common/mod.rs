@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use command_api::{run, Auth, Claims, CommandConfig, Role};
+use command_api::{run, CommandConfig};
 use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use http_edge::{Auth, Claims, Role};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -2,9 +2,7 @@
 //! them, and response documents exactly as the API serializes them (unknown request fields are
 //! ignored, so request objects allow additional properties).
 
-use command_api::body::MAX_TEXT_CHARS;
-use command_api::idempotency::MAX_KEY_LEN;
-use command_api::input::limits;
+use http_edge::limits::{self, MAX_KEY_LEN, MAX_TEXT_CHARS};
 use serde_json::{json, Map, Value};
 
 /// `{"$ref": "#/components/schemas/<name>"}`.

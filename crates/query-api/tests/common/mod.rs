@@ -1,20 +1,19 @@
 //! The real query service on 127.0.0.1:0 over a real SQLite event log and SQLite view store in a
-//! temp dir, with the real projector building the views. Commands are written with the real
-//! command-side services; the saga's forwarding of a request to the lodging is done by `forward`.
+//! temp dir, with the real projector building the views. The events it reads are written with the
+//! domain's aggregates through the real repository, as the command side and the saga write them
+//! (the query side does not depend on the command side; the merged-router contract test lives in
+//! the stayledger crate).
 #![allow(dead_code)]
-
-pub mod contract;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use command_api::idempotency::IdempotencyKey;
-use command_api::input::{CancelReservation, RegisterLodging, RequestReservation};
-use command_api::{Auth, Claims, CommandOptions, CommandServices, Invocation, Principal, Role};
-use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand};
-use domain::Stay;
+use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand, LodgingProfile};
+use domain::reservation::{LodgingTerms, ReservationAggregate, ReservationCommand};
+use domain::{Aggregate, Stay};
 use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
+use http_edge::{Auth, Claims, Role};
 use projector::{Projector, ProjectorStatus, PROJECTOR_ID};
 use query_api::{run, QueryConfig, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
@@ -39,7 +38,6 @@ pub struct QueryApp {
     pub auth: Auth,
     pub log: Arc<dyn EventLog>,
     pub views: Arc<dyn ViewStore>,
-    pub commands: CommandServices,
     pub projector: ProjectorStatus,
     idle_projector: std::sync::Mutex<Option<Projector>>,
     shutdown: CancellationToken,
@@ -84,29 +82,21 @@ pub fn day(days: i64) -> chrono::NaiveDate {
 impl QueryApp {
     /// The query service alone (`query_api::run`), the projector following the log.
     pub async fn start() -> Self {
-        Self::start_with(false, Lag::None).await
-    }
-
-    /// Command and query routers merged on one port, as `stayledger serve` does.
-    pub async fn start_combined() -> Self {
-        Self::start_with(true, Lag::None).await
+        Self::start_with(Lag::None).await
     }
 
     /// The projector not started until [`QueryApp::start_projector`]; `min_position` learns the
     /// views' progress from the projector's watch, or by polling the stored checkpoint.
     pub async fn start_lagging(by_checkpoint: bool) -> Self {
-        Self::start_with(
-            false,
-            if by_checkpoint {
-                Lag::Checkpoint
-            } else {
-                Lag::Watch
-            },
-        )
+        Self::start_with(if by_checkpoint {
+            Lag::Checkpoint
+        } else {
+            Lag::Watch
+        })
         .await
     }
 
-    async fn start_with(combined: bool, lag: Lag) -> Self {
+    async fn start_with(lag: Lag) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
@@ -133,20 +123,7 @@ impl QueryApp {
             auth: Arc::clone(&auth),
             progress,
         };
-        if combined {
-            let commands =
-                command_api::router(command_api::CommandState::new(Arc::clone(&log), auth));
-            let state =
-                query_api::QueryState::new(config.log, config.views, config.auth, config.progress);
-            let app = commands
-                .merge(query_api::router(state))
-                .fallback(command_api::problem::not_found);
-            let serving = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-            tokio::spawn(async move { serving.await });
-        } else {
-            tokio::spawn(run(config, listener, shutdown.clone()));
-        }
+        tokio::spawn(run(config, listener, shutdown.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()
@@ -155,7 +132,6 @@ impl QueryApp {
             base,
             client,
             auth: Auth::new(SECRET),
-            commands: CommandServices::new(Arc::clone(&log), CommandOptions::default()),
             log,
             views,
             projector: status,
@@ -234,98 +210,117 @@ impl QueryApp {
         self.get(path, Some(token), &[]).await
     }
 
-    fn invocation(role: Role, sub: &str, lodgings: &[&str], key: Option<&str>) -> Invocation {
-        Invocation {
-            principal: Principal {
-                sub: sub.to_string(),
-                role,
-                lodgings: lodgings.iter().map(|l| (*l).to_string()).collect(),
-            },
-            request_id: Uuid::new_v4(),
-            idempotency_key: key.and_then(|k| IdempotencyKey::parse(k).ok()),
-        }
+    /// Run `command` on aggregate `id` as `actor` (`role:sub`, as the services name callers), in
+    /// the correlation of `correlation` (random when `None`); the position of its last event.
+    async fn write<A: Aggregate>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        actor: &str,
+        correlation: Option<Uuid>,
+    ) -> u64
+    where
+        A::Error: std::fmt::Display,
+    {
+        let causation = Uuid::new_v4();
+        let context = CommandContext {
+            correlation_id: correlation.unwrap_or(causation),
+            causation_id: causation,
+            actor: actor.to_string(),
+            now: Utc::now(),
+        };
+        let executed = Repository::<A>::new(Arc::clone(&self.log))
+            .execute(id, command, &context)
+            .await
+            .map_err(|e| e.to_string())
+            .expect("command");
+        executed.outcome.map_or(0, |o| o.position)
     }
 
-    /// Register a manual-approval lodging; returns the position written.
+    /// Register a manual-approval lodging (by a platform admin); returns the position written.
     pub async fn lodging(&self, id: &str, rooms: u32) -> u64 {
-        let input = RegisterLodging {
-            lodging_id: Some(id.to_string()),
+        let profile = LodgingProfile {
+            lodging_id: id.to_string(),
             name: format!("Lodging {id}"),
             nightly_rate: 50_000,
             currency: "KRW".into(),
             rooms,
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
-            admin_id: None,
+            admin_id: "root".into(),
         };
-        let who = Self::invocation(Role::Admin, "root", &["*"], None);
-        self.commands
-            .register_lodging(&who, input)
+        let command = LodgingCommand::Register(profile);
+        self.write::<LodgingAggregate>(id, &command, "admin:root", None)
             .await
-            .expect("register")
-            .position
     }
 
     /// A customer's request for nights `from..to` (days from today): (reservation id, position).
     pub async fn reserve(&self, customer: &str, lodging: &str, from: i64, to: i64) -> (Uuid, u64) {
-        let input = RequestReservation {
-            lodging_id: lodging.to_string(),
-            stay: Stay {
-                check_in: day(from),
-                check_out: day(to),
-                guests: 2,
-            },
+        let stay = Stay {
+            check_in: day(from),
+            check_out: day(to),
+            guests: 2,
         };
-        let stay = input.stay;
-        let who = Self::invocation(Role::Customer, customer, &[], None);
-        let accepted = self
-            .commands
-            .request_reservation(&who, input)
-            .await
-            .expect("request");
-        let id = Uuid::parse_str(&accepted.id).expect("uuid");
+        let id = Uuid::now_v7();
+        let command = ReservationCommand::Request {
+            reservation_id: id,
+            customer_id: customer.to_string(),
+            lodging: LodgingTerms {
+                lodging_id: lodging.to_string(),
+                nightly_rate: 50_000,
+                currency: "KRW".into(),
+                max_guests: 4,
+            },
+            stay,
+        };
+        let actor = format!("customer:{customer}");
+        let position = self
+            .write::<ReservationAggregate>(&id.to_string(), &command, &actor, Some(id))
+            .await;
         self.forward(lodging, id, stay).await;
-        (id, accepted.position)
+        (id, position)
     }
 
     /// Forward a request to the lodging's approval desk, as the saga does.
     pub async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
-        let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log));
-        let context = CommandContext {
-            correlation_id: reservation_id,
-            causation_id: Uuid::new_v4(),
-            actor: "saga".into(),
-            now: Utc::now(),
-        };
         let command = LodgingCommand::RequestApproval {
             reservation_id,
             stay,
         };
-        desk.execute(lodging, &command, &context)
-            .await
-            .map_err(|e| e.to_string())
-            .expect("forward");
+        self.write::<LodgingAggregate>(lodging, &command, "saga", Some(reservation_id))
+            .await;
     }
 
+    /// The lodging's admin `a-1` grants the request.
     pub async fn approve(&self, admin_of: &str, reservation: Uuid) -> u64 {
-        let who = Self::invocation(Role::Admin, "a-1", &[admin_of], None);
-        self.commands
-            .approve_request(&who, reservation)
+        let stay = self.requested_stay(reservation).await;
+        let command = LodgingCommand::Grant {
+            reservation_id: reservation,
+            stay,
+            granted_by: "admin:a-1".into(),
+        };
+        self.write::<LodgingAggregate>(admin_of, &command, "admin:a-1", Some(reservation))
             .await
-            .expect("approve")
-            .position
     }
 
     pub async fn cancel(&self, customer: &str, reservation: Uuid) -> u64 {
-        let who = Self::invocation(Role::Customer, customer, &[], None);
-        let input = CancelReservation {
+        let actor = format!("customer:{customer}");
+        let command = ReservationCommand::Cancel {
+            cancelled_by: actor.clone(),
             reason: "plans changed".into(),
         };
-        self.commands
-            .cancel_reservation(&who, reservation, input)
+        let id = reservation.to_string();
+        self.write::<ReservationAggregate>(&id, &command, &actor, Some(reservation))
             .await
-            .expect("cancel")
-            .position
+    }
+
+    async fn requested_stay(&self, reservation: Uuid) -> Stay {
+        let loaded = Repository::<ReservationAggregate>::new(Arc::clone(&self.log))
+            .load(&reservation.to_string())
+            .await
+            .map_err(|e| e.to_string())
+            .expect("load");
+        loaded.state.details.as_ref().expect("requested").stay()
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use command_api::Role;
+use http_edge::Role;
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde_json::json;

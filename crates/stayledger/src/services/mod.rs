@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use command_api::{problem, CommandState};
+use command_api::CommandState;
 use eventlog::ConsumerGroups;
+use http_edge::problem;
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
 use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use command_api::Auth;
 use eventlog::{EsdbEventLog, EventLog, SqliteEventLog, WriterStats};
+use http_edge::Auth;
 use readmodel::{MongoViewStore, SqliteViewStore, ViewStore};
 use saga::{Shard, SqliteTimerStore};
 use tokio_util::sync::CancellationToken;

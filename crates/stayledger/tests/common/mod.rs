@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use command_api::{Claims, Role};
+use http_edge::{Claims, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use stayledger::serve::{self, Platform, ServeConfig};

@@ -9,7 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use command_api::{Auth, Claims, Role};
+use http_edge::{Auth, Claims, Role};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -2,13 +2,15 @@
 //! projector running, for trying the API by hand or fuzzing it (e.g. schemathesis against
 //! `/openapi.json`). Prints the address and a token per role, then serves until Ctrl-C.
 //!
-//! `cargo run -p query-api --example api_sandbox [-- 127.0.0.1:8088]`
+//! `cargo run -p stayledger --example api_sandbox [-- 127.0.0.1:8088]` (here, not in query-api, which
+//! does not depend on the command side)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use command_api::{Auth, Claims, CommandState, Role};
+use command_api::CommandState;
 use eventlog::{EventLog, SqliteEventLog};
+use http_edge::{Auth, Claims, Role};
 use projector::Projector;
 use query_api::{QueryState, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
@@ -32,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queries = query_api::router(QueryState::new(log, views, Arc::clone(&auth), progress));
     let app = commands
         .merge(queries)
-        .fallback(command_api::problem::not_found);
+        .fallback(http_edge::problem::not_found);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let day = Duration::from_secs(86_400);

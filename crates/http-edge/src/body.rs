@@ -1,6 +1,6 @@
-//! Request bodies: JSON objects (400 problem when malformed; the edge's size limit answers 413),
-//! and [`Fields`], which reads typed fields and collects every invalid one so a client learns all
-//! its mistakes at once. Unknown fields are ignored.
+//! Request bodies: JSON objects (400 problem when malformed; past [`MAX_BODY_BYTES`], enforced by
+//! [`crate::layers::apply`], 413), and [`Fields`], which reads typed fields and collects every
+//! invalid one so a client learns all its mistakes at once. Unknown fields are ignored.
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -9,9 +9,6 @@ use crate::problem::{FieldError, Problem};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Longest free-text field (names, reasons).
-pub const MAX_TEXT_CHARS: usize = 500;
 
 /// Parse a body as a JSON object (empty or whitespace-only means `{}`).
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Problem> {

@@ -1,4 +1,4 @@
-//! What every route of both APIs goes through: a tracing span per request (with a request id, also
+//! The layers every route of both APIs goes through: a tracing span per request (with a request id, also
 //! sent back as `x-request-id`), a body size limit, panic containment, and the rewrite of any bare
 //! error response into problem+json.
 

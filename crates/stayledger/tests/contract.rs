@@ -1,19 +1,20 @@
 //! Contract tests on the API boundary: command and query routers merged on one port (as `serve`
 //! does), a whole scenario driven over HTTP, and every answer, success or problem, checked against
-//! what `/openapi.json` publishes for its route and status.
+//! what `/openapi.json` publishes for its route and status. (Here rather than in query-api, which
+//! publishes the document: only this crate sees both sides.)
 
-mod common;
+mod contract_support;
 
-use command_api::Role;
-use common::contract::conforms;
-use common::{day, Answer, QueryApp};
+use contract_support::schema::conforms;
+use contract_support::{day, Answer, CombinedApp};
 use domain::Stay;
+use http_edge::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 struct Checked<'a> {
-    app: &'a QueryApp,
+    app: &'a CombinedApp,
     doc: Value,
 }
 
@@ -85,7 +86,7 @@ fn stay_body(lodging: &str) -> Value {
 
 #[tokio::test]
 async fn every_answer_of_a_whole_scenario_matches_the_published_contract() {
-    let app = QueryApp::start_combined().await;
+    let app = CombinedApp::start().await;
     let spec = app.get("/openapi.json", None, &[]).await;
     let api = Checked {
         app: &app,
