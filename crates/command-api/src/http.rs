@@ -1,6 +1,9 @@
-//! The HTTP inbound adapter of the command side: routes of API.md "Command routes", each a thin
-//! handler: authenticate, check the role, read the body, call the application service, answer.
+//! The HTTP inbound adapter of the command side: routes of API.md "Command routes". Every route is
+//! one skeleton, [`command`]: authenticate, take the `Idempotency-Key`, check the caller's role,
+//! read the body, read the path, call the application service, answer. What differs per route (its
+//! input, path, service call, status and `Location`) is its [`Route`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,12 +18,16 @@ use domain::ReservationId;
 use eventlog::EventLog;
 use http_edge::body::parse_object;
 use http_edge::{Auth, FieldError, Principal, Problem, RequestId};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
-use crate::input::{CancelReservation, RegisterLodging, RejectRequest, RequestReservation};
-use crate::services::{permit, Accepted, CommandOptions, CommandServices, Invocation, Operation};
+use crate::input::{
+    ApproveRequest, CancelReservation, RegisterLodging, RejectRequest, RequestReservation,
+    RetryPayment,
+};
+use crate::services::{Accepted, Command, CommandOptions, CommandServices, Invocation, Permitted};
 
 /// Header set on an answer that repeats the first answer to the same Idempotency-Key.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -57,12 +64,21 @@ impl FromRef<CommandState> for Arc<Auth> {
 /// so they merge with other routers; add `.fallback(problem::not_found)` to the merged router.
 pub fn router(state: CommandState) -> Router {
     let routes = Router::new()
-        .route("/lodgings", post(register_lodging))
-        .route("/reservations", post(request_reservation))
-        .route("/reservations/{id}/cancel", post(cancel_reservation))
-        .route("/management/requests/{id}/approve", post(approve_request))
-        .route("/management/requests/{id}/reject", post(reject_request))
-        .route("/payments/{id}/retry", post(retry_payment))
+        .route("/lodgings", post(command::<RegisterLodging>))
+        .route("/reservations", post(command::<RequestReservation>))
+        .route(
+            "/reservations/{id}/cancel",
+            post(command::<CancelReservation>),
+        )
+        .route(
+            "/management/requests/{id}/approve",
+            post(command::<ApproveRequest>),
+        )
+        .route(
+            "/management/requests/{id}/reject",
+            post(command::<RejectRequest>),
+        )
+        .route("/payments/{id}/retry", post(command::<RetryPayment>))
         .with_state(state);
     http_edge::apply(routes)
 }
@@ -113,105 +129,188 @@ fn answer(status: StatusCode, accepted: &Accepted, location: Option<String>) -> 
     response
 }
 
-async fn register_lodging(
-    State(state): State<CommandState>,
-    principal: Principal,
-    key: IdempotencyHeader,
-    request_id: RequestId,
-    body: Bytes,
-) -> Result<Response, CommandError> {
-    permit(&principal, Operation::RegisterLodging)?;
-    let input = RegisterLodging::parse(&parse_object(&body)?)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state.services.register_lodging(&invocation, input).await?;
-    let location = format!("/lodgings/{}", accepted.id);
-    Ok(answer(StatusCode::CREATED, &accepted, Some(location)))
+/// What one command route adds to the skeleton of [`command`].
+trait Route: Command + Sized + 'static {
+    /// What the path carries: nothing, or the reservation's id.
+    type Path: FromRequestParts<CommandState> + Send;
+    type Target: Send;
+    /// The status of a success.
+    const STATUS: StatusCode = StatusCode::ACCEPTED;
+
+    /// The input, from the body's JSON object (400 naming every invalid field).
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem>;
+
+    /// What the command is about, from the path (404 if it names nothing).
+    fn target(path: Self::Path) -> Result<Self::Target, CommandError>;
+
+    /// The application service of the command.
+    fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        target: Self::Target,
+        input: Self,
+    ) -> impl Future<Output = Result<Accepted, CommandError>> + Send;
+
+    /// The `Location` of what a success created, if anything.
+    fn location(_accepted: &Accepted) -> Option<String> {
+        None
+    }
 }
 
-async fn request_reservation(
+/// Every command route: the role is checked before the body is read, so a caller who may not ask
+/// learns 403 whatever they sent.
+async fn command<R: Route>(
     State(state): State<CommandState>,
     principal: Principal,
     key: IdempotencyHeader,
     request_id: RequestId,
+    path: R::Path,
     body: Bytes,
 ) -> Result<Response, CommandError> {
-    permit(&principal, Operation::RequestReservation)?;
-    let input = RequestReservation::parse(&parse_object(&body)?)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state
-        .services
-        .request_reservation(&invocation, input)
-        .await?;
-    let location = format!("/reservations/{}", accepted.id);
-    Ok(answer(StatusCode::ACCEPTED, &accepted, Some(location)))
+    let caller = invocation(principal, request_id, key).permit::<R>()?;
+    let input = R::read(&parse_object(&body)?)?;
+    let target = R::target(path)?;
+    let accepted = R::call(&state.services, &caller, target, input).await?;
+    Ok(answer(R::STATUS, &accepted, R::location(&accepted)))
 }
 
-async fn cancel_reservation(
-    State(state): State<CommandState>,
-    principal: Principal,
-    key: IdempotencyHeader,
-    request_id: RequestId,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, CommandError> {
-    permit(&principal, Operation::CancelReservation)?;
-    let input = CancelReservation::parse(&parse_object(&body)?)?;
-    let id = reservation_id(&id)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state
-        .services
-        .cancel_reservation(&invocation, id, input)
-        .await?;
-    Ok(answer(StatusCode::ACCEPTED, &accepted, None))
+impl Route for RegisterLodging {
+    type Path = ();
+    type Target = ();
+    const STATUS: StatusCode = StatusCode::CREATED;
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target((): ()) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        (): (),
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.register_lodging(caller, input).await
+    }
+
+    fn location(accepted: &Accepted) -> Option<String> {
+        Some(format!("/lodgings/{}", accepted.id))
+    }
 }
 
-async fn approve_request(
-    State(state): State<CommandState>,
-    principal: Principal,
-    key: IdempotencyHeader,
-    request_id: RequestId,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, CommandError> {
-    permit(&principal, Operation::DecideRequest)?;
-    parse_object(&body)?;
-    let id = reservation_id(&id)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state.services.approve_request(&invocation, id).await?;
-    Ok(answer(StatusCode::ACCEPTED, &accepted, None))
+impl Route for RequestReservation {
+    type Path = ();
+    type Target = ();
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target((): ()) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        (): (),
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.request_reservation(caller, input).await
+    }
+
+    fn location(accepted: &Accepted) -> Option<String> {
+        Some(format!("/reservations/{}", accepted.id))
+    }
 }
 
-async fn reject_request(
-    State(state): State<CommandState>,
-    principal: Principal,
-    key: IdempotencyHeader,
-    request_id: RequestId,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, CommandError> {
-    permit(&principal, Operation::DecideRequest)?;
-    let input = RejectRequest::parse(&parse_object(&body)?)?;
-    let id = reservation_id(&id)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state
-        .services
-        .reject_request(&invocation, id, input)
-        .await?;
-    Ok(answer(StatusCode::ACCEPTED, &accepted, None))
+impl Route for CancelReservation {
+    type Path = Path<String>;
+    type Target = ReservationId;
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+        reservation_id(&id)
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        id: ReservationId,
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.cancel_reservation(caller, id, input).await
+    }
 }
 
-async fn retry_payment(
-    State(state): State<CommandState>,
-    principal: Principal,
-    key: IdempotencyHeader,
-    request_id: RequestId,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, CommandError> {
-    permit(&principal, Operation::RetryPayment)?;
-    parse_object(&body)?;
-    let id = reservation_id(&id)?;
-    let invocation = invocation(principal, request_id, key);
-    let accepted = state.services.retry_payment(&invocation, id).await?;
-    Ok(answer(StatusCode::ACCEPTED, &accepted, None))
+impl Route for ApproveRequest {
+    type Path = Path<String>;
+    type Target = ReservationId;
+
+    fn read(_body: &Map<String, Value>) -> Result<Self, Problem> {
+        Ok(Self)
+    }
+
+    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+        reservation_id(&id)
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        id: ReservationId,
+        _input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.approve_request(caller, id).await
+    }
+}
+
+impl Route for RejectRequest {
+    type Path = Path<String>;
+    type Target = ReservationId;
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+        reservation_id(&id)
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        id: ReservationId,
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.reject_request(caller, id, input).await
+    }
+}
+
+impl Route for RetryPayment {
+    type Path = Path<String>;
+    type Target = ReservationId;
+
+    fn read(_body: &Map<String, Value>) -> Result<Self, Problem> {
+        Ok(Self)
+    }
+
+    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+        reservation_id(&id)
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        id: ReservationId,
+        _input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.retry_payment(caller, id).await
+    }
 }

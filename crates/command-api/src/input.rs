@@ -40,6 +40,14 @@ pub struct CancelReservation {
     pub reason: String,
 }
 
+/// `POST /management/requests/{id}/approve` (the body, if any, carries nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApproveRequest;
+
+/// `POST /payments/{id}/retry` (the body, if any, carries nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetryPayment;
+
 /// `POST /management/requests/{id}/reject`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectRequest {

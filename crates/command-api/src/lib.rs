@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::CommandError;
 pub use http::{router, CommandState, IdempotencyHeader, REPLAYED_HEADER};
-pub use services::{Accepted, CommandOptions, CommandServices, Invocation};
+pub use services::{
+    Accepted, Command, CommandOptions, CommandServices, Invocation, Operation, Permitted,
+};
 
 /// What the standalone command service runs on.
 #[derive(Clone)]

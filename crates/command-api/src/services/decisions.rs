@@ -9,9 +9,9 @@ use domain::reservation::{ReservationRequested, ReservationStatus};
 use domain::{Aggregate, ReservationId};
 use eventlog::RecordedEvent;
 
-use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
+use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
-use crate::input::RejectRequest;
+use crate::input::{ApproveRequest, RejectRequest, RetryPayment};
 use crate::store::execute;
 
 /// What the admin decided.
@@ -47,12 +47,12 @@ impl CommandServices {
     /// Grant a request if every night of its stay has a free room; 409 naming the first full night.
     pub async fn approve_request(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<ApproveRequest>,
         reservation_id: ReservationId,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::DecideRequest)?;
+        let invocation = caller.invocation();
         let operation = format!("approve:{reservation_id}");
-        self.idempotent(invocation, &operation, &(), |cause| {
+        self.idempotent(invocation, &operation, &ApproveRequest, |cause| {
             self.decide_once(invocation, reservation_id, Decision::Approve, cause)
         })
         .await
@@ -61,11 +61,11 @@ impl CommandServices {
     /// Deny a request; 409 if it was already decided.
     pub async fn reject_request(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<RejectRequest>,
         reservation_id: ReservationId,
         input: RejectRequest,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::DecideRequest)?;
+        let invocation = caller.invocation();
         let operation = format!("reject:{reservation_id}");
         self.idempotent(invocation, &operation, &input, |cause| {
             self.decide_once(
@@ -160,12 +160,12 @@ impl CommandServices {
     /// Ask for a deferred payment to be charged now; 409 unless the payment is deferred.
     pub async fn retry_payment(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<RetryPayment>,
         reservation_id: ReservationId,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::RetryPayment)?;
+        let invocation = caller.invocation();
         let operation = format!("retry-payment:{reservation_id}");
-        self.idempotent(invocation, &operation, &(), |cause| {
+        self.idempotent(invocation, &operation, &RetryPayment, |cause| {
             self.retry_once(invocation, reservation_id, cause)
         })
         .await

@@ -6,7 +6,7 @@ use domain::lodging::{LodgingAggregate, LodgingCommand, LodgingProfile};
 use domain::Aggregate;
 use uuid::Uuid;
 
-use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
+use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::RegisterLodging;
@@ -16,10 +16,10 @@ impl CommandServices {
     /// Record a new lodging; 409 if its id is taken.
     pub async fn register_lodging(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<RegisterLodging>,
         input: RegisterLodging,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::RegisterLodging)?;
+        let invocation = caller.invocation();
         let lodging_id = match (&input.lodging_id, &invocation.idempotency_key) {
             (Some(id), _) => id.clone(),
             (None, Some(key)) => {

@@ -1,5 +1,6 @@
-//! The application services of the command side, usable without HTTP: each looks up what its
-//! decision needs, checks who may ask, runs the aggregate through the repository and answers with
+//! The application services of the command side, usable without HTTP: each takes a caller whose role
+//! was checked once for its command ([`Permitted`], see `access`), looks up what its decision needs,
+//! checks the caller owns the resource, runs the aggregate through the repository and answers with
 //! the position of the last event written.
 //!
 //! Access (ARCHITECTURE.md section 7): a customer requests and cancels only their own reservations;
@@ -7,6 +8,7 @@
 //! all, and only `*` may register lodgings); an auditor changes nothing. Another customer's
 //! reservation answers 403 (it exists, it is not yours), an unknown one 404; the query API does the same.
 
+mod access;
 mod decisions;
 mod lodgings;
 mod reservations;
@@ -16,9 +18,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use eventlog::{CommandContext, EventLog, RecordedEvent};
-use http_edge::{Principal, Role};
+use http_edge::Principal;
 use serde::Serialize;
 use uuid::Uuid;
+
+pub use access::{Command, Operation, Permitted};
 
 use crate::catalog::LodgingCatalog;
 use crate::error::CommandError;
@@ -76,47 +80,6 @@ impl Accepted {
     fn replayed(mut self) -> Self {
         self.replayed = true;
         self
-    }
-}
-
-/// The commands, for access checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    RegisterLodging,
-    RequestReservation,
-    CancelReservation,
-    DecideRequest,
-    RetryPayment,
-}
-
-/// Whether `principal`'s role may attempt `operation` at all (ownership is checked on the resource).
-pub fn permit(principal: &Principal, operation: Operation) -> Result<(), CommandError> {
-    let (allowed, rule) = match operation {
-        Operation::RegisterLodging => (
-            principal.is_platform_admin(),
-            "only a platform admin (lodgings claim `*`) registers lodgings",
-        ),
-        Operation::RequestReservation => (
-            principal.role == Role::Customer,
-            "only customers request reservations",
-        ),
-        Operation::CancelReservation => (
-            principal.role == Role::Customer,
-            "only the customer who made a reservation cancels it",
-        ),
-        Operation::DecideRequest => (
-            principal.role == Role::Admin,
-            "only the lodging's admin decides requests",
-        ),
-        Operation::RetryPayment => (
-            principal.role == Role::Admin,
-            "only the lodging's admin retries payments",
-        ),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(CommandError::Forbidden(rule.to_string()))
     }
 }
 

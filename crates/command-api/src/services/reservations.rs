@@ -8,7 +8,7 @@ use domain::{Aggregate, ReservationId};
 use http_edge::FieldError;
 use uuid::Uuid;
 
-use super::{context, permit, replay, Accepted, Cause, CommandServices, Invocation, Operation};
+use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::{CancelReservation, RequestReservation};
@@ -19,10 +19,10 @@ impl CommandServices {
     /// approval or payment: those follow asynchronously.
     pub async fn request_reservation(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<RequestReservation>,
         input: RequestReservation,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::RequestReservation)?;
+        let invocation = caller.invocation();
         let reservation_id = match &invocation.idempotency_key {
             Some(key) => idempotency::reservation_id(&invocation.principal.sub, key),
             None => Uuid::now_v7(),
@@ -94,11 +94,11 @@ impl CommandServices {
     /// Cancel a reservation before check-in; 409 if it is terminal or checked in.
     pub async fn cancel_reservation(
         &self,
-        invocation: &Invocation,
+        caller: &Permitted<CancelReservation>,
         reservation_id: ReservationId,
         input: CancelReservation,
     ) -> Result<Accepted, CommandError> {
-        permit(&invocation.principal, Operation::CancelReservation)?;
+        let invocation = caller.invocation();
         let operation = format!("cancel:{reservation_id}");
         self.idempotent(invocation, &operation, &input, |cause| {
             self.cancel_once(invocation, reservation_id, &input, cause)
