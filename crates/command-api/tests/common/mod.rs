@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use command_api::{run, Auth, Claims, CommandConfig, Role};
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use eventlog::{EventLog, RecordedEvent, Repositories, SqliteEventLog};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
-        let config = CommandConfig::new(Arc::clone(&log), auth);
+        let config = CommandConfig::new(Repositories::new(Arc::clone(&log)), auth);
         tokio::spawn(run(config, listener, shutdown.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))

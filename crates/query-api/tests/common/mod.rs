@@ -14,7 +14,7 @@ use command_api::input::{CancelReservation, RegisterLodging, RequestReservation}
 use command_api::{Auth, Claims, CommandOptions, CommandServices, Invocation, Principal, Role};
 use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand};
 use domain::Stay;
-use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
+use eventlog::{CommandContext, EventLog, Repositories, Repository, SqliteEventLog};
 use projector::{Projector, ProjectorStatus, PROJECTOR_ID};
 use query_api::{run, QueryConfig, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
@@ -127,6 +127,8 @@ impl QueryApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let auth = Arc::new(Auth::new(SECRET));
+        // One write model for the test's commands and the command routes, as in one process.
+        let repositories = Repositories::new(Arc::clone(&log));
         let config = QueryConfig {
             log: Arc::clone(&log),
             views: Arc::clone(&views),
@@ -135,7 +137,7 @@ impl QueryApp {
         };
         if combined {
             let commands =
-                command_api::router(command_api::CommandState::new(Arc::clone(&log), auth));
+                command_api::router(command_api::CommandState::new(repositories.clone(), auth));
             let state =
                 query_api::QueryState::new(config.log, config.views, config.auth, config.progress);
             let app = commands
@@ -155,7 +157,7 @@ impl QueryApp {
             base,
             client,
             auth: Auth::new(SECRET),
-            commands: CommandServices::new(Arc::clone(&log), CommandOptions::default()),
+            commands: CommandServices::new(repositories, CommandOptions::default()),
             log,
             views,
             projector: status,
