@@ -15,9 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use domain::ReservationId;
-use eventlog::EventLog;
-use http_edge::body::parse_object;
-use http_edge::{Auth, FieldError, Principal, Problem, RequestId};
+use eventlog::{EventLog, Repositories};
+use http_edge::{body::parse_object, Auth, FieldError, Principal, Problem, RequestId};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -40,15 +39,20 @@ pub struct CommandState {
 }
 
 impl CommandState {
+    /// The routes' state over the process's `repositories`.
     #[must_use]
-    pub fn new(log: Arc<dyn EventLog>, auth: Arc<Auth>) -> Self {
-        Self::with_options(log, auth, CommandOptions::default())
+    pub fn new(repositories: Repositories, auth: Arc<Auth>) -> Self {
+        Self::with_options(repositories, auth, CommandOptions::default())
     }
 
     #[must_use]
-    pub fn with_options(log: Arc<dyn EventLog>, auth: Arc<Auth>, options: CommandOptions) -> Self {
+    pub fn with_options(
+        repositories: Repositories,
+        auth: Arc<Auth>,
+        options: CommandOptions,
+    ) -> Self {
         Self {
-            services: Arc::new(CommandServices::new(log, options)),
+            services: Arc::new(CommandServices::new(repositories, options)),
             auth,
         }
     }

@@ -18,7 +18,7 @@ mod store;
 
 use std::sync::Arc;
 
-use eventlog::EventLog;
+use eventlog::{EventLog, Repositories};
 use http_edge::{problem, Auth};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,16 +32,17 @@ pub use services::{
 /// What the standalone command service runs on.
 #[derive(Clone)]
 pub struct CommandConfig {
-    pub log: Arc<dyn EventLog>,
+    /// The process's write model (built once where the process is wired).
+    pub repositories: Repositories,
     pub auth: Arc<Auth>,
     pub options: CommandOptions,
 }
 
 impl CommandConfig {
     #[must_use]
-    pub fn new(log: Arc<dyn EventLog>, auth: Arc<Auth>) -> Self {
+    pub fn new(repositories: Repositories, auth: Arc<Auth>) -> Self {
         Self {
-            log,
+            repositories,
             auth,
             options: CommandOptions::default(),
         }
@@ -54,7 +55,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = CommandState::with_options(config.log, config.auth, config.options);
+    let state = CommandState::with_options(config.repositories, config.auth, config.options);
     let app = router(state).fallback(problem::not_found);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "command API listening");

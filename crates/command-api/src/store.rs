@@ -1,7 +1,8 @@
-//! The command side's use of the event log: the generic repository per aggregate (load -> decide ->
-//! append with optimistic concurrency; it re-decides on fresh state after a conflict, with jittered
-//! backoff, a bounded number of times), and the look-up of what an earlier request (by causation id)
-//! wrote.
+//! The command side's use of the event log: the process's repositories ([`Repositories`], shared
+//! with the saga when both run in one process; load -> decide -> append with optimistic concurrency,
+//! re-deciding on fresh state after a conflict, with jittered backoff, as many times as the command
+//! side's own setting), the look-up of what an earlier request (by causation id) wrote, and the
+//! mapping of a repository's [`Failure`] to a [`CommandError`].
 
 use std::sync::Arc;
 
@@ -9,7 +10,10 @@ use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
 use domain::reservation::{Reservation, ReservationAggregate};
 use domain::{Aggregate, ReservationId};
-use eventlog::{CommandContext, EventLog, Executed, RecordedEvent, Repository, RepositoryError};
+use eventlog::{
+    CommandContext, EventLog, Executed, Failure, RecordedEvent, Repositories, Repository,
+    RepositoryError, Retry,
+};
 use uuid::Uuid;
 
 use crate::error::CommandError;
@@ -25,13 +29,20 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// `retries`: re-decisions after a conflict before the command answers 409.
-    pub fn new(log: Arc<dyn EventLog>, retries: u32) -> Self {
+    /// The command side's clones of `repositories`; `retries`: re-decisions after a conflict before
+    /// a command of this side answers 409 (the other users of the repositories keep theirs).
+    pub fn new(repositories: Repositories, retries: u32) -> Self {
+        let Repositories {
+            reservations,
+            lodgings,
+            payments,
+            ..
+        } = repositories.max_retries(retries);
         Self {
-            reservations: Repository::new(Arc::clone(&log)).max_retries(retries),
-            lodgings: Repository::new(Arc::clone(&log)).max_retries(retries),
-            payments: Repository::new(Arc::clone(&log)).max_retries(retries),
-            log,
+            log: Arc::clone(reservations.log()),
+            reservations,
+            lodgings,
+            payments,
         }
     }
 
@@ -95,19 +106,23 @@ where
     A: Aggregate,
     CommandError: From<A::Error>,
 {
-    match result {
-        Ok(executed) => Ok(executed),
-        Err(RepositoryError::Domain(error)) => Err(error.into()),
-        Err(other) => Err(infrastructure::<A>(other)),
-    }
+    result.map_err(|error| match error.classify() {
+        Failure::Rejected(error) => error.into(),
+        other => failed::<A>(other),
+    })
 }
 
-/// A repository failure that is not the aggregate's own rejection.
+/// A repository failure that is not the aggregate's own answer to a command (a rejection here
+/// comes from a load, which decides nothing: 500).
 fn infrastructure<A: Aggregate>(error: RepositoryError<A::Error>) -> CommandError {
-    match error {
-        RepositoryError::Log(log) => CommandError::Store(log),
-        RepositoryError::Conflict { stream } => CommandError::Contention { stream },
-        RepositoryError::Domain(domain) => CommandError::Internal(domain.to_string()),
-        RepositoryError::Decode(decode) => CommandError::Internal(decode.to_string()),
+    failed::<A>(error.classify())
+}
+
+fn failed<A: Aggregate>(failure: Failure<A::Error>) -> CommandError {
+    match failure {
+        Failure::Retry(Retry::Log(log)) => CommandError::Store(log),
+        Failure::Retry(Retry::Conflict { stream }) => CommandError::Contention { stream },
+        Failure::Rejected(domain) => CommandError::Internal(domain.to_string()),
+        Failure::Poison(poison) => CommandError::Internal(poison.0.to_string()),
     }
 }

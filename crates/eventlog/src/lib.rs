@@ -5,10 +5,13 @@
 //! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the embedded SQLite
 //! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
-//! concurrency and deterministic event ids, snapshots for long streams), [`ConsumerGroups`] (competing
+//! concurrency and deterministic event ids, snapshots for long streams), a process's one write model
+//! ([`Repositories`]: a repository per aggregate, shared by every part that writes), what a caller can
+//! do about a failed command ([`Failure`]: rejected, poison, retry), [`ConsumerGroups`] (competing
 //! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
 //! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
-//! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
+//! Must not: know about HTTP or read models, or any aggregate's rules (it names the platform's
+//! aggregates only to hold their repositories in [`Repositories`]); serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
 pub mod bench;
@@ -16,9 +19,11 @@ pub mod conformance;
 mod envelope;
 mod error;
 mod esdb;
+mod failure;
 mod group;
 pub mod hash;
 mod partition;
+mod repositories;
 mod repository;
 mod sqlite;
 mod state_cache;
@@ -30,12 +35,15 @@ pub use envelope::{
     RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};
+pub use failure::{Failure, Poison, Retry};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
 pub use group::{ConsumerGroups, GroupAcks, GroupDelivery, GroupMember, LocalGroups, Settlement};
 pub use hash::{verify_log, BadEvent, VerifyReport};
 pub use partition::{Partition, PartitionError};
+pub use repositories::Repositories;
 pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
+    RepositoryStats,
 };
 pub use sqlite::{import_into, ImportReport, SqliteEventLog, WriterStats};
 pub use traced::TracedEventLog;

@@ -9,10 +9,16 @@
 //! one load and written in one append. A busy stream (a lodging's approval desk takes every request
 //! for the lodging) thus costs one load and one durable write per batch instead of a load, a write and
 //! an optimistic-concurrency conflict for every racing command.
+//!
+//! So a process holds ONE repository per aggregate ([`crate::Repositories`]) and hands clones of it to
+//! every part that writes: two repositories over one log would each run a worker for the same stream
+//! and race each other's appends. A clone may set its own [`Repository::max_retries`]: its commands
+//! are re-decided that many times, on the shared worker, whatever the other clones say.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -120,21 +126,53 @@ struct Pending<A: Aggregate> {
     ctx: CommandContext,
     /// The caller expects the stream not to exist yet (see [`Repository::execute_new`]).
     fresh: bool,
+    /// Re-decisions after a conflict, as the submitting clone says.
+    max_retries: u32,
     reply: oneshot::Sender<Answer<A>>,
 }
 
 /// The commands waiting, by stream; a stream has an entry exactly while its worker runs.
 type Queues<A> = Mutex<HashMap<String, Vec<Pending<A>>>>;
 
+/// What a repository and its clones have done since it was made (see [`Repository::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepositoryStats {
+    /// Commands submitted (`execute`, `execute_new`).
+    pub commands: u64,
+    /// Stream workers started: one each time a stream with no queued command gets one.
+    pub workers: u64,
+    /// Appends that wrote (or found already written) a command's events.
+    pub appends: u64,
+    /// Appends refused because the stream had moved (another writer, or a stale cached state).
+    pub conflicts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    commands: AtomicU64,
+    workers: AtomicU64,
+    appends: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Loads and executes commands on aggregates of type `A` over an [`EventLog`].
 pub struct Repository<A: Aggregate> {
     log: Arc<dyn EventLog>,
     snapshot_every: u64,
+    /// This clone's: each command carries it to the shared worker.
     max_retries: u32,
     /// Shared by clones.
     cache: Arc<StateCache<A::State>>,
     /// Shared by clones.
     queues: Arc<Queues<A>>,
+    /// Shared by clones.
+    counters: Arc<Counters>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -146,6 +184,7 @@ impl<A: Aggregate> Clone for Repository<A> {
             max_retries: self.max_retries,
             cache: Arc::clone(&self.cache),
             queues: Arc::clone(&self.queues),
+            counters: Arc::clone(&self.counters),
             aggregate: PhantomData,
         }
     }
@@ -215,7 +254,26 @@ impl<A: Aggregate> Repository<A> {
             max_retries: 5,
             cache: Arc::new(StateCache::new(CACHE_STREAMS, CACHE_FROM_EVENTS)),
             queues: Arc::new(Mutex::new(HashMap::new())),
+            counters: Arc::new(Counters::default()),
             aggregate: PhantomData,
+        }
+    }
+
+    /// The log this repository writes to.
+    #[must_use]
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// What this repository and its clones have done so far.
+    #[must_use]
+    pub fn stats(&self) -> RepositoryStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RepositoryStats {
+            commands: read(&self.counters.commands),
+            workers: read(&self.counters.workers),
+            appends: read(&self.counters.appends),
+            conflicts: read(&self.counters.conflicts),
         }
     }
 
@@ -234,7 +292,9 @@ impl<A: Aggregate> Repository<A> {
         self
     }
 
-    /// How many times a conflicting append is re-decided before giving up with `Conflict`.
+    /// How many times a conflicting append of a command submitted through this repository (or a
+    /// clone made from it afterwards) is re-decided before giving up with `Conflict`. The other
+    /// clones keep theirs; all of them still share workers and cache.
     #[must_use]
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
@@ -294,8 +354,10 @@ impl<A: Aggregate> Repository<A> {
             command: command.clone(),
             ctx: ctx.clone(),
             fresh,
+            max_retries: self.max_retries,
             reply,
         };
+        Counters::add(&self.counters.commands);
         let start_worker = match lock(&self.queues).entry(stream.clone()) {
             Entry::Occupied(mut queue) => {
                 queue.get_mut().push(pending);
@@ -307,6 +369,7 @@ impl<A: Aggregate> Repository<A> {
             }
         };
         if start_worker {
+            Counters::add(&self.counters.workers);
             tokio::spawn(self.clone().work(stream));
         }
         answer.await.unwrap_or_else(|_| {
@@ -354,9 +417,7 @@ impl<A: Aggregate> Repository<A> {
             }
         }
         for pending in batch {
-            let answer = self
-                .execute_one(stream, &pending.command, &pending.ctx, pending.fresh)
-                .await;
+            let answer = self.execute_one(stream, &pending).await;
             let _ = pending.reply.send(answer);
         }
     }
@@ -365,9 +426,10 @@ impl<A: Aggregate> Repository<A> {
     /// all their events at once. `None` if the batch must be executed one command at a time.
     async fn execute_together(&self, stream: &str, batch: &[Pending<A>]) -> Option<Vec<Answer<A>>> {
         let now = batch.first()?.ctx.now;
+        let max_retries = batch.iter().map(|p| p.max_retries).min()?;
         let mut verify = false;
         let mut attempt = 0;
-        while attempt <= self.max_retries {
+        while attempt <= max_retries {
             let Current {
                 state,
                 version,
@@ -389,7 +451,8 @@ impl<A: Aggregate> Repository<A> {
             let new_events = std::mem::take(&mut batch.new_events);
             let count = new_events.len() as u64;
             let expected = ExpectedVersion::from_current(version);
-            match self.log.append(stream, expected, new_events).await {
+            let appended = self.append(stream, expected, new_events).await;
+            match appended {
                 Ok(outcome) => {
                     let first_version = version.map_or(0, |v| v + 1);
                     if outcome.last_version + 1 != first_version + count {
@@ -454,14 +517,33 @@ impl<A: Aggregate> Repository<A> {
             .collect()
     }
 
-    /// One command alone: decide, append, and on a conflict reload and decide again.
-    async fn execute_one(
+    /// The log's append, counted.
+    async fn append(
         &self,
         stream: &str,
-        command: &A::Command,
-        ctx: &CommandContext,
-        fresh: bool,
-    ) -> Answer<A> {
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        let appended = self.log.append(stream, expected, events).await;
+        match &appended {
+            Ok(_) => Counters::add(&self.counters.appends),
+            Err(AppendError::Conflict { .. }) => Counters::add(&self.counters.conflicts),
+            Err(AppendError::Log(_)) => {}
+        }
+        appended
+    }
+
+    /// One command alone: decide, append, and on a conflict reload and decide again (as many
+    /// times as the clone that submitted it allows).
+    async fn execute_one(&self, stream: &str, pending: &Pending<A>) -> Answer<A> {
+        let Pending {
+            command,
+            ctx,
+            fresh,
+            max_retries,
+            ..
+        } = pending;
+        let (fresh, max_retries) = (*fresh, *max_retries);
         let stream = stream.to_owned();
         let mut attempt = 0;
         let mut verify = false;
@@ -489,14 +571,14 @@ impl<A: Aggregate> Repository<A> {
                 .map(|(index, event)| encode(event, event_id(ctx, &stream, index), ctx.metadata()))
                 .collect();
             let expected = ExpectedVersion::from_current(current.version);
-            match self.log.append(&stream, expected, new_events).await {
+            match self.append(&stream, expected, new_events).await {
                 Ok(outcome) => {
                     return self
                         .applied(&stream, current, events, outcome, ctx.now)
                         .await
                 }
                 Err(AppendError::Conflict { .. }) if !current.verified => verify = true,
-                Err(AppendError::Conflict { .. }) if attempt < self.max_retries => {
+                Err(AppendError::Conflict { .. }) if attempt < max_retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                 }

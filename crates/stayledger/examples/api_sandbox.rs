@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_api::CommandState;
-use eventlog::{EventLog, SqliteEventLog};
+use eventlog::{EventLog, SqliteEventLog, Repositories};
 use http_edge::{Auth, Claims, Role};
 use projector::Projector;
 use query_api::{QueryState, ViewProgress};
@@ -30,7 +30,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let progress = ViewProgress::Watch(projector.status().subscribe());
     let shutdown = CancellationToken::new();
     tokio::spawn(projector.run(shutdown.clone()));
-    let commands = command_api::router(CommandState::new(Arc::clone(&log), Arc::clone(&auth)));
+    let commands = command_api::router(CommandState::new(
+        Repositories::new(Arc::clone(&log)),
+        Arc::clone(&auth),
+    ));
     let queries = query_api::router(QueryState::new(log, views, Arc::clone(&auth), progress));
     let app = commands
         .merge(queries)

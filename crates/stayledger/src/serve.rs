@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use command_api::CommandState;
 use domain::saga::SagaPolicy;
-use eventlog::{EventLog, SqliteEventLog};
+use eventlog::{EventLog, SqliteEventLog, Repositories};
 use http_edge::{Auth, Principal, Problem};
 use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
@@ -101,6 +101,8 @@ pub(crate) fn saga_policy(
 pub struct Platform {
     pub addr: SocketAddr,
     pub log: Arc<dyn EventLog>,
+    /// The process's one write model: the command routes and the saga write through its clones.
+    pub repositories: Repositories,
     pub views: Arc<dyn ViewStore>,
     pub projector: ProjectorStatus,
     pub saga: SagaStatus,
@@ -150,8 +152,9 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}/sandbox"));
     let gateway = payment_gateway(&gateway_url, config.payment_timeout, config.breaker)?;
+    let repositories = Repositories::new(Arc::clone(&stores.log));
     let saga = SagaRunner::new(
-        Arc::clone(&stores.log),
+        repositories.clone(),
         gateway,
         stores.timers,
         config.policy,
@@ -160,6 +163,7 @@ pub async fn start(
     let platform = Platform {
         addr,
         log: Arc::clone(&stores.log),
+        repositories,
         views: Arc::clone(&stores.views),
         projector: projector_status,
         saga: saga.status(),
@@ -247,7 +251,7 @@ async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Resu
 
 fn router(platform: &Platform, probes: Probes) -> Router {
     let commands = command_api::router(CommandState::new(
-        Arc::clone(&platform.log),
+        platform.repositories.clone(),
         Arc::clone(&platform.auth),
     ));
     let sandbox_config = sandbox::config_router(platform.sandbox.clone()).route_layer(

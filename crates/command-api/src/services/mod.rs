@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
-use eventlog::{CommandContext, EventLog, RecordedEvent};
+use eventlog::{CommandContext, EventLog, RecordedEvent, Repositories};
 use http_edge::Principal;
 use serde::Serialize;
 use uuid::Uuid;
@@ -98,11 +98,12 @@ pub struct CommandServices {
 }
 
 impl CommandServices {
+    /// The services over the process's `repositories` (shared with the saga where it runs too).
     #[must_use]
-    pub fn new(log: Arc<dyn EventLog>, options: CommandOptions) -> Self {
+    pub fn new(repositories: Repositories, options: CommandOptions) -> Self {
         Self {
-            catalog: LodgingCatalog::new(Arc::clone(&log)),
-            store: Store::new(log, options.conflict_retries),
+            catalog: LodgingCatalog::new(Arc::clone(repositories.log())),
+            store: Store::new(repositories, options.conflict_retries),
             replays: ReplayCache::new(options.replay_cache_capacity),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use command_api::{run, CommandConfig};
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use eventlog::{EventLog, RecordedEvent, SqliteEventLog, Repositories};
 use http_edge::{Auth, Claims, Role};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -90,7 +90,7 @@ impl TestApp {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
-        let config = CommandConfig::new(Arc::clone(&log), auth);
+        let config = CommandConfig::new(Repositories::new(Arc::clone(&log)), auth);
         tokio::spawn(run(config, listener, shutdown.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))

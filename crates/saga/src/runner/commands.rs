@@ -1,6 +1,7 @@
-//! Executing commands on the aggregates through the event log, with the runner's retry rule:
-//! infrastructure failures and conflicts are retried with backoff until they pass (or shutdown);
-//! a domain rejection or an unreadable stream is returned, never retried.
+//! Executing commands on the aggregates through the process's repositories (shared with the
+//! command API when both run in one process), with the runner's retry rule on each [`Failure`]:
+//! infrastructure failures and conflicts (`Retry`) are retried with backoff until they pass (or
+//! shutdown); a domain rejection or an unreadable stream (`Poison`) is returned, never retried.
 
 use std::sync::Arc;
 
@@ -9,8 +10,7 @@ use domain::payment::PaymentAggregate;
 use domain::reservation::ReservationAggregate;
 use domain::saga::ReservationSaga;
 use domain::Aggregate;
-use eventlog::EventLog;
-use eventlog::{CommandContext, Executed, Repository, RepositoryError};
+use eventlog::{CommandContext, EventLog, Executed, Failure, Repositories, Repository};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{pause, Backoff, Stopped};
@@ -24,7 +24,8 @@ pub enum Outcome<A: Aggregate> {
     Poison(String),
 }
 
-/// The repositories the saga runner writes through.
+/// The saga runner's clones of the process's repositories (they share workers and caches with
+/// every other clone, keeping [`Repository::new`]'s retry count for the saga's commands).
 pub struct Commands {
     pub log: Arc<dyn EventLog>,
     pub sagas: Repository<ReservationSaga>,
@@ -36,13 +37,19 @@ pub struct Commands {
 }
 
 impl Commands {
-    pub fn new(log: Arc<dyn EventLog>, backoff: Backoff, shutdown: CancellationToken) -> Self {
+    pub fn new(repositories: Repositories, backoff: Backoff, shutdown: CancellationToken) -> Self {
+        let Repositories {
+            reservations,
+            lodgings,
+            payments,
+            sagas,
+        } = repositories;
         Self {
-            sagas: Repository::new(Arc::clone(&log)),
-            reservations: Repository::new(Arc::clone(&log)),
-            lodgings: Repository::new(Arc::clone(&log)),
-            payments: Repository::new(Arc::clone(&log)),
-            log,
+            log: Arc::clone(sagas.log()),
+            sagas,
+            reservations,
+            lodgings,
+            payments,
             backoff,
             shutdown,
         }
@@ -84,13 +91,14 @@ impl Commands {
             } else {
                 repository.execute(id, command, ctx).await
             };
-            match executed {
+            let failure = match executed {
                 Ok(executed) => return Ok(Outcome::Done(executed)),
-                Err(RepositoryError::Domain(error)) => return Ok(Outcome::Rejected(error)),
-                Err(error @ RepositoryError::Decode(..)) => {
-                    return Ok(Outcome::Poison(error.to_string()))
-                }
-                Err(error) => {
+                Err(error) => error.classify(),
+            };
+            match failure {
+                Failure::Rejected(error) => return Ok(Outcome::Rejected(error)),
+                Failure::Poison(poison) => return Ok(Outcome::Poison(poison.to_string())),
+                Failure::Retry(error) => {
                     attempt += 1;
                     tracing::warn!(%error, stream = %A::stream_name(id), attempt, "command failed, retrying");
                     pause(self.backoff.delay(attempt), &self.shutdown).await?;
@@ -107,12 +115,14 @@ impl Commands {
     ) -> Result<Result<A::State, String>, Stopped> {
         let mut attempt = 0;
         loop {
-            match repository.load(id).await {
+            let failure = match repository.load(id).await {
                 Ok(loaded) => return Ok(Ok(loaded.state)),
-                Err(error @ (RepositoryError::Decode(..) | RepositoryError::Domain(_))) => {
-                    return Ok(Err(error.to_string()))
-                }
-                Err(error) => {
+                Err(error) => error.classify(),
+            };
+            match failure {
+                Failure::Rejected(error) => return Ok(Err(error.to_string())),
+                Failure::Poison(poison) => return Ok(Err(poison.to_string())),
+                Failure::Retry(error) => {
                     attempt += 1;
                     tracing::warn!(%error, stream = %A::stream_name(id), attempt, "load failed, retrying");
                     pause(self.backoff.delay(attempt), &self.shutdown).await?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use domain::saga::SagaPolicy;
 use domain::ReservationId;
-use eventlog::{ConsumerGroups, EventLog, Partition, PartitionError};
+use eventlog::{ConsumerGroups, Partition, PartitionError, Repositories};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,8 @@ pub enum SagaRunError {
 
 /// The reservation process manager, its durable timers and the payment worker.
 pub struct SagaRunner {
-    log: Arc<dyn EventLog>,
+    /// The process's write model (its log is the one the runner reads).
+    repositories: Repositories,
     gateway: Arc<dyn PaymentGateway>,
     timers: Arc<dyn TimerStore>,
     policy: SagaPolicy,
@@ -144,8 +145,10 @@ pub struct SagaRunner {
 }
 
 impl SagaRunner {
+    /// A runner over the process's `repositories` (built once where the process is wired and
+    /// shared with the command API there), reading their log.
     pub fn new(
-        log: Arc<dyn EventLog>,
+        repositories: Repositories,
         gateway: Arc<dyn PaymentGateway>,
         timers: Arc<dyn TimerStore>,
         policy: SagaPolicy,
@@ -153,7 +156,7 @@ impl SagaRunner {
     ) -> Self {
         let status = SagaStatus::new(Some(Arc::clone(&gateway)));
         Self {
-            log,
+            repositories,
             gateway,
             timers,
             policy,
@@ -193,7 +196,7 @@ impl SagaRunner {
             "saga runner started"
         );
         let commands = Arc::new(Commands::new(
-            Arc::clone(&self.log),
+            self.repositories.clone(),
             self.config.backoff,
             stop.clone(),
         ));
@@ -201,7 +204,7 @@ impl SagaRunner {
         let (senders, mut lanes) = self.spawn_lanes(&commands, &done_tx);
         drop(done_tx);
         let coordinator = Coordinator {
-            log: Arc::clone(&self.log),
+            log: Arc::clone(self.repositories.log()),
             store: Arc::clone(&self.timers),
             shard: self.config.shard,
             source: self.source.clone(),

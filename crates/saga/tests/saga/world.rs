@@ -14,7 +14,7 @@ use domain::payment::{Payment, PaymentAggregate};
 use domain::reservation::{LodgingTerms, Reservation, ReservationAggregate, ReservationCommand};
 use domain::saga::{ReservationSaga, SagaPolicy, SagaState};
 use domain::{Aggregate, Stay};
-use eventlog::{CommandContext, Repository};
+use eventlog::{CommandContext, Repositories, Repository};
 use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
 use saga::sandbox::{self, SandboxCharge, SandboxState};
 use saga::{
@@ -147,8 +147,9 @@ impl World {
         source: Source,
     ) -> Running {
         let timers = SqliteTimerStore::open(self.store_path(store)).expect("timer store");
+        // Each runner stands for a process of its own: its own write model.
         let runner = SagaRunner::new(
-            Arc::clone(&self.log),
+            Repositories::new(Arc::clone(&self.log)),
             gateway,
             Arc::new(timers),
             policy,

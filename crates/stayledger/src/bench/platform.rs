@@ -12,7 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 use command_api::CommandState;
-use eventlog::{EventLog, SqliteEventLog};
+use eventlog::{EventLog, SqliteEventLog, Repositories};
 use http_edge::{Auth, Claims, Role};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
@@ -57,7 +57,7 @@ impl BenchServe {
         let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the log")?;
         let log: Arc<dyn EventLog> = Arc::new(log);
         let auth = Arc::new(Auth::new(secret::load_or_create(dir)?));
-        let app = command_api::router(CommandState::new(log, Arc::clone(&auth)));
+        let app = command_api::router(CommandState::new(Repositories::new(log), Arc::clone(&auth)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding 127.0.0.1:0")?;

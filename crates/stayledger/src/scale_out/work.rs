@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::saga::SagaPolicy;
-use eventlog::EventLog;
+use eventlog::{EventLog, Repositories};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use projector::{
@@ -79,7 +79,8 @@ impl ShardWork for ProjectorShards {
 }
 
 struct SagaShards {
-    log: Arc<dyn EventLog>,
+    /// The process's write model, shared by the shards it holds.
+    repositories: Repositories,
     gateway: Arc<dyn PaymentGateway>,
     policy: SagaPolicy,
     data_dir: PathBuf,
@@ -101,7 +102,7 @@ impl ShardWork for SagaShards {
                 ..SagaConfig::default()
             };
             let runner = SagaRunner::new(
-                Arc::clone(&self.log),
+                self.repositories.clone(),
                 Arc::clone(&self.gateway),
                 timers,
                 self.policy,
@@ -222,7 +223,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let work = Arc::new(SagaShards {
-        log: Arc::clone(&opened.log),
+        repositories: Repositories::new(Arc::clone(&opened.log)),
         gateway,
         policy,
         data_dir,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use command_api::CommandState;
-use eventlog::ConsumerGroups;
+use eventlog::{ConsumerGroups, Repositories};
 use http_edge::problem;
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
@@ -45,7 +45,8 @@ pub async fn command_api(args: CommandApiArgs) -> anyhow::Result<()> {
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
     };
-    let routes = command_api::router(CommandState::new(Arc::clone(&opened.log), auth));
+    let repositories = Repositories::new(Arc::clone(&opened.log));
+    let routes = command_api::router(CommandState::new(repositories, auth));
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,
@@ -171,8 +172,9 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         shard: args.shard,
         ..SagaConfig::default()
     };
-    let runner = SagaRunner::new(Arc::clone(&opened.log), gateway, timers, policy, config)
-        .with_source(source);
+    let repositories = Repositories::new(Arc::clone(&opened.log));
+    let runner =
+        SagaRunner::new(repositories, gateway, timers, policy, config).with_source(source);
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,

@@ -1,0 +1,61 @@
+//! The write model of one process: one [`Repository`] per aggregate of the platform, over one log.
+//!
+//! Built once where a process is wired (`stayledger serve`, each service alone) and handed, cloned,
+//! to every part that writes: the command API and the saga runner. Clones share each repository's
+//! stream workers and state cache, so every command on a stream in this process goes through one
+//! worker (decision 0007) and decides on one cached state: an admin's approval and the saga's
+//! forwarded request on a lodging's desk are batched together instead of racing each other's
+//! appends. Building a second `Repositories` over the same log in one process undoes that.
+//!
+//! This is the only place `eventlog` names the platform's aggregates, to hold their repositories;
+//! their rules stay in `domain`.
+
+use std::sync::Arc;
+
+use domain::lodging::LodgingAggregate;
+use domain::payment::PaymentAggregate;
+use domain::reservation::ReservationAggregate;
+use domain::saga::ReservationSaga;
+
+use crate::{EventLog, Repository};
+
+/// One repository per aggregate over one log; clones share workers and caches.
+#[derive(Clone)]
+pub struct Repositories {
+    pub reservations: Repository<ReservationAggregate>,
+    pub lodgings: Repository<LodgingAggregate>,
+    pub payments: Repository<PaymentAggregate>,
+    pub sagas: Repository<ReservationSaga>,
+}
+
+impl Repositories {
+    /// The write model over `log`, each repository with [`Repository::new`]'s settings. Call once
+    /// per process and log.
+    #[must_use]
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        Self {
+            reservations: Repository::new(Arc::clone(&log)),
+            lodgings: Repository::new(Arc::clone(&log)),
+            payments: Repository::new(Arc::clone(&log)),
+            sagas: Repository::new(log),
+        }
+    }
+
+    /// The log the repositories write to.
+    #[must_use]
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        self.reservations.log()
+    }
+
+    /// These repositories, re-deciding a conflicting command of theirs `n` times before giving up
+    /// ([`Repository::max_retries`]): one part's setting, still on the shared workers and caches.
+    #[must_use]
+    pub fn max_retries(self, n: u32) -> Self {
+        Self {
+            reservations: self.reservations.max_retries(n),
+            lodgings: self.lodgings.max_retries(n),
+            payments: self.payments.max_retries(n),
+            sagas: self.sagas.max_retries(n),
+        }
+    }
+}
