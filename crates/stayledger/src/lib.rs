@@ -9,10 +9,11 @@
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod data_dir;
+pub mod lease;
 pub mod metrics;
 pub mod ops;
 pub mod scale_out;
-pub mod secret;
 pub mod serve;
 pub mod services;
 pub mod supervise;

@@ -29,14 +29,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{SandboxArgs, ServeArgs};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
-use crate::secret;
-use crate::services::stores;
+use crate::data_dir::{self, secret};
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
-
-pub const EVENTS_FILE: &str = "events.db";
-pub const VIEWS_FILE: &str = "views.db";
-pub const SAGA_FILE: &str = "saga.db";
 
 /// Everything `serve` runs with.
 #[derive(Debug, Clone)]
@@ -215,9 +210,9 @@ struct Stores {
 }
 
 fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let sqlite_log = Arc::new(stores::sqlite_log(data_dir)?);
-    let views = stores::sqlite_views(data_dir)?;
-    let timers = stores::timer_store(data_dir, Shard::ALL)?;
+    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir)?);
+    let views = data_dir::sqlite_views(data_dir)?;
+    let timers = data_dir::timer_store(data_dir, Shard::ALL)?;
     let swappable = Arc::new(SwappableViewStore::new(Arc::new(views)));
     Ok(Stores {
         log: Arc::clone(&sqlite_log) as Arc<dyn EventLog>,

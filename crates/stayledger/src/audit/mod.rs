@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use eventlog::{EventLog, RecordedEvent};
 use uuid::Uuid;
 
-pub use replay::{current_views_file, replay, ReplayArgs, VIEWS_GENERATION_FILE};
+pub use replay::{replay, ReplayArgs};
 
 use crate::cli::StoreArgs;
-use crate::serve::EVENTS_FILE;
+use crate::data_dir;
 
 /// Events read per page of the global log.
 const PAGE: usize = 5_000;
@@ -59,11 +59,7 @@ pub struct ImportArgs {
 }
 
 fn open_log(store: &StoreArgs) -> anyhow::Result<Arc<dyn EventLog>> {
-    let path = store.data_dir.join(EVENTS_FILE);
-    anyhow::ensure!(path.exists(), "no event log at {}", path.display());
-    Ok(Arc::new(
-        SqliteEventLog::open(&path).context("opening the event log")?,
-    ))
+    Ok(Arc::new(data_dir::existing_log(&store.data_dir)?))
 }
 
 /// `stayledger history ID`.
@@ -86,9 +82,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 
 /// `stayledger verify`: walk every stream's hash chain; exit status 1 if anything is off.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let path = args.store.data_dir.join(EVENTS_FILE);
-    anyhow::ensure!(path.exists(), "no event log at {}", path.display());
-    let log = SqliteEventLog::open(&path).context("opening the event log")?;
+    let log = data_dir::existing_log(&args.store.data_dir)?;
     let report = log.verify().await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !report.ok {
@@ -133,7 +127,7 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
 /// `stayledger import`: load an export into an empty data dir, exactly as it was.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.store.data_dir)?;
-    let path = args.store.data_dir.join(EVENTS_FILE);
+    let path = data_dir::events_path(&args.store.data_dir);
     let input = args.input.clone();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<eventlog::ImportReport> {
         let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {

@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{bearer, Call, Connection};
-use crate::secret;
-use crate::serve::{self, Platform, ServeConfig, EVENTS_FILE};
+use crate::data_dir::{self, secret};
+use crate::serve::{self, Platform, ServeConfig};
 
 pub struct BenchServe {
     addr: SocketAddr,
@@ -53,7 +53,7 @@ impl BenchServe {
 
     /// Only the command routes (`command_api::router`) over an embedded log in `dir`.
     pub async fn commands_alone(dir: &Path) -> anyhow::Result<Self> {
-        let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the log")?;
+        let log = SqliteEventLog::open(data_dir::events_path(dir)).context("opening the log")?;
         let log: Arc<dyn EventLog> = Arc::new(log);
         let auth = Arc::new(Auth::new(secret::load_or_create(dir)?));
         let app = command_api::router(CommandState::new(log, Arc::clone(&auth)));

@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::lease::LeaseStore;
 use super::Plan;
+use crate::lease::LeaseStore;
 
 /// The work of one shard: runs until `stop` is cancelled.
 pub(crate) trait ShardWork: Send + Sync + 'static {

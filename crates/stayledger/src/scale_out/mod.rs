@@ -10,8 +10,6 @@
 //! Must not: decide what a shard owns (the projector and saga crates do) or hold business rules.
 
 mod group;
-mod lease;
-mod mongo_lease;
 mod work;
 
 use std::time::Duration;
@@ -20,12 +18,7 @@ use clap::Args;
 
 use crate::cli::parse_duration;
 
-pub use lease::{Lease, LeaseStore, LeaseTable, Leases};
-pub use mongo_lease::MongoLeases;
 pub use work::{projector, saga};
-
-/// The lease table's file in the data dir.
-pub const LEASES_FILE: &str = "leases.db";
 
 /// Flags of a scaled-out consumer (`projector` or `saga`).
 #[derive(Debug, Clone, Args)]

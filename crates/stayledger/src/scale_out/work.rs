@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
-use super::{LeaseStore, LeaseTable, MongoLeases, Plan, LEASES_FILE};
+use super::Plan;
+use crate::data_dir;
+use crate::lease::{LeaseStore, MongoLeases};
 use crate::ops::Probes;
 use crate::serve;
 use crate::services::lifecycle::Service;
@@ -95,7 +97,7 @@ impl ShardWork for SagaShards {
     ) -> BoxFuture<'static, anyhow::Result<()>> {
         async move {
             let shard = Shard::new(index, self.count)?;
-            let timers = Arc::new(stores::timer_store(&self.data_dir, shard)?);
+            let timers = Arc::new(data_dir::timer_store(&self.data_dir, shard)?);
             let config = SagaConfig {
                 shard,
                 ..SagaConfig::default()
@@ -126,12 +128,6 @@ impl ShardWork for SagaShards {
     }
 }
 
-fn lease_table(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn LeaseStore>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    Ok(Arc::new(LeaseTable::open(data_dir.join(LEASES_FILE))?))
-}
-
 /// `stayledger projector --shards N --instance K`.
 pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let Some(plan) = args.scale_out.plan("projector")? else {
@@ -152,7 +148,7 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
             tracing::info!(store = "mongodb", db = %args.views.mongodb_db, "projector leases");
             Arc::new(leases)
         }
-        None => lease_table(data_dir)?,
+        None => Arc::new(data_dir::lease_table(data_dir)?),
     };
     let work = Arc::new(ProjectorShards {
         log: Arc::clone(&opened.log),
@@ -217,7 +213,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         BreakerPolicy::default(),
     )?;
     let data_dir = args.log.store.data_dir.clone();
-    let leases = lease_table(&data_dir)?;
+    let leases: Arc<dyn LeaseStore> = Arc::new(data_dir::lease_table(&data_dir)?);
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
     };

@@ -28,6 +28,7 @@ pub use args::{
 };
 pub use lifecycle::bind;
 
+use crate::data_dir;
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
 use crate::serve;
@@ -137,7 +138,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
     let (opened, timers, source) = match (&args.consumer_group, &args.log.eventstore_url) {
         (Some(group), Some(url)) => {
             let member = group_member(&args)?;
-            let timers = Arc::new(stores::group_timer_store(data_dir, &member)?);
+            let timers = Arc::new(data_dir::group_timer_store(data_dir, &member)?);
             let Some(log) = stores::open_esdb(url, &shutdown).await? else {
                 return Ok(());
             };
@@ -159,7 +160,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
              out with --shards N --instance K"
         ),
         (None, _) => {
-            let timers = Arc::new(stores::timer_store(data_dir, args.shard)?);
+            let timers = Arc::new(data_dir::timer_store(data_dir, args.shard)?);
             let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
                 return Ok(());
             };

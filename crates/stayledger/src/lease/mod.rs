@@ -1,10 +1,16 @@
-//! Leases in a SQLite file shared by the processes of one host (`leases.db` in the data dir): a
-//! lease is a row (name, owner, expires_at, epoch). Taking or renewing one is a single conditional
-//! upsert that succeeds only when the caller owns the row already or the row has expired, so at
-//! most one live owner exists at a time; `epoch` grows each time the owner changes.
+//! Leases for the scale-out of the consumers (`scale_out`): the [`LeaseStore`] port and its two
+//! adapters, a SQLite table shared by the processes of one host ([`LeaseTable`], `leases.db` in the
+//! data dir, see `data_dir`) and a MongoDB collection for processes on several hosts
+//! ([`MongoLeases`], `mongo`).
+//!
+//! In the SQLite table a lease is a row (name, owner, expires_at, epoch). Taking or renewing one is a
+//! single conditional upsert that succeeds only when the caller owns the row already or the row has
+//! expired, so at most one live owner exists at a time; `epoch` grows each time the owner changes.
 //!
 //! Times are wall-clock milliseconds: every process must read the same clock (one host), and the
 //! TTL must exceed any pause of a holder between two renewals (the holder fences itself earlier).
+
+mod mongo;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+pub use mongo::MongoLeases;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (

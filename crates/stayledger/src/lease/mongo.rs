@@ -5,7 +5,7 @@
 //! an expired one; against a document another owner holds live, the upsert tries to insert a second
 //! document with the same `_id` and fails with a duplicate-key error, which means "held". Time is the
 //! server's (`$$NOW`), so the hosts' clocks do not matter; a holder still fences itself by its own
-//! monotonic clock (`group.rs`), which stops it before the server's expiry.
+//! monotonic clock (`scale_out/group.rs`), which stops it before the server's expiry.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::{Client, Collection};
 
-use super::lease::{Lease, LeaseStore};
+use super::{Lease, LeaseStore};
 
 /// The collection, in the views' database.
 pub const COLLECTION: &str = "leases";
@@ -131,7 +131,7 @@ impl LeaseStore for MongoLeases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scale_out::lease::conformance;
+    use crate::lease::conformance;
 
     /// The lease conformance cases on MongoDB, when `STAYLEDGER_MONGODB_URL` points at a server.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
