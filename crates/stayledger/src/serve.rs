@@ -18,18 +18,16 @@ use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::{SwappableViewStore, ViewStore};
 use saga::sandbox::{self, SandboxState};
-use saga::{
-    BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunner, SagaStatus,
-    Shard, SqliteTimerStore,
-};
+use saga::{BreakerPolicy, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{SandboxArgs, ServeArgs};
+use crate::cli::{self, SandboxArgs, ServeArgs};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
 use crate::data_dir::{self, secret};
+use crate::stores::payment_gateway;
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
 
@@ -60,7 +58,7 @@ impl ServeConfig {
     }
 
     fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
-        let policy = saga_policy(
+        let policy = cli::saga_policy(
             args.approval_deadline,
             args.payment_retry_base,
             args.payment_max_attempts,
@@ -73,21 +71,6 @@ impl ServeConfig {
             ..Self::new(args.store.data_dir.clone())
         })
     }
-}
-
-/// The saga's business durations from the command line (shared with `stayledger saga`).
-pub(crate) fn saga_policy(
-    approval_deadline: Duration,
-    payment_retry_base: Duration,
-    payment_max_attempts: u32,
-) -> anyhow::Result<SagaPolicy> {
-    Ok(SagaPolicy {
-        approval_deadline: chrono::TimeDelta::from_std(approval_deadline)
-            .context("--approval-deadline is too long")?,
-        retry_base: chrono::TimeDelta::from_std(payment_retry_base)
-            .context("--payment-retry-base is too long")?,
-        max_payment_attempts: payment_max_attempts.max(1),
-    })
 }
 
 /// Handles on a running platform, for tests and operators.
@@ -221,17 +204,6 @@ fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
         swappable,
         timers: Arc::new(timers),
     })
-}
-
-/// The HTTP client of a payment gateway behind a circuit breaker (shared with `stayledger saga`).
-pub(crate) fn payment_gateway(
-    url: &str,
-    timeout: Duration,
-    breaker: BreakerPolicy,
-) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    let http =
-        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
-    Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -7,56 +7,18 @@ mod replay;
 mod timeline;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
 use eventlog::{EventLog, RecordedEvent};
-use uuid::Uuid;
 
-pub use replay::{replay, ReplayArgs};
+pub use replay::replay;
 
-use crate::cli::StoreArgs;
+use crate::cli::{ExportArgs, HistoryArgs, ImportArgs, StoreArgs, VerifyArgs};
 use crate::data_dir;
 
 /// Events read per page of the global log.
 const PAGE: usize = 5_000;
-
-#[derive(Debug, Clone, Args)]
-pub struct HistoryArgs {
-    /// The reservation whose timeline to print.
-    pub reservation_id: Uuid,
-    /// Print the recorded events as JSON Lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct VerifyArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ExportArgs {
-    /// Write to this file instead of standard output.
-    #[arg(long, short)]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// A JSON Lines export (from `stayledger export`); `-` reads standard input.
-    #[arg(long, short)]
-    pub input: PathBuf,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
 
 fn open_log(store: &StoreArgs) -> anyhow::Result<Arc<dyn EventLog>> {
     Ok(Arc::new(data_dir::existing_log(&store.data_dir)?))

@@ -8,18 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
 use readmodel::ViewStore;
 
 use super::open_log;
-use crate::cli::StoreArgs;
+use crate::cli::ReplayArgs;
 use crate::data_dir::{self, current_views_file, publish_generation};
-
-#[derive(Debug, Clone, Args)]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let data_dir = &args.store.data_dir;

@@ -14,34 +14,9 @@ mod work;
 
 use std::time::Duration;
 
-use clap::Args;
-
-use crate::cli::parse_duration;
+use crate::cli::ScaleOutArgs;
 
 pub use work::{projector, saga};
-
-/// Flags of a scaled-out consumer (`projector` or `saga`).
-#[derive(Debug, Clone, Args)]
-pub struct ScaleOutArgs {
-    /// Split the work into this many shards, held through leases in the data dir's `leases.db`:
-    /// run `--instances` processes with `--instance 0..`; a dead instance's shards are taken over
-    /// once its leases expire. Without it: one process does everything (or `--shard i/n`, saga).
-    #[arg(long, env = "STAYLEDGER_SHARDS")]
-    pub shards: Option<u32>,
-    /// This instance's number (0-based); it prefers the shards `i` with `i % instances == instance`.
-    #[arg(long, env = "STAYLEDGER_INSTANCE", default_value_t = 0)]
-    pub instance: u32,
-    /// How many instances share the shards (default: as many as shards).
-    #[arg(long, env = "STAYLEDGER_INSTANCES")]
-    pub instances: Option<u32>,
-    /// A lease not renewed for this long may be taken over by another instance.
-    #[arg(long, env = "STAYLEDGER_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
-    pub lease_ttl: Duration,
-    /// How often leases are renewed (at most half the TTL: a holder stops a shard `ttl - renew`
-    /// after its last renewal, before anyone may take it).
-    #[arg(long, env = "STAYLEDGER_LEASE_RENEW", default_value = "1s", value_parser = parse_duration)]
-    pub lease_renew: Duration,
-}
 
 /// A validated scale-out configuration of one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

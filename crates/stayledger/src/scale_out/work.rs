@@ -25,10 +25,10 @@ use super::group::{ShardGroup, ShardWork};
 use super::Plan;
 use crate::data_dir;
 use crate::lease::{LeaseStore, MongoLeases};
-use crate::ops::Probes;
-use crate::serve;
-use crate::services::lifecycle::Service;
-use crate::services::{stores, with_ops, ProjectorArgs, SagaArgs};
+use crate::cli::{self, ProjectorArgs, SagaArgs};
+use crate::lifecycle::Service;
+use crate::ops::{with_ops, Probes};
+use crate::stores;
 use crate::supervise::shutdown_on_signals;
 
 /// How often the shards' checkpoints are merged into the views checkpoint.
@@ -202,12 +202,12 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         "--shard i/n and --shards N exclude each other (a fixed shard, or leased ones)"
     );
     let shutdown = shutdown_on_signals();
-    let policy = serve::saga_policy(
+    let policy = cli::saga_policy(
         args.approval_deadline,
         args.payment_retry_base,
         args.payment_max_attempts,
     )?;
-    let gateway = serve::payment_gateway(
+    let gateway = stores::payment_gateway(
         &args.payment_gateway_url,
         args.payment_timeout,
         BreakerPolicy::default(),

@@ -1,19 +1,21 @@
-//! Opening what a service alone runs on: the event log (embedded in the data dir, or EventStoreDB),
-//! the views (embedded in the data dir, or MongoDB) and the JWT secret; the embedded stores and the
-//! saga's timer files are opened by `data_dir`. Servers that are not up yet are waited for, with
-//! backoff, for a bounded time (containers start in any order).
+//! Opening what a process runs on, by its flags: the event log (embedded in the data dir, or
+//! EventStoreDB), the views (embedded in the data dir, or MongoDB), the JWT secret and the payment
+//! gateway's client. What is in the data dir is opened by `data_dir`. Servers that are not up yet
+//! are waited for, with backoff, for a bounded time (containers start in any order).
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use command_api::Auth;
 use eventlog::{EsdbEventLog, EventLog, WriterStats};
 use readmodel::{MongoViewStore, ViewStore};
+use saga::{BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{AuthArgs, LogArgs, Redacted, ViewArgs};
+use crate::cli::{AuthArgs, LogArgs, Redacted, ViewArgs};
 use crate::data_dir::{self, secret};
 
 /// Longest a service waits for its store servers at start before giving up.
@@ -97,6 +99,17 @@ pub(crate) fn auth(args: &AuthArgs, data_dir: &Path) -> anyhow::Result<Arc<Auth>
         None => secret::load_or_create(data_dir)?,
     };
     Ok(Arc::new(Auth::new(secret)))
+}
+
+/// The HTTP client of a payment gateway behind a circuit breaker (`serve`, `saga`, `saga --shards`).
+pub(crate) fn payment_gateway(
+    url: &str,
+    timeout: Duration,
+    breaker: BreakerPolicy,
+) -> anyhow::Result<Arc<dyn PaymentGateway>> {
+    let http =
+        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
+    Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 
 /// Call `connect` until it succeeds, waiting 250 ms doubling to 5 s between attempts, for at most
