@@ -24,9 +24,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{self, SandboxArgs, ServeArgs};
+use crate::data_dir::{self, secret};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
-use crate::data_dir::{self, secret};
 use crate::stores::payment_gateway;
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;

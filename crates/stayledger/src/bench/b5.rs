@@ -25,7 +25,8 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
             Err(e) => return Err(e).with_context(|| format!("removing {path}")),
         }
     }
-    let log = SqliteEventLog::open(data_dir::events_path(&dataset.dir)).context("opening the log")?;
+    let log =
+        SqliteEventLog::open(data_dir::events_path(&dataset.dir)).context("opening the log")?;
     let log: Arc<dyn EventLog> = Arc::new(log);
     let views = SqliteViewStore::open(&views_path).context("opening a fresh view store")?;
     let started = Instant::now();

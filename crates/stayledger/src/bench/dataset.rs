@@ -241,7 +241,8 @@ pub async fn seed(dir: &Path, events: u64) -> anyhow::Result<Dataset> {
 
 /// Leave the saga's progress as a `serve` that handled the whole log would: checkpoint at the head.
 pub async fn mark_saga_done(dir: &Path, head: u64) -> anyhow::Result<()> {
-    let store = SqliteTimerStore::open(data_dir::timer_path(dir, Shard::ALL)).context("opening the saga store")?;
+    let store = SqliteTimerStore::open(data_dir::timer_path(dir, Shard::ALL))
+        .context("opening the saga store")?;
     let update = ProgressUpdate {
         checkpoint: Some(head),
         ..ProgressUpdate::default()

@@ -164,8 +164,8 @@ pub struct SagaArgs {
 /// Flags of a scaled-out consumer (`projector` or `saga`).
 #[derive(Debug, Clone, Args)]
 pub struct ScaleOutArgs {
-    /// Split the work into this many shards, held through leases in the data dir's `leases.db`:
-    /// run `--instances` processes with `--instance 0..`; a dead instance's shards are taken over
+    /// Split the work into this many shards, held through leases (in the data dir's `leases.db`, or
+    /// in MongoDB for a projector with `--mongodb-url`): run `--instances` processes with `--instance 0..`; a dead instance's shards are taken over
     /// once its leases expire. Without it: one process does everything (or `--shard i/n`, saga).
     #[arg(long, env = "STAYLEDGER_SHARDS")]
     pub shards: Option<u32>,

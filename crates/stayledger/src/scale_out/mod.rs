@@ -2,12 +2,15 @@
 //! this instance holds a lease on, and takes over the shards of an instance that died once their
 //! leases expire (see `group`). Projector shards split the views by lodging
 //! ([`projector::ProjectorShard`]); saga shards split the reservations ([`saga::Shard`]), each
-//! with its own timer file. The leases live in `leases.db` in the data dir (see `lease`), so the
-//! instances of a consumer must share one host (or one volume on one host); see
-//! docs/decisions/0006-scale-out-by-shards-and-leases.md for the EventStoreDB picture.
+//! with its own timer file. Where the leases live (`crate::lease`): in `leases.db` in the data dir,
+//! so the instances of a consumer share one host (or one volume on one host), except a projector
+//! whose views are in MongoDB (`--mongodb-url`), whose leases are in MongoDB too, so its instances
+//! may run on several hosts. See docs/decisions/0006-scale-out-by-shards-and-leases.md, and for the
+//! saga across hosts on EventStoreDB, its consumer group (0010).
 //!
-//! Owns: the lease table, which shards a process runs, fencing, the merged views checkpoint.
-//! Must not: decide what a shard owns (the projector and saga crates do) or hold business rules.
+//! Owns: which shards a process runs, fencing, the merged views checkpoint.
+//! Must not: decide what a shard owns (the projector and saga crates do), hold business rules, or
+//! know how a lease store keeps its leases.
 
 mod group;
 mod work;

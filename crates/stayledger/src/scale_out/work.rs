@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
 use super::Plan;
+use crate::cli::{self, ProjectorArgs, SagaArgs};
 use crate::data_dir;
 use crate::lease::{LeaseStore, MongoLeases};
-use crate::cli::{self, ProjectorArgs, SagaArgs};
 use crate::lifecycle::Service;
 use crate::ops::{with_ops, Probes};
 use crate::stores;
