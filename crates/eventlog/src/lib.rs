@@ -7,11 +7,11 @@
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
 //! concurrency and deterministic event ids, snapshots for long streams), [`ConsumerGroups`] (competing
 //! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
-//! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
+//! decorator, the [`conformance`] suite every adapter passes, and what the B1 benchmark's bare-SQLite
+//! baseline needs to write the same table as the adapter ([`sqlite_baseline`]).
 //! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
-pub mod bench;
 pub mod conformance;
 mod envelope;
 mod error;
@@ -37,7 +37,9 @@ pub use partition::{Partition, PartitionError};
 pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
 };
-pub use sqlite::{import_into, ImportReport, SqliteEventLog, WriterStats};
+pub use sqlite::{
+    baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
+};
 pub use traced::TracedEventLog;
 
 use async_trait::async_trait;

@@ -7,7 +7,6 @@
 //! mapping (the API crates). `main.rs` only parses arguments and calls in here.
 
 pub mod audit;
-pub mod bench;
 pub mod cli;
 pub mod data_dir;
 pub mod lease;

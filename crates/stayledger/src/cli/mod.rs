@@ -43,8 +43,6 @@ pub enum Command {
     Token(TokenArgs),
     /// The sandbox payment gateway alone (a stand-in for a real gateway; never charges real money).
     PaymentSandbox(SandboxArgs),
-    /// The benchmark suite B1-B8 and the peer comparison (release build).
-    Bench(crate::bench::BenchArgs),
     /// The command API alone.
     CommandApi(CommandApiArgs),
     /// The query API alone.

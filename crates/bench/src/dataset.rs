@@ -21,9 +21,8 @@ use domain::saga::{ReservationSaga, SagaInput, SagaPolicy, SagaState, SagaTrigge
 use domain::{Aggregate, DomainEvent};
 use eventlog::{EventLog, EventMetadata, ExpectedVersion, NewEvent, SqliteEventLog};
 use saga::{ProgressUpdate, Shard, SqliteTimerStore, TimerStore};
+use stayledger::data_dir;
 use uuid::Uuid;
-
-use crate::data_dir;
 
 const LODGINGS: u64 = 500;
 /// Flows being written at once (each a chain of appends): the group commit's batch.

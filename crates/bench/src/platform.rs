@@ -16,12 +16,12 @@ use eventlog::{EventLog, SqliteEventLog};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde_json::json;
+use stayledger::data_dir::{self, secret};
+use stayledger::serve::{self, Platform, ServeConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{bearer, Call, Connection};
-use crate::data_dir::{self, secret};
-use crate::serve::{self, Platform, ServeConfig};
 
 pub struct BenchServe {
     addr: SocketAddr,

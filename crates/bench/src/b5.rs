@@ -9,10 +9,10 @@ use anyhow::Context;
 use eventlog::{EventLog, SqliteEventLog};
 use readmodel::SqliteViewStore;
 use serde_json::json;
+use stayledger::data_dir;
 
 use super::dataset::{mark_saga_done, Dataset};
 use super::report::{thousands, Figure};
-use crate::data_dir;
 
 /// Rebuild the views of `dataset` (replacing any), leave the dir ready for a restart; the figure.
 pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
