@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the peer library for `stayledger bench` into a virtualenv beside this script and prints the
+# Installs the peer library for `stayledger-bench` into a virtualenv beside this script and prints the
 # path of its python. Idempotent: an existing venv that already imports eventsourcing is reused.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

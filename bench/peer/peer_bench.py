@@ -1,5 +1,5 @@
 """Peer benchmark: the stayledger command workload on the Python library `eventsourcing` 9.x with its
-SQLite persistence, so `stayledger bench` can print the ratio of the two in one run.
+SQLite persistence, so `stayledger-bench` can print the ratio of the two in one run.
 
 Workload per flow (the same as stayledger's peer workload):
   request  -> a new Reservation aggregate (1 event)

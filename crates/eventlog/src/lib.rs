@@ -9,12 +9,12 @@
 //! ([`Repositories`]: a repository per aggregate, shared by every part that writes), what a caller can
 //! do about a failed command ([`Failure`]: rejected, poison, retry), [`ConsumerGroups`] (competing
 //! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
-//! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
+//! decorator, the [`conformance`] suite every adapter passes, and what the B1 benchmark's bare-SQLite
+//! baseline needs to write the same table as the adapter ([`sqlite_baseline`]).
 //! Must not: know about HTTP or read models, or any aggregate's rules (it names the platform's
 //! aggregates only to hold their repositories in [`Repositories`]); serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
-pub mod bench;
 pub mod conformance;
 mod envelope;
 mod error;
@@ -45,7 +45,9 @@ pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
     RepositoryStats,
 };
-pub use sqlite::{import_into, ImportReport, SqliteEventLog, WriterStats};
+pub use sqlite::{
+    baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
+};
 pub use traced::TracedEventLog;
 
 use async_trait::async_trait;

@@ -8,7 +8,6 @@
 //! Must not: decide anything (no commands, no appends), know how views are stored (only the
 //! [`readmodel::ViewStore`] port) or know about HTTP.
 
-pub mod bench;
 mod decode;
 mod rebuild;
 mod shard;

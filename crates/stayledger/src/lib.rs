@@ -7,14 +7,16 @@
 //! mapping (the API crates). `main.rs` only parses arguments and calls in here.
 
 pub mod audit;
-pub mod bench;
 pub mod cli;
+pub mod data_dir;
+pub mod lease;
+mod lifecycle;
 pub mod metrics;
 pub mod ops;
 pub mod scale_out;
-pub mod secret;
 pub mod serve;
 pub mod services;
+mod stores;
 pub mod supervise;
 pub mod token;
 pub mod views_swap;

@@ -22,7 +22,6 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::PaymentSandbox(args) => stayledger::serve::payment_sandbox(args).await,
-            Command::Bench(args) => stayledger::bench::run(args).await,
             Command::CommandApi(args) => stayledger::services::command_api(args).await,
             Command::QueryApi(args) => stayledger::services::query_api(args).await,
             Command::Projector(args) => stayledger::services::projector(args).await,

@@ -1,7 +1,7 @@
 //! Ops routes of every process: `/healthz` (liveness), `/readyz` (stores answer, projector lag under
 //! its bound, dead letters shown) and `/metrics` (Prometheus text). They compose the status handles
 //! of whichever parts run in this process, which only the binary knows; error bodies use the API
-//! crates' problem+json type.
+//! crates' problem+json type. [`with_ops`] puts them beside a service's own routes.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use http_edge::problem;
 use eventlog::{EventLog, WriterStats};
 use http_edge::Problem;
 use projector::ProjectorStatus;
@@ -17,7 +18,7 @@ use readmodel::ViewStore;
 use saga::{CircuitState, SagaStatus};
 use serde_json::json;
 
-use crate::metrics::{gauge, HttpMetrics};
+use crate::metrics::{gauge, track, HttpMetrics};
 
 /// What this process can report on.
 #[derive(Clone, Default)]
@@ -43,6 +44,16 @@ pub fn routes(probes: Probes) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(probes)
+}
+
+/// A service's routes plus the ops probes, answering unknown routes with problem+json and counting
+/// every request in `/metrics`.
+pub fn with_ops(routes: Router, probes: Probes) -> Router {
+    let http: Arc<HttpMetrics> = Arc::clone(&probes.http);
+    routes
+        .merge(self::routes(probes))
+        .fallback(problem::not_found)
+        .layer(axum::middleware::from_fn_with_state(http, track))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -19,25 +19,18 @@ use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::{SwappableViewStore, ViewStore};
 use saga::sandbox::{self, SandboxState};
-use saga::{
-    BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunner, SagaStatus,
-    Shard, SqliteTimerStore,
-};
+use saga::{BreakerPolicy, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{SandboxArgs, ServeArgs};
+use crate::cli::{self, SandboxArgs, ServeArgs};
+use crate::data_dir::{self, secret};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
-use crate::secret;
-use crate::services::stores;
+use crate::stores::payment_gateway;
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
-
-pub const EVENTS_FILE: &str = "events.db";
-pub const VIEWS_FILE: &str = "views.db";
-pub const SAGA_FILE: &str = "saga.db";
 
 /// Everything `serve` runs with.
 #[derive(Debug, Clone)]
@@ -66,7 +59,7 @@ impl ServeConfig {
     }
 
     fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
-        let policy = saga_policy(
+        let policy = cli::saga_policy(
             args.approval_deadline,
             args.payment_retry_base,
             args.payment_max_attempts,
@@ -79,21 +72,6 @@ impl ServeConfig {
             ..Self::new(args.store.data_dir.clone())
         })
     }
-}
-
-/// The saga's business durations from the command line (shared with `stayledger saga`).
-pub(crate) fn saga_policy(
-    approval_deadline: Duration,
-    payment_retry_base: Duration,
-    payment_max_attempts: u32,
-) -> anyhow::Result<SagaPolicy> {
-    Ok(SagaPolicy {
-        approval_deadline: chrono::TimeDelta::from_std(approval_deadline)
-            .context("--approval-deadline is too long")?,
-        retry_base: chrono::TimeDelta::from_std(payment_retry_base)
-            .context("--payment-retry-base is too long")?,
-        max_payment_attempts: payment_max_attempts.max(1),
-    })
 }
 
 /// Handles on a running platform, for tests and operators.
@@ -220,9 +198,9 @@ struct Stores {
 }
 
 fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let sqlite_log = Arc::new(stores::sqlite_log(data_dir)?);
-    let views = stores::sqlite_views(data_dir)?;
-    let timers = stores::timer_store(data_dir, Shard::ALL)?;
+    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir)?);
+    let views = data_dir::sqlite_views(data_dir)?;
+    let timers = data_dir::timer_store(data_dir, Shard::ALL)?;
     let swappable = Arc::new(SwappableViewStore::new(Arc::new(views)));
     Ok(Stores {
         log: Arc::clone(&sqlite_log) as Arc<dyn EventLog>,
@@ -231,17 +209,6 @@ fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
         swappable,
         timers: Arc::new(timers),
     })
-}
-
-/// The HTTP client of a payment gateway behind a circuit breaker (shared with `stayledger saga`).
-pub(crate) fn payment_gateway(
-    url: &str,
-    timeout: Duration,
-    breaker: BreakerPolicy,
-) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    let http =
-        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
-    Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use http_edge::{Auth, Claims, Role};
 
 use crate::cli::{self, TokenArgs};
-use crate::secret;
+use crate::data_dir::secret;
 
 /// Mint the token described by `args`.
 pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {

@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use eventlog::EventLog;
 use projector::{Projector, ProjectorStatus};
-use readmodel::{SqliteViewStore, SwappableViewStore, ViewStore};
+use readmodel::{SwappableViewStore, ViewStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::current_views_file;
+use crate::data_dir::{self, current_views_file};
 
 /// How often the data dir is checked for a new views generation.
 const POLL: Duration = Duration::from_millis(500);
@@ -93,9 +93,7 @@ async fn open_and_catch_up(
     name: &str,
     log: &Arc<dyn EventLog>,
 ) -> anyhow::Result<Arc<dyn ViewStore>> {
-    let fresh: Arc<dyn ViewStore> = Arc::new(
-        SqliteViewStore::open(data_dir.join(name)).with_context(|| format!("opening {name}"))?,
-    );
+    let fresh: Arc<dyn ViewStore> = Arc::new(data_dir::views_generation(data_dir, name)?);
     projector::rebuild(Arc::clone(log), Arc::clone(&fresh), |_, _| {}).await?;
     Ok(fresh)
 }

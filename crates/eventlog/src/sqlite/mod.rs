@@ -13,6 +13,7 @@
 //! current outcome, whatever its expected version. An append where only some are already there is
 //! rejected as a [`AppendError::Conflict`] (it cannot be a retry of one earlier, atomic append).
 
+pub mod baseline;
 pub(crate) mod checkpoint;
 mod command;
 mod heads;

@@ -7,63 +7,21 @@ mod replay;
 mod timeline;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
-use uuid::Uuid;
+use eventlog::{EventLog, RecordedEvent};
 
-pub use replay::{current_views_file, replay, ReplayArgs, VIEWS_GENERATION_FILE};
+pub use replay::replay;
 
-use crate::cli::StoreArgs;
-use crate::serve::EVENTS_FILE;
+use crate::cli::{ExportArgs, HistoryArgs, ImportArgs, StoreArgs, VerifyArgs};
+use crate::data_dir;
 
 /// Events read per page of the global log.
 const PAGE: usize = 5_000;
 
-#[derive(Debug, Clone, Args)]
-pub struct HistoryArgs {
-    /// The reservation whose timeline to print.
-    pub reservation_id: Uuid,
-    /// Print the recorded events as JSON Lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct VerifyArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ExportArgs {
-    /// Write to this file instead of standard output.
-    #[arg(long, short)]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// A JSON Lines export (from `stayledger export`); `-` reads standard input.
-    #[arg(long, short)]
-    pub input: PathBuf,
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
 fn open_log(store: &StoreArgs) -> anyhow::Result<Arc<dyn EventLog>> {
-    let path = store.data_dir.join(EVENTS_FILE);
-    anyhow::ensure!(path.exists(), "no event log at {}", path.display());
-    Ok(Arc::new(
-        SqliteEventLog::open(&path).context("opening the event log")?,
-    ))
+    Ok(Arc::new(data_dir::existing_log(&store.data_dir)?))
 }
 
 /// `stayledger history ID`.
@@ -86,9 +44,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 
 /// `stayledger verify`: walk every stream's hash chain; exit status 1 if anything is off.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let path = args.store.data_dir.join(EVENTS_FILE);
-    anyhow::ensure!(path.exists(), "no event log at {}", path.display());
-    let log = SqliteEventLog::open(&path).context("opening the event log")?;
+    let log = data_dir::existing_log(&args.store.data_dir)?;
     let report = log.verify().await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if !report.ok {
@@ -133,7 +89,7 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
 /// `stayledger import`: load an export into an empty data dir, exactly as it was.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.store.data_dir)?;
-    let path = args.store.data_dir.join(EVENTS_FILE);
+    let path = data_dir::events_path(&args.store.data_dir);
     let input = args.input.clone();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<eventlog::ImportReport> {
         let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {

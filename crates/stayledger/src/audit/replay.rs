@@ -3,62 +3,24 @@
 //! `serve` notices within a second, catches the new store up, stops its projector, swaps the store
 //! its queries read and starts the projector again on it.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
-use readmodel::{SqliteViewStore, ViewStore};
+use readmodel::ViewStore;
 
 use super::open_log;
-use crate::cli::StoreArgs;
-
-/// The file in the data dir naming the views file in use; absent means `views.db`.
-pub const VIEWS_GENERATION_FILE: &str = "views.generation";
-
-#[derive(Debug, Clone, Args)]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
-
-/// The views file a process should open in `data_dir`.
-pub fn current_views_file(data_dir: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(data_dir.join(VIEWS_GENERATION_FILE)) {
-        Ok(name) => {
-            let name = name.trim().to_string();
-            anyhow::ensure!(
-                name.starts_with("views") && !name.contains('/') && !name.contains(".."),
-                "{VIEWS_GENERATION_FILE} names an unexpected file {name:?}"
-            );
-            Ok(name)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(crate::serve::VIEWS_FILE.to_string())
-        }
-        Err(e) => Err(e).context("reading the views generation"),
-    }
-}
-
-/// Point `data_dir` at the views file `name`, atomically (write, fsync, rename).
-fn publish_generation(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    let tmp = data_dir.join(format!("{VIEWS_GENERATION_FILE}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(name.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, data_dir.join(VIEWS_GENERATION_FILE))?;
-    Ok(())
-}
+use crate::cli::ReplayArgs;
+use crate::data_dir::{self, current_views_file, publish_generation};
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let data_dir = &args.store.data_dir;
     let log = open_log(&args.store)?;
     let previous = current_views_file(data_dir)?;
-    let name = format!("views-{}.db", chrono::Utc::now().timestamp_millis());
+    let name = data_dir::fresh_views_file();
     let store: Arc<dyn ViewStore> = Arc::new(
-        SqliteViewStore::open(data_dir.join(&name)).context("creating the fresh view store")?,
+        data_dir::views_generation(data_dir, &name).context("creating the fresh view store")?,
     );
     let progress = Progress::new();
     let started = std::time::Instant::now();

@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::lease::LeaseStore;
 use super::Plan;
+use crate::lease::{LeaseError, LeaseStore};
 
 /// The work of one shard: runs until `stop` is cancelled.
 pub(crate) trait ShardWork: Send + Sync + 'static {
@@ -85,7 +85,7 @@ async fn decide(
     running: &BTreeSet<u32>,
     blocked: &BTreeSet<u32>,
     may_take_over: bool,
-) -> anyhow::Result<BTreeSet<u32>> {
+) -> Result<BTreeSet<u32>, LeaseError> {
     let ttl = plan.ttl;
     if !leases
         .acquire(&plan.member_lease(plan.instance), owner, ttl)

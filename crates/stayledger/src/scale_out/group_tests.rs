@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{ShardGroup, ShardWork};
-use crate::scale_out::{LeaseTable, Plan};
+use crate::lease::LeaseTable;
+use crate::scale_out::Plan;
 
 /// Runs "shards" that only record that they are running; shard `fail` fails at once.
 #[derive(Default)]

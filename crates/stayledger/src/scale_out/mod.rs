@@ -2,53 +2,24 @@
 //! this instance holds a lease on, and takes over the shards of an instance that died once their
 //! leases expire (see `group`). Projector shards split the views by lodging
 //! ([`projector::ProjectorShard`]); saga shards split the reservations ([`saga::Shard`]), each
-//! with its own timer file. The leases live in `leases.db` in the data dir (see `lease`), so the
-//! instances of a consumer must share one host (or one volume on one host); see
-//! docs/decisions/0006-scale-out-by-shards-and-leases.md for the EventStoreDB picture.
+//! with its own timer file. Where the leases live (`crate::lease`): in `leases.db` in the data dir,
+//! so the instances of a consumer share one host (or one volume on one host), except a projector
+//! whose views are in MongoDB (`--mongodb-url`), whose leases are in MongoDB too, so its instances
+//! may run on several hosts. See docs/decisions/0006-scale-out-by-shards-and-leases.md, and for the
+//! saga across hosts on EventStoreDB, its consumer group (0010).
 //!
-//! Owns: the lease table, which shards a process runs, fencing, the merged views checkpoint.
-//! Must not: decide what a shard owns (the projector and saga crates do) or hold business rules.
+//! Owns: which shards a process runs, fencing, the merged views checkpoint.
+//! Must not: decide what a shard owns (the projector and saga crates do), hold business rules, or
+//! know how a lease store keeps its leases.
 
 mod group;
-mod lease;
-mod mongo_lease;
 mod work;
 
 use std::time::Duration;
 
-use clap::Args;
+use crate::cli::ScaleOutArgs;
 
-use crate::cli::parse_duration;
-
-pub use lease::{Lease, LeaseStore, LeaseTable, Leases};
-pub use mongo_lease::MongoLeases;
 pub use work::{projector, saga};
-
-/// The lease table's file in the data dir.
-pub const LEASES_FILE: &str = "leases.db";
-
-/// Flags of a scaled-out consumer (`projector` or `saga`).
-#[derive(Debug, Clone, Args)]
-pub struct ScaleOutArgs {
-    /// Split the work into this many shards, held through leases in the data dir's `leases.db`:
-    /// run `--instances` processes with `--instance 0..`; a dead instance's shards are taken over
-    /// once its leases expire. Without it: one process does everything (or `--shard i/n`, saga).
-    #[arg(long, env = "STAYLEDGER_SHARDS")]
-    pub shards: Option<u32>,
-    /// This instance's number (0-based); it prefers the shards `i` with `i % instances == instance`.
-    #[arg(long, env = "STAYLEDGER_INSTANCE", default_value_t = 0)]
-    pub instance: u32,
-    /// How many instances share the shards (default: as many as shards).
-    #[arg(long, env = "STAYLEDGER_INSTANCES")]
-    pub instances: Option<u32>,
-    /// A lease not renewed for this long may be taken over by another instance.
-    #[arg(long, env = "STAYLEDGER_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
-    pub lease_ttl: Duration,
-    /// How often leases are renewed (at most half the TTL: a holder stops a shard `ttl - renew`
-    /// after its last renewal, before anyone may take it).
-    #[arg(long, env = "STAYLEDGER_LEASE_RENEW", default_value = "1s", value_parser = parse_duration)]
-    pub lease_renew: Duration,
-}
 
 /// A validated scale-out configuration of one consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

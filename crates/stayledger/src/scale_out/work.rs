@@ -22,11 +22,13 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
-use super::{LeaseStore, LeaseTable, MongoLeases, Plan, LEASES_FILE};
-use crate::ops::Probes;
-use crate::serve;
-use crate::services::lifecycle::Service;
-use crate::services::{stores, with_ops, ProjectorArgs, SagaArgs};
+use super::Plan;
+use crate::cli::{self, ProjectorArgs, SagaArgs};
+use crate::data_dir;
+use crate::lease::{LeaseStore, MongoLeases};
+use crate::lifecycle::Service;
+use crate::ops::{with_ops, Probes};
+use crate::stores;
 use crate::supervise::shutdown_on_signals;
 
 /// How often the shards' checkpoints are merged into the views checkpoint.
@@ -96,7 +98,7 @@ impl ShardWork for SagaShards {
     ) -> BoxFuture<'static, anyhow::Result<()>> {
         async move {
             let shard = Shard::new(index, self.count)?;
-            let timers = Arc::new(stores::timer_store(&self.data_dir, shard)?);
+            let timers = Arc::new(data_dir::timer_store(&self.data_dir, shard)?);
             let config = SagaConfig {
                 shard,
                 ..SagaConfig::default()
@@ -127,12 +129,6 @@ impl ShardWork for SagaShards {
     }
 }
 
-fn lease_table(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn LeaseStore>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    Ok(Arc::new(LeaseTable::open(data_dir.join(LEASES_FILE))?))
-}
-
 /// `stayledger projector --shards N --instance K`.
 pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
     let Some(plan) = args.scale_out.plan("projector")? else {
@@ -153,7 +149,7 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
             tracing::info!(store = "mongodb", db = %args.views.mongodb_db, "projector leases");
             Arc::new(leases)
         }
-        None => lease_table(data_dir)?,
+        None => Arc::new(data_dir::lease_table(data_dir)?),
     };
     let work = Arc::new(ProjectorShards {
         log: Arc::clone(&opened.log),
@@ -207,18 +203,18 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         "--shard i/n and --shards N exclude each other (a fixed shard, or leased ones)"
     );
     let shutdown = shutdown_on_signals();
-    let policy = serve::saga_policy(
+    let policy = cli::saga_policy(
         args.approval_deadline,
         args.payment_retry_base,
         args.payment_max_attempts,
     )?;
-    let gateway = serve::payment_gateway(
+    let gateway = stores::payment_gateway(
         &args.payment_gateway_url,
         args.payment_timeout,
         BreakerPolicy::default(),
     )?;
     let data_dir = args.log.store.data_dir.clone();
-    let leases = lease_table(&data_dir)?;
+    let leases: Arc<dyn LeaseStore> = Arc::new(data_dir::lease_table(&data_dir)?);
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
     };

@@ -5,11 +5,7 @@
 //!
 //! Every service serves `/healthz`, `/readyz` and `/metrics` (see [`crate::ops`]) next to its own
 //! routes, prints `stayledger <service> listening on http://<addr>` once it takes requests, and on
-//! SIGTERM/SIGINT finishes what is in flight before it exits (see [`lifecycle`]).
-
-mod args;
-pub(crate) mod lifecycle;
-pub(crate) mod stores;
+//! SIGTERM/SIGINT finishes what is in flight before it exits (see `lifecycle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,17 +19,12 @@ use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
 use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};
 
-pub use args::{
-    parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs, QueryApiArgs,
-    Redacted, SagaArgs, ViewArgs,
-};
-pub use lifecycle::bind;
-
-use crate::metrics::{self, HttpMetrics};
-use crate::ops::{self, Probes};
-use crate::serve;
+use crate::cli::{self, CommandApiArgs, ProjectorArgs, QueryApiArgs, SagaArgs};
+use crate::data_dir;
+use crate::lifecycle::Service;
+use crate::ops::{with_ops, Probes};
+use crate::stores;
 use crate::supervise::shutdown_on_signals;
-use lifecycle::Service;
 
 /// How often query-api reads the views' stored checkpoint while a request waits for `min_position`.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(20);
@@ -125,12 +116,12 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         return crate::scale_out::saga(args).await;
     }
     let shutdown = shutdown_on_signals();
-    let policy = serve::saga_policy(
+    let policy = cli::saga_policy(
         args.approval_deadline,
         args.payment_retry_base,
         args.payment_max_attempts,
     )?;
-    let gateway = serve::payment_gateway(
+    let gateway = stores::payment_gateway(
         &args.payment_gateway_url,
         args.payment_timeout,
         BreakerPolicy::default(),
@@ -139,7 +130,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
     let (opened, timers, source) = match (&args.consumer_group, &args.log.eventstore_url) {
         (Some(group), Some(url)) => {
             let member = group_member(&args)?;
-            let timers = Arc::new(stores::group_timer_store(data_dir, &member)?);
+            let timers = Arc::new(data_dir::group_timer_store(data_dir, &member)?);
             let Some(log) = stores::open_esdb(url, &shutdown).await? else {
                 return Ok(());
             };
@@ -161,7 +152,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
              out with --shards N --instance K"
         ),
         (None, _) => {
-            let timers = Arc::new(stores::timer_store(data_dir, args.shard)?);
+            let timers = Arc::new(data_dir::timer_store(data_dir, args.shard)?);
             let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
                 return Ok(());
             };
@@ -207,17 +198,7 @@ fn group_member(args: &SagaArgs) -> anyhow::Result<String> {
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    args::parse_name(&host).map_err(|e| {
+    cli::parse_name(&host).map_err(|e| {
         anyhow::anyhow!("--group-member is not set and the host name will not do: {e}")
     })
-}
-
-/// A service's routes plus the ops probes, answering unknown routes with problem+json and counting
-/// every request in `/metrics`.
-pub(crate) fn with_ops(routes: Router, probes: Probes) -> Router {
-    let http: Arc<HttpMetrics> = Arc::clone(&probes.http);
-    routes
-        .merge(ops::routes(probes))
-        .fallback(problem::not_found)
-        .layer(axum::middleware::from_fn_with_state(http, metrics::track))
 }

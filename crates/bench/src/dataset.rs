@@ -20,10 +20,9 @@ use domain::reservation::{ReservationEvent, ReservationRequested};
 use domain::saga::{ReservationSaga, SagaInput, SagaPolicy, SagaState, SagaTrigger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{EventLog, EventMetadata, ExpectedVersion, NewEvent, SqliteEventLog};
-use saga::{ProgressUpdate, SqliteTimerStore, TimerStore};
+use saga::{ProgressUpdate, Shard, SqliteTimerStore, TimerStore};
+use stayledger::data_dir;
 use uuid::Uuid;
-
-use crate::serve::{EVENTS_FILE, SAGA_FILE};
 
 const LODGINGS: u64 = 500;
 /// Flows being written at once (each a chain of appends): the group commit's batch.
@@ -207,7 +206,7 @@ async fn register(log: &SqliteEventLog) -> anyhow::Result<()> {
 /// Write about `events` events of whole flows into `dir`'s event log.
 pub async fn seed(dir: &Path, events: u64) -> anyhow::Result<Dataset> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the seed log")?;
+    let log = SqliteEventLog::open(data_dir::events_path(dir)).context("opening the seed log")?;
     let started = Instant::now();
     register(&log).await?;
     let per_flow = 13;
@@ -241,7 +240,8 @@ pub async fn seed(dir: &Path, events: u64) -> anyhow::Result<Dataset> {
 
 /// Leave the saga's progress as a `serve` that handled the whole log would: checkpoint at the head.
 pub async fn mark_saga_done(dir: &Path, head: u64) -> anyhow::Result<()> {
-    let store = SqliteTimerStore::open(dir.join(SAGA_FILE)).context("opening the saga store")?;
+    let store = SqliteTimerStore::open(data_dir::timer_path(dir, Shard::ALL))
+        .context("opening the saga store")?;
     let update = ProgressUpdate {
         checkpoint: Some(head),
         ..ProgressUpdate::default()

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::args::ListenArgs;
+use crate::cli::ListenArgs;
 
 /// Pending connections the kernel queues for a listener.
 const BACKLOG: i32 = 1024;

@@ -1,5 +1,6 @@
-//! Flags of each service alone. Every flag has a `STAYLEDGER_*` environment fallback; values that may
-//! hold credentials (the JWT secret, store URLs) are never shown by `--help` nor printed by `Debug`.
+//! Flags of each service alone (and of their scale-out). Every flag has a `STAYLEDGER_*` environment
+//! fallback; values that may hold credentials (the JWT secret, store URLs) are never shown by `--help`
+//! nor printed by `Debug`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use saga::Shard;
 
-use crate::cli::{parse_duration, StoreArgs};
+use super::{parse_duration, StoreArgs};
 
 /// How a service listens and stops.
 #[derive(Debug, Clone, Args)]
@@ -103,7 +104,7 @@ pub struct ProjectorArgs {
     pub max_projector_lag: u64,
     /// `--shards N --instance K`: several projectors split the views by lodging (see `scale_out`).
     #[command(flatten)]
-    pub scale_out: crate::scale_out::ScaleOutArgs,
+    pub scale_out: ScaleOutArgs,
     #[command(flatten)]
     pub listen: ListenArgs,
 }
@@ -139,7 +140,7 @@ pub struct SagaArgs {
     pub shard: Shard,
     /// `--shards N --instance K`: leased shards, taken over when an instance dies (see `scale_out`).
     #[command(flatten)]
-    pub scale_out: crate::scale_out::ScaleOutArgs,
+    pub scale_out: ScaleOutArgs,
     /// EventStoreDB only: be a member of this consumer group (a persistent subscription to `$all`,
     /// pinned by reservation) instead of reading the whole log. Run several `saga` processes with
     /// the same group and distinct `--group-member` names; the server splits the reservations
@@ -158,6 +159,29 @@ pub struct SagaArgs {
     pub drain: bool,
     #[command(flatten)]
     pub listen: ListenArgs,
+}
+
+/// Flags of a scaled-out consumer (`projector` or `saga`).
+#[derive(Debug, Clone, Args)]
+pub struct ScaleOutArgs {
+    /// Split the work into this many shards, held through leases (in the data dir's `leases.db`, or
+    /// in MongoDB for a projector with `--mongodb-url`): run `--instances` processes with `--instance 0..`; a dead instance's shards are taken over
+    /// once its leases expire. Without it: one process does everything (or `--shard i/n`, saga).
+    #[arg(long, env = "STAYLEDGER_SHARDS")]
+    pub shards: Option<u32>,
+    /// This instance's number (0-based); it prefers the shards `i` with `i % instances == instance`.
+    #[arg(long, env = "STAYLEDGER_INSTANCE", default_value_t = 0)]
+    pub instance: u32,
+    /// How many instances share the shards (default: as many as shards).
+    #[arg(long, env = "STAYLEDGER_INSTANCES")]
+    pub instances: Option<u32>,
+    /// A lease not renewed for this long may be taken over by another instance.
+    #[arg(long, env = "STAYLEDGER_LEASE_TTL", default_value = "3s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// How often leases are renewed (at most half the TTL: a holder stops a shard `ttl - renew`
+    /// after its last renewal, before anyone may take it).
+    #[arg(long, env = "STAYLEDGER_LEASE_RENEW", default_value = "1s", value_parser = parse_duration)]
+    pub lease_renew: Duration,
 }
 
 /// A group or member name: it names a file, so letters, digits, `.`, `_` and `-` only, at most 64.

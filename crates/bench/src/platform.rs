@@ -17,12 +17,12 @@ use http_edge::{Auth, Claims, Role};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use serde_json::json;
+use stayledger::data_dir::{self, secret};
+use stayledger::serve::{self, Platform, ServeConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{bearer, Call, Connection};
-use crate::secret;
-use crate::serve::{self, Platform, ServeConfig, EVENTS_FILE};
 
 pub struct BenchServe {
     addr: SocketAddr,
@@ -54,7 +54,7 @@ impl BenchServe {
 
     /// Only the command routes (`command_api::router`) over an embedded log in `dir`.
     pub async fn commands_alone(dir: &Path) -> anyhow::Result<Self> {
-        let log = SqliteEventLog::open(dir.join(EVENTS_FILE)).context("opening the log")?;
+        let log = SqliteEventLog::open(data_dir::events_path(dir)).context("opening the log")?;
         let log: Arc<dyn EventLog> = Arc::new(log);
         let auth = Arc::new(Auth::new(secret::load_or_create(dir)?));
         let app = command_api::router(CommandState::new(Repositories::new(log), Arc::clone(&auth)));

@@ -1,6 +1,7 @@
-//! Opening what a service alone runs on: the event log (embedded `events.db` or EventStoreDB), the
-//! views (embedded `views.db` or MongoDB), the saga's timer store and the JWT secret. Servers that
-//! are not up yet are waited for, with backoff, for a bounded time (containers start in any order).
+//! Opening what a process runs on, by its flags: the event log (embedded in the data dir, or
+//! EventStoreDB), the views (embedded in the data dir, or MongoDB), the JWT secret and the payment
+//! gateway's client. What is in the data dir is opened by `data_dir`. Servers that are not up yet
+//! are waited for, with backoff, for a bounded time (containers start in any order).
 
 use std::future::Future;
 use std::path::Path;
@@ -8,15 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use eventlog::{EsdbEventLog, EventLog, SqliteEventLog, WriterStats};
+use eventlog::{EsdbEventLog, EventLog, WriterStats};
 use http_edge::Auth;
-use readmodel::{MongoViewStore, SqliteViewStore, ViewStore};
-use saga::{Shard, SqliteTimerStore};
+use readmodel::{MongoViewStore, ViewStore};
+use saga::{BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{AuthArgs, LogArgs, Redacted, ViewArgs};
-use crate::secret;
-use crate::serve::{EVENTS_FILE, SAGA_FILE};
+use crate::cli::{AuthArgs, LogArgs, Redacted, ViewArgs};
+use crate::data_dir::{self, secret};
 
 /// Longest a service waits for its store servers at start before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
@@ -28,36 +28,6 @@ const MIN_SECRET_BYTES: usize = 32;
 pub(crate) struct OpenedLog {
     pub log: Arc<dyn EventLog>,
     pub writer: Option<Arc<dyn Fn() -> WriterStats + Send + Sync>>,
-}
-
-/// The embedded event log in `data_dir` (created if missing).
-pub(crate) fn sqlite_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
-    create_dir(data_dir)?;
-    SqliteEventLog::open(data_dir.join(EVENTS_FILE)).context("opening the event log")
-}
-
-/// The embedded view store in `data_dir` (created if missing).
-pub(crate) fn sqlite_views(data_dir: &Path) -> anyhow::Result<SqliteViewStore> {
-    create_dir(data_dir)?;
-    let file = crate::audit::current_views_file(data_dir)?;
-    SqliteViewStore::open(data_dir.join(file)).context("opening the view store")
-}
-
-/// The saga's timer store in `data_dir`: `saga.db` for the only shard (as `serve`), else one file
-/// per shard, since each shard keeps its own checkpoint and timers.
-pub(crate) fn timer_store(data_dir: &Path, shard: Shard) -> anyhow::Result<SqliteTimerStore> {
-    create_dir(data_dir)?;
-    let file = if shard == Shard::ALL {
-        SAGA_FILE.to_string()
-    } else {
-        format!("saga-{}-of-{}.db", shard.index(), shard.count())
-    };
-    SqliteTimerStore::open(data_dir.join(file)).context("opening the saga store")
-}
-
-fn create_dir(data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))
 }
 
 /// The EventStoreDB log at `url`; `None` if shutdown came while waiting for it.
@@ -73,14 +43,6 @@ pub(crate) async fn open_esdb(
     Ok(log)
 }
 
-/// The saga's timer store as member `member` of a consumer group: `saga-group-{member}.db`, kept
-/// by the member across restarts (the group hands out events, not the timers they armed).
-pub(crate) fn group_timer_store(data_dir: &Path, member: &str) -> anyhow::Result<SqliteTimerStore> {
-    create_dir(data_dir)?;
-    SqliteTimerStore::open(data_dir.join(format!("saga-group-{member}.db")))
-        .context("opening the saga store")
-}
-
 /// The event log of `args`; `None` if shutdown came while waiting for EventStoreDB.
 pub(crate) async fn open_log(
     args: &LogArgs,
@@ -93,7 +55,7 @@ pub(crate) async fn open_log(
             writer: None,
         }));
     }
-    let log = Arc::new(sqlite_log(&args.store.data_dir)?);
+    let log = Arc::new(data_dir::sqlite_log(&args.store.data_dir)?);
     tracing::info!(store = "sqlite", data_dir = %args.store.data_dir.display(), "event log opened");
     let stats = Arc::clone(&log);
     Ok(Some(OpenedLog {
@@ -118,7 +80,7 @@ pub(crate) async fn open_views(
             Arc::new(views) as Arc<dyn ViewStore>
         }));
     }
-    let views = sqlite_views(data_dir)?;
+    let views = data_dir::sqlite_views(data_dir)?;
     tracing::info!(store = "sqlite", data_dir = %data_dir.display(), "view store opened");
     Ok(Some(Arc::new(views)))
 }
@@ -137,6 +99,17 @@ pub(crate) fn auth(args: &AuthArgs, data_dir: &Path) -> anyhow::Result<Arc<Auth>
         None => secret::load_or_create(data_dir)?,
     };
     Ok(Arc::new(Auth::new(secret)))
+}
+
+/// The HTTP client of a payment gateway behind a circuit breaker (`serve`, `saga`, `saga --shards`).
+pub(crate) fn payment_gateway(
+    url: &str,
+    timeout: Duration,
+    breaker: BreakerPolicy,
+) -> anyhow::Result<Arc<dyn PaymentGateway>> {
+    let http =
+        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
+    Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 
 /// Call `connect` until it succeeds, waiting 250 ms doubling to 5 s between attempts, for at most
@@ -176,15 +149,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shards_keep_their_own_timer_files() {
-        let dir = tempfile::tempdir().expect("dir");
-        timer_store(dir.path(), Shard::ALL).expect("all");
-        timer_store(dir.path(), Shard::new(1, 2).expect("shard")).expect("one of two");
-        assert!(dir.path().join(SAGA_FILE).exists());
-        assert!(dir.path().join("saga-1-of-2.db").exists());
-    }
 
     #[test]
     fn a_short_secret_is_refused_without_echoing_it() {

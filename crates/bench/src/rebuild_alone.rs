@@ -1,7 +1,8 @@
 //! B5 (QUALITY.md): rebuild every view from a log of `events` events (1,000,000 for the target),
 //! on the embedded stores. The log holds whole reservation flows (request -> approve -> pay ->
 //! confirmed, with saga events) over many lodgings; the rebuild replays it into a fresh SQLite
-//! view store. Run it with `cargo run --release -p projector --example b5`.
+//! view store. Run it with `cargo run --release -p stayledger-bench --example b5` (the suite's own B5,
+//! `b5`, rebuilds the shared data dir of B7 and B8 instead).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,11 +15,10 @@ use domain::reservation::{ReservationEvent, ReservationRequested};
 use domain::DomainEvent;
 use eventlog::{EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent, SqliteEventLog};
 use futures::stream::{FuturesUnordered, StreamExt};
+use projector::{rebuild, ProjectorError};
 use readmodel::SqliteViewStore;
 use serde::Serialize;
 use uuid::Uuid;
-
-use crate::{rebuild, ProjectorError};
 
 /// Events of one generated reservation flow.
 pub const EVENTS_PER_FLOW: u64 = 10;

@@ -1,18 +1,25 @@
-//! Leases in a SQLite file shared by the processes of one host (`leases.db` in the data dir): a
-//! lease is a row (name, owner, expires_at, epoch). Taking or renewing one is a single conditional
-//! upsert that succeeds only when the caller owns the row already or the row has expired, so at
-//! most one live owner exists at a time; `epoch` grows each time the owner changes.
+//! Leases for the scale-out of the consumers (`scale_out`): the [`LeaseStore`] port and its two
+//! adapters, a SQLite table shared by the processes of one host ([`LeaseTable`], `leases.db` in the
+//! data dir, see `data_dir`) and a MongoDB collection for processes on several hosts
+//! ([`MongoLeases`], `mongo`).
+//!
+//! In the SQLite table a lease is a row (name, owner, expires_at, epoch). Taking or renewing one is a
+//! single conditional upsert that succeeds only when the caller owns the row already or the row has
+//! expired, so at most one live owner exists at a time; `epoch` grows each time the owner changes.
 //!
 //! Times are wall-clock milliseconds: every process must read the same clock (one host), and the
 //! TTL must exceed any pause of a holder between two renewals (the holder fences itself earlier).
+
+mod mongo;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+pub use mongo::MongoLeases;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (
@@ -25,6 +32,38 @@ CREATE TABLE IF NOT EXISTS leases (
 
 /// How long a statement waits for another process's write before the round gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Failure of a lease store. A lease held live by another owner is not one: `acquire` answers
+/// `false`. Either kind fails one lease round, and the next round tries again; a holder whose leases
+/// cannot be renewed in time stops its shards (`scale_out::group`).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The store cannot be reached or did not answer: a file that cannot be opened or stays locked
+    /// past the busy timeout, an I/O error, a MongoDB server down or timing out.
+    #[error("lease store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something that is not a lease table: a damaged SQLite file, a row of
+    /// the wrong shape.
+    #[error("lease store corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// `what` failed on the SQLite table with `error`.
+fn sqlite_error(what: &str, error: &rusqlite::Error) -> LeaseError {
+    use rusqlite::{Error as E, ErrorCode};
+    let message = format!("{what}: {error}");
+    match error {
+        E::InvalidColumnType(..)
+        | E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..) => LeaseError::Corrupt(message),
+        _ => match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                LeaseError::Corrupt(message)
+            }
+            _ => LeaseError::Unavailable(message),
+        },
+    }
+}
 
 /// One row of the lease table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,37 +90,37 @@ impl Lease {
 pub trait LeaseStore: Send + Sync + 'static {
     /// Take or renew `name` for `owner` until the store's now + `ttl`; `false` if another owner
     /// holds it live.
-    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> anyhow::Result<bool>;
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, LeaseError>;
 
     /// Give `name` up if `owner` holds it; `false` if it did not.
-    async fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool>;
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, LeaseError>;
 
     /// One lease, live or not.
-    async fn get(&self, name: &str) -> anyhow::Result<Option<Lease>>;
+    async fn get(&self, name: &str) -> Result<Option<Lease>, LeaseError>;
 
     /// Whether `name` is held, live, by someone other than `owner`.
-    async fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool>;
+    async fn held_by_other(&self, name: &str, owner: &str) -> Result<bool, LeaseError>;
 }
 
 #[async_trait]
 impl LeaseStore for LeaseTable {
-    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, LeaseError> {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.with(ttl, move |l| l.acquire(&name, &owner)).await
     }
 
-    async fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.with(Duration::ZERO, move |l| l.release(&name, &owner))
             .await
     }
 
-    async fn get(&self, name: &str) -> anyhow::Result<Option<Lease>> {
+    async fn get(&self, name: &str) -> Result<Option<Lease>, LeaseError> {
         let name = name.to_owned();
         self.with(Duration::ZERO, move |l| l.get(&name)).await
     }
 
-    async fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    async fn held_by_other(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.with(Duration::ZERO, move |l| l.held_by_other(&name, &owner))
             .await
@@ -111,43 +150,46 @@ fn now_ms() -> i64 {
 
 impl LeaseTable {
     /// Open (or create) the lease table at `path`.
-    pub fn open(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LeaseError> {
         let path = path.as_ref();
-        let conn = Connection::open(path)
-            .with_context(|| format!("opening the lease table {}", path.display()))?;
+        let conn = Connection::open(path).map_err(|e| {
+            sqlite_error(&format!("opening the lease table {}", path.display()), &e)
+        })?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .context("lease table: WAL")?;
+            .map_err(|e| sqlite_error("lease table: WAL", &e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
-            .context("lease table: busy timeout")?;
-        conn.execute_batch(SCHEMA).context("lease table: schema")?;
+            .map_err(|e| sqlite_error("lease table: busy timeout", &e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| sqlite_error("lease table: schema", &e))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
     /// Run `work` over the leases in one write transaction (leases taken now last `ttl`).
-    pub async fn with<T, F>(&self, ttl: Duration, work: F) -> anyhow::Result<T>
+    pub async fn with<T, F>(&self, ttl: Duration, work: F) -> Result<T, LeaseError>
     where
         T: Send + 'static,
-        F: FnOnce(&Leases<'_>) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&Leases<'_>) -> Result<T, LeaseError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .context("lease table: begin")?;
+                .map_err(|e| sqlite_error("lease table: begin", &e))?;
             let leases = Leases {
                 tx: &tx,
                 now_ms: now_ms(),
                 ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             };
             let result = work(&leases)?;
-            tx.commit().context("lease table: commit")?;
+            tx.commit()
+                .map_err(|e| sqlite_error("lease table: commit", &e))?;
             Ok(result)
         })
         .await
-        .context("lease table task")?
+        .map_err(|e| LeaseError::Unavailable(format!("lease table task: {e}")))?
     }
 }
 
@@ -159,7 +201,7 @@ impl Leases<'_> {
     }
 
     /// Take or renew `name` for `owner` until now + TTL; `false` if another owner holds it live.
-    pub fn acquire(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    pub fn acquire(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let changed = self
             .tx
             .prepare_cached(
@@ -179,24 +221,24 @@ impl Leases<'_> {
                     self.now_ms
                 ])
             })
-            .with_context(|| format!("acquiring lease {name}"))?;
+            .map_err(|e| sqlite_error(&format!("acquiring lease {name}"), &e))?;
         Ok(changed == 1)
     }
 
     /// Give `name` up if `owner` holds it; `false` if it did not.
-    pub fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    pub fn release(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let deleted = self
             .tx
             .execute(
                 "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
                 params![name, owner],
             )
-            .with_context(|| format!("releasing lease {name}"))?;
+            .map_err(|e| sqlite_error(&format!("releasing lease {name}"), &e))?;
         Ok(deleted == 1)
     }
 
     /// One lease, live or not.
-    pub fn get(&self, name: &str) -> anyhow::Result<Option<Lease>> {
+    pub fn get(&self, name: &str) -> Result<Option<Lease>, LeaseError> {
         self.tx
             .query_row(
                 "SELECT name, owner, expires_at, epoch FROM leases WHERE name = ?1",
@@ -211,11 +253,11 @@ impl Leases<'_> {
                 },
             )
             .optional()
-            .with_context(|| format!("reading lease {name}"))
+            .map_err(|e| sqlite_error(&format!("reading lease {name}"), &e))
     }
 
     /// Whether `name` is held, live, by someone other than `owner`.
-    pub fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    pub fn held_by_other(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         Ok(self
             .get(name)?
             .is_some_and(|lease| lease.owner != owner && lease.is_live(self.now_ms)))
@@ -308,6 +350,25 @@ mod tests {
     async fn only_the_owner_releases() {
         let (_dir, table) = table();
         conformance::only_the_owner_releases(&table, "").await;
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_opened_is_unavailable_and_a_foreign_file_corrupt() {
+        let dir = tempfile::tempdir().expect("dir");
+        let unopenable = LeaseTable::open(dir.path().join("missing-dir").join("leases.db"));
+        assert!(
+            matches!(unopenable, Err(LeaseError::Unavailable(_))),
+            "{:?}",
+            unopenable.err()
+        );
+        let foreign = dir.path().join("leases.db");
+        std::fs::write(&foreign, vec![b'x'; 4096]).expect("write");
+        let corrupt = LeaseTable::open(&foreign);
+        assert!(
+            matches!(corrupt, Err(LeaseError::Corrupt(_))),
+            "{:?}",
+            corrupt.err()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,14 +9,14 @@ use anyhow::Context;
 use eventlog::{EventLog, SqliteEventLog};
 use readmodel::SqliteViewStore;
 use serde_json::json;
+use stayledger::data_dir;
 
 use super::dataset::{mark_saga_done, Dataset};
 use super::report::{thousands, Figure};
-use crate::serve::{EVENTS_FILE, VIEWS_FILE};
 
 /// Rebuild the views of `dataset` (replacing any), leave the dir ready for a restart; the figure.
 pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
-    let views_path = dataset.dir.join(VIEWS_FILE);
+    let views_path = data_dir::views_path(&dataset.dir);
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", views_path.display());
         match std::fs::remove_file(&path) {
@@ -25,7 +25,8 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
             Err(e) => return Err(e).with_context(|| format!("removing {path}")),
         }
     }
-    let log = SqliteEventLog::open(dataset.dir.join(EVENTS_FILE)).context("opening the log")?;
+    let log =
+        SqliteEventLog::open(data_dir::events_path(&dataset.dir)).context("opening the log")?;
     let log: Arc<dyn EventLog> = Arc::new(log);
     let views = SqliteViewStore::open(&views_path).context("opening a fresh view store")?;
     let started = Instant::now();

@@ -1,7 +1,9 @@
 //! B1 (QUALITY.md): durable appends from many concurrent writers on distinct streams, measured on the SQLite
 //! adapter and, in the same run and on the same disk, on raw `rusqlite` doing the same batching (the same
 //! number of events per fsynced transaction, same schema and indexes, no channel, no hashing, no dedup).
-//! Run it with `cargo run --release -p eventlog --example b1`.
+//! The suite runs it as B1 (`b1`); alone, with every knob: `cargo run --release -p stayledger-bench
+//! --example b1`. The baseline takes the adapter's schema and writer settings from
+//! [`eventlog::sqlite_baseline`].
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,9 +14,8 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::sqlite::checkpoint::{self, WRITER_AUTOCHECKPOINT};
-use crate::sqlite::WRITER_CACHE_KIB;
-use crate::{
+use eventlog::sqlite_baseline::{self, Checkpointer};
+use eventlog::{
     AppendError, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent, SqliteEventLog,
 };
 
@@ -246,7 +247,7 @@ struct RawBaseline {
     data: String,
     hash: String,
     /// Keeps the background checkpointer (if any) running.
-    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl RawBaseline {
@@ -256,14 +257,13 @@ impl RawBaseline {
             .map_err(raw_error)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(raw_error)?;
-        conn.execute_batch(crate::sqlite::SCHEMA)
+        conn.execute_batch(sqlite_baseline::SCHEMA)
             .map_err(raw_error)?;
         let checkpointer = if background_checkpoint {
-            conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
-                .map_err(raw_error)?;
-            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
-                .map_err(raw_error)?;
-            Some(checkpoint::start(path.to_path_buf())?)
+            for (pragma, value) in sqlite_baseline::WRITER_PRAGMAS {
+                conn.pragma_update(None, pragma, value).map_err(raw_error)?;
+            }
+            Some(sqlite_baseline::start_checkpointer(path)?)
         } else {
             None
         };

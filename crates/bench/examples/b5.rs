@@ -1,5 +1,5 @@
 //! B5: rebuild all views from about 1,000,000 events.
-//! `cargo run --release -p projector --example b5 [EVENTS] [DIR]` (DIR is kept; default: a temporary
+//! `cargo run --release -p stayledger-bench --example b5 [EVENTS] [DIR]` (DIR is kept; default: a temporary
 //! directory). Prints the report as JSON.
 
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match projector::bench::b5(&dir, events).await {
+    match stayledger_bench::rebuild_alone::b5(&dir, events).await {
         Ok(report) => {
             println!(
                 "{}",

@@ -1,5 +1,5 @@
 //! The JWT signing secret of an embedded deployment: created at random in the data dir on first
-//! start (mode 0600), read on later starts. Never printed or logged.
+//! start (`jwt-secret`, mode 0600), read on later starts. Never printed or logged.
 
 use std::fs;
 use std::io::Write;
@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use rand::RngCore;
 
-pub const SECRET_FILE: &str = "jwt-secret";
+use super::SECRET_FILE;
 
 /// Read the data dir's secret, creating the dir and a fresh random secret if there is none.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {

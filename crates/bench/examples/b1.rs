@@ -1,11 +1,11 @@
 //! B1: durable appends from concurrent writers on distinct streams, against raw SQLite with the same
-//! batching. `cargo run --release -p eventlog --example b1 -- [--writers 64] [--seconds 5]
+//! batching. `cargo run --release -p stayledger-bench --example b1 -- [--writers 64] [--seconds 5]
 //! [--in-flight 1,8] [--events-per-append 1] [--dir PATH]`. Prints one JSON report per configuration.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eventlog::bench::{b1_with, B1Options};
+use stayledger_bench::appends::{b1_with, B1Options};
 
 struct Args {
     writers: usize,

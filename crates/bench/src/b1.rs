@@ -1,5 +1,5 @@
-//! B1: durable appends, 64 concurrent writers on distinct streams, through `eventlog::bench` (the
-//! event log's own runner), beside raw SQLite doing the same batching on the same disk.
+//! B1: durable appends, 64 concurrent writers on distinct streams, through [`crate::appends`] (the
+//! event log's runner), beside raw SQLite doing the same batching on the same disk.
 
 use serde_json::json;
 
@@ -10,7 +10,7 @@ const WRITERS: usize = 64;
 
 pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
     let dir = plan.fresh_dir("b1")?;
-    let report = eventlog::bench::b1(&dir, WRITERS, plan.b1_duration)
+    let report = crate::appends::b1(&dir, WRITERS, plan.b1_duration)
         .await
         .map_err(|e| anyhow::anyhow!("B1: {e}"))?;
     let met = report.events_per_sec >= 100_000.0 && report.ratio >= 0.5;

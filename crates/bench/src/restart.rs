@@ -1,10 +1,12 @@
 //! B7 and B8 on the shared large data dir, with the REAL binary: spawn
-//! `stayledger serve --data-dir <dir> --addr 127.0.0.1:0`, read the address it prints, time the first
+//! `stayledger serve --data-dir <dir> --addr 127.0.0.1:0` (the binary `--stayledger-bin` names, else
+//! the `stayledger` beside this bench's executable, see [`stayledger_binary`]), read the address it
+//! prints, time the first
 //! 200 of `/healthz` (taking requests) and of `/readyz` (stores answer, projector caught up), then
 //! read its resident memory from `/proc/<pid>/status`. Repeated a few times; the page cache is warm
 //! (the log was just written and rebuilt from), as on a restart of a running machine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -106,8 +108,29 @@ async fn stop(mut child: Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn restart_once(dir: &Path, log: &Path) -> anyhow::Result<Restart> {
-    let exe = std::env::current_exe().context("locating the stayledger binary")?;
+/// The `stayledger` binary to restart: `given` (`--stayledger-bin`, `STAYLEDGER_BIN`), else the one
+/// beside this executable, where `cargo build --release -p stayledger -p stayledger-bench` puts both.
+pub fn stayledger_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        anyhow::ensure!(
+            path.is_file(),
+            "--stayledger-bin {} is not a file",
+            path.display()
+        );
+        return Ok(path.to_path_buf());
+    }
+    let bench = std::env::current_exe().context("locating the bench executable")?;
+    let beside = bench.with_file_name(format!("stayledger{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        beside.is_file(),
+        "no stayledger binary at {}: build it with `cargo build --release -p stayledger`, or pass \
+         --stayledger-bin PATH",
+        beside.display()
+    );
+    Ok(beside)
+}
+
+async fn restart_once(exe: &Path, dir: &Path, log: &Path) -> anyhow::Result<Restart> {
     let stderr =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let started = Instant::now();
@@ -155,15 +178,18 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 pub async fn run(
+    stayledger: Option<&Path>,
     dataset: &Dataset,
     restarts: usize,
     want_b7: bool,
     want_b8: bool,
 ) -> anyhow::Result<Vec<Figure>> {
+    let exe = stayledger_binary(stayledger)?;
+    eprintln!("  restarting {}", exe.display());
     let mut runs = Vec::new();
     for n in 0..restarts.max(1) {
         let log = dataset.dir.join(format!("serve-restart-{n}.log"));
-        let run = restart_once(&dataset.dir, &log).await?;
+        let run = restart_once(&exe, &dataset.dir, &log).await?;
         eprintln!("  restart {n}: {run:?}");
         runs.push(run);
     }
@@ -207,4 +233,26 @@ pub async fn run(
         );
     }
     Ok(figures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stayledger_binary_is_the_given_one_or_the_one_beside_the_bench() {
+        let dir = tempfile::tempdir().expect("dir");
+        let given = dir.path().join("stayledger");
+        assert!(stayledger_binary(Some(&given)).is_err(), "not there yet");
+        std::fs::write(&given, b"").expect("write");
+        assert_eq!(stayledger_binary(Some(&given)).ok(), Some(given));
+        // A test executable lives in target/*/deps, where no `stayledger` is built.
+        let beside = std::env::current_exe()
+            .expect("exe")
+            .with_file_name("stayledger");
+        if !beside.exists() {
+            let error = stayledger_binary(None).expect_err("none beside").to_string();
+            assert!(error.contains("cargo build --release -p stayledger"), "{error}");
+        }
+    }
 }

@@ -5,17 +5,16 @@
 //! an expired one; against a document another owner holds live, the upsert tries to insert a second
 //! document with the same `_id` and fails with a duplicate-key error, which means "held". Time is the
 //! server's (`$$NOW`), so the hosts' clocks do not matter; a holder still fences itself by its own
-//! monotonic clock (`group.rs`), which stops it before the server's expiry.
+//! monotonic clock (`scale_out/group.rs`), which stops it before the server's expiry.
 
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::{Client, Collection};
 
-use super::lease::{Lease, LeaseStore};
+use super::{Lease, LeaseError, LeaseStore};
 
 /// The collection, in the views' database.
 pub const COLLECTION: &str = "leases";
@@ -30,17 +29,27 @@ pub struct MongoLeases {
 
 impl MongoLeases {
     /// Connect to `url` and keep leases in database `db_name`.
-    pub async fn connect(url: &str, db_name: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, db_name: &str) -> Result<Self, LeaseError> {
         let client = Client::with_uri_str(url)
             .await
-            .context("MongoDB lease store: connecting")?;
+            .map_err(|e| mongo_error("MongoDB lease store: connecting", &e))?;
         let db = client.database(db_name);
         db.run_command(doc! { "ping": 1 })
             .await
-            .context("MongoDB lease store: ping")?;
+            .map_err(|e| mongo_error("MongoDB lease store: ping", &e))?;
         Ok(Self {
             leases: db.collection(COLLECTION),
         })
+    }
+}
+
+/// `what` failed on MongoDB with `error`: a document that does not decode is corrupt, anything
+/// else (connection, timeout, server selection, write concern) unavailable.
+fn mongo_error(what: &str, error: &mongodb::error::Error) -> LeaseError {
+    let message = format!("{what}: {error}");
+    match error.kind.as_ref() {
+        ErrorKind::BsonDeserialization(_) => LeaseError::Corrupt(message),
+        _ => LeaseError::Unavailable(message),
     }
 }
 
@@ -64,7 +73,7 @@ fn number(value: Option<&Bson>) -> i64 {
 
 #[async_trait]
 impl LeaseStore for MongoLeases {
-    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+    async fn acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, LeaseError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let filter = doc! {
             "_id": name,
@@ -85,25 +94,25 @@ impl LeaseStore for MongoLeases {
         match self.leases.update_one(filter, update).upsert(true).await {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("acquiring lease {name}")),
+            Err(e) => Err(mongo_error(&format!("acquiring lease {name}"), &e)),
         }
     }
 
-    async fn release(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let deleted = self
             .leases
             .delete_one(doc! { "_id": name, "owner": owner })
             .await
-            .with_context(|| format!("releasing lease {name}"))?;
+            .map_err(|e| mongo_error(&format!("releasing lease {name}"), &e))?;
         Ok(deleted.deleted_count == 1)
     }
 
-    async fn get(&self, name: &str) -> anyhow::Result<Option<Lease>> {
+    async fn get(&self, name: &str) -> Result<Option<Lease>, LeaseError> {
         let found = self
             .leases
             .find_one(doc! { "_id": name })
             .await
-            .with_context(|| format!("reading lease {name}"))?;
+            .map_err(|e| mongo_error(&format!("reading lease {name}"), &e))?;
         Ok(found.map(|d| Lease {
             name: name.to_owned(),
             owner: d.get_str("owner").unwrap_or_default().to_owned(),
@@ -114,7 +123,7 @@ impl LeaseStore for MongoLeases {
         }))
     }
 
-    async fn held_by_other(&self, name: &str, owner: &str) -> anyhow::Result<bool> {
+    async fn held_by_other(&self, name: &str, owner: &str) -> Result<bool, LeaseError> {
         let live = self
             .leases
             .count_documents(doc! {
@@ -123,7 +132,7 @@ impl LeaseStore for MongoLeases {
                 "$expr": { "$gte": ["$expires_at", "$$NOW"] },
             })
             .await
-            .with_context(|| format!("reading lease {name}"))?;
+            .map_err(|e| mongo_error(&format!("reading lease {name}"), &e))?;
         Ok(live > 0)
     }
 }
@@ -131,7 +140,7 @@ impl LeaseStore for MongoLeases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scale_out::lease::conformance;
+    use crate::lease::conformance;
 
     /// The lease conformance cases on MongoDB, when `STAYLEDGER_MONGODB_URL` points at a server.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,25 @@
-//! Command-line interface: every flag has a `STAYLEDGER_*` environment fallback.
+//! Command-line interface: every subcommand's flags, each with a `STAYLEDGER_*` environment
+//! fallback, and their parsing into what the rest of the binary takes (durations, the saga policy).
+//!
+//! Must not: depend on any other module of this crate (every module that runs a subcommand depends
+//! on this one for its flags).
+
+mod audit;
+mod services;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use domain::saga::SagaPolicy;
+
+pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
+pub use services::{
+    parse_name, parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs,
+    QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,26 +43,24 @@ pub enum Command {
     Token(TokenArgs),
     /// The sandbox payment gateway alone (a stand-in for a real gateway; never charges real money).
     PaymentSandbox(SandboxArgs),
-    /// The benchmark suite B1-B8 and the peer comparison (release build).
-    Bench(crate::bench::BenchArgs),
     /// The command API alone.
-    CommandApi(crate::services::CommandApiArgs),
+    CommandApi(CommandApiArgs),
     /// The query API alone.
-    QueryApi(crate::services::QueryApiArgs),
+    QueryApi(QueryApiArgs),
     /// The projector alone.
-    Projector(crate::services::ProjectorArgs),
+    Projector(ProjectorArgs),
     /// The saga (process manager and payment worker) alone.
-    Saga(crate::services::SagaArgs),
+    Saga(SagaArgs),
     /// A reservation's readable timeline across all its streams.
-    History(crate::audit::HistoryArgs),
+    History(HistoryArgs),
     /// Rebuild the views into a fresh store while the old one keeps serving, then swap.
-    Replay(crate::audit::ReplayArgs),
+    Replay(ReplayArgs),
     /// Check every stream's hash chain.
-    Verify(crate::audit::VerifyArgs),
+    Verify(VerifyArgs),
     /// The whole log as JSON Lines.
-    Export(crate::audit::ExportArgs),
+    Export(ExportArgs),
     /// Load an export into an empty data dir, reproducing it exactly.
-    Import(crate::audit::ImportArgs),
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +152,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     .ok_or_else(|| format!("duration {text:?} is too large"))?;
     Ok(Duration::from_millis(millis))
+}
+
+/// The saga's business durations from the command line (`serve` and `saga` take the same flags).
+pub fn saga_policy(
+    approval_deadline: Duration,
+    payment_retry_base: Duration,
+    payment_max_attempts: u32,
+) -> anyhow::Result<SagaPolicy> {
+    Ok(SagaPolicy {
+        approval_deadline: chrono::TimeDelta::from_std(approval_deadline)
+            .context("--approval-deadline is too long")?,
+        retry_base: chrono::TimeDelta::from_std(payment_retry_base)
+            .context("--payment-retry-base is too long")?,
+        max_payment_attempts: payment_max_attempts.max(1),
+    })
 }
 
 #[cfg(test)]

@@ -1,12 +1,19 @@
-//! `stayledger bench`: the performance suite B1-B8 of QUALITY.md on the embedded stores, with the
-//! peer comparison against the Python `eventsourcing` library.
+//! `stayledger-bench`: the performance suite B1-B8 of QUALITY.md on the embedded stores, with the
+//! peer comparison against the Python `eventsourcing` library, over the public APIs of the other
+//! crates. One command runs it all (a release build of both binaries; B7 and B8 restart the real
+//! `stayledger` binary, found beside this one or given with `--stayledger-bin`):
+//!
+//! ```text
+//! cargo build --release -p stayledger -p stayledger-bench && target/release/stayledger-bench [--quick]
+//! ```
 //!
 //! Every HTTP benchmark starts its own `serve` (in process, 127.0.0.1 port 0, its own data dir) and
-//! loads it with this module's own Rust load generator (tokio + hyper, one keep-alive HTTP/1.1
+//! loads it with this crate's own Rust load generator (tokio + hyper, one keep-alive HTTP/1.1
 //! connection per client, over real loopback TCP). Generator and server share the machine's cores.
 //! B5, B7 and B8 share one large log (1,000,000 events), made once per run. Figures are printed
 //! beside their targets and, with `--json FILE`, written for docs/benchmarks.md and `bench/plot.py`.
 
+pub mod appends;
 mod b1;
 mod b2;
 mod b3;
@@ -19,6 +26,7 @@ mod lag;
 mod load;
 mod peer;
 mod platform;
+pub mod rebuild_alone;
 mod report;
 mod restart;
 
@@ -27,17 +35,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::Parser;
 
 use report::{Figure, RunReport, SweepPoint};
 
 const IDS: [&str; 9] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "peer"];
 const LOAD_GENERATOR: &str =
-    "stayledger bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
+    "stayledger-bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
     keep-alive connection per client over loopback TCP, closed loop, in the same process as serve \
     (both share the machine's cores)";
 
-#[derive(Debug, Clone, Args)]
+/// Flags of `stayledger-bench`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "stayledger-bench",
+    version,
+    about = "The benchmark suite B1-B8 and the peer comparison (release build)"
+)]
 pub struct BenchArgs {
     /// A short run of every benchmark (CI runs this so the suite cannot rot).
     #[arg(long)]
@@ -66,6 +80,9 @@ pub struct BenchArgs {
     /// Where the data dirs go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// The `stayledger` binary B7 and B8 restart (default: the one beside this executable).
+    #[arg(long, env = "STAYLEDGER_BIN")]
+    pub stayledger_bin: Option<PathBuf>,
 }
 
 /// The sizes and durations of one run.
@@ -83,6 +100,7 @@ pub struct Plan {
     pub restarts: usize,
     pub peer_flows: usize,
     pub peer_python: Option<PathBuf>,
+    pub stayledger_bin: Option<PathBuf>,
 }
 
 impl Plan {
@@ -109,6 +127,7 @@ impl Plan {
             restarts: if quick { 2 } else { 5 },
             peer_flows: if quick { 200 } else { 2_000 },
             peer_python: args.peer_python.clone(),
+            stayledger_bin: args.stayledger_bin.clone(),
         }
     }
 
@@ -170,7 +189,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("WARNING: a debug build; figures mean nothing (use --release)");
     }
     eprintln!(
-        "stayledger bench{}: {}",
+        "stayledger-bench{}: {}",
         if plan.quick { " --quick" } else { "" },
         LOAD_GENERATOR
     );
@@ -236,7 +255,9 @@ async fn run_selected(
                     out.one("B5", rebuilt);
                 }
                 if ready && (has("B7") || has("B8")) {
-                    let restarts = restart::run(&data, plan.restarts, has("B7"), has("B8")).await;
+                    let stayledger = plan.stayledger_bin.as_deref();
+                    let restarts =
+                        restart::run(stayledger, &data, plan.restarts, has("B7"), has("B8")).await;
                     out.many("B7/B8", restarts.map(|f| (f, Vec::new())));
                 }
             }
@@ -308,6 +329,7 @@ mod tests {
             events: None,
             flows: None,
             work_dir: None,
+            stayledger_bin: None,
         };
         let plan = Plan::new(&args, PathBuf::from("/tmp/x"));
         assert!(
