@@ -626,7 +626,10 @@ async fn clones_with_their_own_retry_counts_share_one_worker_and_one_cache() {
     assert_eq!((stats.commands, stats.conflicts), (32, 0));
     let appends = counted.appends.load(Ordering::SeqCst);
     assert_eq!(stats.appends, appends as u64);
-    assert!(appends < 32, "one worker batched both clones' commands: {appends} appends");
+    assert!(
+        appends < 32,
+        "one worker batched both clones' commands: {appends} appends"
+    );
     assert!(stats.workers < 32, "{stats:?}");
     let loaded = repo.load("t1").await.unwrap();
     assert_eq!(loaded.state.total, 32);
