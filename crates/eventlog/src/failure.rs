@@ -67,7 +67,9 @@ mod tests {
             Failure::Poison(poison) => assert_eq!(poison.to_string(), message),
             other => panic!("{other:?}"),
         }
-        let conflict: Error = RepositoryError::Conflict { stream: "s-1".into() };
+        let conflict: Error = RepositoryError::Conflict {
+            stream: "s-1".into(),
+        };
         let message = conflict.to_string();
         match conflict.classify() {
             Failure::Retry(retry @ Retry::Conflict { .. }) => {

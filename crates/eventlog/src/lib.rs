@@ -35,8 +35,8 @@ pub use envelope::{
     RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};
-pub use failure::{Failure, Poison, Retry};
 pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
+pub use failure::{Failure, Poison, Retry};
 pub use group::{ConsumerGroups, GroupAcks, GroupDelivery, GroupMember, LocalGroups, Settlement};
 pub use hash::{verify_log, BadEvent, VerifyReport};
 pub use partition::{Partition, PartitionError};

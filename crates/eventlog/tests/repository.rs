@@ -605,3 +605,53 @@ async fn a_command_that_opens_its_stream_is_decided_unread_and_checked_by_the_ap
         "nothing appended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_with_their_own_retry_counts_share_one_worker_and_one_cache() {
+    let (_dir, log) = fresh();
+    let counted = slow(log);
+    let repo = Repository::<TallyAggregate>::new(counted.clone());
+    let (patient, impatient) = (repo.clone().max_retries(100), repo.clone().max_retries(0));
+    let tasks: Vec<_> = (0..32)
+        .map(|n| {
+            let repo = if n % 2 == 0 { &patient } else { &impatient }.clone();
+            tokio::spawn(async move { repo.execute("t1", &TallyCommand::Add(1), &ctx()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("no conflict between clones");
+    }
+    let stats = repo.stats();
+    assert_eq!(stats, impatient.stats(), "clones share their counters");
+    assert_eq!((stats.commands, stats.conflicts), (32, 0));
+    let appends = counted.appends.load(Ordering::SeqCst);
+    assert_eq!(stats.appends, appends as u64);
+    assert!(
+        appends < 32,
+        "one worker batched both clones' commands: {appends} appends"
+    );
+    assert!(stats.workers < 32, "{stats:?}");
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!(loaded.state.total, 32);
+}
+
+#[tokio::test]
+async fn each_command_is_retried_as_many_times_as_its_own_clone_allows() {
+    let (_dir, log) = fresh();
+    let interfering = Arc::new(Interfering::over(log));
+    let repo = Repository::<TallyAggregate>::new(interfering.clone());
+    let impatient = repo.clone().max_retries(0);
+    interfering.interfere.store(1, Ordering::SeqCst);
+    match impatient.execute("t1", &TallyCommand::Add(1), &ctx()).await {
+        Err(RepositoryError::Conflict { stream }) => assert_eq!(stream, "tally-t1"),
+        other => panic!("expected Conflict, got {:?}", other.map(|e| e.state)),
+    }
+    interfering.interfere.store(2, Ordering::SeqCst);
+    let done = repo
+        .execute("t1", &TallyCommand::Add(1), &ctx())
+        .await
+        .expect("the default clone re-decides past two conflicts");
+    assert_eq!(done.state.total, 301);
+    let stats = impatient.stats();
+    assert_eq!((stats.commands, stats.conflicts, stats.appends), (2, 3, 1));
+}

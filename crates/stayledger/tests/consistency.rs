@@ -128,3 +128,59 @@ async fn views_equal_a_rebuild_and_nothing_is_stuck() {
     assert_eq!(keys.len(), charges.len(), "no reservation charged twice");
     t.stop().await;
 }
+
+/// Wait until the lodgings' repository of `serve` has taken `at_least` commands.
+async fn wait_for_lodging_commands(t: &TestPlatform, at_least: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let stats = t.platform.repositories.lodgings.stats();
+        if stats.commands >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lodgings' repository never took {at_least} commands: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// In `serve`, the saga's forward of a request and the admin's approval of it (command routes) write
+/// the lodging's desk (`lodging-{id}`) through ONE repository: both show up in its counters, and
+/// they never race each other's appends, even once the desk is long enough for its state to be
+/// cached (64 events). With a repository per side, each side's cached desk went stale on every
+/// write of the other, and the platform's handle would see only one side's commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_and_the_command_routes_write_a_lodging_through_one_repository() {
+    const REQUESTS: u64 = 40;
+    let t = TestPlatform::start().await;
+    t.register_lodging("desk-1", 1_000, "manual").await;
+    let mut taken = t.platform.repositories.lodgings.stats().commands;
+    assert!(taken >= 1, "the registration went through it");
+    for n in 0..REQUESTS {
+        let offset = 10 + i64::try_from(n).expect("small");
+        let (id, _) = t.request(&format!("guest-{n}"), "desk-1", offset, 1).await;
+        // The saga forwards the request to the desk...
+        taken += 1;
+        wait_for_lodging_commands(&t, taken).await;
+        // ...and the admin approves it through the command routes.
+        let (status, body) = t.approve("desk-1", &id).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        taken += 1;
+        wait_for_lodging_commands(&t, taken).await;
+    }
+    let desk = t
+        .platform
+        .log
+        .read_stream("lodging-desk-1", 0, 1_000)
+        .await
+        .expect("desk");
+    assert!(desk.len() > 64, "long enough to be cached: {}", desk.len());
+    let stats = t.platform.repositories.lodgings.stats();
+    assert_eq!(stats.conflicts, 0, "no append raced another: {stats:?}");
+    assert!(
+        stats.appends <= stats.commands,
+        "every append carried this repository's commands: {stats:?}"
+    );
+    t.stop().await;
+}

@@ -164,8 +164,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         ..SagaConfig::default()
     };
     let repositories = Repositories::new(Arc::clone(&opened.log));
-    let runner =
-        SagaRunner::new(repositories, gateway, timers, policy, config).with_source(source);
+    let runner = SagaRunner::new(repositories, gateway, timers, policy, config).with_source(source);
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,
