@@ -251,8 +251,13 @@ mod tests {
             .expect("exe")
             .with_file_name("stayledger");
         if !beside.exists() {
-            let error = stayledger_binary(None).expect_err("none beside").to_string();
-            assert!(error.contains("cargo build --release -p stayledger"), "{error}");
+            let error = stayledger_binary(None)
+                .expect_err("none beside")
+                .to_string();
+            assert!(
+                error.contains("cargo build --release -p stayledger"),
+                "{error}"
+            );
         }
     }
 }

@@ -5,6 +5,13 @@
 //! process lifecycle (signals, graceful shutdown, task supervision).
 //! Must not: hold business rules (domain), storage details (eventlog, readmodel) or HTTP error
 //! mapping (the API crates). `main.rs` only parses arguments and calls in here.
+//!
+//! Modules depend only on modules listed before them (no import cycle):
+//! `cli` (every subcommand's flags; depends on no other module), `metrics`, `supervise`, `lease`
+//! (the lease port and its SQLite and MongoDB adapters), `data_dir` (file names of the data dir and
+//! opening the embedded stores in it, the JWT secret), `ops`, `stores` (opening by flags: embedded,
+//! EventStoreDB, MongoDB; the payment gateway client), `lifecycle`, `views_swap`, `audit`, `token`,
+//! `scale_out`, `services`, `serve`.
 
 pub mod audit;
 pub mod cli;
