@@ -35,10 +35,12 @@ pub trait DomainEvent: Clone + Send + Sync + std::fmt::Debug + Sized + 'static {
 
     /// Rebuild an event from its stored type, schema version and payload: an older version is
     /// brought up to the current one by the type's [`Upcaster`] steps, in order; a version newer
-    /// than the code knows is refused ([`DecodeError::UnsupportedVersion`]).
+    /// than the code knows is refused ([`DecodeError::UnsupportedVersion`]). Version 0, which no
+    /// code writes but which has always been read, reads as version 1.
     fn decode(event_type: &str, schema_version: u32, payload: &Value) -> Result<Self, DecodeError> {
         let current = Self::current_version(event_type)
             .ok_or_else(|| DecodeError::UnknownType(event_type.to_string()))?;
+        let schema_version = schema_version.max(1);
         if schema_version == current {
             return Self::decode_current(event_type, payload);
         }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{decode_json, missing_steps, DecodeError, DomainEvent, Upcaster};
+use crate::{decode_json, missing_steps, upcast, DecodeError, DomainEvent, Upcaster};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -132,22 +132,27 @@ fn a_step_that_cannot_read_its_payload_makes_it_malformed() {
 
 #[test]
 fn a_newer_version_is_refused_and_a_version_without_steps_too() {
-    let payload = kim(1).payload();
     assert_eq!(
-        decoded_both_ways(4, payload.clone()),
+        decoded_both_ways(4, kim(1).payload()),
         Err(DecodeError::UnsupportedVersion {
             event_type: "Renamed".into(),
             version: 4
         })
     );
+    assert_eq!(steps_run(), Vec::<u32>::new());
     assert_eq!(
-        decoded_both_ways(0, payload),
+        upcast(&[], "Renamed", 1, 3, json!({"name": "Kim"})),
         Err(DecodeError::UnsupportedVersion {
             event_type: "Renamed".into(),
-            version: 0
+            version: 1
         })
     );
-    assert_eq!(steps_run(), Vec::<u32>::new());
+}
+
+#[test]
+fn version_0_reads_as_version_1() {
+    assert_eq!(decoded_both_ways(0, json!({"name": "Kim"})), Ok(kim(1)));
+    assert_eq!(steps_run(), [1, 2]);
 }
 
 #[test]
