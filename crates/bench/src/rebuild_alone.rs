@@ -39,14 +39,17 @@ pub struct B5Report {
 }
 
 fn new_event<E: DomainEvent>(event: &E) -> NewEvent {
-    raw(event.event_type(), event.payload())
+    NewEvent {
+        schema_version: event.schema_version(),
+        ..raw(event.event_type(), event.payload())
+    }
 }
 
 fn raw(event_type: &str, data: serde_json::Value) -> NewEvent {
     NewEvent {
         event_id: Uuid::new_v4(),
         event_type: event_type.to_string(),
-        schema_version: domain::SCHEMA_VERSION,
+        schema_version: 1,
         data,
         metadata: EventMetadata {
             correlation_id: Uuid::nil(),

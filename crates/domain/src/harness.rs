@@ -15,7 +15,7 @@ use std::fmt::Debug;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 
-use crate::{Aggregate, DomainEvent, Timestamp, SCHEMA_VERSION};
+use crate::{Aggregate, DomainEvent, Timestamp};
 
 /// The instant decisions are made at unless `.at(..)` says otherwise: 2030-06-01 10:00 UTC.
 pub(crate) fn default_now() -> Timestamp {
@@ -141,11 +141,23 @@ where
 }
 
 /// `payload()` then `decode()` gives the event back, also through a JSON string; the payload holds
-/// no type tag; a newer schema version and an unknown type are rejected.
+/// no type tag; a newer schema version and an unknown type are rejected; the event is written at its
+/// type's current version, and every older version of the type has an upcaster step.
 #[track_caller]
 pub(crate) fn assert_round_trip<E: DomainEvent + PartialEq>(event: &E) {
     let event_type = event.event_type();
     let payload = event.payload();
+    let version = event.schema_version();
+    assert_eq!(
+        E::current_version(event_type),
+        Some(version),
+        "{event_type}: written at its type's current version"
+    );
+    assert_eq!(
+        crate::missing_steps::<E>(event_type),
+        Vec::<u32>::new(),
+        "{event_type}: upcaster steps from every older version"
+    );
     assert!(
         payload.is_object(),
         "{event_type}: payload is a JSON object"
@@ -155,28 +167,28 @@ pub(crate) fn assert_round_trip<E: DomainEvent + PartialEq>(event: &E) {
         "{event_type}: payload is untagged: {payload}"
     );
     assert_eq!(
-        E::decode(event_type, SCHEMA_VERSION, &payload).as_ref(),
+        E::decode(event_type, version, &payload).as_ref(),
         Ok(event),
         "{event_type}: decode(payload)"
     );
     let stored = serde_json::to_string(&payload).expect("payload serializes");
     let reread: serde_json::Value = serde_json::from_str(&stored).expect("payload parses");
     assert_eq!(
-        E::decode(event_type, SCHEMA_VERSION, &reread).as_ref(),
+        E::decode(event_type, version, &reread).as_ref(),
         Ok(event),
         "{event_type}: decode(parse(stored payload))"
     );
     assert_eq!(
-        E::decode(event_type, SCHEMA_VERSION + 1, &payload).err(),
+        E::decode(event_type, version + 1, &payload).err(),
         Some(crate::DecodeError::UnsupportedVersion {
             event_type: event_type.to_string(),
-            version: SCHEMA_VERSION + 1,
+            version: version + 1,
         }),
         "{event_type}: a newer schema version is rejected"
     );
     let unknown = format!("{event_type}V2");
     assert_eq!(
-        E::decode(&unknown, SCHEMA_VERSION, &payload).err(),
+        E::decode(&unknown, version, &payload).err(),
         Some(crate::DecodeError::UnknownType(unknown.clone())),
         "{event_type}: an unknown type is rejected"
     );

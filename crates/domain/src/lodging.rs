@@ -192,7 +192,7 @@ pub enum LodgingError {
 pub struct LodgingAggregate;
 
 impl Aggregate for LodgingAggregate {
-    const STREAM_PREFIX: &'static str = "lodging";
+    const STREAM_PREFIX: &'static str = crate::StreamKind::Lodging.prefix();
     type State = LodgingApproval;
     type Command = LodgingCommand;
     type Event = LodgingEvent;

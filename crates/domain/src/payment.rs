@@ -126,7 +126,7 @@ pub enum PaymentError {
 pub struct PaymentAggregate;
 
 impl Aggregate for PaymentAggregate {
-    const STREAM_PREFIX: &'static str = "payment";
+    const STREAM_PREFIX: &'static str = crate::StreamKind::Payment.prefix();
     type State = Payment;
     type Command = PaymentCommand;
     type Event = PaymentEvent;

@@ -194,7 +194,7 @@ pub enum ReservationError {
 pub struct ReservationAggregate;
 
 impl Aggregate for ReservationAggregate {
-    const STREAM_PREFIX: &'static str = "reservation";
+    const STREAM_PREFIX: &'static str = crate::StreamKind::Reservation.prefix();
     type State = Reservation;
     type Command = ReservationCommand;
     type Event = ReservationEvent;

@@ -182,7 +182,7 @@ pub enum SagaError {}
 pub struct ReservationSaga;
 
 impl Aggregate for ReservationSaga {
-    const STREAM_PREFIX: &'static str = "saga";
+    const STREAM_PREFIX: &'static str = crate::StreamKind::Saga.prefix();
     type State = SagaState;
     type Command = SagaTrigger;
     type Event = SagaEvent;
@@ -252,6 +252,25 @@ pub struct Reaction {
     pub actions: Vec<SagaAction>,
     pub arm: Vec<(TimerKind, Timestamp)>,
     pub cancel: Vec<TimerKind>,
+}
+
+/// Whether the saga table (ARCHITECTURE.md section 4) has a row for this input: the events it
+/// leaves out are the saga's own echoes (its commands' results), which neither trigger an action
+/// nor change the saga's state in any stage, so the saga runner does not record them (a write per
+/// event saved). `concerns_tests` holds [`react`] to that.
+#[must_use]
+pub fn concerns(input: &SagaInput) -> bool {
+    !matches!(
+        input,
+        SagaInput::Reservation(
+            ReservationEvent::ReservationApproved { .. }
+                | ReservationEvent::ReservationPaymentPending { .. }
+                | ReservationEvent::ReservationConfirmed { .. }
+                | ReservationEvent::ReservationRefunded { .. }
+        ) | SagaInput::Lodging(
+            LodgingEvent::ApprovalRequested { .. } | LodgingEvent::ApprovalWithdrawn { .. }
+        )
+    )
 }
 
 /// The saga table of ARCHITECTURE.md section 4, as a pure function.
@@ -559,3 +578,6 @@ fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod concerns_tests;

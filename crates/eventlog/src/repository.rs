@@ -861,12 +861,13 @@ pub fn event_id(ctx: &CommandContext, stream: &str, index: usize) -> Uuid {
     Uuid::new_v5(&ctx.causation_id, format!("{stream}#{index}").as_bytes())
 }
 
-/// A domain event as the log stores it: type name, payload, current schema version, metadata.
+/// A domain event as the log stores it: type name, payload, its type's current schema version,
+/// metadata.
 pub fn encode<E: DomainEvent>(event: &E, event_id: Uuid, metadata: EventMetadata) -> NewEvent {
     NewEvent {
         event_id,
         event_type: event.event_type().to_owned(),
-        schema_version: domain::SCHEMA_VERSION,
+        schema_version: event.schema_version(),
         data: event.payload(),
         metadata,
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use domain::{Aggregate, DecodeError, Timestamp};
+use domain::{Aggregate, DecodeError, DomainEvent, Timestamp};
 use eventlog::conformance::new_event;
 use eventlog::{
     AppendError, AppendOutcome, CommandContext, EventLog, EventSubscription, ExpectedVersion,
@@ -115,7 +115,10 @@ async fn execute_appends_encoded_events_and_load_replays_them() {
     let stored = log.read_stream("tally-t1", 0, 10).await.unwrap();
     assert_eq!(stored[0].event_type, "Added");
     assert_eq!(stored[0].data, json!({ "n": 2 }));
-    assert_eq!(stored[0].schema_version, domain::SCHEMA_VERSION);
+    assert_eq!(
+        stored[0].schema_version,
+        TallyEvent::Added { n: 2 }.schema_version()
+    );
     assert_eq!(
         stored[0].event_id,
         eventlog::event_id(&first, "tally-t1", 0)

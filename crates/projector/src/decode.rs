@@ -1,88 +1,46 @@
-//! Recorded events -> [`ViewEvent`]s: the stream name says which context an event belongs to
-//! (`reservation-{uuid}`, `lodging-{id}`, `payment-{uuid}`, `saga-{uuid}`), the type and schema
-//! version say how to decode its payload (`domain` upcasts older versions). Events come parsed
-//! ([`RecordedEvent`], as the live projector follows the log) or with their payload still JSON
-//! text ([`RawRecordedEvent`], as a rebuild reads it); both decode to the same view event.
+//! Recorded events -> [`ViewEvent`]s through `domain`'s one decode entry
+//! ([`domain::events::decode`]): the stream name says which context an event belongs to, the type
+//! and schema version how to decode (and upcast) its payload; saga streams are not read. Events
+//! come parsed ([`RecordedEvent`], as the live projector follows the log) or with their payload
+//! still JSON text ([`RawRecordedEvent`], as a rebuild reads it); both decode to the same view event.
 
-use domain::lodging::LodgingEvent;
-use domain::payment::PaymentEvent;
-use domain::reservation::ReservationEvent;
-use domain::{DecodeError, DomainEvent};
+use domain::events::{self, Payload, SagaPayloads};
 use eventlog::{RawRecordedEvent, RecordedEvent};
 use readmodel::{AnyEvent, DeadLetter, ViewEvent};
-use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 /// Why a recorded event cannot become a [`ViewEvent`]; it will never decode, so it is parked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeFailure(pub String);
 
-/// A recorded event as decoding sees it: its stream and its payload, however it was read.
-trait Recorded {
-    fn stream(&self) -> &str;
-    /// The payload as an `E`, as `E::decode` makes it.
-    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError>;
-}
-
-impl Recorded for RecordedEvent {
-    fn stream(&self) -> &str {
-        &self.stream
-    }
-
-    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
-        E::decode(&self.event_type, self.schema_version, &self.data)
-    }
-}
-
-impl Recorded for RawRecordedEvent {
-    fn stream(&self) -> &str {
-        &self.stream
-    }
-
-    fn payload<E: DomainEvent + DeserializeOwned>(&self) -> Result<E, DecodeError> {
-        domain::decode_json(&self.event_type, self.schema_version, &self.data)
-    }
-}
-
-fn uuid_of(stream: &str, id: &str) -> Result<Uuid, DecodeFailure> {
-    Uuid::parse_str(id)
-        .map_err(|_| DecodeFailure(format!("stream {stream:?}: {id:?} is not a reservation id")))
-}
-
-fn payload_of<E: DomainEvent + DeserializeOwned>(
-    recorded: &impl Recorded,
-) -> Result<E, DecodeFailure> {
-    recorded.payload().map_err(|e| DecodeFailure(e.to_string()))
-}
-
 /// The payload of one recorded event, by its stream. Streams no view reads become
-/// [`AnyEvent::Saga`] or [`AnyEvent::Other`] without looking at the payload. Lodging ids may
-/// contain `-`: the stream name is split on its first `-` only.
-fn any_event(recorded: &impl Recorded) -> Result<AnyEvent, DecodeFailure> {
-    let stream = recorded.stream();
-    Ok(match stream.split_once('-') {
-        Some(("reservation", id)) => AnyEvent::Reservation {
-            reservation_id: uuid_of(stream, id)?,
-            event: payload_of::<ReservationEvent>(recorded)?,
-        },
-        Some(("lodging", id)) if !id.is_empty() => AnyEvent::Lodging {
-            lodging_id: id.to_string(),
-            event: payload_of::<LodgingEvent>(recorded)?,
-        },
-        Some(("payment", id)) => AnyEvent::Payment {
-            reservation_id: uuid_of(stream, id)?,
-            event: payload_of::<PaymentEvent>(recorded)?,
-        },
-        Some(("saga", _)) => AnyEvent::Saga,
-        _ => AnyEvent::Other,
-    })
+/// [`AnyEvent::Saga`] or [`AnyEvent::Other`] without looking at the payload.
+fn any_event(
+    stream: &str,
+    event_type: &str,
+    schema_version: u32,
+    payload: Payload<'_>,
+) -> Result<AnyEvent, DecodeFailure> {
+    events::decode(
+        stream,
+        event_type,
+        schema_version,
+        payload,
+        SagaPayloads::Skip,
+    )
+    .map(AnyEvent::from)
+    .map_err(|e| DecodeFailure(e.to_string()))
 }
 
 /// Decode one recorded event (see [`any_event`]).
 pub fn decode(recorded: &RecordedEvent) -> Result<ViewEvent, DecodeFailure> {
     Ok(ViewEvent {
-        event: any_event(recorded)?,
+        event: any_event(
+            &recorded.stream,
+            &recorded.event_type,
+            recorded.schema_version,
+            Payload::Parsed(&recorded.data),
+        )?,
         position: recorded.position,
         stream: recorded.stream.clone(),
         version: recorded.version,
@@ -95,7 +53,13 @@ pub fn decode(recorded: &RecordedEvent) -> Result<ViewEvent, DecodeFailure> {
 /// parsed, and its type; it is consumed, so its strings are moved rather than copied (a rebuild
 /// decodes millions). A failure comes with the event's dead letter.
 pub(crate) fn decode_raw(recorded: RawRecordedEvent) -> Result<(ViewEvent, String), DeadLetter> {
-    match any_event(&recorded) {
+    let event = any_event(
+        &recorded.stream,
+        &recorded.event_type,
+        recorded.schema_version,
+        Payload::Text(&recorded.data),
+    );
+    match event {
         Ok(event) => Ok((
             ViewEvent {
                 event,
@@ -132,8 +96,13 @@ pub fn dead_letter(recorded: &RecordedEvent, error: &str) -> DeadLetter {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use domain::lodging::LodgingEvent;
+    use domain::payment::PaymentEvent;
+    use domain::reservation::ReservationEvent;
+    use domain::DomainEvent;
     use eventlog::EventMetadata;
     use serde_json::json;
+    use uuid::Uuid;
 
     use super::*;
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::reservation::ReservationEvent;
+use domain::StreamId;
 use eventlog::{Partition, PartitionError, RawRecordedEvent, Recorded};
 use readmodel::{AnyEvent, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
@@ -249,13 +250,12 @@ impl Ownership {
     }
 
     async fn owner_of_stream(&mut self, stream: &str) -> Result<Owner, ViewError> {
-        let owner = match stream.split_once('-') {
-            Some(("lodging", id)) if !id.is_empty() => self.owner(self.shard.owns_lodging(id)),
-            Some(("reservation" | "payment", id)) => match Uuid::parse_str(id) {
-                Ok(reservation_id) => self.owner_of_reservation(reservation_id).await?,
-                Err(_) => Owner::Unknown,
-            },
-            _ => Owner::Unknown,
+        let owner = match stream.parse::<StreamId>() {
+            Ok(StreamId::Lodging(id)) => self.owner(self.shard.owns_lodging(&id)),
+            Ok(StreamId::Reservation(reservation_id) | StreamId::Payment(reservation_id)) => {
+                self.owner_of_reservation(reservation_id).await?
+            }
+            Ok(StreamId::Saga(_)) | Err(_) => Owner::Unknown,
         };
         Ok(owner)
     }

@@ -8,8 +8,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use domain::reservation::{Reservation, ReservationAggregate, ReservationEvent};
-use domain::{Aggregate, DomainEvent};
+use domain::events::{self, Decoded, Payload, SagaPayloads};
+use domain::reservation::{Reservation, ReservationAggregate};
+use domain::{Aggregate, StreamId};
 use eventlog::{EventLog, RecordedEvent, VerifyReport};
 use http_edge::{Principal, Role};
 use serde_json::{json, Value};
@@ -50,7 +51,7 @@ async fn reservation_stream(
     log: &dyn EventLog,
     id: Uuid,
 ) -> Result<Vec<RecordedEvent>, QueryError> {
-    let events = whole_stream(log, &ReservationAggregate::stream_name(&id.to_string())).await?;
+    let events = whole_stream(log, &StreamId::Reservation(id).to_string()).await?;
     if events.is_empty() {
         return Err(QueryError::NotFound(format!("no reservation {id}")));
     }
@@ -117,11 +118,21 @@ async fn state_as_of(
 fn fold(events: &[&RecordedEvent]) -> Result<Reservation, QueryError> {
     let mut decoded = Vec::with_capacity(events.len());
     for event in events {
-        let event = ReservationEvent::decode(&event.event_type, event.schema_version, &event.data)
-            .map_err(|e| {
-                QueryError::Internal(format!("{} v{}: {e}", event.stream, event.version))
-            })?;
-        decoded.push(event);
+        let failed = |e: &dyn std::fmt::Display| {
+            QueryError::Internal(format!("{} v{}: {e}", event.stream, event.version))
+        };
+        let decoded_event = events::decode(
+            &event.stream,
+            &event.event_type,
+            event.schema_version,
+            Payload::Parsed(&event.data),
+            SagaPayloads::Skip,
+        )
+        .map_err(|e| failed(&e))?;
+        match decoded_event {
+            Decoded::Reservation { event, .. } => decoded.push(event),
+            _ => return Err(failed(&"not a reservation's event")),
+        }
     }
     Ok(ReservationAggregate::fold(Reservation::default(), &decoded))
 }

@@ -2,8 +2,9 @@
 //! lodging's events about it), in log order. Shared by `GET /audit/reservations/{id}/history` and the
 //! `stayledger history` CLI.
 
-use domain::reservation::ReservationAggregate;
-use domain::Aggregate;
+use domain::events::{self, Decoded, Payload, SagaPayloads};
+use domain::reservation::ReservationEvent;
+use domain::StreamId;
 use eventlog::{EventLog, LogError, RecordedEvent};
 use uuid::Uuid;
 
@@ -28,27 +29,46 @@ pub async fn whole_stream(
 }
 
 /// Every event about reservation `id`, in log order; `None` if the reservation does not exist.
+/// Which lodging it is at and which of that lodging's events are about it are read from the events
+/// decoded (`domain::events::decode`), as every read of a payload is.
 pub async fn reservation_history(
     log: &dyn EventLog,
     id: Uuid,
 ) -> Result<Option<Vec<RecordedEvent>>, LogError> {
-    let mut events = whole_stream(log, &ReservationAggregate::stream_name(&id.to_string())).await?;
+    let mut events = whole_stream(log, &StreamId::Reservation(id).to_string()).await?;
     let Some(first) = events.first() else {
         return Ok(None);
     };
-    let lodging_id = first.data["lodging_id"].as_str().map(str::to_string);
-    for prefix in ["payment", "saga"] {
-        events.extend(whole_stream(log, &format!("{prefix}-{id}")).await?);
+    let lodging_id = match decode(first) {
+        Some(Decoded::Reservation {
+            event: ReservationEvent::ReservationRequested(details),
+            ..
+        }) => Some(details.lodging_id),
+        _ => None,
+    };
+    for stream in [StreamId::Payment(id), StreamId::Saga(id)] {
+        events.extend(whole_stream(log, &stream.to_string()).await?);
     }
     if let Some(lodging_id) = lodging_id {
-        let about = id.to_string();
-        let lodging = whole_stream(log, &format!("lodging-{lodging_id}")).await?;
+        let lodging = whole_stream(log, &StreamId::Lodging(lodging_id).to_string()).await?;
         events.extend(
             lodging
                 .into_iter()
-                .filter(|e| e.data["reservation_id"] == about.as_str()),
+                .filter(|e| decode(e).and_then(|d| d.reservation_id()) == Some(id)),
         );
     }
     events.sort_by_key(|e| e.position);
     Ok(Some(events))
+}
+
+/// `event` decoded (saga payloads unread); `None` if it does not decode.
+fn decode(event: &RecordedEvent) -> Option<Decoded> {
+    events::decode(
+        &event.stream,
+        &event.event_type,
+        event.schema_version,
+        Payload::Parsed(&event.data),
+        SagaPayloads::Skip,
+    )
+    .ok()
 }

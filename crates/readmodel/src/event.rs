@@ -1,7 +1,9 @@
 //! The store-agnostic input of the views: a decoded event with its place in the global log.
-//! The projector builds these from recorded events; this crate never sees the event log.
+//! The projector builds these from recorded events (decoded by `domain::events::decode`, whose
+//! [`Decoded`] becomes an [`AnyEvent`]); this crate never sees the event log.
 
 use chrono::{DateTime, Utc};
+use domain::events::Decoded;
 use domain::lodging::LodgingEvent;
 use domain::payment::PaymentEvent;
 use domain::reservation::ReservationEvent;
@@ -42,4 +44,26 @@ pub enum AnyEvent {
     Saga,
     /// A stream no view reads; it only moves the checkpoint.
     Other,
+}
+
+impl From<Decoded> for AnyEvent {
+    /// The views' part of a decoded event (a saga stream's payload, if decoded, is dropped).
+    fn from(decoded: Decoded) -> Self {
+        match decoded {
+            Decoded::Reservation { id, event } => AnyEvent::Reservation {
+                reservation_id: id,
+                event,
+            },
+            Decoded::Lodging { id, event } => AnyEvent::Lodging {
+                lodging_id: id,
+                event,
+            },
+            Decoded::Payment { id, event } => AnyEvent::Payment {
+                reservation_id: id,
+                event,
+            },
+            Decoded::Saga(_) => AnyEvent::Saga,
+            Decoded::Other => AnyEvent::Other,
+        }
+    }
 }

@@ -618,7 +618,7 @@ fn requested_payload_has_the_contract_fields() {
 fn malformed_payload_is_rejected() {
     let error = E::decode(
         "ReservationConfirmed",
-        crate::SCHEMA_VERSION,
+        E::current_version("ReservationConfirmed").expect("a type"),
         &serde_json::json!({ "payment_id": 7 }),
     );
     assert!(

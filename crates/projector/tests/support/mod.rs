@@ -79,11 +79,22 @@ impl Env {
         }
     }
 
+    /// Append `data` as version 1 of `event_type`.
     pub async fn append_raw(&self, stream: &str, event_type: &str, data: Value) -> u64 {
+        self.append_versioned(stream, event_type, 1, data).await
+    }
+
+    pub async fn append_versioned(
+        &self,
+        stream: &str,
+        event_type: &str,
+        schema_version: u32,
+        data: Value,
+    ) -> u64 {
         let event = NewEvent {
             event_id: Uuid::new_v4(),
             event_type: event_type.to_string(),
-            schema_version: domain::SCHEMA_VERSION,
+            schema_version,
             data,
             metadata: EventMetadata {
                 correlation_id: Uuid::new_v4(),
@@ -99,8 +110,13 @@ impl Env {
     }
 
     pub async fn append<E: DomainEvent>(&self, stream: &str, event: &E) -> u64 {
-        self.append_raw(stream, event.event_type(), event.payload())
-            .await
+        self.append_versioned(
+            stream,
+            event.event_type(),
+            event.schema_version(),
+            event.payload(),
+        )
+        .await
     }
 
     /// Append one event of a conformance history, as the service owning its stream would.

@@ -1,12 +1,9 @@
 //! Which events of the global log the saga reacts to, and as what input.
 
-use domain::lodging::LodgingEvent;
-use domain::payment::PaymentEvent;
-use domain::reservation::ReservationEvent;
-use domain::saga::SagaInput;
-use domain::{DomainEvent, ReservationId};
+use domain::events::{self, Decoded, Payload, SagaPayloads, Undecodable};
+use domain::saga::{self as saga, SagaInput};
+use domain::ReservationId;
 use eventlog::RawRecordedEvent;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 /// An event of the log, as a trigger for one reservation's saga.
@@ -32,77 +29,57 @@ pub enum Classified {
     },
 }
 
-/// Sort an event of the log into ignore / trigger / poison.
+/// Sort an event of the log into ignore / trigger / poison: decoded by `domain`'s one entry (saga
+/// streams unread), then kept if `domain::saga::concerns` it.
 #[must_use]
 pub fn classify(event: &RawRecordedEvent) -> Classified {
-    let Some((prefix, id)) = event.stream.split_once('-') else {
-        return Classified::Ignore;
-    };
-    let decoded = match prefix {
-        "reservation" => decode::<ReservationEvent>(event).map(|e| {
-            let rid = Uuid::parse_str(id).ok();
-            (rid, SagaInput::Reservation(e))
-        }),
-        "payment" => decode::<PaymentEvent>(event).map(|e| {
-            let rid = Uuid::parse_str(id).ok();
-            (rid, SagaInput::Payment(e))
-        }),
-        "lodging" => {
-            decode::<LodgingEvent>(event).map(|e| (e.reservation_id(), SagaInput::Lodging(e)))
+    let decoded = events::decode(
+        &event.stream,
+        &event.event_type,
+        event.schema_version,
+        Payload::Text(&event.data),
+        SagaPayloads::Skip,
+    );
+    let (reservation_id, input) = match decoded {
+        Ok(Decoded::Reservation { id, event }) => (id, SagaInput::Reservation(event)),
+        Ok(Decoded::Payment { id, event }) => (id, SagaInput::Payment(event)),
+        Ok(Decoded::Lodging { event, .. }) => match event.reservation_id() {
+            Some(id) => (id, SagaInput::Lodging(event)),
+            None => return Classified::Ignore,
+        },
+        Ok(Decoded::Saga(_) | Decoded::Other) => return Classified::Ignore,
+        Err(Undecodable::Stream(_)) => {
+            return Classified::Poison {
+                reservation_id: None,
+                error: format!(
+                    "stream {} is not named after a reservation id",
+                    event.stream
+                ),
+            }
         }
-        _ => return Classified::Ignore,
+        Err(Undecodable::Payload { stream, error }) => {
+            return Classified::Poison {
+                reservation_id: stream.reservation_id(),
+                error: error.to_string(),
+            }
+        }
     };
-    match decoded {
-        Ok((Some(_), input)) if !has_a_saga_row(&input) => Classified::Ignore,
-        Ok((Some(reservation_id), input)) => Classified::Trigger(Inbound {
-            trigger_id: event.event_id,
-            correlation_id: event.metadata.correlation_id,
-            reservation_id,
-            input,
-        }),
-        Ok((None, SagaInput::Lodging(_))) => Classified::Ignore,
-        Ok((None, _)) => Classified::Poison {
-            reservation_id: None,
-            error: format!(
-                "stream {} is not named after a reservation id",
-                event.stream
-            ),
-        },
-        Err(error) => Classified::Poison {
-            reservation_id: Uuid::parse_str(id).ok(),
-            error,
-        },
+    if !saga::concerns(&input) {
+        return Classified::Ignore;
     }
-}
-
-/// Whether the saga table (ARCHITECTURE.md section 4) has a row for this input. The events left
-/// out are the saga's own echoes (its commands' results) and neither trigger an action nor change
-/// the saga's state in any stage, so recording them would only cost a write per event. A test
-/// below holds `domain`'s decisions to that.
-fn has_a_saga_row(input: &SagaInput) -> bool {
-    !matches!(
+    Classified::Trigger(Inbound {
+        trigger_id: event.event_id,
+        correlation_id: event.metadata.correlation_id,
+        reservation_id,
         input,
-        SagaInput::Reservation(
-            ReservationEvent::ReservationApproved { .. }
-                | ReservationEvent::ReservationPaymentPending { .. }
-                | ReservationEvent::ReservationConfirmed { .. }
-                | ReservationEvent::ReservationRefunded { .. }
-        ) | SagaInput::Lodging(
-            LodgingEvent::ApprovalRequested { .. } | LodgingEvent::ApprovalWithdrawn { .. }
-        )
-    )
-}
-
-/// The payload as `E`, decoded from its text (as [`DomainEvent::decode`] decodes it parsed).
-fn decode<E: DomainEvent + DeserializeOwned>(event: &RawRecordedEvent) -> Result<E, String> {
-    domain::decode_json(&event.event_type, event.schema_version, &event.data)
-        .map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use domain::lodging::LodgingProfile;
+    use domain::payment::PaymentEvent;
     use eventlog::{EventMetadata, RecordedEvent};
     use serde_json::json;
 
@@ -196,7 +173,3 @@ mod tests {
         ));
     }
 }
-
-#[cfg(test)]
-#[path = "inbound_rows_test.rs"]
-mod rows_test;

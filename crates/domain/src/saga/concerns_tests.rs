@@ -1,14 +1,15 @@
-//! `has_a_saga_row` must only leave out inputs that `domain`'s saga ignores in every stage.
+//! [`concerns`](super::concerns) must only leave out inputs that [`react`](super::react) ignores in
+//! every stage (moved here from the saga runner, which asks `concerns` before recording an event).
 
 use chrono::{NaiveDate, TimeDelta, Utc};
-use domain::lodging::LodgingEvent;
-use domain::payment::PaymentEvent;
-use domain::reservation::{ReservationEvent, ReservationRequested};
-use domain::saga::{ReservationSaga, SagaEvent, SagaInput, SagaPolicy, SagaState, SagaTrigger};
-use domain::Aggregate;
 use uuid::Uuid;
 
-use super::has_a_saga_row;
+use super::concerns as has_a_saga_row;
+use crate::lodging::LodgingEvent;
+use crate::payment::PaymentEvent;
+use crate::reservation::{ReservationEvent, ReservationRequested};
+use crate::saga::{ReservationSaga, SagaEvent, SagaInput, SagaPolicy, SagaState, SagaTrigger};
+use crate::Aggregate;
 
 fn requested(rid: Uuid) -> ReservationRequested {
     let check_in = NaiveDate::from_ymd_opt(2099, 5, 1).expect("valid date");
