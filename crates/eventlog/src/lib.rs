@@ -6,8 +6,8 @@
 //! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
 //! concurrency and deterministic event ids, snapshots for long streams), [`ConsumerGroups`] (competing
-//! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
-//! decorator, the [`conformance`] suite every adapter passes, and the B1 append benchmark ([`bench`]).
+//! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`conformance`] suite
+//! every adapter passes, and the B1 append benchmark ([`bench`]).
 //! Must not: know about HTTP, read models or any particular aggregate; serde of domain events stays in
 //! `domain` (adapters only move serialized envelopes).
 
@@ -23,7 +23,6 @@ mod repository;
 mod sqlite;
 mod state_cache;
 mod subscription;
-mod traced;
 
 pub use envelope::{
     AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, Recorded,
@@ -38,7 +37,6 @@ pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
 };
 pub use sqlite::{import_into, ImportReport, SqliteEventLog, WriterStats};
-pub use traced::TracedEventLog;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -131,7 +129,7 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> Result<(), LogError>;
 }
 
-/// A shared log is a log: lets decorators such as [`TracedEventLog`] wrap an `Arc<dyn EventLog>`.
+/// A shared log is a log.
 #[async_trait]
 impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
     async fn append(

@@ -291,17 +291,6 @@ async fn two_writers_on_one_file_keep_positions_gap_free() {
     assert!(a.verify().await.unwrap().ok);
 }
 
-#[tokio::test]
-async fn traced_decorator_passes_calls_through() {
-    let (_dir, log) = fresh();
-    let traced = eventlog::TracedEventLog::new(Arc::new(log) as Arc<dyn EventLog>);
-    let traced = Arc::new(traced);
-    conformance::expected_version_conflicts(traced.clone())
-        .await
-        .unwrap();
-    conformance::read_after_write(traced).await.unwrap();
-}
-
 #[test]
 fn opening_something_that_is_not_a_log_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
