@@ -28,9 +28,15 @@ impl Store {
     /// `retries`: re-decisions after a conflict before the command answers 409.
     pub fn new(log: Arc<dyn EventLog>, retries: u32) -> Self {
         Self {
-            reservations: Repository::new(Arc::clone(&log)).max_retries(retries),
-            lodgings: Repository::new(Arc::clone(&log)).max_retries(retries),
-            payments: Repository::new(Arc::clone(&log)).max_retries(retries),
+            reservations: Repository::new(Arc::clone(&log))
+                .with_snapshots(log.snapshots())
+                .max_retries(retries),
+            lodgings: Repository::new(Arc::clone(&log))
+                .with_snapshots(log.snapshots())
+                .max_retries(retries),
+            payments: Repository::new(Arc::clone(&log))
+                .with_snapshots(log.snapshots())
+                .max_retries(retries),
             log,
         }
     }

@@ -290,7 +290,8 @@ impl QueryApp {
 
     /// Forward a request to the lodging's approval desk, as the saga does.
     pub async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
-        let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log));
+        let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
+            .with_snapshots(self.log.snapshots());
         let context = CommandContext {
             correlation_id: reservation_id,
             causation_id: Uuid::new_v4(),

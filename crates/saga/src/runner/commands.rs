@@ -38,10 +38,10 @@ pub struct Commands {
 impl Commands {
     pub fn new(log: Arc<dyn EventLog>, backoff: Backoff, shutdown: CancellationToken) -> Self {
         Self {
-            sagas: Repository::new(Arc::clone(&log)),
-            reservations: Repository::new(Arc::clone(&log)),
-            lodgings: Repository::new(Arc::clone(&log)),
-            payments: Repository::new(Arc::clone(&log)),
+            sagas: Repository::new(Arc::clone(&log)).with_snapshots(log.snapshots()),
+            reservations: Repository::new(Arc::clone(&log)).with_snapshots(log.snapshots()),
+            lodgings: Repository::new(Arc::clone(&log)).with_snapshots(log.snapshots()),
+            payments: Repository::new(Arc::clone(&log)).with_snapshots(log.snapshots()),
             log,
             backoff,
             shutdown,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use eventlog::{EventLog, EventLogExt, RecordedEvent, SqliteEventLog};
 use uuid::Uuid;
 
 pub use replay::{current_views_file, replay, ReplayArgs, VIEWS_GENERATION_FILE};
@@ -118,7 +118,7 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
     let mut from = 1;
     let mut written = 0;
     loop {
-        let page = log.read_all(from, PAGE).await?;
+        let page = log.read_all_parsed(from, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.position + 1;
         for event in &page {
