@@ -46,7 +46,9 @@ impl Workload {
     async fn open(path: &Path) -> anyhow::Result<Self> {
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(path).context("opening the log")?);
-        let lodgings = Repository::<LodgingAggregate>::new(Arc::clone(&log)).max_retries(20);
+        let lodgings = Repository::<LodgingAggregate>::new(Arc::clone(&log))
+            .with_snapshots(log.snapshots())
+            .max_retries(20);
         let mut profiles = Vec::with_capacity(LODGINGS);
         for n in 0..LODGINGS {
             let profile = LodgingProfile {
@@ -68,7 +70,9 @@ impl Workload {
             profiles.push(profile);
         }
         Ok(Self {
-            reservations: Repository::new(log).max_retries(20),
+            reservations: Repository::new(Arc::clone(&log))
+                .with_snapshots(log.snapshots())
+                .max_retries(20),
             lodgings,
             profiles,
         })

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{day, TestApp};
-use eventlog::{EventLog, EventMetadata, ExpectedVersion, NewEvent};
+use eventlog::{EventMetadata, ExpectedVersion, NewEvent};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;

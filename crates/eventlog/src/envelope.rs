@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Position;
+use crate::{LogError, Position};
 
 /// Expected version of a stream when appending. Versions are 0-based: the first event of a stream
 /// has version 0, so `Exact(n)` means "the last event in the stream has version n".
@@ -65,10 +65,10 @@ pub struct Recorded<D> {
 pub type RecordedEvent = Recorded<serde_json::Value>;
 
 /// A recorded event whose payload is still the JSON text the log holds (see
-/// [`EventLog::read_all_raw`](crate::EventLog::read_all_raw)), always text `serde_json::Value`
+/// [`EventLog::read_all`](crate::EventLog::read_all)), always text `serde_json::Value`
 /// parses: a reader that decodes payloads into its own types skips building a `serde_json::Value`
 /// per event, which costs more than the typed decoding (every object is an `IndexMap` here, as
-/// `preserve_order` is on in the whole build).
+/// `preserve_order` is on in the whole build). [`RawRecordedEvent::parse`] builds the `Value`.
 pub type RawRecordedEvent = Recorded<String>;
 
 impl<D> Recorded<D> {
@@ -105,6 +105,17 @@ impl<D> Recorded<D> {
             recorded_at: self.recorded_at,
             hash: self.hash.clone(),
         }
+    }
+}
+
+impl RawRecordedEvent {
+    /// The same event with its payload parsed into a `serde_json::Value`; text that does not parse
+    /// (which a log never hands out) is `Corrupt`.
+    pub fn parse(self) -> Result<RecordedEvent, LogError> {
+        let data = serde_json::from_str(&self.data).map_err(|e| {
+            LogError::Corrupt(format!("data of event at position {}: {e}", self.position))
+        })?;
+        Ok(self.map_data(|_| data))
     }
 }
 

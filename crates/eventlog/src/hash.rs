@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{EventLog, EventMetadata, LogError, Position, RecordedEvent};
+use crate::{EventLog, EventLogExt, EventMetadata, LogError, Position, RecordedEvent};
 
 /// The fields of one event that the chain covers, in their stored (serialized) form.
 pub struct CanonicalEvent<'a> {
@@ -184,7 +184,7 @@ pub async fn verify_log(log: &dyn EventLog) -> Result<VerifyReport, LogError> {
     let mut checked = 0u64;
     let mut from = 0;
     loop {
-        let page = log.read_all(from, PAGE).await?;
+        let page = log.read_all_parsed(from, PAGE).await?;
         let Some(last) = page.last() else {
             return Ok(VerifyReport::good(checked));
         };

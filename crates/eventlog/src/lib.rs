@@ -1,15 +1,17 @@
 //! The event-log port and its adapters.
 //!
 //! Owns: how events are stored and read back: the [`EventLog`] port (append with an expected version,
-//! read a stream, read and subscribe to the global log), event metadata and the per-stream hash chain
+//! read a stream, read and subscribe to the global log, payloads as the JSON text the log holds), the
+//! [`Snapshots`] port (an aggregate's latest state, kept beside the log), [`EventLogExt`] (the global
+//! log with parsed payloads, for readers that want `serde_json::Value`s), event metadata and the per-stream hash chain
 //! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the embedded SQLite
 //! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
 //! concurrency and deterministic event ids, snapshots for long streams), a process's one write model
 //! ([`Repositories`]: a repository per aggregate, shared by every part that writes), what a caller can
 //! do about a failed command ([`Failure`]: rejected, poison, retry), [`ConsumerGroups`] (competing
-//! consumers pinned by correlation; EventStoreDB persistent subscriptions), the [`TracedEventLog`]
-//! decorator, the [`conformance`] suite every adapter passes, and what the B1 benchmark's bare-SQLite
+//! consumers pinned by correlation; EventStoreDB persistent subscriptions),
+//! the [`conformance`] suite every adapter passes, and what the B1 benchmark's bare-SQLite
 //! baseline needs to write the same table as the adapter ([`sqlite_baseline`]).
 //! Must not: know about HTTP or read models, or any aggregate's rules (it names the platform's
 //! aggregates only to hold their repositories in [`Repositories`]); serde of domain events stays in
@@ -22,13 +24,14 @@ mod esdb;
 mod failure;
 mod group;
 pub mod hash;
+mod json_syntax;
+mod parsed;
 mod partition;
 mod repositories;
 mod repository;
 mod sqlite;
 mod state_cache;
 mod subscription;
-mod traced;
 
 pub use envelope::{
     AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, Recorded,
@@ -39,6 +42,7 @@ pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
 pub use failure::{Failure, Poison, Retry};
 pub use group::{ConsumerGroups, GroupAcks, GroupDelivery, GroupMember, LocalGroups, Settlement};
 pub use hash::{verify_log, BadEvent, VerifyReport};
+pub use parsed::EventLogExt;
 pub use partition::{Partition, PartitionError};
 pub use repositories::Repositories;
 pub use repository::{
@@ -48,7 +52,8 @@ pub use repository::{
 pub use sqlite::{
     baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
 };
-pub use traced::TracedEventLog;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -57,14 +62,18 @@ use futures::stream::BoxStream;
 /// on EventStoreDB it is the commit position. `0` means "before everything".
 pub type Position = u64;
 
-/// A live, ordered stream of recorded events from a subscription.
-pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
-
-/// A subscription whose events keep their payloads as the JSON text the log holds
-/// ([`EventLog::subscribe_raw`]).
+/// A live, ordered stream of recorded events from a subscription, payloads as the JSON text the
+/// log holds ([`EventLog::subscribe`]).
 pub type RawEventSubscription = BoxStream<'static, Result<RawRecordedEvent, LogError>>;
 
+/// [`RawEventSubscription`] with parsed payloads ([`EventLogExt::subscribe_parsed`]).
+pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
+
 /// The event-store port. Every adapter passes the same conformance suite (`conformance` module).
+///
+/// The global log (`read_all`, `subscribe`) is read with payloads as the JSON text the log holds:
+/// its readers (the projector, the saga) decode them straight into their own types. A reader that
+/// wants `serde_json::Value` payloads parses them through [`EventLogExt`], the one place that does.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Append `events` to `stream` if its current version matches `expected`. Durable before it
@@ -79,7 +88,8 @@ pub trait EventLog: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError>;
 
-    /// Events of `stream` with version >= `from_version`, in order, at most `limit`.
+    /// Events of `stream` with version >= `from_version`, in order, at most `limit`, payloads parsed
+    /// (the repository decodes domain events from `Value`s, upcasting older schema versions).
     async fn read_stream(
         &self,
         stream: &str,
@@ -90,123 +100,41 @@ pub trait EventLog: Send + Sync + 'static {
     /// The current version of `stream` (version of its last event), `None` if it does not exist.
     async fn stream_version(&self, stream: &str) -> Result<StreamVersion, LogError>;
 
-    /// Events of the global log with position >= `from_position`, in order, at most `limit`.
+    /// Events of the global log with position >= `from_position`, in order, at most `limit`, each
+    /// payload the JSON text the log holds (always text a `serde_json::Value` parses: a payload that
+    /// would not parse fails the read as `Corrupt`).
     async fn read_all(
         &self,
         from_position: Position,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, LogError>;
-
-    /// [`read_all`](Self::read_all) with each payload left as the JSON text the log holds, for a
-    /// reader that decodes payloads straight into its own types (rebuilding the views). Fails
-    /// wherever `read_all` would. The default serializes what `read_all` parsed; an adapter that
-    /// stores text overrides it to skip the parse.
-    async fn read_all_raw(
-        &self,
-        from_position: Position,
-        limit: usize,
-    ) -> Result<Vec<RawRecordedEvent>, LogError> {
-        let events = self.read_all(from_position, limit).await?;
-        Ok(events.into_iter().map(RawRecordedEvent::from).collect())
-    }
+    ) -> Result<Vec<RawRecordedEvent>, LogError>;
 
     /// Position of the last event in the global log (0 if empty).
     async fn head_position(&self) -> Result<Position, LogError>;
 
-    /// Catch up from `from_position` (inclusive), then follow live appends; never skips, never reorders.
-    fn subscribe(&self, from_position: Position) -> EventSubscription;
+    /// Catch up from `from_position` (inclusive), then follow live appends; never skips, never
+    /// reorders. Payloads as in [`read_all`](Self::read_all).
+    fn subscribe(&self, from_position: Position) -> RawEventSubscription;
 
-    /// [`subscribe`](Self::subscribe) with each payload left as the JSON text the log holds, for a
-    /// consumer that decodes payloads straight into its own types (the projector, the saga). The
-    /// default serializes what `subscribe` parsed; an adapter that stores text overrides it.
-    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
-        use futures::StreamExt;
-        self.subscribe(from_position)
-            .map(|item| item.map(RawRecordedEvent::from))
-            .boxed()
+    /// Where this log keeps snapshots, if it does (both adapters keep them in the same store as the
+    /// events): what a [`Repository`] is given with [`Repository::with_snapshots`]. `None` by default.
+    fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
+        None
     }
+}
 
-    /// Load the latest snapshot of `stream`: (version it reflects, state JSON).
-    async fn load_snapshot(
-        &self,
-        stream: &str,
-    ) -> Result<Option<(u64, serde_json::Value)>, LogError>;
+/// The snapshot port: the latest state of a stream's aggregate, saved now and then so a load reads
+/// only the events after it. A cache: losing one costs a longer load, never a wrong state.
+#[async_trait]
+pub trait Snapshots: Send + Sync + 'static {
+    /// The latest snapshot of `stream`: (version it reflects, state JSON).
+    async fn load(&self, stream: &str) -> Result<Option<(u64, serde_json::Value)>, LogError>;
 
     /// Store a snapshot of `stream` at `version`.
-    async fn save_snapshot(
+    async fn save(
         &self,
         stream: &str,
         version: u64,
         state: serde_json::Value,
     ) -> Result<(), LogError>;
-}
-
-/// A shared log is a log: lets decorators such as [`TracedEventLog`] wrap an `Arc<dyn EventLog>`.
-#[async_trait]
-impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, AppendError> {
-        (**self).append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, LogError> {
-        (**self).read_stream(stream, from_version, limit).await
-    }
-
-    async fn stream_version(&self, stream: &str) -> Result<StreamVersion, LogError> {
-        (**self).stream_version(stream).await
-    }
-
-    async fn read_all(
-        &self,
-        from_position: Position,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, LogError> {
-        (**self).read_all(from_position, limit).await
-    }
-
-    async fn read_all_raw(
-        &self,
-        from_position: Position,
-        limit: usize,
-    ) -> Result<Vec<RawRecordedEvent>, LogError> {
-        (**self).read_all_raw(from_position, limit).await
-    }
-
-    async fn head_position(&self) -> Result<Position, LogError> {
-        (**self).head_position().await
-    }
-
-    fn subscribe(&self, from_position: Position) -> EventSubscription {
-        (**self).subscribe(from_position)
-    }
-
-    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
-        (**self).subscribe_raw(from_position)
-    }
-
-    async fn load_snapshot(
-        &self,
-        stream: &str,
-    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
-        (**self).load_snapshot(stream).await
-    }
-
-    async fn save_snapshot(
-        &self,
-        stream: &str,
-        version: u64,
-        state: serde_json::Value,
-    ) -> Result<(), LogError> {
-        (**self).save_snapshot(stream, version, state).await
-    }
 }

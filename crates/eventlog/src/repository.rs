@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::state_cache::StateCache;
 use crate::{
     AppendError, AppendOutcome, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent,
-    RecordedEvent, StreamVersion,
+    RecordedEvent, Snapshots, StreamVersion,
 };
 
 /// Events read per page while loading a stream.
@@ -161,9 +161,11 @@ impl Counters {
     }
 }
 
-/// Loads and executes commands on aggregates of type `A` over an [`EventLog`].
+/// Loads and executes commands on aggregates of type `A` over an [`EventLog`], with snapshots in
+/// [`Snapshots`] when given one ([`Repository::with_snapshots`]).
 pub struct Repository<A: Aggregate> {
     log: Arc<dyn EventLog>,
+    snapshots: Option<Arc<dyn Snapshots>>,
     snapshot_every: u64,
     /// This clone's: each command carries it to the shared worker.
     max_retries: u32,
@@ -180,6 +182,7 @@ impl<A: Aggregate> Clone for Repository<A> {
     fn clone(&self) -> Self {
         Self {
             log: Arc::clone(&self.log),
+            snapshots: self.snapshots.clone(),
             snapshot_every: self.snapshot_every,
             max_retries: self.max_retries,
             cache: Arc::clone(&self.cache),
@@ -245,10 +248,11 @@ struct Current<S> {
 }
 
 impl<A: Aggregate> Repository<A> {
-    /// Snapshots every 1,000 events, 5 retries on conflict, the states of up to 128 streams of 64 or
-    /// more events cached.
+    /// Snapshots where the log keeps them (`log.snapshots()`; [`with_snapshots`](Self::with_snapshots)
+    /// changes that), 5 retries on conflict, the states of up to 128 streams of 64 or more events cached.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
+            snapshots: log.snapshots(),
             log,
             snapshot_every: 1_000,
             max_retries: 5,
@@ -285,11 +289,26 @@ impl<A: Aggregate> Repository<A> {
         self
     }
 
+    /// Keep snapshots in `snapshots` (every 1,000 events unless [`snapshot_every`](Self::snapshot_every)
+    /// says otherwise); `None`: no snapshots. Usually `log.snapshots()`, where the log keeps them.
+    #[must_use]
+    pub fn with_snapshots(mut self, snapshots: Option<Arc<dyn Snapshots>>) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
     /// Save a snapshot once the stream has grown by `n` events past the last one (0 disables snapshots).
+    /// Only with [`with_snapshots`](Self::with_snapshots).
     #[must_use]
     pub fn snapshot_every(mut self, n: u64) -> Self {
         self.snapshot_every = n;
         self
+    }
+
+    /// Where snapshots are kept and how often, if they are: `(store, every n events)`.
+    fn snapshotting(&self) -> Option<(&Arc<dyn Snapshots>, u64)> {
+        let snapshots = self.snapshots.as_ref()?;
+        (self.snapshot_every > 0).then_some((snapshots, self.snapshot_every))
     }
 
     /// How many times a conflicting append of a command submitted through this repository (or a
@@ -638,8 +657,9 @@ impl<A: Aggregate> Repository<A> {
         version: u64,
         state: &A::State,
     ) -> Option<u64> {
+        let every = self.snapshotting().map_or(0, |(_, every)| every);
         let since = snapshot_version.map_or(version + 1, |v| version.saturating_sub(v));
-        if self.snapshot_every > 0 && since >= self.snapshot_every {
+        if every > 0 && since >= every {
             self.save_snapshot(stream, version, state).await;
             return Some(version);
         }
@@ -647,9 +667,12 @@ impl<A: Aggregate> Repository<A> {
     }
 
     async fn save_snapshot(&self, stream: &str, version: u64, state: &A::State) {
+        let Some((snapshots, _)) = self.snapshotting() else {
+            return;
+        };
         // A missing snapshot only costs a longer load, so failing to save one is logged, not returned.
         let saved = match serde_json::to_value(state) {
-            Ok(json) => self.log.save_snapshot(stream, version, json).await,
+            Ok(json) => snapshots.save(stream, version, json).await,
             Err(e) => Err(LogError::Corrupt(e.to_string())),
         };
         if let Err(e) = saved {
@@ -730,11 +753,9 @@ impl<A: Aggregate> Repository<A> {
         &self,
         stream: &str,
     ) -> Result<(A::State, Option<u64>, Option<u64>, bool), RepositoryError<A::Error>> {
-        let probe = if self.snapshot_every > 0 {
-            usize::try_from(self.snapshot_every).map_or(LOAD_PAGE, |n| n.min(LOAD_PAGE))
-        } else {
-            LOAD_PAGE
-        };
+        let probe = self.snapshotting().map_or(LOAD_PAGE, |(_, every)| {
+            usize::try_from(every).map_or(LOAD_PAGE, |n| n.min(LOAD_PAGE))
+        });
         let page = self.read_page(stream, 0, probe).await?;
         if page.len() < probe {
             let (state, version) = fold_page::<A>(A::State::default(), None, &page)?;
@@ -761,11 +782,10 @@ impl<A: Aggregate> Repository<A> {
         &self,
         stream: &str,
     ) -> Result<(A::State, Option<u64>), RepositoryError<A::Error>> {
-        let Some((version, json)) = self
-            .log
-            .load_snapshot(stream)
-            .await
-            .map_err(RepositoryError::Log)?
+        let Some((snapshots, _)) = self.snapshotting() else {
+            return Ok((A::State::default(), None));
+        };
+        let Some((version, json)) = snapshots.load(stream).await.map_err(RepositoryError::Log)?
         else {
             return Ok((A::State::default(), None));
         };

@@ -9,9 +9,9 @@ use chrono::Utc;
 use domain::{Aggregate, DecodeError, DomainEvent, Timestamp};
 use eventlog::conformance::new_event;
 use eventlog::{
-    AppendError, AppendOutcome, CommandContext, EventLog, EventSubscription, ExpectedVersion,
-    LogError, NewEvent, Position, RecordedEvent, Repository, RepositoryError, SqliteEventLog,
-    StreamVersion,
+    AppendError, AppendOutcome, CommandContext, EventLog, ExpectedVersion, LogError, NewEvent,
+    Position, RawEventSubscription, RawRecordedEvent, RecordedEvent, Repository, RepositoryError,
+    Snapshots, SqliteEventLog, StreamVersion,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -91,10 +91,15 @@ fn fresh() -> (tempfile::TempDir, Arc<dyn EventLog>) {
     (dir, Arc::new(log))
 }
 
+/// Where `log` keeps its snapshots.
+fn snapshots(log: &Arc<dyn EventLog>) -> Arc<dyn Snapshots> {
+    log.snapshots().expect("the SQLite log keeps snapshots")
+}
+
 #[tokio::test]
 async fn execute_appends_encoded_events_and_load_replays_them() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).with_snapshots(log.snapshots());
     let (first, second) = (ctx(), ctx());
     let done = repo
         .execute("t1", &TallyCommand::Add(2), &first)
@@ -131,7 +136,7 @@ async fn execute_appends_encoded_events_and_load_replays_them() {
 #[tokio::test]
 async fn an_empty_decision_appends_nothing_and_a_refusal_is_a_domain_error() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).with_snapshots(log.snapshots());
     let done = repo
         .execute("t1", &TallyCommand::Nothing, &ctx())
         .await
@@ -145,7 +150,7 @@ async fn an_empty_decision_appends_nothing_and_a_refusal_is_a_domain_error() {
 #[tokio::test]
 async fn a_re_executed_command_is_deduplicated_by_its_deterministic_ids() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log));
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).with_snapshots(log.snapshots());
     let same = ctx();
     let first = repo
         .execute("t1", &TallyCommand::Add(5), &same)
@@ -230,26 +235,29 @@ impl EventLog for Interfering {
     async fn stream_version(&self, s: &str) -> Result<StreamVersion, LogError> {
         self.inner().stream_version(s).await
     }
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
         self.inner().read_all(from, limit).await
     }
     async fn head_position(&self) -> Result<Position, LogError> {
         self.inner().head_position().await
     }
-    fn subscribe(&self, from: Position) -> EventSubscription {
+    fn subscribe(&self, from: Position) -> RawEventSubscription {
         self.inner().subscribe(from)
     }
-    async fn load_snapshot(&self, s: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+}
+
+#[async_trait]
+impl Snapshots for Interfering {
+    async fn load(&self, s: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
         self.snapshot_loads.fetch_add(1, Ordering::SeqCst);
-        self.inner().load_snapshot(s).await
+        snapshots(self.inner()).load(s).await
     }
-    async fn save_snapshot(
-        &self,
-        s: &str,
-        v: u64,
-        state: serde_json::Value,
-    ) -> Result<(), LogError> {
-        self.inner().save_snapshot(s, v, state).await
+    async fn save(&self, s: &str, v: u64, state: serde_json::Value) -> Result<(), LogError> {
+        snapshots(self.inner()).save(s, v, state).await
     }
 }
 
@@ -258,7 +266,8 @@ async fn a_conflict_is_retried_on_reloaded_state_then_given_up() {
     let (_dir, log) = fresh();
     let interfering = Arc::new(Interfering::over(log));
     interfering.interfere.store(2, Ordering::SeqCst);
-    let repo = Repository::<TallyAggregate>::new(interfering.clone());
+    let repo = Repository::<TallyAggregate>::new(interfering.clone())
+        .with_snapshots(Some(interfering.clone()));
     let done = repo
         .execute("t1", &TallyCommand::Add(1), &ctx())
         .await
@@ -280,7 +289,9 @@ async fn a_conflict_is_retried_on_reloaded_state_then_given_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_on_one_aggregate_all_land() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(log).max_retries(100);
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .max_retries(100);
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let repo = repo.clone();
@@ -301,25 +312,29 @@ async fn concurrent_commands_on_one_aggregate_all_land() {
 #[tokio::test]
 async fn snapshots_are_saved_every_n_events_and_used_by_load() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).snapshot_every(3);
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .snapshot_every(3);
     for _ in 0..7 {
         repo.execute("t1", &TallyCommand::Add(1), &ctx())
             .await
             .unwrap();
     }
     assert_eq!(
-        log.load_snapshot("tally-t1").await.unwrap(),
+        snapshots(&log).load("tally-t1").await.unwrap(),
         Some((5, json!({ "total": 6 })))
     );
 
     // A doctored snapshot shows that load starts from it and replays only the events after it.
-    log.save_snapshot("tally-t1", 5, json!({ "total": 1000 }))
+    snapshots(&log)
+        .save("tally-t1", 5, json!({ "total": 1000 }))
         .await
         .unwrap();
     assert_eq!(repo.load("t1").await.unwrap().state.total, 1001);
 
     // A snapshot that no longer deserializes is ignored: full replay.
-    log.save_snapshot("tally-t1", 6, json!("not a tally"))
+    snapshots(&log)
+        .save("tally-t1", 6, json!("not a tally"))
         .await
         .unwrap();
     let loaded = repo.load("t1").await.unwrap();
@@ -336,7 +351,7 @@ async fn an_undecodable_event_is_a_decode_error() {
     )
     .await
     .unwrap();
-    let repo = Repository::<TallyAggregate>::new(log);
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).with_snapshots(log.snapshots());
     match repo.load("t1").await {
         Err(RepositoryError::Decode(DecodeError::UnknownType(t))) => assert_eq!(t, "Exploded"),
         other => panic!(
@@ -349,14 +364,18 @@ async fn an_undecodable_event_is_a_decode_error() {
 #[tokio::test]
 async fn a_cached_state_still_sees_events_appended_behind_its_back() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(8, 2);
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .cache(8, 2);
     for _ in 0..3 {
         repo.execute("t1", &TallyCommand::Add(1), &ctx())
             .await
             .unwrap();
     }
     // Another repository (or process) appends without the cache knowing.
-    let other = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(0, 0);
+    let other = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .cache(0, 0);
     other
         .execute("t1", &TallyCommand::Add(100), &ctx())
         .await
@@ -375,6 +394,7 @@ async fn a_cached_state_still_sees_events_appended_behind_its_back() {
 async fn with_the_cache_snapshots_keep_their_cadence() {
     let (_dir, log) = fresh();
     let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
         .snapshot_every(3)
         .cache(8, 1);
     for _ in 0..7 {
@@ -383,7 +403,7 @@ async fn with_the_cache_snapshots_keep_their_cadence() {
             .unwrap();
     }
     assert_eq!(
-        log.load_snapshot("tally-t1").await.unwrap(),
+        snapshots(&log).load("tally-t1").await.unwrap(),
         Some((5, json!({ "total": 6 }))),
         "snapshots at versions 2 and 5, as without the cache"
     );
@@ -401,7 +421,9 @@ fn slow(log: Arc<dyn EventLog>) -> Arc<Interfering> {
 async fn racing_commands_on_one_stream_are_decided_in_turn_and_written_together() {
     let (_dir, log) = fresh();
     let counted = slow(log);
-    let repo = Repository::<TallyAggregate>::new(counted.clone()).max_retries(0);
+    let repo = Repository::<TallyAggregate>::new(counted.clone())
+        .with_snapshots(Some(counted.clone()))
+        .max_retries(0);
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let repo = repo.clone();
@@ -433,7 +455,8 @@ async fn racing_commands_on_one_stream_are_decided_in_turn_and_written_together(
 async fn a_refusal_within_a_batch_leaves_the_other_commands_to_land() {
     let (_dir, log) = fresh();
     let counted = slow(Arc::clone(&log));
-    let repo = Repository::<TallyAggregate>::new(counted.clone());
+    let repo =
+        Repository::<TallyAggregate>::new(counted.clone()).with_snapshots(Some(counted.clone()));
     let first = tokio::spawn({
         let repo = repo.clone();
         async move { repo.execute("t1", &TallyCommand::Add(1), &ctx()).await }
@@ -455,7 +478,8 @@ async fn a_refusal_within_a_batch_leaves_the_other_commands_to_land() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_executed_command_within_a_batch_is_still_deduplicated() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(slow(Arc::clone(&log)));
+    let repo =
+        Repository::<TallyAggregate>::new(slow(Arc::clone(&log))).with_snapshots(log.snapshots());
     let same = ctx();
     repo.execute("t1", &TallyCommand::Add(5), &same)
         .await
@@ -485,7 +509,8 @@ async fn a_re_executed_command_within_a_batch_is_still_deduplicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_is_carried_out_even_if_its_caller_stops_waiting() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(slow(Arc::clone(&log)));
+    let repo =
+        Repository::<TallyAggregate>::new(slow(Arc::clone(&log))).with_snapshots(log.snapshots());
     let waited = tokio::time::timeout(
         Duration::from_millis(1),
         repo.execute("t1", &TallyCommand::Add(7), &ctx()),
@@ -509,6 +534,7 @@ async fn a_short_stream_is_loaded_without_asking_for_a_snapshot() {
     let (_dir, log) = fresh();
     let counted = Arc::new(Interfering::over(log));
     let repo = Repository::<TallyAggregate>::new(counted.clone())
+        .with_snapshots(Some(counted.clone()))
         .snapshot_every(5)
         .cache(0, 0);
     for _ in 0..4 {
@@ -533,8 +559,12 @@ async fn a_short_stream_is_loaded_without_asking_for_a_snapshot() {
 #[tokio::test]
 async fn a_cached_state_another_process_moved_past_is_never_the_basis_of_an_answer() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(8, 2);
-    let other = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(0, 0);
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .cache(8, 2);
+    let other = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .cache(0, 0);
     for _ in 0..3 {
         repo.execute("t1", &TallyCommand::Add(1), &ctx())
             .await
@@ -567,7 +597,9 @@ async fn a_cached_state_another_process_moved_past_is_never_the_basis_of_an_answ
 async fn a_command_that_opens_its_stream_is_decided_unread_and_checked_by_the_append() {
     let (_dir, log) = fresh();
     let counted = Arc::new(Interfering::over(log));
-    let repo = Repository::<TallyAggregate>::new(counted.clone()).cache(0, 0);
+    let repo = Repository::<TallyAggregate>::new(counted.clone())
+        .with_snapshots(Some(counted.clone()))
+        .cache(0, 0);
     let opened = repo
         .execute_new("t1", &TallyCommand::Add(3), &ctx())
         .await

@@ -296,7 +296,7 @@ struct Reader {
 impl Reader {
     async fn run(self, from: u64, batches: mpsc::Sender<Decoded>, stop: CancellationToken) {
         let mut next = from;
-        let mut subscription = self.log.subscribe_raw(next);
+        let mut subscription = self.log.subscribe(next);
         loop {
             let first = tokio::select! {
                 () = stop.cancelled() => return,
@@ -314,7 +314,7 @@ impl Reader {
                     tracing::warn!(projector = %self.id, "subscription ended; subscribing again");
                     tokio::time::sleep(self.pause).await;
                     // Everything before `next` is applied or on its way.
-                    subscription = self.log.subscribe_raw(next);
+                    subscription = self.log.subscribe(next);
                     continue;
                 }
             };

@@ -24,7 +24,7 @@ type Page = Result<(Vec<Item>, u64), ProjectorError>;
 /// Read the log from `from` up to `head` (the head when the rebuild started), decoded, in pages.
 async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mpsc::Sender<Page>) {
     while from <= head {
-        let page = match log.read_all_raw(from, REBUILD_PAGE).await {
+        let page = match log.read_all(from, REBUILD_PAGE).await {
             Ok(page) => page,
             Err(error) => {
                 let _ = pages.send(Err(error.into())).await;

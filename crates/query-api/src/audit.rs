@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use domain::events::{self, Decoded, Payload, SagaPayloads};
 use domain::reservation::{Reservation, ReservationAggregate};
 use domain::{Aggregate, StreamId};
-use eventlog::{EventLog, RecordedEvent, VerifyReport};
+use eventlog::{EventLog, EventLogExt, RecordedEvent, VerifyReport};
 use http_edge::{Principal, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -167,7 +167,7 @@ async fn events(
     auditor(&principal)?;
     let limit = usize::try_from(params.limit()?).unwrap_or(usize::MAX);
     let from = start(&params, "from_position")?;
-    let items = state.log.read_all(from, limit).await?;
+    let items = state.log.read_all_parsed(from, limit).await?;
     Ok(page(items, limit, |e| e.position + 1))
 }
 

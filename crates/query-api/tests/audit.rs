@@ -18,7 +18,8 @@ async fn timeline(app: &QueryApp) -> (Uuid, Uuid) {
     let (id, _) = app.reserve("c-1", "l-1", 4, 6).await;
     let (other, _) = app.reserve("c-2", "l-1", 4, 6).await;
     app.approve("l-1", id).await;
-    let payments = Repository::<PaymentAggregate>::new(Arc::clone(&app.log));
+    let payments = Repository::<PaymentAggregate>::new(Arc::clone(&app.log))
+        .with_snapshots(app.log.snapshots());
     let context = CommandContext {
         correlation_id: id,
         causation_id: Uuid::new_v4(),

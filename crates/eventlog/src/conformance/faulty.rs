@@ -1,9 +1,9 @@
 //! A real event log with faults injected on demand, for the tests of the log's consumers (a real
 //! outage or a dropping connection cannot be produced on demand): the calls pass through to the
 //! wrapped log, except that
-//! - while [`FaultyLog::set_down`] is on, every read and write (not the head, not subscriptions)
-//!   answers `LogError::Unavailable` with the given cause;
-//! - with [`FaultyLog::dropping_subscriptions`], every raw subscription delivers that many events,
+//! - while [`FaultyLog::set_down`] is on, every read and write (not the head, not subscriptions,
+//!   not snapshots) answers `LogError::Unavailable` with the given cause;
+//! - with [`FaultyLog::dropping_subscriptions`], every subscription delivers that many events,
 //!   then a read error, then ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::{
-    AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RawEventSubscription, RecordedEvent, StreamVersion,
+    AppendError, AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position,
+    RawEventSubscription, RawRecordedEvent, RecordedEvent, Snapshots, StreamVersion,
 };
 
 pub struct FaultyLog {
@@ -37,7 +37,7 @@ impl FaultyLog {
         }
     }
 
-    /// End every raw subscription with an error after `events` events.
+    /// End every subscription with an error after `events` events.
     #[must_use]
     pub fn dropping_subscriptions(mut self, events: usize) -> Self {
         self.drop_after = Some(events);
@@ -48,7 +48,7 @@ impl FaultyLog {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    /// Raw subscriptions opened so far.
+    /// Subscriptions opened so far.
     pub fn subscriptions(&self) -> u32 {
         self.subscriptions.load(Ordering::SeqCst)
     }
@@ -88,7 +88,11 @@ impl EventLog for FaultyLog {
         self.inner.stream_version(stream).await
     }
 
-    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
         self.check()?;
         self.inner.read_all(from, limit).await
     }
@@ -97,13 +101,9 @@ impl EventLog for FaultyLog {
         self.inner.head_position().await
     }
 
-    fn subscribe(&self, from: Position) -> EventSubscription {
-        self.inner.subscribe(from)
-    }
-
-    fn subscribe_raw(&self, from: Position) -> RawEventSubscription {
+    fn subscribe(&self, from: Position) -> RawEventSubscription {
         self.subscriptions.fetch_add(1, Ordering::SeqCst);
-        let subscription = self.inner.subscribe_raw(from);
+        let subscription = self.inner.subscribe(from);
         let Some(events) = self.drop_after else {
             return subscription;
         };
@@ -114,21 +114,7 @@ impl EventLog for FaultyLog {
             .boxed()
     }
 
-    async fn load_snapshot(
-        &self,
-        stream: &str,
-    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
-        self.check()?;
-        self.inner.load_snapshot(stream).await
-    }
-
-    async fn save_snapshot(
-        &self,
-        stream: &str,
-        version: u64,
-        state: serde_json::Value,
-    ) -> Result<(), LogError> {
-        self.check()?;
-        self.inner.save_snapshot(stream, version, state).await
+    fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
+        self.inner.snapshots()
     }
 }

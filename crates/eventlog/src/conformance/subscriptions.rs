@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{append_numbered, new_event, unique_stream, Failure, Outcome, DEADLINE};
-use crate::{EventLog, ExpectedVersion, LogError, Position, Recorded};
+use crate::{EventLog, EventLogExt, ExpectedVersion, LogError, Position, Recorded};
 
 /// Read `sub` until `want` events of `stream_prefix` arrived, checking order and uniqueness of everything.
 async fn collect<D>(
@@ -138,9 +138,9 @@ pub async fn subscribe_live(log: Arc<dyn EventLog>) -> Outcome {
     Ok(())
 }
 
-/// `subscribe_raw` delivers what `subscribe` does, each payload as JSON text that parses to the
+/// `subscribe` delivers what `subscribe_parsed` does, each payload as JSON text that parses to the
 /// same value (nested objects, unicode, escapes, numbers of every kind).
-pub async fn subscribe_raw_matches_subscribe(log: Arc<dyn EventLog>) -> Outcome {
+pub async fn subscribe_parsed_matches_subscribe(log: Arc<dyn EventLog>) -> Outcome {
     let s = unique_stream("conformance-sub-raw");
     let payloads = [
         json!({ "n": 0 }),
@@ -156,8 +156,8 @@ pub async fn subscribe_raw_matches_subscribe(log: Arc<dyn EventLog>) -> Outcome 
         log.append(&s, expected, vec![new_event("Raw", data.clone())])
             .await?;
     }
-    let parsed = collect(&mut log.subscribe(head + 1), &s, payloads.len()).await?;
-    let raw = collect(&mut log.subscribe_raw(head + 1), &s, payloads.len()).await?;
+    let parsed = collect(&mut log.subscribe_parsed(head + 1), &s, payloads.len()).await?;
+    let raw = collect(&mut log.subscribe(head + 1), &s, payloads.len()).await?;
     ensure!(
         raw.len() == parsed.len(),
         "{} raw, {} parsed",

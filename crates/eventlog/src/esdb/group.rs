@@ -17,9 +17,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{server_position, to_recorded, unavailable, EsdbEventLog, LIVE_FILTER};
+use super::{server_position, to_recorded_raw, unavailable, EsdbEventLog, LIVE_FILTER};
 use crate::group::{GroupAcks, GroupDelivery, GroupMember, Settlement};
-use crate::{LogError, Position, RawRecordedEvent};
+use crate::{LogError, Position};
 
 /// Events the server may hand a member before it has acknowledged them.
 const BUFFER: usize = 512;
@@ -110,7 +110,7 @@ async fn run(
             Ok(PersistentSubscriptionEvent::Confirmed(_)) => Ok(()),
             Ok(PersistentSubscriptionEvent::EventAppeared { retry_count, event }) => {
                 let id = event.get_original_event().id;
-                match to_recorded(&event, false) {
+                match to_recorded_raw(&event, false) {
                     // System, snapshot and foreign events are not the group's business, nor
                     // the one the group was created to start after (the server starts at it).
                     Ok(None) => subscription.ack_ids([id]).await,
@@ -119,7 +119,7 @@ async fn run(
                     }
                     Ok(Some(recorded)) => {
                         let delivery = GroupDelivery {
-                            event: RawRecordedEvent::from(recorded),
+                            event: recorded,
                             retries: u32::try_from(retry_count).unwrap_or(u32::MAX),
                         };
                         if deliveries.send(Ok(delivery)).await.is_err() {

@@ -18,6 +18,8 @@
 mod group;
 mod subscription;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use eventstore::{
     AppendToStreamOptions, Client, ClientSettings, CurrentRevision, EventData, ExpectedRevision,
@@ -28,9 +30,11 @@ use uuid::Uuid;
 
 use crate::group::{ConsumerGroups, GroupMember};
 use crate::hash::{self, CanonicalEvent};
+use crate::json_syntax;
 use crate::{
-    AppendError, AppendOutcome, EventLog, EventMetadata, EventSubscription, ExpectedVersion,
-    LogError, NewEvent, Position, RecordedEvent, StreamVersion,
+    AppendError, AppendOutcome, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent,
+    Position, RawEventSubscription, RawRecordedEvent, Recorded, RecordedEvent, Snapshots,
+    StreamVersion,
 };
 
 /// How many of a stream's last events an append checks for duplicate ids.
@@ -174,13 +178,13 @@ impl EsdbEventLog {
         }
     }
 
-    /// Events of `$all` from a server position, ours only, at most `limit`.
+    /// Events of `$all` from a server position, ours only, at most `limit`, payloads as stored.
     async fn read_all_from(
         &self,
         start: StreamPosition<eventstore::Position>,
         min: Position,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, eventstore::Error> {
+    ) -> Result<Vec<RawRecordedEvent>, eventstore::Error> {
         let options = ReadAllOptions::default()
             .position(start)
             .forwards()
@@ -191,7 +195,7 @@ impl EsdbEventLog {
             let Some(resolved) = read.next().await? else {
                 break;
             };
-            match to_recorded(&resolved, false) {
+            match to_recorded_raw(&resolved, false) {
                 Ok(Some(event)) if event.position >= min => events.push(event),
                 Ok(_) => {}
                 Err(e) => return Err(eventstore::Error::InternalParsingError(e.to_string())),
@@ -241,7 +245,7 @@ impl EventLog for EsdbEventLog {
         &self,
         from_position: Position,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, LogError> {
+    ) -> Result<Vec<RawRecordedEvent>, LogError> {
         if from_position == 0 {
             return self
                 .read_all_from(StreamPosition::Start, 0, limit)
@@ -273,14 +277,19 @@ impl EventLog for EsdbEventLog {
             .unwrap_or(0))
     }
 
-    fn subscribe(&self, from_position: Position) -> EventSubscription {
+    fn subscribe(&self, from_position: Position) -> RawEventSubscription {
         subscription::subscribe(self.clone(), from_position)
     }
 
-    async fn load_snapshot(
-        &self,
-        stream: &str,
-    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+    fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+/// Snapshots are events of `snapshot-{stream}`, read back with one backwards read.
+#[async_trait]
+impl Snapshots for EsdbEventLog {
+    async fn load(&self, stream: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
         let options = ReadStreamOptions::default()
             .position(StreamPosition::End)
             .backwards()
@@ -304,7 +313,7 @@ impl EventLog for EsdbEventLog {
         Ok(Some((snapshot.version, snapshot.state)))
     }
 
-    async fn save_snapshot(
+    async fn save(
         &self,
         stream: &str,
         version: u64,
@@ -366,8 +375,32 @@ fn chain(
     Ok(data)
 }
 
-/// One of our events, or `None` for system events, snapshots and (when `strict` is off) foreign events.
+/// One of our events, payload parsed, or `None` for system events, snapshots and (when `strict` is
+/// off) foreign events.
 fn to_recorded(resolved: &ResolvedEvent, strict: bool) -> Result<Option<RecordedEvent>, LogError> {
+    to_recorded_as(resolved, strict, |data| {
+        serde_json::from_slice(data).map_err(|e| e.to_string())
+    })
+}
+
+/// As [`to_recorded`], the payload left as the JSON text stored (checked to parse as a `Value`).
+fn to_recorded_raw(
+    resolved: &ResolvedEvent,
+    strict: bool,
+) -> Result<Option<RawRecordedEvent>, LogError> {
+    to_recorded_as(resolved, strict, |data| {
+        let text = std::str::from_utf8(data).map_err(|e| e.to_string())?;
+        json_syntax::check(text).map_err(|e| e.to_string())?;
+        Ok(text.to_owned())
+    })
+}
+
+/// One of our events, its payload read by `payload`.
+fn to_recorded_as<D>(
+    resolved: &ResolvedEvent,
+    strict: bool,
+    payload: impl FnOnce(&[u8]) -> Result<D, String>,
+) -> Result<Option<Recorded<D>>, LogError> {
     let Some(event) = resolved.event.as_ref() else {
         return Ok(None);
     };
@@ -377,7 +410,7 @@ fn to_recorded(resolved: &ResolvedEvent, strict: bool) -> Result<Option<Recorded
     {
         return Ok(None);
     }
-    let corrupt = |what: &str, e: serde_json::Error| {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         LogError::Corrupt(format!(
             "{what} of {}@{}: {e}",
             event.stream_id, event.revision
@@ -386,16 +419,16 @@ fn to_recorded(resolved: &ResolvedEvent, strict: bool) -> Result<Option<Recorded
     let metadata: StoredMetadata = match serde_json::from_slice(&event.custom_metadata) {
         Ok(metadata) => metadata,
         Err(_) if !strict => return Ok(None),
-        Err(e) => return Err(corrupt("metadata", e)),
+        Err(e) => return Err(corrupt("metadata", &e)),
     };
-    Ok(Some(RecordedEvent {
+    Ok(Some(Recorded {
         event_id: event.id,
         stream: event.stream_id.clone(),
         version: event.revision,
         position: event.position.commit,
         event_type: event.event_type.clone(),
         schema_version: metadata.schema_version,
-        data: serde_json::from_slice(&event.data).map_err(|e| corrupt("data", e))?,
+        data: payload(&event.data).map_err(|e| corrupt("data", &e))?,
         recorded_at: hash::parse_recorded_at(&metadata.recorded_at)?,
         hash: metadata.hash,
         metadata: EventMetadata {

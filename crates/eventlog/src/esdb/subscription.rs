@@ -10,8 +10,8 @@ use std::time::Duration;
 use eventstore::{StreamPosition, SubscribeToAllOptions, Subscription, SubscriptionFilter};
 use futures::StreamExt;
 
-use super::{server_position, to_recorded, unavailable, EsdbEventLog, LIVE_FILTER};
-use crate::{EventLog, EventSubscription, LogError, Position, RecordedEvent};
+use super::{server_position, to_recorded_raw, unavailable, EsdbEventLog, LIVE_FILTER};
+use crate::{EventLog, LogError, Position, RawEventSubscription, RawRecordedEvent};
 
 const PAGE: usize = 512;
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -24,12 +24,12 @@ enum Phase {
 struct Follow {
     log: EsdbEventLog,
     next: Position,
-    buffer: VecDeque<RecordedEvent>,
+    buffer: VecDeque<RawRecordedEvent>,
     phase: Phase,
     failed: bool,
 }
 
-pub(super) fn subscribe(log: EsdbEventLog, from: Position) -> EventSubscription {
+pub(super) fn subscribe(log: EsdbEventLog, from: Position) -> RawEventSubscription {
     let state = Follow {
         log,
         next: from,
@@ -45,7 +45,7 @@ pub(super) fn subscribe(log: EsdbEventLog, from: Position) -> EventSubscription 
 }
 
 impl Follow {
-    async fn next_item(&mut self) -> Result<RecordedEvent, LogError> {
+    async fn next_item(&mut self) -> Result<RawRecordedEvent, LogError> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
                 self.next = event.position + 1;
@@ -57,7 +57,7 @@ impl Follow {
             let step = match &mut self.phase {
                 Phase::CatchUp => self.catch_up().await,
                 Phase::Live(subscription) => match subscription.next().await {
-                    Ok(resolved) => to_recorded(&resolved, false).map(|event| {
+                    Ok(resolved) => to_recorded_raw(&resolved, false).map(|event| {
                         self.buffer
                             .extend(event.filter(|e| e.position >= self.next));
                     }),

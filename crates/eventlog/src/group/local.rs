@@ -142,7 +142,7 @@ impl Group {
 
 /// Read the log after `after` into the group, for as long as the group exists.
 async fn feed(log: Arc<dyn EventLog>, after: Position, group: std::sync::Weak<Group>) {
-    let mut events = log.subscribe_raw(after + 1);
+    let mut events = log.subscribe(after + 1);
     while let Some(item) = events.next().await {
         let Some(group) = group.upgrade() else {
             return;

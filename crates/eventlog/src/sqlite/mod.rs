@@ -18,7 +18,6 @@ pub(crate) mod checkpoint;
 mod command;
 mod heads;
 mod import;
-mod json_syntax;
 mod reader;
 mod tail;
 mod writer;
@@ -38,11 +37,11 @@ use tokio::sync::{oneshot, watch};
 use crate::hash::VerifyReport;
 use crate::subscription::{self, PageReader};
 use crate::{
-    AppendError, AppendOutcome, EventLog, EventSubscription, ExpectedVersion, LogError, NewEvent,
-    Position, RawEventSubscription, RawRecordedEvent, Recorded, RecordedEvent, StreamVersion,
+    AppendError, AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position,
+    RawEventSubscription, RawRecordedEvent, RecordedEvent, Snapshots, StreamVersion,
 };
 use command::{Command, EncodedEvent};
-use reader::{RawEvent, Reader};
+use reader::Reader;
 use tail::Tail;
 use writer::{Counters, Writer};
 
@@ -112,9 +111,6 @@ pub struct WriterStats {
     /// Writer-thread time spent in `COMMIT`: the fsync, and any automatic WAL checkpoint.
     pub commit_micros: u64,
 }
-
-/// Decodes a stored row (`reader::decode` or `decode_raw`).
-type DecodeRow<D> = fn(RawEvent) -> Result<Recorded<D>, LogError>;
 
 impl SqliteEventLog {
     /// Open (or create) the log file at `path` and start its writer thread.
@@ -201,24 +197,20 @@ impl SqliteEventLog {
         run_blocking(move || reader.with(f)).await
     }
 
-    /// Follow the log from `from_position`, each row decoded by `decode`: from the tail while the
-    /// next position is there, else from the file.
-    fn follow<D: Send + 'static>(
-        &self,
-        from_position: Position,
-        decode: DecodeRow<D>,
-    ) -> futures::stream::BoxStream<'static, Result<Recorded<D>, LogError>> {
+    /// Follow the log from `from_position`: from the tail while the next position is there, else
+    /// from the file.
+    fn follow(&self, from_position: Position) -> RawEventSubscription {
         let reader = Arc::clone(&self.inner.reader);
         let tail = Arc::clone(&self.inner.tail);
         let following = tail.follow();
-        let read: PageReader<D> = Box::new(move |from, limit| {
+        let read: PageReader<String> = Box::new(move |from, limit| {
             let _following = &following;
-            if let Some(page) = tail.page(from, limit, decode) {
+            if let Some(page) = tail.page(from, limit, reader::decode_raw) {
                 return Box::pin(std::future::ready(page));
             }
             let reader = Arc::clone(&reader);
             Box::pin(run_blocking(move || {
-                reader.with(|c| reader::read_all_as(c, from, limit, decode))
+                reader.with(|c| reader::read_all(c, from, limit))
             }))
         });
         let wake = Some(self.inner.head.clone());
@@ -285,17 +277,8 @@ impl EventLog for SqliteEventLog {
         &self,
         from_position: Position,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, LogError> {
-        self.read(move |c| reader::read_all(c, from_position, limit))
-            .await
-    }
-
-    async fn read_all_raw(
-        &self,
-        from_position: Position,
-        limit: usize,
     ) -> Result<Vec<RawRecordedEvent>, LogError> {
-        self.read(move |c| reader::read_all_raw(c, from_position, limit))
+        self.read(move |c| reader::read_all(c, from_position, limit))
             .await
     }
 
@@ -303,23 +286,25 @@ impl EventLog for SqliteEventLog {
         self.read(reader::head_position).await
     }
 
-    fn subscribe(&self, from_position: Position) -> EventSubscription {
-        self.follow(from_position, reader::decode)
+    fn subscribe(&self, from_position: Position) -> RawEventSubscription {
+        self.follow(from_position)
     }
 
-    fn subscribe_raw(&self, from_position: Position) -> RawEventSubscription {
-        self.follow(from_position, reader::decode_raw)
+    fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
+        Some(Arc::new(self.clone()))
     }
+}
 
-    async fn load_snapshot(
-        &self,
-        stream: &str,
-    ) -> Result<Option<(u64, serde_json::Value)>, LogError> {
+/// Snapshots live in the log's file, table `snapshots` (one row per stream, the latest), written by
+/// the log's writer thread.
+#[async_trait]
+impl Snapshots for SqliteEventLog {
+    async fn load(&self, stream: &str) -> Result<Option<(u64, serde_json::Value)>, LogError> {
         let stream = stream.to_owned();
         self.read(move |c| reader::load_snapshot(c, &stream)).await
     }
 
-    async fn save_snapshot(
+    async fn save(
         &self,
         stream: &str,
         version: u64,

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{json_syntax, open_connection, store_error, to_u64};
+use super::{open_connection, store_error, to_u64};
 use crate::hash::{self, BadEvent, CanonicalEvent, VerifyReport};
+use crate::json_syntax;
 use crate::{EventMetadata, LogError, Position, RawRecordedEvent, RecordedEvent, StreamVersion};
 
 /// Idle connections kept for reuse; more are opened on demand when all are busy.
@@ -75,36 +76,20 @@ pub(crate) fn read_stream(
     rows.map(|row| decode(row.map_err(store_error)?)).collect()
 }
 
+/// The global log from `from`, at most `limit` rows, payloads as stored.
 pub(crate) fn read_all(
     conn: &Connection,
     from: Position,
     limit: usize,
-) -> Result<Vec<RecordedEvent>, LogError> {
-    read_all_as(conn, from, limit, decode)
-}
-
-pub(crate) fn read_all_raw(
-    conn: &Connection,
-    from: Position,
-    limit: usize,
 ) -> Result<Vec<RawRecordedEvent>, LogError> {
-    read_all_as(conn, from, limit, decode_raw)
-}
-
-/// The global log from `from`, at most `limit` rows, each turned into a `T` by `decode`.
-pub(crate) fn read_all_as<T>(
-    conn: &Connection,
-    from: Position,
-    limit: usize,
-    decode: fn(RawEvent) -> Result<T, LogError>,
-) -> Result<Vec<T>, LogError> {
     let sql =
         format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
     let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = statement
         .query_map(params![lower_bound(from), clamp(limit)], raw_row)
         .map_err(store_error)?;
-    rows.map(|row| decode(row.map_err(store_error)?)).collect()
+    rows.map(|row| decode_raw(row.map_err(store_error)?))
+        .collect()
 }
 
 pub(crate) fn stream_version(conn: &Connection, stream: &str) -> Result<StreamVersion, LogError> {

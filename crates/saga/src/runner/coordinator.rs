@@ -265,7 +265,7 @@ impl Coordinator {
     /// checkpoint. A group that cannot be joined is a failed subscription (retried with backoff).
     async fn open(&mut self, progress: &mut Progress, after: Position) -> RawEventSubscription {
         let (groups, group, member) = match &self.source {
-            Source::Log => return self.log.subscribe_raw(after + 1),
+            Source::Log => return self.log.subscribe(after + 1),
             Source::Drain => {
                 progress.drained = true;
                 return futures::stream::pending().boxed();

@@ -168,7 +168,7 @@ impl ConsumerGroups for Overtaking {
         _member: &str,
         after: Position,
     ) -> Result<GroupMember, LogError> {
-        let events = self.log.read_all_raw(after + 1, 10_000).await?;
+        let events = self.log.read_all(after + 1, 10_000).await?;
         let (mut order, rest): (Vec<_>, Vec<_>) = events
             .into_iter()
             .partition(|e| self.first.contains(&e.position));

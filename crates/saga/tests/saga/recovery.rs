@@ -39,6 +39,7 @@ async fn a_trigger_recorded_before_a_crash_is_acted_on_exactly_once() {
         now: Utc::now(),
     };
     Repository::<ReservationSaga>::new(Arc::clone(&world.log))
+        .with_snapshots(world.log.snapshots())
         .execute(&rid.to_string(), &trigger, &ctx)
         .await
         .expect("recorded");

@@ -69,6 +69,7 @@ async fn an_admin_retry_charges_a_deferred_payment_at_once() {
         now: Utc::now(),
     };
     Repository::<PaymentAggregate>::new(Arc::clone(&world.log))
+        .with_snapshots(world.log.snapshots())
         .execute(&rid.to_string(), &retry, &ctx)
         .await
         .expect("retry accepted");

@@ -188,6 +188,7 @@ impl World {
             admin_id: "admin-1".to_string(),
         };
         Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
+            .with_snapshots(self.log.snapshots())
             .execute(
                 &lodging_id,
                 &LodgingCommand::Register(profile),
@@ -236,6 +237,7 @@ impl World {
 
     pub async fn reservation_command(&self, reservation_id: Uuid, command: &ReservationCommand) {
         Repository::<ReservationAggregate>::new(Arc::clone(&self.log))
+            .with_snapshots(self.log.snapshots())
             .execute(
                 &reservation_id.to_string(),
                 command,
@@ -253,6 +255,7 @@ impl World {
             granted_by: "admin-1".to_string(),
         };
         Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
+            .with_snapshots(self.log.snapshots())
             .execute(lodging_id, &command, &self.ctx(reservation_id, "admin:a"))
             .await
             .expect("approval granted");
@@ -375,7 +378,8 @@ impl World {
 }
 
 async fn load<A: Aggregate>(log: &Arc<dyn EventLog>, id: &str) -> A::State {
-    match Repository::<A>::new(Arc::clone(log)).load(id).await {
+    let repository = Repository::<A>::new(Arc::clone(log)).with_snapshots(log.snapshots());
+    match repository.load(id).await {
         Ok(loaded) => loaded.state,
         Err(error) => panic!("cannot load {}: {error}", A::stream_name(id)),
     }

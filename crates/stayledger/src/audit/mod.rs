@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 
 use anyhow::Context;
-use eventlog::{EventLog, RecordedEvent};
+use eventlog::{EventLog, EventLogExt, RecordedEvent};
 
 pub use replay::replay;
 
@@ -74,7 +74,7 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
     let mut from = 1;
     let mut written = 0;
     loop {
-        let page = log.read_all(from, PAGE).await?;
+        let page = log.read_all_parsed(from, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.position + 1;
         for event in &page {

@@ -14,7 +14,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// `raw_value` feature on (it is in this build), a `Value` refuses an object whose first key is
 /// serde_json's private token `$serde_json::private::RawValue` unless its value is a string of
 /// JSON; this accepts it. Payloads are domain events, whose keys are field names and ids.
-pub(super) fn check(text: &str) -> serde_json::Result<()> {
+pub(crate) fn check(text: &str) -> serde_json::Result<()> {
     serde_json::from_str::<AnyJson>(text).map(|AnyJson| ())
 }
 
