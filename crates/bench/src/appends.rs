@@ -1,4 +1,4 @@
-//! B1 (QUALITY.md): durable appends from many concurrent writers on distinct streams, measured on the SQLite
+//! B1 (docs/requirements.md): durable appends from many concurrent writers on distinct streams, measured on the SQLite
 //! adapter and, in the same run and on the same disk, on raw `rusqlite` doing the same batching (the same
 //! number of events per fsynced transaction, same schema and indexes, no channel, no hashing, no dedup).
 //! The suite runs it as B1 (`b1`); alone, with every knob: `cargo run --release -p stayledger-bench

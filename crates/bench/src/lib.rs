@@ -1,4 +1,4 @@
-//! `stayledger-bench`: the performance suite B1-B8 of QUALITY.md on the embedded stores, with the
+//! `stayledger-bench`: the performance suite B1-B8 of docs/requirements.md on the embedded stores, with the
 //! peer comparison against the Python `eventsourcing` library, over the public APIs of the other
 //! crates. One command runs it all (a release build of both binaries; B7 and B8 restart the real
 //! `stayledger` binary, found beside this one or given with `--stayledger-bin`):

@@ -12,7 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 use command_api::CommandState;
-use eventlog::{EventLog, SqliteEventLog, Repositories};
+use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;

@@ -1,4 +1,4 @@
-//! B5 (QUALITY.md): rebuild every view from a log of `events` events (1,000,000 for the target),
+//! B5 (docs/requirements.md): rebuild every view from a log of `events` events (1,000,000 for the target),
 //! on the embedded stores. The log holds whole reservation flows (request -> approve -> pay ->
 //! confirmed, with saga events) over many lodgings; the rebuild replays it into a fresh SQLite
 //! view store. Run it with `cargo run --release -p stayledger-bench --example b5` (the suite's own B5,

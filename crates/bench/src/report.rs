@@ -1,4 +1,4 @@
-//! What a benchmark measured: figures beside their QUALITY.md targets, printed as a table and
+//! What a benchmark measured: figures beside their targets (docs/requirements.md), printed as a table and
 //! written as JSON (`--json FILE`, read back by `bench/plot.py` and for docs/benchmarks.md).
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! The HTTP inbound adapter of the command side: routes of API.md "Command routes". Every route is
+//! The HTTP inbound adapter of the command side: the command routes of the HTTP contract (docs/api.md). Every route is
 //! one skeleton, [`command`]: authenticate, take the `Idempotency-Key`, check the caller's role,
 //! read the body, read the path, call the application service, answer. What differs per route (its
 //! input, path, service call, status and `Location`) is its [`Route`].
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use domain::ReservationId;
-use eventlog::{EventLog, Repositories};
+use eventlog::Repositories;
 use http_edge::{body::parse_object, Auth, FieldError, Principal, Problem, RequestId};
 use serde_json::{Map, Value};
 use uuid::Uuid;

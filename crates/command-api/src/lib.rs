@@ -18,7 +18,7 @@ mod store;
 
 use std::sync::Arc;
 
-use eventlog::{EventLog, Repositories};
+use eventlog::Repositories;
 use http_edge::{problem, Auth};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

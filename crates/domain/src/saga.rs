@@ -254,7 +254,7 @@ pub struct Reaction {
     pub cancel: Vec<TimerKind>,
 }
 
-/// Whether the saga table (ARCHITECTURE.md section 4) has a row for this input: the events it
+/// Whether the saga table (docs/architecture.md) has a row for this input: the events it
 /// leaves out are the saga's own echoes (its commands' results), which neither trigger an action
 /// nor change the saga's state in any stage, so the saga runner does not record them (a write per
 /// event saved). `concerns_tests` holds [`react`] to that.
@@ -273,7 +273,7 @@ pub fn concerns(input: &SagaInput) -> bool {
     )
 }
 
-/// The saga table of ARCHITECTURE.md section 4, as a pure function.
+/// The saga table of docs/architecture.md, as a pure function.
 #[must_use]
 pub fn react(
     state: &SagaState,

@@ -1,6 +1,6 @@
 //! The view routes: lodging catalog, ReservationList, ManagementList.
 //!
-//! Access (ARCHITECTURE.md section 7): the catalog is open to any token; a customer sees their own
+//! Access (docs/requirements.md, "Access rules"): the catalog is open to any token; a customer sees their own
 //! reservations, an admin those of their lodgings (`*` = all), an auditor everything. Another
 //! customer's reservation answers 403 (as on the command side), an unknown one 404.
 

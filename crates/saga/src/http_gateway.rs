@@ -1,4 +1,4 @@
-//! The HTTP adapter of the payment-gateway port, speaking the sandbox protocol (API.md):
+//! The HTTP adapter of the payment-gateway port, speaking the sandbox protocol (docs/api.md):
 //! `POST {base}/charges {idempotency_key, amount, currency}` and `POST {base}/refunds {charge_ref, amount}`.
 
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use command_api::CommandState;
-use eventlog::{EventLog, SqliteEventLog, Repositories};
+use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use projector::Projector;
 use query_api::{QueryState, ViewProgress};

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use command_api::CommandState;
 use domain::saga::SagaPolicy;
-use eventlog::{EventLog, SqliteEventLog, Repositories};
+use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, Principal, Problem};
 use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
@@ -242,7 +242,7 @@ fn router(platform: &Platform, probes: Probes) -> Router {
         ))
 }
 
-/// `PUT /sandbox/config` in `serve` takes a platform admin token (API.md).
+/// `PUT /sandbox/config` in `serve` takes a platform admin token (docs/api.md).
 async fn require_platform_admin(principal: Principal, request: Request, next: Next) -> Response {
     if principal.is_platform_admin() {
         next.run(request).await

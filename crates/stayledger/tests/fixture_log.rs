@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestPlatform;
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
+use eventlog::{EventLog, EventLogExt, RecordedEvent, SqliteEventLog};
 use readmodel::{SqliteViewStore, ViewStore};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -128,7 +128,10 @@ async fn import_and_rebuild(events: Vec<RecordedEvent>) -> Result<Value, String>
         return Err(format!("verify: {verified:?}"));
     }
     let log: Arc<dyn EventLog> = Arc::new(log);
-    let all = log.read_all(1, 100_000).await.map_err(|e| e.to_string())?;
+    let all = log
+        .read_all_parsed(1, 100_000)
+        .await
+        .map_err(|e| e.to_string())?;
     for event in &all {
         decode(event)?;
     }

@@ -1,4 +1,4 @@
-//! QUALITY.md R1 and R2 with real processes.
+//! R1 and R2 (docs/requirements.md) with real processes.
 //! - R2 fault isolation: with the saga and the projector down, requests are still accepted; started
 //!   again, they catch up from their checkpoints and the flows finish.
 //! - R1 crash: `kill -9` of `serve` under load, restart on the same data dir: every acknowledged

@@ -3,7 +3,7 @@
 //! checks the caller owns the resource, runs the aggregate through the repository and answers with
 //! the position of the last event written.
 //!
-//! Access (ARCHITECTURE.md section 7): a customer requests and cancels only their own reservations;
+//! Access (docs/requirements.md, "Access rules"): a customer requests and cancels only their own reservations;
 //! an admin decides requests and retries payments only of lodgings in their `lodgings` claim (`*` =
 //! all, and only `*` may register lodgings); an auditor changes nothing. Another customer's
 //! reservation answers 403 (it exists, it is not yours), an unknown one 404; the query API does the same.
@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
-use eventlog::{CommandContext, EventLog, RecordedEvent, Repositories};
+use eventlog::{CommandContext, RecordedEvent, Repositories};
 use http_edge::Principal;
 use serde::Serialize;
 use uuid::Uuid;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use command_api::{run, CommandConfig};
-use eventlog::{EventLog, RecordedEvent, SqliteEventLog, Repositories};
+use eventlog::{EventLog, RecordedEvent, Repositories, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;

@@ -1,4 +1,4 @@
-//! Tests of the reservation saga: one per row of the saga table (ARCHITECTURE.md section 4), plus
+//! Tests of the reservation saga: one per row of the saga table (docs/architecture.md), plus
 //! idempotency, timers and the races between cancellation and payment.
 
 use std::collections::BTreeSet;

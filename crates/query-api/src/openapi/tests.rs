@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::openapi;
 
-/// Every method and path of API.md (commands, queries, audit, sandbox, ops).
+/// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
 const ROUTES: [(&str, &str); 26] = [
     ("post", "/lodgings"),
     ("post", "/reservations"),

@@ -12,7 +12,7 @@
 //!   refunded_amount, refund_ref, attempts, refund_attempts`.
 //! - `GET /config`, `PUT /config {latency_ms?, decline_rate?, overloaded?}` -> 200 with the config.
 //!
-//! Auth: [`router`] has none. A binary that must protect `PUT /config` (API.md: platform admin in
+//! Auth: [`router`] has none. A binary that must protect `PUT /config` (the HTTP contract, docs/api.md: platform admin in
 //! `serve`) builds the router from [`payments_router`] and [`config_router`] and wraps the latter:
 //! `payments_router(s.clone()).merge(config_router(s).route_layer(auth))`.
 

@@ -14,7 +14,6 @@ use anyhow::Context;
 use axum::Router;
 use command_api::CommandState;
 use eventlog::{ConsumerGroups, Repositories};
-use http_edge::problem;
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
 use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};

@@ -12,7 +12,7 @@ use chrono::Utc;
 use command_api::CommandState;
 use domain::lodging::{LodgingAggregate, LodgingCommand};
 use domain::Stay;
-use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
+use eventlog::{CommandContext, EventLog, Repositories, Repository, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use projector::{Projector, ProjectorStatus};
 use query_api::{QueryState, ViewProgress};
@@ -86,7 +86,8 @@ impl CombinedApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let auth = Arc::new(Auth::new(SECRET));
-        let commands = command_api::router(CommandState::new(Arc::clone(&log), Arc::clone(&auth)));
+        let repositories = Repositories::new(Arc::clone(&log));
+        let commands = command_api::router(CommandState::new(repositories, Arc::clone(&auth)));
         let queries = query_api::router(QueryState::new(Arc::clone(&log), views, auth, progress));
         let app = commands
             .merge(queries)
