@@ -1,8 +1,9 @@
 //! Recorded events -> [`ViewEvent`]s through `domain`'s one decode entry
 //! ([`domain::events::decode`]): the stream name says which context an event belongs to, the type
 //! and schema version how to decode (and upcast) its payload; saga streams are not read. Events
-//! come parsed ([`RecordedEvent`], as the live projector follows the log) or with their payload
-//! still JSON text ([`RawRecordedEvent`], as a rebuild reads it); both decode to the same view event.
+//! come with their payload as JSON text ([`RawRecordedEvent`], as the live projector and a rebuild
+//! read the log) or parsed ([`RecordedEvent`], as tests and auditors hold them); both decode to the
+//! same view event.
 
 use domain::events::{self, Payload, SagaPayloads};
 use eventlog::{RawRecordedEvent, RecordedEvent};
