@@ -1,15 +1,14 @@
 //! The wave-1 fixture log: a real log of today's events, kept to prove that every later change of
 //! an event's payload still reads the logs already written.
 //!
-//! How the fixture was made: `make_wave1_fixture` below (ignored; run it with
-//! `STAYLEDGER_FIXTURE_DIR=crates/stayledger/tests/fixtures cargo test -p stayledger --test
-//! fixture_log -- --ignored make_wave1_fixture`) was run once, on the code at the start of branch
-//! `events` (before versioned events), and its output committed: it drives real flows through the
+//! How the fixture was made: `make_wave1_fixture` (in this file at commit 8996b63, removed since, as
+//! running it on later code would write later events) was run once, on the wave-1 code (before
+//! versioned events), and its output committed: it drives real flows through the
 //! in-process platform (`serve::start`, as the other stayledger tests do) so that every event type
 //! of the three aggregates and of the saga appears at least once, exports the log as JSON Lines
 //! (`stayledger export`'s `audit::export_to`) into `fixtures/wave1-log.jsonl`, and dumps the views
-//! that code rebuilds from it into `fixtures/wave1-views.json`. Do not run it again to "fix" this
-//! test: the fixture is history.
+//! that code rebuilds from it into `fixtures/wave1-views.json`. The fixture is history: never
+//! regenerate it to "fix" this test.
 //!
 //! A later change of a payload gives that event type a new schema version and an upcaster in
 //! `domain` from the old version, and keeps this test green without touching the fixture: the
@@ -22,16 +21,11 @@ mod views;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::TestPlatform;
 use eventlog::{EventLog, EventLogExt, RecordedEvent, SqliteEventLog};
 use readmodel::{SqliteViewStore, ViewStore};
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use views::{all_documents, Documents};
-
-const WAIT: Duration = Duration::from_secs(30);
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -205,151 +199,4 @@ fn rechain(events: &mut [RecordedEvent]) {
         event.hash = eventlog::hash::recompute_hash(&prev, event).expect("hash");
         heads.insert(event.stream.clone(), event.hash.clone());
     }
-}
-
-// ---- how the fixture was made ----
-
-impl TestPlatform {
-    async fn sandbox(&self, config: Value) {
-        let (status, body) = self
-            .call(
-                Method::PUT,
-                "/sandbox/config",
-                Some(&self.platform_admin()),
-                Some(config),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-
-    async fn cancel(&self, customer: &str, id: &str) {
-        let (status, body) = self
-            .post(
-                &format!("/reservations/{id}/cancel"),
-                &self.customer(customer),
-                json!({"reason": "plans changed"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    }
-
-    /// Wait until the log stops growing and the views have caught up with it.
-    async fn settle(&self) {
-        let mut last = 0;
-        loop {
-            tokio::time::sleep(Duration::from_millis(1_500)).await;
-            let head = self.platform.log.head_position().await.expect("head");
-            if head == last && self.platform.projector.applied_position() >= head {
-                return;
-            }
-            last = head;
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes the fixture; run by hand only (see the top of this file)"]
-async fn make_wave1_fixture() {
-    let out = PathBuf::from(
-        std::env::var("STAYLEDGER_FIXTURE_DIR").expect("STAYLEDGER_FIXTURE_DIR names the output"),
-    );
-    let t = TestPlatform::start_with(|c| {
-        c.policy.approval_deadline = chrono::TimeDelta::seconds(3);
-    })
-    .await;
-    // A lodging whose id has '-' in it: stream names split on their first '-' only.
-    t.register_lodging("sea-side-1", 2, "manual").await;
-    t.register_lodging("harbor", 5, "instant").await;
-
-    // Requested, approval requested, granted, approved, payment requested and completed, confirmed.
-    let (approved, _) = t.request("alice", "sea-side-1", 10, 2).await;
-    let (status, body) = t.approve("sea-side-1", &approved).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    t.wait_for(&approved, "status", "confirmed", WAIT).await;
-
-    // Denied and rejected.
-    let (rejected, _) = t.request("bob", "sea-side-1", 12, 1).await;
-    let (status, body) = t
-        .post(
-            &format!("/management/requests/{rejected}/reject"),
-            &t.admin_of("sea-side-1"),
-            json!({"reason": "closed for repairs"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    t.wait_for(&rejected, "status", "rejected", WAIT).await;
-
-    // Left undecided: expired (timer armed, fired).
-    let (expired, _) = t.request("carol", "sea-side-1", 14, 1).await;
-    t.wait_for(&expired, "status", "expired", WAIT).await;
-
-    // Cancelled before a decision: approval withdrawn.
-    let (withdrawn, _) = t.request("dave", "sea-side-1", 20, 1).await;
-    t.cancel("dave", &withdrawn).await;
-    t.wait_for(&withdrawn, "approval_status", "withdrawn", WAIT)
-        .await;
-
-    // Payment deferred (gateway overloaded), a retry asked for, then completed.
-    t.sandbox(json!({"overloaded": true})).await;
-    let (deferred, _) = t.request("erin", "harbor", 15, 1).await;
-    t.wait_for(&deferred, "status", "payment_pending", WAIT)
-        .await;
-    let (status, body) = t
-        .post(
-            &format!("/payments/{deferred}/retry"),
-            &t.admin_of("harbor"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-
-    // Cancelled while its payment is deferred: payment voided.
-    let (voided, _) = t.request("frank", "harbor", 17, 1).await;
-    t.wait_for(&voided, "status", "payment_pending", WAIT).await;
-    t.cancel("frank", &voided).await;
-    t.wait_for(&voided, "status", "cancelled", WAIT).await;
-    t.sandbox(json!({"overloaded": false})).await;
-    t.wait_for(&deferred, "status", "confirmed", WAIT).await;
-
-    // Declined by the gateway: payment failed.
-    t.sandbox(json!({"decline_rate": 1.0})).await;
-    let (failed, _) = t.request("grace", "harbor", 19, 1).await;
-    t.wait_for(&failed, "status", "payment_failed", WAIT).await;
-    t.sandbox(json!({"decline_rate": 0.0})).await;
-
-    // Confirmed, then cancelled: refunded.
-    let (refunded, _) = t.request("heidi", "harbor", 21, 2).await;
-    t.wait_for(&refunded, "status", "confirmed", WAIT).await;
-    t.cancel("heidi", &refunded).await;
-    t.wait_for(&refunded, "refund_status", "refunded", WAIT)
-        .await;
-
-    t.settle().await;
-    let mut jsonl = Vec::new();
-    stayledger::audit::export_to(t.platform.log.as_ref(), &mut jsonl)
-        .await
-        .expect("export");
-    let t = t.stop().await;
-    drop(t);
-    std::fs::create_dir_all(&out).expect("out dir");
-    std::fs::write(out.join("wave1-log.jsonl"), &jsonl).expect("write log");
-    let events = fixture_events_from(&jsonl);
-    let types: BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    for wanted in EVERY_TYPE {
-        assert!(types.contains(wanted), "the flows wrote a {wanted}");
-    }
-    let views = import_and_rebuild(events)
-        .await
-        .expect("the new fixture reads");
-    let mut text = serde_json::to_string_pretty(&views).expect("json");
-    text.push('\n');
-    std::fs::write(out.join("wave1-views.json"), text).expect("write views");
-}
-
-fn fixture_events_from(jsonl: &[u8]) -> Vec<RecordedEvent> {
-    std::str::from_utf8(jsonl)
-        .expect("utf-8")
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("an exported event"))
-        .collect()
 }
