@@ -85,6 +85,10 @@ async fn history_verify_export_and_exact_import() {
         copy.path(),
     );
     assert!(import.status.success(), "{import:?}");
+    assert!(
+        !String::from_utf8_lossy(&import.stderr).contains("does not decode"),
+        "every event of a real log reads through the decode entry: {import:?}"
+    );
     let again = copy.path().join("again.jsonl");
     let export = stayledger(
         &["export", "--output", again.to_str().expect("utf8")],

@@ -86,7 +86,9 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
     Ok(written)
 }
 
-/// `stayledger import`: load an export into an empty data dir, exactly as it was.
+/// `stayledger import`: load an export into an empty data dir, exactly as it was. Every event is also
+/// read through `domain`'s one decode entry (upcasters included); one that does not decode is
+/// imported as it was (the log tolerates it: consumers park it as a dead letter) and named on stderr.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.store.data_dir)?;
     let path = data_dir::events_path(&args.store.data_dir);
@@ -100,12 +102,21 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("opening {}", input.display()))?,
             ))
         };
+        let mut undecodable = Vec::new();
         let events = reader.lines().enumerate().map(|(n, line)| {
             let line = line.map_err(|e| eventlog::LogError::Unavailable(e.to_string()))?;
-            serde_json::from_str::<RecordedEvent>(&line)
-                .map_err(|e| eventlog::LogError::Corrupt(format!("line {}: {e}", n + 1)))
+            let event = serde_json::from_str::<RecordedEvent>(&line)
+                .map_err(|e| eventlog::LogError::Corrupt(format!("line {}: {e}", n + 1)))?;
+            if let Err(error) = decodes(&event) {
+                undecodable.push(format!("position {}: {error}", event.position));
+            }
+            Ok(event)
         });
-        Ok(eventlog::import_into(&path, events)?)
+        let report = eventlog::import_into(&path, events)?;
+        for line in &undecodable {
+            eprintln!("does not decode (imported as it was): {line}");
+        }
+        Ok(report)
     })
     .await??;
     eprintln!(
@@ -113,4 +124,61 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         report.events, report.streams, report.last_position
     );
     Ok(())
+}
+
+/// Whether `event` reads through `domain`'s decode entry (upcasters included), saga payloads too.
+fn decodes(event: &RecordedEvent) -> Result<(), domain::events::Undecodable> {
+    domain::events::decode(
+        &event.stream,
+        &event.event_type,
+        event.schema_version,
+        domain::events::Payload::Parsed(&event.data),
+        domain::events::SagaPayloads::Decode,
+    )
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventlog::EventMetadata;
+    use serde_json::json;
+
+    fn event(stream: &str, event_type: &str, data: serde_json::Value) -> RecordedEvent {
+        RecordedEvent {
+            event_id: uuid::Uuid::from_u128(1),
+            stream: stream.to_string(),
+            version: 0,
+            position: 7,
+            event_type: event_type.to_string(),
+            schema_version: 1,
+            data,
+            metadata: EventMetadata {
+                correlation_id: uuid::Uuid::from_u128(2),
+                causation_id: uuid::Uuid::from_u128(3),
+                actor: "test".to_string(),
+            },
+            recorded_at: chrono::Utc::now(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_import_reads_each_event_through_the_decode_entry() {
+        let id = uuid::Uuid::from_u128(9);
+        let expired = event(
+            &format!("reservation-{id}"),
+            "ReservationExpired",
+            json!({}),
+        );
+        assert!(decodes(&expired).is_ok());
+        let wrong = event(
+            &format!("payment-{id}"),
+            "PaymentFailed",
+            json!({"reason": 5}),
+        );
+        assert!(decodes(&wrong).is_err());
+        let unnamed = event("reservation-x", "ReservationExpired", json!({}));
+        assert!(decodes(&unnamed).is_err());
+    }
 }
