@@ -1,12 +1,13 @@
 //! The layers every route of both APIs goes through: a tracing span per request (with a request id, also
-//! sent back as `x-request-id`), a body size limit, panic containment, and the rewrite of any bare
-//! error response into problem+json.
+//! sent back as `x-request-id`), a body size limit, panic containment, the rewrite of any bare
+//! error response into problem+json, and `Connection: close` on an error answer to a request that
+//! sent a body (the body may be unread: a client must not send its next request on that socket).
 
 use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -39,6 +40,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router.layer(
         ServiceBuilder::new()
+            .layer(middleware::from_fn(close_after_refused_body))
             .layer(middleware::map_response(problem::ensure_problem))
             .layer(middleware::from_fn(trace_request))
             .layer(CatchPanicLayer::new())
@@ -66,4 +68,28 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// An error answered before the handler read the body (413 on the declared length, 401 before the
+/// body arrived...) leaves unread bytes on the socket, and the server closes it after the answer. Saying
+/// `Connection: close` lets the client know not to reuse the socket, so its next request (maybe a
+/// non-idempotent POST) is never sent into a connection that is going away.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let sent_a_body = has_body(request.headers());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if sent_a_body && (status.is_client_error() || status.is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }

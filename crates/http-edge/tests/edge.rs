@@ -94,3 +94,44 @@ async fn the_bearer_token_names_the_principal_or_answers_401() {
     let bytes = to_bytes(known.into_body(), usize::MAX).await.expect("body");
     assert_eq!(&bytes[..], b"customer:c-1");
 }
+
+/// Over a real socket: a POST refused before its body was read (401 while the body is still on its
+/// way, 413 on the declared length) says `Connection: close`, so the client never sends its next
+/// request into a socket the server is closing.
+#[tokio::test]
+async fn an_error_before_the_body_was_read_closes_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+    let head_of = |path: &str, length: usize, token: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    for head in [
+        head_of("/whoami", 100, "not-a-token"),
+        head_of("/echo", MAX_BODY_BYTES + 1, "none"),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        socket.write_all(head.as_bytes()).await.expect("head");
+        socket.write_all(b"{\"a\":").await.expect("part of a body");
+        let mut answer = vec![0_u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut answer))
+            .await
+            .expect("an answer before the body is complete")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..read]).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 4"), "{answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    }
+    // A request with no body keeps its connection on an error (nothing unread is left behind).
+    let missing = call("GET", "/echo", None, Vec::new()).await;
+    assert!(missing.headers().get("connection").is_none());
+    server.abort();
+}
