@@ -191,23 +191,14 @@ pub async fn run(
 }
 
 fn b2_figure(report: &LoadReport, backlog: &serde_json::Value) -> Figure {
-    let met = report.per_sec >= 10_000.0 && report.latency.p99_ms <= 25.0 && report.errors == 0;
-    let mut figure = format!(
-        "{} req/s, p99 {:.1} ms",
-        thousands(report.per_sec),
-        report.latency.p99_ms
-    );
-    if report.errors > 0 {
-        figure.push_str(&format!(" ({} errors)", report.errors));
-    }
-    Figure::new(
+    Figure::load(
         "B2",
         "POST /reservations, 64 clients, JWT",
-        report.per_sec,
-        "req/s",
+        report,
+        ">= 10,000 req/s, p99 <= 25 ms",
+        10_000.0,
+        25.0,
     )
-    .figure(figure)
-    .target(">= 10,000 req/s, p99 <= 25 ms", met)
     .details(json!({"load": report, "backlog_at_end": backlog}))
 }
 

@@ -126,22 +126,13 @@ pub async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<SweepPoint>)> 
 }
 
 fn figure(report: &LoadReport, reservations: usize) -> Figure {
-    let met = report.per_sec >= 20_000.0 && report.latency.p99_ms <= 10.0 && report.errors == 0;
-    let mut figure = format!(
-        "{} req/s, p99 {:.1} ms",
-        thousands(report.per_sec),
-        report.latency.p99_ms
-    );
-    if report.errors > 0 {
-        figure.push_str(&format!(" ({} errors)", report.errors));
-    }
-    Figure::new(
+    Figure::load(
         "B6",
         "GET /reservations/{id}, 128 connections",
-        report.per_sec,
-        "req/s",
+        report,
+        ">= 20,000 req/s, p99 <= 10 ms",
+        20_000.0,
+        10.0,
     )
-    .figure(figure)
-    .target(">= 20,000 req/s, p99 <= 10 ms", met)
     .details(json!({"load": report, "reservations": reservations}))
 }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::load::LoadReport;
+
 /// One measured figure of one benchmark.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
@@ -49,6 +51,32 @@ impl Figure {
         self.target = target.to_string();
         self.met = Some(met);
         self
+    }
+
+    /// The figure of a load run: `N req/s, p99 X ms` (and its errors), met when the rate is at least
+    /// `min_per_sec`, the p99 at most `max_p99_ms`, and nothing failed.
+    pub fn load(
+        id: &str,
+        what: &str,
+        report: &LoadReport,
+        target: &str,
+        min_per_sec: f64,
+        max_p99_ms: f64,
+    ) -> Self {
+        let met = report.per_sec >= min_per_sec
+            && report.latency.p99_ms <= max_p99_ms
+            && report.errors == 0;
+        let mut figure = format!(
+            "{} req/s, p99 {:.1} ms",
+            thousands(report.per_sec),
+            report.latency.p99_ms
+        );
+        if report.errors > 0 {
+            let _ = write!(figure, " ({} errors)", report.errors);
+        }
+        Self::new(id, what, report.per_sec, "req/s")
+            .figure(figure)
+            .target(target, met)
     }
 
     pub fn details(mut self, details: Value) -> Self {

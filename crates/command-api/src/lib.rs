@@ -49,7 +49,8 @@ impl CommandConfig {
     }
 }
 
-/// Serve the command routes on `listener` until `shutdown` is cancelled (in-flight requests finish).
+/// Serve the command routes on `listener` until `shutdown` is cancelled (in-flight requests finish), within
+/// the default [`http_edge::ServerLimits`].
 pub async fn run(
     config: CommandConfig,
     listener: TcpListener,
@@ -60,7 +61,12 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "command API listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    http_edge::server::serve(
+        listener,
+        app,
+        http_edge::ServerLimits::default(),
+        std::sync::Arc::default(),
+        shutdown,
+    )
+    .await
 }

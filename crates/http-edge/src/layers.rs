@@ -74,7 +74,7 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
 /// body arrived...) leaves unread bytes on the socket, and the server closes it after the answer. Saying
 /// `Connection: close` lets the client know not to reuse the socket, so its next request (maybe a
 /// non-idempotent POST) is never sent into a connection that is going away.
-async fn close_after_refused_body(request: Request, next: Next) -> Response {
+pub(crate) async fn close_after_refused_body(request: Request, next: Next) -> Response {
     let sent_a_body = has_body(request.headers());
     let mut response = next.run(request).await;
     let status = response.status();

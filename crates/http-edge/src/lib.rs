@@ -4,7 +4,8 @@
 //! such as axum's 405, and the one `IntoResponse`), the layers every route goes through ([`layers`]:
 //! request ids, tracing span, body size limit, panic containment), JSON request bodies ([`body`]:
 //! [`body::parse_object`] and the field reader [`body::Fields`]), and the request-shape bounds the
-//! OpenAPI document publishes ([`limits`]).
+//! OpenAPI document publishes ([`limits`]), and the server loop every listener runs ([`server`]:
+//! header, body and request timeouts, a connection cap below the file limit).
 //!
 //! Owns: how a request is authenticated, how its body is read and bounded, how any error looks on
 //! the wire.
@@ -17,7 +18,9 @@ pub mod body;
 pub mod layers;
 pub mod limits;
 pub mod problem;
+pub mod server;
 
 pub use auth::{Auth, AuthError, Claims, Principal, Role, ALL_LODGINGS};
 pub use layers::{apply, RequestId};
 pub use problem::{FieldError, Problem};
+pub use server::{ServerLimits, ServerStats};

@@ -117,6 +117,10 @@ impl Problem {
             ),
             StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "the request body is too large"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "send a JSON body"),
+            StatusCode::REQUEST_TIMEOUT => (
+                "request-timeout",
+                "the request took too long to arrive or to answer; repeat a command with the same Idempotency-Key to learn its outcome",
+            ),
             s if s.is_server_error() => ("internal", "internal error; it has been logged"),
             _ => ("error", "the request failed"),
         };

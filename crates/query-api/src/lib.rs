@@ -54,7 +54,8 @@ pub struct QueryConfig {
     pub progress: ViewProgress,
 }
 
-/// Serve the query routes on `listener` until `shutdown` is cancelled (in-flight requests finish).
+/// Serve the query routes on `listener` until `shutdown` is cancelled (in-flight requests finish), within
+/// the default [`http_edge::ServerLimits`].
 pub async fn run(
     config: QueryConfig,
     listener: TcpListener,
@@ -65,7 +66,12 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "query API listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    http_edge::server::serve(
+        listener,
+        app,
+        http_edge::ServerLimits::default(),
+        std::sync::Arc::default(),
+        shutdown,
+    )
+    .await
 }

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ListenArgs;
+use crate::ops::OpsApp;
 
 /// Pending connections the kernel queues for a listener.
 const BACKLOG: i32 = 1024;
@@ -82,14 +82,14 @@ impl Service {
         mut self,
         addr: SocketAddr,
         listen: &ListenArgs,
-        app: Router,
+        app: OpsApp,
     ) -> anyhow::Result<()> {
         let listener = bind(addr, listen.reuse_port)?;
         let local = listener.local_addr().context("reading the bound address")?;
         let stop_http = self.shutdown.clone();
+        let limits = listen.http.limits();
         self.tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_http.cancelled_owned())
+            http_edge::server::serve(listener, app.router, limits, app.connections, stop_http)
                 .await
                 .context("HTTP server")
         });

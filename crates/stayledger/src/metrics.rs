@@ -9,6 +9,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_edge::ServerStats;
 
 /// Latency bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -22,10 +23,12 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Request metrics keyed by (method, route, status).
+/// Request metrics keyed by (method, route, status), and the listener's connection counts.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Kept by the server loop that serves these routes (`http_edge::server::serve`).
+    pub connections: Arc<ServerStats>,
 }
 
 impl HttpMetrics {
@@ -43,8 +46,38 @@ impl HttpMetrics {
         }
     }
 
-    /// Append the request series in Prometheus text format.
+    /// Append the request series and the connection counts in Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        let connections = &self.connections;
+        #[allow(clippy::cast_precision_loss)]
+        for (name, kind, help, value) in [
+            (
+                "stayledger_http_connections_open",
+                "gauge",
+                "Client connections open now.",
+                connections.open(),
+            ),
+            (
+                "stayledger_http_connections_accepted_total",
+                "counter",
+                "Client connections accepted.",
+                connections.accepted(),
+            ),
+            (
+                "stayledger_http_accept_errors_total",
+                "counter",
+                "Failed accepts (e.g. out of file descriptors).",
+                connections.accept_errors(),
+            ),
+            (
+                "stayledger_http_connection_cap_reached_total",
+                "counter",
+                "Times the listener waited at its connection cap.",
+                connections.times_at_cap(),
+            ),
+        ] {
+            gauge(out, name, kind, help, &[("", value as f64)]);
+        }
         let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         out.push_str("# HELP stayledger_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE stayledger_http_requests_total counter\n");
@@ -85,13 +118,15 @@ impl HttpMetrics {
 }
 
 /// Middleware: count and time every request by its matched route (never by raw path, so ids do
-/// not explode the label space).
+/// not explode the label space) and its method, any method outside HTTP's own named `other` (the
+/// method is the client's to choose: each label a client could invent would be a series kept for
+/// ever).
 pub async fn track(
     State(metrics): State<Arc<HttpMetrics>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -99,12 +134,29 @@ pub async fn track(
     let started = Instant::now();
     let response = next.run(request).await;
     metrics.record(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The label of a request's method: one of HTTP's methods, or `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// Append one gauge (or counter) with its help line.
@@ -137,5 +189,29 @@ mod tests {
         assert!(out.contains("le=\"0.005\"} 1"), "{out}");
         assert!(out.contains("le=\"0.25\"} 2"), "{out}");
         assert!(out.contains("le=\"+Inf\"} 2"), "{out}");
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        use axum::http::Method;
+        let metrics = HttpMetrics::default();
+        for i in 0..1000 {
+            let invented = Method::from_bytes(format!("M{i}").as_bytes()).expect("a token");
+            metrics.record(method_label(&invented), "unmatched", 405, 0.001);
+        }
+        metrics.record(method_label(&Method::GET), "/healthz", 200, 0.001);
+        let mut out = String::new();
+        metrics.render(&mut out);
+        let totals: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("stayledger_http_requests_total{"))
+            .collect();
+        assert_eq!(
+            totals,
+            [
+                "stayledger_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+                "stayledger_http_requests_total{method=\"other\",route=\"unmatched\",status=\"405\"} 1000",
+            ]
+        );
     }
 }

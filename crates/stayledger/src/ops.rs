@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use eventlog::{EventLog, WriterStats};
 use http_edge::problem;
-use http_edge::Problem;
+use http_edge::{Problem, ServerStats};
 use projector::ProjectorStatus;
 use readmodel::ViewStore;
 use saga::{CircuitState, SagaStatus};
@@ -46,14 +46,26 @@ pub fn routes(probes: Probes) -> Router {
         .with_state(probes)
 }
 
+/// What a service serves: its routes with the probes, and the connection counts its listener keeps
+/// (shown in `/metrics`).
+pub struct OpsApp {
+    pub router: Router,
+    pub connections: Arc<ServerStats>,
+}
+
 /// A service's routes plus the ops probes, answering unknown routes with problem+json and counting
 /// every request in `/metrics`.
-pub fn with_ops(routes: Router, probes: Probes) -> Router {
+pub fn with_ops(routes: Router, probes: Probes) -> OpsApp {
     let http: Arc<HttpMetrics> = Arc::clone(&probes.http);
-    routes
+    let connections = Arc::clone(&http.connections);
+    let router = routes
         .merge(self::routes(probes))
         .fallback(problem::not_found)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(http, track));
+    OpsApp {
+        router,
+        connections,
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -14,7 +14,7 @@ use axum::Router;
 use command_api::CommandState;
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
-use http_edge::{Auth, Principal, Problem};
+use http_edge::{Auth, Principal, Problem, ServerLimits};
 use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::{SwappableViewStore, ViewStore};
@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub payment_timeout: Duration,
     pub breaker: BreakerPolicy,
     pub max_projector_lag: u64,
+    /// Timeouts and the connection cap of the listener.
+    pub http: ServerLimits,
 }
 
 impl ServeConfig {
@@ -55,6 +57,7 @@ impl ServeConfig {
             payment_timeout: Duration::from_secs(3),
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
+            http: ServerLimits::default(),
         }
     }
 
@@ -69,6 +72,7 @@ impl ServeConfig {
             payment_gateway_url: args.payment_gateway_url.clone(),
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
+            http: args.http.limits(),
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -160,12 +164,13 @@ pub async fn start(
         view_checkpoint: None,
         require_saga: false,
     };
+    let connections = Arc::clone(&probes.http.connections);
     let app = router(&platform, probes);
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
+    let limits = config.http;
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+        http_edge::server::serve(listener, app, limits, connections, http_shutdown)
             .await
             .context("HTTP server")
     });
@@ -264,6 +269,7 @@ pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     );
     let probes = Probes::default();
     let http_metrics = Arc::clone(&probes.http);
+    let connections = Arc::clone(&probes.http.connections);
     let app = Router::new()
         .nest("/sandbox", sandbox::router(SandboxState::default()))
         .merge(ops::routes(probes))
@@ -271,8 +277,7 @@ pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
             http_metrics,
             metrics::track,
         ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    http_edge::server::serve(listener, app, args.http.limits(), connections, shutdown)
         .await
         .context("sandbox HTTP server")
 }

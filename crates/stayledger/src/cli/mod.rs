@@ -5,6 +5,7 @@
 //! on this one for its flags).
 
 mod audit;
+mod http;
 mod services;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::saga::SagaPolicy;
 
 pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
+pub use http::HttpLimitArgs;
 pub use services::{
     parse_name, parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs,
     QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
@@ -95,6 +97,8 @@ pub struct ServeArgs {
     /// /readyz answers 503 while the projector is more than this many events behind.
     #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
     pub max_projector_lag: u64,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,6 +134,8 @@ pub struct SandboxArgs {
         default_value = "127.0.0.1:8090"
     )]
     pub addr: SocketAddr,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
 }
 
 /// Parse `500ms`, `2s`, `30m`, `24h`, `7d` (a bare number means seconds).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use saga::Shard;
 
-use super::{parse_duration, StoreArgs};
+use super::{parse_duration, HttpLimitArgs, StoreArgs};
 
 /// How a service listens and stops.
 #[derive(Debug, Clone, Args)]
@@ -21,6 +21,8 @@ pub struct ListenArgs {
     /// Longest wait for in-flight requests and work after SIGTERM/SIGINT before exiting anyway.
     #[arg(long, env = "STAYLEDGER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
 }
 
 /// Where the event log is: `events.db` in the data dir, or EventStoreDB.

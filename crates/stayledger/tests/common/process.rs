@@ -34,8 +34,23 @@ pub struct Process {
 impl Process {
     /// Start `stayledger <args...>` and wait for its address line.
     pub async fn start(args: &[&str]) -> Self {
+        let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stayledger"));
+        Self::spawn(command, args).await
+    }
+
+    /// [`Process::start`] with the open-file limit of the child lowered to `files` (`ulimit -n`).
+    pub async fn start_with_file_limit(files: u32, args: &[&str]) -> Self {
+        let mut command = tokio::process::Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {files} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_stayledger"),
+        ]);
+        Self::spawn(command, args).await
+    }
+
+    async fn spawn(mut command: tokio::process::Command, args: &[&str]) -> Self {
         let name = args.first().copied().unwrap_or("stayledger").to_string();
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stayledger"));
         for (key, _) in std::env::vars() {
             if key.starts_with("STAYLEDGER_") {
                 command.env_remove(key);
