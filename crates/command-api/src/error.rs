@@ -160,7 +160,11 @@ impl From<LodgingError> for CommandError {
         match error {
             LodgingError::NotRegistered => Self::wrong_state("lodging-not-registered", detail),
             LodgingError::AlreadyRegistered => Self::wrong_state("lodging-exists", detail),
-            LodgingError::InvalidProfile(_) => Self::rejected("invalid-lodging", detail, vec![]),
+            LodgingError::InvalidProfile { field, reason } => Self::rejected(
+                "invalid-lodging",
+                detail,
+                vec![FieldError::new(field, reason)],
+            ),
             LodgingError::NoRoom { .. } => Self::wrong_state("no-room", detail),
             LodgingError::AlreadyDecided { .. } => Self::wrong_state("already-decided", detail),
         }

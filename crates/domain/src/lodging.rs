@@ -180,8 +180,8 @@ pub enum LodgingError {
     NotRegistered,
     #[error("lodging is already registered")]
     AlreadyRegistered,
-    #[error("invalid lodging: {0}")]
-    InvalidProfile(String),
+    #[error("invalid lodging: {field} {reason}")]
+    InvalidProfile { field: &'static str, reason: String },
     #[error("no free room on {night}")]
     NoRoom { night: NaiveDate },
     #[error("request was already {}", match .status { RequestStatus::Pending => "pending", RequestStatus::Granted => "approved", RequestStatus::Denied => "rejected", RequestStatus::Withdrawn => "withdrawn" })]
@@ -329,21 +329,27 @@ fn register(
     if state.profile.is_some() {
         return Err(LodgingError::AlreadyRegistered);
     }
-    let invalid = |m: &str| Err(LodgingError::InvalidProfile(m.to_string()));
+    let invalid = |field: &'static str, reason: &str| {
+        Err(LodgingError::InvalidProfile {
+            field,
+            reason: reason.to_string(),
+        })
+    };
     if profile.lodging_id.trim().is_empty() {
-        return invalid("lodging_id must not be empty");
+        return invalid("lodging_id", "must not be empty");
     }
     if profile.name.trim().is_empty() {
-        return invalid("name must not be empty");
+        return invalid("name", "must not be empty");
     }
-    if profile.nightly_rate < 0 {
-        return invalid("nightly_rate must not be negative");
+    // A stay is never free: a zero rate would send zero charges to the payment gateway.
+    if profile.nightly_rate < 1 {
+        return invalid("nightly_rate", "must be at least 1 (a stay is never free)");
     }
     if profile.rooms == 0 {
-        return invalid("rooms must be at least 1");
+        return invalid("rooms", "must be at least 1");
     }
     if profile.max_guests == 0 {
-        return invalid("max_guests must be at least 1");
+        return invalid("max_guests", "must be at least 1");
     }
     Ok(vec![LodgingEvent::LodgingRegistered(profile.clone())])
 }

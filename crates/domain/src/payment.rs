@@ -57,8 +57,14 @@ pub enum PaymentCommand {
         amount: i64,
         currency: String,
     },
-    /// The gateway was overloaded, failing or the circuit is open: try again at `retry_at`.
+    /// The gateway answered with an error or timed out: this attempt counts; try again at `retry_at`.
     Defer {
+        reason: String,
+        retry_at: Timestamp,
+    },
+    /// The gateway was not called (the circuit is open): try again at `retry_at`. Nothing reached
+    /// the gateway, so no attempt is used up: the deferral keeps the attempt count it had.
+    DeferUncounted {
         reason: String,
         retry_at: Timestamp,
     },
@@ -101,7 +107,8 @@ pub struct Payment {
     pub amount: i64,
     pub currency: String,
     pub status: PaymentStatus,
-    /// Deferrals so far.
+    /// Attempts the gateway answered with an error or a timeout so far (an open circuit's deferral
+    /// does not count).
     pub attempts: u32,
     pub retry_at: Option<Timestamp>,
     pub payment_id: Option<String>,
@@ -161,6 +168,11 @@ impl Aggregate for PaymentAggregate {
             C::Defer { reason, retry_at } if open => vec![E::PaymentDeferred {
                 reason: reason.clone(),
                 attempt: state.attempts + 1,
+                retry_at: *retry_at,
+            }],
+            C::DeferUncounted { reason, retry_at } if open => vec![E::PaymentDeferred {
+                reason: reason.clone(),
+                attempt: state.attempts,
                 retry_at: *retry_at,
             }],
             C::Complete {

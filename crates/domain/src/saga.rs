@@ -23,7 +23,9 @@ pub struct SagaPolicy {
     pub approval_deadline: TimeDelta,
     /// First retry delay of a deferred payment; doubled each attempt.
     pub retry_base: TimeDelta,
-    /// After this many charge attempts the payment fails.
+    /// After this many charge attempts answered by the gateway (an open circuit's refusal is not
+    /// one), the payment waits for its lodging's admin to retry it until `approval_deadline` has
+    /// passed once more, then fails.
     pub max_payment_attempts: u32,
 }
 
@@ -156,8 +158,13 @@ pub struct SagaState {
     pub stage: SagaStage,
     pub cancelled: bool,
     pub payment: PaymentProgress,
-    /// Charge attempts made so far.
+    /// Charge attempts so far: charges sent, less those the open circuit kept from the gateway (a
+    /// deferral sets it to the payment's own count).
     pub charge_attempts: u32,
+    /// The last deferral was an answer of the gateway (not a refusal of the open circuit): with the
+    /// attempts used up, its retry time is the end of the wait for the admin's retry.
+    #[serde(default)]
+    pub last_deferral_counted: bool,
     pub timers: BTreeMap<TimerKind, Timestamp>,
     /// Every trigger handled, with the actions sent for it.
     pub handled: BTreeMap<Uuid, Vec<SagaAction>>,
@@ -311,10 +318,7 @@ pub fn react(
             }));
             match &state.payment {
                 PaymentProgress::Completed { charge_ref, amount } => {
-                    r.actions.push(SagaAction::RefundCharge {
-                        charge_ref: charge_ref.clone(),
-                        amount: *amount,
-                    });
+                    r.actions.push(refund(charge_ref, *amount));
                 }
                 PaymentProgress::Requested | PaymentProgress::Deferred { .. } => {
                     r.actions.push(SagaAction::Payment(PaymentCommand::Void {
@@ -369,6 +373,35 @@ pub fn react(
                 reason: "reservation cancelled".to_string(),
             }));
         }
+        // A zero total is settled without the gateway: nothing is ever charged (or refunded) for 0.
+        SagaInput::Payment(PaymentEvent::PaymentRequested { .. })
+            if reservation.total_amount == 0
+                && !state.cancelled
+                && charge_allowed(state, input) =>
+        {
+            r.actions
+                .push(SagaAction::Payment(PaymentCommand::Complete {
+                    payment_id: format!("{NO_CHARGE_REF}-{}", reservation.reservation_id),
+                    gateway_ref: NO_CHARGE_REF.to_string(),
+                    amount: 0,
+                }));
+        }
+        // The attempts are used up and the lodging's admin did not retry while the request held its
+        // nights: the payment fails (and the nights are released when the failure is seen).
+        SagaInput::Timer(TimerKind::PaymentRetry)
+            if !state.cancelled
+                && charge_allowed(state, input)
+                && state.last_deferral_counted
+                && state.charge_attempts >= policy.max_payment_attempts =>
+        {
+            r.actions.push(SagaAction::Payment(PaymentCommand::Fail {
+                reason: format!(
+                    "payment attempts exhausted ({} answered by the gateway) and not retried by the lodging's admin",
+                    state.charge_attempts
+                ),
+            }));
+            r.cancel.push(TimerKind::PaymentRetry);
+        }
         SagaInput::Payment(
             PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. },
         )
@@ -396,10 +429,7 @@ pub fn react(
             amount,
         }) => {
             if state.cancelled {
-                r.actions.push(SagaAction::RefundCharge {
-                    charge_ref: gateway_ref.clone(),
-                    amount: *amount,
-                });
+                r.actions.push(refund(gateway_ref, *amount));
             } else {
                 r.actions
                     .push(SagaAction::Reservation(ReservationCommand::Confirm {
@@ -477,6 +507,23 @@ fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
     }
 }
 
+/// The charge reference of a payment settled without the gateway (a zero total).
+pub const NO_CHARGE_REF: &str = "no-charge";
+
+/// Refund a completed charge; a zero amount (never charged) is recorded as refunded without the gateway.
+fn refund(charge_ref: &str, amount: i64) -> SagaAction {
+    if amount == 0 {
+        return SagaAction::Payment(PaymentCommand::Refund {
+            amount: 0,
+            gateway_ref: NO_CHARGE_REF.to_string(),
+        });
+    }
+    SagaAction::RefundCharge {
+        charge_ref: charge_ref.to_string(),
+        amount,
+    }
+}
+
 fn charge(reservation: &ReservationRequested, attempt: u32, policy: &SagaPolicy) -> SagaAction {
     SagaAction::Charge {
         idempotency_key: reservation.reservation_id.to_string(),
@@ -541,7 +588,16 @@ fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
                 PaymentProgress::Requested | PaymentProgress::Deferred { .. }
             ) =>
         {
+            // The payment counts a deferral as an attempt only when the gateway answered it.
+            let counted_before = match state.payment {
+                PaymentProgress::Deferred { attempt } => attempt,
+                _ => 0,
+            };
+            state.last_deferral_counted = *attempt > counted_before;
             state.payment = PaymentProgress::Deferred { attempt: *attempt };
+            // Only the gateway's answers count: a charge the open circuit refused is not an attempt,
+            // so the payment's own count (not the charges sent) is what the next charge follows.
+            state.charge_attempts = *attempt;
         }
         PaymentEvent::PaymentCompleted {
             gateway_ref,

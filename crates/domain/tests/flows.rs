@@ -23,7 +23,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Gateway {
     Charges,
+    /// The gateway answers with an error (an attempt).
     Overloaded,
+    /// The circuit breaker is open: the gateway is not called (no attempt).
+    CircuitOpen,
     Declines,
     /// The charge is taken but its answer is held back until [`World::release_held_charge`].
     Slow,
@@ -188,10 +191,17 @@ impl World {
             Gateway::Declines => self.payment(&PaymentCommand::Fail {
                 reason: "declined".to_string(),
             }),
-            Gateway::Overloaded if last_attempt => self.payment(&PaymentCommand::Fail {
+            // As the payment worker does: the last attempt waits for the admin's retry until the
+            // approval deadline has passed once more.
+            Gateway::Overloaded if last_attempt => self.payment(&PaymentCommand::Defer {
                 reason: "gateway unavailable, attempts exhausted".to_string(),
+                retry_at: self.now + self.policy.approval_deadline,
             }),
             Gateway::Overloaded => self.payment(&PaymentCommand::Defer {
+                reason: "gateway unavailable".to_string(),
+                retry_at: self.now + retry_delay(self.policy.retry_base, attempt),
+            }),
+            Gateway::CircuitOpen => self.payment(&PaymentCommand::DeferUncounted {
                 reason: "circuit open".to_string(),
                 retry_at: self.now + retry_delay(self.policy.retry_base, attempt),
             }),
@@ -318,16 +328,94 @@ fn overloaded_gateway_defers_then_confirms_charging_once() {
 }
 
 #[test]
-fn attempts_exhausted_fails_the_payment_and_frees_the_rooms() {
+fn attempts_exhausted_hold_the_nights_for_the_admin_then_fail_and_free_the_rooms() {
     let mut world = World::new(Some(ApprovalMode::Instant), &[Gateway::Overloaded; 3]);
     world.reserve();
     world.settle();
     world.fire(TimerKind::PaymentRetry);
     world.fire(TimerKind::PaymentRetry);
+    // Exhausted: the request still holds its nights while its admin may retry.
+    assert_eq!(world.status(), ReservationStatus::PaymentPending);
+    assert_eq!(world.payment.status, PaymentStatus::Deferred);
+    assert_eq!(world.lodging.booked.len(), 2);
+    assert_eq!(
+        world.saga.timers[&TimerKind::PaymentRetry],
+        world.now + world.policy.approval_deadline
+    );
+    // Not retried in time: the payment fails.
+    world.fire(TimerKind::PaymentRetry);
     assert_eq!(world.status(), ReservationStatus::PaymentFailed);
     assert_eq!(world.payment.status, PaymentStatus::Failed);
     assert!(world.lodging.booked.is_empty());
     assert!(world.saga.is_finished());
+}
+
+#[test]
+fn an_open_circuit_never_uses_up_the_attempts() {
+    // Longer than the whole schedule (3 attempts), the circuit is open; then the gateway charges.
+    let mut gateway = vec![Gateway::Overloaded];
+    gateway.extend([Gateway::CircuitOpen; 12]);
+    let mut world = World::new(Some(ApprovalMode::Instant), &gateway);
+    world.reserve();
+    world.settle();
+    for _ in 0..12 {
+        world.fire(TimerKind::PaymentRetry);
+        assert_eq!(world.status(), ReservationStatus::PaymentPending);
+        assert_eq!(
+            world.payment.attempts, 1,
+            "only the gateway's answer counted"
+        );
+    }
+    world.fire(TimerKind::PaymentRetry);
+    assert_eq!(world.status(), ReservationStatus::Confirmed);
+    assert_eq!(world.completed_charges(), 1);
+    assert_eq!(world.lodging.booked.len(), 2);
+}
+
+#[test]
+fn an_exhausted_payment_retried_by_its_admin_confirms() {
+    let mut world = World::new(Some(ApprovalMode::Instant), &[Gateway::Overloaded; 3]);
+    world.reserve();
+    world.settle();
+    world.fire(TimerKind::PaymentRetry);
+    world.fire(TimerKind::PaymentRetry);
+    assert_eq!(world.payment.attempts, 3);
+    world.payment(&PaymentCommand::RetryNow {
+        requested_by: "admin-1".to_string(),
+    });
+    world.settle();
+    assert_eq!(world.status(), ReservationStatus::Confirmed);
+    assert_eq!(world.completed_charges(), 1);
+    assert!(
+        world.saga.timers.is_empty(),
+        "the wait for the admin is over"
+    );
+}
+
+#[test]
+fn an_exhausted_payment_retried_into_an_open_circuit_keeps_waiting() {
+    let mut world = World::new(
+        Some(ApprovalMode::Instant),
+        &[
+            Gateway::Overloaded,
+            Gateway::Overloaded,
+            Gateway::Overloaded,
+            Gateway::CircuitOpen,
+        ],
+    );
+    world.reserve();
+    world.settle();
+    world.fire(TimerKind::PaymentRetry);
+    world.fire(TimerKind::PaymentRetry);
+    world.payment(&PaymentCommand::RetryNow {
+        requested_by: "admin-1".to_string(),
+    });
+    world.settle();
+    // The admin's retry met the open circuit: it is tried again soon, not failed.
+    assert_eq!(world.status(), ReservationStatus::PaymentPending);
+    world.fire(TimerKind::PaymentRetry);
+    assert_eq!(world.status(), ReservationStatus::Confirmed);
+    assert_eq!(world.completed_charges(), 1);
 }
 
 #[test]

@@ -407,6 +407,10 @@ fn payment_command() -> impl Strategy<Value = PaymentCommand> {
             reason: "open circuit".to_string(),
             retry_at: now0() + TimeDelta::hours(h),
         }),
+        (0_i64..4).prop_map(|h| PaymentCommand::DeferUncounted {
+            reason: "open circuit".to_string(),
+            retry_at: now0() + TimeDelta::hours(h),
+        }),
         (0_u8..3).prop_map(|n| PaymentCommand::Complete {
             payment_id: format!("p{n}"),
             gateway_ref: format!("ch_{n}"),
@@ -443,7 +447,7 @@ proptest! {
                 Ok(events) => {
                     charges += u32::try_from(events.iter().filter(|e| matches!(e, PaymentEvent::PaymentCompleted { .. })).count()).unwrap_or(u32::MAX);
                     state = PaymentAggregate::fold(state, &events);
-                    let idempotent = !matches!(command, PaymentCommand::Defer { .. } | PaymentCommand::RetryNow { .. });
+                    let idempotent = !matches!(command, PaymentCommand::Defer { .. } | PaymentCommand::DeferUncounted { .. } | PaymentCommand::RetryNow { .. });
                     if !events.is_empty() && idempotent {
                         let again = PaymentAggregate::decide(&state, command, now0());
                         prop_assert_eq!(again, Ok(vec![]), "replayed {:?}", command);
@@ -622,6 +626,13 @@ proptest! {
                 }
             }
             granted |= is_granted_for_us(&input) && state.stage == domain::saga::SagaStage::AwaitingApproval && !state.cancelled;
+            // Only the gateway's answers count: a deferral of an open payment brings the count to the
+            // payment's own (a charge the open circuit refused is not an attempt).
+            if let SagaInput::Payment(PaymentEvent::PaymentDeferred { attempt, .. }) = &input {
+                if matches!(state.payment, domain::saga::PaymentProgress::Requested | domain::saga::PaymentProgress::Deferred { .. }) {
+                    charges = *attempt;
+                }
+            }
             state = ReservationSaga::fold(state, &events);
             prop_assert_eq!(&state.timers, &timers);
             prop_assert_eq!(state.charge_attempts, charges);

@@ -157,41 +157,51 @@ fn register_with_an_invalid_profile_is_rejected() {
                 lodging_id: " ".to_string(),
                 ..base.clone()
             },
-            "lodging_id must not be empty",
+            ("lodging_id", "must not be empty"),
         ),
         (
             LodgingProfile {
                 name: String::new(),
                 ..base.clone()
             },
-            "name must not be empty",
+            ("name", "must not be empty"),
         ),
         (
             LodgingProfile {
                 nightly_rate: -1,
                 ..base.clone()
             },
-            "nightly_rate must not be negative",
+            ("nightly_rate", "must be at least 1 (a stay is never free)"),
+        ),
+        (
+            LodgingProfile {
+                nightly_rate: 0,
+                ..base.clone()
+            },
+            ("nightly_rate", "must be at least 1 (a stay is never free)"),
         ),
         (
             LodgingProfile {
                 rooms: 0,
                 ..base.clone()
             },
-            "rooms must be at least 1",
+            ("rooms", "must be at least 1"),
         ),
         (
             LodgingProfile {
                 max_guests: 0,
                 ..base.clone()
             },
-            "max_guests must be at least 1",
+            ("max_guests", "must be at least 1"),
         ),
     ];
-    for (invalid, message) in cases {
+    for (invalid, (field, reason)) in cases {
         given::<L>([])
             .when(C::Register(invalid))
-            .then_err(LodgingError::InvalidProfile(message.to_string()));
+            .then_err(LodgingError::InvalidProfile {
+                field,
+                reason: reason.to_string(),
+            });
     }
 }
 

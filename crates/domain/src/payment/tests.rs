@@ -202,8 +202,45 @@ fn defer_counts_attempts_and_keeps_the_retry_time() {
 #[test]
 fn defer_of_a_closed_payment_is_a_no_op() {
     for (history, _) in closed_histories() {
-        given::<P>(history).when(defer_cmd(11)).then_nothing();
+        given::<P>(history.clone())
+            .when(defer_cmd(11))
+            .then_nothing();
+        given::<P>(history)
+            .when(defer_uncounted_cmd(11))
+            .then_nothing();
     }
+}
+
+fn defer_uncounted_cmd(hour: u32) -> PaymentCommand {
+    C::DeferUncounted {
+        reason: "circuit open".to_string(),
+        retry_at: at(2030, 6, 1, hour),
+    }
+}
+
+#[test]
+fn an_open_circuit_defers_without_using_up_an_attempt() {
+    // Refused by the open circuit before the gateway ever answered: still no attempt used.
+    let state = given::<P>([requested()])
+        .when(defer_uncounted_cmd(11))
+        .then([deferred(0, 11)]);
+    assert_eq!(
+        (state.status, state.attempts, state.retry_at),
+        (S::Deferred, 0, Some(at(2030, 6, 1, 11)))
+    );
+    // After two answered attempts, any number of open-circuit deferrals keep the count at two.
+    let mut history = vec![requested(), deferred(1, 11), deferred(2, 12)];
+    for hour in 13..20 {
+        let state = given::<P>(history.clone())
+            .when(defer_uncounted_cmd(hour))
+            .then([deferred(2, hour)]);
+        assert_eq!(state.attempts, 2);
+        history.push(deferred(2, hour));
+    }
+    // The next answered error is the third attempt.
+    given::<P>(history)
+        .when(defer_cmd(21))
+        .then([deferred(3, 21)]);
 }
 
 // ---- Complete ----

@@ -838,3 +838,131 @@ fn every_saga_event_round_trips() {
         assert_round_trip(event);
     }
 }
+
+// ---- money path rules: only the gateway's answers use up attempts ----
+
+fn exhausted() -> Vec<SagaInput> {
+    // Three answered attempts (the policy's maximum): the last deferral waits for the admin.
+    let timer = I::Timer(TimerKind::PaymentRetry);
+    then(retrying(), [timer.clone(), deferred(2), timer, deferred(3)])
+}
+
+fn admin_retry() -> SagaInput {
+    I::Payment(PE::PaymentRetryRequested {
+        requested_by: "admin-1".to_string(),
+    })
+}
+
+#[test]
+fn an_open_circuit_deferral_does_not_use_up_an_attempt() {
+    let timer = I::Timer(TimerKind::PaymentRetry);
+    // Charged twice, but the second charge was refused by the open circuit: the payment still
+    // counts one attempt (the deferral carries the payment's count, unchanged).
+    let mut history = then(retrying(), [timer.clone(), deferred(1)]);
+    for _ in 0..5 {
+        history.extend([timer.clone(), deferred(1)]);
+    }
+    let state = state_after(&history);
+    assert_eq!(state.charge_attempts, 1);
+    assert!(!state.last_deferral_counted);
+    given::<Saga>(run(&history))
+        .when(trigger(1, timer.clone()))
+        .then([
+            handled(1, timer, vec![charge(2, false)]),
+            disarmed(TimerKind::PaymentRetry),
+        ]);
+}
+
+#[test]
+fn exhausted_attempts_wait_for_the_admin_then_fail_when_the_timer_fires() {
+    let state = state_after(&exhausted());
+    assert_eq!(state.stage, SagaStage::AwaitingPayment, "nights still held");
+    assert!(state.last_deferral_counted);
+    let timer = I::Timer(TimerKind::PaymentRetry);
+    given::<Saga>(run(&exhausted()))
+        .when(trigger(1, timer.clone()))
+        .then([
+            handled(
+                1,
+                timer,
+                vec![SagaAction::Payment(PaymentCommand::Fail {
+                    reason: "payment attempts exhausted (3 answered by the gateway) and not retried by the lodging's admin".to_string(),
+                })],
+            ),
+            disarmed(TimerKind::PaymentRetry),
+        ]);
+}
+
+#[test]
+fn an_exhausted_payment_retried_by_the_admin_is_charged_once_more() {
+    let state = given::<Saga>(run(&exhausted()))
+        .when(trigger(1, admin_retry()))
+        .then([
+            handled(1, admin_retry(), vec![charge(4, true)]),
+            disarmed(TimerKind::PaymentRetry),
+        ]);
+    assert!(state.timers.is_empty());
+    // That retry met the open circuit: the next timer charges again instead of failing.
+    let history = then(exhausted(), [admin_retry(), deferred(3)]);
+    let timer = I::Timer(TimerKind::PaymentRetry);
+    given::<Saga>(run(&history))
+        .when(trigger(1, timer.clone()))
+        .then([
+            handled(1, timer, vec![charge(4, true)]),
+            disarmed(TimerKind::PaymentRetry),
+        ]);
+}
+
+fn free_requested() -> SagaInput {
+    I::Reservation(RE::ReservationRequested(ReservationRequested {
+        total_amount: 0,
+        ..details()
+    }))
+}
+
+fn free_payment_requested() -> SagaInput {
+    I::Payment(PE::PaymentRequested {
+        reservation_id: rid(),
+        amount: 0,
+        currency: "EUR".to_string(),
+    })
+}
+
+#[test]
+fn a_zero_total_is_settled_without_the_gateway() {
+    // A lodging registered with rate 0 before that was refused: its stays total 0.
+    let settled = SagaAction::Payment(PaymentCommand::Complete {
+        payment_id: format!("{NO_CHARGE_REF}-{}", rid()),
+        gateway_ref: NO_CHARGE_REF.to_string(),
+        amount: 0,
+    });
+    let state = given::<Saga>(run(&[free_requested(), granted()]))
+        .when(trigger(1, free_payment_requested()))
+        .then([handled(1, free_payment_requested(), vec![settled])]);
+    assert_eq!(state.charge_attempts, 0, "nothing sent to the gateway");
+    // Cancelled once confirmed: the refund of nothing is recorded, not sent to the gateway.
+    let free_completed = I::Payment(PE::PaymentCompleted {
+        payment_id: format!("{NO_CHARGE_REF}-{}", rid()),
+        gateway_ref: NO_CHARGE_REF.to_string(),
+        amount: 0,
+    });
+    let history = [
+        free_requested(),
+        granted(),
+        free_payment_requested(),
+        free_completed,
+    ];
+    given::<Saga>(run(&history))
+        .when(trigger(1, cancelled(0)))
+        .then([handled(
+            1,
+            cancelled(0),
+            vec![
+                withdraw("reservation cancelled"),
+                SagaAction::Payment(PaymentCommand::Refund {
+                    amount: 0,
+                    gateway_ref: NO_CHARGE_REF.to_string(),
+                }),
+            ],
+        )]);
+}

@@ -1,8 +1,10 @@
 //! The payment worker: turns the saga's `Charge` / `RefundCharge` actions into gateway calls and
 //! records the outcome on the Payment aggregate.
 //!
-//! charge: ok -> `Complete`; declined -> `Fail`; unavailable or circuit open -> `Defer` with
-//! exponential backoff and jitter (or `Fail` on the last attempt). An open circuit defers, never fails.
+//! charge: ok -> `Complete`; declined -> `Fail`; unavailable (an error or a timeout: an attempt) ->
+//! `Defer` with exponential backoff and jitter, and on the last attempt `Defer` until the approval
+//! deadline has passed once more (the lodging's admin may retry it meanwhile; then the saga fails it);
+//! circuit open (the gateway never called) -> `DeferUncounted`: an open circuit uses up no attempt.
 //! refund: ok -> `Refund`; declined -> parked for operators; unavailable -> a durable refund retry.
 
 use std::sync::Arc;
@@ -148,10 +150,23 @@ impl PaymentWorker {
                     reason: format!("payment declined: {reason}"),
                 }
             }
+            Err(GatewayError::CircuitOpen) => {
+                self.status.count_charge_deferred();
+                let delay = retry_delay(self.policy.retry_base, order.attempt);
+                PaymentCommand::DeferUncounted {
+                    reason: GatewayError::CircuitOpen.to_string(),
+                    retry_at: Utc::now() + with_jitter(delay),
+                }
+            }
             Err(error) if order.last_attempt => {
-                self.status.count_charge_failed();
-                PaymentCommand::Fail {
-                    reason: format!("payment attempts exhausted: {error}"),
+                self.status.count_charge_deferred();
+                let until = Utc::now() + self.policy.approval_deadline;
+                PaymentCommand::Defer {
+                    reason: format!(
+                        "payment attempts exhausted: {error}; the lodging's admin may retry it until {}",
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    retry_at: until,
                 }
             }
             Err(error) => {

@@ -13,16 +13,28 @@ use uuid::Uuid;
 use crate::world::{eventually, fast_policy, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_fails_when_its_attempts_run_out() {
+async fn exhausted_attempts_hold_the_nights_for_the_admin_then_fail() {
     let world = World::new().await;
     world.configure_sandbox(json!({"overloaded": true})).await;
+    // The wait for the admin's retry lasts the approval deadline (instant lodging: approved at once).
     let policy = SagaPolicy {
         max_payment_attempts: 2,
+        approval_deadline: TimeDelta::seconds(2),
         ..fast_policy()
     };
     let runner = world.start(policy, "saga.db");
     let lodging = world.register_lodging(1, ApprovalMode::Instant).await;
     let rid = world.request_stay(&lodging).await;
+
+    let exhausted = eventually("the attempts to run out", || async {
+        let payment = world.payment(rid).await;
+        (payment.attempts == 2).then_some(payment)
+    })
+    .await;
+    assert_eq!(exhausted.status, PaymentStatus::Deferred);
+    // Still holding its nights while its admin may retry.
+    let state = world.lodging(&lodging).await;
+    assert_eq!(state.requests[&rid].status, RequestStatus::Granted);
 
     let failed = world.wait_for_status(rid, "payment_failed").await;
     let reason = failed.status_reason.unwrap_or_default();
@@ -33,8 +45,8 @@ async fn a_payment_fails_when_its_attempts_run_out() {
         .filter(|t| *t == "PaymentDeferred")
         .count();
     assert_eq!(
-        deferred, 1,
-        "one deferral, then the last attempt fails: {payment_events:?}"
+        deferred, 2,
+        "two answered attempts, then the wait for the admin, then the failure: {payment_events:?}"
     );
     eventually("the rooms to be released", || async {
         let state = world.lodging(&lodging).await;
