@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::TestPlatform;
-use eventlog::EventLog;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
