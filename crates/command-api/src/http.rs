@@ -257,8 +257,8 @@ impl Route for ApproveRequest {
     type Path = Path<String>;
     type Target = ReservationId;
 
-    fn read(_body: &Map<String, Value>) -> Result<Self, Problem> {
-        Ok(Self)
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
     }
 
     fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
@@ -301,8 +301,8 @@ impl Route for RetryPayment {
     type Path = Path<String>;
     type Target = ReservationId;
 
-    fn read(_body: &Map<String, Value>) -> Result<Self, Problem> {
-        Ok(Self)
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
     }
 
     fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {

@@ -1,5 +1,7 @@
 //! The typed inputs of the commands, read from JSON bodies with every field checked (400 with
-//! `errors: [{field, message}]` when a field is missing, of the wrong type or out of range).
+//! `errors: [{field, message}]` when a field is missing, of the wrong type or out of range, or
+//! not a field of the request). Each `parse` is where its request's fields are declared: the
+//! fields it reads are the ones the body may hold (adding a field is the one line that reads it).
 //! Rules that need more than one field or stored data (dates ordered, lodging known...) are the
 //! domain's and answer 422.
 
@@ -101,6 +103,20 @@ impl RegisterLodging {
     }
 }
 
+impl ApproveRequest {
+    /// The body carries no field (`{}` or empty).
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Fields::new(body).finish().map(|()| Self)
+    }
+}
+
+impl RetryPayment {
+    /// The body carries no field (`{}` or empty).
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Fields::new(body).finish().map(|()| Self)
+    }
+}
+
 impl RequestReservation {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
         let mut f = Fields::new(body);
@@ -192,10 +208,52 @@ mod tests {
             RequestReservation::parse(&object(json!({"guests": "two"}))).expect_err("invalid");
         assert_eq!(bad.errors.len(), 4);
         let ok = RequestReservation::parse(&object(json!({
-            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2, "note": "ignored"
+            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2
         })))
         .expect("valid");
         assert_eq!(ok.stay.nights(), 2);
+    }
+
+    #[test]
+    fn every_body_refuses_fields_it_does_not_take() {
+        let stay = json!({
+            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2,
+            "rooms": 2
+        });
+        let lodging = json!({"name": "Hanok", "nightly_rate": 1, "rooms": 3, "rate": 5});
+        let refused: Vec<(Problem, &str)> = vec![
+            (
+                RequestReservation::parse(&object(stay)).expect_err("rooms"),
+                "rooms",
+            ),
+            (
+                RegisterLodging::parse(&object(lodging)).expect_err("rate"),
+                "rate",
+            ),
+            (
+                CancelReservation::parse(&object(json!({"why": "x"}))).expect_err("why"),
+                "why",
+            ),
+            (
+                RejectRequest::parse(&object(json!({"reason": "full", "note": 1})))
+                    .expect_err("note"),
+                "note",
+            ),
+            (
+                ApproveRequest::parse(&object(json!({"reason": "ok"}))).expect_err("reason"),
+                "reason",
+            ),
+            (
+                RetryPayment::parse(&object(json!({"now": true}))).expect_err("now"),
+                "now",
+            ),
+        ];
+        for (problem, field) in refused {
+            let named: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!((problem.status, named), (400, vec![field]));
+        }
+        assert!(ApproveRequest::parse(&Map::new()).is_ok());
+        assert!(RetryPayment::parse(&Map::new()).is_ok());
     }
 
     #[test]

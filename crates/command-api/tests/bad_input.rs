@@ -131,6 +131,18 @@ fn customer_cases() -> Vec<Case> {
             400,
             Some("guests"),
         ),
+        case(
+            "/reservations",
+            reservation("rooms", json!(2)),
+            400,
+            Some("rooms"),
+        ),
+        case(
+            "/reservations",
+            reservation("Guests", json!(2)),
+            400,
+            Some("Guests"),
+        ),
         case("/reservations", vec![b' '; 70 * 1024], 413, None),
     ]
 }
@@ -174,6 +186,12 @@ fn admin_cases() -> Vec<Case> {
             lodging("max_guests", json!(0)),
             400,
             Some("max_guests"),
+        ),
+        case(
+            "/lodgings",
+            lodging("nightly_price", json!(100)),
+            400,
+            Some("nightly_price"),
         ),
     ]
 }
@@ -234,6 +252,36 @@ async fn malformed_bodies_are_answered_with_problems_and_write_nothing() {
     app.post(&cancel, &app.customer("c-1"), json!({"reason": ["no"]}))
         .await
         .problem(400);
+    let unknown = [
+        (
+            cancel.clone(),
+            app.customer("c-1"),
+            json!({"why": "plans"}),
+            "why",
+        ),
+        (
+            reject.clone(),
+            admin.clone(),
+            json!({"reason": "full", "rooms": 1}),
+            "rooms",
+        ),
+        (
+            format!("/management/requests/{id}/approve"),
+            admin.clone(),
+            json!({"reason": "ok"}),
+            "reason",
+        ),
+        (
+            format!("/payments/{id}/retry"),
+            admin.clone(),
+            json!({"force": true}),
+            "force",
+        ),
+    ];
+    for (path, token, body, field) in unknown {
+        let answer = app.post(&path, &token, body).await;
+        assert_eq!(answer.problem(400)["errors"][0]["field"], field, "{path}");
+    }
     assert_eq!(app.head().await, head_after_reserve);
 }
 

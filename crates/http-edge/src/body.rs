@@ -1,6 +1,8 @@
 //! Request bodies: JSON objects (400 problem when malformed; past [`MAX_BODY_BYTES`], enforced by
 //! [`crate::layers::apply`], 413), and [`Fields`], which reads typed fields and collects every
-//! invalid one so a client learns all its mistakes at once. Unknown fields are ignored.
+//! invalid one so a client learns all its mistakes at once. The fields a request takes are the
+//! ones its reader reads: any other field of the body is refused at [`Fields::finish`] (400 naming
+//! it), so adding a field to a request is the one line that reads it.
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
@@ -24,10 +26,16 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
     }
 }
 
-/// Typed reads of an object's fields; every failure is remembered and reported together.
+/// At most this many unknown fields are named in one answer (a body may hold thousands).
+const MAX_UNKNOWN_REPORTED: usize = 10;
+
+/// Typed reads of an object's fields; every failure is remembered and reported together, and
+/// [`Fields::finish`] refuses every field of the object that was not read.
 pub struct Fields<'a> {
     object: &'a Map<String, Value>,
     errors: Vec<FieldError>,
+    /// The fields read so far: the fields this request takes.
+    known: Vec<String>,
 }
 
 impl<'a> Fields<'a> {
@@ -36,6 +44,7 @@ impl<'a> Fields<'a> {
         Self {
             object,
             errors: Vec::new(),
+            known: Vec::new(),
         }
     }
 
@@ -44,8 +53,11 @@ impl<'a> Fields<'a> {
         None
     }
 
-    /// The value of `field`, treating JSON `null` as absent.
-    fn present(&self, field: &str) -> Option<&'a Value> {
+    /// The value of `field`, treating JSON `null` as absent; `field` becomes a known field.
+    fn present(&mut self, field: &str) -> Option<&'a Value> {
+        if !self.known.iter().any(|k| k == field) {
+            self.known.push(field.to_string());
+        }
         self.object.get(field).filter(|v| !v.is_null())
     }
 
@@ -141,8 +153,27 @@ impl<'a> Fields<'a> {
         self.errors.push(FieldError::new(field, message));
     }
 
-    /// `Ok` if every read succeeded, else 400 listing the invalid fields.
-    pub fn finish(self) -> Result<(), Problem> {
+    /// `Ok` if every read succeeded and the body holds no field that was not read, else 400
+    /// listing the invalid and the unknown fields.
+    pub fn finish(mut self) -> Result<(), Problem> {
+        let takes = if self.known.is_empty() {
+            "this request takes no field".to_string()
+        } else {
+            format!("this request takes: {}", self.known.join(", "))
+        };
+        let unknown: Vec<FieldError> = self
+            .object
+            .keys()
+            .filter(|key| !self.known.iter().any(|k| k == *key))
+            .take(MAX_UNKNOWN_REPORTED)
+            .map(|key| {
+                FieldError::new(
+                    key.as_str(),
+                    format!("is not a field of this request ({takes})"),
+                )
+            })
+            .collect();
+        self.errors.extend(unknown);
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -236,8 +267,37 @@ mod tests {
         assert_eq!(fields.integer("guests", 1, 1000), None);
         let problem = fields.finish().expect_err("invalid");
         let named: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(named, ["lodging_id", "check_in", "check_out", "guests"]);
+        assert_eq!(
+            named,
+            ["lodging_id", "check_in", "check_out", "guests", "extra"]
+        );
         assert_eq!(problem.status, 400);
+        let extra = &problem.errors[4].message;
+        assert!(
+            extra.contains("not a field") && extra.contains("guests"),
+            "{extra}"
+        );
+    }
+
+    #[test]
+    fn a_field_no_read_asked_for_is_refused_by_name() {
+        let body = object(json!({"reason": "late", "rooms": 2}));
+        let mut fields = Fields::new(&body);
+        assert_eq!(fields.optional_text("reason", 10).as_deref(), Some("late"));
+        let problem = fields.finish().expect_err("rooms is unknown");
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors.len(), 1);
+        assert_eq!(problem.errors[0].field, "rooms");
+        assert!(problem.detail.contains("rooms"), "{}", problem.detail);
+
+        let empty = object(json!({"note": null}));
+        let problem = Fields::new(&empty).finish().expect_err("takes nothing");
+        assert_eq!(problem.errors[0].field, "note");
+        assert!(Fields::new(&Map::new()).finish().is_ok());
+
+        let many: Map<String, Value> = (0..500).map(|i| (format!("f{i}"), json!(i))).collect();
+        let problem = Fields::new(&many).finish().expect_err("unknown");
+        assert_eq!(problem.errors.len(), MAX_UNKNOWN_REPORTED);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The query side of stayledger: axum HTTP for the views (lodging catalog, ReservationList,
 //! ManagementList) and the audit endpoints, plus the OpenAPI document of every route of the platform.
 //!
-//! Owns: who may read which document, list paging parameters, `min_position` waits, ETags, the audit
+//! Owns: who may read which document, the query parameters each route takes (`route_params::ROUTES`;
+//! any other answers 400), list paging parameters, `min_position` waits, ETags, the audit
 //! reads of the event log (history, state as of a point, pages of the log, hash-chain check) and
 //! `GET /openapi.json` + `GET /docs`.
 //! Must not: write anything (no commands, no appends, no view updates), know how views or events are
@@ -14,6 +15,7 @@ pub mod error;
 pub mod history;
 pub mod openapi;
 pub mod params;
+pub mod route_params;
 mod state;
 mod views;
 
@@ -39,6 +41,7 @@ pub use state::{QueryState, ViewProgress};
 pub fn router(state: QueryState) -> Router {
     let routes = views::routes()
         .merge(audit::routes())
+        .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)
         .route("/openapi.json", get(|| async { Json(openapi()) }))
         .route("/docs", get(|| async { Html(openapi::DOCS_HTML) }));

@@ -1,12 +1,13 @@
 //! Query-string parameters, each checked (400 naming the parameter when malformed or out of
-//! range). Unknown parameters are ignored.
+//! range). Which parameters a route takes at all is `crate::route_params`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use http_edge::body::{is_identifier, parse_date};
 use http_edge::Problem;
 use readmodel::PageRequest;
 
@@ -17,18 +18,20 @@ pub const MAX_LIMIT: u64 = 500;
 pub const DEFAULT_WAIT_MS: u64 = 5_000;
 pub const MAX_WAIT_MS: u64 = 30_000;
 const MAX_CURSOR_LEN: usize = 1_024;
+/// Longest customer id a filter takes (a token's `sub`).
+const MAX_CUSTOMER_ID_CHARS: usize = 256;
 
-/// The query string of a request, as name -> value (the last value of a repeated name wins).
+/// The query string of a request, as name -> value (`route_params` has refused repeated names).
 #[derive(Debug, Clone, Default)]
 pub struct Params(HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = Problem;
+    type Rejection = QueryError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
             .map(|Query(map)| Self(map))
-            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))
+            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")).into())
     }
 }
 
@@ -78,6 +81,46 @@ impl Params {
                 name,
                 format!("must be an integer from {min} to {max}"),
             )),
+        }
+    }
+
+    /// An identifier (a lodging id: 1 to 64 of `A-Z a-z 0-9 . _ -`); present but empty is invalid.
+    pub fn identifier(&self, name: &str) -> Result<Option<String>, QueryError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(text) if is_identifier(text) => Ok(Some(text.to_string())),
+            Some(_) => Err(QueryError::parameter(
+                name,
+                "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -",
+            )),
+        }
+    }
+
+    /// A customer id (a token's `sub`: any non-blank text up to 256 characters).
+    pub fn customer_id(&self, name: &str) -> Result<Option<String>, QueryError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(text)
+                if !text.trim().is_empty() && text.chars().count() <= MAX_CUSTOMER_ID_CHARS =>
+            {
+                Ok(Some(text.to_string()))
+            }
+            Some(_) => Err(QueryError::parameter(
+                name,
+                format!(
+                    "must be a customer id: non-blank, at most {MAX_CUSTOMER_ID_CHARS} characters"
+                ),
+            )),
+        }
+    }
+
+    /// A calendar date `YYYY-MM-DD`; present but empty is invalid.
+    pub fn date(&self, name: &str) -> Result<Option<NaiveDate>, QueryError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(text) => parse_date(text)
+                .map(Some)
+                .ok_or_else(|| QueryError::parameter(name, "must be a date YYYY-MM-DD")),
         }
     }
 
@@ -167,6 +210,44 @@ mod tests {
             .min_position()
             .is_err());
         assert_eq!(Params::default().min_position().ok(), Some(None));
+    }
+
+    #[test]
+    fn filters_read_ids_and_dates_strictly() {
+        let params = Params::from_pairs(&[
+            ("lodging_id", "seoul-1"),
+            ("customer_id", "c 1"),
+            ("check_in_from", "2030-01-05"),
+        ]);
+        assert_eq!(
+            params.identifier("lodging_id").ok().flatten().as_deref(),
+            Some("seoul-1")
+        );
+        assert_eq!(
+            params.customer_id("customer_id").ok().flatten().as_deref(),
+            Some("c 1")
+        );
+        assert_eq!(
+            params.date("check_in_from").ok().flatten(),
+            NaiveDate::from_ymd_opt(2030, 1, 5)
+        );
+        for (name, bad) in [
+            ("lodging_id", ""),
+            ("lodging_id", "a/b"),
+            ("customer_id", " "),
+        ] {
+            let params = Params::from_pairs(&[(name, bad)]);
+            let read = if name == "lodging_id" {
+                params.identifier(name)
+            } else {
+                params.customer_id(name)
+            };
+            assert_eq!(read.expect_err(bad).to_problem().errors[0].field, name);
+        }
+        for bad in ["", "2030-1-5", "2030-02-30"] {
+            let params = Params::from_pairs(&[("check_in_to", bad)]);
+            assert!(params.date("check_in_to").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //!
 //! Access (docs/requirements.md, "Access rules"): the catalog is open to any token; a customer sees their own
 //! reservations, an admin those of their lodgings (`*` = all), an auditor everything. Another
-//! customer's reservation answers 403 (as on the command side), an unknown one 404.
+//! customer's reservation answers 403 (as on the command side), an unknown one 404. The filters
+//! of `GET /reservations` narrow what the caller may see and never widen it: asking for another
+//! customer (as a customer) or a lodging one does not manage (as an admin) answers 403
+//! (docs/decisions/0018).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::NaiveDate;
 use http_edge::{Principal, Role};
 use readmodel::{
     parse_reservation_status, ApprovalStatus, LodgingView, ManagementView, Page, RequestFilter,
@@ -79,29 +83,70 @@ fn reservation_status(params: &Params) -> Result<Option<String>, QueryError> {
     ))
 }
 
+/// `check_in_from` and `check_in_to` (both inclusive; 400 if the range is upside down).
+fn check_in_range(params: &Params) -> Result<(Option<NaiveDate>, Option<NaiveDate>), QueryError> {
+    let from = params.date("check_in_from")?;
+    let to = params.date("check_in_to")?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            return Err(QueryError::parameter(
+                "check_in_to",
+                "must not be before check_in_from",
+            ));
+        }
+    }
+    Ok((from, to))
+}
+
+/// The filters asked for, within what `principal` may see.
+fn reservation_filter(
+    principal: &Principal,
+    params: &Params,
+) -> Result<ReservationFilter, QueryError> {
+    let (check_in_from, check_in_to) = check_in_range(params)?;
+    let mut filter = ReservationFilter {
+        customer_id: params.customer_id("customer_id")?,
+        lodging_ids: None,
+        lodging_id: params.identifier("lodging_id")?,
+        status: reservation_status(params)?,
+        check_in_from,
+        check_in_to,
+    };
+    match principal.role {
+        Role::Customer => {
+            if filter
+                .customer_id
+                .as_ref()
+                .is_some_and(|c| *c != principal.sub)
+            {
+                return Err(QueryError::Forbidden(
+                    "a customer lists only their own reservations".into(),
+                ));
+            }
+            filter.customer_id = Some(principal.sub.clone());
+        }
+        Role::Admin => {
+            if let Some(id) = &filter.lodging_id {
+                if !principal.manages(id) {
+                    return Err(QueryError::Forbidden(format!(
+                        "you do not manage lodging {id}"
+                    )));
+                }
+            }
+            filter.lodging_ids = admin_scope(principal);
+        }
+        Role::Auditor => {}
+    }
+    Ok(filter)
+}
+
 async fn list_reservations(
     State(state): State<QueryState>,
     principal: Principal,
     params: Params,
 ) -> Result<Json<Page<ReservationView>>, QueryError> {
     let page = params.page()?;
-    let status = reservation_status(&params)?;
-    let filter = match principal.role {
-        Role::Customer => ReservationFilter {
-            customer_id: Some(principal.sub.clone()),
-            lodging_ids: None,
-            status,
-        },
-        Role::Admin => ReservationFilter {
-            customer_id: None,
-            lodging_ids: admin_scope(&principal),
-            status,
-        },
-        Role::Auditor => ReservationFilter {
-            status,
-            ..ReservationFilter::default()
-        },
-    };
+    let filter = reservation_filter(&principal, &params)?;
     await_views(&state, &params).await?;
     Ok(Json(state.views.reservations(&filter, &page).await?))
 }
@@ -157,7 +202,7 @@ async fn list_requests(
     principal: Principal,
     params: Params,
 ) -> Result<Json<Page<ManagementView>>, QueryError> {
-    let lodging_id = params.text("lodging_id").map(str::to_string);
+    let lodging_id = params.identifier("lodging_id")?;
     let lodging_ids = match principal.role {
         Role::Customer => {
             return Err(QueryError::Forbidden(

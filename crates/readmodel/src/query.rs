@@ -1,5 +1,6 @@
 //! What the query API asks the views: filters, pages with opaque cursors, and dead letters.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,18 +10,33 @@ use crate::views::{parse_reservation_status, ApprovalStatus, ReservationStatus};
 /// Largest page a store answers, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
 
-/// Which reservations to list (ReservationList), newest request first.
+/// Which reservations to list (ReservationList), newest request first. Every condition given
+/// must hold (AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReservationFilter {
     /// Only this customer's reservations.
     pub customer_id: Option<String>,
-    /// Only reservations of these lodgings; `None` = every lodging, `Some(vec![])` = none.
+    /// Only reservations of these lodgings (an admin's lodgings); `None` = every lodging,
+    /// `Some(vec![])` = none.
     pub lodging_ids: Option<Vec<String>>,
+    /// Only reservations of this lodging (combined with `lodging_ids` by AND).
+    pub lodging_id: Option<String>,
     /// Only this `status` (`requested`, `confirmed`, ...).
     pub status: Option<String>,
+    /// Only stays checking in on or after this date.
+    pub check_in_from: Option<NaiveDate>,
+    /// Only stays checking in on or before this date (inclusive).
+    pub check_in_to: Option<NaiveDate>,
 }
 
 impl ReservationFilter {
+    /// The lodgings the reservation must belong to: the intersection of `lodging_ids` and
+    /// `lodging_id`. `None` = any lodging.
+    #[must_use]
+    pub fn lodgings(&self) -> Option<Vec<String>> {
+        intersect(self.lodging_ids.as_ref(), self.lodging_id.as_ref())
+    }
+
     /// The status filter, checked against the contract.
     pub fn parsed_status(&self) -> Result<Option<ReservationStatus>, ViewError> {
         self.status
@@ -62,12 +78,17 @@ impl RequestFilter {
     /// `None` = any lodging.
     #[must_use]
     pub fn lodgings(&self) -> Option<Vec<String>> {
-        match (&self.lodging_ids, &self.lodging_id) {
-            (None, None) => None,
-            (Some(ids), None) => Some(ids.clone()),
-            (None, Some(id)) => Some(vec![id.clone()]),
-            (Some(ids), Some(id)) => Some(ids.iter().filter(|i| *i == id).cloned().collect()),
-        }
+        intersect(self.lodging_ids.as_ref(), self.lodging_id.as_ref())
+    }
+}
+
+/// A scope of lodgings (`None` = all) narrowed to one asked-for lodging.
+fn intersect(scope: Option<&Vec<String>>, asked: Option<&String>) -> Option<Vec<String>> {
+    match (scope, asked) {
+        (None, None) => None,
+        (Some(ids), None) => Some(ids.clone()),
+        (None, Some(id)) => Some(vec![id.clone()]),
+        (Some(ids), Some(id)) => Some(ids.iter().filter(|i| *i == id).cloned().collect()),
     }
 }
 
@@ -195,6 +216,22 @@ mod tests {
             ..filter
         };
         assert_eq!(filter.lodgings(), Some(vec!["b".to_string()]));
+    }
+
+    #[test]
+    fn reservation_filter_intersects_lodgings() {
+        let scoped = ReservationFilter {
+            lodging_ids: Some(vec!["a".into(), "b".into()]),
+            lodging_id: Some("c".into()),
+            ..ReservationFilter::default()
+        };
+        assert_eq!(scoped.lodgings(), Some(vec![]));
+        let asked = ReservationFilter {
+            lodging_id: Some("b".into()),
+            ..scoped.clone()
+        };
+        assert_eq!(asked.lodgings(), Some(vec!["b".to_string()]));
+        assert_eq!(ReservationFilter::default().lodgings(), None);
     }
 
     #[test]

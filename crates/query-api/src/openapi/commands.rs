@@ -34,7 +34,10 @@ fn register_lodging() -> Value {
         body: Some(("RegisterLodging", true)),
         responses: guarded(vec![
             ("201", created),
-            ("400", problem("malformed JSON or fields")),
+            (
+                "400",
+                problem("malformed JSON, invalid fields, or a field the request does not take"),
+            ),
             ("403", problem("not a platform admin")),
             ("409", problem("the lodging id is taken")),
             ("413", problem("body too large")),
@@ -55,7 +58,10 @@ fn request_reservation() -> Value {
         body: Some(("RequestReservation", true)),
         responses: guarded(vec![
             ("202", answer),
-            ("400", problem("malformed JSON or fields")),
+            (
+                "400",
+                problem("malformed JSON, invalid fields, or a field the request does not take"),
+            ),
             ("403", problem("not a customer")),
             ("409", problem("concurrent writes kept conflicting")),
             ("413", problem("body too large")),
@@ -81,7 +87,10 @@ fn on_reservation(id: &str, summary: &str, body: (&str, bool), conflict: &str) -
         body: Some(body),
         responses: guarded(vec![
             ("202", accepted("accepted")),
-            ("400", problem("malformed JSON or fields")),
+            (
+                "400",
+                problem("malformed JSON, invalid fields, or a field the request does not take"),
+            ),
             (
                 "403",
                 problem("wrong role, or not yours / not your lodging"),

@@ -81,7 +81,10 @@ fn sandbox_post(
 ) -> Value {
     let mut answers = vec![
         ("201", json_response("done", schema_ref(created))),
-        ("400", problem("malformed JSON")),
+        (
+            "400",
+            problem("malformed JSON or a field the request does not take"),
+        ),
     ];
     answers.extend(errors);
     Operation {

@@ -19,7 +19,10 @@ fn list(
     parameters.extend(consistency());
     let mut answers = vec![
         ("200", json_response("one page", schema_ref(page))),
-        ("400", problem("invalid limit, cursor or filter")),
+        (
+            "400",
+            problem("invalid limit, cursor or filter, a parameter the route does not take, or one given twice"),
+        ),
         ("409", problem("min_position is beyond the end of the log")),
         (
             "504",
@@ -103,6 +106,27 @@ fn reservation_id() -> Value {
     )
 }
 
+/// The filters of `GET /reservations` (docs/decisions/0018): they narrow what the caller may see.
+fn reservation_filters(status: Value) -> Vec<Value> {
+    let day =
+        json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
+    vec![
+        query(
+            "lodging_id",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+            "only this lodging (an admin: one they manage)",
+        ),
+        query(
+            "customer_id",
+            json!({"type": "string", "minLength": 1, "maxLength": 256}),
+            "only this customer (auditors; admins within their lodgings; a customer: only themself)",
+        ),
+        status,
+        query("check_in_from", day.clone(), "only stays checking in on or after this date"),
+        query("check_in_to", day, "only stays checking in on or before this date (inclusive)"),
+    ]
+}
+
 fn view_paths() -> Vec<(String, Value)> {
     let status = |schema| query("status", schema, "only this status");
     let lodging = path("id", json!({"type": "string"}), "lodging id");
@@ -124,9 +148,9 @@ fn view_paths() -> Vec<(String, Value)> {
             json!({"get": list(
                 "listReservations",
                 "ReservationList, newest first (customer: own; admin: their lodgings; auditor: all)",
-                vec![status(reservation_statuses())],
+                reservation_filters(status(reservation_statuses())),
                 "ReservationPage",
-                None,
+                Some("a customer asking for another customer, or an admin for a lodging they do not manage"),
             )}),
         ),
         (
@@ -144,7 +168,7 @@ fn view_paths() -> Vec<(String, Value)> {
             json!({"get": list(
                 "listApprovalRequests",
                 "ManagementList, oldest first (admin: their lodgings; auditor: all)",
-                vec![query("lodging_id", json!({"type": "string"}), "only this lodging"), status(approval_statuses())],
+                vec![query("lodging_id", json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}), "only this lodging"), status(approval_statuses())],
                 "ApprovalRequestPage",
                 Some("customers, or a lodging the admin does not manage"),
             )}),

@@ -1,6 +1,7 @@
 //! Component schemas of the OpenAPI document: request bodies exactly as the command side validates
-//! them, and response documents exactly as the API serializes them (unknown request fields are
-//! ignored, so request objects allow additional properties).
+//! them, and response documents exactly as the API serializes them. A request body holding a field
+//! its request does not take is refused (400 naming it), so request objects are closed
+//! (`additionalProperties: false`).
 
 use http_edge::limits::{self, MAX_KEY_LEN, MAX_TEXT_CHARS};
 use serde_json::{json, Map, Value};
@@ -110,7 +111,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     // Optional fields may be null, which reads as absent.
     schemas.insert(
         "RegisterLodging".into(),
-        object(
+        closed(
             &["name", "nightly_rate", "rooms"],
             json!({
                 "lodging_id": nullable(id.clone()),
@@ -127,7 +128,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     );
     schemas.insert(
         "RequestReservation".into(),
-        object(
+        closed(
             &["lodging_id", "check_in", "check_out", "guests"],
             json!({
                 "lodging_id": id,
@@ -139,13 +140,13 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     );
     schemas.insert(
         "CancelReservation".into(),
-        object(&[], json!({"reason": reason.clone()})),
+        closed(&[], json!({"reason": reason.clone()})),
     );
     schemas.insert(
         "RejectRequest".into(),
-        object(&["reason"], json!({"reason": reason})),
+        closed(&["reason"], json!({"reason": reason})),
     );
-    schemas.insert("EmptyBody".into(), object(&[], json!({})));
+    schemas.insert("EmptyBody".into(), closed(&[], json!({})));
     schemas.insert(
         "Accepted".into(),
         object(
@@ -283,14 +284,14 @@ fn audit_documents(schemas: &mut Map<String, Value>) {
 fn sandbox_documents(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "SandboxChargeRequest".into(),
-        object(
+        closed(
             &["idempotency_key", "amount", "currency"],
             json!({"idempotency_key": text(), "amount": {"type": "integer"}, "currency": text()}),
         ),
     );
     schemas.insert(
         "SandboxRefundRequest".into(),
-        object(
+        closed(
             &["charge_ref", "amount"],
             json!({"charge_ref": text(), "amount": {"type": "integer"}}),
         ),

@@ -122,3 +122,57 @@ fn only_probes_docs_and_the_sandbox_payments_are_open() {
         assert!(!route.contains("/sandbox/config"), "{route} is open");
     }
 }
+
+/// The query parameters the document publishes for each query route are exactly the ones the
+/// route takes (`route_params::ROUTES`), so a parameter is never refused that the document offers.
+#[test]
+fn published_query_parameters_are_the_ones_each_route_takes() {
+    let doc = openapi();
+    for (route, takes) in crate::route_params::ROUTES {
+        let operation = &doc["paths"][*route]["get"];
+        assert!(operation.is_object(), "GET {route} missing");
+        let mut published: Vec<&str> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        let mut taken = takes.to_vec();
+        published.sort_unstable();
+        taken.sort_unstable();
+        assert_eq!(published, taken, "GET {route}");
+    }
+    let listed: HashSet<&str> = crate::route_params::ROUTES
+        .iter()
+        .map(|(r, _)| *r)
+        .collect();
+    for (method, path) in ROUTES {
+        let query_side = !path.starts_with("/sandbox")
+            && !["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"].contains(&path);
+        if method == "get" && query_side {
+            assert!(
+                listed.contains(path),
+                "GET {path} is not in route_params::ROUTES"
+            );
+        }
+    }
+}
+
+#[test]
+fn request_bodies_are_closed() {
+    let doc = openapi();
+    for name in [
+        "RegisterLodging",
+        "RequestReservation",
+        "CancelReservation",
+        "RejectRequest",
+        "EmptyBody",
+        "SandboxChargeRequest",
+        "SandboxRefundRequest",
+        "SandboxConfigUpdate",
+    ] {
+        let schema = &doc["components"]["schemas"][name];
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+    }
+}

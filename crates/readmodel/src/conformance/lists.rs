@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::flows::history;
@@ -122,6 +123,7 @@ pub struct Booking {
     pub lodging: &'static str,
     pub customer: String,
     pub status: &'static str,
+    pub check_in: NaiveDate,
 }
 
 /// 30 reservations over two lodgings (and a third lodging without any) and three customers, a
@@ -134,7 +136,8 @@ pub fn crowd(t: &mut Timeline) -> Vec<Booking> {
         .map(|i| {
             let lodging = if i % 2 == 0 { "L1" } else { "L2" };
             let customer = format!("c-{}", i % 3);
-            let id = t.request(lodging, &customer, day(i % 10), 2);
+            let check_in = day(i % 10);
+            let id = t.request(lodging, &customer, check_in, 2);
             let status = match i % 4 {
                 0 => "requested",
                 1 => {
@@ -156,6 +159,7 @@ pub fn crowd(t: &mut Timeline) -> Vec<Booking> {
                 lodging,
                 customer,
                 status,
+                check_in,
             }
         })
         .collect()
@@ -179,6 +183,7 @@ pub async fn filters_and_pages(stores: &dyn FreshStore) {
     let bookings = crowd(&mut t);
     let head = apply_since(&*store, &t, 0).await;
     check_reservation_filters(&*store, &bookings).await;
+    check_reservation_lodging_and_dates(&*store, &bookings).await;
     check_request_filters(&*store, &bookings).await;
     check_lodging_pages(&*store).await;
     let newest_first = newest(&bookings, |_| true);
@@ -194,7 +199,7 @@ async fn check_reservation_filters(store: &dyn ViewStore, bookings: &[Booking]) 
     let filter = ReservationFilter {
         customer_id: Some("c-1".into()),
         status: Some("confirmed".into()),
-        lodging_ids: None,
+        ..ReservationFilter::default()
     };
     let expected = newest(bookings, |b| b.customer == "c-1" && b.status == "confirmed");
     assert!(!expected.is_empty());
@@ -217,6 +222,110 @@ async fn check_reservation_filters(store: &dyn ViewStore, bookings: &[Booking]) 
         ..ReservationFilter::default()
     };
     assert!(all_reservations(store, &filter, 5).await.is_empty());
+}
+
+/// `lodging_id` (within an admin's `lodging_ids`), `status` alone, and the check-in range
+/// (both ends inclusive), each alone and combined.
+async fn check_reservation_lodging_and_dates(store: &dyn ViewStore, bookings: &[Booking]) {
+    let cases: Vec<(ReservationFilter, Vec<Uuid>)> = vec![
+        (
+            ReservationFilter {
+                lodging_id: Some("L1".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.lodging == "L1"),
+        ),
+        (
+            ReservationFilter {
+                lodging_id: Some("L2".into()),
+                customer_id: Some("c-2".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.lodging == "L2" && b.customer == "c-2"),
+        ),
+        (
+            ReservationFilter {
+                lodging_ids: Some(vec!["L1".into(), "L2".into()]),
+                lodging_id: Some("L2".into()),
+                status: Some("approved".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.lodging == "L2" && b.status == "approved"),
+        ),
+        (
+            ReservationFilter {
+                status: Some("rejected".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.status == "rejected"),
+        ),
+        (
+            ReservationFilter {
+                check_in_from: Some(day(7)),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.check_in >= day(7)),
+        ),
+        (
+            ReservationFilter {
+                check_in_to: Some(day(2)),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| b.check_in <= day(2)),
+        ),
+        (
+            ReservationFilter {
+                check_in_from: Some(day(3)),
+                check_in_to: Some(day(5)),
+                lodging_id: Some("L1".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| {
+                b.lodging == "L1" && (day(3)..=day(5)).contains(&b.check_in)
+            }),
+        ),
+        (
+            ReservationFilter {
+                check_in_from: Some(day(4)),
+                check_in_to: Some(day(4)),
+                customer_id: Some("c-1".into()),
+                status: Some("requested".into()),
+                ..ReservationFilter::default()
+            },
+            newest(bookings, |b| {
+                b.check_in == day(4) && b.customer == "c-1" && b.status == "requested"
+            }),
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert!(!expected.is_empty(), "{filter:?} selects something");
+        assert!(
+            expected.len() < bookings.len(),
+            "{filter:?} leaves something out"
+        );
+        assert_eq!(
+            all_reservations(store, &filter, 2).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+    let outside = ReservationFilter {
+        lodging_ids: Some(vec!["L1".into()]),
+        lodging_id: Some("L2".into()),
+        ..ReservationFilter::default()
+    };
+    assert!(all_reservations(store, &outside, 5).await.is_empty());
+    let empty_range = ReservationFilter {
+        check_in_from: Some(day(6)),
+        check_in_to: Some(day(5)),
+        ..ReservationFilter::default()
+    };
+    assert!(all_reservations(store, &empty_range, 5).await.is_empty());
+    let no_lodging = ReservationFilter {
+        lodging_id: Some("L3".into()),
+        ..ReservationFilter::default()
+    };
+    assert!(all_reservations(store, &no_lodging, 5).await.is_empty());
 }
 
 async fn check_request_filters(store: &dyn ViewStore, bookings: &[Booking]) {

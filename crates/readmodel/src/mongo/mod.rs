@@ -45,6 +45,7 @@ async fn create_indexes(db: &Database) -> Result<(), ViewError> {
                 index(doc! { "customer_id": 1, "seq": -1 }, false),
                 index(doc! { "lodging_id": 1, "seq": -1 }, false),
                 index(doc! { "status": 1, "seq": -1 }, false),
+                index(doc! { "lodging_id": 1, "check_in": 1 }, false),
             ],
         ),
         (

@@ -79,11 +79,22 @@ pub(super) async fn reservations(
     if let Some(customer_id) = &filter.customer_id {
         query.insert("customer_id", customer_id);
     }
-    if let Some(lodgings) = &filter.lodging_ids {
-        query.insert("lodging_id", one_of(lodgings));
+    if let Some(lodgings) = filter.lodgings() {
+        query.insert("lodging_id", one_of(&lodgings));
     }
     if let Some(status) = status {
         query.insert("status", status.as_str());
+    }
+    // Dates are stored as `YYYY-MM-DD` strings, which order as the dates do.
+    let mut check_in = Document::new();
+    if let Some(from) = filter.check_in_from {
+        check_in.insert("$gte", from.to_string());
+    }
+    if let Some(to) = filter.check_in_to {
+        check_in.insert("$lte", to.to_string());
+    }
+    if !check_in.is_empty() {
+        query.insert("check_in", check_in);
     }
     if let Some(cursor) = &request.cursor {
         let seq = decode_seq_cursor(CursorKind::Reservations, cursor)?;

@@ -114,10 +114,16 @@ pub(super) fn reservations(
     let status = filter.parsed_status()?;
     let mut conditions = Conditions::default();
     conditions.equal("customer_id", filter.customer_id.as_deref());
-    if let Some(lodgings) = &filter.lodging_ids {
-        conditions.one_of("lodging_id", lodgings);
+    if let Some(lodgings) = filter.lodgings() {
+        conditions.one_of("lodging_id", &lodgings);
     }
     conditions.equal("status", status.map(|s| s.as_str()));
+    if let Some(from) = filter.check_in_from {
+        conditions.compare("check_in", ">=", Value::Text(from.to_string()));
+    }
+    if let Some(to) = filter.check_in_to {
+        conditions.compare("check_in", "<=", Value::Text(to.to_string()));
+    }
     if let Some(cursor) = &request.cursor {
         let seq = decode_seq_cursor(CursorKind::Reservations, cursor)?;
         conditions.compare("seq", "<", seq_value(seq));

@@ -12,7 +12,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the layout changes; a store at another version is dropped and rebuilt from the
 /// log (its checkpoint goes with it), since views are derived data.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
@@ -33,12 +33,14 @@ CREATE TABLE IF NOT EXISTS reservations (
     customer_id TEXT NOT NULL,
     lodging_id TEXT NOT NULL,
     status TEXT NOT NULL,
+    check_in TEXT NOT NULL,
     position INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reservations_by_customer ON reservations (customer_id);
 CREATE INDEX IF NOT EXISTS reservations_by_lodging ON reservations (lodging_id);
 CREATE INDEX IF NOT EXISTS reservations_by_status ON reservations (status);
+CREATE INDEX IF NOT EXISTS reservations_by_lodging_check_in ON reservations (lodging_id, check_in);
 
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY,

@@ -133,8 +133,9 @@ impl ViewSource for TxSource<'_> {
 fn save(conn: &Connection, changes: &Changes) -> Result<(), ViewError> {
     let mut statement = conn
         .prepare_cached(
-            "INSERT INTO reservations (reservation_id, seq, customer_id, lodging_id, status, position, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO reservations
+               (reservation_id, seq, customer_id, lodging_id, status, check_in, position, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (reservation_id) DO UPDATE SET
                status = excluded.status, position = excluded.position, doc = excluded.doc
              WHERE excluded.position > reservations.position",
@@ -148,6 +149,7 @@ fn save(conn: &Connection, changes: &Changes) -> Result<(), ViewError> {
                 view.customer_id,
                 view.lodging_id,
                 view.status.as_str(),
+                view.check_in.to_string(),
                 to_i64(view.position),
                 to_doc(view)?
             ])

@@ -13,7 +13,9 @@ use serde_json::json;
 use super::ledger::{LedgerRefusal, SandboxConfig};
 use super::SandboxState;
 
+// Every body refuses a field it does not take (400 naming it), like the platform's own APIs.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ChargeBody {
     idempotency_key: String,
     amount: i64,
@@ -21,6 +23,7 @@ pub(super) struct ChargeBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RefundBody {
     charge_ref: String,
     amount: i64,

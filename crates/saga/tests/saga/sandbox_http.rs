@@ -172,3 +172,36 @@ async fn serve_sandbox_serves_until_shutdown() {
     shutdown.cancel();
     server.await.expect("joined").expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_with_fields_the_sandbox_does_not_take_are_refused_by_name() {
+    let world = World::new().await;
+    let charge = json!({"idempotency_key": "k", "amount": 1, "currency": "KRW", "capture": false});
+    let refused = post(&world, "/charges", charge).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(content_type(&refused), "application/problem+json");
+    let problem: Value = refused.json().await.expect("json");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("capture"), "{problem}");
+    assert!(world.charges().await.is_empty(), "nothing was charged");
+
+    let taken = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
+    )
+    .await;
+    let charge_ref = taken.json::<Value>().await.expect("json")["charge_ref"].clone();
+    let refund = json!({"charge_ref": charge_ref, "amount": 1, "reason": "x"});
+    let refused = post(&world, "/refunds", refund).await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reason"),
+        "{problem}"
+    );
+    assert!(world.charges().await.iter().all(|c| !c.refunded));
+}
