@@ -11,8 +11,9 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use command_api::CommandState;
+use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
+use domain::Tz;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, Principal, Problem};
 use projector::ProjectorStatus;
@@ -42,6 +43,8 @@ pub struct ServeConfig {
     pub payment_timeout: Duration,
     pub breaker: BreakerPolicy,
     pub max_projector_lag: u64,
+    /// The time zone of a lodging registered without one.
+    pub default_timezone: Tz,
 }
 
 impl ServeConfig {
@@ -55,6 +58,7 @@ impl ServeConfig {
             payment_timeout: Duration::from_secs(3),
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
+            default_timezone: domain::WAVE1_TIMEZONE,
         }
     }
 
@@ -69,6 +73,7 @@ impl ServeConfig {
             payment_gateway_url: args.payment_gateway_url.clone(),
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
+            default_timezone: args.default_timezone,
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -160,7 +165,11 @@ pub async fn start(
         view_checkpoint: None,
         require_saga: false,
     };
-    let app = router(&platform, probes);
+    let commands = CommandOptions {
+        default_timezone: config.default_timezone,
+        ..CommandOptions::default()
+    };
+    let app = router(&platform, probes, commands);
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -216,10 +225,11 @@ async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Resu
     saga.run(shutdown).await.context("saga runner")
 }
 
-fn router(platform: &Platform, probes: Probes) -> Router {
-    let commands = command_api::router(CommandState::new(
+fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Router {
+    let commands = command_api::router(CommandState::with_options(
         platform.repositories.clone(),
         Arc::clone(&platform.auth),
+        options,
     ));
     let sandbox_config = sandbox::config_router(platform.sandbox.clone()).route_layer(
         axum::middleware::from_fn_with_state(Arc::clone(&platform.auth), require_platform_admin),
