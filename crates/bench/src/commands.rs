@@ -60,6 +60,7 @@ impl Workload {
                 max_guests: 4,
                 approval_mode: ApprovalMode::Manual,
                 admin_id: "admin".into(),
+                timezone: domain::Tz::Asia__Seoul,
             };
             let command = LodgingCommand::Register(profile.clone());
             let ctx = context(Uuid::nil(), "admin:platform");
@@ -97,6 +98,7 @@ impl Workload {
                 nightly_rate: profile.nightly_rate,
                 currency: profile.currency.clone(),
                 max_guests: profile.max_guests,
+                timezone: domain::Tz::Asia__Seoul,
             },
             stay,
         };

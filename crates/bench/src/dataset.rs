@@ -194,6 +194,7 @@ async fn register(log: &SqliteEventLog) -> anyhow::Result<()> {
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
             admin_id: format!("admin-seed-{n}"),
+            timezone: domain::Tz::Asia__Seoul,
         };
         let stream = format!("lodging-{}", profile.lodging_id);
         let event = LodgingEvent::LodgingRegistered(profile);

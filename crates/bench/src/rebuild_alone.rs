@@ -169,6 +169,7 @@ async fn register(log: &SqliteEventLog) -> Result<(), LogError> {
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
             admin_id: "admin".into(),
+            timezone: domain::Tz::Asia__Seoul,
         };
         append(
             log,

@@ -6,7 +6,7 @@
 //! domain's and answer 422.
 
 use domain::lodging::ApprovalMode;
-use domain::Stay;
+use domain::{Stay, Tz};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -27,6 +27,8 @@ pub struct RegisterLodging {
     pub approval_mode: ApprovalMode,
     /// `None`: the registering admin.
     pub admin_id: Option<String>,
+    /// An IANA time zone name; `None`: the service's default (`--default-timezone`).
+    pub timezone: Option<Tz>,
 }
 
 /// `POST /reservations`.
@@ -86,6 +88,16 @@ impl RegisterLodging {
             _ => ApprovalMode::Manual,
         };
         let admin_id = f.optional_id("admin_id");
+        let timezone = f.optional_text("timezone", 64).and_then(|name| {
+            let zone = name.parse::<Tz>().ok();
+            if zone.is_none() {
+                f.reject(
+                    "timezone",
+                    "must be an IANA time zone name, e.g. Asia/Seoul",
+                );
+            }
+            zone
+        });
         f.finish()?;
         let (Some(name), Some(nightly_rate), Some(rooms)) = (name, nightly_rate, rooms) else {
             return Err(Problem::bad_request("invalid request fields"));
@@ -99,6 +111,7 @@ impl RegisterLodging {
             max_guests: max_guests.map_or(DEFAULT_MAX_GUESTS, to_u32),
             approval_mode,
             admin_id,
+            timezone,
         })
     }
 }

@@ -29,6 +29,13 @@ pub(crate) fn at(year: i32, month: u32, day: u32, hour: u32) -> Timestamp {
         .expect("valid test instant")
 }
 
+/// `year-month-day hour:minute:00 UTC`.
+pub(crate) fn at_hm(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> Timestamp {
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
+        .single()
+        .expect("valid test instant")
+}
+
 /// A calendar date.
 pub(crate) fn date(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).expect("valid test date")

@@ -6,7 +6,7 @@ use imbl::OrdMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::{impl_domain_event, Aggregate, ReservationId, Stay, Timestamp};
+use crate::{impl_domain_event, local_date, Aggregate, ReservationId, Stay, Timestamp, Tz};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +29,9 @@ pub struct LodgingProfile {
     pub max_guests: u32,
     pub approval_mode: ApprovalMode,
     pub admin_id: String,
+    /// The IANA time zone the lodging's dates are read in ("today", check-in). Since schema
+    /// version 2 of `LodgingRegistered`; version 1 reads as [`crate::WAVE1_TIMEZONE`].
+    pub timezone: Tz,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +60,30 @@ pub enum LodgingEvent {
 }
 
 impl_domain_event!(LodgingEvent {
-    LodgingRegistered,
+    LodgingRegistered = 2,
     ApprovalRequested,
     ApprovalGranted,
     ApprovalDenied,
     ApprovalWithdrawn,
-});
+} upcasters: LODGING_UPCASTERS);
+
+/// `LodgingRegistered` v1 -> v2: the profile gains `timezone`; a lodging registered before
+/// lodgings had one is in [`crate::WAVE1_TIMEZONE`] (the wave-1 platform served Korea).
+const LODGING_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
+    event_type: "LodgingRegistered",
+    from: 1,
+    step: registered_v1_to_v2,
+}];
+
+fn registered_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let profile = payload
+        .as_object_mut()
+        .ok_or_else(|| "LodgingRegistered v1 is not an object".to_string())?;
+    profile
+        .entry("timezone")
+        .or_insert_with(|| crate::WAVE1_TIMEZONE.name().into());
+    Ok(payload)
+}
 
 impl LodgingEvent {
     /// The reservation this event is about, if any.
@@ -290,9 +311,13 @@ impl Aggregate for LodgingAggregate {
         state
     }
 
-    /// Keep only nights from today on, and requests whose stay has not ended.
+    /// Keep only nights from today on, and requests whose stay has not ended ("today" where the
+    /// lodging is: west of UTC, the UTC date is already tomorrow while tonight's rooms are taken).
     fn compact(mut state: LodgingApproval, now: Timestamp) -> LodgingApproval {
-        let today = now.date_naive();
+        let Some(zone) = state.profile.as_ref().map(|p| p.timezone) else {
+            return state; // nothing is booked before registration
+        };
+        let today = local_date(now, zone);
         if state.compacted_on.is_some_and(|day| day >= today) {
             return state; // nothing ends before `day`, nor before today
         }

@@ -6,7 +6,9 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::{impl_domain_event, Aggregate, ReservationId, Stay, StayError, Timestamp};
+use crate::{
+    impl_domain_event, local_date, Aggregate, ReservationId, Stay, StayError, Timestamp, Tz,
+};
 
 /// What the reservation needs to know about the lodging, looked up before deciding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +17,8 @@ pub struct LodgingTerms {
     pub nightly_rate: i64,
     pub currency: String,
     pub max_guests: u32,
+    /// The lodging's time zone: "in the past" is read in it.
+    pub timezone: Tz,
 }
 
 /// The facts recorded when a stay is requested.
@@ -112,9 +116,12 @@ pub enum ReservationCommand {
     RecordPaymentFailure {
         reason: String,
     },
+    /// A customer withdraws a request not yet confirmed (at any time) or cancels a confirmed stay
+    /// (before check-in, in the lodging's `timezone`, looked up before deciding).
     Cancel {
         cancelled_by: String,
         reason: String,
+        timezone: Tz,
     },
     RecordRefund {
         amount: i64,
@@ -186,7 +193,7 @@ pub enum ReservationError {
     AmountOverflow,
     #[error("reservation is already {}", .0.as_str())]
     AlreadyFinal(ReservationStatus),
-    #[error("cannot cancel on or after check-in ({check_in})")]
+    #[error("a confirmed stay cannot be cancelled on or after check-in ({check_in})")]
     CheckedIn { check_in: NaiveDate },
 }
 
@@ -252,7 +259,8 @@ impl Aggregate for ReservationAggregate {
             C::Cancel {
                 cancelled_by,
                 reason,
-            } => cancel(state, cancelled_by, reason, now)?,
+                timezone,
+            } => cancel(state, cancelled_by, reason, now, *timezone)?,
             // Also when nothing was due at cancellation: a charge that landed after it is refunded too.
             C::RecordRefund { amount }
                 if status == S::Cancelled && state.refunded_amount.is_none() =>
@@ -320,7 +328,7 @@ fn request(
     now: Timestamp,
 ) -> Result<Vec<ReservationEvent>, ReservationError> {
     if state.details.is_none() {
-        stay.validate(now.date_naive(), lodging.max_guests)?;
+        stay.validate(local_date(now, lodging.timezone), lodging.max_guests)?;
     }
     let nights = stay.nights();
     let total_amount = lodging
@@ -345,11 +353,14 @@ fn request(
     }
 }
 
+/// A request not yet confirmed (requested, approved, payment pending) may be withdrawn at any time,
+/// its check-in day included; a confirmed stay only before its check-in day where the lodging is.
 fn cancel(
     state: &Reservation,
     cancelled_by: &str,
     reason: &str,
     now: Timestamp,
+    timezone: Tz,
 ) -> Result<Vec<ReservationEvent>, ReservationError> {
     if state.status.is_terminal() {
         return Err(ReservationError::AlreadyFinal(state.status));
@@ -357,12 +368,13 @@ fn cancel(
     let Some(details) = &state.details else {
         return Err(ReservationError::NotFound);
     };
-    if now.date_naive() >= details.check_in {
+    let confirmed = state.status == ReservationStatus::Confirmed;
+    if confirmed && local_date(now, timezone) >= details.check_in {
         return Err(ReservationError::CheckedIn {
             check_in: details.check_in,
         });
     }
-    let refund_due = if state.status == ReservationStatus::Confirmed {
+    let refund_due = if confirmed {
         state.paid_amount.unwrap_or(0)
     } else {
         0

@@ -1,7 +1,22 @@
-//! A stay: the nights between check-in and check-out, and how many guests.
+//! A stay: the nights between check-in and check-out, and how many guests; and the lodging-local
+//! calendar its dates are read in ([`local_date`]).
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// The time zone of the lodgings registered before lodgings had one: the wave-1 platform served
+/// Korea (docs/decisions/0017).
+pub const WAVE1_TIMEZONE: Tz = Tz::Asia__Seoul;
+
+/// The calendar date at `now` where the lodging is: every date rule ("today", "in the past",
+/// "before check-in") reads this, never the UTC date.
+#[must_use]
+pub fn local_date(now: Timestamp, zone: Tz) -> NaiveDate {
+    now.with_timezone(&zone).date_naive()
+}
 
 /// Longest stay that can be requested, in nights.
 pub const MAX_NIGHTS: u32 = 30;
@@ -57,7 +72,8 @@ impl Stay {
             .take(MAX_NIGHTS as usize)
     }
 
-    /// Check the stay's own rules: dates ordered, 1..=30 nights, not in the past, 1..=max guests.
+    /// Check the stay's own rules: dates ordered, 1..=30 nights, not in the past (`today` is the
+    /// lodging's local date, see [`local_date`]), 1..=max guests.
     pub fn validate(&self, today: NaiveDate, max_guests: u32) -> Result<(), StayError> {
         let nights = self.nights_signed();
         if nights <= 0 {

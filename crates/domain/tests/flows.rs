@@ -66,6 +66,7 @@ fn profile(mode: ApprovalMode) -> LodgingProfile {
         max_guests: 2,
         approval_mode: mode,
         admin_id: "admin".to_string(),
+        timezone: domain::Tz::UTC,
     }
 }
 
@@ -110,6 +111,7 @@ impl World {
                 nightly_rate: 150,
                 currency: "EUR".to_string(),
                 max_guests: 2,
+                timezone: domain::Tz::UTC,
             },
             stay: stay(),
         };
@@ -263,6 +265,7 @@ impl World {
         self.reservation(&ReservationCommand::Cancel {
             cancelled_by: "c1".to_string(),
             reason: "changed plans".to_string(),
+            timezone: domain::Tz::UTC,
         });
     }
 }

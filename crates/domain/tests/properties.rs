@@ -75,6 +75,7 @@ fn desk_profile(rooms: u32, approval_mode: ApprovalMode) -> LodgingProfile {
         max_guests: 3,
         approval_mode,
         admin_id: "admin".to_string(),
+        timezone: domain::Tz::UTC,
     }
 }
 
@@ -293,6 +294,7 @@ fn terms(max_guests: u32) -> LodgingTerms {
         nightly_rate: 100,
         currency: "EUR".to_string(),
         max_guests,
+        timezone: domain::Tz::UTC,
     }
 }
 
@@ -331,6 +333,7 @@ fn reservation_command() -> impl Strategy<Value = ReservationCommand> {
         Just(ReservationCommand::Cancel {
             cancelled_by: "c1".to_string(),
             reason: "changed".to_string(),
+            timezone: domain::Tz::UTC,
         }),
         (0_i64..500).prop_map(|amount| ReservationCommand::RecordRefund { amount }),
         Just(ReservationCommand::Expire),

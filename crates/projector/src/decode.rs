@@ -204,6 +204,7 @@ mod tests {
                     max_guests: 4,
                     approval_mode: ApprovalMode::Instant,
                     admin_id: "a-1".into(),
+                    timezone: domain::Tz::Asia__Seoul,
                 });
                 (event.event_type(), event.payload())
             }),

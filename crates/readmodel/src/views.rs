@@ -2,6 +2,7 @@
 //! (admin view) and the lodging catalog. Field names and enum strings are the API contract.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -148,5 +149,13 @@ pub struct LodgingView {
     pub max_guests: u32,
     pub approval_mode: ApprovalMode,
     pub admin_id: String,
+    /// The IANA time zone its dates are read in. Documents stored before lodgings had one were
+    /// projected from lodgings that read as the wave-1 zone.
+    #[serde(default = "wave1_timezone")]
+    pub timezone: Tz,
     pub position: u64,
+}
+
+fn wave1_timezone() -> Tz {
+    domain::WAVE1_TIMEZONE
 }

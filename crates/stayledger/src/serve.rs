@@ -11,8 +11,9 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use command_api::CommandState;
+use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
+use domain::Tz;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, Principal, Problem, ServerLimits};
 use projector::ProjectorStatus;
@@ -44,6 +45,8 @@ pub struct ServeConfig {
     pub max_projector_lag: u64,
     /// Timeouts and the connection cap of the listener.
     pub http: ServerLimits,
+    /// The time zone of a lodging registered without one.
+    pub default_timezone: Tz,
 }
 
 impl ServeConfig {
@@ -58,6 +61,7 @@ impl ServeConfig {
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
             http: ServerLimits::default(),
+            default_timezone: domain::WAVE1_TIMEZONE,
         }
     }
 
@@ -73,6 +77,7 @@ impl ServeConfig {
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
             http: args.http.limits(),
+            default_timezone: args.default_timezone,
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -165,7 +170,11 @@ pub async fn start(
         require_saga: false,
     };
     let connections = Arc::clone(&probes.http.connections);
-    let app = router(&platform, probes);
+    let commands = CommandOptions {
+        default_timezone: config.default_timezone,
+        ..CommandOptions::default()
+    };
+    let app = router(&platform, probes, commands);
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
     let limits = config.http;
@@ -221,10 +230,11 @@ async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Resu
     saga.run(shutdown).await.context("saga runner")
 }
 
-fn router(platform: &Platform, probes: Probes) -> Router {
-    let commands = command_api::router(CommandState::new(
+fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Router {
+    let commands = command_api::router(CommandState::with_options(
         platform.repositories.clone(),
         Arc::clone(&platform.auth),
+        options,
     ));
     let sandbox_config = sandbox::config_router(platform.sandbox.clone()).route_layer(
         axum::middleware::from_fn_with_state(Arc::clone(&platform.auth), require_platform_admin),

@@ -9,7 +9,7 @@ use domain::reservation::{ReservationRequested, ReservationStatus};
 use domain::{Aggregate, ReservationId};
 use eventlog::RecordedEvent;
 
-use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
+use super::{replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
 use crate::input::{ApproveRequest, RejectRequest, RetryPayment};
 use crate::store::execute;
@@ -150,7 +150,7 @@ impl CommandServices {
                 denied_by: actor,
             },
         };
-        let ctx = context(invocation, reservation_id, cause);
+        let ctx = self.context(invocation, reservation_id, cause);
         let lodgings = &self.store.lodgings;
         let executed = execute(lodgings, &details.lodging_id, &command, &ctx).await?;
         let position = executed.outcome.map_or(0, |o| o.position);
@@ -193,7 +193,7 @@ impl CommandServices {
         let command = PaymentCommand::RetryNow {
             requested_by: invocation.principal.actor(),
         };
-        let ctx = context(invocation, reservation_id, cause);
+        let ctx = self.context(invocation, reservation_id, cause);
         let executed = execute(&self.store.payments, &id, &command, &ctx).await?;
         let position = executed.outcome.map_or(0, |o| o.position);
         Ok(Accepted::new(id, "retry_requested", position))

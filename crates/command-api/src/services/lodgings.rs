@@ -6,7 +6,7 @@ use domain::lodging::{LodgingAggregate, LodgingCommand, LodgingProfile};
 use domain::Aggregate;
 use uuid::Uuid;
 
-use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
+use super::{replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::RegisterLodging;
@@ -39,6 +39,7 @@ impl CommandServices {
                 .admin_id
                 .clone()
                 .unwrap_or_else(|| invocation.principal.sub.clone()),
+            timezone: input.timezone.unwrap_or(self.default_timezone),
         };
         self.idempotent(invocation, "register-lodging", &input, |cause| {
             self.register_once(invocation, profile, cause)
@@ -54,7 +55,7 @@ impl CommandServices {
     ) -> Result<Accepted, CommandError> {
         let id = profile.lodging_id.clone();
         let command = LodgingCommand::Register(profile.clone());
-        let ctx = context(invocation, cause.id, cause);
+        let ctx = self.context(invocation, cause.id, cause);
         let result = execute(&self.store.lodgings, &id, &command, &ctx).await;
         match result {
             Ok(executed) => {

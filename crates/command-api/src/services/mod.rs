@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
+use domain::{Timestamp, Tz};
 use eventlog::{CommandContext, RecordedEvent, Repositories};
 use http_edge::Principal;
 use serde::Serialize;
@@ -30,12 +31,17 @@ use crate::idempotency::{self, IdempotencyKey, Replay, ReplayCache};
 use crate::store::Store;
 
 /// Tuning of the command side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct CommandOptions {
     /// Re-decisions of a command whose stream keeps moving before it answers 409.
     pub conflict_retries: u32,
     /// First answers to idempotent requests kept in memory (the log keeps them durably).
     pub replay_cache_capacity: usize,
+    /// The time zone of a lodging registered without one (`--default-timezone`).
+    pub default_timezone: Tz,
+    /// The instant commands are decided at (and their events are stamped with): the system clock
+    /// outside tests.
+    pub clock: fn() -> Timestamp,
 }
 
 impl Default for CommandOptions {
@@ -43,6 +49,8 @@ impl Default for CommandOptions {
         Self {
             conflict_retries: 12,
             replay_cache_capacity: 20_000,
+            default_timezone: domain::WAVE1_TIMEZONE,
+            clock: Utc::now,
         }
     }
 }
@@ -95,6 +103,8 @@ pub struct CommandServices {
     store: Store,
     catalog: LodgingCatalog,
     replays: ReplayCache<Accepted>,
+    default_timezone: Tz,
+    clock: fn() -> Timestamp,
 }
 
 impl CommandServices {
@@ -105,6 +115,23 @@ impl CommandServices {
             catalog: LodgingCatalog::new(Arc::clone(repositories.log())),
             store: Store::new(repositories, options.conflict_retries),
             replays: ReplayCache::new(options.replay_cache_capacity),
+            default_timezone: options.default_timezone,
+            clock: options.clock,
+        }
+    }
+
+    /// Metadata of the events a command writes, stamped with the service's clock.
+    fn context(
+        &self,
+        invocation: &Invocation,
+        correlation_id: Uuid,
+        cause: Cause,
+    ) -> CommandContext {
+        CommandContext {
+            correlation_id,
+            causation_id: cause.id,
+            actor: invocation.principal.actor(),
+            now: (self.clock)(),
         }
     }
 
@@ -178,14 +205,4 @@ fn replay(
     Ok(Some(
         Accepted::new(answer.0, answer.1, last.position).replayed(),
     ))
-}
-
-/// Metadata of the events a command writes.
-fn context(invocation: &Invocation, correlation_id: Uuid, cause: Cause) -> CommandContext {
-    CommandContext {
-        correlation_id,
-        causation_id: cause.id,
-        actor: invocation.principal.actor(),
-        now: Utc::now(),
-    }
 }

@@ -8,7 +8,7 @@ use domain::{Aggregate, ReservationId};
 use http_edge::FieldError;
 use uuid::Uuid;
 
-use super::{context, replay, Accepted, Cause, CommandServices, Invocation, Permitted};
+use super::{replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
 use crate::idempotency;
 use crate::input::{CancelReservation, RequestReservation};
@@ -47,7 +47,7 @@ impl CommandServices {
             stay: input.stay,
         };
         let id = reservation_id.to_string();
-        let ctx = context(invocation, reservation_id, cause);
+        let ctx = self.context(invocation, reservation_id, cause);
         let reservations = &self.store.reservations;
         let executed = if invocation.idempotency_key.is_some() {
             // Possibly a repeat: read the stream first, so a repeat is told from a first request.
@@ -88,10 +88,12 @@ impl CommandServices {
             nightly_rate: profile.nightly_rate,
             currency: profile.currency.clone(),
             max_guests: profile.max_guests,
+            timezone: profile.timezone,
         })
     }
 
-    /// Cancel a reservation before check-in; 409 if it is terminal or checked in.
+    /// Withdraw a request not yet confirmed (at any time) or cancel a confirmed stay before
+    /// check-in in the lodging's time zone; 409 if it is terminal or checked in.
     pub async fn cancel_reservation(
         &self,
         caller: &Permitted<CancelReservation>,
@@ -120,12 +122,20 @@ impl CommandServices {
                 "reservation {reservation_id} is not yours"
             )));
         }
+        let lodging_id = reservation.details.as_ref().map(|d| d.lodging_id.as_str());
+        let timezone = match lodging_id {
+            Some(lodging_id) => self.catalog.profile(lodging_id).await?.map(|p| p.timezone),
+            None => None,
+        };
         let id = reservation_id.to_string();
         let command = ReservationCommand::Cancel {
             cancelled_by: invocation.principal.actor(),
             reason: input.reason.clone(),
+            // A reservation of a lodging that was never registered (the saga rejects it): today
+            // is read where lodgings are by default.
+            timezone: timezone.unwrap_or(self.default_timezone),
         };
-        let ctx = context(invocation, reservation_id, cause);
+        let ctx = self.context(invocation, reservation_id, cause);
         match execute(&self.store.reservations, &id, &command, &ctx).await {
             Ok(executed) => {
                 let position = executed.outcome.map_or(0, |o| o.position);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use command_api::{run, CommandConfig};
+use command_api::{run, CommandConfig, CommandOptions};
 use eventlog::{EventLog, RecordedEvent, Repositories, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use reqwest::header::HeaderMap;
@@ -58,19 +58,24 @@ impl Answer {
     }
 }
 
-/// `YYYY-MM-DD` of today + `days`.
+/// `YYYY-MM-DD` of today + `days`, today where lodgings are by default (Asia/Seoul).
 pub fn day(days: i64) -> String {
-    (Utc::now().date_naive() + chrono::Duration::days(days))
+    (domain::local_date(Utc::now(), domain::WAVE1_TIMEZONE) + chrono::Duration::days(days))
         .format("%Y-%m-%d")
         .to_string()
 }
 
 impl TestApp {
     pub async fn start() -> Self {
+        Self::with_options(CommandOptions::default()).await
+    }
+
+    /// The service with `options` (e.g. a set clock, another default time zone).
+    pub async fn with_options(options: CommandOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("open log"));
-        Self::serve(log, Arc::new(dir)).await
+        Self::serve_with(log, Arc::new(dir), options).await
     }
 
     /// The service over `log` (e.g. a fault-injecting wrapper of a real log in `dir`).
@@ -84,13 +89,22 @@ impl TestApp {
     }
 
     async fn serve(log: Arc<dyn EventLog>, dir: Arc<tempfile::TempDir>) -> Self {
+        Self::serve_with(log, dir, CommandOptions::default()).await
+    }
+
+    async fn serve_with(
+        log: Arc<dyn EventLog>,
+        dir: Arc<tempfile::TempDir>,
+        options: CommandOptions,
+    ) -> Self {
         let auth = Arc::new(Auth::new(SECRET));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
-        let config = CommandConfig::new(Repositories::new(Arc::clone(&log)), auth);
+        let mut config = CommandConfig::new(Repositories::new(Arc::clone(&log)), auth);
+        config.options = options;
         tokio::spawn(run(config, listener, shutdown.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::harness::{assert_round_trip, at, date, given, Given};
+use crate::harness::{assert_round_trip, at, at_hm, date, given, Given};
 use crate::DomainEvent;
 
 type L = LodgingAggregate;
@@ -24,6 +24,7 @@ fn profile(rooms: u32, approval_mode: ApprovalMode) -> LodgingProfile {
         max_guests: 2,
         approval_mode,
         admin_id: "admin-1".to_string(),
+        timezone: Tz::UTC,
     }
 }
 
@@ -541,6 +542,85 @@ fn compact_keeps_everything_still_ahead() {
     let history = [registered(1), requested(1, stay_a()), granted(1)];
     let state = L::fold(LodgingApproval::default(), &history);
     assert_eq!(L::compact(state.clone(), at(2030, 6, 1, 0)), state);
+}
+
+/// A one-room instant lodging in `zone` whose night of 2030-06-09 is booked.
+fn booked_on_the_9th(zone: Tz) -> LodgingApproval {
+    let night = Stay {
+        check_in: date(2030, 6, 9),
+        check_out: date(2030, 6, 10),
+        guests: 1,
+    };
+    let registered = E::LodgingRegistered(LodgingProfile {
+        timezone: zone,
+        ..profile(1, ApprovalMode::Instant)
+    });
+    L::fold(
+        LodgingApproval::default(),
+        &[registered, requested(1, night), granted(1)],
+    )
+}
+
+#[test]
+fn compact_keeps_tonight_west_of_utc_where_the_utc_date_is_already_tomorrow() {
+    // 2030-06-10 03:00 UTC is 20:00 on the 9th in Los Angeles: tonight's room is still taken.
+    let now = at(2030, 6, 10, 3);
+    let compacted = L::compact(booked_on_the_9th(Tz::America__Los_Angeles), now);
+    assert_eq!(compacted.booked, nights(&[(9, 1)]));
+    let tonight = Stay {
+        check_in: date(2030, 6, 9),
+        check_out: date(2030, 6, 10),
+        guests: 1,
+    };
+    Given::<L>::with_state(compacted)
+        .when(request_cmd(2, tonight))
+        .at(now)
+        .then([
+            requested(2, tonight),
+            E::ApprovalDenied {
+                reason: "no free room on 2030-06-09".to_string(),
+                reservation_id: rid(2),
+                denied_by: "instant".to_string(),
+            },
+        ]);
+}
+
+#[test]
+fn compact_drops_a_night_at_local_midnight_east_of_utc() {
+    // 2030-06-09 14:59 UTC is 23:59 on the 9th in Seoul, 15:00 UTC is midnight of the 10th.
+    let seoul = booked_on_the_9th(Tz::Asia__Seoul);
+    let before = L::compact(seoul.clone(), at_hm(2030, 6, 9, 14, 59));
+    assert_eq!(before.booked, nights(&[(9, 1)]));
+    let after = L::compact(seoul, at_hm(2030, 6, 9, 15, 0));
+    assert_eq!(after.booked, nights(&[]));
+    assert!(after.requests.is_empty());
+}
+
+#[test]
+fn a_lodging_registered_before_time_zones_reads_as_seoul() {
+    let v2 = E::LodgingRegistered(LodgingProfile {
+        timezone: Tz::America__Los_Angeles,
+        ..profile(2, ApprovalMode::Manual)
+    });
+    let payload = v2.payload();
+    assert_eq!(
+        payload["timezone"],
+        serde_json::json!("America/Los_Angeles")
+    );
+    let mut v1 = payload.clone();
+    v1.as_object_mut().expect("object").remove("timezone");
+    assert_eq!(
+        LodgingEvent::decode("LodgingRegistered", 1, &v1),
+        Ok(E::LodgingRegistered(LodgingProfile {
+            timezone: Tz::Asia__Seoul,
+            ..profile(2, ApprovalMode::Manual)
+        }))
+    );
+    // Version 2 must name its zone, and a real one.
+    assert!(LodgingEvent::decode("LodgingRegistered", 2, &v1).is_err());
+    let mut unknown = payload;
+    unknown["timezone"] = serde_json::json!("Mars/Olympus_Mons");
+    assert!(LodgingEvent::decode("LodgingRegistered", 2, &unknown).is_err());
 }
 
 #[test]

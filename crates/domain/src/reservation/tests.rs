@@ -1,7 +1,7 @@
 //! Given/when/then tests of every Reservation command path.
 
 use super::*;
-use crate::harness::{assert_round_trip, at, date, default_now, given};
+use crate::harness::{assert_round_trip, at, at_hm, date, default_now, given};
 use crate::stay::MAX_NIGHTS;
 use crate::DecodeError;
 use crate::DomainEvent;
@@ -21,6 +21,7 @@ fn terms() -> LodgingTerms {
         nightly_rate: 100,
         currency: "EUR".to_string(),
         max_guests: 2,
+        timezone: Tz::UTC,
     }
 }
 
@@ -56,6 +57,14 @@ fn requested() -> ReservationEvent {
     })
 }
 
+/// The details of [`requested`].
+fn requested_details() -> ReservationRequested {
+    match requested() {
+        E::ReservationRequested(details) => details,
+        _ => unreachable!("requested() is a ReservationRequested"),
+    }
+}
+
 fn approved() -> ReservationEvent {
     E::ReservationApproved {
         approved_by: "admin-1".to_string(),
@@ -85,9 +94,28 @@ fn cancelled(refund_due: i64) -> ReservationEvent {
 }
 
 fn cancel_cmd() -> ReservationCommand {
+    cancel_in(Tz::UTC)
+}
+
+/// A cancel of a lodging in `timezone`.
+fn cancel_in(timezone: Tz) -> ReservationCommand {
     C::Cancel {
         cancelled_by: "customer-1".to_string(),
         reason: "plans changed".to_string(),
+        timezone,
+    }
+}
+
+/// A request for a stay from 2030-06-09 (one night) at a lodging in `timezone`.
+fn request_on_the_9th_in(timezone: Tz) -> ReservationCommand {
+    C::Request {
+        reservation_id: id(),
+        customer_id: "customer-1".to_string(),
+        lodging: LodgingTerms {
+            timezone,
+            ..terms()
+        },
+        stay: with_stay(date(2030, 6, 9), date(2030, 6, 10), 1),
     }
 }
 
@@ -210,6 +238,62 @@ fn request_in_the_past_is_rejected_and_today_is_accepted() {
             currency: "EUR".to_string(),
         })]);
     assert_eq!(state.status, S::Requested);
+}
+
+#[test]
+fn request_reads_today_in_seoul_not_in_utc() {
+    // 2030-06-09 17:13 UTC is 02:13 on the 10th in Seoul: the 9th is yesterday there.
+    given::<R>([])
+        .when(request_on_the_9th_in(Tz::Asia__Seoul))
+        .at(at_hm(2030, 6, 9, 17, 13))
+        .then_err(ReservationError::InvalidStay(StayError::InThePast {
+            check_in: date(2030, 6, 9),
+            today: date(2030, 6, 10),
+        }));
+    // 14:59 UTC is 23:59 on the 9th in Seoul: still today.
+    let state = given::<R>([])
+        .when(request_on_the_9th_in(Tz::Asia__Seoul))
+        .at(at_hm(2030, 6, 9, 14, 59))
+        .then([E::ReservationRequested(ReservationRequested {
+            check_in: date(2030, 6, 9),
+            check_out: date(2030, 6, 10),
+            guests: 1,
+            nights: 1,
+            total_amount: 100,
+            ..requested_details()
+        })]);
+    assert_eq!(state.status, S::Requested);
+    // 15:00 UTC is midnight of the 10th in Seoul.
+    given::<R>([])
+        .when(request_on_the_9th_in(Tz::Asia__Seoul))
+        .at(at_hm(2030, 6, 9, 15, 0))
+        .then_err(ReservationError::InvalidStay(StayError::InThePast {
+            check_in: date(2030, 6, 9),
+            today: date(2030, 6, 10),
+        }));
+}
+
+#[test]
+fn request_reads_today_west_of_utc_where_the_utc_date_is_already_tomorrow() {
+    // 2030-06-10 06:59 UTC is 23:59 on the 9th in Los Angeles (UTC-7 in June): still today there.
+    given::<R>([])
+        .when(request_on_the_9th_in(Tz::America__Los_Angeles))
+        .at(at_hm(2030, 6, 10, 6, 59))
+        .then([E::ReservationRequested(ReservationRequested {
+            check_in: date(2030, 6, 9),
+            check_out: date(2030, 6, 10),
+            guests: 1,
+            nights: 1,
+            total_amount: 100,
+            ..requested_details()
+        })]);
+    given::<R>([])
+        .when(request_on_the_9th_in(Tz::America__Los_Angeles))
+        .at(at_hm(2030, 6, 10, 7, 0))
+        .then_err(ReservationError::InvalidStay(StayError::InThePast {
+            check_in: date(2030, 6, 9),
+            today: date(2030, 6, 10),
+        }));
 }
 
 #[test]
@@ -472,6 +556,58 @@ fn cancel_on_or_after_check_in_is_rejected() {
                 check_in: date(2030, 6, 10),
             });
     }
+}
+
+#[test]
+fn an_undecided_request_may_be_withdrawn_on_and_after_its_check_in_day() {
+    for history in [
+        vec![requested()],
+        vec![requested(), approved()],
+        vec![requested(), approved(), pending(11)],
+    ] {
+        for now in [at(2030, 6, 10, 0), at(2030, 6, 10, 23), at(2030, 6, 20, 12)] {
+            let state = given::<R>(history.clone())
+                .when(cancel_cmd())
+                .at(now)
+                .then([cancelled(0)]);
+            assert_eq!((state.status, state.refund_due), (S::Cancelled, 0));
+        }
+    }
+}
+
+#[test]
+fn a_confirmed_stay_in_seoul_may_be_cancelled_until_local_midnight_before_check_in() {
+    let confirmed_stay = [requested(), approved(), confirmed()];
+    // Check-in is the 10th; 2030-06-09 14:59 UTC is 23:59 on the 9th in Seoul.
+    given::<R>(confirmed_stay.clone())
+        .when(cancel_in(Tz::Asia__Seoul))
+        .at(at_hm(2030, 6, 9, 14, 59))
+        .then([cancelled(300)]);
+    // 15:00 UTC is midnight of the 10th in Seoul (nine hours before the UTC date turns).
+    for now in [at_hm(2030, 6, 9, 15, 0), at_hm(2030, 6, 9, 23, 59)] {
+        given::<R>(confirmed_stay.clone())
+            .when(cancel_in(Tz::Asia__Seoul))
+            .at(now)
+            .then_err(ReservationError::CheckedIn {
+                check_in: date(2030, 6, 10),
+            });
+    }
+}
+
+#[test]
+fn a_confirmed_stay_west_of_utc_may_be_cancelled_after_the_utc_date_turned() {
+    let confirmed_stay = [requested(), approved(), confirmed()];
+    // 2030-06-10 06:59 UTC is 23:59 on the 9th in Los Angeles: check-in (the 10th) is tomorrow.
+    given::<R>(confirmed_stay.clone())
+        .when(cancel_in(Tz::America__Los_Angeles))
+        .at(at_hm(2030, 6, 10, 6, 59))
+        .then([cancelled(300)]);
+    given::<R>(confirmed_stay)
+        .when(cancel_in(Tz::America__Los_Angeles))
+        .at(at_hm(2030, 6, 10, 7, 0))
+        .then_err(ReservationError::CheckedIn {
+            check_in: date(2030, 6, 10),
+        });
 }
 
 #[test]

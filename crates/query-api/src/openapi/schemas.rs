@@ -123,6 +123,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
                     "default": limits::DEFAULT_MAX_GUESTS})),
                 "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
                 "admin_id": nullable(id.clone()),
+                "timezone": nullable(json!({"type": "string", "description": "IANA time zone name, e.g. Asia/Seoul; default: the service's --default-timezone"})),
             }),
         ),
     );
@@ -165,11 +166,11 @@ fn view_documents(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "Lodging".into(),
         object(
-            &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "position"],
+            &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "timezone", "position"],
             json!({
                 "lodging_id": text(), "name": text(), "nightly_rate": {"type": "integer"}, "currency": text(),
                 "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant"]),
-                "admin_id": text(), "position": count(),
+                "admin_id": text(), "timezone": text(), "position": count(),
             }),
         ),
     );

@@ -76,7 +76,7 @@ impl Answer {
 }
 
 pub fn day(days: i64) -> chrono::NaiveDate {
-    Utc::now().date_naive() + chrono::Duration::days(days)
+    domain::local_date(Utc::now(), domain::WAVE1_TIMEZONE) + chrono::Duration::days(days)
 }
 
 impl QueryApp {
@@ -248,6 +248,7 @@ impl QueryApp {
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
             admin_id: "root".into(),
+            timezone: domain::Tz::Asia__Seoul,
         };
         let command = LodgingCommand::Register(profile);
         self.write::<LodgingAggregate>(id, &command, "admin:root", None)
@@ -270,6 +271,7 @@ impl QueryApp {
                 nightly_rate: 50_000,
                 currency: "KRW".into(),
                 max_guests: 4,
+                timezone: domain::Tz::Asia__Seoul,
             },
             stay,
         };
@@ -308,6 +310,7 @@ impl QueryApp {
         let command = ReservationCommand::Cancel {
             cancelled_by: actor.clone(),
             reason: "plans changed".into(),
+            timezone: domain::Tz::Asia__Seoul,
         };
         let id = reservation.to_string();
         self.write::<ReservationAggregate>(&id, &command, &actor, Some(reservation))

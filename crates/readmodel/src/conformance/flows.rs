@@ -249,6 +249,7 @@ async fn check_catalog(store: &dyn ViewStore, t: &Timeline) {
         max_guests: 4,
         approval_mode: ApprovalMode::Manual,
         admin_id: "admin-seoul-1".into(),
+        timezone: domain::Tz::Asia__Seoul,
         position: t.events()[0].position,
     };
     assert_eq!(seoul, Some(expected));

@@ -112,6 +112,7 @@ impl Timeline {
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
             admin_id: format!("admin-{lodging_id}"),
+            timezone: domain::Tz::Asia__Seoul,
         };
         self.lodging_event(lodging_id, LodgingEvent::LodgingRegistered(profile));
     }

@@ -22,6 +22,7 @@ fn catalog_entry(event: &ViewEvent, profile: &LodgingProfile) -> LodgingView {
         max_guests: profile.max_guests,
         approval_mode: profile.approval_mode,
         admin_id: profile.admin_id.clone(),
+        timezone: profile.timezone,
         position: event.position,
     }
 }

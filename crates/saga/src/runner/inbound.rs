@@ -143,6 +143,7 @@ mod tests {
             max_guests: 2,
             approval_mode: domain::lodging::ApprovalMode::Manual,
             admin_id: "a".into(),
+            timezone: domain::Tz::Asia__Seoul,
         };
         let registered = recorded("lodging-hotel-1", "LodgingRegistered", json!(profile));
         assert_eq!(classify(&registered), Classified::Ignore);

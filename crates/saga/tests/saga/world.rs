@@ -186,6 +186,7 @@ impl World {
             max_guests: 4,
             approval_mode,
             admin_id: "admin-1".to_string(),
+            timezone: domain::Tz::Asia__Seoul,
         };
         Repository::<LodgingAggregate>::new(Arc::clone(&self.log))
             .with_snapshots(self.log.snapshots())
@@ -219,6 +220,7 @@ impl World {
                 nightly_rate: NIGHTLY_RATE,
                 currency: "KRW".to_string(),
                 max_guests: 4,
+                timezone: domain::Tz::Asia__Seoul,
             },
             stay: Self::stay(),
         };

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::saga::SagaPolicy;
+use domain::Tz;
 
 pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
 pub use http::HttpLimitArgs;
@@ -99,6 +100,9 @@ pub struct ServeArgs {
     pub max_projector_lag: u64,
     #[command(flatten)]
     pub http: HttpLimitArgs,
+    /// IANA time zone of a lodging registered without one (its dates are read there).
+    #[arg(long, env = "STAYLEDGER_DEFAULT_TIMEZONE", default_value = "Asia/Seoul", value_parser = parse_timezone)]
+    pub default_timezone: Tz,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +164,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// Parse an IANA time zone name (`Asia/Seoul`, `America/Los_Angeles`, `UTC`).
+pub fn parse_timezone(name: &str) -> Result<Tz, String> {
+    name.trim()
+        .parse()
+        .map_err(|_| format!("unknown time zone {name:?}: expected an IANA name, e.g. Asia/Seoul"))
+}
+
 /// The saga's business durations from the command line (`serve` and `saga` take the same flags).
 pub fn saga_policy(
     approval_deadline: Duration,
@@ -189,6 +200,26 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn the_default_timezone_is_seoul_and_must_be_an_iana_name() {
+        let serve = |extra: &[&str]| {
+            let mut args = vec!["stayledger", "serve"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let zone = |cli: Cli| match cli.command {
+            Command::Serve(args) => args.default_timezone,
+            Command::CommandApi(args) => args.default_timezone,
+            _ => unreachable!("serve or command-api"),
+        };
+        assert_eq!(zone(serve(&[]).expect("default")), Tz::Asia__Seoul);
+        let la = serve(&["--default-timezone", "America/Los_Angeles"]).expect("a zone");
+        assert_eq!(zone(la), Tz::America__Los_Angeles);
+        assert!(serve(&["--default-timezone", "KST"]).is_err());
+        let api = Cli::try_parse_from(["stayledger", "command-api", "--default-timezone", "UTC"]);
+        assert_eq!(zone(api.expect("command-api")), Tz::UTC);
     }
 
     #[test]

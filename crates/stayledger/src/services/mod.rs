@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use command_api::CommandState;
+use command_api::{CommandOptions, CommandState};
 use eventlog::{ConsumerGroups, Repositories};
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
@@ -36,7 +36,11 @@ pub async fn command_api(args: CommandApiArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let repositories = Repositories::new(Arc::clone(&opened.log));
-    let routes = command_api::router(CommandState::new(repositories, auth));
+    let options = CommandOptions {
+        default_timezone: args.default_timezone,
+        ..CommandOptions::default()
+    };
+    let routes = command_api::router(CommandState::with_options(repositories, auth, options));
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,

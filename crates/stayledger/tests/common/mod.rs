@@ -208,7 +208,7 @@ impl TestPlatform {
 }
 
 pub fn day(offset: i64) -> NaiveDate {
-    Utc::now().date_naive() + chrono::TimeDelta::days(offset)
+    domain::local_date(Utc::now(), domain::WAVE1_TIMEZONE) + chrono::TimeDelta::days(offset)
 }
 
 pub fn stay_body(lodging_id: &str, offset: i64, nights: i64) -> Value {

@@ -67,7 +67,7 @@ impl Answer {
 }
 
 pub fn day(days: i64) -> chrono::NaiveDate {
-    Utc::now().date_naive() + chrono::Duration::days(days)
+    domain::local_date(Utc::now(), domain::WAVE1_TIMEZONE) + chrono::Duration::days(days)
 }
 
 impl CombinedApp {
