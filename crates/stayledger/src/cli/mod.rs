@@ -17,7 +17,7 @@ use domain::saga::SagaPolicy;
 
 pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
 pub use services::{
-    parse_name, parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs,
+    parse_name, parse_shard, AuthArgs, CommandApiArgs, GatewayKeyArgs, ListenArgs, LogArgs, ProjectorArgs,
     QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
 };
 
@@ -83,6 +83,8 @@ pub struct ServeArgs {
     /// Payment gateway base URL (default: the built-in sandbox at http://<addr>/sandbox).
     #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_URL")]
     pub payment_gateway_url: Option<String>,
+    #[command(flatten)]
+    pub gateway_key: GatewayKeyArgs,
     /// First retry delay of a deferred payment; then exponential backoff with jitter.
     #[arg(long, env = "STAYLEDGER_PAYMENT_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
     pub payment_retry_base: Duration,
@@ -117,6 +119,10 @@ pub struct TokenArgs {
     /// Lifetime of the token (e.g. 1h, 30m).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// Create the data dir and its JWT secret if they are missing (a new deployment). Without it,
+    /// a data dir with no secret is refused: its tokens would never be accepted.
+    #[arg(long)]
+    pub create_secret: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -130,6 +136,16 @@ pub struct SandboxArgs {
         default_value = "127.0.0.1:8090"
     )]
     pub addr: SocketAddr,
+    /// Keeps the sandbox's ledger (`sandbox-gateway.db`), and its key and the JWT secret unless
+    /// given.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The key the saga's client must present on payment calls.
+    #[command(flatten)]
+    pub gateway_key: GatewayKeyArgs,
+    /// Operators call every route with a platform admin token signed with this secret.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// Parse `500ms`, `2s`, `30m`, `24h`, `7d` (a bare number means seconds).
