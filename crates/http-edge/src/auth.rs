@@ -239,7 +239,9 @@ fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
         ErrorKind::InvalidAlgorithm => {
             AuthError::Invalid("the token's algorithm is not accepted".to_string())
         }
-        ErrorKind::ImmatureSignature => AuthError::Invalid("the token is not valid yet".to_string()),
+        ErrorKind::ImmatureSignature => {
+            AuthError::Invalid("the token is not valid yet".to_string())
+        }
         ErrorKind::MissingRequiredClaim(claim) => {
             AuthError::Invalid(format!("the token has no `{claim}` claim"))
         }
@@ -330,7 +332,12 @@ mod tests {
         let odd_claims = auth().mint(&claims).expect("mint");
         let payload = odd_claims.split('.').nth(1).expect("payload");
         let wrong_claims = odd_claims.replace(payload, "eyJmb28iOjF9");
-        for token in ["garbage", "not.a.jwt", not_json.as_str(), wrong_claims.as_str()] {
+        for token in [
+            "garbage",
+            "not.a.jwt",
+            not_json.as_str(),
+            wrong_claims.as_str(),
+        ] {
             let refused = auth().verify(token).expect_err(token);
             let AuthError::Invalid(detail) = &refused else {
                 panic!("{token}: {refused:?}");

@@ -172,7 +172,8 @@ mod tests {
 
     #[test]
     fn rejects_a_url_that_is_not_http() {
-        let err = HttpGateway::new("ftp://example.com", &key(), Duration::from_secs(1)).unwrap_err();
+        let err =
+            HttpGateway::new("ftp://example.com", &key(), Duration::from_secs(1)).unwrap_err();
         assert!(
             matches!(err, GatewayConfigError::InvalidUrl { .. }),
             "{err}"
@@ -182,8 +183,12 @@ mod tests {
 
     #[test]
     fn joins_routes_under_the_base_path() {
-        let gateway = HttpGateway::new("http://127.0.0.1:9/sandbox/", &key(), Duration::from_secs(1))
-            .expect("valid url");
+        let gateway = HttpGateway::new(
+            "http://127.0.0.1:9/sandbox/",
+            &key(),
+            Duration::from_secs(1),
+        )
+        .expect("valid url");
         assert_eq!(
             gateway.charges_url.as_str(),
             "http://127.0.0.1:9/sandbox/charges"
@@ -208,8 +213,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let gateway =
-            HttpGateway::new(&format!("http://{addr}"), &key(), Duration::from_secs(2)).expect("valid url");
+        let gateway = HttpGateway::new(&format!("http://{addr}"), &key(), Duration::from_secs(2))
+            .expect("valid url");
         let err = gateway.charge("k", 100, "KRW").await.unwrap_err();
         assert!(matches!(err, GatewayError::Unavailable(_)), "{err}");
     }

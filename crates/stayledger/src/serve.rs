@@ -74,7 +74,8 @@ impl ServeConfig {
                 .gateway_key
                 .given()
                 .map(|key| {
-                    GatewayKey::new(key).context("--payment-gateway-key (STAYLEDGER_PAYMENT_GATEWAY_KEY)")
+                    GatewayKey::new(key)
+                        .context("--payment-gateway-key (STAYLEDGER_PAYMENT_GATEWAY_KEY)")
                 })
                 .transpose()?,
             payment_timeout: args.payment_timeout,

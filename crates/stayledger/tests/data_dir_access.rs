@@ -12,7 +12,11 @@ use std::time::Duration;
 use common::{test_config, TestPlatform};
 
 fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 fn token_command(data_dir: &Path, extra: &[&str]) -> std::process::Output {
@@ -23,7 +27,15 @@ fn token_command(data_dir: &Path, extra: &[&str]) -> std::process::Output {
         }
     }
     command
-        .args(["token", "--role", "admin", "--sub", "root", "--lodging", "*"])
+        .args([
+            "token",
+            "--role",
+            "admin",
+            "--sub",
+            "root",
+            "--lodging",
+            "*",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
@@ -43,7 +55,10 @@ fn token_refuses_a_data_dir_without_a_secret_unless_asked_to_create_one() {
     assert!(!missing.exists(), "nothing created");
     let created = token_command(&missing, &["--create-secret"]);
     assert!(created.status.success(), "{created:?}");
-    assert_eq!(String::from_utf8_lossy(&created.stdout).split('.').count(), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&created.stdout).split('.').count(),
+        3
+    );
     assert_eq!(mode(&missing), 0o700);
     assert_eq!(mode(&missing.join("jwt-secret")), 0o600);
     let again = token_command(&missing, &[]);
@@ -64,11 +79,24 @@ async fn a_served_data_dir_is_its_owners_alone() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&data_dir).expect("list") {
         let path = entry.expect("entry").path();
-        names.push(path.file_name().expect("name").to_string_lossy().to_string());
+        names.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string(),
+        );
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
-    for expected in ["events.db", "events.db-wal", "sandbox-gateway.db", "payment-gateway-key"] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    for expected in [
+        "events.db",
+        "events.db-wal",
+        "sandbox-gateway.db",
+        "payment-gateway-key",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
     }
     t.stop().await;
 }

@@ -25,7 +25,12 @@ fn every_route(charge_ref: &str) -> Vec<(Method, &'static str, Option<Value>, bo
             true,
         ),
         (Method::GET, "/sandbox/config", None, false),
-        (Method::PUT, "/sandbox/config", Some(json!({"latency_ms": 0})), false),
+        (
+            Method::PUT,
+            "/sandbox/config",
+            Some(json!({"latency_ms": 0})),
+            false,
+        ),
     ]
 }
 
@@ -47,7 +52,12 @@ async fn every_sandbox_route_takes_only_the_gateway_key_or_the_platform_admin() 
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.expect("json");
     let charge_ref = first["charge_ref"].as_str().expect("ref").to_string();
-    let claims = Claims::new("root", Role::Admin, vec!["*".into()], Duration::from_secs(60));
+    let claims = Claims::new(
+        "root",
+        Role::Admin,
+        vec!["*".into()],
+        Duration::from_secs(60),
+    );
     let other_data_dir = Auth::new(b"the secret of another data dir, 32 b+")
         .mint(&claims)
         .expect("mint");
@@ -78,10 +88,16 @@ async fn every_sandbox_route_takes_only_the_gateway_key_or_the_platform_admin() 
         } else {
             StatusCode::FORBIDDEN
         };
-        assert_eq!(status, expected, "{method} {path} with the gateway key: {answer}");
+        assert_eq!(
+            status, expected,
+            "{method} {path} with the gateway key: {answer}"
+        );
         let admin = t.platform_admin();
         let (status, answer) = t.call(method.clone(), path, Some(&admin), body).await;
-        assert!(status.is_success(), "{method} {path} as platform admin: {status} {answer}");
+        assert!(
+            status.is_success(),
+            "{method} {path} as platform admin: {status} {answer}"
+        );
     }
     t.stop().await;
 }

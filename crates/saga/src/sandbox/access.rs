@@ -52,7 +52,10 @@ impl SandboxAccess {
             )
             .into_response());
         }
-        let principal = self.auth.verify(token).map_err(IntoResponse::into_response)?;
+        let principal = self
+            .auth
+            .verify(token)
+            .map_err(IntoResponse::into_response)?;
         if principal.is_platform_admin() {
             Ok(())
         } else {

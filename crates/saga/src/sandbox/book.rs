@@ -78,7 +78,11 @@ impl Book {
     }
 
     /// Refund through the ledger, then write the refunded charge.
-    pub(super) fn refund(&mut self, charge_ref: &str, amount: i64) -> Result<String, LedgerRefusal> {
+    pub(super) fn refund(
+        &mut self,
+        charge_ref: &str,
+        amount: i64,
+    ) -> Result<String, LedgerRefusal> {
         let outcome = self.ledger.refund(charge_ref, amount);
         let charge = self.ledger.charge_by_ref(charge_ref).cloned();
         self.record(|conn| charge.map_or(Ok(()), |charge| save_charge(conn, &charge)))?;
@@ -144,7 +148,9 @@ fn load(conn: &Connection) -> Result<Ledger, LedgerStoreError> {
         .prepare("SELECT idempotency_key, attempts FROM sandbox_attempts")
         .map_err(store_error)?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
+        })
         .map_err(store_error)?;
     for row in rows {
         let (key, count) = row.map_err(store_error)?;
@@ -181,6 +187,9 @@ mod tests {
         assert_eq!(charges.len(), 2);
         assert_eq!(charges[1].refund_ref.as_deref(), Some(refund.as_str()));
         let (late, _) = book.charge("k-3", 1, "KRW", false).expect("charged");
-        assert_eq!(late.attempts, 2, "the overloaded attempt before the restart counts");
+        assert_eq!(
+            late.attempts, 2,
+            "the overloaded attempt before the restart counts"
+        );
     }
 }

@@ -90,7 +90,9 @@ impl Ledger {
     }
 
     pub(crate) fn charge_by_ref(&self, charge_ref: &str) -> Option<&SandboxCharge> {
-        self.by_ref.get(charge_ref).map(|&index| &self.charges[index])
+        self.by_ref
+            .get(charge_ref)
+            .map(|&index| &self.charges[index])
     }
 
     /// Charge once per key. `declined` is the sandbox's dice roll for a new charge.

@@ -206,7 +206,12 @@ fn every_route(charge_ref: &str) -> Vec<(Method, &'static str, Option<Value>, bo
             true,
         ),
         (Method::GET, "/config", None, false),
-        (Method::PUT, "/config", Some(json!({"latency_ms": 0})), false),
+        (
+            Method::PUT,
+            "/config",
+            Some(json!({"latency_ms": 0})),
+            false,
+        ),
     ]
 }
 
@@ -271,8 +276,23 @@ async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
     for (method, path, body, payment_call) in every_route(&charge_ref) {
         let with_key = call(&world, &method, path, body.as_ref(), Some(GATEWAY_KEY)).await;
         let expected = if payment_call { 201 } else { 403 };
-        assert_eq!(with_key.status(), expected, "{method} {path} with the gateway key");
-        let admin = call(&world, &method, path, body.as_ref(), Some(&platform_admin())).await;
-        assert!(admin.status().is_success(), "{method} {path} as the platform admin: {}", admin.status());
+        assert_eq!(
+            with_key.status(),
+            expected,
+            "{method} {path} with the gateway key"
+        );
+        let admin = call(
+            &world,
+            &method,
+            path,
+            body.as_ref(),
+            Some(&platform_admin()),
+        )
+        .await;
+        assert!(
+            admin.status().is_success(),
+            "{method} {path} as the platform admin: {}",
+            admin.status()
+        );
     }
 }

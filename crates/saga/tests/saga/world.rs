@@ -19,8 +19,8 @@ use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use saga::sandbox::{self, SandboxAccess, SandboxCharge, SandboxState};
 use saga::{
-    BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway, SagaConfig, SagaRunError,
-    SagaRunner, SagaStatus, Source, SqliteTimerStore,
+    BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway, SagaConfig,
+    SagaRunError, SagaRunner, SagaStatus, Source, SqliteTimerStore,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -134,7 +134,8 @@ impl World {
     }
 
     pub fn http_gateway(&self) -> HttpGateway {
-        HttpGateway::new(&self.sandbox_url, &gateway_key(), Duration::from_secs(2)).expect("gateway url")
+        HttpGateway::new(&self.sandbox_url, &gateway_key(), Duration::from_secs(2))
+            .expect("gateway url")
     }
 
     pub fn gateway(&self, breaker: BreakerPolicy) -> Arc<dyn PaymentGateway> {

@@ -17,8 +17,8 @@ use domain::saga::SagaPolicy;
 
 pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
 pub use services::{
-    parse_name, parse_shard, AuthArgs, CommandApiArgs, GatewayKeyArgs, ListenArgs, LogArgs, ProjectorArgs,
-    QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
+    parse_name, parse_shard, AuthArgs, CommandApiArgs, GatewayKeyArgs, ListenArgs, LogArgs,
+    ProjectorArgs, QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
 };
 
 #[derive(Debug, Parser)]

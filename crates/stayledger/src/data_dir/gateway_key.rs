@@ -85,13 +85,19 @@ mod tests {
     fn the_key_is_created_once_then_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = given_or_existing(None, dir.path()).unwrap_err();
-        assert!(format!("{missing:#}").contains(GATEWAY_KEY_FILE), "{missing:#}");
+        assert!(
+            format!("{missing:#}").contains(GATEWAY_KEY_FILE),
+            "{missing:#}"
+        );
         let first = given_or_created(None, dir.path()).expect("create");
         let second = given_or_existing(None, dir.path()).expect("read");
         assert_eq!(first, second);
         assert!(first.expose().starts_with("sk_sandbox_"));
         let given = given_or_created(Some("a-key-given-on-the-command-line"), dir.path());
-        assert_eq!(given.expect("given").expose(), "a-key-given-on-the-command-line");
+        assert_eq!(
+            given.expect("given").expose(),
+            "a-key-given-on-the-command-line"
+        );
         assert!(given_or_created(Some("short"), dir.path()).is_err());
         #[cfg(unix)]
         {

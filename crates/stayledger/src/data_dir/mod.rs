@@ -177,7 +177,12 @@ mod tests {
             let mut seen = Vec::new();
             for entry in std::fs::read_dir(&dir).expect("list") {
                 let path = entry.expect("entry").path();
-                seen.push(path.file_name().expect("name").to_string_lossy().to_string());
+                seen.push(
+                    path.file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .to_string(),
+                );
                 assert_eq!(mode(&path), 0o600, "{}", path.display());
             }
             assert!(seen.iter().any(|n| n.ends_with("-wal")), "{seen:?}");
@@ -191,7 +196,10 @@ mod tests {
         )
         .expect("loosen");
         sqlite_log(&dir).expect("log again");
-        let mode = std::fs::metadata(dir.join(EVENTS_FILE)).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(dir.join(EVENTS_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
