@@ -40,30 +40,33 @@ impl SandboxAccess {
         Self { key, auth }
     }
 
-    fn admits(&self, method: &Method, headers: &HeaderMap) -> Result<(), Response> {
-        let token = bearer(headers).ok_or_else(|| AuthError::Missing.into_response())?;
+    /// Why a call is refused; `None` when it is admitted.
+    fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+        let Some(token) = bearer(headers) else {
+            return Some(AuthError::Missing.into_response());
+        };
         if self.key.matches(token) {
             if method == Method::POST {
-                return Ok(());
+                return None;
             }
-            return Err(Problem::forbidden(
-                "the payment gateway key makes payment calls (POST charges and refunds); reading \
-                 the ledger and configuring the sandbox take the platform admin's token",
-            )
-            .into_response());
+            return Some(
+                Problem::forbidden(
+                    "the payment gateway key makes payment calls (POST charges and refunds); \
+                     reading the ledger and configuring the sandbox take the platform admin's token",
+                )
+                .into_response(),
+            );
         }
-        let principal = self
-            .auth
-            .verify(token)
-            .map_err(IntoResponse::into_response)?;
-        if principal.is_platform_admin() {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(
-                "the sandbox gateway takes the payment gateway key or a platform admin's token \
-                 (lodgings '*')",
-            )
-            .into_response())
+        match self.auth.verify(token) {
+            Err(refused) => Some(refused.into_response()),
+            Ok(principal) if principal.is_platform_admin() => None,
+            Ok(_) => Some(
+                Problem::forbidden(
+                    "the sandbox gateway takes the payment gateway key or a platform admin's token \
+                     (lodgings '*')",
+                )
+                .into_response(),
+            ),
         }
     }
 }
@@ -82,8 +85,8 @@ pub(super) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    match access.admits(request.method(), request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused,
+    match access.refusal(request.method(), request.headers()) {
+        None => next.run(request).await,
+        Some(refused) => refused,
     }
 }
