@@ -36,6 +36,7 @@ NON_CLI_ENV = {"RUST_LOG", "RUST_BACKTRACE"}
 # Flags every subcommand has (clap globals).
 GLOBAL_FLAGS = {"--log-json", "--help"}
 DUMMY_SECRET = "compose-check-secret-of-at-least-32-bytes"
+DUMMY_KEY = "sk_sandbox_compose_check_key"
 
 errors = []
 
@@ -75,13 +76,14 @@ class Cli:
 
 def load_compose():
     os.environ.setdefault("STAYLEDGER_JWT_SECRET", DUMMY_SECRET)
+    os.environ.setdefault("STAYLEDGER_PAYMENT_GATEWAY_KEY", DUMMY_KEY)
     with open(COMPOSE) as f:
         return yaml.safe_load(f)  # resolves anchors and `<<` merge keys
 
 
 def schema_check():
     print("schema")
-    env = dict(os.environ, STAYLEDGER_JWT_SECRET=DUMMY_SECRET)
+    env = dict(os.environ, STAYLEDGER_JWT_SECRET=DUMMY_SECRET, STAYLEDGER_PAYMENT_GATEWAY_KEY=DUMMY_KEY)
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         run = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, env=env)
         tool = "docker compose config"

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 SECRET = "gateway-smoke-secret-of-at-least-32-bytes"
+GATEWAY_KEY = "sk_sandbox_gateway_smoke_key"
 START_TIMEOUT = 20
 FLOW_TIMEOUT = 20
 
@@ -34,7 +35,8 @@ class Services:
         self.binary = binary
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("STAYLEDGER_")}
-        self.env.update(STAYLEDGER_JWT_SECRET=SECRET, RUST_LOG="warn")
+        self.env.update(STAYLEDGER_JWT_SECRET=SECRET, STAYLEDGER_PAYMENT_GATEWAY_KEY=GATEWAY_KEY,
+                        RUST_LOG="warn")
         self.children = {}
         self.addrs = {}
 
@@ -134,8 +136,10 @@ def flow(base, services, expect):
         _, doc = call(base, "GET", f"/reservations/{rid}", customer)
     expect(f"the reservation is confirmed through projector and saga: {doc.get('status')}",
            doc.get("status") == "confirmed")
-    status, charges = call(base, "GET", "/sandbox/charges")
-    expect("GET /sandbox/charges reaches the sandbox and shows the charge",
+    status, _ = call(base, "GET", "/sandbox/charges")
+    expect(f"GET /sandbox/charges without a token is refused: {status}", status == 401)
+    status, charges = call(base, "GET", "/sandbox/charges", admin)
+    expect("GET /sandbox/charges with the platform admin's token shows the charge",
            status == 200 and any(c.get("idempotency_key") == rid for c in charges))
     status, _ = call(base, "PUT", "/sandbox/config", admin, {"overloaded": True})
     expect(f"PUT /sandbox/config is refused at the gateway: {status}", status == 403)
@@ -154,7 +158,7 @@ def run(binary, nginx_conf, fail, ok):
         services = Services(binary, data)
         proxy = None
         try:
-            services.start("payment-sandbox", ["payment-sandbox", "--addr", "127.0.0.1:0"])
+            services.start("payment-sandbox", ["payment-sandbox", "--addr", "127.0.0.1:0", "--data-dir", data])
             for name in ("command-api", "query-api", "projector"):
                 services.start(name, [name, "--addr", "127.0.0.1:0", "--data-dir", data])
             gateway = f"http://{services.addrs['payment-sandbox']}/sandbox"

@@ -183,7 +183,7 @@ impl Auth {
 
     /// Check a token's signature and expiry, and return who it speaks for.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = decode_header(token).map_err(|_| malformed())?;
         let key = match header.alg {
             Algorithm::HS256 => &self.decoding,
             Algorithm::RS256 => self.rs256.as_ref().ok_or_else(|| {
@@ -197,10 +197,7 @@ impl Auth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
-        let data = decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid(e.to_string()),
-        })?;
+        let data = decode::<Claims>(token, key, &validation).map_err(|e| refusal(e.kind()))?;
         if data.claims.sub.trim().is_empty() {
             return Err(AuthError::Invalid("the `sub` claim is empty".to_string()));
         }
@@ -220,6 +217,35 @@ impl Auth {
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         self.verify(token)
+    }
+}
+
+/// A token that does not parse as a JWT; the library's parse error stays out of the answer.
+fn malformed() -> AuthError {
+    AuthError::Invalid("malformed token".to_string())
+}
+
+/// What a caller is told about a token that decodes but is refused: a short reason in our words,
+/// never the library's message.
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::InvalidSignature => AuthError::Invalid(
+            "invalid signature: the token may have been minted for another data dir (another \
+             secret) than this server's"
+                .to_string(),
+        ),
+        ErrorKind::InvalidAlgorithm => {
+            AuthError::Invalid("the token's algorithm is not accepted".to_string())
+        }
+        ErrorKind::ImmatureSignature => {
+            AuthError::Invalid("the token is not valid yet".to_string())
+        }
+        ErrorKind::MissingRequiredClaim(claim) => {
+            AuthError::Invalid(format!("the token has no `{claim}` claim"))
+        }
+        _ => malformed(),
     }
 }
 
@@ -288,6 +314,43 @@ mod tests {
             auth().verify("not.a.jwt"),
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn refusals_say_why_in_our_words_not_the_librarys() {
+        let claims = Claims::new("c-1", Role::Customer, vec![], Duration::from_secs(60));
+        let foreign = Auth::new(b"another secret of thirty-two bytes!")
+            .mint(&claims)
+            .expect("mint");
+        let Err(AuthError::Invalid(detail)) = auth().verify(&foreign) else {
+            panic!("a foreign token is refused");
+        };
+        assert!(detail.starts_with("invalid signature"), "{detail}");
+        assert!(detail.contains("another data dir"), "{detail}");
+        // Garbage, a header that is not JSON, and claims that are not ours.
+        let not_json = format!("{}.e30.sig", "bm90IGpzb24");
+        let odd_claims = auth().mint(&claims).expect("mint");
+        let payload = odd_claims.split('.').nth(1).expect("payload");
+        let wrong_claims = odd_claims.replace(payload, "eyJmb28iOjF9");
+        for token in [
+            "garbage",
+            "not.a.jwt",
+            not_json.as_str(),
+            wrong_claims.as_str(),
+        ] {
+            let refused = auth().verify(token).expect_err(token);
+            let AuthError::Invalid(detail) = &refused else {
+                panic!("{token}: {refused:?}");
+            };
+            assert!(
+                !detail.contains("JSON") && !detail.contains("line") && !detail.contains("Base64"),
+                "{token}: {detail}"
+            );
+        }
+        assert_eq!(
+            auth().verify("garbage"),
+            Err(AuthError::Invalid("malformed token".to_string()))
+        );
     }
 
     #[test]

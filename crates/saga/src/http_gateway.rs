@@ -1,5 +1,6 @@
 //! The HTTP adapter of the payment-gateway port, speaking the sandbox protocol (docs/api.md):
-//! `POST {base}/charges {idempotency_key, amount, currency}` and `POST {base}/refunds {charge_ref, amount}`.
+//! `POST {base}/charges {idempotency_key, amount, currency}` and `POST {base}/refunds {charge_ref, amount}`,
+//! each authenticated with the configured gateway key (`Authorization: Bearer <key>`).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use reqwest::{StatusCode, Url};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::gateway::{ChargeReceipt, GatewayError, PaymentGateway, RefundReceipt};
+use crate::gateway_key::GatewayKey;
 
 /// The gateway URL or the HTTP client could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +50,13 @@ struct Problem {
 }
 
 impl HttpGateway {
-    /// A client for the gateway at `base_url` (e.g. `http://127.0.0.1:8080/sandbox`); each call gives
-    /// up after `timeout` (and then counts as unavailable).
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, GatewayConfigError> {
+    /// A client for the gateway at `base_url` (e.g. `http://127.0.0.1:8080/sandbox`) presenting
+    /// `key`; each call gives up after `timeout` (and then counts as unavailable).
+    pub fn new(
+        base_url: &str,
+        key: &GatewayKey,
+        timeout: Duration,
+    ) -> Result<Self, GatewayConfigError> {
         let invalid = |message: String| GatewayConfigError::InvalidUrl {
             url: base_url.to_string(),
             message,
@@ -61,7 +67,14 @@ impl HttpGateway {
             return Err(invalid("scheme must be http or https".to_string()));
         }
         let join = |path: &str| base.join(path).map_err(|e| invalid(e.to_string()));
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|e| GatewayConfigError::Client(format!("gateway key: {e}")))?;
+        authorization.set_sensitive(true);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, authorization);
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
@@ -92,6 +105,9 @@ impl HttpGateway {
                 .await
                 .map_err(|e| GatewayError::Unavailable(format!("malformed answer: {e}")));
         }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            tracing::error!(%status, "the payment gateway refused this client's key: configure the key it takes");
+        }
         let problem = response.json::<Problem>().await.unwrap_or_default();
         let detail = problem
             .detail
@@ -101,7 +117,9 @@ impl HttpGateway {
     }
 }
 
-/// A final answer (declined, unknown charge, invalid amount) is a decline; anything else may pass.
+/// A final answer (declined, unknown charge, invalid amount) is a decline; anything else may pass
+/// (a 401 or 403 means this client's key is not the gateway's: an operator must fix it, and the
+/// payment waits meanwhile).
 fn classify(status: StatusCode, detail: String) -> GatewayError {
     match status {
         StatusCode::PAYMENT_REQUIRED
@@ -148,20 +166,29 @@ impl PaymentGateway for HttpGateway {
 mod tests {
     use super::*;
 
+    fn key() -> GatewayKey {
+        GatewayKey::new("sk_sandbox_test_key_0123456789").expect("key")
+    }
+
     #[test]
     fn rejects_a_url_that_is_not_http() {
-        let err = HttpGateway::new("ftp://example.com", Duration::from_secs(1)).unwrap_err();
+        let err =
+            HttpGateway::new("ftp://example.com", &key(), Duration::from_secs(1)).unwrap_err();
         assert!(
             matches!(err, GatewayConfigError::InvalidUrl { .. }),
             "{err}"
         );
-        assert!(HttpGateway::new("not a url", Duration::from_secs(1)).is_err());
+        assert!(HttpGateway::new("not a url", &key(), Duration::from_secs(1)).is_err());
     }
 
     #[test]
     fn joins_routes_under_the_base_path() {
-        let gateway = HttpGateway::new("http://127.0.0.1:9/sandbox/", Duration::from_secs(1))
-            .expect("valid url");
+        let gateway = HttpGateway::new(
+            "http://127.0.0.1:9/sandbox/",
+            &key(),
+            Duration::from_secs(1),
+        )
+        .expect("valid url");
         assert_eq!(
             gateway.charges_url.as_str(),
             "http://127.0.0.1:9/sandbox/charges"
@@ -186,8 +213,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let gateway =
-            HttpGateway::new(&format!("http://{addr}"), Duration::from_secs(2)).expect("valid url");
+        let gateway = HttpGateway::new(&format!("http://{addr}"), &key(), Duration::from_secs(2))
+            .expect("valid url");
         let err = gateway.charge("k", 100, "KRW").await.unwrap_err();
         assert!(matches!(err, GatewayError::Unavailable(_)), "{err}");
     }

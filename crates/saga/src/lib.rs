@@ -11,6 +11,7 @@
 
 pub mod breaker;
 pub mod gateway;
+pub mod gateway_key;
 pub mod http_gateway;
 mod runner;
 pub mod sandbox;
@@ -19,6 +20,7 @@ pub mod store;
 
 pub use breaker::{BreakerGateway, BreakerPolicy, CircuitBreaker};
 pub use gateway::{ChargeReceipt, CircuitState, GatewayError, PaymentGateway, RefundReceipt};
+pub use gateway_key::{GatewayKey, InvalidGatewayKey};
 pub use http_gateway::{GatewayConfigError, HttpGateway};
 pub use runner::ids;
 pub use runner::{Backoff, SagaConfig, SagaRunError, SagaRunner, Shard, ShardError, Source};

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
 use domain::Tz;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
-use http_edge::{Auth, Principal, Problem, ServerLimits};
+use http_edge::{Auth, ServerLimits};
 use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::{SwappableViewStore, ViewStore};
-use saga::sandbox::{self, SandboxState};
-use saga::{BreakerPolicy, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore};
+use saga::sandbox::{self, SandboxAccess, SandboxState};
+use saga::{
+    BreakerPolicy, GatewayKey, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,7 @@ use crate::cli::{self, SandboxArgs, ServeArgs};
 use crate::data_dir::{self, secret};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
-use crate::stores::payment_gateway;
+use crate::stores::{self, payment_gateway};
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
 
@@ -40,6 +39,9 @@ pub struct ServeConfig {
     pub policy: SagaPolicy,
     /// `None`: the built-in sandbox, reached over real HTTP at `http://<addr>/sandbox`.
     pub payment_gateway_url: Option<String>,
+    /// The key the saga's client presents (and the built-in sandbox takes). `None`: the data
+    /// dir's `payment-gateway-key`, created on first start.
+    pub payment_gateway_key: Option<GatewayKey>,
     pub payment_timeout: Duration,
     pub breaker: BreakerPolicy,
     pub max_projector_lag: u64,
@@ -57,6 +59,7 @@ impl ServeConfig {
             data_dir: data_dir.into(),
             policy: SagaPolicy::default(),
             payment_gateway_url: None,
+            payment_gateway_key: None,
             payment_timeout: Duration::from_secs(3),
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
@@ -74,6 +77,14 @@ impl ServeConfig {
         Ok(Self {
             policy,
             payment_gateway_url: args.payment_gateway_url.clone(),
+            payment_gateway_key: args
+                .gateway_key
+                .given()
+                .map(|key| {
+                    GatewayKey::new(key)
+                        .context("--payment-gateway-key (STAYLEDGER_PAYMENT_GATEWAY_KEY)")
+                })
+                .transpose()?,
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
             http: args.http.limits(),
@@ -94,6 +105,8 @@ pub struct Platform {
     pub projector: ProjectorStatus,
     pub saga: SagaStatus,
     pub sandbox: SandboxState,
+    /// The key the saga's client presents to the payment gateway.
+    pub gateway_key: GatewayKey,
     pub auth: Arc<Auth>,
 }
 
@@ -133,12 +146,21 @@ pub async fn start(
     let stores = open_stores(&config.data_dir)?;
     let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
     let projector_status = ProjectorStatus::default();
-    let sandbox_state = SandboxState::default();
+    let sandbox_state = data_dir::sandbox_ledger(&config.data_dir)?;
+    let gateway_key = match config.payment_gateway_key.clone() {
+        Some(key) => key,
+        None => data_dir::gateway_key::load_or_create(&config.data_dir)?,
+    };
     let gateway_url = config
         .payment_gateway_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}/sandbox"));
-    let gateway = payment_gateway(&gateway_url, config.payment_timeout, config.breaker)?;
+    let gateway = payment_gateway(
+        &gateway_url,
+        &gateway_key,
+        config.payment_timeout,
+        config.breaker,
+    )?;
     let repositories = Repositories::new(Arc::clone(&stores.log));
     let saga = SagaRunner::new(
         repositories.clone(),
@@ -155,6 +177,7 @@ pub async fn start(
         projector: projector_status,
         saga: saga.status(),
         sandbox: sandbox_state,
+        gateway_key,
         auth,
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
@@ -236,10 +259,10 @@ fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Route
         Arc::clone(&platform.auth),
         options,
     ));
-    let sandbox_config = sandbox::config_router(platform.sandbox.clone()).route_layer(
-        axum::middleware::from_fn_with_state(Arc::clone(&platform.auth), require_platform_admin),
+    let sandbox_routes = sandbox::router(
+        platform.sandbox.clone(),
+        SandboxAccess::new(platform.gateway_key.clone(), Arc::clone(&platform.auth)),
     );
-    let sandbox_routes = sandbox::payments_router(platform.sandbox.clone()).merge(sandbox_config);
     let queries = query_api::router(QueryState::new(
         Arc::clone(&platform.log),
         Arc::clone(&platform.views),
@@ -257,21 +280,15 @@ fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Route
         ))
 }
 
-/// `PUT /sandbox/config` in `serve` takes a platform admin token (docs/api.md).
-async fn require_platform_admin(principal: Principal, request: Request, next: Next) -> Response {
-    if principal.is_platform_admin() {
-        next.run(request).await
-    } else {
-        Problem::forbidden("only a platform admin (lodgings '*') may configure the sandbox")
-            .into_response()
-    }
-}
-
 /// `stayledger payment-sandbox`: the sandbox gateway alone, its routes under `/sandbox`.
 pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("binding {}", args.addr))?;
+    let data_dir = &args.store.data_dir;
+    let state = data_dir::sandbox_ledger(data_dir)?;
+    let key = data_dir::gateway_key::given_or_created(args.gateway_key.given(), data_dir)?;
+    let access = SandboxAccess::new(key, stores::auth(&args.auth, data_dir)?);
     let shutdown = shutdown_on_signals();
     println!(
         "stayledger payment sandbox (NOT a real gateway) listening on http://{}/sandbox",
@@ -281,7 +298,7 @@ pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let http_metrics = Arc::clone(&probes.http);
     let connections = Arc::clone(&probes.http.connections);
     let app = Router::new()
-        .nest("/sandbox", sandbox::router(SandboxState::default()))
+        .nest("/sandbox", sandbox::router(state, access))
         .merge(ops::routes(probes))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,

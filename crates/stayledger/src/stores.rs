@@ -12,7 +12,7 @@ use anyhow::Context;
 use eventlog::{EsdbEventLog, EventLog, WriterStats};
 use http_edge::Auth;
 use readmodel::{MongoViewStore, ViewStore};
-use saga::{BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway};
+use saga::{BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AuthArgs, LogArgs, Redacted, ViewArgs};
@@ -104,11 +104,12 @@ pub(crate) fn auth(args: &AuthArgs, data_dir: &Path) -> anyhow::Result<Arc<Auth>
 /// The HTTP client of a payment gateway behind a circuit breaker (`serve`, `saga`, `saga --shards`).
 pub(crate) fn payment_gateway(
     url: &str,
+    key: &GatewayKey,
     timeout: Duration,
     breaker: BreakerPolicy,
 ) -> anyhow::Result<Arc<dyn PaymentGateway>> {
-    let http =
-        HttpGateway::new(url, timeout).with_context(|| format!("payment gateway URL {url:?}"))?;
+    let http = HttpGateway::new(url, key, timeout)
+        .with_context(|| format!("payment gateway URL {url:?}"))?;
     Ok(Arc::new(BreakerGateway::new(http, breaker)))
 }
 

@@ -1,4 +1,5 @@
-//! `stayledger token`: mint a JWT signed with the data dir's secret.
+//! `stayledger token`: mint a JWT signed with the data dir's secret. The secret must be there
+//! already (a running deployment's), unless `--create-secret` asks for a new one.
 
 use http_edge::{Auth, Claims, Role};
 
@@ -17,7 +18,12 @@ pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {
         role == Role::Admin || args.lodgings.is_empty(),
         "--lodging is only for admins"
     );
-    let secret = secret::load_or_create(&args.store.data_dir)?;
+    let data_dir = &args.store.data_dir;
+    let secret = if args.create_secret {
+        secret::load_or_create(data_dir)?
+    } else {
+        secret::load_existing(data_dir)?
+    };
     let auth = Auth::new(secret);
     let claims = Claims::new(args.sub.clone(), role, args.lodgings.clone(), args.ttl);
     Ok(auth.mint(&claims)?)

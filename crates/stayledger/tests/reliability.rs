@@ -32,7 +32,14 @@ const SETTLED: [&str; 5] = [
 async fn r2_requests_are_accepted_while_saga_and_projector_are_down() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("utf-8");
-    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+    let sandbox = Process::start(&[
+        "payment-sandbox",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ])
+    .await;
     let commands =
         Process::start(&["command-api", "--addr", "127.0.0.1:0", "--data-dir", data]).await;
     let query_args = ["query-api", "--addr", "127.0.0.1:0", "--data-dir", data];
@@ -251,7 +258,14 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("utf-8");
     // The sandbox runs apart, so its record of charges survives the crash of `serve`.
-    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+    let sandbox = Process::start(&[
+        "payment-sandbox",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ])
+    .await;
     let gateway = format!("{}/sandbox", sandbox.base);
     // Undecided requests (an approval lost in the crash) expire after 5 s, so everything settles;
     // long enough that the restarted saga has read the log before a deadline falls due (a saga

@@ -87,14 +87,35 @@ fn sandbox_post(
         ),
     ];
     answers.extend(errors);
+    answers.push((
+        "403",
+        problem("neither the payment gateway key nor a platform admin's token"),
+    ));
     Operation {
         id,
         tag: "sandbox",
         summary,
         parameters: vec![],
         body: Some((body, true)),
-        responses: responses(answers),
-        open: true,
+        responses: guarded(answers),
+        open: false,
+    }
+    .build()
+}
+
+/// A sandbox read: the platform admin's token only (the gateway key makes payment calls).
+fn sandbox_get(id: &str, summary: &str, answer: Value) -> Value {
+    Operation {
+        id,
+        tag: "sandbox",
+        summary,
+        parameters: vec![],
+        body: None,
+        responses: guarded(vec![
+            ("200", answer),
+            ("403", problem("not a platform admin")),
+        ]),
+        open: false,
     }
     .build()
 }
@@ -136,7 +157,7 @@ fn sandbox_paths() -> Vec<(String, Value)> {
     vec![
         (
             "/sandbox".into(),
-            json!({"get": open_get("describeSandbox", "sandbox", "What the sandbox is", vec![("200", json_response("description", schema_ref("SandboxInfo")))])}),
+            json!({"get": sandbox_get("describeSandbox", "What the sandbox is", json_response("description", schema_ref("SandboxInfo")))}),
         ),
         (
             "/sandbox/charges".into(),
@@ -145,7 +166,7 @@ fn sandbox_paths() -> Vec<(String, Value)> {
                     ("402", problem("declined")), ("409", problem("key reused for another amount")),
                     ("422", problem("bad amount or currency")), ("503", problem("overloaded")),
                 ]),
-                "get": open_get("listSandboxCharges", "sandbox", "Every charge", vec![("200", charges)]),
+                "get": sandbox_get("listSandboxCharges", "Every charge", charges),
             }),
         ),
         (

@@ -1,5 +1,5 @@
-//! The sandbox's in-memory book of charges and refunds, and its runtime configuration.
-//! Plain synchronous logic; the routes put HTTP around it.
+//! The sandbox's ledger of charges and refunds, and its runtime configuration. Plain synchronous
+//! logic; `book` keeps it in a file, the routes put HTTP around it.
 
 use std::collections::HashMap;
 
@@ -51,6 +51,8 @@ pub enum LedgerRefusal {
     Invalid(String),
     UnknownCharge(String),
     KeyReused(String),
+    /// The change could not be written to the ledger's file (and was undone).
+    Unrecorded,
 }
 
 /// The charges made so far, in order, with lookups by key and by reference.
@@ -64,6 +66,35 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// A ledger holding `charges` (oldest first) and the attempt counts of every key seen.
+    pub(crate) fn restore(charges: Vec<SandboxCharge>, attempts: HashMap<String, u32>) -> Self {
+        let mut ledger = Self {
+            attempts,
+            ..Self::default()
+        };
+        for (index, charge) in charges.into_iter().enumerate() {
+            ledger.by_key.insert(charge.idempotency_key.clone(), index);
+            ledger.by_ref.insert(charge.charge_ref.clone(), index);
+            ledger.charges.push(charge);
+        }
+        ledger
+    }
+
+    /// Charge requests seen with `key`.
+    pub(crate) fn attempts_of(&self, key: &str) -> u32 {
+        self.attempts.get(key).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn charge_by_key(&self, key: &str) -> Option<&SandboxCharge> {
+        self.by_key.get(key).map(|&index| &self.charges[index])
+    }
+
+    pub(crate) fn charge_by_ref(&self, charge_ref: &str) -> Option<&SandboxCharge> {
+        self.by_ref
+            .get(charge_ref)
+            .map(|&index| &self.charges[index])
+    }
+
     /// Charge once per key. `declined` is the sandbox's dice roll for a new charge.
     pub fn charge(
         &mut self,

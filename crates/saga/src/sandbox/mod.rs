@@ -12,13 +12,17 @@
 //!   refunded_amount, refund_ref, attempts, refund_attempts`.
 //! - `GET /config`, `PUT /config {latency_ms?, decline_rate?, overloaded?}` -> 200 with the config.
 //!
-//! Auth: [`router`] has none. A binary that must protect `PUT /config` (the HTTP contract, docs/api.md: platform admin in
-//! `serve`) builds the router from [`payments_router`] and [`config_router`] and wraps the latter:
-//! `payments_router(s.clone()).merge(config_router(s).route_layer(auth))`.
+//! Access ([`SandboxAccess`]): payment calls with the gateway key the saga's client is configured
+//! with; every route with the platform admin's token; anyone else 401/403 problem+json.
+//! The ledger is kept in an SQLite file ([`SandboxState::open`]) so it outlives a restart, as a
+//! real gateway's does; the runtime config is not kept.
 
+mod access;
+mod book;
 mod ledger;
 mod routes;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::HeaderValue;
@@ -28,70 +32,80 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use access::SandboxAccess;
+pub use book::LedgerStoreError;
 pub use ledger::{SandboxCharge, SandboxConfig};
 
-use ledger::Ledger;
+use book::Book;
 
 /// The sandbox's shared state: its charges, refunds and runtime configuration.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxState {
-    ledger: Arc<Mutex<Ledger>>,
+    book: Arc<Mutex<Book>>,
 }
 
 impl SandboxState {
-    /// A sandbox starting with `config` instead of the default (no latency, no declines).
+    /// A sandbox whose ledger is kept in the SQLite file at `path` (created if missing).
+    pub fn open(path: &Path) -> Result<Self, LedgerStoreError> {
+        Ok(Self {
+            book: Arc::new(Mutex::new(Book::open(path)?)),
+        })
+    }
+
+    /// An in-memory sandbox starting with `config` instead of the default (no latency, no
+    /// declines).
     #[must_use]
     pub fn with_config(config: SandboxConfig) -> Self {
         let state = Self::default();
-        state.ledger().config = config;
+        state.book().ledger.config = config;
         state
     }
 
     /// The current configuration.
     #[must_use]
     pub fn config(&self) -> SandboxConfig {
-        self.ledger().config
+        self.book().ledger.config
     }
 
     /// Every charge so far, oldest first.
     #[must_use]
     pub fn charges(&self) -> Vec<SandboxCharge> {
-        self.ledger().charges().to_vec()
+        self.book().ledger.charges().to_vec()
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        // Every ledger update is a few plain assignments done under the lock; a panic cannot
-        // happen midway, so a poisoned lock still holds a consistent ledger.
-        self.ledger
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // Every ledger update is a few plain assignments done under the lock (a failed write is
+        // undone before the lock is released), so a poisoned lock still holds a consistent ledger.
+        self.book
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Run `work` on the book off the async threads (it may wait for an fsync).
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Book) -> T + Send + 'static,
+    ) -> T {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || work(&mut state.book()))
+            .await
+            .unwrap_or_else(|joined| std::panic::resume_unwind(joined.into_panic()))
+    }
 }
 
-/// The whole sandbox: payments and config, without auth.
-pub fn router(state: SandboxState) -> Router {
-    payments_router(state.clone()).merge(config_router(state))
-}
-
-/// `POST /charges`, `GET /charges`, `POST /refunds` and `GET /`.
-pub fn payments_router(state: SandboxState) -> Router {
+/// Every sandbox route, each behind `access`; every answer is labelled `x-sandbox: true`.
+pub fn router(state: SandboxState, access: SandboxAccess) -> Router {
     Router::new()
         .route("/", get(routes::describe))
         .route("/charges", post(routes::charge).get(routes::list_charges))
         .route("/refunds", post(routes::refund))
-        .layer(axum::middleware::map_response(label_sandbox))
-        .with_state(state)
-}
-
-/// `GET /config` and `PUT /config`: wrap this one with the caller's auth.
-pub fn config_router(state: SandboxState) -> Router {
-    Router::new()
         .route(
             "/config",
             get(routes::show_config).put(routes::update_config),
         )
-        .layer(axum::middleware::map_response(label_sandbox))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(access, access::check))
+        .layer(axum::middleware::map_response(label_sandbox))
 }
 
 async fn label_sandbox(mut response: Response) -> Response {
@@ -101,21 +115,14 @@ async fn label_sandbox(mut response: Response) -> Response {
     response
 }
 
-/// Serve a fresh sandbox on `listener` (routes at the root) until `shutdown` is cancelled.
+/// Serve the sandbox (routes at the root) until `shutdown` is cancelled.
 pub async fn serve_sandbox(
     listener: TcpListener,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    serve_sandbox_with(listener, SandboxState::default(), shutdown).await
-}
-
-/// Serve the sandbox with a given state (e.g. a starting config) until `shutdown` is cancelled.
-pub async fn serve_sandbox_with(
-    listener: TcpListener,
     state: SandboxState,
+    access: SandboxAccess,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state, access))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -74,6 +74,10 @@ fn refusal(refusal: LedgerRefusal) -> Response {
             problem(StatusCode::NOT_FOUND, &format!("no charge {charge_ref}"))
         }
         LedgerRefusal::KeyReused(detail) => problem(StatusCode::CONFLICT, &detail),
+        LedgerRefusal::Unrecorded => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sandbox could not record this in its ledger; nothing was taken, try again",
+        ),
     }
 }
 
@@ -82,7 +86,7 @@ fn bad_json(rejection: &JsonRejection) -> Response {
 }
 
 async fn simulate_latency(state: &SandboxState) {
-    let latency = state.ledger().config.latency_ms;
+    let latency = state.config().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
@@ -97,11 +101,12 @@ pub(super) async fn charge(
         Err(rejection) => return bad_json(&rejection),
     };
     simulate_latency(&state).await;
-    let outcome = {
-        let mut ledger = state.ledger();
-        let declined = rand::random::<f64>() < ledger.config.decline_rate;
-        ledger.charge(&body.idempotency_key, body.amount, &body.currency, declined)
-    };
+    let outcome = state
+        .write(move |book| {
+            let declined = rand::random::<f64>() < book.ledger.config.decline_rate;
+            book.charge(&body.idempotency_key, body.amount, &body.currency, declined)
+        })
+        .await;
     match outcome {
         Ok((charge, replayed)) => {
             let body = json!({"charge_ref": charge.charge_ref, "sandbox": true});
@@ -126,7 +131,9 @@ pub(super) async fn refund(
         Err(rejection) => return bad_json(&rejection),
     };
     simulate_latency(&state).await;
-    let outcome = state.ledger().refund(&body.charge_ref, body.amount);
+    let outcome = state
+        .write(move |book| book.refund(&body.charge_ref, body.amount))
+        .await;
     match outcome {
         Ok(refund_ref) => {
             let body = json!({"refund_ref": refund_ref, "sandbox": true});
@@ -137,13 +144,11 @@ pub(super) async fn refund(
 }
 
 pub(super) async fn list_charges(State(state): State<SandboxState>) -> Response {
-    let charges = state.ledger().charges().to_vec();
-    Json(charges).into_response()
+    Json(state.charges()).into_response()
 }
 
 pub(super) async fn show_config(State(state): State<SandboxState>) -> Response {
-    let config = state.ledger().config;
-    config_answer(config)
+    config_answer(state.config())
 }
 
 pub(super) async fn update_config(
@@ -167,8 +172,8 @@ pub(super) async fn update_config(
         return problem(StatusCode::UNPROCESSABLE_ENTITY, &detail);
     }
     let config = {
-        let mut ledger = state.ledger();
-        let config = &mut ledger.config;
+        let mut book = state.book();
+        let config = &mut book.ledger.config;
         config.latency_ms = body.latency_ms.unwrap_or(config.latency_ms);
         config.decline_rate = body.decline_rate.unwrap_or(config.decline_rate);
         config.overloaded = body.overloaded.unwrap_or(config.overloaded);

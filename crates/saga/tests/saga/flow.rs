@@ -129,6 +129,7 @@ async fn a_cancelled_stay_is_refunded_exactly_once_even_when_handled_again() {
     let cancel = ReservationCommand::Cancel {
         cancelled_by: "customer-1".to_string(),
         reason: "plans changed".to_string(),
+        timezone: domain::WAVE1_TIMEZONE,
     };
     world.reservation_command(rid, &cancel).await;
     let refunded = eventually("the refund to be recorded", || async {

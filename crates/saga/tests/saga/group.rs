@@ -206,6 +206,7 @@ async fn an_event_overtaking_its_reservations_request_waits_for_it() {
     let cancel = ReservationCommand::Cancel {
         cancelled_by: "customer-1".to_string(),
         reason: "plans changed".to_string(),
+        timezone: domain::WAVE1_TIMEZONE,
     };
     world.reservation_command(rid, &cancel).await;
     let events = world.stream(&format!("reservation-{rid}")).await;

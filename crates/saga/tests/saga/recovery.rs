@@ -125,6 +125,7 @@ async fn a_refund_waits_durably_for_the_gateway_across_a_restart() {
     let cancel = ReservationCommand::Cancel {
         cancelled_by: "customer-1".to_string(),
         reason: "ill".to_string(),
+        timezone: domain::WAVE1_TIMEZONE,
     };
     world.reservation_command(rid, &cancel).await;
     eventually("the refund to wait for the gateway", || async {
@@ -191,6 +192,7 @@ async fn a_voided_payment_is_not_charged_when_the_log_is_handled_again() {
     let cancel = ReservationCommand::Cancel {
         cancelled_by: "customer-1".to_string(),
         reason: "found another place".to_string(),
+        timezone: domain::WAVE1_TIMEZONE,
     };
     world.reservation_command(rid, &cancel).await;
     eventually("the payment to be voided", || async {

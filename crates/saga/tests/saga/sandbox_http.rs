@@ -1,12 +1,16 @@
-//! The sandbox gateway's HTTP contract, over a real socket.
+//! The sandbox gateway's HTTP contract, over a real socket: who may call it, and what it answers.
 
+use http_edge::Role;
+use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::world::World;
+use crate::world::{platform_admin, sandbox_access, token, World, GATEWAY_KEY};
 
+/// A payment call, as the saga's client makes it: with the gateway key.
 async fn post(world: &World, path: &str, body: Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{}{path}", world.sandbox_url))
+        .bearer_auth(GATEWAY_KEY)
         .json(&body)
         .send()
         .await
@@ -76,6 +80,7 @@ async fn declines_overload_and_bad_input_are_problems() {
 
     let malformed = reqwest::Client::new()
         .post(format!("{}/charges", world.sandbox_url))
+        .bearer_auth(GATEWAY_KEY)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -92,6 +97,7 @@ async fn declines_overload_and_bad_input_are_problems() {
     assert_eq!(negative.status(), 422);
     let bad_rate = reqwest::Client::new()
         .put(format!("{}/config", world.sandbox_url))
+        .bearer_auth(platform_admin())
         .json(&json!({"decline_rate": 2.0}))
         .send()
         .await
@@ -160,8 +166,16 @@ async fn serve_sandbox_serves_until_shutdown() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(saga::sandbox::serve_sandbox(listener, shutdown.clone()));
-    let answer: Value = reqwest::get(format!("http://{addr}/config"))
+    let server = tokio::spawn(saga::sandbox::serve_sandbox(
+        listener,
+        saga::sandbox::SandboxState::default(),
+        sandbox_access(),
+        shutdown.clone(),
+    ));
+    let answer: Value = reqwest::Client::new()
+        .get(format!("http://{addr}/config"))
+        .bearer_auth(platform_admin())
+        .send()
         .await
         .expect("reachable")
         .json()
@@ -204,4 +218,114 @@ async fn bodies_with_fields_the_sandbox_does_not_take_are_refused_by_name() {
         "{problem}"
     );
     assert!(world.charges().await.iter().all(|c| !c.refunded));
+}
+
+/// Every route of the sandbox with a body it accepts, and whether it is a payment call (which the
+/// gateway key may make).
+fn every_route(charge_ref: &str) -> Vec<(Method, &'static str, Option<Value>, bool)> {
+    vec![
+        (Method::GET, "/", None, false),
+        (
+            Method::POST,
+            "/charges",
+            Some(json!({"idempotency_key": "k-access", "amount": 10, "currency": "KRW"})),
+            true,
+        ),
+        (Method::GET, "/charges", None, false),
+        (
+            Method::POST,
+            "/refunds",
+            Some(json!({"charge_ref": charge_ref, "amount": 10})),
+            true,
+        ),
+        (Method::GET, "/config", None, false),
+        (
+            Method::PUT,
+            "/config",
+            Some(json!({"latency_ms": 0})),
+            false,
+        ),
+    ]
+}
+
+async fn call(
+    world: &World,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+    bearer: Option<&str>,
+) -> reqwest::Response {
+    let mut request =
+        reqwest::Client::new().request(method.clone(), format!("{}{path}", world.sandbox_url));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    request.send().await.expect("sandbox reachable")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
+    let world = World::new().await;
+    let charge: Value = post(
+        &world,
+        "/charges",
+        json!({"idempotency_key": "k-first", "amount": 10, "currency": "KRW"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let charge_ref = charge["charge_ref"].as_str().expect("ref").to_string();
+    let foreign = http_edge::Auth::new(b"a secret of another data dir, 32 bytes+")
+        .mint(&http_edge::Claims::new(
+            "root",
+            Role::Admin,
+            vec!["*".to_string()],
+            std::time::Duration::from_secs(60),
+        ))
+        .expect("mint");
+    let outsiders: Vec<(Option<String>, u16)> = vec![
+        (None, 401),
+        (Some("not-a-token".to_string()), 401),
+        (Some(foreign), 401),
+        (Some(token(Role::Customer, "c-1", &[])), 403),
+        (Some(token(Role::Auditor, "au-1", &[])), 403),
+        (Some(token(Role::Admin, "host", &["hanok-1"])), 403),
+        (Some(token(Role::Customer, "c-star", &["*"])), 403),
+    ];
+    for (method, path, body, _) in every_route(&charge_ref) {
+        for (bearer, status) in &outsiders {
+            let answer = call(&world, &method, path, body.as_ref(), bearer.as_deref()).await;
+            assert_eq!(answer.status(), *status, "{method} {path} as {bearer:?}");
+            assert_eq!(answer.headers()["x-sandbox"], "true");
+            assert_eq!(content_type(&answer), "application/problem+json");
+        }
+    }
+    assert_eq!(world.sandbox.charges().len(), 1, "no outsider charged");
+    assert!(!world.sandbox.charges()[0].refunded, "no outsider refunded");
+    for (method, path, body, payment_call) in every_route(&charge_ref) {
+        let with_key = call(&world, &method, path, body.as_ref(), Some(GATEWAY_KEY)).await;
+        let expected = if payment_call { 201 } else { 403 };
+        assert_eq!(
+            with_key.status(),
+            expected,
+            "{method} {path} with the gateway key"
+        );
+        let admin = call(
+            &world,
+            &method,
+            path,
+            body.as_ref(),
+            Some(&platform_admin()),
+        )
+        .await;
+        assert!(
+            admin.status().is_success(),
+            "{method} {path} as the platform admin: {}",
+            admin.status()
+        );
+    }
 }

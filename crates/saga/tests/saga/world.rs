@@ -16,10 +16,11 @@ use domain::saga::{ReservationSaga, SagaPolicy, SagaState};
 use domain::{Aggregate, Stay};
 use eventlog::{CommandContext, Repositories, Repository};
 use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
-use saga::sandbox::{self, SandboxCharge, SandboxState};
+use http_edge::{Auth, Claims, Role};
+use saga::sandbox::{self, SandboxAccess, SandboxCharge, SandboxState};
 use saga::{
-    BreakerGateway, BreakerPolicy, HttpGateway, PaymentGateway, SagaConfig, SagaRunError,
-    SagaRunner, SagaStatus, Source, SqliteTimerStore,
+    BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway, SagaConfig,
+    SagaRunError, SagaRunner, SagaStatus, Source, SqliteTimerStore,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -28,6 +29,32 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const NIGHTLY_RATE: i64 = 50_000;
+
+/// The key the world's sandbox takes and its HTTP client presents.
+pub const GATEWAY_KEY: &str = "sk_sandbox_world_key_0123456789";
+/// The JWT secret the world's sandbox verifies operator tokens with.
+const JWT_SECRET: &[u8] = b"saga-tests-secret-of-at-least-32-bytes";
+
+/// A token signed with the world's secret.
+pub fn token(role: Role, sub: &str, lodgings: &[&str]) -> String {
+    let lodgings = lodgings.iter().map(ToString::to_string).collect();
+    let claims = Claims::new(sub, role, lodgings, Duration::from_secs(3600));
+    Auth::new(JWT_SECRET).mint(&claims).expect("mint")
+}
+
+/// The platform admin's token: may call every sandbox route.
+pub fn platform_admin() -> String {
+    token(Role::Admin, "root", &["*"])
+}
+
+pub fn gateway_key() -> GatewayKey {
+    GatewayKey::new(GATEWAY_KEY).expect("key")
+}
+
+/// The sandbox's access rules as the world's sandbox has them.
+pub fn sandbox_access() -> SandboxAccess {
+    SandboxAccess::new(gateway_key(), Arc::new(Auth::new(JWT_SECRET)))
+}
 
 /// Short durations, so the tests run fast.
 pub fn fast_policy() -> SagaPolicy {
@@ -89,7 +116,7 @@ impl World {
         let addr = listener.local_addr().expect("addr");
         let sandbox = SandboxState::default();
         let sandbox_stop = CancellationToken::new();
-        let app = sandbox::router(sandbox.clone());
+        let app = sandbox::router(sandbox.clone(), sandbox_access());
         let stop = sandbox_stop.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -107,7 +134,8 @@ impl World {
     }
 
     pub fn http_gateway(&self) -> HttpGateway {
-        HttpGateway::new(&self.sandbox_url, Duration::from_secs(2)).expect("gateway url")
+        HttpGateway::new(&self.sandbox_url, &gateway_key(), Duration::from_secs(2))
+            .expect("gateway url")
     }
 
     pub fn gateway(&self, breaker: BreakerPolicy) -> Arc<dyn PaymentGateway> {
@@ -302,6 +330,7 @@ impl World {
         let response = self
             .http
             .put(format!("{}/config", self.sandbox_url))
+            .bearer_auth(platform_admin())
             .json(&config)
             .send()
             .await
@@ -313,6 +342,7 @@ impl World {
     pub async fn charges(&self) -> Vec<SandboxCharge> {
         self.http
             .get(format!("{}/charges", self.sandbox_url))
+            .bearer_auth(platform_admin())
             .send()
             .await
             .expect("sandbox reachable")

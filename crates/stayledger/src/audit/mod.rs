@@ -90,8 +90,9 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
 /// read through `domain`'s one decode entry (upcasters included); one that does not decode is
 /// imported as it was (the log tolerates it: consumers park it as a dead letter) and named on stderr.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.store.data_dir)?;
+    crate::data_dir::create_dir(&args.store.data_dir)?;
     let path = data_dir::events_path(&args.store.data_dir);
+    data_dir::private::file(&path)?;
     let input = args.input.clone();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<eventlog::ImportReport> {
         let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {

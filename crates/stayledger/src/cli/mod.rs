@@ -20,8 +20,8 @@ use domain::Tz;
 pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
 pub use http::HttpLimitArgs;
 pub use services::{
-    parse_name, parse_shard, AuthArgs, CommandApiArgs, ListenArgs, LogArgs, ProjectorArgs,
-    QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
+    parse_name, parse_shard, AuthArgs, CommandApiArgs, GatewayKeyArgs, ListenArgs, LogArgs,
+    ProjectorArgs, QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -86,6 +86,8 @@ pub struct ServeArgs {
     /// Payment gateway base URL (default: the built-in sandbox at http://<addr>/sandbox).
     #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_URL")]
     pub payment_gateway_url: Option<String>,
+    #[command(flatten)]
+    pub gateway_key: GatewayKeyArgs,
     /// First retry delay of a deferred payment; then exponential backoff with jitter.
     #[arg(long, env = "STAYLEDGER_PAYMENT_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
     pub payment_retry_base: Duration,
@@ -125,6 +127,10 @@ pub struct TokenArgs {
     /// Lifetime of the token (e.g. 1h, 30m).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// Create the data dir and its JWT secret if they are missing (a new deployment). Without it,
+    /// a data dir with no secret is refused: its tokens would never be accepted.
+    #[arg(long)]
+    pub create_secret: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -140,6 +146,16 @@ pub struct SandboxArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub http: HttpLimitArgs,
+    /// Keeps the sandbox's ledger (`sandbox-gateway.db`), and its key and the JWT secret unless
+    /// given.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The key the saga's client must present on payment calls.
+    #[command(flatten)]
+    pub gateway_key: GatewayKeyArgs,
+    /// Operators call every route with a platform admin token signed with this secret.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// Parse `500ms`, `2s`, `30m`, `24h`, `7d` (a bare number means seconds).

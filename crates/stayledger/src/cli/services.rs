@@ -58,6 +58,23 @@ pub struct AuthArgs {
     pub jwt_secret: Option<Redacted>,
 }
 
+/// The payment gateway key: what the saga's client presents, and what the sandbox gateway takes.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayKeyArgs {
+    /// Key of the payment gateway (never logged). Default: the data dir's `payment-gateway-key`
+    /// file (`serve` and `payment-sandbox` create it at random on first start; `saga` refuses to
+    /// start without a key).
+    #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_KEY", hide_env_values = true)]
+    pub payment_gateway_key: Option<Redacted>,
+}
+
+impl GatewayKeyArgs {
+    #[must_use]
+    pub fn given(&self) -> Option<&str> {
+        self.payment_gateway_key.as_ref().map(Redacted::expose)
+    }
+}
+
 /// `stayledger command-api`.
 #[derive(Debug, Clone, Args)]
 pub struct CommandApiArgs {
@@ -128,6 +145,8 @@ pub struct SagaArgs {
     /// Payment gateway base URL, e.g. `http://127.0.0.1:8090/sandbox` for `stayledger payment-sandbox`.
     #[arg(long, env = "STAYLEDGER_PAYMENT_GATEWAY_URL")]
     pub payment_gateway_url: String,
+    #[command(flatten)]
+    pub gateway_key: GatewayKeyArgs,
     /// Undecided requests expire after this (e.g. 24h, 30m, 500ms).
     #[arg(long, env = "STAYLEDGER_APPROVAL_DEADLINE", default_value = "24h", value_parser = parse_duration)]
     pub approval_deadline: Duration,

@@ -1,7 +1,6 @@
 //! Which views file of the data dir is current: `stayledger replay` rebuilds the views into a fresh
 //! file and names it in `views.generation`; a running `serve` watches that file (`views_swap`).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -32,10 +31,5 @@ pub fn fresh_views_file() -> String {
 
 /// Point `data_dir` at the views file `name`, atomically (write, fsync, rename).
 pub fn publish_generation(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    let tmp = data_dir.join(format!("{VIEWS_GENERATION_FILE}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(name.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, data_dir.join(VIEWS_GENERATION_FILE))?;
-    Ok(())
+    super::private::write_atomically(&data_dir.join(VIEWS_GENERATION_FILE), name.as_bytes())
 }

@@ -8,11 +8,17 @@
 //! | `saga.db`, `saga-{i}-of-{n}.db`, `saga-group-{member}.db` | the saga's timer store: all of it, one shard, one consumer-group member |
 //! | `leases.db` | the scale-out leases of the processes of one host |
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
+//! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
+//! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges and refunds |
+//!
+//! The dir is its owner's alone: created 0700, every file in it 0600 ([`private`]).
 //!
 //! Must not: decide which store a process uses (embedded or a server by URL: `stores`), nor hold
 //! what the stores do.
 
+pub mod gateway_key;
 mod generation;
+pub mod private;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use eventlog::SqliteEventLog;
 use readmodel::SqliteViewStore;
+use saga::sandbox::SandboxState;
 use saga::{Shard, SqliteTimerStore};
 
 use crate::lease::LeaseTable;
@@ -38,6 +45,10 @@ pub const SAGA_FILE: &str = "saga.db";
 pub const LEASES_FILE: &str = "leases.db";
 /// The JWT signing secret (hex).
 pub const SECRET_FILE: &str = "jwt-secret";
+/// The payment gateway key of `serve` and of services sharing the data dir.
+pub const GATEWAY_KEY_FILE: &str = "payment-gateway-key";
+/// The sandbox payment gateway's ledger.
+pub const SANDBOX_LEDGER_FILE: &str = "sandbox-gateway.db";
 
 /// Where the event log of `data_dir` is.
 #[must_use]
@@ -66,13 +77,15 @@ pub fn timer_path(data_dir: &Path, shard: Shard) -> PathBuf {
 /// The embedded event log in `data_dir` (created if missing).
 pub fn sqlite_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
     create_dir(data_dir)?;
-    SqliteEventLog::open(events_path(data_dir)).context("opening the event log")
+    let path = private_file(events_path(data_dir))?;
+    SqliteEventLog::open(path).context("opening the event log")
 }
 
 /// The embedded event log in `data_dir`, which must be there already (the auditor tools).
 pub fn existing_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
     let path = events_path(data_dir);
     anyhow::ensure!(path.exists(), "no event log at {}", path.display());
+    let path = private_file(path)?;
     SqliteEventLog::open(&path).context("opening the event log")
 }
 
@@ -80,38 +93,54 @@ pub fn existing_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
 pub fn sqlite_views(data_dir: &Path) -> anyhow::Result<SqliteViewStore> {
     create_dir(data_dir)?;
     let file = current_views_file(data_dir)?;
-    SqliteViewStore::open(data_dir.join(file)).context("opening the view store")
+    let path = private_file(data_dir.join(file))?;
+    SqliteViewStore::open(path).context("opening the view store")
 }
 
 /// The view store file `name` in `data_dir` (a generation made by `replay`; created if missing).
 pub fn views_generation(data_dir: &Path, name: &str) -> anyhow::Result<SqliteViewStore> {
-    SqliteViewStore::open(data_dir.join(name)).with_context(|| format!("opening {name}"))
+    let path = private_file(data_dir.join(name))?;
+    SqliteViewStore::open(path).with_context(|| format!("opening {name}"))
 }
 
 /// The saga's timer store in `data_dir` for `shard` (see [`timer_path`]).
 pub fn timer_store(data_dir: &Path, shard: Shard) -> anyhow::Result<SqliteTimerStore> {
     create_dir(data_dir)?;
-    SqliteTimerStore::open(timer_path(data_dir, shard)).context("opening the saga store")
+    let path = private_file(timer_path(data_dir, shard))?;
+    SqliteTimerStore::open(path).context("opening the saga store")
 }
 
 /// The saga's timer store as member `member` of a consumer group: `saga-group-{member}.db`, kept
 /// by the member across restarts (the group hands out events, not the timers they armed).
 pub fn group_timer_store(data_dir: &Path, member: &str) -> anyhow::Result<SqliteTimerStore> {
     create_dir(data_dir)?;
-    SqliteTimerStore::open(data_dir.join(format!("saga-group-{member}.db")))
-        .context("opening the saga store")
+    let path = private_file(data_dir.join(format!("saga-group-{member}.db")))?;
+    SqliteTimerStore::open(path).context("opening the saga store")
 }
 
 /// The lease table of the processes sharing `data_dir` (created if missing).
 pub fn lease_table(data_dir: &Path) -> anyhow::Result<LeaseTable> {
     create_dir(data_dir)?;
-    Ok(LeaseTable::open(data_dir.join(LEASES_FILE))?)
+    let path = private_file(data_dir.join(LEASES_FILE))?;
+    Ok(LeaseTable::open(path)?)
 }
 
-/// Create `data_dir` if it is not there.
+/// The sandbox payment gateway's ledger in `data_dir` (created if missing).
+pub fn sandbox_ledger(data_dir: &Path) -> anyhow::Result<SandboxState> {
+    create_dir(data_dir)?;
+    let path = private_file(data_dir.join(SANDBOX_LEDGER_FILE))?;
+    SandboxState::open(&path).context("opening the sandbox gateway's ledger")
+}
+
+/// Create `data_dir` if it is not there, readable by its owner only.
 pub fn create_dir(data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))
+    private::create_dir(data_dir)
+}
+
+/// `path`, made private (0600) before a store opens it.
+fn private_file(path: PathBuf) -> anyhow::Result<PathBuf> {
+    private::file(&path)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -125,5 +154,52 @@ mod tests {
         timer_store(dir.path(), Shard::new(1, 2).expect("shard")).expect("one of two");
         assert!(dir.path().join(SAGA_FILE).exists());
         assert!(dir.path().join("saga-1-of-2.db").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_and_every_store_file_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().expect("dir");
+        let dir = parent.path().join("data");
+        {
+            let log = sqlite_log(&dir).expect("log");
+            let views = sqlite_views(&dir).expect("views");
+            let timers = timer_store(&dir, Shard::ALL).expect("timers");
+            let leases = lease_table(&dir).expect("leases");
+            let sandbox = sandbox_ledger(&dir).expect("sandbox");
+            secret::load_or_create(&dir).expect("secret");
+            gateway_key::load_or_create(&dir).expect("gateway key");
+            publish_generation(&dir, VIEWS_FILE).expect("generation");
+            // Every file as a running process has it, -wal and -shm included.
+            let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700, "the data dir");
+            let mut seen = Vec::new();
+            for entry in std::fs::read_dir(&dir).expect("list") {
+                let path = entry.expect("entry").path();
+                seen.push(
+                    path.file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .to_string(),
+                );
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+            }
+            assert!(seen.iter().any(|n| n.ends_with("-wal")), "{seen:?}");
+            assert!(seen.iter().any(|n| n.ends_with("-shm")), "{seen:?}");
+            drop((log, views, timers, leases, sandbox));
+        }
+        // A file an older version left readable is tightened when its store opens it again.
+        std::fs::set_permissions(
+            dir.join(EVENTS_FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("loosen");
+        sqlite_log(&dir).expect("log again");
+        let mode = std::fs::metadata(dir.join(EVENTS_FILE))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

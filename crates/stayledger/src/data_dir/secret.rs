@@ -12,21 +12,52 @@ use super::SECRET_FILE;
 
 /// Read the data dir's secret, creating the dir and a fresh random secret if there is none.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Ok(secret) = std::env::var("STAYLEDGER_JWT_SECRET") {
-        anyhow::ensure!(
-            secret.len() >= 32,
-            "STAYLEDGER_JWT_SECRET must be at least 32 bytes"
-        );
-        return Ok(secret.into_bytes());
+    if let Some(secret) = from_env()? {
+        return Ok(secret);
     }
-    fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    super::create_dir(data_dir)?;
     let path = data_dir.join(SECRET_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => hex::decode(text.trim()).context("the jwt-secret file is not valid hex"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
         Err(e) => Err(e).context("reading the jwt-secret file"),
     }
+}
+
+/// Read the secret a running deployment already has (`stayledger token`): never creates one,
+/// since tokens signed with a fresh secret would be refused by every server.
+pub fn load_existing(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = from_env()? {
+        return Ok(secret);
+    }
+    let path = data_dir.join(SECRET_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => hex::decode(text.trim()).context("the jwt-secret file is not valid hex"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no JWT secret in data dir {dir} (looked for {file}{missing}): a token minted with a \
+             new secret would be refused by every server. Pass the --data-dir of the running \
+             server, or --create-secret to start a new data dir's secret",
+            dir = data_dir.display(),
+            file = path.display(),
+            missing = if data_dir.exists() {
+                ""
+            } else {
+                "; the directory does not exist"
+            },
+        ),
+        Err(e) => Err(e).context("reading the jwt-secret file"),
+    }
+}
+
+fn from_env() -> anyhow::Result<Option<Vec<u8>>> {
+    let Ok(secret) = std::env::var("STAYLEDGER_JWT_SECRET") else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "STAYLEDGER_JWT_SECRET must be at least 32 bytes"
+    );
+    Ok(Some(secret.into_bytes()))
 }
 
 fn create(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -124,8 +124,13 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         args.payment_retry_base,
         args.payment_max_attempts,
     )?;
+    let key = data_dir::gateway_key::given_or_existing(
+        args.gateway_key.given(),
+        &args.log.store.data_dir,
+    )?;
     let gateway = stores::payment_gateway(
         &args.payment_gateway_url,
+        &key,
         args.payment_timeout,
         BreakerPolicy::default(),
     )?;

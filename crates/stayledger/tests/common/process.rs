@@ -18,6 +18,10 @@ use tokio::sync::mpsc;
 /// The JWT secret every child gets (`STAYLEDGER_JWT_SECRET`), so the test can mint tokens.
 pub const SECRET: &str = "process-tests-secret-of-at-least-32-bytes";
 
+/// The payment gateway key every child gets (`STAYLEDGER_PAYMENT_GATEWAY_KEY`): the saga presents
+/// it, the sandbox takes it.
+pub const GATEWAY_KEY: &str = "sk_sandbox_process_tests_key_0123456789";
+
 /// How long a child may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -59,6 +63,7 @@ impl Process {
         command
             .args(args)
             .env("STAYLEDGER_JWT_SECRET", SECRET)
+            .env("STAYLEDGER_PAYMENT_GATEWAY_KEY", GATEWAY_KEY)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -331,7 +336,7 @@ impl Api {
 
     /// Every sandbox charge (this must be a `payment-sandbox` process).
     pub async fn sandbox_charges(&self) -> Vec<Value> {
-        let (status, body) = self.get("/sandbox/charges", None).await;
+        let (status, body) = self.get("/sandbox/charges", Some(&platform_admin())).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array().cloned().unwrap_or_default()
     }

@@ -1,0 +1,96 @@
+//! Who may read the data dir: its owner only. The dir is created 0700 and every file in it is
+//! made 0600 before a store opens it, whatever the process's umask. SQLite gives the `-wal`,
+//! `-shm` and `-journal` files it creates the mode of their database file, so they follow; the
+//! ones an older version left behind are tightened here too.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Create `data_dir` (and missing parents) with mode 0700. An existing dir keeps its mode; a
+/// warning says so if other users may read it.
+pub fn create_dir(data_dir: &Path) -> anyhow::Result<()> {
+    let context = || format!("creating data dir {}", data_dir.display());
+    if data_dir.is_dir() {
+        warn_if_shared(data_dir);
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(data_dir).with_context(context)?;
+    set_mode(data_dir, 0o700).with_context(context)
+}
+
+/// Make the store file `path` private before a store opens it: created empty with mode 0600 if
+/// missing (SQLite takes an empty file as a new database), else set to 0600 with its SQLite
+/// side files.
+pub fn file(path: &Path) -> anyhow::Result<()> {
+    let context = || format!("making {} private", path.display());
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).with_context(context)?;
+    set_mode(path, 0o600).with_context(context)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = Path::new(&side);
+        if side.exists() {
+            set_mode(side, 0o600).with_context(context)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically (a 0600 temp file, fsync, rename).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = Path::new(&tmp);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    set_mode(tmp, 0o600)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(tmp, path).with_context(|| format!("renaming onto {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn warn_if_shared(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(data_dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                data_dir = %data_dir.display(),
+                mode = format!("{mode:o}"),
+                "the data dir may be listed by other users; `chmod 700` it (its files are 0600)"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_data_dir: &Path) {}
