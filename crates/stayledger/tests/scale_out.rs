@@ -14,6 +14,7 @@ use std::time::Duration;
 use eventlog::{EventLog, SqliteEventLog};
 use process::{Api, Process};
 use projector::{ProjectorShard, ViewShard, PROJECTOR_ID};
+use readmodel::conformance::server::{Server, NOW_IN_QUERY_EXPR};
 use readmodel::{SqliteViewStore, ViewStore};
 use serde_json::Value;
 
@@ -278,6 +279,13 @@ async fn projector_leases_on_mongodb_split_and_take_over() {
         !dir.path().join("leases.db").exists(),
         "leases are kept in MongoDB"
     );
+    let server = Server::at(&url).await;
+    if server.skips_on_secantus("takeover of a killed projector's shard", NOW_IN_QUERY_EXPR) {
+        for process in projectors {
+            process.stop().await;
+        }
+        return;
+    }
     projectors[1].crash().await;
     wait_running(&projectors[0].api(), &[0, 1], WAIT).await;
     projectors.remove(0).stop().await;

@@ -6,6 +6,7 @@
 
 mod flows;
 mod lists;
+pub mod server;
 pub mod timeline;
 
 use std::sync::Arc;

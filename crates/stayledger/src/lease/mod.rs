@@ -275,7 +275,7 @@ pub(crate) mod conformance {
     /// `prefix` keeps the names apart on a shared store.
     pub(crate) async fn one_live_owner_at_a_time(store: &dyn LeaseStore, prefix: &str) {
         let name = format!("{prefix}saga/shard-0-of-2");
-        let ttl = Duration::from_millis(300);
+        let ttl = Duration::from_secs(10);
         assert!(store.acquire(&name, "a", ttl).await.expect("acquire"));
         assert!(
             store.acquire(&name, "a", ttl).await.expect("renew"),
@@ -289,18 +289,25 @@ pub(crate) mod conformance {
         assert!(!store.held_by_other(&name, "a").await.expect("read"));
         let first = store.get(&name).await.expect("read").expect("exists");
         assert_eq!((first.owner.as_str(), first.epoch), ("a", 1));
+    }
 
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    /// Once the holder's lease expires another owner takes it, and the epoch counts the change.
+    pub(crate) async fn takeover_after_expiry(store: &dyn LeaseStore, prefix: &str) {
+        let name = format!("{prefix}saga/shard-1-of-2");
+        let (short, long) = (Duration::from_millis(300), Duration::from_secs(10));
+        assert!(store.acquire(&name, "a", short).await.expect("acquire"));
+        // Polled rather than slept: the store's clock decides when it expires.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.held_by_other(&name, "b").await.expect("read") {
+            assert!(tokio::time::Instant::now() < deadline, "never expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(
-            !store.held_by_other(&name, "b").await.expect("read"),
-            "expired"
-        );
-        assert!(
-            store.acquire(&name, "b", ttl).await.expect("acquire"),
+            store.acquire(&name, "b", long).await.expect("acquire"),
             "expired: b takes it"
         );
         assert!(
-            !store.acquire(&name, "a", ttl).await.expect("acquire"),
+            !store.acquire(&name, "a", long).await.expect("acquire"),
             "a lost it"
         );
         let taken = store.get(&name).await.expect("read").expect("exists");
@@ -344,6 +351,7 @@ mod tests {
     async fn one_live_owner_at_a_time_and_takeover_after_expiry() {
         let (_dir, table) = table();
         conformance::one_live_owner_at_a_time(&table, "").await;
+        conformance::takeover_after_expiry(&table, "").await;
     }
 
     #[tokio::test]
