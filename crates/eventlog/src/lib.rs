@@ -47,11 +47,11 @@ pub use hash::{verify_log, BadEvent, VerifyReport};
 pub use parsed::EventLogExt;
 pub use partition::{Partition, PartitionError};
 pub use repositories::Repositories;
-pub use seal::{Anchor, Integrity, LogKey};
 pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
     RepositoryStats,
 };
+pub use seal::{Anchor, Integrity, LogKey};
 pub use sqlite::{
     baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
 };

@@ -76,12 +76,7 @@ impl LogKey {
     /// The MAC of the event at `position` whose stream hash is `hash`, chained onto `prev`.
     #[must_use]
     pub fn chain(&self, prev: &Mac, position: u64, hash: &str) -> Mac {
-        self.mac(&[
-            EVENT_DOMAIN,
-            prev,
-            &position.to_be_bytes(),
-            hash.as_bytes(),
-        ])
+        self.mac(&[EVENT_DOMAIN, prev, &position.to_be_bytes(), hash.as_bytes()])
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use eventlog::hash::{chain_hash, CanonicalEvent};
 use eventlog::{
-    Anchor, EventLog, EventMetadata, ExpectedVersion, Integrity, LogKey, NewEvent,
-    SqliteEventLog, VerifyReport,
+    Anchor, EventLog, EventMetadata, ExpectedVersion, Integrity, LogKey, NewEvent, SqliteEventLog,
+    VerifyReport,
 };
 use rusqlite::{params, Connection};
 use serde_json::json;
@@ -46,14 +46,19 @@ async fn fill(log: &SqliteEventLog, from: u32, count: u32) {
 
 fn head_position(path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(path.with_extension("head")).ok()?;
-    serde_json::from_str::<Anchor>(&text).ok().map(|a| a.position)
+    serde_json::from_str::<Anchor>(&text)
+        .ok()
+        .map(|a| a.position)
 }
 
 /// Wait (polling) until the head record beside `path` records `position`.
 fn await_head(path: &Path, position: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while head_position(path) != Some(position) {
-        assert!(Instant::now() < deadline, "head record never reached {position}");
+        assert!(
+            Instant::now() < deadline,
+            "head record never reached {position}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -145,10 +150,7 @@ async fn an_untouched_log_verifies_keyed() {
     let (_dir, path) = written().await;
     let report = verify(&path, None).await;
     assert!(report.ok && report.keyed, "{report:?}");
-    assert_eq!(
-        (report.events_checked, report.unkeyed_before),
-        (12, None)
-    );
+    assert_eq!((report.events_checked, report.unkeyed_before), (12, None));
     assert_eq!(report.head_position, Some(12));
 }
 
@@ -244,7 +246,10 @@ async fn an_anchor_catches_a_rollback_of_every_file() {
 
     let rolled_back = early.path().join("events.db");
     let alone = verify(&rolled_back, None).await;
-    assert!(alone.ok, "an earlier copy is consistent in itself: {alone:?}");
+    assert!(
+        alone.ok,
+        "an earlier copy is consistent in itself: {alone:?}"
+    );
     let report = verify(&rolled_back, Some(&anchor)).await;
     caught(&report, &anchor.stream, 15);
     assert_eq!(report.anchor_position, Some(15));

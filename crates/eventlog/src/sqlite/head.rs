@@ -37,9 +37,9 @@ pub(crate) struct Head {
 /// The head record at `path`, if there is one.
 pub(crate) fn read(path: &Path) -> Result<Option<Anchor>, LogError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            LogError::Corrupt(format!("the head record {}: {e}", path.display()))
-        }),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| LogError::Corrupt(format!("the head record {}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LogError::Unavailable(format!(
             "reading the head record {}: {e}",

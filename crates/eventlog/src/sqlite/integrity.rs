@@ -46,13 +46,10 @@ pub(crate) fn verify(
     if !report.ok {
         return Ok(report);
     }
-    let points: Vec<u64> = [
-        report.head_position,
-        report.anchor_position,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let points: Vec<u64> = [report.head_position, report.anchor_position]
+        .into_iter()
+        .flatten()
+        .collect();
     let walk = match walk(conn, key, &points)? {
         Ok(walk) => walk,
         Err(bad) => return Ok(failed(report, bad)),
@@ -131,9 +128,9 @@ fn check_point(walk: &Walk, point: &Anchor, what: &str) -> Result<(), BadEvent> 
             ),
         ));
     }
-    let recorded = point.mac_bytes().map_err(|e| {
-        BadEvent::new(&point.stream, point.version, point.position, e.to_string())
-    })?;
+    let recorded = point
+        .mac_bytes()
+        .map_err(|e| BadEvent::new(&point.stream, point.version, point.position, e.to_string()))?;
     let (stream, version, stored) = match walk.seen.get(&point.position) {
         Some(seen) => (seen.stream.as_str(), seen.version, seen.mac.as_deref()),
         None => ("", 0, None),

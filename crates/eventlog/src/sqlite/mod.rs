@@ -137,7 +137,10 @@ impl SqliteEventLog {
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
         add_mac_column(&conn)?;
-        let sealing = key.as_ref().map(|key| seal(&conn, &path, key)).transpose()?;
+        let sealing = key
+            .as_ref()
+            .map(|key| seal(&conn, &path, key))
+            .transpose()?;
         let head = reader::head_position(&conn)?;
         let (head_tx, head_rx) = watch::channel(head);
         let head_tx = Arc::new(head_tx);

@@ -294,10 +294,10 @@ impl Writer {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, None));
-        let mac = self.sealing.as_ref().map(|_| {
-            mac.and_then(|m| Mac::try_from(m).ok())
-                .unwrap_or([0; 32])
-        });
+        let mac = self
+            .sealing
+            .as_ref()
+            .map(|_| mac.and_then(|m| Mac::try_from(m).ok()).unwrap_or([0; 32]));
         let cursor = Cursor {
             mac,
             last: None,
@@ -374,8 +374,15 @@ impl Writer {
             None if events.is_empty() => (0, 0),
             Some(s) => {
                 let key = self.sealing.as_ref().map(|s| &s.key);
-                let (version, position, hash) =
-                    insert(&self.conn, key, stream, events, s.version + 1, &s.hash, cursor)?;
+                let (version, position, hash) = insert(
+                    &self.conn,
+                    key,
+                    stream,
+                    events,
+                    s.version + 1,
+                    &s.hash,
+                    cursor,
+                )?;
                 (s.version, s.position, s.hash) = (version, position, hash);
                 s.ids.extend(ids);
                 self.heads.added(events.len(), position);
