@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub payment_timeout: Duration,
     pub breaker: BreakerPolicy,
     pub max_projector_lag: u64,
+    /// The event log's key file; `None`: `log-key` in the data dir.
+    pub log_key: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -55,6 +57,7 @@ impl ServeConfig {
             payment_timeout: Duration::from_secs(3),
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
+            log_key: None,
         }
     }
 
@@ -69,6 +72,7 @@ impl ServeConfig {
             payment_gateway_url: args.payment_gateway_url.clone(),
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
+            log_key: args.store.log_key.clone(),
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -121,7 +125,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Platform, JoinSet<anyhow::Result<()>>)> {
     let addr = listener.local_addr()?;
-    let stores = open_stores(&config.data_dir)?;
+    let stores = open_stores(&config.data_dir, config.log_key.as_deref())?;
     let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
     let projector_status = ProjectorStatus::default();
     let sandbox_state = SandboxState::default();
@@ -197,8 +201,8 @@ struct Stores {
     timers: Arc<SqliteTimerStore>,
 }
 
-fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir)?);
+fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores> {
+    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir, log_key)?);
     let views = data_dir::sqlite_views(data_dir)?;
     let timers = data_dir::timer_store(data_dir, Shard::ALL)?;
     let swappable = Arc::new(SwappableViewStore::new(Arc::new(views)));

@@ -8,11 +8,14 @@
 //! | `saga.db`, `saga-{i}-of-{n}.db`, `saga-group-{member}.db` | the saga's timer store: all of it, one shard, one consumer-group member |
 //! | `leases.db` | the scale-out leases of the processes of one host |
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
+//! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
+//! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
 //!
 //! Must not: decide which store a process uses (embedded or a server by URL: `stores`), nor hold
 //! what the stores do.
 
 mod generation;
+pub mod log_key;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +41,8 @@ pub const SAGA_FILE: &str = "saga.db";
 pub const LEASES_FILE: &str = "leases.db";
 /// The JWT signing secret (hex).
 pub const SECRET_FILE: &str = "jwt-secret";
+/// The event log's key (hex), unless `--log-key` names another file.
+pub const LOG_KEY_FILE: &str = "log-key";
 
 /// Where the event log of `data_dir` is.
 #[must_use]
@@ -63,17 +68,24 @@ pub fn timer_path(data_dir: &Path, shard: Shard) -> PathBuf {
     data_dir.join(file)
 }
 
-/// The embedded event log in `data_dir` (created if missing).
-pub fn sqlite_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
+/// The embedded event log in `data_dir` (created if missing), keyed with the key at `key_file` (default
+/// `log-key` in `data_dir`; created if missing).
+pub fn sqlite_log(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<SqliteEventLog> {
     create_dir(data_dir)?;
-    SqliteEventLog::open(events_path(data_dir)).context("opening the event log")
+    let key = log_key::load_or_create(&log_key::path(data_dir, key_file))?;
+    SqliteEventLog::open_keyed(events_path(data_dir), key).context("opening the event log")
 }
 
-/// The embedded event log in `data_dir`, which must be there already (the auditor tools).
-pub fn existing_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
+/// The embedded event log in `data_dir`, which must be there already (the auditor tools): keyed if
+/// its key is found (never created here), else unkeyed (its check then says it was not keyed).
+pub fn existing_log(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<SqliteEventLog> {
     let path = events_path(data_dir);
     anyhow::ensure!(path.exists(), "no event log at {}", path.display());
-    SqliteEventLog::open(&path).context("opening the event log")
+    let opened = match log_key::load(&log_key::path(data_dir, key_file))? {
+        Some(key) => SqliteEventLog::open_keyed(&path, key),
+        None => SqliteEventLog::open(&path),
+    };
+    opened.context("opening the event log")
 }
 
 /// The embedded view store in `data_dir`: the current generation (created if missing).
