@@ -131,6 +131,20 @@ pub struct VerifyReport {
     pub events_checked: u64,
     /// The first event found broken, if any.
     pub first_bad: Option<BadEvent>,
+    /// Whether the keyed MAC chain and the signed head were checked too (docs/decisions/0019); `false`
+    /// where only the per-stream SHA-256 chains were (they can be recomputed by whoever writes the log).
+    #[serde(default)]
+    pub keyed: bool,
+    /// Events before this position carry no MAC: written before the log had a key (only the per-stream
+    /// chains vouch for them). `None` when every event carries one (or the check was not keyed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unkeyed_before: Option<u64>,
+    /// The position of the signed head record checked against the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_position: Option<u64>,
+    /// The position of the auditor's anchor checked against the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_position: Option<u64>,
 }
 
 /// An event whose stored hash, version or position does not check out.
@@ -148,14 +162,18 @@ impl VerifyReport {
             ok: true,
             events_checked,
             first_bad: None,
+            keyed: false,
+            unkeyed_before: None,
+            head_position: None,
+            anchor_position: None,
         }
     }
 
     pub(crate) fn bad(events_checked: u64, first_bad: BadEvent) -> Self {
         Self {
             ok: false,
-            events_checked,
             first_bad: Some(first_bad),
+            ..Self::good(events_checked)
         }
     }
 }

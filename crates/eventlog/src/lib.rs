@@ -4,7 +4,8 @@
 //! read a stream, read and subscribe to the global log, payloads as the JSON text the log holds), the
 //! [`Snapshots`] port (an aggregate's latest state, kept beside the log), [`EventLogExt`] (the global
 //! log with parsed payloads, for readers that want `serde_json::Value`s), event metadata and the per-stream hash chain
-//! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the embedded SQLite
+//! ([`hash`], with [`verify_log`] / [`SqliteEventLog::verify`] as the tamper check), the keyed MAC chain
+//! and its signed head ([`seal`]: [`LogKey`], [`Anchor`], the [`Integrity`] port), the embedded SQLite
 //! adapter ([`SqliteEventLog`], default: one file, single group-committing writer), the EventStoreDB
 //! adapter ([`EsdbEventLog`]), the generic [`Repository`] (load -> decide -> append with optimistic
 //! concurrency and deterministic event ids, snapshots for long streams), a process's one write model
@@ -29,6 +30,7 @@ mod parsed;
 mod partition;
 mod repositories;
 mod repository;
+pub mod seal;
 mod sqlite;
 mod state_cache;
 mod subscription;
@@ -49,6 +51,7 @@ pub use repository::{
     encode, event_id, CommandContext, Executed, Loaded, Repository, RepositoryError,
     RepositoryStats,
 };
+pub use seal::{Anchor, Integrity, LogKey};
 pub use sqlite::{
     baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
 };
@@ -119,6 +122,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// Where this log keeps snapshots, if it does (both adapters keep them in the same store as the
     /// events): what a [`Repository`] is given with [`Repository::with_snapshots`]. `None` by default.
     fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
+        None
+    }
+
+    /// The keyed tamper check of this log, if it keeps one (the embedded log does; EventStoreDB does
+    /// not: [`verify_log`] checks its per-stream chains). `None` by default.
+    fn integrity(&self) -> Option<Arc<dyn Integrity>> {
         None
     }
 }

@@ -1,6 +1,7 @@
 //! The audit routes (auditors only), read straight from the event log: a reservation's whole
 //! history, its state as of a position or an instant, the global log and single streams page by
-//! page, and the hash-chain check.
+//! page, and the tamper check (hash chains, the keyed MAC chain, the signed head, an auditor's anchor)
+//! with the signed head to keep as an anchor (docs/decisions/0019).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use domain::events::{self, Decoded, Payload, SagaPayloads};
 use domain::reservation::{Reservation, ReservationAggregate};
 use domain::{Aggregate, StreamId};
-use eventlog::{EventLog, EventLogExt, RecordedEvent, VerifyReport};
+use eventlog::{Anchor, EventLog, EventLogExt, RecordedEvent, VerifyReport};
 use http_edge::{Principal, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -29,6 +30,7 @@ pub(crate) fn routes() -> Router<QueryState> {
         .route("/audit/events", get(events))
         .route("/audit/streams/{stream}", get(stream))
         .route("/audit/verify", get(verify))
+        .route("/audit/anchor", get(anchor))
 }
 
 fn auditor(principal: &Principal) -> Result<(), QueryError> {
@@ -190,7 +192,56 @@ async fn stream(
 async fn verify(
     State(state): State<QueryState>,
     principal: Principal,
+    params: Params,
 ) -> Result<Json<VerifyReport>, QueryError> {
     auditor(&principal)?;
-    Ok(Json(eventlog::verify_log(state.log.as_ref()).await?))
+    let anchor = given_anchor(&params)?;
+    match state.log.integrity() {
+        Some(integrity) => Ok(Json(integrity.verify_keyed(anchor.as_ref()).await?)),
+        None if anchor.is_some() => Err(QueryError::parameter(
+            "anchor_position",
+            "this event log keeps no keyed chain to check an anchor against",
+        )),
+        None => Ok(Json(eventlog::verify_log(state.log.as_ref()).await?)),
+    }
+}
+
+/// An auditor's anchor from `anchor_position` and `anchor_mac` (the mac may be left out only for an
+/// anchor taken before the log had a key).
+fn given_anchor(params: &Params) -> Result<Option<Anchor>, QueryError> {
+    let position = params.number("anchor_position", 0, u64::MAX)?;
+    let mac = params.text("anchor_mac");
+    if let Some(mac) = mac {
+        if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(QueryError::parameter("anchor_mac", "is not 64 hex digits"));
+        }
+    }
+    match (position, mac) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(QueryError::parameter(
+            "anchor_position",
+            "is required with anchor_mac",
+        )),
+        (Some(position), mac) => Ok(Some(Anchor {
+            position,
+            stream: String::new(),
+            version: 0,
+            mac: mac.map(str::to_ascii_lowercase),
+            keyed_from: 0,
+            signature: None,
+        })),
+    }
+}
+
+async fn anchor(
+    State(state): State<QueryState>,
+    principal: Principal,
+) -> Result<Json<Anchor>, QueryError> {
+    auditor(&principal)?;
+    let Some(integrity) = state.log.integrity() else {
+        return Err(QueryError::NotFound(
+            "this event log keeps no signed head".into(),
+        ));
+    };
+    Ok(Json(integrity.anchor().await?))
 }

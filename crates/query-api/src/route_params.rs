@@ -52,7 +52,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
         "/audit/streams/{stream}",
         &["from_version", "limit", "cursor"],
     ),
-    ("/audit/verify", &[]),
+    ("/audit/verify", &["anchor_position", "anchor_mac"]),
+    ("/audit/anchor", &[]),
 ];
 
 /// At most this many offending parameters are named in one answer.

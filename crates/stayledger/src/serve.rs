@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub http: ServerLimits,
     /// The time zone of a lodging registered without one.
     pub default_timezone: Tz,
+    /// The event log's key file; `None`: `log-key` in the data dir.
+    pub log_key: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -65,6 +67,7 @@ impl ServeConfig {
             max_projector_lag: 10_000,
             http: ServerLimits::default(),
             default_timezone: domain::WAVE1_TIMEZONE,
+            log_key: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl ServeConfig {
             max_projector_lag: args.max_projector_lag,
             http: args.http.limits(),
             default_timezone: args.default_timezone,
+            log_key: args.store.log_key.clone(),
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -143,7 +147,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Platform, JoinSet<anyhow::Result<()>>)> {
     let addr = listener.local_addr()?;
-    let stores = open_stores(&config.data_dir)?;
+    let stores = open_stores(&config.data_dir, config.log_key.as_deref())?;
     let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
     let projector_status = ProjectorStatus::default();
     let sandbox_state = data_dir::sandbox_ledger(&config.data_dir)?;
@@ -234,8 +238,8 @@ struct Stores {
     timers: Arc<SqliteTimerStore>,
 }
 
-fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir)?);
+fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores> {
+    let sqlite_log = Arc::new(data_dir::sqlite_log(data_dir, log_key)?);
     let views = data_dir::sqlite_views(data_dir)?;
     let timers = data_dir::timer_store(data_dir, Shard::ALL)?;
     let swappable = Arc::new(SwappableViewStore::new(Arc::new(views)));

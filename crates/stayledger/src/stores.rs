@@ -55,7 +55,10 @@ pub(crate) async fn open_log(
             writer: None,
         }));
     }
-    let log = Arc::new(data_dir::sqlite_log(&args.store.data_dir)?);
+    let log = Arc::new(data_dir::sqlite_log(
+        &args.store.data_dir,
+        args.store.log_key.as_deref(),
+    )?);
     tracing::info!(store = "sqlite", data_dir = %args.store.data_dir.display(), "event log opened");
     let stats = Arc::clone(&log);
     Ok(Some(OpenedLog {

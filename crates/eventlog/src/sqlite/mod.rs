@@ -16,8 +16,10 @@
 pub mod baseline;
 pub(crate) mod checkpoint;
 mod command;
+mod head;
 mod heads;
 mod import;
+mod integrity;
 mod reader;
 mod tail;
 mod writer;
@@ -35,6 +37,7 @@ use std::sync::mpsc;
 use tokio::sync::{oneshot, watch};
 
 use crate::hash::VerifyReport;
+use crate::seal::{Anchor, Integrity, LogKey, Mac};
 use crate::subscription::{self, PageReader};
 use crate::{
     AppendError, AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position,
@@ -43,7 +46,7 @@ use crate::{
 use command::{Command, EncodedEvent};
 use reader::Reader;
 use tail::Tail;
-use writer::{Counters, Writer};
+use writer::{Counters, Sealing, Writer};
 
 pub use import::{import_into, ImportReport};
 
@@ -66,6 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
     metadata       TEXT    NOT NULL,
     recorded_at    TEXT    NOT NULL,
     hash           TEXT    NOT NULL,
+    mac            BLOB,
     UNIQUE (stream, version)
 );
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -90,6 +94,8 @@ struct Inner {
     reader: Arc<Reader>,
     tail: Arc<Tail>,
     counters: Arc<Counters>,
+    /// The key of the MAC chain (docs/decisions/0019); `None`: an unkeyed log (no MACs written).
+    key: Option<LogKey>,
 }
 
 impl std::fmt::Debug for SqliteEventLog {
@@ -113,11 +119,28 @@ pub struct WriterStats {
 }
 
 impl SqliteEventLog {
-    /// Open (or create) the log file at `path` and start its writer thread.
+    /// Open (or create) the log file at `path`, unkeyed (its events carry no MAC: for tests and tools
+    /// that make logs of their own; a deployment opens its log with [`open_keyed`](Self::open_keyed)),
+    /// and start its writer thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LogError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), None)
+    }
+
+    /// Open (or create) the log file at `path` keyed with `key`: every event appended carries its MAC
+    /// and a thread keeps the signed head record beside the file (`events.head` beside `events.db`).
+    pub fn open_keyed(path: impl AsRef<Path>, key: LogKey) -> Result<Self, LogError> {
+        Self::open_with(path.as_ref(), Some(key))
+    }
+
+    fn open_with(path: &Path, key: Option<LogKey>) -> Result<Self, LogError> {
+        let path = path.to_path_buf();
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        add_mac_column(&conn)?;
+        let sealing = key
+            .as_ref()
+            .map(|key| seal(&conn, &path, key))
+            .transpose()?;
         let head = reader::head_position(&conn)?;
         let (head_tx, head_rx) = watch::channel(head);
         let head_tx = Arc::new(head_tx);
@@ -148,6 +171,7 @@ impl SqliteEventLog {
             checkpointer,
             acks,
             head_tx,
+            sealing,
         );
         std::thread::Builder::new()
             .name("eventlog-writer".into())
@@ -161,6 +185,7 @@ impl SqliteEventLog {
                 commands,
                 head: head_rx,
                 counters,
+                key,
             }),
         })
     }
@@ -184,9 +209,16 @@ impl SqliteEventLog {
         }
     }
 
-    /// Walk every stream's hash chain over the stored bytes, and check positions are gap-free.
+    /// Walk every stream's hash chain over the stored bytes, check positions are gap-free and, if the
+    /// log is keyed, the MAC chain and the signed head record (docs/decisions/0019).
     pub async fn verify(&self) -> Result<VerifyReport, LogError> {
-        self.read(reader::verify).await
+        self.verify_keyed(None).await
+    }
+
+    /// Where the signed head record of this log is kept.
+    #[must_use]
+    pub fn head_path(&self) -> PathBuf {
+        head::head_path(&self.inner.path)
     }
 
     async fn read<T: Send + 'static>(
@@ -293,6 +325,73 @@ impl EventLog for SqliteEventLog {
     fn snapshots(&self) -> Option<Arc<dyn Snapshots>> {
         Some(Arc::new(self.clone()))
     }
+
+    fn integrity(&self) -> Option<Arc<dyn Integrity>> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl Integrity for SqliteEventLog {
+    async fn verify_keyed(&self, anchor: Option<&Anchor>) -> Result<VerifyReport, LogError> {
+        let key = self.inner.key.clone();
+        let head_path = self.head_path();
+        let anchor = anchor.cloned();
+        self.read(move |c| integrity::verify(c, key.as_ref(), &head_path, anchor.as_ref()))
+            .await
+    }
+
+    async fn anchor(&self) -> Result<Anchor, LogError> {
+        let Some(key) = self.inner.key.clone() else {
+            return Err(LogError::Unavailable(
+                "this log was opened without its key: it has no signed head".into(),
+            ));
+        };
+        self.read(move |c| integrity::current(c, &key)).await
+    }
+}
+
+/// Add the `mac` column to a log file written before it existed (its events stay without a MAC).
+fn add_mac_column(conn: &Connection) -> Result<(), LogError> {
+    let present: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'mac'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(store_error)?;
+    if present == 0 {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN mac BLOB")
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Start keeping the signed head of a keyed log: where its keyed events begin (from a head record
+/// that checks, else from the file), and its head as it is now.
+fn seal(conn: &Connection, path: &Path, key: &LogKey) -> Result<Sealing, LogError> {
+    let (position, stream, version, mac) = integrity::last_event(conn)?;
+    let recorded = head::read(&head::head_path(path))
+        .ok()
+        .flatten()
+        .filter(|h| h.signed_by(key));
+    let first_keyed = match recorded {
+        Some(h) if h.keyed_from <= position + 1 => Some(h.keyed_from),
+        _ => integrity::first_keyed(conn)?,
+    };
+    let keyed_from = first_keyed.unwrap_or(position + 1);
+    let first = head::Head {
+        position,
+        stream,
+        version,
+        mac: mac.and_then(|m| Mac::try_from(m).ok()),
+    };
+    let may_create = keyed_from > position;
+    let heads = head::start(path, key.clone(), keyed_from, first, may_create)?;
+    Ok(Sealing {
+        key: key.clone(),
+        heads,
+    })
 }
 
 /// Snapshots live in the log's file, table `snapshots` (one row per stream, the latest), written by

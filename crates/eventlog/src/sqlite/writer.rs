@@ -12,17 +12,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rusqlite::{params, Connection, ErrorCode};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::sync::mpsc;
 
 use tokio::sync::watch;
 
 use super::command::{Command, EncodedEvent};
+use super::head::Head;
 use super::heads::Heads;
 use super::reader::RawEvent;
 use super::tail::Tail;
 use super::{store_error, to_i64, to_u64};
 use crate::hash::{self, CanonicalEvent};
+use crate::seal::{LogKey, Mac};
 use crate::{AppendError, AppendOutcome, ExpectedVersion, LogError};
 
 /// Upper bound of events written in one transaction (keeps a commit's latency bounded).
@@ -114,6 +116,14 @@ pub(crate) struct Writer {
     head: Arc<watch::Sender<u64>>,
     /// Commands in the last batch: that many callers were just answered and are likely to send again.
     last_batch: usize,
+    /// The key of the MAC chain and where the new head goes after each commit; `None`: an unkeyed log.
+    sealing: Option<Sealing>,
+}
+
+/// What a keyed writer needs: the key, and the head thread's channel (`head.rs`).
+pub(crate) struct Sealing {
+    pub key: LogKey,
+    pub heads: mpsc::Sender<Head>,
 }
 
 impl Writer {
@@ -124,6 +134,7 @@ impl Writer {
         checkpointer: mpsc::Sender<()>,
         acks: mpsc::Sender<Acks>,
         head: Arc<watch::Sender<u64>>,
+        sealing: Option<Sealing>,
     ) -> Self {
         Self {
             conn,
@@ -134,6 +145,7 @@ impl Writer {
             acks,
             head,
             last_batch: 0,
+            sealing,
         }
     }
 
@@ -252,6 +264,16 @@ impl Writer {
         c.write_micros.fetch_add(micros(writing), Ordering::Relaxed);
         c.commit_micros
             .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
+        if let (Some(sealing), Some((stream, version))) = (&self.sealing, cursor.last.take()) {
+            let head = Head {
+                position: cursor.position,
+                stream,
+                version,
+                mac: cursor.mac,
+            };
+            // The head thread stops only with the writer.
+            let _ = sealing.heads.send(head);
+        }
         Ok(Written {
             answers,
             head: cursor.position,
@@ -260,14 +282,25 @@ impl Writer {
         })
     }
 
-    /// Open the write transaction and bring the in-memory stream state up to the file's head.
+    /// Open the write transaction and bring the in-memory stream state up to the file's head (and the
+    /// MAC chain, if keyed, onto the last event's MAC: all zeros before the first keyed event).
     fn begin(&mut self) -> Result<Cursor, BatchError> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let max: i64 = self
+        let (max, mac): (i64, Option<Vec<u8>>) = self
             .conn
-            .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached(
+                "SELECT position, CAST(mac AS BLOB) FROM events ORDER BY position DESC LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, None));
+        let mac = self
+            .sealing
+            .as_ref()
+            .map(|_| mac.and_then(|m| Mac::try_from(m).ok()).unwrap_or([0; 32]));
         let cursor = Cursor {
+            mac,
+            last: None,
             position: to_u64(max)?,
             recorded_at: hash::format_recorded_at(&hash::recording_instant(Utc::now())),
             command: 0,
@@ -340,15 +373,25 @@ impl Writer {
             Some(s) if events.is_empty() => (s.version, s.position),
             None if events.is_empty() => (0, 0),
             Some(s) => {
-                let (version, position, hash) =
-                    insert(&self.conn, stream, events, s.version + 1, &s.hash, cursor)?;
+                let key = self.sealing.as_ref().map(|s| &s.key);
+                let (version, position, hash) = insert(
+                    &self.conn,
+                    key,
+                    stream,
+                    events,
+                    s.version + 1,
+                    &s.hash,
+                    cursor,
+                )?;
                 (s.version, s.position, s.hash) = (version, position, hash);
                 s.ids.extend(ids);
                 self.heads.added(events.len(), position);
                 (version, position)
             }
             None => {
-                let (version, position, hash) = insert(&self.conn, stream, events, 0, "", cursor)?;
+                let key = self.sealing.as_ref().map(|s| &s.key);
+                let (version, position, hash) =
+                    insert(&self.conn, key, stream, events, 0, "", cursor)?;
                 self.heads.create(stream, ids, version, position, hash);
                 (version, position)
             }
@@ -381,10 +424,11 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Insert `events` (at least one) from `version` on, chained onto `prev_hash`; returns the last
-/// (version, position, hash).
+/// Insert `events` (at least one) from `version` on, chained onto `prev_hash` (and, with `key`, onto
+/// the cursor's MAC); returns the last (version, position, hash).
 fn insert(
     conn: &Connection,
+    key: Option<&LogKey>,
     stream: &str,
     events: &[EncodedEvent],
     mut version: u64,
@@ -401,7 +445,7 @@ fn insert(
     };
     let mut statement = conn.prepare_cached(
         "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, \
-         data, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         data, metadata, recorded_at, hash, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for (i, event) in events.iter().enumerate() {
         let hash = hash::chain_hash(
@@ -418,6 +462,13 @@ fn insert(
             },
         );
         let position = cursor.position + 1;
+        let mac = match (key, cursor.mac.as_mut()) {
+            (Some(key), Some(prev)) => {
+                *prev = key.chain(prev, position, &hash);
+                Some(prev.as_slice())
+            }
+            _ => None,
+        };
         statement
             .execute(params![
                 to_i64(position)?,
@@ -430,6 +481,7 @@ fn insert(
                 event.metadata,
                 cursor.recorded_at,
                 hash,
+                mac,
             ])
             .map_err(|e| match e.sqlite_error_code() {
                 Some(ErrorCode::ConstraintViolation) => BatchError::Append(0, e.to_string()),
@@ -447,6 +499,9 @@ fn insert(
     if keep {
         cursor.inserted.push(inserted);
     }
+    if key.is_some() {
+        cursor.last = Some((stream.to_owned(), version));
+    }
     Ok((version, cursor.position, prev_hash))
 }
 
@@ -454,6 +509,10 @@ fn insert(
 /// command being written, and the rows written so far (if kept for the tail).
 struct Cursor {
     position: u64,
+    /// The MAC of the event at `position`, if the log is keyed.
+    mac: Option<Mac>,
+    /// The stream and version of the last event this batch inserted (for the head), if keyed.
+    last: Option<(String, u64)>,
     recorded_at: String,
     command: usize,
     /// Whether to hand the rows over for the tail (someone follows the log).

@@ -176,6 +176,10 @@ fn view_paths() -> Vec<(String, Value)> {
     ]
 }
 
+fn position_schema() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+}
+
 fn audit_paths() -> Vec<(String, Value)> {
     let position = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
     let state_params = vec![
@@ -216,6 +220,18 @@ fn audit_paths() -> Vec<(String, Value)> {
         query("from_version", position, "first version"),
     ];
     stream_params.extend(paging(LOG_CURSOR));
+    let verify_params = vec![
+        query(
+            "anchor_position",
+            position_schema(),
+            "an auditor's anchor (from GET /audit/anchor, kept elsewhere): its position",
+        ),
+        query(
+            "anchor_mac",
+            json!({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}),
+            "the anchor's mac (with anchor_position)",
+        ),
+    ];
     vec![
         (
             "/audit/reservations/{id}/history".into(),
@@ -235,7 +251,11 @@ fn audit_paths() -> Vec<(String, Value)> {
         ),
         (
             "/audit/verify".into(),
-            json!({"get": audit("verifyLog", "Check every stream's hash chain", vec![], "VerifyReport")}),
+            json!({"get": audit("verifyLog", "Check every stream's hash chain, the positions, the keyed MAC chain, the signed head and, if given, an anchor", verify_params, "VerifyReport")}),
+        ),
+        (
+            "/audit/anchor".into(),
+            json!({"get": audit("getAnchor", "The log's signed head, for an auditor to keep elsewhere and pass back to /audit/verify", vec![], "Anchor")}),
         ),
     ]
 }

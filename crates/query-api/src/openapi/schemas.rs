@@ -278,7 +278,31 @@ fn audit_documents(schemas: &mut Map<String, Value>) {
     );
     schemas.insert(
         "VerifyReport".into(),
-        object(&["ok", "events_checked", "first_bad"], json!({"ok": {"type": "boolean"}, "events_checked": count(), "first_bad": nullable(bad)})),
+        object(
+            &["ok", "events_checked", "first_bad", "keyed"],
+            json!({
+                "ok": {"type": "boolean"}, "events_checked": count(), "first_bad": nullable(bad),
+                "keyed": {"type": "boolean"}, "unkeyed_before": count(), "head_position": count(),
+                "anchor_position": count(),
+            }),
+        ),
+    );
+    schemas.insert(
+        "Anchor".into(),
+        object(
+            &[
+                "position",
+                "stream",
+                "version",
+                "mac",
+                "keyed_from",
+                "signature",
+            ],
+            json!({
+                "position": count(), "stream": text(), "version": count(), "mac": nullable(text()),
+                "keyed_from": count(), "signature": nullable(text()),
+            }),
+        ),
     );
 }
 

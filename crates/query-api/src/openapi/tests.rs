@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 26] = [
+const ROUTES: [(&str, &str); 27] = [
     ("post", "/lodgings"),
     ("post", "/reservations"),
     ("post", "/reservations/{id}/cancel"),
@@ -22,6 +22,7 @@ const ROUTES: [(&str, &str); 26] = [
     ("get", "/audit/events"),
     ("get", "/audit/streams/{stream}"),
     ("get", "/audit/verify"),
+    ("get", "/audit/anchor"),
     ("post", "/sandbox/charges"),
     ("post", "/sandbox/refunds"),
     ("get", "/sandbox/charges"),

@@ -1,5 +1,5 @@
 //! Auditor and operator tools over the event log: `history` (a readable timeline of one reservation
-//! across all its streams), `verify` (hash chains), `export` (JSON Lines of the whole log), `import`
+//! across all its streams), `verify` (hash chains, MAC chain, signed head, anchors), `export` (JSON Lines of the whole log), `import`
 //! (into an empty store, reproducing it exactly) and `replay` (rebuild the views into a fresh store
 //! while the old one keeps serving, then swap).
 
@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 
 use anyhow::Context;
-use eventlog::{EventLog, EventLogExt, RecordedEvent};
+use eventlog::{Anchor, EventLog, EventLogExt, Integrity, RecordedEvent};
 
 pub use replay::replay;
 
@@ -21,7 +21,10 @@ use crate::data_dir;
 const PAGE: usize = 5_000;
 
 fn open_log(store: &StoreArgs) -> anyhow::Result<Arc<dyn EventLog>> {
-    Ok(Arc::new(data_dir::existing_log(&store.data_dir)?))
+    Ok(Arc::new(data_dir::existing_log(
+        &store.data_dir,
+        store.log_key.as_deref(),
+    )?))
 }
 
 /// `stayledger history ID`.
@@ -42,13 +45,40 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `stayledger verify`: walk every stream's hash chain; exit status 1 if anything is off.
+/// `stayledger verify`: every stream's hash chain, the positions, the keyed MAC chain and the signed
+/// head, and `--anchor` if given; exit status 1 if anything is off. The report goes to stdout, or,
+/// with `--print-anchor` and a check that passed, the log's signed head (docs/decisions/0019).
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let log = data_dir::existing_log(&args.store.data_dir)?;
-    let report = log.verify().await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let log = data_dir::existing_log(&args.store.data_dir, args.store.log_key.as_deref())?;
+    let anchor: Option<Anchor> = match &args.anchor {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the anchor {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("the anchor {} is not an anchor", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let report = log.verify_keyed(anchor.as_ref()).await?;
     if !report.ok {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if let Some(bad) = &report.first_bad {
+            eprintln!(
+                "tampered: stream {:?} version {} position {}: {}",
+                bad.stream, bad.version, bad.position, bad.reason
+            );
+        }
         anyhow::bail!("the event log failed verification");
+    }
+    if args.print_anchor {
+        let anchor = log.anchor().await.context(
+            "no anchor: the log's key was not found (--log-key, or log-key in the data dir)",
+        )?;
+        println!("{}", serde_json::to_string_pretty(&anchor)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
 }

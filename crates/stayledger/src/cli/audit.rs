@@ -20,6 +20,14 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
+    /// Also check that the log still holds this anchor (a file `--print-anchor` wrote earlier, kept
+    /// apart from the data dir): catches a rollback of the whole data dir.
+    #[arg(long)]
+    pub anchor: Option<PathBuf>,
+    /// After a check that passed, print the log's signed head (an anchor to keep elsewhere) on stdout
+    /// instead of the report.
+    #[arg(long)]
+    pub print_anchor: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

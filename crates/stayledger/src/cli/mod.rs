@@ -58,7 +58,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Rebuild the views into a fresh store while the old one keeps serving, then swap.
     Replay(ReplayArgs),
-    /// Check every stream's hash chain.
+    /// Check the log: every stream's hash chain, the keyed MAC chain, the signed head, an anchor.
     Verify(VerifyArgs),
     /// The whole log as JSON Lines.
     Export(ExportArgs),
@@ -71,6 +71,11 @@ pub struct StoreArgs {
     /// Directory of the embedded stores (SQLite files) and the JWT secret.
     #[arg(long, env = "STAYLEDGER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The event log's key, which keys its MAC chain and signs its head (default: `log-key` in the
+    /// data dir, created on first start). Keep it outside the data dir, so that whoever can write the
+    /// data dir cannot rewrite the log unnoticed.
+    #[arg(long, env = "STAYLEDGER_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,8 @@
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
 //! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
 //! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges and refunds |
+//! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
+//! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
 //!
 //! The dir is its owner's alone: created 0700, every file in it 0600 ([`private`]).
 //!
@@ -19,6 +21,7 @@
 pub mod gateway_key;
 mod generation;
 pub mod private;
+pub mod log_key;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +52,8 @@ pub const SECRET_FILE: &str = "jwt-secret";
 pub const GATEWAY_KEY_FILE: &str = "payment-gateway-key";
 /// The sandbox payment gateway's ledger.
 pub const SANDBOX_LEDGER_FILE: &str = "sandbox-gateway.db";
+/// The event log's key (hex), unless `--log-key` names another file.
+pub const LOG_KEY_FILE: &str = "log-key";
 
 /// Where the event log of `data_dir` is.
 #[must_use]
@@ -74,19 +79,26 @@ pub fn timer_path(data_dir: &Path, shard: Shard) -> PathBuf {
     data_dir.join(file)
 }
 
-/// The embedded event log in `data_dir` (created if missing).
-pub fn sqlite_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
+/// The embedded event log in `data_dir` (created if missing), keyed with the key at `key_file` (default
+/// `log-key` in `data_dir`; created if missing).
+pub fn sqlite_log(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<SqliteEventLog> {
     create_dir(data_dir)?;
     let path = private_file(events_path(data_dir))?;
-    SqliteEventLog::open(path).context("opening the event log")
+    let key = log_key::load_or_create(&log_key::path(data_dir, key_file))?;
+    SqliteEventLog::open_keyed(path, key).context("opening the event log")
 }
 
-/// The embedded event log in `data_dir`, which must be there already (the auditor tools).
-pub fn existing_log(data_dir: &Path) -> anyhow::Result<SqliteEventLog> {
+/// The embedded event log in `data_dir`, which must be there already (the auditor tools): keyed if
+/// its key is found (never created here), else unkeyed (its check then says it was not keyed).
+pub fn existing_log(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<SqliteEventLog> {
     let path = events_path(data_dir);
     anyhow::ensure!(path.exists(), "no event log at {}", path.display());
     let path = private_file(path)?;
-    SqliteEventLog::open(&path).context("opening the event log")
+    let opened = match log_key::load(&log_key::path(data_dir, key_file))? {
+        Some(key) => SqliteEventLog::open_keyed(&path, key),
+        None => SqliteEventLog::open(&path),
+    };
+    opened.context("opening the event log")
 }
 
 /// The embedded view store in `data_dir`: the current generation (created if missing).
@@ -163,7 +175,7 @@ mod tests {
         let parent = tempfile::tempdir().expect("dir");
         let dir = parent.path().join("data");
         {
-            let log = sqlite_log(&dir).expect("log");
+            let log = sqlite_log(&dir, None).expect("log");
             let views = sqlite_views(&dir).expect("views");
             let timers = timer_store(&dir, Shard::ALL).expect("timers");
             let leases = lease_table(&dir).expect("leases");
@@ -195,7 +207,7 @@ mod tests {
             std::fs::Permissions::from_mode(0o644),
         )
         .expect("loosen");
-        sqlite_log(&dir).expect("log again");
+        sqlite_log(&dir, None).expect("log again");
         let mode = std::fs::metadata(dir.join(EVENTS_FILE))
             .expect("meta")
             .permissions()
