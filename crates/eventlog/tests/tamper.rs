@@ -79,9 +79,13 @@ async fn verify(path: &Path, anchor: Option<&Anchor>) -> VerifyReport {
     log.verify_keyed(anchor).await.expect("verify")
 }
 
+/// An event row as the chain hashes it: position, version, event id, type, schema version, data,
+/// metadata, recorded at.
+type StoredRow = (i64, i64, Vec<u8>, String, i64, String, String, String);
+
 /// What an attacker without the key does after editing rows: recompute the stream's SHA-256 chain.
 fn rehash(conn: &Connection, stream: &str) {
-    let rows: Vec<(i64, i64, Vec<u8>, String, i64, String, String, String)> = conn
+    let rows: Vec<StoredRow> = conn
         .prepare(
             "SELECT position, version, event_id, event_type, schema_version, data, metadata, \
              recorded_at FROM events WHERE stream = ?1 ORDER BY version",

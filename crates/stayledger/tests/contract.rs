@@ -325,7 +325,9 @@ fn the_checker_refuses_answers_that_break_their_schema() {
     assert!(!verify(
         json!({"ok": "yes", "events_checked": 3, "first_bad": null, "keyed": true})
     ));
-    assert!(!verify(json!({"ok": true, "first_bad": null, "keyed": true})));
+    assert!(!verify(
+        json!({"ok": true, "first_bad": null, "keyed": true})
+    ));
     assert!(!verify(
         json!({"ok": true, "events_checked": -1, "first_bad": null, "keyed": true})
     ));

@@ -86,6 +86,10 @@ fn copy(dir: &Path) -> TempDir {
     to
 }
 
+/// An event row as the chain hashes it: position, version, event id, type, schema version, data,
+/// metadata, recorded at.
+type StoredRow = (i64, i64, Vec<u8>, String, i64, String, String, String);
+
 /// Recompute `stream`'s SHA-256 chain over its rows as they now are (what the attacker can do).
 fn rehash(conn: &Connection, stream: &str) {
     let mut statement = conn
@@ -94,7 +98,7 @@ fn rehash(conn: &Connection, stream: &str) {
              recorded_at FROM events WHERE stream = ?1 ORDER BY version",
         )
         .expect("prepare");
-    let rows: Vec<(i64, i64, Vec<u8>, String, i64, String, String, String)> = statement
+    let rows: Vec<StoredRow> = statement
         .query_map([stream], |r| {
             Ok((
                 r.get(0)?,

@@ -237,7 +237,12 @@ fn walk(
 
 /// The signed head of the log as it is now.
 pub(crate) fn current(conn: &Connection, key: &LogKey) -> Result<Anchor, LogError> {
-    let (position, stream, version, mac) = last_event(conn)?;
+    let LastEvent {
+        position,
+        stream,
+        version,
+        mac,
+    } = last_event(conn)?;
     let keyed_from = first_keyed(conn)?.unwrap_or(position + 1);
     let mac = mac.and_then(|m| Mac::try_from(m).ok());
     Ok(Anchor::sign(
@@ -250,10 +255,16 @@ pub(crate) fn current(conn: &Connection, key: &LogKey) -> Result<Anchor, LogErro
     ))
 }
 
-/// The last event's position, stream, version and MAC (position 0 for an empty log).
-pub(crate) fn last_event(
-    conn: &Connection,
-) -> Result<(u64, String, u64, Option<Vec<u8>>), LogError> {
+/// The last event: position, stream, version and MAC (position 0 for an empty log).
+pub(crate) struct LastEvent {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    pub mac: Option<Vec<u8>>,
+}
+
+/// The log's last event as it is now.
+pub(crate) fn last_event(conn: &Connection) -> Result<LastEvent, LogError> {
     let row: Option<(i64, String, i64, Option<Vec<u8>>)> = conn
         .query_row(
             "SELECT position, stream, version, CAST(mac AS BLOB) FROM events \
@@ -264,10 +275,18 @@ pub(crate) fn last_event(
         .optional()
         .map_err(store_error)?;
     match row {
-        Some((position, stream, version, mac)) => {
-            Ok((to_u64(position)?, stream, to_u64(version)?, mac))
-        }
-        None => Ok((0, String::new(), 0, None)),
+        Some((position, stream, version, mac)) => Ok(LastEvent {
+            position: to_u64(position)?,
+            stream,
+            version: to_u64(version)?,
+            mac,
+        }),
+        None => Ok(LastEvent {
+            position: 0,
+            stream: String::new(),
+            version: 0,
+            mac: None,
+        }),
     }
 }
 

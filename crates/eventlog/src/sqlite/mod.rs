@@ -370,7 +370,12 @@ fn add_mac_column(conn: &Connection) -> Result<(), LogError> {
 /// Start keeping the signed head of a keyed log: where its keyed events begin (from a head record
 /// that checks, else from the file), and its head as it is now.
 fn seal(conn: &Connection, path: &Path, key: &LogKey) -> Result<Sealing, LogError> {
-    let (position, stream, version, mac) = integrity::last_event(conn)?;
+    let integrity::LastEvent {
+        position,
+        stream,
+        version,
+        mac,
+    } = integrity::last_event(conn)?;
     let recorded = head::read(&head::head_path(path))
         .ok()
         .flatten()

@@ -20,8 +20,8 @@
 
 pub mod gateway_key;
 mod generation;
-pub mod private;
 pub mod log_key;
+pub mod private;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
