@@ -197,6 +197,8 @@ impl Auth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
+        // A token may say when it starts to count (`nbf`); one that does is refused before then.
+        validation.validate_nbf = true;
         let data = decode::<Claims>(token, key, &validation).map_err(|e| refusal(e.kind()))?;
         if data.claims.sub.trim().is_empty() {
             return Err(AuthError::Invalid("the `sub` claim is empty".to_string()));
@@ -210,14 +212,16 @@ impl Auth {
         let text = header
             .to_str()
             .map_err(|_| AuthError::Invalid("the Authorization header is not ASCII".to_string()))?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
-        self.verify(token)
+        self.verify(bearer_token(text).ok_or(AuthError::Missing)?)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC 9110
+/// section 11.1), the spaces around the token are not part of it.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A token that does not parse as a JWT; the library's parse error stays out of the answer.
@@ -369,6 +373,57 @@ mod tests {
             Duration::ZERO,
         ));
         assert!(!customer.is_platform_admin() && !customer.manages("anything"));
+    }
+
+    /// A token signed with `auth()`'s secret carrying `claims` as they are.
+    fn raw_token(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("encode")
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = |nbf: u64| serde_json::json!({"sub": "c-1", "role": "customer", "exp": now + 600, "nbf": nbf});
+        assert_eq!(
+            auth().verify(&raw_token(&claims(now + 300))),
+            Err(AuthError::Invalid("the token is not valid yet".to_string()))
+        );
+        let started = auth()
+            .verify(&raw_token(&claims(now - 10)))
+            .expect("started");
+        assert_eq!(started.sub, "c-1");
+        // Within the clock-skew leeway it counts already.
+        assert!(auth().verify(&raw_token(&claims(now + 5))).is_ok());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("bEaReR   abc  "), Some("abc"));
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        let token = auth()
+            .mint(&Claims::new(
+                "c-1",
+                Role::Customer,
+                vec![],
+                Duration::from_secs(60),
+            ))
+            .expect("mint");
+        let request = axum::http::Request::builder()
+            .header(AUTHORIZATION, format!("BEARER {token}"))
+            .body(())
+            .expect("request");
+        let (parts, ()) = request.into_parts();
+        assert_eq!(auth().authenticate(&parts).expect("accepted").sub, "c-1");
     }
 
     #[test]

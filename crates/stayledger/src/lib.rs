@@ -23,6 +23,7 @@ pub mod ops;
 pub mod scale_out;
 pub mod serve;
 pub mod services;
+pub mod stdout;
 mod stores;
 pub mod supervise;
 pub mod token;

@@ -14,12 +14,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => stayledger::serve::serve(args).await,
             Command::Token(args) => {
-                println!("{}", stayledger::token::mint(&args)?);
-                Ok(())
+                stayledger::stdout::line(&stayledger::token::mint(&args)?).map_err(Into::into)
             }
             Command::PaymentSandbox(args) => stayledger::serve::payment_sandbox(args).await,
             Command::CommandApi(args) => stayledger::services::command_api(args).await,
@@ -32,7 +31,12 @@ fn main() -> anyhow::Result<()> {
             Command::Export(args) => stayledger::audit::export(args).await,
             Command::Import(args) => stayledger::audit::import(args).await,
         }
-    })
+    });
+    match outcome {
+        // The reader of our output went away (`stayledger export | head`): not our failure.
+        Err(error) if stayledger::stdout::is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
 }
 
 fn init_tracing(json: bool) {

@@ -23,6 +23,24 @@ fn stayledger(args: &[&str], data_dir: &Path) -> Output {
         .expect("stayledger runs")
 }
 
+/// Run `stayledger ARGS --data-dir DIR` with its stdout a pipe whose reader is already gone.
+fn with_stdout_closed(args: &[&str], data_dir: &Path) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stayledger"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("stayledger runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("exits");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -102,12 +120,28 @@ async fn history_verify_export_and_exact_import() {
     );
     assert!(stayledger(&["verify"], copy.path()).status.success());
 
-    // Importing into a store that already has events is refused.
+    // Importing into a data dir that holds anything is refused in words, and changes nothing.
     let twice = stayledger(
         &["import", "--input", exported.to_str().expect("utf8")],
         copy.path(),
     );
     assert!(!twice.status.success());
+    let said = String::from_utf8_lossy(&twice.stderr);
+    assert!(said.contains("is not empty"), "{said}");
+    assert!(said.contains("events.db"), "{said}");
+    assert!(!said.contains("corrupt"), "{said}");
+    assert!(stayledger(&["verify"], copy.path()).status.success());
+
+    // A reader that goes away early is not a failure: no panic, a clean exit.
+    for args in [
+        &["verify"][..],
+        &["export"][..],
+        &["history", id.as_str()][..],
+    ] {
+        let (status, stderr) = with_stdout_closed(args, copy.path());
+        assert!(status.success(), "{args:?}: {status:?} {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 
     // A tampered export is refused, and nothing of it is written.
     let tampered = original.replacen("\"amount\":240000", "\"amount\":1", 1);
@@ -127,8 +161,18 @@ async fn history_verify_export_and_exact_import() {
         String::from_utf8_lossy(&refused.stderr).contains("hash mismatch"),
         "{refused:?}"
     );
-    let empty = stayledger(&["export"], target.path());
-    assert_eq!(stdout(&empty), "", "all or nothing");
+    let left: Vec<_> = std::fs::read_dir(target.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "a refused import leaves nothing: {left:?}");
+    let fresh = target.path().join("new");
+    let refused = stayledger(
+        &["import", "--input", tampered_file.to_str().expect("utf8")],
+        &fresh,
+    );
+    assert!(!refused.status.success());
+    assert!(!fresh.exists(), "a data dir the import made is removed");
     t.stop().await;
 }
 

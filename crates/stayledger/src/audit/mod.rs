@@ -63,7 +63,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     };
     let report = log.verify_keyed(anchor.as_ref()).await?;
     if !report.ok {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::stdout::line(&serde_json::to_string_pretty(&report)?)?;
         if let Some(bad) = &report.first_bad {
             eprintln!(
                 "tampered: stream {:?} version {} position {}: {}",
@@ -76,9 +76,9 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         let anchor = log.anchor().await.context(
             "no anchor: the log's key was not found (--log-key, or log-key in the data dir)",
         )?;
-        println!("{}", serde_json::to_string_pretty(&anchor)?);
+        crate::stdout::line(&serde_json::to_string_pretty(&anchor)?)?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::stdout::line(&serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
 }
@@ -116,10 +116,65 @@ pub async fn export_to(log: &dyn EventLog, sink: &mut impl Write) -> anyhow::Res
     Ok(written)
 }
 
-/// `stayledger import`: load an export into an empty data dir, exactly as it was. Every event is also
-/// read through `domain`'s one decode entry (upcasters included); one that does not decode is
+/// `stayledger import`: load an export into a new (or empty) data dir, exactly as it was. Every event
+/// is also read through `domain`'s one decode entry (upcasters included); one that does not decode is
 /// imported as it was (the log tolerates it: consumers park it as a dead letter) and named on stderr.
+/// A dir that holds anything is refused before a file is touched; a refused export leaves the dir as
+/// it was found (nothing of it, no empty `events.db`).
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let dir = args.store.data_dir.clone();
+    let existed = refuse_non_empty(&dir)?;
+    let imported = import_into_new(args).await;
+    if imported.is_err() {
+        remove_partial_import(&dir, existed);
+    }
+    imported
+}
+
+/// The data dir must be new or empty: an import next to other stores (views, timers, another log)
+/// would mix two histories. Returns whether the dir existed.
+fn refuse_non_empty(dir: &std::path::Path) -> anyhow::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading the data dir {}", dir.display())),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(true);
+    }
+    names.sort();
+    let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let more = names.len().saturating_sub(5);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    anyhow::bail!(
+        "the data dir {} is not empty (it holds {shown}{more}): import only into a new or empty \
+         data dir; nothing was changed",
+        dir.display()
+    )
+}
+
+/// Undo what a refused import created: the log's files, and the dir if it was new.
+fn remove_partial_import(dir: &std::path::Path, existed: bool) {
+    let log = data_dir::events_path(dir);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = log.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+    }
+    if !existed {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+async fn import_into_new(args: ImportArgs) -> anyhow::Result<()> {
     crate::data_dir::create_dir(&args.store.data_dir)?;
     let path = data_dir::events_path(&args.store.data_dir);
     data_dir::private::file(&path)?;
