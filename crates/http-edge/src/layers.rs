@@ -1,5 +1,5 @@
 //! The layers every route of both APIs goes through: a tracing span per request (with a request id, also
-//! sent back as `x-request-id`), a body size limit, panic containment, the rewrite of any bare
+//! sent back as `x-request-id`: a well-formed incoming one is echoed), a body size limit, panic containment, the rewrite of any bare
 //! error response into problem+json, and `Connection: close` on an error answer to a request that
 //! sent a body (the body may be unread: a client must not send its next request on that socket).
 
@@ -48,13 +48,47 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     )
 }
 
+/// The layers of a whole served app, outside all its routes: every answer (a probe's, the sandbox's,
+/// an unknown route's, a 405) carries `x-request-id`, and a bare error becomes problem+json. The
+/// routes wrapped by [`apply`] inside keep the id and the span given here.
+pub fn outermost<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::map_response(problem::ensure_problem))
+            .layer(middleware::from_fn(trace_request)),
+    )
+}
+
+/// The longest incoming `X-Request-Id` echoed; a longer one is replaced.
+const MAX_INCOMING_ID: usize = 128;
+
+/// An incoming `X-Request-Id` worth echoing: 1 to 128 visible ASCII characters of the kinds ids are
+/// made of (letters, digits, `-_.:/+=`), so it cannot break a log line or a header.
+fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
+    let text = headers.get("x-request-id")?.to_str().ok()?;
+    let well_formed = !text.is_empty()
+        && text.len() <= MAX_INCOMING_ID
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+    well_formed.then(|| text.to_owned())
+}
+
 /// One span per request; 5xx answers are logged at error level inside it by whoever produced them.
+/// Once per request: a layer nested inside another (a route's inside the app's) passes through.
+/// The id shown (`x-request-id`, the span) is the caller's well-formed one, else the request's own
+/// [`RequestId`]; a caller's id is never the causation id of the events (that would make it an
+/// idempotency key nobody asked for).
 async fn trace_request(mut request: Request, next: Next) -> Response {
+    if request.extensions().get::<RequestId>().is_some() {
+        return next.run(request).await;
+    }
     let request_id = RequestId(Uuid::new_v4());
+    let shown = incoming_request_id(request.headers()).unwrap_or_else(|| request_id.0.to_string());
     request.extensions_mut().insert(request_id);
     let span = tracing::info_span!(
         "http",
-        request_id = %request_id.0,
+        request_id = %shown,
         method = %request.method(),
         path = %request.uri().path(),
         status = tracing::field::Empty,
@@ -64,7 +98,7 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
     span.record("status", response.status().as_u16());
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::debug!(parent: &span, elapsed_us, "answered");
-    if let Ok(value) = HeaderValue::from_str(&request_id.0.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&shown) {
         response.headers_mut().insert("x-request-id", value);
     }
     response

@@ -21,6 +21,6 @@ pub mod problem;
 pub mod server;
 
 pub use auth::{Auth, AuthError, Claims, Principal, Role, ALL_LODGINGS};
-pub use layers::{apply, RequestId};
+pub use layers::{apply, outermost, RequestId};
 pub use problem::{FieldError, Problem};
 pub use server::{ServerLimits, ServerStats};

@@ -69,6 +69,83 @@ async fn every_answer_carries_a_request_id() {
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
 
+/// An app as a service serves it: edge routes, a probe outside them, the fallback, and the
+/// outermost layers around all of it.
+fn served_app() -> Router {
+    let routes = Router::new()
+        .route(
+            "/echo",
+            post(|id: http_edge::RequestId| async move { id.0.to_string() }),
+        )
+        .with_state(State(Arc::new(auth())));
+    let app = http_edge::apply(routes)
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(http_edge::problem::not_found);
+    http_edge::outermost(app)
+}
+
+async fn served(method: &str, path: &str, request_id: Option<&str>) -> Response<Body> {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(id) = request_id {
+        request = request.header("x-request-id", id);
+    }
+    let request = request.body(Body::empty()).expect("request");
+    served_app().oneshot(request).await.expect("answer")
+}
+
+fn request_id(response: &Response<Body>) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+#[tokio::test]
+async fn probes_unknown_routes_and_wrong_methods_carry_a_request_id_too() {
+    for (method, path, status) in [
+        ("GET", "/healthz", StatusCode::OK),
+        ("GET", "/nope", StatusCode::NOT_FOUND),
+        ("PATCH", "/healthz", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/echo", StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/echo", StatusCode::OK),
+    ] {
+        let answer = served(method, path, None).await;
+        assert_eq!(answer.status(), status, "{method} {path}");
+        let id = request_id(&answer);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{method} {path}: {id}");
+    }
+    let wrong = served("PATCH", "/healthz", None).await;
+    problem(wrong, StatusCode::METHOD_NOT_ALLOWED).await;
+}
+
+#[tokio::test]
+async fn a_well_formed_incoming_request_id_is_echoed_and_never_the_causation_id() {
+    let mine = "req-2026.12.03:abc/1+x=";
+    let answer = served("POST", "/echo", Some(mine)).await;
+    assert_eq!(request_id(&answer), mine);
+    let bytes = to_bytes(answer.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let causation = String::from_utf8(bytes.to_vec()).expect("utf8");
+    assert!(uuid::Uuid::parse_str(&causation).is_ok(), "{causation}");
+    assert_ne!(causation, mine);
+    assert_eq!(
+        request_id(&served("GET", "/healthz", Some(mine)).await),
+        mine
+    );
+    // Once per request: the route's own layer keeps the id the outer one gave.
+    let plain = served("POST", "/echo", None).await;
+    let shown = request_id(&plain);
+    let bytes = to_bytes(plain.into_body(), usize::MAX).await.expect("body");
+    assert_eq!(shown, String::from_utf8(bytes.to_vec()).expect("utf8"));
+    let too_long = "x".repeat(129);
+    for odd in ["", "has space", "quote\"", too_long.as_str(), "semi;colon"] {
+        let answer = served("GET", "/healthz", Some(odd)).await;
+        let id = request_id(&answer);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{odd:?} replaced: {id}");
+    }
+}
+
 #[tokio::test]
 async fn bare_errors_and_unknown_routes_answer_problems() {
     let wrong_method = call("GET", "/echo", None, Vec::new()).await;

@@ -60,8 +60,9 @@ pub fn with_ops(routes: Router, probes: Probes) -> OpsApp {
     let connections = Arc::clone(&http.connections);
     let router = routes
         .merge(self::routes(probes))
-        .fallback(problem::not_found)
-        .layer(axum::middleware::from_fn_with_state(http, track));
+        .fallback(problem::not_found);
+    let router =
+        http_edge::outermost(router).layer(axum::middleware::from_fn_with_state(http, track));
     OpsApp {
         router,
         connections,

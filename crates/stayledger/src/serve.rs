@@ -274,14 +274,15 @@ fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Route
         ViewProgress::Watch(platform.projector.subscribe()),
     ));
     let http_metrics = Arc::clone(&probes.http);
-    commands
+    let app = commands
         .merge(queries)
         .nest("/sandbox", sandbox_routes)
         .merge(ops::routes(probes))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            metrics::track,
-        ))
+        .fallback(http_edge::problem::not_found);
+    http_edge::outermost(app).layer(axum::middleware::from_fn_with_state(
+        http_metrics,
+        metrics::track,
+    ))
 }
 
 /// `stayledger payment-sandbox`: the sandbox gateway alone, its routes under `/sandbox`.
@@ -304,10 +305,11 @@ pub async fn payment_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let app = Router::new()
         .nest("/sandbox", sandbox::router(state, access))
         .merge(ops::routes(probes))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            metrics::track,
-        ));
+        .fallback(http_edge::problem::not_found);
+    let app = http_edge::outermost(app).layer(axum::middleware::from_fn_with_state(
+        http_metrics,
+        metrics::track,
+    ));
     http_edge::server::serve(listener, app, args.http.limits(), connections, shutdown)
         .await
         .context("sandbox HTTP server")

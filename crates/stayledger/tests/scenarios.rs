@@ -515,6 +515,42 @@ async fn probes_and_metrics_report_the_running_platform() {
     let (status, ready) = t.call(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ready");
+    // Every answer names its request, probes and the sandbox included; a caller's id is echoed.
+    for (method, path) in [
+        (reqwest::Method::GET, "/healthz"),
+        (reqwest::Method::GET, "/readyz"),
+        (reqwest::Method::GET, "/sandbox/config"),
+        (reqwest::Method::GET, "/no-such-route"),
+        (reqwest::Method::PATCH, "/healthz"),
+    ] {
+        let url = format!("{}{path}", t.base);
+        let answer = t
+            .http
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .expect("sent");
+        let id = answer
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        assert!(
+            id.is_some_and(|id| uuid::Uuid::parse_str(&id).is_ok()),
+            "{method} {path}"
+        );
+        let echoed = t
+            .http
+            .request(method.clone(), &url)
+            .header("x-request-id", "trace-42")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            echoed.headers()["x-request-id"],
+            "trace-42",
+            "{method} {path}"
+        );
+    }
     let text = t
         .http
         .get(format!("{}/metrics", t.base))
