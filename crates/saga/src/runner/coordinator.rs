@@ -132,6 +132,9 @@ impl Coordinator {
             drained: false,
             early: HashMap::new(),
         };
+        // What was loaded shows at once: a restarted saga with armed timers and no new event would
+        // otherwise report 0 timers and checkpoint 0 until its first event.
+        self.publish(&progress);
         let mut subscription = self.open(&mut progress, start.checkpoint).await;
         while !self.shutdown.is_cancelled() && !self.drained(&progress) {
             self.step(&mut progress, &mut subscription).await;

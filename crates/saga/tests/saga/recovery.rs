@@ -220,3 +220,32 @@ async fn a_voided_payment_is_not_charged_when_the_log_is_handled_again() {
     assert_eq!(world.head().await, head);
     assert_eq!(world.payment(rid).await.status, PaymentStatus::Voided);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_saga_reports_its_armed_timers_and_checkpoint_before_any_new_event() {
+    let world = World::new().await;
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let ids = [
+        world.request_stay(&lodging).await,
+        world.request_stay(&lodging).await,
+    ];
+    let first = world.start(fast_policy(), "saga.db");
+    world.settle(&first).await;
+    let armed = first.status.snapshot();
+    assert!(armed.timers_armed >= 2, "{armed:?}");
+    first.stop().await;
+
+    // Nothing new is written: the restarted runner shows what it loaded from its store.
+    let again = world.start(fast_policy(), "saga.db");
+    let loaded = eventually("the loaded agenda to show", || async {
+        let now = again.status.snapshot();
+        (now.timers_armed > 0).then_some(now)
+    })
+    .await;
+    assert_eq!(loaded.timers_armed, armed.timers_armed, "{ids:?}");
+    assert!(
+        loaded.checkpoint >= armed.checkpoint,
+        "{loaded:?} {armed:?}"
+    );
+    again.stop().await;
+}
