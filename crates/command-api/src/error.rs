@@ -101,15 +101,15 @@ impl CommandError {
                 Problem::new(StatusCode::CONFLICT, "contention", self.to_string())
             }
             Self::Store(LogError::Unavailable(cause)) => {
-                tracing::error!(%cause, "event store unavailable");
+                http_edge::error_throttled!(%cause, "event store unavailable");
                 Problem::unavailable()
             }
             Self::Store(LogError::Corrupt(cause)) => {
-                tracing::error!(%cause, "event store corrupt");
+                http_edge::error_throttled!(%cause, "event store corrupt");
                 Problem::internal()
             }
             Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                http_edge::error_throttled!(%cause, "internal error");
                 Problem::internal()
             }
         }

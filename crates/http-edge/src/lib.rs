@@ -19,6 +19,7 @@ pub mod layers;
 pub mod limits;
 pub mod problem;
 pub mod server;
+pub mod throttle;
 
 pub use auth::{Auth, AuthError, Claims, Principal, Role, ALL_LODGINGS};
 pub use layers::{apply, outermost, RequestId};

@@ -60,19 +60,19 @@ impl QueryError {
             ),
             Self::View(error) if error.is_client_error() => Problem::bad_request(error.to_string()),
             Self::View(ViewError::Unavailable(cause)) | Self::Log(LogError::Unavailable(cause)) => {
-                tracing::error!(%cause, "store unavailable");
+                http_edge::error_throttled!(%cause, "store unavailable");
                 Problem::unavailable()
             }
             Self::View(error) => {
-                tracing::error!(cause = %error, "view store failure");
+                http_edge::error_throttled!(cause = %error, "view store failure");
                 Problem::internal()
             }
             Self::Log(error) => {
-                tracing::error!(cause = %error, "event log failure");
+                http_edge::error_throttled!(cause = %error, "event log failure");
                 Problem::internal()
             }
             Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+                http_edge::error_throttled!(%cause, "internal error");
                 Problem::internal()
             }
         }
