@@ -29,6 +29,8 @@ pub struct HttpMetrics {
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
     /// Kept by the server loop that serves these routes (`http_edge::server::serve`).
     pub connections: Arc<ServerStats>,
+    /// How this process's writes went lately, for `/readyz`.
+    pub writes: crate::readiness::WriteHealth,
 }
 
 impl HttpMetrics {
@@ -133,12 +135,11 @@ pub async fn track(
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.record(
-        method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let status = response.status().as_u16();
+    metrics.record(method, &route, status, started.elapsed().as_secs_f64());
+    if matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") && route != "unmatched" {
+        metrics.writes.note(status, crate::readiness::now_ms());
+    }
     response
 }
 

@@ -36,6 +36,9 @@ pub struct Probes {
     pub view_checkpoint: Option<String>,
     /// `/readyz` fails unless the saga runner is running (saga alone).
     pub require_saga: bool,
+    /// The log head the views must reach after the start (serve, projector: their own projector's
+    /// applied position is exact); the default asks nothing.
+    pub catch_up: Arc<crate::readiness::CatchUp>,
 }
 
 pub fn routes(probes: Probes) -> Router {
@@ -89,13 +92,24 @@ async fn readyz(State(probes): State<Probes>) -> Response {
         }
         dead_letters = views.dead_letter_count().await.unwrap_or(0);
     }
-    let lag = match views_position(&probes).await {
-        Ok(applied) => head.zip(applied).map(|(head, at)| head.saturating_sub(at)),
+    let applied = match views_position(&probes).await {
+        Ok(applied) => applied,
         Err(e) => {
             reasons.push(format!("view checkpoint unreadable: {e}"));
             None
         }
     };
+    let lag = head.zip(applied).map(|(head, at)| head.saturating_sub(at));
+    if let Some(applied) = applied {
+        if let Err(target) = probes.catch_up.check(applied) {
+            reasons.push(format!(
+                "views are catching up after the start: at position {applied} of {target}"
+            ));
+        }
+    }
+    if let Some(reason) = probes.http.writes.failing(crate::readiness::now_ms()) {
+        reasons.push(reason);
+    }
     if let Some(lag) = lag.filter(|lag| *lag > probes.max_projector_lag) {
         reasons.push(format!(
             "projector is {lag} events behind (bound {})",

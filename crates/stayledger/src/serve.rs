@@ -28,6 +28,7 @@ use crate::cli::{self, SandboxArgs, ServeArgs};
 use crate::data_dir::{self, secret};
 use crate::metrics::{self, HttpMetrics};
 use crate::ops::{self, Probes};
+use crate::readiness::CatchUp;
 use crate::stores::{self, payment_gateway};
 use crate::supervise::{run_until_stopped, shutdown_on_signals};
 use crate::views_swap;
@@ -185,6 +186,7 @@ pub async fn start(
         auth,
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
+    let start_head = platform.log.head_position().await?;
     let probes = Probes {
         log: Some(Arc::clone(&platform.log)),
         views: Some(Arc::clone(&platform.views)),
@@ -195,6 +197,7 @@ pub async fn start(
         max_projector_lag: config.max_projector_lag,
         view_checkpoint: None,
         require_saga: false,
+        catch_up: Arc::new(CatchUp::to(start_head)),
     };
     let connections = Arc::clone(&probes.http.connections);
     let commands = CommandOptions {

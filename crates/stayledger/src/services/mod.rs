@@ -98,11 +98,13 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let projector = Projector::new(Arc::clone(&opened.log), Arc::clone(&views));
+    let start_head = opened.log.head_position().await?;
     let probes = Probes {
         log: Some(opened.log),
         views: Some(views),
         projector: Some(projector.status()),
         max_projector_lag: args.max_projector_lag,
+        catch_up: Arc::new(crate::readiness::CatchUp::to(start_head)),
         ..Probes::default()
     };
     let mut service = Service::new("projector", shutdown);

@@ -53,6 +53,18 @@ impl Process {
         Self::spawn(command, args).await
     }
 
+    /// [`Process::start`] with the child's largest file lowered to `blocks` of 512 bytes (`ulimit
+    /// -f`) and SIGXFSZ ignored: a write past it fails (EFBIG) as a write on a full disk does.
+    pub async fn start_with_file_size_limit(blocks: u64, args: &[&str]) -> Self {
+        let mut command = tokio::process::Command::new("sh");
+        command.args([
+            "-c",
+            &format!("trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_stayledger"),
+        ]);
+        Self::spawn(command, args).await
+    }
+
     async fn spawn(mut command: tokio::process::Command, args: &[&str]) -> Self {
         let name = args.first().copied().unwrap_or("stayledger").to_string();
         for (key, _) in std::env::vars() {
