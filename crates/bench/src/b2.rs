@@ -22,10 +22,11 @@ use super::Plan;
 pub const TARGET_CLIENTS: usize = 64;
 const LODGINGS: usize = 16;
 
-struct PostReservations {
-    bodies: Vec<Bytes>,
-    customers: Vec<HeaderValue>,
-    lag: Option<LagProbe>,
+/// The B2 workload: each client posts stays (spread over the lodgings) with its customer's token.
+pub struct PostReservations {
+    pub bodies: Vec<Bytes>,
+    pub customers: Vec<HeaderValue>,
+    pub lag: Option<LagProbe>,
 }
 
 impl Workload for PostReservations {

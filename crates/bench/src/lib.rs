@@ -10,7 +10,8 @@
 //! Every HTTP benchmark starts its own `serve` (in process, 127.0.0.1 port 0, its own data dir) and
 //! loads it with this crate's own Rust load generator (tokio + hyper, one keep-alive HTTP/1.1
 //! connection per client, over real loopback TCP). Generator and server share the machine's cores.
-//! B5, B7 and B8 share one large log (1,000,000 events), made once per run. Figures are printed
+//! B5, B7 and B8 share one large log (1,000,000 events), made once per run; B7 is also taken under
+//! load (`memory`: the real binary on a fresh dir, 16 clients posting, then 30 s idle). Figures are printed
 //! beside their targets and, with `--json FILE`, written for docs/benchmarks.md and `bench/plot.py`.
 
 pub mod appends;
@@ -24,6 +25,7 @@ mod commands;
 mod dataset;
 mod lag;
 mod load;
+mod memory;
 mod peer;
 mod platform;
 pub mod rebuild_alone;
@@ -229,6 +231,9 @@ async fn run_selected(
     }
     if has("B6") {
         out.many("B6", b6::run(plan).await);
+    }
+    if has("B7") {
+        out.one("B7", memory::run(plan).await);
     }
     if has("B3") {
         out.one(

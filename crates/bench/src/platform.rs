@@ -80,6 +80,18 @@ impl BenchServe {
         })
     }
 
+    /// A handle on a `serve` running in another process at `addr` over `dir` (tokens are minted with
+    /// the dir's secret: created here if the process has not yet); `stop` leaves that process be.
+    pub fn attach(addr: SocketAddr, dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr,
+            auth: Arc::new(Auth::new(secret::load_or_create(dir)?)),
+            platform: None,
+            shutdown: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        })
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

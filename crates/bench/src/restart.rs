@@ -35,7 +35,7 @@ struct Restart {
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in MiB.
-fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
+pub fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     let field = |name: &str| {
@@ -50,7 +50,7 @@ fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
 }
 
 /// The address the child prints once it listens.
-async fn listening_addr(child: &mut Child) -> anyhow::Result<std::net::SocketAddr> {
+pub async fn listening_addr(child: &mut Child) -> anyhow::Result<std::net::SocketAddr> {
     let stdout = child.stdout.take().context("no stdout of serve")?;
     let mut lines = BufReader::new(stdout).lines();
     let found = async {
@@ -92,7 +92,7 @@ async fn until_ok(addr: std::net::SocketAddr, path: &str, deadline: Instant) -> 
 }
 
 /// Ask the child to stop (SIGTERM, by its pid), kill it if it does not within 15 s.
-async fn stop(mut child: Child) -> anyhow::Result<()> {
+pub async fn stop(mut child: Child) -> anyhow::Result<()> {
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -130,11 +130,12 @@ pub fn stayledger_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
-async fn restart_once(exe: &Path, dir: &Path, log: &Path) -> anyhow::Result<Restart> {
+/// `serve --data-dir DIR --addr 127.0.0.1:0` from `exe`, its stderr into `log`; returns the child
+/// and its pid (its stdout still to be read for the address).
+pub fn spawn_serve(exe: &Path, dir: &Path, log: &Path) -> anyhow::Result<(Child, u32)> {
     let stderr =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let started = Instant::now();
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .arg("serve")
         .arg("--data-dir")
         .arg(dir)
@@ -146,6 +147,12 @@ async fn restart_once(exe: &Path, dir: &Path, log: &Path) -> anyhow::Result<Rest
         .spawn()
         .context("spawning serve")?;
     let pid = child.id().context("serve has no pid")?;
+    Ok((child, pid))
+}
+
+async fn restart_once(exe: &Path, dir: &Path, log: &Path) -> anyhow::Result<Restart> {
+    let started = Instant::now();
+    let (mut child, pid) = spawn_serve(exe, dir, log)?;
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
     let measured = async {
         let addr = listening_addr(&mut child).await?;
