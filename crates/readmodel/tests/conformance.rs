@@ -48,6 +48,7 @@ sqlite_checks!(
     replay_is_a_no_op,
     unprocessable_event_writes_nothing,
     availability_follows_the_calendar,
+    availability_follows_full_nights,
     filters_and_pages,
     dead_letters_are_parked,
     rebuild_in_any_batch_size_is_identical,

@@ -82,6 +82,49 @@ pub async fn availability_follows_the_calendar(stores: &dyn FreshStore) {
     assert!(available(&*store, free_night).await);
 }
 
+/// `available` moves only when a night turns full or free, for every pending request on that night,
+/// however early it checked in (a stay of the most nights ending on it) and in any batch.
+pub async fn availability_follows_full_nights(stores: &dyn FreshStore) {
+    let store = stores.fresh().await;
+    let mut t = Timeline::new();
+    t.register("busan-2", 2);
+    let night = day(29);
+    let longest = t.request("busan-2", "c-1", day(0), domain::stay::MAX_NIGHTS);
+    let same_night = t.request("busan-2", "c-2", night, 1);
+    let next_night = t.request("busan-2", "c-3", day(30), 1);
+    let (a, b) = (
+        t.request("busan-2", "c-4", night, 1),
+        t.request("busan-2", "c-5", night, 1),
+    );
+    let mut head = apply_since(&*store, &t, 0).await;
+    t.grant("busan-2", a);
+    head = apply_since(&*store, &t, head).await;
+    for id in [longest, same_night, next_night, b] {
+        assert!(available(&*store, id).await, "one of two rooms is free");
+    }
+    t.grant("busan-2", b);
+    head = apply_since(&*store, &t, head).await;
+    for id in [longest, same_night] {
+        assert!(!available(&*store, id).await, "{id}: night 29 is full");
+    }
+    assert!(available(&*store, next_night).await, "night 30 is free");
+    t.fail_payment("busan-2", b);
+    t.grant("busan-2", same_night);
+    t.fail_payment("busan-2", a);
+    apply_since(&*store, &t, head).await;
+    assert!(
+        available(&*store, longest).await,
+        "night 29 turned free again within one batch"
+    );
+    let fresh = stores.fresh().await;
+    fresh.apply(PROJECTOR, t.events()).await.expect("apply");
+    assert_eq!(
+        dump(&*fresh).await,
+        dump(&*store).await,
+        "one batch = steps"
+    );
+}
+
 async fn all_reservations(
     store: &dyn ViewStore,
     filter: &ReservationFilter,

@@ -17,8 +17,8 @@ pub use flows::{
     flow_statuses, history, replay_is_a_no_op, unprocessable_event_writes_nothing, Cast,
 };
 pub use lists::{
-    availability_follows_the_calendar, crowd, dead_letters_are_parked, filters_and_pages,
-    rebuild_in_any_batch_size_is_identical,
+    availability_follows_full_nights, availability_follows_the_calendar, crowd,
+    dead_letters_are_parked, filters_and_pages, rebuild_in_any_batch_size_is_identical,
 };
 
 use crate::{PageRequest, RequestFilter, ReservationFilter, ViewStore};
@@ -38,6 +38,7 @@ pub async fn run_all(stores: &dyn FreshStore) {
     replay_is_a_no_op(stores).await;
     unprocessable_event_writes_nothing(stores).await;
     availability_follows_the_calendar(stores).await;
+    availability_follows_full_nights(stores).await;
     filters_and_pages(stores).await;
     dead_letters_are_parked(stores).await;
     rebuild_in_any_batch_size_is_identical(stores).await;

@@ -57,6 +57,10 @@ async fn create_indexes(db: &Database) -> Result<(), ViewError> {
                     doc! { "lodging_id": 1, "request_status": 1, "seq": 1 },
                     false,
                 ),
+                index(
+                    doc! { "lodging_id": 1, "request_status": 1, "check_in": 1 },
+                    false,
+                ),
                 index(doc! { "request_status": 1, "seq": 1 }, false),
             ],
         ),

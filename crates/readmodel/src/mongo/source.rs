@@ -25,7 +25,7 @@ struct Misses {
     requests: HashSet<Uuid>,
     lodgings: HashSet<String>,
     calendar: HashSet<Range>,
-    pending: HashSet<String>,
+    pending: HashSet<Range>,
 }
 
 impl Misses {
@@ -45,7 +45,8 @@ struct Prefetched {
     requests: HashMap<Uuid, Option<Stored<ManagementView>>>,
     lodgings: HashMap<String, Option<LodgingView>>,
     calendar: HashMap<Range, Vec<CalendarNight>>,
-    pending: HashMap<String, Vec<Stored<ManagementView>>>,
+    /// Pending requests by lodging and check-in range (inclusive).
+    pending: HashMap<Range, Vec<Stored<ManagementView>>>,
     misses: Misses,
 }
 
@@ -99,8 +100,10 @@ impl ViewSource for Prefetched {
     fn pending_requests(
         &mut self,
         lodging_id: &str,
+        first: NaiveDate,
+        last: NaiveDate,
     ) -> Result<Vec<Stored<ManagementView>>, ViewError> {
-        let key = lodging_id.to_string();
+        let key = (lodging_id.to_string(), first, last);
         Ok(cached(
             &self.pending,
             &mut self.misses.pending,
@@ -203,12 +206,12 @@ impl Prefetched {
             .await
     }
 
-    /// Calendar nights by range, and every pending request of some lodgings.
+    /// Calendar nights by range, and the pending requests checking in within some ranges.
     async fn fetch_calendars(
         &mut self,
         db: &Database,
         ranges: HashSet<Range>,
-        pending: HashSet<String>,
+        pending: HashSet<Range>,
     ) -> Result<(), ViewError> {
         let calendar = db.collection::<Document>("calendar");
         for range in ranges {
@@ -223,14 +226,16 @@ impl Prefetched {
             self.calendar.insert(range, nights);
         }
         let requests = db.collection::<Document>("requests");
-        for lodging_id in pending {
-            let filter = doc! { "lodging_id": &lodging_id, "request_status": "pending" };
+        for range in pending {
+            let (lodging_id, first, last) = &range;
+            let check_in = doc! { "$gte": first.to_string(), "$lte": last.to_string() };
+            let filter = doc! { "lodging_id": lodging_id, "request_status": "pending", "check_in": check_in };
             let found = all(&requests, filter).await?;
             let stored = found
                 .into_iter()
                 .map(decode_stored)
                 .collect::<Result<_, _>>()?;
-            self.pending.insert(lodging_id, stored);
+            self.pending.insert(range, stored);
         }
         Ok(())
     }

@@ -197,7 +197,7 @@ impl<S: ViewSource> Projection<'_, S> {
     }
 
     /// Book (`delta` = 1) or release (-1) the nights of a request, then recompute `available` of
-    /// the pending requests those nights concern.
+    /// the pending requests on the nights that turned full or free (no other can change).
     fn rebook(
         &mut self,
         event: &ViewEvent,
@@ -208,8 +208,10 @@ impl<S: ViewSource> Projection<'_, S> {
             return Ok(());
         };
         let (lodging_id, stay) = (request.lodging_id.clone(), stay_of(request));
-        self.book(event, &lodging_id, &stay, delta)?;
-        self.refresh_available(event, &lodging_id, stay.check_in, stay.check_out)
+        match self.book(event, &lodging_id, &stay, delta)? {
+            Some((from, to)) => self.refresh_available(event, &lodging_id, from, to),
+            None => Ok(()),
+        }
     }
 
     /// Recompute `available` of the pending requests of `lodging_id` overlapping `from..to`.

@@ -49,10 +49,13 @@ pub trait ViewSource {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<CalendarNight>, ViewError>;
-    /// Every stored request of `lodging_id` whose `request_status` is pending.
+    /// The stored requests of `lodging_id` whose `request_status` is pending and whose `check_in`
+    /// is in `first..=last` (both in years 0..=9999, so their `YYYY-MM-DD` text sorts as they do).
     fn pending_requests(
         &mut self,
         lodging_id: &str,
+        first: NaiveDate,
+        last: NaiveDate,
     ) -> Result<Vec<Stored<ManagementView>>, ViewError>;
 }
 

@@ -5,7 +5,8 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeDelta};
+use domain::stay::MAX_NIGHTS;
 use domain::Stay;
 use uuid::Uuid;
 
@@ -127,9 +128,9 @@ pub struct Projection<'s, S: ViewSource> {
     lodgings: HashMap<String, Option<LodgingView>>,
     new_lodgings: Vec<String>,
     calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
-    /// Cached pending requests per lodging; complete for the lodgings in `pending_loaded`.
+    /// Cached pending requests per lodging; complete for the check-in ranges in `pending_loaded`.
     pending: HashMap<String, HashSet<Uuid>>,
-    pending_loaded: HashSet<String>,
+    pending_loaded: HashSet<(String, NaiveDate, NaiveDate)>,
 }
 
 impl<'s, S: ViewSource> Projection<'s, S> {
@@ -275,15 +276,24 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         }
     }
 
-    /// Ids of the pending requests of `lodging_id` whose stay overlaps `from..to`.
+    /// Ids of the pending requests of `lodging_id` whose stay overlaps `from..to`. Only those are
+    /// read from the store: a stay is at most [`MAX_NIGHTS`] nights, so they check in between
+    /// `from - MAX_NIGHTS` and the night before `to`.
     pub(super) fn pending_overlapping(
         &mut self,
         lodging_id: &str,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Uuid>, ViewError> {
-        if self.pending_loaded.insert(lodging_id.to_string()) {
-            for stored in self.source.pending_requests(lodging_id)? {
+        let (first, last) = check_in_range(from, to);
+        if first > last {
+            return Ok(Vec::new());
+        }
+        if self
+            .pending_loaded
+            .insert((lodging_id.to_string(), first, last))
+        {
+            for stored in self.source.pending_requests(lodging_id, first, last)? {
                 let id = stored.view.reservation_id;
                 if let Entry::Vacant(entry) = self.requests.entry(id) {
                     entry.insert(Slot::clean(Some(stored)));
@@ -345,23 +355,35 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     }
 
     /// Add `delta` rooms on every night of `stay` (never below zero).
+    /// Book (`delta` > 0) or release (< 0) rooms on every night of `stay`. Returns the nights
+    /// `first..end` spanning those that turned full or stopped being full: only the pending
+    /// requests on them can change `available`.
     pub(super) fn book(
         &mut self,
         event: &ViewEvent,
         lodging_id: &str,
         stay: &Stay,
         delta: i64,
-    ) -> Result<(), ViewError> {
+    ) -> Result<Option<(NaiveDate, NaiveDate)>, ViewError> {
+        let rooms = self.lodging(lodging_id)?.map_or(0, |l| l.rooms);
         self.load_nights(lodging_id, stay)?;
+        let mut turned: Option<(NaiveDate, NaiveDate)> = None;
         for night in stay.each_night() {
-            if let Some(slot) = self.night_slot(lodging_id, night) {
-                slot.update(event, |n| {
-                    let booked = i64::from(n.booked).saturating_add(delta).max(0);
-                    n.booked = u32::try_from(booked).unwrap_or(u32::MAX);
-                });
+            let Some(slot) = self.night_slot(lodging_id, night) else {
+                continue;
+            };
+            let was_full = slot.value.as_ref().is_some_and(|n| n.booked >= rooms);
+            slot.update(event, |n| {
+                let booked = i64::from(n.booked).saturating_add(delta).max(0);
+                n.booked = u32::try_from(booked).unwrap_or(u32::MAX);
+            });
+            let is_full = slot.value.as_ref().is_some_and(|n| n.booked >= rooms);
+            if was_full != is_full {
+                let end = night.succ_opt().unwrap_or(night);
+                turned = Some(turned.map_or((night, end), |(first, _)| (first, end)));
             }
         }
-        Ok(())
+        Ok(turned)
     }
 
     /// Would `stay` fit the calendar of `lodging_id` now: a free room on every night.
@@ -377,4 +399,15 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             booked.map_or(0, |n| n.booked) < rooms
         }))
     }
+}
+
+/// The check-in dates (inclusive) of stays that can overlap `from..to`, kept within years
+/// 0..=9999 (the dates a request can carry).
+fn check_in_range(from: NaiveDate, to: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let earliest = NaiveDate::from_ymd_opt(0, 1, 1).unwrap_or(NaiveDate::MIN);
+    let latest = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+    let back = TimeDelta::days(i64::from(MAX_NIGHTS));
+    let first = from.checked_sub_signed(back).unwrap_or(NaiveDate::MIN);
+    let last = to.pred_opt().unwrap_or(NaiveDate::MIN);
+    (first.clamp(earliest, latest), last.clamp(earliest, latest))
 }

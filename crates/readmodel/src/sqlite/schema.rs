@@ -12,7 +12,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the layout changes; a store at another version is dropped and rebuilt from the
 /// log (its checkpoint goes with it), since views are derived data.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
@@ -47,11 +47,14 @@ CREATE TABLE IF NOT EXISTS requests (
     reservation_id TEXT NOT NULL UNIQUE,
     lodging_id TEXT NOT NULL,
     request_status TEXT NOT NULL,
+    check_in TEXT NOT NULL,
     position INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_lodging ON requests (lodging_id);
 CREATE INDEX IF NOT EXISTS requests_by_lodging_status ON requests (lodging_id, request_status);
+CREATE INDEX IF NOT EXISTS requests_pending_by_check_in ON requests (lodging_id, check_in)
+    WHERE request_status = 'pending';
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests (request_status);
 
 CREATE TABLE IF NOT EXISTS lodgings (

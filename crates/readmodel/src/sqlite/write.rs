@@ -116,15 +116,20 @@ impl ViewSource for TxSource<'_> {
     fn pending_requests(
         &mut self,
         lodging_id: &str,
+        first: NaiveDate,
+        last: NaiveDate,
     ) -> Result<Vec<Stored<ManagementView>>, ViewError> {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT seq, doc FROM requests WHERE lodging_id = ?1 AND request_status = 'pending'",
+                "SELECT seq, doc FROM requests
+                 WHERE lodging_id = ?1 AND request_status = 'pending'
+                   AND check_in >= ?2 AND check_in <= ?3",
             )
             .map_err(store_error)?;
+        let range = params![lodging_id, first.to_string(), last.to_string()];
         let rows = statement
-            .query_map([lodging_id], seq_and_doc)
+            .query_map(range, seq_and_doc)
             .map_err(store_error)?;
         rows.map(|row| stored(row.map_err(store_error)?)).collect()
     }
@@ -163,8 +168,9 @@ fn save(conn: &Connection, changes: &Changes) -> Result<(), ViewError> {
 fn save_requests(conn: &Connection, requests: &[Stored<ManagementView>]) -> Result<(), ViewError> {
     let mut statement = conn
         .prepare_cached(
-            "INSERT INTO requests (reservation_id, seq, lodging_id, request_status, position, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO requests
+               (reservation_id, seq, lodging_id, request_status, check_in, position, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (reservation_id) DO UPDATE SET
                request_status = excluded.request_status, position = excluded.position, doc = excluded.doc
              WHERE excluded.position > requests.position",
@@ -177,6 +183,7 @@ fn save_requests(conn: &Connection, requests: &[Stored<ManagementView>]) -> Resu
                 to_i64(*seq),
                 view.lodging_id,
                 view.request_status.as_str(),
+                view.check_in.to_string(),
                 to_i64(view.position),
                 to_doc(view)?
             ])
