@@ -57,6 +57,14 @@ pub trait Aggregate: 'static {
         state
     }
 
+    /// Roughly how many events' replay reading a snapshot of `state` costs (its entries). The
+    /// repository spaces snapshots at least this many events apart, so a big state is not
+    /// serialized and written over and over while its snapshot would save little replay.
+    /// Default: 0 (the repository's fixed spacing).
+    fn snapshot_weight(_state: &Self::State) -> u64 {
+        0
+    }
+
     /// Fold a sequence of events onto a state.
     fn fold<'a>(
         state: Self::State,

@@ -311,6 +311,11 @@ impl Aggregate for LodgingAggregate {
         state
     }
 
+    /// A desk's snapshot holds every live request and booked night.
+    fn snapshot_weight(state: &LodgingApproval) -> u64 {
+        (state.requests.len() + state.booked.len()) as u64
+    }
+
     /// Keep only nights from today on, and requests whose stay has not ended ("today" where the
     /// lodging is: west of UTC, the UTC date is already tomorrow while tonight's rooms are taken).
     fn compact(mut state: LodgingApproval, now: Timestamp) -> LodgingApproval {

@@ -648,8 +648,9 @@ impl<A: Aggregate> Repository<A> {
         })
     }
 
-    /// Save a snapshot at `version` if the stream has grown by `snapshot_every` since the last one;
-    /// the version of the stream's latest snapshot afterwards.
+    /// Save a snapshot at `version` if the stream has grown by `snapshot_every` (or the state's
+    /// [`Aggregate::snapshot_weight`], if more) since the last one; the version of the stream's
+    /// latest snapshot afterwards.
     async fn snapshot_if_due(
         &self,
         stream: &str,
@@ -657,7 +658,9 @@ impl<A: Aggregate> Repository<A> {
         version: u64,
         state: &A::State,
     ) -> Option<u64> {
-        let every = self.snapshotting().map_or(0, |(_, every)| every);
+        let every = self
+            .snapshotting()
+            .map_or(0, |(_, every)| every.max(A::snapshot_weight(state)));
         let since = snapshot_version.map_or(version + 1, |v| version.saturating_sub(v));
         if every > 0 && since >= every {
             self.save_snapshot(stream, version, state).await;

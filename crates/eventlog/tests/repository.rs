@@ -67,6 +67,11 @@ impl Aggregate for TallyAggregate {
         }
     }
 
+    /// A tally of thousands is "big": its snapshots are spaced by its thousands.
+    fn snapshot_weight(state: &Tally) -> u64 {
+        u64::try_from(state.total / 1_000).unwrap_or(0)
+    }
+
     fn evolve(state: Tally, event: &TallyEvent) -> Tally {
         match event {
             TallyEvent::Added { n } => Tally {
@@ -339,6 +344,28 @@ async fn snapshots_are_saved_every_n_events_and_used_by_load() {
         .unwrap();
     let loaded = repo.load("t1").await.unwrap();
     assert_eq!((loaded.state.total, loaded.version), (7, Some(6)));
+}
+
+#[tokio::test]
+async fn a_heavy_state_spaces_its_snapshots_by_its_weight() {
+    let (_dir, log) = fresh();
+    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+        .with_snapshots(log.snapshots())
+        .snapshot_every(3);
+    repo.execute("t1", &TallyCommand::Add(10_000), &ctx())
+        .await
+        .unwrap();
+    for _ in 0..12 {
+        repo.execute("t1", &TallyCommand::Add(0), &ctx())
+            .await
+            .unwrap();
+    }
+    // Weight 10: the first snapshot once 10 events are in (version 9), the next not before 19,
+    // where every 3 events would have left one at version 11.
+    assert_eq!(
+        snapshots(&log).load("tally-t1").await.unwrap(),
+        Some((9, json!({ "total": 10_000 })))
+    );
 }
 
 #[tokio::test]
