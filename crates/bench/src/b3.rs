@@ -51,11 +51,11 @@ impl Approval {
 type Started = (String, Instant);
 
 #[derive(Default)]
-struct Outcome {
-    confirmed: usize,
-    failed: usize,
-    timed_out: usize,
-    latencies: Vec<u32>,
+pub(crate) struct Outcome {
+    pub(crate) confirmed: usize,
+    pub(crate) failed: usize,
+    pub(crate) timed_out: usize,
+    pub(crate) latencies: Vec<u32>,
     last_confirmed: Option<Instant>,
     first_failure: Option<String>,
 }
@@ -131,13 +131,92 @@ async fn check(
     }
 }
 
-/// Run `flows` whole flows on a fresh `serve`.
+/// Where the flows run: how many lodgings, and how many requests each already holds pending.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub approval: Approval,
+    pub lodgings: usize,
+    pub backlog: usize,
+}
+
+/// Run `flows` whole flows on a fresh `serve` over B3's 64 lodgings.
 pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::Result<Figure> {
-    let dir = plan.fresh_dir(&format!("b3-{}", approval.mode()))?;
+    let shape = Shape {
+        approval,
+        lodgings: LODGINGS,
+        backlog: 0,
+    };
+    let (outcome, seconds, submitted_in, extra) = run_shape(plan, shape, flows).await?;
+    Ok(figure(
+        approval,
+        flows,
+        &outcome,
+        seconds,
+        submitted_in,
+        extra,
+    ))
+}
+
+/// Post `count` requests spread over `lodgings` and leave them pending; wait until the saga and the
+/// views have handled them.
+async fn seed_backlog(serve: &BenchServe, lodgings: &[String], count: usize) -> anyhow::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let bodies = Arc::new(stay_bodies(lodgings, count));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut posters = Vec::new();
+    for s in 0..SUBMITTERS {
+        let customer = serve.customer(1_000 + s)?;
+        let (addr, next, bodies) = (serve.addr(), Arc::clone(&next), Arc::clone(&bodies));
+        posters.push(tokio::spawn(async move {
+            let mut connection = Connection::open(addr).await?;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(n) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let call = Call::post("/reservations", &customer, body.clone());
+                let (status, answer) = connection.send(&call).await?;
+                anyhow::ensure!(
+                    status == StatusCode::ACCEPTED,
+                    "backlog request: {status} {}",
+                    String::from_utf8_lossy(&answer)
+                );
+            }
+        }));
+    }
+    for poster in posters {
+        poster.await??;
+    }
+    serve
+        .settle(Duration::from_secs(120 + count as u64 / 100))
+        .await?;
+    Ok(())
+}
+
+/// Run `flows` whole flows of `shape` on a fresh `serve`: what was seen, the seconds from the first
+/// request to the last confirmation, the seconds submitting took, and the platform's figures.
+pub(crate) async fn run_shape(
+    plan: &Plan,
+    shape: Shape,
+    flows: usize,
+) -> anyhow::Result<(Outcome, f64, f64, serde_json::Value)> {
+    let approval = shape.approval;
+    let name = format!(
+        "b3-{}-{}-{}",
+        approval.mode(),
+        shape.lodgings,
+        shape.backlog
+    );
+    let dir = plan.fresh_dir(&name)?;
     let serve = BenchServe::start(&dir).await?;
     let lodgings = serve
-        .register_lodgings("b3", LODGINGS, approval.mode())
+        .register_lodgings("b3", shape.lodgings, approval.mode())
         .await?;
+    let seeding = Instant::now();
+    seed_backlog(&serve, &lodgings, shape.backlog).await?;
+    let seed_seconds = seeding.elapsed().as_secs_f64();
     let bodies = Arc::new(stay_bodies(&lodgings, flows.max(1)));
     let admins = lodgings
         .iter()
@@ -200,15 +279,11 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
     let seconds = outcome
         .last_confirmed
         .map_or(f64::INFINITY, |t| (t - started).as_secs_f64());
-    Ok(figure(
-        approval,
-        flows,
-        &outcome,
-        seconds,
-        submitted_in,
-        json!({"saga": saga, "log_head": head, "writer": writer,
-               "events_per_flow": head as f64 / flows.max(1) as f64}),
-    ))
+    let extra = json!({"saga": saga, "log_head": head, "writer": writer,
+                       "lodgings": shape.lodgings, "backlog": shape.backlog,
+                       "backlog_seconds": seed_seconds,
+                       "events_per_flow": head as f64 / flows.max(1) as f64});
+    Ok((outcome, seconds, submitted_in, extra))
 }
 
 fn figure(

@@ -16,6 +16,7 @@
 
 pub mod appends;
 mod b1;
+mod b12;
 mod b2;
 mod b3;
 mod b5;
@@ -41,7 +42,9 @@ use clap::Parser;
 
 use report::{Figure, RunReport, SweepPoint};
 
-const IDS: [&str; 9] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "peer"];
+const IDS: [&str; 10] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B12", "peer",
+];
 const LOAD_GENERATOR: &str =
     "stayledger-bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
     keep-alive connection per client over loopback TCP, closed loop, in the same process as serve \
@@ -244,6 +247,9 @@ async fn run_selected(
             let flows = plan.b3_flows;
             out.one("B3", b3::run_mode(plan, b3::Approval::Instant, flows).await);
         }
+    }
+    if has("B12") {
+        out.one("B12", b12::run(plan).await);
     }
     if has("B5") || has("B7") || has("B8") {
         eprintln!("seeding a log of {} events", plan.events);
