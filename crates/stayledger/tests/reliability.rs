@@ -4,6 +4,8 @@
 //! - R1 crash: `kill -9` of `serve` under load, restart on the same data dir: every acknowledged
 //!   command is in the log, the views equal a rebuild from zero, nothing is stuck or charged twice.
 
+#[path = "common/charges.rs"]
+mod charges;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/views.rs"]
@@ -218,12 +220,12 @@ fn assert_acknowledged_and_charged_once(docs: &[Value], acked: &Acked, charges: 
         .filter(|(_, s)| **s == "confirmed")
         .map(|(id, _)| *id)
         .collect();
-    let keys: Vec<&str> = charges
-        .iter()
-        .map(|c| c["idempotency_key"].as_str().unwrap_or_default())
-        .collect();
-    let charged: BTreeSet<&str> = keys.iter().copied().collect();
-    assert_eq!(charged.len(), keys.len(), "no reservation charged twice");
+    // A charge whose answer the kill cut off before the saga recorded it is asked for once more
+    // after the restart, with the same key; never more.
+    let charged = charges::assert_charged_at_most(charges, status_of.keys().copied(), 2);
+    let asked_again = charged.values().filter(|c| c["attempts"] != 1).count();
+    println!("R1: {asked_again} charges asked for again after the restart");
+    let charged: BTreeSet<&str> = charged.keys().copied().collect();
     assert_eq!(
         charged, confirmed,
         "exactly the confirmed reservations are charged"
