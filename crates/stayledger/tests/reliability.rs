@@ -144,11 +144,17 @@ async fn settle(api: &Api) -> Vec<Value> {
         let settled = docs
             .iter()
             .all(|d| SETTLED.contains(&d["status"].as_str().unwrap_or_default()));
-        let head = api.metric("stayledger_log_head_position", "").await;
-        let projected = api.metric("stayledger_projector_position", "").await;
-        let saga = api.metric("stayledger_saga_checkpoint", "").await;
-        let in_flight = api.metric("stayledger_saga_in_flight", "").await;
-        let caught_up = projected >= head && saga >= head && in_flight == Some(0.0);
+        // Each must be published: a missing one fails (never compares as caught up).
+        let head = api
+            .required_metric("stayledger_log_head_position", "")
+            .await;
+        let projected = api
+            .required_metric("stayledger_projector_position", "")
+            .await;
+        let saga = api.required_metric("stayledger_saga_checkpoint", "").await;
+        let in_flight = api.required_metric("stayledger_saga_in_flight", "").await;
+        let caught_up = projected >= head && saga >= head && in_flight == 0.0;
+        let head = Some(head);
         if settled && caught_up && head == last_head {
             let since = *quiet_since.get_or_insert_with(tokio::time::Instant::now);
             if since.elapsed() > Duration::from_millis(300) {
