@@ -277,6 +277,13 @@ fn render_projector(out: &mut String, projector: &ProjectorStatus) {
     );
     gauge(
         out,
+        "stayledger_projector_events_total",
+        "counter",
+        "Events applied to the views or parked since this process started.",
+        &[("", projector.events_projected() as f64)],
+    );
+    gauge(
+        out,
         "stayledger_projector_lag_events",
         "gauge",
         "Events seen but not yet reflected.",
@@ -299,6 +306,13 @@ fn render_saga(out: &mut String, saga: &SagaStatus) {
         "gauge",
         "Events, timers and refunds being handled.",
         &[("", s.in_flight as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_triggers_total",
+        "counter",
+        "Triggers (events and timers) the saga handled since this process started.",
+        &[("", s.triggers_handled as f64)],
     );
     gauge(
         out,
