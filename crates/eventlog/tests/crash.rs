@@ -1,6 +1,8 @@
 //! Crash test: a child process appends under load and prints one line per acknowledged append; the parent
 //! SIGKILLs it mid-flight, reopens the file and checks that every acknowledged append is there, at the
 //! acknowledged version and position, that positions run 1..=head without a gap and that the chain verifies.
+//! The kill must find the child alive and still acknowledging; an append error in the child (other
+//! than a version conflict) makes it print `failed ...` and exit non-zero, which fails the test.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -31,6 +33,19 @@ struct Ack {
     events: u64,
 }
 
+/// A line of the child: an acknowledged append, or the error that stopped it.
+enum Line {
+    Ack(Ack),
+    Failed(String),
+}
+
+fn parse_line(line: &str) -> Option<Line> {
+    if let Some(error) = line.strip_prefix("failed ") {
+        return Some(Line::Failed(error.to_owned()));
+    }
+    parse(line).map(Line::Ack)
+}
+
 fn parse(line: &str) -> Option<Ack> {
     let mut parts = line.strip_prefix("ack ")?.split(' ');
     Some(Ack {
@@ -54,19 +69,36 @@ fn parent() {
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(ack) = parse(&line) {
-                let _ = tx.send(ack);
+            if let Some(line) = parse_line(&line) {
+                let _ = tx.send(line);
             }
         }
     });
-    let first = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the child acknowledges appends");
+    let mut acks = Vec::new();
+    let mut take = |line: Line| match line {
+        Line::Ack(ack) => acks.push(ack),
+        Line::Failed(error) => panic!("the child failed: {error}"),
+    };
+    take(
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the child acknowledges appends"),
+    );
     std::thread::sleep(Duration::from_millis(1_500));
+    rx.try_iter().for_each(&mut take);
+    // Killed while still acknowledging: one more ack after the pause, and the child not exited.
+    take(
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("the child still acknowledges appends"),
+    );
+    let exited = child.try_wait().unwrap();
+    assert!(
+        exited.is_none(),
+        "the child exited before the kill: {exited:?}"
+    );
     child.kill().unwrap(); // SIGKILL: no destructor, no flush, no checkpoint runs in the child
     child.wait().unwrap();
     reader.join().unwrap();
-    let acks: Vec<Ack> = std::iter::once(first).chain(rx.try_iter()).collect();
+    rx.try_iter().for_each(&mut take);
     assert!(
         acks.len() > 50,
         "only {} appends were acknowledged before the kill",
@@ -126,8 +158,22 @@ fn parent() {
     });
 }
 
+/// Tell the parent an append failed, and exit non-zero.
+fn fail(error: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    let line = error.replace('\n', " ");
+    let _ = writeln!(out, "failed {line}").and_then(|()| out.flush());
+    std::process::exit(1)
+}
+
 /// The child: 32 tasks on 8 streams (so conflicts happen too), appending 1-3 events at a time forever.
 fn child(dir: &Path) {
+    // A panic anywhere (a task's, too) ends the child where the parent sees it.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        fail(&info.to_string());
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,7 +211,8 @@ fn child(dir: &Path) {
                                 current = Some(outcome.last_version);
                             }
                             Err(AppendError::Conflict { actual, .. }) => current = actual,
-                            Err(e) => panic!("append failed: {e}"),
+                            // Not a panic, which would end this task only: the parent must see it.
+                            Err(e) => fail(&format!("{stream}: {e}")),
                         }
                     }
                 })

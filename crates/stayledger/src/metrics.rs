@@ -173,6 +173,21 @@ pub fn gauge(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&
     }
 }
 
+/// The value of the series `name{labels}` in Prometheus text `text`, matched whole: the name and
+/// the labels exactly as rendered (`labels` empty for an unlabelled series), the value parsed as a
+/// number. `None` when the series is absent. What a scraper reads back; the tests check with it.
+#[must_use]
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let series = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,12 +199,29 @@ mod tests {
         metrics.record("GET", "/reservations/{id}", 200, 0.2);
         let mut out = String::new();
         metrics.render(&mut out);
-        assert!(out.contains(
-            "stayledger_http_requests_total{method=\"GET\",route=\"/reservations/{id}\",status=\"200\"} 2"
-        ));
-        assert!(out.contains("le=\"0.005\"} 1"), "{out}");
-        assert!(out.contains("le=\"0.25\"} 2"), "{out}");
-        assert!(out.contains("le=\"+Inf\"} 2"), "{out}");
+        let labels = "method=\"GET\",route=\"/reservations/{id}\",status=\"200\"";
+        let value = |name: &str, labels: &str| sample(&out, name, labels);
+        assert_eq!(value("stayledger_http_requests_total", labels), Some(2.0));
+        let bucket = "stayledger_http_request_duration_seconds_bucket";
+        for (le, count) in [("0.001", 0.0), ("0.005", 1.0), ("0.25", 2.0), ("+Inf", 2.0)] {
+            let labels = format!("{labels},le=\"{le}\"");
+            assert_eq!(value(bucket, &labels), Some(count), "le {le}: {out}");
+        }
+    }
+
+    #[test]
+    fn a_sample_is_read_whole() {
+        let text = "# TYPE a counter\na 10\na_total 3\nb{x=\"1\"} 12.5\nb{x=\"10\"} 1\n";
+        assert_eq!(sample(text, "a", ""), Some(10.0));
+        assert_eq!(sample(text, "a_total", ""), Some(3.0));
+        assert_eq!(sample(text, "b", "x=\"1\""), Some(12.5));
+        assert_eq!(sample(text, "b", "x=\"10\""), Some(1.0));
+        assert_eq!(
+            sample(text, "b", ""),
+            None,
+            "a labelled series is not the unlabelled one"
+        );
+        assert_eq!(sample(text, "c", ""), None);
     }
 
     #[test]

@@ -85,12 +85,15 @@ async fn readyz(State(probes): State<Probes>) -> Response {
             Err(e) => reasons.push(format!("event log unreachable: {e}")),
         }
     }
-    let mut dead_letters = 0;
+    let mut dead_letters = None;
     if let Some(views) = &probes.views {
         if let Err(e) = views.ping().await {
             reasons.push(format!("view store unreachable: {e}"));
         }
-        dead_letters = views.dead_letter_count().await.unwrap_or(0);
+        match views.dead_letter_count().await {
+            Ok(count) => dead_letters = Some(count),
+            Err(e) => reasons.push(format!("dead letters unreadable: {e}")),
+        }
     }
     let applied = match views_position(&probes).await {
         Ok(applied) => applied,
@@ -205,15 +208,7 @@ async fn metrics(State(probes): State<Probes>) -> Response {
         }
     }
     if let Some(views) = &probes.views {
-        let dead = views.dead_letter_count().await.unwrap_or(0);
-        gauge(
-            &mut out,
-            "stayledger_dead_letters",
-            "gauge",
-            "Events parked by the projector.",
-            &[("", dead as f64)],
-        );
-        render_in_flight(&mut out, views.as_ref()).await;
+        render_views(&mut out, views.as_ref()).await;
     }
     if let Some(saga) = &probes.saga {
         render_saga(&mut out, saga);
@@ -221,17 +216,39 @@ async fn metrics(State(probes): State<Probes>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-/// Reservations still on their way, by the step of the flow they wait in (from the views).
-async fn render_in_flight(out: &mut String, views: &dyn ViewStore) {
+/// What the view store tells: its dead letters, and the reservations still on their way by the
+/// step of the flow they wait in. A figure the store fails to give is left out (never shown as 0)
+/// and `stayledger_view_store_scrape_error` is 1.
+async fn render_views(out: &mut String, views: &dyn ViewStore) {
     use readmodel::ReservationStatus as S;
+    let mut failed = false;
+    let mut note = |what: &str, error: readmodel::ViewError| {
+        tracing::warn!(%error, "metrics: cannot read {what} from the view store");
+        failed = true;
+    };
+    let dead: Vec<(&str, f64)> = match views.dead_letter_count().await {
+        Ok(count) => vec![("", count as f64)],
+        Err(error) => {
+            note("the dead letters", error);
+            Vec::new()
+        }
+    };
+    gauge(
+        out,
+        "stayledger_dead_letters",
+        "gauge",
+        "Events parked by the projector.",
+        &dead,
+    );
     let mut samples = Vec::new();
     for (status, label) in [
         (S::Requested, "step=\"awaiting_approval\""),
         (S::Approved, "step=\"awaiting_payment\""),
         (S::PaymentPending, "step=\"payment_deferred\""),
     ] {
-        if let Ok(count) = views.count_reservations(status).await {
-            samples.push((label, count as f64));
+        match views.count_reservations(status).await {
+            Ok(count) => samples.push((label, count as f64)),
+            Err(error) => note("the reservations in flight", error),
         }
     }
     gauge(
@@ -240,6 +257,13 @@ async fn render_in_flight(out: &mut String, views: &dyn ViewStore) {
         "gauge",
         "Reservations waiting in each step of the saga, as the views see them.",
         &samples,
+    );
+    gauge(
+        out,
+        "stayledger_view_store_scrape_error",
+        "gauge",
+        "1 if this scrape could not read a figure from the view store (left out above), else 0.",
+        &[("", if failed { 1.0 } else { 0.0 })],
     );
 }
 
@@ -250,6 +274,13 @@ fn render_projector(out: &mut String, projector: &ProjectorStatus) {
         "gauge",
         "Last position the views reflect.",
         &[("", projector.applied_position() as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_projector_events_total",
+        "counter",
+        "Events applied to the views or parked since this process started.",
+        &[("", projector.events_projected() as f64)],
     );
     gauge(
         out,
@@ -275,6 +306,13 @@ fn render_saga(out: &mut String, saga: &SagaStatus) {
         "gauge",
         "Events, timers and refunds being handled.",
         &[("", s.in_flight as f64)],
+    );
+    gauge(
+        out,
+        "stayledger_saga_triggers_total",
+        "counter",
+        "Triggers (events and timers) the saga handled since this process started.",
+        &[("", s.triggers_handled as f64)],
     );
     gauge(
         out,
@@ -321,4 +359,59 @@ fn render_saga(out: &mut String, saga: &SagaStatus) {
         "Payment gateway circuit: 0 closed, 1 half-open, 2 open.",
         &[("", circuit)],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::sample;
+
+    async fn scrape(probes: Probes) -> String {
+        let response = metrics(State(probes)).await;
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    /// A dead-letter count the store cannot give is not shown as 0: the series is left out and the
+    /// scrape error gauge says so; /readyz fails.
+    #[tokio::test]
+    async fn a_view_store_error_is_not_reported_as_zero_dead_letters() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("views.db");
+        let views: Arc<dyn ViewStore> =
+            Arc::new(readmodel::SqliteViewStore::open(&path).expect("open"));
+        let probes = Probes {
+            views: Some(Arc::clone(&views)),
+            ..Probes::default()
+        };
+        let text = scrape(probes.clone()).await;
+        assert_eq!(sample(&text, "stayledger_dead_letters", ""), Some(0.0));
+        assert_eq!(
+            sample(&text, "stayledger_view_store_scrape_error", ""),
+            Some(0.0)
+        );
+
+        // The store still answers, but its dead letters can no longer be counted.
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other
+            .execute_batch("DROP TABLE dead_letters")
+            .expect("drop");
+        let text = scrape(probes.clone()).await;
+        assert_eq!(sample(&text, "stayledger_dead_letters", ""), None, "{text}");
+        assert_eq!(
+            sample(&text, "stayledger_view_store_scrape_error", ""),
+            Some(1.0)
+        );
+        let awaiting = "step=\"awaiting_approval\"";
+        let in_flight = sample(&text, "stayledger_reservations_in_flight", awaiting);
+        assert_eq!(
+            in_flight,
+            Some(0.0),
+            "what the store can give is still shown"
+        );
+        let ready = readyz(State(probes)).await;
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

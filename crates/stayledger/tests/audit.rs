@@ -176,6 +176,38 @@ async fn history_verify_export_and_exact_import() {
     t.stop().await;
 }
 
+/// Wait until `serve` reads its views from the rebuilt store: a lodging registered now is in the
+/// views it serves and not in `old`. One probe lodging per try, tried again until a deadline.
+async fn wait_for_swap(t: &TestPlatform, old: &SqliteViewStore) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for n in 0.. {
+        let probe = format!("swap-probe-{n}");
+        t.register_lodging(&probe, 1, "instant").await;
+        while t
+            .platform
+            .views
+            .lodging(&probe)
+            .await
+            .expect("read")
+            .is_none()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no swap: {probe} never projected"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if old.lodging(&probe).await.expect("read").is_none() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never swapped to the rebuilt views"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_rebuilds_while_serving_then_swaps() {
     let t = TestPlatform::start().await;
@@ -189,7 +221,8 @@ async fn replay_rebuilds_while_serving_then_swaps() {
     assert!(generation.starts_with("views-"), "{generation}");
 
     // Once swapped, new events land in the rebuilt store and no longer in the old file.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let old = SqliteViewStore::open(dir.join("views.db")).expect("old store");
+    wait_for_swap(&t, &old).await;
     let (second, _) = t.request("pia", "audit-inn", 20, 1).await;
     t.wait_for(&second, "status", "confirmed", WAIT).await;
     let (status, doc) = t.get(&format!("/reservations/{first}"), &t.auditor()).await;
@@ -206,7 +239,6 @@ async fn replay_rebuilds_while_serving_then_swaps() {
         .await
         .expect("read")
         .is_some());
-    let old = SqliteViewStore::open(dir.join("views.db")).expect("old store");
     assert!(
         old.reservation(second_id).await.expect("read").is_none(),
         "the old store is retired"

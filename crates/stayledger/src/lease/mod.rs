@@ -296,6 +296,9 @@ pub(crate) mod conformance {
         let name = format!("{prefix}saga/shard-1-of-2");
         let (short, long) = (Duration::from_millis(300), Duration::from_secs(10));
         assert!(store.acquire(&name, "a", short).await.expect("acquire"));
+        // Whether or not it has expired by now, the row names its first owner.
+        let held = store.get(&name).await.expect("read").expect("exists");
+        assert_eq!((held.owner.as_str(), held.epoch), ("a", 1));
         // Polled rather than slept: the store's clock decides when it expires.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while store.held_by_other(&name, "b").await.expect("read") {

@@ -331,19 +331,23 @@ impl Api {
         }
     }
 
-    /// The value of an unlabelled series (or a series with exactly `labels`) in `/metrics`.
-    pub async fn metric(&self, name: &str, labels: &str) -> Option<f64> {
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
         let (status, body) = self.get("/metrics", None).await;
         assert_eq!(status, StatusCode::OK);
-        let text = body.as_str().unwrap_or_default().to_string();
-        let series = if labels.is_empty() {
-            format!("{name} ")
-        } else {
-            format!("{name}{{{labels}}} ")
-        };
-        text.lines()
-            .find_map(|line| line.strip_prefix(series.as_str()))
-            .and_then(|value| value.trim().parse().ok())
+        body.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The value of an unlabelled series (or a series with exactly `labels`) in `/metrics`.
+    pub async fn metric(&self, name: &str, labels: &str) -> Option<f64> {
+        stayledger::metrics::sample(&self.metrics().await, name, labels)
+    }
+
+    /// [`Api::metric`] that must be there: a missing series fails the test.
+    pub async fn required_metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self.metrics().await;
+        stayledger::metrics::sample(&text, name, labels)
+            .unwrap_or_else(|| panic!("{} publishes no {name}{{{labels}}}:\n{text}", self.base))
     }
 
     /// Every sandbox charge (this must be a `payment-sandbox` process).
