@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use http_edge::limits::MAX_KEY_LEN;
+use http_edge::limits::{is_idempotency_key, MAX_KEY_LEN};
 use http_edge::FieldError;
 
 /// Namespace of causation ids derived from idempotency keys.
@@ -30,8 +30,7 @@ pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub fn parse(text: &str) -> Result<Self, FieldError> {
-        let visible = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
-        if text.trim().is_empty() || text.len() > MAX_KEY_LEN || !visible {
+        if !is_idempotency_key(text) {
             return Err(FieldError::new(
                 "Idempotency-Key",
                 format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),

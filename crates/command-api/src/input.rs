@@ -74,10 +74,10 @@ impl RegisterLodging {
         let nightly_rate = f.integer("nightly_rate", 0, MAX_NIGHTLY_RATE);
         let currency = f.optional_text("currency", 3);
         if let Some(code) = &currency {
-            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            if !limits::is_currency(code) {
                 f.reject(
                     "currency",
-                    "must be an ISO 4217 code of 3 capital letters, e.g. KRW",
+                    "must be an active ISO 4217 currency code, e.g. KRW",
                 );
             }
         }

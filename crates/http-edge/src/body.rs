@@ -182,6 +182,16 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A serde `deserialize_with` for an `i64` field that takes what JSON Schema calls an integer: `2.0`
+/// as well as `2` (serde alone refuses the first).
+pub fn json_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let value = Value::deserialize(deserializer)?;
+    integral(&value)
+        .and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {value}")))
+}
+
 /// The integer a JSON number stands for (JSON Schema counts `2.0` as an integer).
 fn integral(value: &Value) -> Option<i128> {
     /// Beyond 2^53 a float no longer holds every integer exactly.

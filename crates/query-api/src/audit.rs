@@ -210,7 +210,7 @@ async fn verify(
 /// anchor taken before the log had a key).
 fn given_anchor(params: &Params) -> Result<Option<Anchor>, QueryError> {
     let position = params.number("anchor_position", 0, u64::MAX)?;
-    let mac = params.text("anchor_mac");
+    let mac = params.raw("anchor_mac");
     if let Some(mac) = mac {
         if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(QueryError::parameter("anchor_mac", "is not 64 hex digits"));

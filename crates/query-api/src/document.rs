@@ -1,5 +1,6 @@
-//! Reading your own writes and not re-reading unchanged documents: the `min_position` wait (409 at
-//! once for a position beyond the end of the log, 504 if the views do not get there in time), and
+//! Reading your own writes and not re-reading unchanged documents: the `min_position` wait (up to
+//! `wait_ms`, then 504 if the views did not get there; a position no write has reached yet waits
+//! too, since another writer may reach it within the wait), and
 //! `ETag` / `If-None-Match` (304) on single documents. A document's ETag is the log position it
 //! reflects, quoted: `"42"`.
 
@@ -21,14 +22,6 @@ pub(crate) async fn await_views(state: &QueryState, params: &Params) -> Result<(
     let views = state.views.as_ref();
     if state.progress.current(views).await? >= wanted.position {
         return Ok(());
-    }
-    // A position no write has reached yet can never be reflected: refuse at once, never wait.
-    let head = state.log.head_position().await?;
-    if wanted.position > head {
-        return Err(QueryError::BeyondLog {
-            position: wanted.position,
-            head,
-        });
     }
     let reached = state
         .progress

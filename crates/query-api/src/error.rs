@@ -19,9 +19,6 @@ pub enum QueryError {
     /// 404: no such document.
     #[error("{0}")]
     NotFound(String),
-    /// 409: `min_position` is beyond the end of the log: no write has reached it yet.
-    #[error("min_position {position} is beyond the end of the log (position {head})")]
-    BeyondLog { position: u64, head: u64 },
     /// 504: the views did not reflect `position` within the wait.
     #[error("the views did not reach position {position} within {waited_ms} ms")]
     NotCaughtUp { position: u64, waited_ms: u64 },
@@ -48,11 +45,6 @@ impl QueryError {
             Self::Request(problem) => problem.clone(),
             Self::Forbidden(detail) => Problem::forbidden(detail),
             Self::NotFound(detail) => Problem::not_found(detail),
-            Self::BeyondLog { .. } => Problem::new(
-                StatusCode::CONFLICT,
-                "position-beyond-log",
-                self.to_string(),
-            ),
             Self::NotCaughtUp { .. } => Problem::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "views-behind",

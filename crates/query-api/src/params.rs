@@ -124,9 +124,9 @@ impl Params {
         }
     }
 
-    /// An RFC 3339 timestamp.
+    /// An RFC 3339 timestamp; present but empty is invalid.
     pub fn timestamp(&self, name: &str) -> Result<Option<DateTime<Utc>>, QueryError> {
-        let Some(text) = self.text(name) else {
+        let Some(text) = self.raw(name) else {
             return Ok(None);
         };
         DateTime::parse_from_rfc3339(text)
@@ -258,6 +258,9 @@ mod tests {
             at.ok().flatten().map(|t| t.to_rfc3339()),
             Some("2030-01-01T18:04:05+00:00".into())
         );
+        assert!(Params::from_pairs(&[("as_of_time", "")])
+            .timestamp("as_of_time")
+            .is_err());
         assert!(Params::from_pairs(&[("as_of_time", "yesterday")])
             .timestamp("as_of_time")
             .is_err());

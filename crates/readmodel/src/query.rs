@@ -156,16 +156,35 @@ pub(crate) fn encode_cursor(kind: CursorKind, key: &str) -> String {
     hex::encode(format!("{}:{key}", kind.tag()))
 }
 
-/// Decode a cursor handed out by [`encode_cursor`] for the same list.
+/// Decode a cursor handed out by [`encode_cursor`] for the same list: hex (either case) of the list's
+/// tag, `:` and a key of the list's shape (the OpenAPI document publishes the same grammar).
 pub(crate) fn decode_cursor(kind: CursorKind, cursor: &str) -> Result<String, ViewError> {
     let bad = || ViewError::BadCursor(format!("{cursor:?} is not a cursor of this list"));
     let bytes = hex::decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (tag, key) = text.split_once(':').ok_or_else(bad)?;
-    if tag != kind.tag() {
+    if tag != kind.tag() || !kind.takes(key) {
         return Err(bad());
     }
     Ok(key.to_string())
+}
+
+impl CursorKind {
+    /// Whether `key` has the shape of this list's sort keys: a log position (1-19 digits) or a
+    /// lodging id (up to 64 of `A-Za-z0-9._-`, or empty).
+    fn takes(self, key: &str) -> bool {
+        match self {
+            Self::Reservations | Self::Requests => {
+                (1..=19).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
+            }
+            Self::Lodgings => {
+                key.len() <= 64
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            }
+        }
+    }
 }
 
 /// Encode a numeric sort key (a log position) as a cursor.
@@ -196,11 +215,39 @@ mod tests {
             decode_seq_cursor(CursorKind::Reservations, "zz"),
             Err(ViewError::BadCursor(_))
         ));
-        let lodging = encode_cursor(CursorKind::Lodgings, "seoul-1:a");
+        let lodging = encode_cursor(CursorKind::Lodgings, "seoul-1.a");
         assert_eq!(
             decode_cursor(CursorKind::Lodgings, &lodging),
-            Ok("seoul-1:a".to_string())
+            Ok("seoul-1.a".to_string())
         );
+        assert_eq!(
+            decode_cursor(CursorKind::Lodgings, &lodging.to_uppercase()),
+            Ok("seoul-1.a".to_string())
+        );
+    }
+
+    #[test]
+    fn cursors_refuse_keys_of_another_shape() {
+        for key in ["+5", "", "12345678901234567890", "1 2"] {
+            let cursor = encode_cursor(CursorKind::Reservations, key);
+            assert!(
+                matches!(
+                    decode_seq_cursor(CursorKind::Reservations, &cursor),
+                    Err(ViewError::BadCursor(_))
+                ),
+                "{key:?}"
+            );
+        }
+        for key in ["a:b", "a\nb", &"x".repeat(65)] {
+            let cursor = encode_cursor(CursorKind::Lodgings, key);
+            assert!(
+                matches!(
+                    decode_cursor(CursorKind::Lodgings, &cursor),
+                    Err(ViewError::BadCursor(_))
+                ),
+                "{key:?}"
+            );
+        }
     }
 
     #[test]

@@ -202,7 +202,7 @@ async fn views(api: &Checked<'_>, customer: &str, other: &str, admin: &str, id: 
         customer,
     )
     .await
-    .problem(409);
+    .problem(504);
     api.get("/reservations", "/reservations?limit=1", customer)
         .await
         .ok();

@@ -228,14 +228,37 @@ async fn customer_polls_with_etag_and_min_position() {
         .await
         .expect("get");
     assert_eq!(changed.status(), StatusCode::OK);
-    // A position beyond the end of the log can never be reached: a 409 problem at once.
+    // A position no write has reached yet waits like any other (API.md): 504 once `wait_ms` is over...
     let (status, body) = t
         .get(
             &format!("/reservations/{id}?min_position=999999999&wait_ms=200"),
             &token,
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["type"].as_str().map(|t| t.ends_with("views-behind")), Some(true), "{body}");
+    // ...and 200 as soon as a later write gets there within the wait. Once the flow has settled, the
+    // next position is one nobody has written yet.
+    t.wait_for(&id, "status", "confirmed", WAIT).await;
+    let (status, registered) = t
+        .post(
+            "/lodgings",
+            &t.platform_admin(),
+            json!({"lodging_id": "annex", "name": "Annex", "nightly_rate": 1000, "rooms": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let head = registered["position"].as_u64().expect("position");
+    let ahead = format!("/reservations/{id}?min_position={}&wait_ms=10000", head + 1);
+    let waiting = {
+        let (http, base, token) = (t.http.clone(), t.base.clone(), token.clone());
+        tokio::spawn(async move { http.get(format!("{base}{ahead}")).bearer_auth(token).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a position beyond the head waits");
+    t.request("olga", "loft", 40, 1).await;
+    let reached = waiting.await.expect("join").expect("get");
+    assert_eq!(reached.status(), StatusCode::OK);
     // Someone else's reservation is not visible to another customer: 403, not yours (decision 0022).
     let (status, body) = t
         .get(&format!("/reservations/{id}"), &t.customer("intruder"))

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::build::{
     consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
-    Operation, LOG_CURSOR, VIEW_CURSOR,
+    Operation, LODGING_CURSOR, LOG_CURSOR, REQUEST_CURSOR, RESERVATION_CURSOR,
 };
 use super::schemas::{approval_statuses, reservation_statuses, schema_ref};
 
@@ -12,10 +12,10 @@ fn list(
     id: &str,
     summary: &str,
     mut parameters: Vec<Value>,
-    page: &str,
+    (page, cursor): (&str, &str),
     forbidden: Option<&str>,
 ) -> Value {
-    parameters.extend(paging(VIEW_CURSOR));
+    parameters.extend(paging(cursor));
     parameters.extend(consistency());
     let mut answers = vec![
         ("200", json_response("one page", schema_ref(page))),
@@ -23,10 +23,9 @@ fn list(
             "400",
             problem("invalid limit, cursor or filter, a parameter the route does not take, or one given twice"),
         ),
-        ("409", problem("min_position is beyond the end of the log")),
         (
             "504",
-            problem("the views did not reach min_position in time"),
+            problem("the views did not reach min_position within wait_ms"),
         ),
     ];
     if let Some(forbidden) = forbidden {
@@ -69,10 +68,9 @@ fn single(id: &str, tag: &str, summary: &str, mut parameters: Vec<Value>, schema
             ("400", problem("invalid parameter")),
             ("403", problem("not yours")),
             ("404", problem("no such document")),
-            ("409", problem("min_position is beyond the end of the log")),
             (
                 "504",
-                problem("the views did not reach min_position in time"),
+                problem("the views did not reach min_position within wait_ms"),
             ),
         ]),
         open: false,
@@ -137,7 +135,7 @@ fn view_paths() -> Vec<(String, Value)> {
     vec![
         (
             "/lodgings".into(),
-            json!({"get": list("listLodgings", "The lodging catalog", vec![], "LodgingPage", None)}),
+            json!({"get": list("listLodgings", "The lodging catalog", vec![], ("LodgingPage", LODGING_CURSOR), None)}),
         ),
         (
             "/lodgings/{id}".into(),
@@ -149,7 +147,7 @@ fn view_paths() -> Vec<(String, Value)> {
                 "listReservations",
                 "ReservationList, newest first (customer: own; admin: their lodgings; auditor: all)",
                 reservation_filters(status(reservation_statuses())),
-                "ReservationPage",
+                ("ReservationPage", RESERVATION_CURSOR),
                 Some("a customer asking for another customer, or an admin for a lodging they do not manage"),
             )}),
         ),
@@ -169,7 +167,7 @@ fn view_paths() -> Vec<(String, Value)> {
                 "listApprovalRequests",
                 "ManagementList, oldest first (admin: their lodgings; auditor: all)",
                 vec![query("lodging_id", json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}), "only this lodging"), status(approval_statuses())],
-                "ApprovalRequestPage",
+                ("ApprovalRequestPage", REQUEST_CURSOR),
                 Some("customers, or a lodging the admin does not manage"),
             )}),
         ),

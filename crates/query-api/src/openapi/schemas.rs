@@ -84,7 +84,12 @@ pub fn approval_statuses() -> Value {
 
 /// The `Idempotency-Key` header's value.
 pub fn idempotency_key() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[ -~]*[!-~][ -~]*$"})
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": limits::IDEMPOTENCY_KEY_PATTERN})
+}
+
+/// Every IANA time zone name the service knows (what `timezone` parses).
+fn time_zones() -> Vec<&'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name()).collect()
 }
 
 fn problem() -> Value {
@@ -116,14 +121,15 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
             json!({
                 "lodging_id": nullable(id.clone()),
                 "name": name,
-                "nightly_rate": {"type": "integer", "minimum": 0, "maximum": limits::MAX_NIGHTLY_RATE},
-                "currency": nullable(json!({"type": "string", "pattern": "^[A-Z]{3}$", "default": limits::DEFAULT_CURRENCY})),
+                "nightly_rate": {"type": "integer", "minimum": 1, "maximum": limits::MAX_NIGHTLY_RATE},
+                "currency": nullable(json!({"type": "string", "enum": limits::CURRENCIES.as_slice(), "default": limits::DEFAULT_CURRENCY})),
                 "rooms": {"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS},
                 "max_guests": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
                     "default": limits::DEFAULT_MAX_GUESTS})),
                 "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
                 "admin_id": nullable(id.clone()),
-                "timezone": nullable(json!({"type": "string", "description": "IANA time zone name, e.g. Asia/Seoul; default: the service's --default-timezone"})),
+                "timezone": nullable(json!({"type": "string", "enum": time_zones(),
+                    "description": "IANA time zone name, e.g. Asia/Seoul; default: the service's --default-timezone"})),
             }),
         ),
     );
@@ -311,14 +317,19 @@ fn sandbox_documents(schemas: &mut Map<String, Value>) {
         "SandboxChargeRequest".into(),
         closed(
             &["idempotency_key", "amount", "currency"],
-            json!({"idempotency_key": text(), "amount": {"type": "integer"}, "currency": text()}),
+            json!({
+                "idempotency_key": {"type": "string", "maxLength": MAX_KEY_LEN, "pattern": limits::IDEMPOTENCY_KEY_PATTERN},
+                "amount": {"type": "integer", "minimum": 0, "maximum": i64::MAX},
+                "currency": {"type": "string", "enum": limits::CURRENCIES.as_slice()},
+            }),
         ),
     );
     schemas.insert(
         "SandboxRefundRequest".into(),
         closed(
             &["charge_ref", "amount"],
-            json!({"charge_ref": text(), "amount": {"type": "integer"}}),
+            json!({"charge_ref": text(), "amount": {"type": "integer", "minimum": 1, "maximum": i64::MAX,
+                "description": "at most the charge's amount (more is a 422)"}}),
         ),
     );
     schemas.insert(

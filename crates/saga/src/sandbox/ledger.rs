@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use http_edge::limits;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -179,14 +180,14 @@ impl Ledger {
 
 fn validate_charge(key: &str, amount: i64, currency: &str) -> Result<(), LedgerRefusal> {
     let invalid = |m: &str| Err(LedgerRefusal::Invalid(m.to_string()));
-    if key.trim().is_empty() || key.len() > 255 {
-        return invalid("idempotency_key must be 1 to 255 characters");
+    if !limits::is_idempotency_key(key) {
+        return invalid("idempotency_key must be 1 to 255 visible ASCII characters");
     }
     if amount < 0 {
         return invalid("amount must not be negative");
     }
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return invalid("currency must be a 3-letter ISO 4217 code, e.g. KRW");
+    if !limits::is_currency(currency) {
+        return invalid("currency must be an active ISO 4217 code, e.g. KRW");
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::ledger::{LedgerRefusal, SandboxConfig};
 use super::SandboxState;
@@ -18,6 +19,7 @@ use super::SandboxState;
 #[serde(deny_unknown_fields)]
 pub(super) struct ChargeBody {
     idempotency_key: String,
+    #[serde(deserialize_with = "http_edge::body::json_integer")]
     amount: i64,
     currency: String,
 }
@@ -26,15 +28,31 @@ pub(super) struct ChargeBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct RefundBody {
     charge_ref: String,
+    #[serde(deserialize_with = "http_edge::body::json_integer")]
     amount: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfigBody {
-    latency_ms: Option<u64>,
+    #[serde(default, deserialize_with = "present_integer")]
+    latency_ms: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
     decline_rate: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
     overloaded: Option<bool>,
+}
+
+/// [`present`] for an integer, which JSON Schema lets be written `2.0`.
+fn present_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    http_edge::body::json_integer(deserializer).map(Some)
+}
+
+/// A setting left out keeps its value; one given must be a value (`null` is a 400, as the document says).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Longest latency the sandbox may be told to add.
@@ -81,8 +99,15 @@ fn refusal(refusal: LedgerRefusal) -> Response {
     }
 }
 
-fn bad_json(rejection: &JsonRejection) -> Response {
-    problem(StatusCode::BAD_REQUEST, &rejection.body_text())
+/// The body as a `T`, read from a JSON object only (serde would also take a struct written as an
+/// array); anything else is a 400 problem.
+fn object_body<T: DeserializeOwned>(body: Result<Json<Value>, JsonRejection>) -> Result<T, Response> {
+    let bad = |detail: &str| problem(StatusCode::BAD_REQUEST, detail);
+    let Json(value) = body.map_err(|rejection| bad(&rejection.body_text()))?;
+    if !value.is_object() {
+        return Err(bad("the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| bad(&format!("invalid body: {e}")))
 }
 
 async fn simulate_latency(state: &SandboxState) {
@@ -94,11 +119,11 @@ async fn simulate_latency(state: &SandboxState) {
 
 pub(super) async fn charge(
     State(state): State<SandboxState>,
-    body: Result<Json<ChargeBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body: ChargeBody = match object_body(body) {
         Ok(body) => body,
-        Err(rejection) => return bad_json(&rejection),
+        Err(refused) => return refused,
     };
     simulate_latency(&state).await;
     let outcome = state
@@ -124,11 +149,11 @@ pub(super) async fn charge(
 
 pub(super) async fn refund(
     State(state): State<SandboxState>,
-    body: Result<Json<RefundBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body: RefundBody = match object_body(body) {
         Ok(body) => body,
-        Err(rejection) => return bad_json(&rejection),
+        Err(refused) => return refused,
     };
     simulate_latency(&state).await;
     let outcome = state
@@ -153,11 +178,11 @@ pub(super) async fn show_config(State(state): State<SandboxState>) -> Response {
 
 pub(super) async fn update_config(
     State(state): State<SandboxState>,
-    body: Result<Json<ConfigBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
+    let body: ConfigBody = match object_body(body) {
         Ok(body) => body,
-        Err(rejection) => return bad_json(&rejection),
+        Err(refused) => return refused,
     };
     if let Some(rate) = body.decline_rate {
         if !(0.0..=1.0).contains(&rate) {
@@ -167,14 +192,18 @@ pub(super) async fn update_config(
             );
         }
     }
-    if body.latency_ms.is_some_and(|ms| ms > MAX_LATENCY_MS) {
-        let detail = format!("latency_ms must be at most {MAX_LATENCY_MS}");
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, &detail);
-    }
+    let latency_ms = match body.latency_ms.map(u64::try_from) {
+        Some(Ok(ms)) if ms <= MAX_LATENCY_MS => Some(ms),
+        None => None,
+        Some(_) => {
+            let detail = format!("latency_ms must be from 0 to {MAX_LATENCY_MS}");
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, &detail);
+        }
+    };
     let config = {
         let mut book = state.book();
         let config = &mut book.ledger.config;
-        config.latency_ms = body.latency_ms.unwrap_or(config.latency_ms);
+        config.latency_ms = latency_ms.unwrap_or(config.latency_ms);
         config.decline_rate = body.decline_rate.unwrap_or(config.decline_rate);
         config.overloaded = body.overloaded.unwrap_or(config.overloaded);
         *config
