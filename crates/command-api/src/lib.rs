@@ -19,7 +19,7 @@ mod store;
 use std::sync::Arc;
 
 use eventlog::Repositories;
-use http_edge::{problem, Auth};
+use http_edge::Auth;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,16 +57,5 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let state = CommandState::with_options(config.repositories, config.auth, config.options);
-    let app = router(state).fallback(problem::not_found);
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "command API listening");
-    }
-    http_edge::server::serve(
-        listener,
-        app,
-        http_edge::ServerLimits::default(),
-        std::sync::Arc::default(),
-        shutdown,
-    )
-    .await
+    http_edge::server::serve_alone("command API", listener, router(state), shutdown).await
 }

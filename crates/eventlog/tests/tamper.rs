@@ -4,10 +4,12 @@
 //! swapped events are each caught and placed; an anchor catches a rollback of the files; a log written
 //! before the key existed still verifies and says where its keyed part begins.
 
+#[path = "support/forge.rs"]
+mod forge;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use eventlog::hash::{chain_hash, CanonicalEvent};
 use eventlog::{
     Anchor, EventLog, EventMetadata, ExpectedVersion, Integrity, LogKey, NewEvent, SqliteEventLog,
     VerifyReport,
@@ -79,56 +81,6 @@ async fn verify(path: &Path, anchor: Option<&Anchor>) -> VerifyReport {
     log.verify_keyed(anchor).await.expect("verify")
 }
 
-/// An event row as the chain hashes it: position, version, event id, type, schema version, data,
-/// metadata, recorded at.
-type StoredRow = (i64, i64, Vec<u8>, String, i64, String, String, String);
-
-/// What an attacker without the key does after editing rows: recompute the stream's SHA-256 chain.
-fn rehash(conn: &Connection, stream: &str) {
-    let rows: Vec<StoredRow> = conn
-        .prepare(
-            "SELECT position, version, event_id, event_type, schema_version, data, metadata, \
-             recorded_at FROM events WHERE stream = ?1 ORDER BY version",
-        )
-        .expect("prepare")
-        .query_map([stream], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
-        .expect("query")
-        .map(|r| r.expect("row"))
-        .collect();
-    let mut prev = String::new();
-    for (position, version, id, event_type, schema, data, metadata, at) in rows {
-        let hash = chain_hash(
-            &prev,
-            &CanonicalEvent {
-                stream,
-                version: version as u64,
-                event_id: Uuid::from_slice(&id).expect("id"),
-                event_type: &event_type,
-                schema_version: schema as u32,
-                data_json: &data,
-                metadata_json: &metadata,
-                recorded_at: &at,
-            },
-        );
-        conn.execute(
-            "UPDATE events SET hash = ?1 WHERE position = ?2",
-            params![hash, position],
-        )
-        .expect("update");
-        prev = hash;
-    }
-}
 
 fn stream_at(conn: &Connection, position: i64) -> (String, i64) {
     conn.query_row(
@@ -182,7 +134,7 @@ async fn an_edited_and_rehashed_event_is_caught() {
         [],
     )
     .expect("edit");
-    rehash(&conn, &stream);
+    forge::rehash(&conn, &stream);
     drop(conn);
     caught(&verify(&path, None).await, &stream, 5);
 }
@@ -209,7 +161,7 @@ async fn a_removed_middle_event_is_caught_even_renumbered() {
         )
         .expect("renumber positions");
     }
-    rehash(&conn, &stream);
+    forge::rehash(&conn, &stream);
     let (now_at_6, _) = stream_at(&conn, 6);
     drop(conn);
     caught(&verify(&path, None).await, &now_at_6, 6);

@@ -110,6 +110,21 @@ impl ServerStats {
     }
 }
 
+/// One API served alone (`stayledger command-api`, `query-api`): `app` with the problem+json 404 for
+/// unknown paths, on `listener` with the default limits, until `shutdown`.
+pub async fn serve_alone(
+    name: &str,
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{name} listening");
+    }
+    let app = app.fallback(problem::not_found);
+    serve(listener, app, ServerLimits::default(), Arc::default(), shutdown).await
+}
+
 /// Serve `app` on `listener` within `limits` until `shutdown` is cancelled; then stop accepting and
 /// give open connections up to the request timeout to finish.
 pub async fn serve(

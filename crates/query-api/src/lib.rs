@@ -25,7 +25,7 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use eventlog::EventLog;
-use http_edge::{problem, Auth};
+use http_edge::Auth;
 use readmodel::ViewStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,16 +65,5 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let state = QueryState::new(config.log, config.views, config.auth, config.progress);
-    let app = router(state).fallback(problem::not_found);
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "query API listening");
-    }
-    http_edge::server::serve(
-        listener,
-        app,
-        http_edge::ServerLimits::default(),
-        std::sync::Arc::default(),
-        shutdown,
-    )
-    .await
+    http_edge::server::serve_alone("query API", listener, router(state), shutdown).await
 }

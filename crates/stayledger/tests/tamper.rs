@@ -6,17 +6,17 @@
 //! two swapped events; with an anchor kept elsewhere, a rollback of the whole data dir too.
 
 mod common;
+#[path = "../../eventlog/tests/support/forge.rs"]
+mod forge;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{test_config, TestPlatform};
-use eventlog::hash::{chain_hash, CanonicalEvent};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use tempfile::TempDir;
-use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -86,57 +86,6 @@ fn copy(dir: &Path) -> TempDir {
     to
 }
 
-/// An event row as the chain hashes it: position, version, event id, type, schema version, data,
-/// metadata, recorded at.
-type StoredRow = (i64, i64, Vec<u8>, String, i64, String, String, String);
-
-/// Recompute `stream`'s SHA-256 chain over its rows as they now are (what the attacker can do).
-fn rehash(conn: &Connection, stream: &str) {
-    let mut statement = conn
-        .prepare(
-            "SELECT position, version, event_id, event_type, schema_version, data, metadata, \
-             recorded_at FROM events WHERE stream = ?1 ORDER BY version",
-        )
-        .expect("prepare");
-    let rows: Vec<StoredRow> = statement
-        .query_map([stream], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
-        .expect("query")
-        .map(|r| r.expect("row"))
-        .collect();
-    let mut prev = String::new();
-    for (position, version, id, event_type, schema, data, metadata, at) in rows {
-        let hash = chain_hash(
-            &prev,
-            &CanonicalEvent {
-                stream,
-                version: version as u64,
-                event_id: Uuid::from_slice(&id).expect("id"),
-                event_type: &event_type,
-                schema_version: schema as u32,
-                data_json: &data,
-                metadata_json: &metadata,
-                recorded_at: &at,
-            },
-        );
-        conn.execute(
-            "UPDATE events SET hash = ?1 WHERE position = ?2",
-            params![hash, position],
-        )
-        .expect("update hash");
-        prev = hash;
-    }
-}
 
 fn at(conn: &Connection, position: u64) -> (String, i64) {
     conn.query_row(
@@ -237,7 +186,7 @@ async fn truncation_and_an_edited_rehashed_event_are_caught() {
             [position],
         )
         .expect("edit");
-        rehash(conn, &stream);
+        forge::rehash(conn, &stream);
         (stream, position as u64)
     });
     caught_both_ways(copy, &stream, position).await;
@@ -275,7 +224,7 @@ async fn a_removed_middle_event_and_two_swapped_events_are_caught() {
             )
             .expect("renumber positions");
         }
-        rehash(conn, &stream);
+        forge::rehash(conn, &stream);
         (at(conn, middle).0, middle)
     });
     caught_both_ways(copy, &stream, position).await;

@@ -4,13 +4,12 @@
 //! flag or `STAYLEDGER_PAYMENT_GATEWAY_KEY` given instead wins. Never printed or logged.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use rand::RngCore;
 use saga::GatewayKey;
 
+use super::private::{key_file, random_hex};
 use super::GATEWAY_KEY_FILE;
 
 /// The key given on the command line, else the data dir's, created if missing.
@@ -43,38 +42,14 @@ pub fn given_or_existing(given: Option<&str>, data_dir: &Path) -> anyhow::Result
 /// Read the data dir's key, creating the dir and a fresh random key if there is none.
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<GatewayKey> {
     super::create_dir(data_dir)?;
-    let path = data_dir.join(GATEWAY_KEY_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => parse(text.trim(), GATEWAY_KEY_FILE),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
-        Err(e) => Err(e).context("reading the payment gateway key"),
-    }
+    let key = key_file(&data_dir.join(GATEWAY_KEY_FILE), || {
+        format!("sk_sandbox_{}", random_hex(32))
+    })?;
+    parse(&key, GATEWAY_KEY_FILE)
 }
 
 fn parse(key: &str, source: &str) -> anyhow::Result<GatewayKey> {
     GatewayKey::new(key).with_context(|| format!("the payment gateway key from {source}"))
-}
-
-fn create(path: &Path) -> anyhow::Result<GatewayKey> {
-    let mut bytes = [0_u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let key = format!("sk_sandbox_{}", hex::encode(bytes));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(key.as_bytes())?;
-            file.sync_all()?;
-            parse(&key, GATEWAY_KEY_FILE)
-        }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            parse(fs::read_to_string(path)?.trim(), GATEWAY_KEY_FILE)
-        }
-        Err(e) => Err(e).context("creating the payment gateway key file"),
-    }
 }
 
 #[cfg(test)]

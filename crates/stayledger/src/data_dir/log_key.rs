@@ -3,13 +3,12 @@
 //! FILE` keeps it elsewhere, so that someone who can write the data dir cannot read it. Never printed.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use eventlog::LogKey;
-use rand::RngCore;
 
+use super::private::{key_file, random_hex};
 use super::LOG_KEY_FILE;
 
 /// Where the key is: `file` if given, else `log-key` in `data_dir`.
@@ -20,45 +19,27 @@ pub fn path(data_dir: &Path, file: Option<&Path>) -> PathBuf {
 
 /// The key at `path`, created (at random, mode 0600) if there is none.
 pub fn load_or_create(path: &Path) -> anyhow::Result<LogKey> {
-    if let Some(key) = load(path)? {
-        return Ok(key);
-    }
-    let mut secret = [0_u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(hex::encode(secret).as_bytes())?;
-            file.sync_all()?;
-            Ok(LogKey::new(&secret))
-        }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            load(path)?.with_context(|| format!("the log key {} vanished", path.display()))
-        }
-        Err(e) => Err(e).with_context(|| format!("creating the log key {}", path.display())),
-    }
+    parse(path, &key_file(path, || random_hex(32))?)
 }
 
 /// The key at `path`; `None` if there is no such file.
 pub fn load(path: &Path) -> anyhow::Result<Option<LogKey>> {
     match fs::read_to_string(path) {
-        Ok(text) => {
-            let secret = hex::decode(text.trim())
-                .with_context(|| format!("the log key {} is not valid hex", path.display()))?;
-            anyhow::ensure!(
-                secret.len() >= 32,
-                "the log key {} is shorter than 32 bytes",
-                path.display()
-            );
-            Ok(Some(LogKey::new(&secret)))
-        }
+        Ok(text) => parse(path, text.trim()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading the log key {}", path.display())),
     }
+}
+
+fn parse(path: &Path, text: &str) -> anyhow::Result<LogKey> {
+    let secret = hex::decode(text)
+        .with_context(|| format!("the log key {} is not valid hex", path.display()))?;
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "the log key {} is shorter than 32 bytes",
+        path.display()
+    );
+    Ok(LogKey::new(&secret))
 }
 
 #[cfg(test)]

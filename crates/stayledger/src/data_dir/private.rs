@@ -47,6 +47,41 @@ pub fn file(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The trimmed text of the key file `path`. If there is none, `make()` is written there first (a new
+/// file, mode 0600, fsynced); if another process creates it meanwhile, theirs is read and used.
+pub fn key_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    let read = |path: &Path| fs::read_to_string(path).map(|text| text.trim().to_string());
+    match read(path) {
+        Ok(text) => return Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let text = make();
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(path).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// `bytes` random bytes, in hex.
+#[must_use]
+pub fn random_hex(bytes: usize) -> String {
+    let mut secret = vec![0_u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    hex::encode(secret)
+}
+
 /// Write `bytes` to `path` atomically (a 0600 temp file, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp = path.as_os_str().to_owned();

@@ -2,12 +2,11 @@
 //! start (`jwt-secret`, mode 0600), read on later starts. Never printed or logged.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use rand::RngCore;
 
+use super::private::{key_file, random_hex};
 use super::SECRET_FILE;
 
 /// Read the data dir's secret, creating the dir and a fresh random secret if there is none.
@@ -16,12 +15,8 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(secret);
     }
     super::create_dir(data_dir)?;
-    let path = data_dir.join(SECRET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => hex::decode(text.trim()).context("the jwt-secret file is not valid hex"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
-        Err(e) => Err(e).context("reading the jwt-secret file"),
-    }
+    let text = key_file(&data_dir.join(SECRET_FILE), || random_hex(32))?;
+    hex::decode(text).context("the jwt-secret file is not valid hex")
 }
 
 /// Read the secret a running deployment already has (`stayledger token`): never creates one,
@@ -58,28 +53,6 @@ fn from_env() -> anyhow::Result<Option<Vec<u8>>> {
         "STAYLEDGER_JWT_SECRET must be at least 32 bytes"
     );
     Ok(Some(secret.into_bytes()))
-}
-
-fn create(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut secret = vec![0_u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(hex::encode(&secret).as_bytes())?;
-            file.sync_all()?;
-            Ok(secret)
-        }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = fs::read_to_string(path)?;
-            hex::decode(text.trim()).context("the jwt-secret file is not valid hex")
-        }
-        Err(e) => Err(e).context("creating the jwt-secret file"),
-    }
 }
 
 #[cfg(test)]
