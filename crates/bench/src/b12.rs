@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::b3::{run_shape, Approval, Outcome, Shape};
+use super::b3::{run_shape, Approval, Outcome, Shape, ShapeRun};
 use super::load::Percentiles;
 use super::report::{thousands, Figure};
 use super::Plan;
@@ -17,7 +17,12 @@ async fn one(plan: &Plan, backlog: usize, flows: usize) -> anyhow::Result<serde_
         lodgings: 1,
         backlog,
     };
-    let (outcome, seconds, submitted_in, platform) = run_shape(plan, shape, flows).await?;
+    let ShapeRun {
+        outcome,
+        seconds,
+        submitted_in,
+        platform,
+    } = run_shape(plan, shape, flows).await?;
     let Outcome {
         confirmed,
         failed,

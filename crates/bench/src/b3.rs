@@ -7,7 +7,6 @@
 //! each flow's document until it is confirmed. flows/s = confirmed flows / (first request -> last
 //! confirmation seen): the sustained rate of the whole pipeline, backlog drained.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, Mutex};
 
 use super::client::{id_of, Call, Connection};
-use super::load::{micros, Percentiles};
+use super::load::{self, micros, Percentiles};
 use super::platform::{stay_bodies, BenchServe};
 use super::report::{thousands, Figure};
 use super::Plan;
@@ -146,15 +145,7 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         lodgings: LODGINGS,
         backlog: 0,
     };
-    let (outcome, seconds, submitted_in, extra) = run_shape(plan, shape, flows).await?;
-    Ok(figure(
-        approval,
-        flows,
-        &outcome,
-        seconds,
-        submitted_in,
-        extra,
-    ))
+    Ok(figure(approval, flows, run_shape(plan, shape, flows).await?))
 }
 
 /// Post `count` requests spread over `lodgings` and leave them pending; wait until the saga and the
@@ -164,44 +155,45 @@ async fn seed_backlog(serve: &BenchServe, lodgings: &[String], count: usize) -> 
         return Ok(());
     }
     let bodies = Arc::new(stay_bodies(lodgings, count));
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut posters = Vec::new();
-    for s in 0..SUBMITTERS {
-        let customer = serve.customer(1_000 + s)?;
-        let (addr, next, bodies) = (serve.addr(), Arc::clone(&next), Arc::clone(&bodies));
-        posters.push(tokio::spawn(async move {
-            let mut connection = Connection::open(addr).await?;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(n) else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let call = Call::post("/reservations", &customer, body.clone());
-                let (status, answer) = connection.send(&call).await?;
-                anyhow::ensure!(
-                    status == StatusCode::ACCEPTED,
-                    "backlog request: {status} {}",
-                    String::from_utf8_lossy(&answer)
-                );
-            }
-        }));
-    }
-    for poster in posters {
-        poster.await??;
-    }
+    let customers = (0..SUBMITTERS)
+        .map(|s| serve.customer(1_000 + s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    load::share(serve.addr(), customers, count, move |mut connection, customer, n| {
+        let call = Call::post("/reservations", &customer, bodies[n].clone());
+        async move {
+            let (status, answer) = connection.send(&call).await?;
+            anyhow::ensure!(
+                status == StatusCode::ACCEPTED,
+                "backlog request: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
+            Ok((connection, customer))
+        }
+    })
+    .await?;
     serve
         .settle(Duration::from_secs(120 + count as u64 / 100))
         .await?;
     Ok(())
 }
 
-/// Run `flows` whole flows of `shape` on a fresh `serve`: what was seen, the seconds from the first
-/// request to the last confirmation, the seconds submitting took, and the platform's figures.
+/// One run of [`run_shape`].
+pub(crate) struct ShapeRun {
+    pub outcome: Outcome,
+    /// From the first request to the last confirmation seen.
+    pub seconds: f64,
+    /// How long submitting every flow took.
+    pub submitted_in: f64,
+    /// The platform's figures: saga, log head, writer rates, the backlog's seeding time.
+    pub platform: serde_json::Value,
+}
+
+/// Run `flows` whole flows of `shape` on a fresh `serve`.
 pub(crate) async fn run_shape(
     plan: &Plan,
     shape: Shape,
     flows: usize,
-) -> anyhow::Result<(Outcome, f64, f64, serde_json::Value)> {
+) -> anyhow::Result<ShapeRun> {
     let approval = shape.approval;
     let name = format!(
         "b3-{}-{}-{}",
@@ -226,7 +218,6 @@ pub(crate) async fn run_shape(
     let auditor = serve.token(Role::Auditor, "bench-auditor", &[])?;
     let (sender, receiver) = mpsc::unbounded_channel::<Started>();
     let receiver = Arc::new(Mutex::new(receiver));
-    let next = Arc::new(AtomicUsize::new(0));
     let before = serve.writer_counters().await?;
     let deadline = Instant::now() + Duration::from_secs(60 + flows as u64 / 100);
     let started = Instant::now();
@@ -236,30 +227,22 @@ pub(crate) async fn run_shape(
             tokio::spawn(check(serve.addr(), auditor.clone(), receiver, deadline))
         })
         .collect();
-    let mut submitters = Vec::new();
-    for s in 0..SUBMITTERS {
-        let customer = serve.customer(s)?;
-        let (addr, next, bodies) = (serve.addr(), Arc::clone(&next), Arc::clone(&bodies));
-        let (admins, sender) = (Arc::clone(&admins), sender.clone());
-        submitters.push(tokio::spawn(async move {
-            let mut connection = Connection::open(addr).await?;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= flows {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                let admin = (approval == Approval::Admin).then(|| &admins[n % admins.len()]);
-                let sent = Instant::now();
-                let path = start_flow(&mut connection, &customer, admin, bodies[n].clone()).await?;
-                // The checkers only stop once every sender is gone.
-                let _ = sender.send((path, sent));
-            }
-        }));
-    }
+    // Each submitter holds a sender: the checkers stop once every submitter is done.
+    let submitters = (0..SUBMITTERS)
+        .map(|s| Ok((serve.customer(s)?, sender.clone())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     drop(sender);
-    for submitter in submitters {
-        submitter.await??;
-    }
+    load::share(serve.addr(), submitters, flows, move |mut connection, (customer, sender), n| {
+        let admin = (approval == Approval::Admin).then(|| admins[n % admins.len()].clone());
+        let body = bodies[n].clone();
+        async move {
+            let sent = Instant::now();
+            let path = start_flow(&mut connection, &customer, admin.as_ref(), body).await?;
+            let _ = sender.send((path, sent));
+            Ok((connection, (customer, sender)))
+        }
+    })
+    .await?;
     let submitted_in = started.elapsed().as_secs_f64();
     let mut outcome = Outcome::default();
     for checker in checkers {
@@ -283,17 +266,21 @@ pub(crate) async fn run_shape(
                        "lodgings": shape.lodgings, "backlog": shape.backlog,
                        "backlog_seconds": seed_seconds,
                        "events_per_flow": head as f64 / flows.max(1) as f64});
-    Ok((outcome, seconds, submitted_in, extra))
+    Ok(ShapeRun {
+        outcome,
+        seconds,
+        submitted_in,
+        platform: extra,
+    })
 }
 
-fn figure(
-    approval: Approval,
-    flows: usize,
-    outcome: &Outcome,
-    seconds: f64,
-    submitted_in: f64,
-    extra: serde_json::Value,
-) -> Figure {
+fn figure(approval: Approval, flows: usize, run: ShapeRun) -> Figure {
+    let ShapeRun {
+        outcome,
+        seconds,
+        submitted_in,
+        platform: extra,
+    } = run;
     let per_sec = outcome.confirmed as f64 / seconds;
     let latency = Percentiles::of(outcome.latencies.clone());
     let complete = outcome.confirmed == flows;

@@ -2,7 +2,9 @@
 //! next request as soon as the previous one is answered, through a warm-up and then a measured
 //! window. Throughput counts the requests sent in the window; latency is send -> whole answer read.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -201,4 +203,42 @@ mod tests {
         assert!((p.max_ms - 1.0).abs() < 1e-9);
         assert_eq!(Percentiles::of(Vec::new()).count, 0);
     }
+}
+
+/// A fixed amount of work as fast as the service answers (where [`run`] is a timed window): items
+/// `0..count` shared by one task per entry of `workers`, each on its own keep-alive connection to
+/// `addr`, each taking the next item as soon as it is done with one. `step` gets the connection and
+/// the worker's own state and hands them back.
+pub async fn share<S, F, Fut>(
+    addr: SocketAddr,
+    workers: Vec<S>,
+    count: usize,
+    step: F,
+) -> anyhow::Result<()>
+where
+    S: Send + 'static,
+    F: Fn(Connection, S, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<(Connection, S)>> + Send + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|mut state| {
+            let (next, step) = (Arc::clone(&next), step.clone());
+            tokio::spawn(async move {
+                let mut connection = Connection::open(addr).await?;
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    (connection, state) = step(connection, state, n).await?;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }

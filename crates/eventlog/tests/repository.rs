@@ -314,17 +314,27 @@ async fn concurrent_commands_on_one_aggregate_all_land() {
     assert_eq!((loaded.state.total, loaded.version), (16, Some(15)));
 }
 
-#[tokio::test]
-async fn snapshots_are_saved_every_n_events_and_used_by_load() {
-    let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
+/// A tally repository on `log` that snapshots every `every` events (or its state's weight).
+fn snapshotting_every(log: &Arc<dyn EventLog>, every: u64) -> Repository<TallyAggregate> {
+    Repository::<TallyAggregate>::new(Arc::clone(log))
         .with_snapshots(log.snapshots())
-        .snapshot_every(3);
-    for _ in 0..7 {
-        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+        .snapshot_every(every)
+}
+
+/// One `Add` command on tally `t1` per amount, in order.
+async fn add_each(repo: &Repository<TallyAggregate>, amounts: &[i64]) {
+    for &amount in amounts {
+        repo.execute("t1", &TallyCommand::Add(amount), &ctx())
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn snapshots_are_saved_every_n_events_and_used_by_load() {
+    let (_dir, log) = fresh();
+    let repo = snapshotting_every(&log, 3);
+    add_each(&repo, &[1; 7]).await;
     assert_eq!(
         snapshots(&log).load("tally-t1").await.unwrap(),
         Some((5, json!({ "total": 6 })))
@@ -349,17 +359,8 @@ async fn snapshots_are_saved_every_n_events_and_used_by_load() {
 #[tokio::test]
 async fn a_heavy_state_spaces_its_snapshots_by_its_weight() {
     let (_dir, log) = fresh();
-    let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))
-        .with_snapshots(log.snapshots())
-        .snapshot_every(3);
-    repo.execute("t1", &TallyCommand::Add(10_000), &ctx())
-        .await
-        .unwrap();
-    for _ in 0..12 {
-        repo.execute("t1", &TallyCommand::Add(0), &ctx())
-            .await
-            .unwrap();
-    }
+    let repo = snapshotting_every(&log, 3);
+    add_each(&repo, &[10_000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).await;
     // Weight 10: the first snapshot once 10 events are in (version 9), the next not before 19,
     // where every 3 events would have left one at version 11.
     assert_eq!(
