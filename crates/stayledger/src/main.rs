@@ -5,10 +5,18 @@ use stayledger::cli::{Cli, Command};
 
 /// mimalloc instead of glibc's malloc: the event and JSON handling allocate many small objects, and
 /// glibc's `free`/`malloc_consolidate` took 12-35% of the profiles (docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // No transparent huge pages: mimalloc asks for them on its arenas, and a 2 MiB page stays resident
+    // while any 4 KiB of it is in use, so memory freed after a load was never given back (issue 18:
+    // B7 under load, 139 -> 92 MiB at the same request count; docs/benchmarks.md).
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("stayledger: could not turn off transparent huge pages: {e}");
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -14,8 +14,11 @@ use uuid::Uuid;
 use super::{store_error, to_i64, to_u64};
 use crate::LogError;
 
-/// Cached event ids above which streams not used by the current batch are forgotten.
-const MAX_CACHED_IDS: usize = 1_000_000;
+/// Cached streams plus event ids above which the less recently used half of the streams is forgotten
+/// (a forgotten stream is read back on its next append: two indexed reads). It bounds
+/// the writer's memory to a few MiB (about 200 bytes a stream and 20 an id); it was 1,000,000 ids,
+/// which under a long load held tens of MiB (issue 18: B7 under load).
+const MAX_CACHED: usize = 65_536;
 /// A foreign write larger than this clears the cache instead of being folded in.
 const MAX_CATCH_UP: u64 = 50_000;
 
@@ -47,13 +50,23 @@ impl Heads {
             }
             _ => self.clear(),
         }
-        if self.ids > MAX_CACHED_IDS {
-            let batch = self.batch;
-            self.streams.retain(|_, s| s.used + 1 >= batch);
-            self.ids = self.streams.values().map(|s| s.ids.len()).sum();
+        if self.streams.len() + self.ids > MAX_CACHED {
+            self.forget_older_half();
         }
         self.known = Some(head);
         Ok(())
+    }
+
+    /// Forget the less recently used half of the streams. The recent ones are where the next appends
+    /// go (a new reservation's saga and follow-ups come within seconds); forgetting all but the current
+    /// batch's made every one of those re-read its stream on the one writer thread.
+    fn forget_older_half(&mut self) {
+        let mut used: Vec<u64> = self.streams.values().map(|s| s.used).collect();
+        let middle = used.len() / 2;
+        let cut = *used.select_nth_unstable(middle).1;
+        self.streams.retain(|_, s| s.used >= cut);
+        self.streams.shrink_to_fit();
+        self.ids = self.streams.values().map(|s| s.ids.len()).sum();
     }
 
     /// Forget everything (after a rollback, or a foreign write too large to fold in).
@@ -167,4 +180,26 @@ fn load(conn: &Connection, stream: &str) -> Result<Option<StreamState>, LogError
 
 fn uuid_from(bytes: &[u8]) -> Result<Uuid, LogError> {
     Uuid::from_slice(bytes).map_err(|e| LogError::Corrupt(format!("stored event id: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_bound_the_least_recently_used_half_is_forgotten() {
+        let conn = Connection::open_in_memory().expect("sqlite");
+        let mut heads = Heads::default();
+        let streams = MAX_CACHED; // one stream and one id each: twice the bound
+        for n in 0..streams {
+            heads.sync(&conn, 0).expect("sync");
+            let id = std::iter::once(Uuid::new_v4());
+            heads.create(&format!("s-{n}"), id, 0, 0, String::new());
+            assert!(heads.streams.len() + heads.ids <= MAX_CACHED + 2);
+        }
+        assert!(heads.streams.contains_key(&format!("s-{}", streams - 1)));
+        assert!(heads.streams.contains_key(&format!("s-{}", streams - 100)));
+        assert!(!heads.streams.contains_key("s-0"));
+        assert!(heads.streams.len() <= MAX_CACHED / 2 + 1);
+    }
 }

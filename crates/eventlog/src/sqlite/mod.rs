@@ -54,6 +54,11 @@ pub use import::{import_into, ImportReport};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Page cache of the writer connection, in KiB (SQLite's negative `cache_size` convention).
 pub(crate) const WRITER_CACHE_KIB: i64 = -16_384;
+/// Page cache of each reader connection, in KiB. Small on purpose: SQLite drops a reader's cache
+/// whenever another connection has committed since its last read, which under load is every read, and a
+/// stream read touches a handful of pages; SQLite's default (2 MiB) per pooled connection only held
+/// resident memory (issue 18: B7 under load).
+pub(crate) const READER_CACHE_KIB: i64 = -512;
 /// How often a live subscription re-reads the file even without an in-process notification.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 

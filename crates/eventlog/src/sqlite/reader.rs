@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{open_connection, store_error, to_u64};
+use super::{open_connection, store_error, to_u64, READER_CACHE_KIB};
 use crate::hash::{self, BadEvent, CanonicalEvent, VerifyReport};
 use crate::json_syntax;
 use crate::{EventMetadata, LogError, Position, RawRecordedEvent, RecordedEvent, StreamVersion};
@@ -43,6 +43,8 @@ impl Reader {
             None => {
                 let conn = open_connection(&self.path)?;
                 conn.pragma_update(None, "query_only", true)
+                    .map_err(store_error)?;
+                conn.pragma_update(None, "cache_size", READER_CACHE_KIB)
                     .map_err(store_error)?;
                 conn
             }
