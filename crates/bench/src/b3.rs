@@ -145,7 +145,11 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         lodgings: LODGINGS,
         backlog: 0,
     };
-    Ok(figure(approval, flows, run_shape(plan, shape, flows).await?))
+    Ok(figure(
+        approval,
+        flows,
+        run_shape(plan, shape, flows).await?,
+    ))
 }
 
 /// Post `count` requests spread over `lodgings` and leave them pending; wait until the saga and the
@@ -158,18 +162,23 @@ async fn seed_backlog(serve: &BenchServe, lodgings: &[String], count: usize) -> 
     let customers = (0..SUBMITTERS)
         .map(|s| serve.customer(1_000 + s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    load::share(serve.addr(), customers, count, move |mut connection, customer, n| {
-        let call = Call::post("/reservations", &customer, bodies[n].clone());
-        async move {
-            let (status, answer) = connection.send(&call).await?;
-            anyhow::ensure!(
-                status == StatusCode::ACCEPTED,
-                "backlog request: {status} {}",
-                String::from_utf8_lossy(&answer)
-            );
-            Ok((connection, customer))
-        }
-    })
+    load::share(
+        serve.addr(),
+        customers,
+        count,
+        move |mut connection, customer, n| {
+            let call = Call::post("/reservations", &customer, bodies[n].clone());
+            async move {
+                let (status, answer) = connection.send(&call).await?;
+                anyhow::ensure!(
+                    status == StatusCode::ACCEPTED,
+                    "backlog request: {status} {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                Ok((connection, customer))
+            }
+        },
+    )
     .await?;
     serve
         .settle(Duration::from_secs(120 + count as u64 / 100))
@@ -189,11 +198,7 @@ pub(crate) struct ShapeRun {
 }
 
 /// Run `flows` whole flows of `shape` on a fresh `serve`.
-pub(crate) async fn run_shape(
-    plan: &Plan,
-    shape: Shape,
-    flows: usize,
-) -> anyhow::Result<ShapeRun> {
+pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow::Result<ShapeRun> {
     let approval = shape.approval;
     let name = format!(
         "b3-{}-{}-{}",
@@ -232,16 +237,21 @@ pub(crate) async fn run_shape(
         .map(|s| Ok((serve.customer(s)?, sender.clone())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     drop(sender);
-    load::share(serve.addr(), submitters, flows, move |mut connection, (customer, sender), n| {
-        let admin = (approval == Approval::Admin).then(|| admins[n % admins.len()].clone());
-        let body = bodies[n].clone();
-        async move {
-            let sent = Instant::now();
-            let path = start_flow(&mut connection, &customer, admin.as_ref(), body).await?;
-            let _ = sender.send((path, sent));
-            Ok((connection, (customer, sender)))
-        }
-    })
+    load::share(
+        serve.addr(),
+        submitters,
+        flows,
+        move |mut connection, (customer, sender), n| {
+            let admin = (approval == Approval::Admin).then(|| admins[n % admins.len()].clone());
+            let body = bodies[n].clone();
+            async move {
+                let sent = Instant::now();
+                let path = start_flow(&mut connection, &customer, admin.as_ref(), body).await?;
+                let _ = sender.send((path, sent));
+                Ok((connection, (customer, sender)))
+            }
+        },
+    )
     .await?;
     let submitted_in = started.elapsed().as_secs_f64();
     let mut outcome = Outcome::default();

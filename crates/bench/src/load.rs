@@ -190,21 +190,6 @@ async fn client<W: Workload>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_of_a_known_spread() {
-        let p = Percentiles::of((1..=1000).rev().collect());
-        assert_eq!(p.count, 1000);
-        assert!((p.p50_ms - 0.501).abs() < 0.002, "{p:?}");
-        assert!((p.p99_ms - 0.990).abs() < 0.002, "{p:?}");
-        assert!((p.max_ms - 1.0).abs() < 1e-9);
-        assert_eq!(Percentiles::of(Vec::new()).count, 0);
-    }
-}
-
 /// A fixed amount of work as fast as the service answers (where [`run`] is a timed window): items
 /// `0..count` shared by one task per entry of `workers`, each on its own keep-alive connection to
 /// `addr`, each taking the next item as soon as it is done with one. `step` gets the connection and
@@ -241,4 +226,19 @@ where
         task.await??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let p = Percentiles::of((1..=1000).rev().collect());
+        assert_eq!(p.count, 1000);
+        assert!((p.p50_ms - 0.501).abs() < 0.002, "{p:?}");
+        assert!((p.p99_ms - 0.990).abs() < 0.002, "{p:?}");
+        assert!((p.max_ms - 1.0).abs() < 1e-9);
+        assert_eq!(Percentiles::of(Vec::new()).count, 0);
+    }
 }

@@ -81,7 +81,6 @@ async fn verify(path: &Path, anchor: Option<&Anchor>) -> VerifyReport {
     log.verify_keyed(anchor).await.expect("verify")
 }
 
-
 fn stream_at(conn: &Connection, position: i64) -> (String, i64) {
     conn.query_row(
         "SELECT stream, version FROM events WHERE position = ?1",

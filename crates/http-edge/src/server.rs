@@ -122,7 +122,14 @@ pub async fn serve_alone(
         tracing::info!(%addr, "{name} listening");
     }
     let app = app.fallback(problem::not_found);
-    serve(listener, app, ServerLimits::default(), Arc::default(), shutdown).await
+    serve(
+        listener,
+        app,
+        ServerLimits::default(),
+        Arc::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// Serve `app` on `listener` within `limits` until `shutdown` is cancelled; then stop accepting and

@@ -236,7 +236,11 @@ async fn customer_polls_with_etag_and_min_position() {
         )
         .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert_eq!(body["type"].as_str().map(|t| t.ends_with("views-behind")), Some(true), "{body}");
+    assert_eq!(
+        body["type"].as_str().map(|t| t.ends_with("views-behind")),
+        Some(true),
+        "{body}"
+    );
     // ...and 200 as soon as a later write gets there within the wait. Once the flow has settled, the
     // next position is one nobody has written yet.
     t.wait_for(&id, "status", "confirmed", WAIT).await;
@@ -252,7 +256,12 @@ async fn customer_polls_with_etag_and_min_position() {
     let ahead = format!("/reservations/{id}?min_position={}&wait_ms=10000", head + 1);
     let waiting = {
         let (http, base, token) = (t.http.clone(), t.base.clone(), token.clone());
-        tokio::spawn(async move { http.get(format!("{base}{ahead}")).bearer_auth(token).send().await })
+        tokio::spawn(async move {
+            http.get(format!("{base}{ahead}"))
+                .bearer_auth(token)
+                .send()
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "a position beyond the head waits");

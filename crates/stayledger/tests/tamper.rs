@@ -86,7 +86,6 @@ fn copy(dir: &Path) -> TempDir {
     to
 }
 
-
 fn at(conn: &Connection, position: u64) -> (String, i64) {
     conn.query_row(
         "SELECT stream, version FROM events WHERE position = ?1",

@@ -89,7 +89,10 @@ pub fn idempotency_key() -> Value {
 
 /// Every IANA time zone name the service knows (what `timezone` parses).
 fn time_zones() -> Vec<&'static str> {
-    chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name()).collect()
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| zone.name())
+        .collect()
 }
 
 fn problem() -> Value {

@@ -44,7 +44,9 @@ pub(super) struct ConfigBody {
 }
 
 /// [`present`] for an integer, which JSON Schema lets be written `2.0`.
-fn present_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+fn present_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
     http_edge::body::json_integer(deserializer).map(Some)
 }
 
@@ -100,14 +102,13 @@ fn refusal(refusal: LedgerRefusal) -> Response {
 }
 
 /// The body as a `T`, read from a JSON object only (serde would also take a struct written as an
-/// array); anything else is a 400 problem.
-fn object_body<T: DeserializeOwned>(body: Result<Json<Value>, JsonRejection>) -> Result<T, Response> {
-    let bad = |detail: &str| problem(StatusCode::BAD_REQUEST, detail);
-    let Json(value) = body.map_err(|rejection| bad(&rejection.body_text()))?;
+/// array); anything else is refused with the reason (a 400 problem).
+fn object_body<T: DeserializeOwned>(body: Result<Json<Value>, JsonRejection>) -> Result<T, String> {
+    let Json(value) = body.map_err(|rejection| rejection.body_text())?;
     if !value.is_object() {
-        return Err(bad("the body must be a JSON object"));
+        return Err("the body must be a JSON object".into());
     }
-    serde_json::from_value(value).map_err(|e| bad(&format!("invalid body: {e}")))
+    serde_json::from_value(value).map_err(|e| format!("invalid body: {e}"))
 }
 
 async fn simulate_latency(state: &SandboxState) {
@@ -123,7 +124,7 @@ pub(super) async fn charge(
 ) -> Response {
     let body: ChargeBody = match object_body(body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, &detail),
     };
     simulate_latency(&state).await;
     let outcome = state
@@ -153,7 +154,7 @@ pub(super) async fn refund(
 ) -> Response {
     let body: RefundBody = match object_body(body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, &detail),
     };
     simulate_latency(&state).await;
     let outcome = state
@@ -182,7 +183,7 @@ pub(super) async fn update_config(
 ) -> Response {
     let body: ConfigBody = match object_body(body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, &detail),
     };
     if let Some(rate) = body.decline_rate {
         if !(0.0..=1.0).contains(&rate) {
