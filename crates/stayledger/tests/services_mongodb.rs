@@ -39,7 +39,15 @@ async fn five_processes_with_views_in_mongodb_take_a_reservation_to_confirmed() 
     let db = format!("stayledger_services_{}", uuid::Uuid::new_v4().simple());
     let mongo = ["--mongodb-url", url.as_str(), "--mongodb-db", db.as_str()];
 
-    let sandbox = Process::start(&["payment-sandbox", "--addr", "127.0.0.1:0"]).await;
+    // On the test's own data dir: the default one would carry an earlier run's charges.
+    let sandbox = Process::start(&[
+        "payment-sandbox",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+    ])
+    .await;
     let gateway = format!("{}/sandbox", sandbox.base);
     let commands = on_data("command-api", &data, &[]).await;
     let queries = on_data("query-api", &data, &mongo).await;
