@@ -52,6 +52,7 @@ impl Workload {
         let mut profiles = Vec::with_capacity(LODGINGS);
         for n in 0..LODGINGS {
             let profile = LodgingProfile {
+                fee_bps: 1_000,
                 lodging_id: format!("lodging-{n}"),
                 name: format!("lodging-{n}"),
                 nightly_rate: 120_000,
@@ -84,6 +85,7 @@ impl Workload {
         let base = NaiveDate::from_ymd_opt(2030, 1, 1).context("date")?;
         let check_in = base + chrono::TimeDelta::days((i % 300) as i64);
         let stay = Stay {
+            rooms: 1,
             check_in,
             check_out: check_in + chrono::TimeDelta::days(2),
             guests: 2,
@@ -98,6 +100,7 @@ impl Workload {
                 nightly_rate: profile.nightly_rate,
                 currency: profile.currency.clone(),
                 max_guests: profile.max_guests,
+                rooms: profile.rooms,
                 timezone: domain::Tz::Asia__Seoul,
             },
             stay,

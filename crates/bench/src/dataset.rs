@@ -96,6 +96,7 @@ async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
     let nights = 1 + (n % 3) as u32;
     let check_in = Utc::now().date_naive() + chrono::TimeDelta::days(60 + (n % 300) as i64);
     let requested = ReservationRequested {
+        rooms: 1,
         reservation_id: id,
         customer_id: format!("customer-{}", n % 20_000),
         lodging_id: lodging_id.clone(),
@@ -121,6 +122,7 @@ async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
         .handle(log, &request, SagaInput::Reservation(event))
         .await?;
     let forwarded = LodgingEvent::ApprovalRequested {
+        rooms: 1,
         reservation_id: id,
         check_in: requested.check_in,
         check_out: requested.check_out,
@@ -186,6 +188,7 @@ async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
 async fn register(log: &SqliteEventLog) -> anyhow::Result<()> {
     for n in 0..LODGINGS {
         let profile = LodgingProfile {
+            fee_bps: 1_000,
             lodging_id: format!("seed-{n}"),
             name: format!("Seeded lodging {n}"),
             nightly_rate: 120_000,

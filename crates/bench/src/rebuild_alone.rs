@@ -92,6 +92,7 @@ fn flow_appends(n: u64) -> Vec<(String, Vec<NewEvent>)> {
     let lodging = lodging_id(n);
     let (check_in, check_out) = stay_of(n);
     let requested = ReservationEvent::ReservationRequested(ReservationRequested {
+        rooms: 1,
         reservation_id: id,
         customer_id: format!("c-{}", n % 10_000),
         lodging_id: lodging.clone(),
@@ -103,6 +104,7 @@ fn flow_appends(n: u64) -> Vec<(String, Vec<NewEvent>)> {
         currency: "KRW".into(),
     });
     let forwarded = LodgingEvent::ApprovalRequested {
+        rooms: 1,
         reservation_id: id,
         check_in,
         check_out,
@@ -161,6 +163,7 @@ async fn register(log: &SqliteEventLog) -> Result<(), LogError> {
     for n in 0..LODGINGS {
         let id = lodging_id(n);
         let profile = LodgingProfile {
+            fee_bps: 1_000,
             lodging_id: id.clone(),
             name: format!("Bench stay {n}"),
             nightly_rate: 120_000,

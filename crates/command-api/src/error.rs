@@ -134,6 +134,7 @@ fn stay_field(error: &StayError) -> &'static str {
         StayError::CheckOutNotAfterCheckIn { .. } | StayError::TooManyNights { .. } => "check_out",
         StayError::InThePast { .. } => "check_in",
         StayError::NoGuests | StayError::TooManyGuests { .. } => "guests",
+        StayError::NoRooms | StayError::TooManyRooms { .. } => "rooms",
     }
 }
 
@@ -167,6 +168,10 @@ impl From<LodgingError> for CommandError {
             ),
             LodgingError::NoRoom { .. } => Self::wrong_state("no-room", detail),
             LodgingError::AlreadyDecided { .. } => Self::wrong_state("already-decided", detail),
+            LodgingError::WrongListingStatus { .. } => {
+                Self::wrong_state("wrong-listing-status", detail)
+            }
+            LodgingError::WouldOverbook { .. } => Self::wrong_state("would-overbook", detail),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP inbound adapter of the command side: the command routes of the HTTP contract (docs/api.md). Every route is
 //! one skeleton, [`command`]: authenticate, take the `Idempotency-Key`, check the caller's role,
 //! read the body, read the path, call the application service, answer. What differs per route (its
-//! input, path, service call, status and `Location`) is its [`Route`].
+//! input, path, service call, status and `Location`) is its [`Route`]; the catalog's are in `catalog`.
+
+mod catalog;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use axum::http::header::LOCATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{patch, post};
 use axum::{Json, Router};
 use domain::ReservationId;
 use eventlog::Repositories;
@@ -23,8 +25,8 @@ use uuid::Uuid;
 use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
 use crate::input::{
-    ApproveRequest, CancelReservation, RegisterLodging, RejectRequest, RequestReservation,
-    RetryPayment,
+    ApproveListing, ApproveRequest, CancelReservation, CloseLodging, RegisterLodging,
+    RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
 };
 use crate::services::{Accepted, Command, CommandOptions, CommandServices, Invocation, Permitted};
 
@@ -69,6 +71,11 @@ impl FromRef<CommandState> for Arc<Auth> {
 pub fn router(state: CommandState) -> Router {
     let routes = Router::new()
         .route("/lodgings", post(command::<RegisterLodging>))
+        .route("/lodgings/{id}", patch(command::<UpdateLodging>))
+        .route("/lodgings/{id}/close", post(command::<CloseLodging>))
+        .route("/listings", post(command::<SubmitListing>))
+        .route("/listings/{id}/approve", post(command::<ApproveListing>))
+        .route("/listings/{id}/reject", post(command::<RejectListing>))
         .route("/reservations", post(command::<RequestReservation>))
         .route(
             "/reservations/{id}/cancel",

@@ -5,8 +5,9 @@
 //! Rules that need more than one field or stored data (dates ordered, lodging known...) are the
 //! domain's and answer 422.
 
-use domain::lodging::ApprovalMode;
-use domain::{Stay, Tz};
+mod catalog;
+
+use domain::Stay;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -14,22 +15,9 @@ use http_edge::body::Fields;
 use http_edge::limits::{self, MAX_TEXT_CHARS};
 use http_edge::Problem;
 
-/// `POST /lodgings`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegisterLodging {
-    /// `None`: the id is generated (from the Idempotency-Key when one is given).
-    pub lodging_id: Option<String>,
-    pub name: String,
-    pub nightly_rate: i64,
-    pub currency: String,
-    pub rooms: u32,
-    pub max_guests: u32,
-    pub approval_mode: ApprovalMode,
-    /// `None`: the registering admin.
-    pub admin_id: Option<String>,
-    /// An IANA time zone name; `None`: the service's default (`--default-timezone`).
-    pub timezone: Option<Tz>,
-}
+pub use catalog::{
+    ApproveListing, CloseLodging, RegisterLodging, RejectListing, SubmitListing, UpdateLodging,
+};
 
 /// `POST /reservations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,62 +46,8 @@ pub struct RejectRequest {
     pub reason: String,
 }
 
-fn to_u32(value: i64) -> u32 {
+pub(crate) fn to_u32(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
-}
-
-impl RegisterLodging {
-    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
-        use limits::{
-            DEFAULT_CURRENCY, DEFAULT_MAX_GUESTS, MAX_GUESTS, MAX_NAME_CHARS, MAX_NIGHTLY_RATE,
-            MAX_ROOMS,
-        };
-        let mut f = Fields::new(body);
-        let lodging_id = f.optional_id("lodging_id");
-        let name = f.text("name", MAX_NAME_CHARS);
-        let nightly_rate = f.integer("nightly_rate", 0, MAX_NIGHTLY_RATE);
-        let currency = f.optional_text("currency", 3);
-        if let Some(code) = &currency {
-            if !limits::is_currency(code) {
-                f.reject(
-                    "currency",
-                    "must be an active ISO 4217 currency code, e.g. KRW",
-                );
-            }
-        }
-        let rooms = f.integer("rooms", 1, MAX_ROOMS);
-        let max_guests = f.optional_integer("max_guests", 1, MAX_GUESTS);
-        let approval_mode = match f.optional_choice("approval_mode", &["manual", "instant"]) {
-            Some("instant") => ApprovalMode::Instant,
-            _ => ApprovalMode::Manual,
-        };
-        let admin_id = f.optional_id("admin_id");
-        let timezone = f.optional_text("timezone", 64).and_then(|name| {
-            let zone = name.parse::<Tz>().ok();
-            if zone.is_none() {
-                f.reject(
-                    "timezone",
-                    "must be an IANA time zone name, e.g. Asia/Seoul",
-                );
-            }
-            zone
-        });
-        f.finish()?;
-        let (Some(name), Some(nightly_rate), Some(rooms)) = (name, nightly_rate, rooms) else {
-            return Err(Problem::bad_request("invalid request fields"));
-        };
-        Ok(Self {
-            lodging_id,
-            name: name.trim().to_string(),
-            nightly_rate,
-            currency: currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
-            rooms: to_u32(rooms),
-            max_guests: max_guests.map_or(DEFAULT_MAX_GUESTS, to_u32),
-            approval_mode,
-            admin_id,
-            timezone,
-        })
-    }
 }
 
 impl ApproveRequest {
@@ -137,6 +71,7 @@ impl RequestReservation {
         let check_in = f.date("check_in");
         let check_out = f.date("check_out");
         let guests = f.integer("guests", 1, limits::MAX_GUESTS);
+        let rooms = f.optional_integer("rooms", 1, limits::MAX_ROOMS);
         f.finish()?;
         let (Some(lodging_id), Some(check_in), Some(check_out), Some(guests)) =
             (lodging_id, check_in, check_out, guests)
@@ -149,6 +84,7 @@ impl RequestReservation {
                 check_in,
                 check_out,
                 guests: to_u32(guests),
+                rooms: rooms.map_or(1, to_u32),
             },
         })
     }
@@ -187,35 +123,6 @@ mod tests {
     }
 
     #[test]
-    fn lodging_defaults_apply_and_bad_fields_are_named() {
-        let ok = RegisterLodging::parse(&object(
-            json!({"name": "Hanok", "nightly_rate": 120000, "rooms": 3}),
-        ));
-        let ok = ok.expect("valid");
-        assert_eq!(
-            (ok.currency.as_str(), ok.max_guests, ok.approval_mode),
-            ("KRW", 2, ApprovalMode::Manual)
-        );
-        let bad = RegisterLodging::parse(&object(json!({
-            "lodging_id": "bad id*", "name": "", "nightly_rate": -1, "rooms": 0, "currency": "won",
-            "approval_mode": "maybe"
-        })))
-        .expect_err("invalid");
-        let named: Vec<&str> = bad.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            named,
-            [
-                "lodging_id",
-                "name",
-                "nightly_rate",
-                "currency",
-                "rooms",
-                "approval_mode"
-            ]
-        );
-    }
-
-    #[test]
     fn reservation_needs_every_field() {
         let bad =
             RequestReservation::parse(&object(json!({"guests": "two"}))).expect_err("invalid");
@@ -224,20 +131,32 @@ mod tests {
             "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2
         })))
         .expect("valid");
-        assert_eq!(ok.stay.nights(), 2);
+        assert_eq!((ok.stay.nights(), ok.stay.rooms), (2, 1));
+        let seats = RequestReservation::parse(&object(json!({
+            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-02", "guests": 3,
+            "rooms": 3
+        })))
+        .expect("valid");
+        assert_eq!(seats.stay.rooms, 3);
+        let none = RequestReservation::parse(&object(json!({
+            "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-02", "guests": 1,
+            "rooms": 0
+        })))
+        .expect_err("no room");
+        assert_eq!(none.errors[0].field, "rooms");
     }
 
     #[test]
     fn every_body_refuses_fields_it_does_not_take() {
         let stay = json!({
             "lodging_id": "l-1", "check_in": "2030-01-01", "check_out": "2030-01-03", "guests": 2,
-            "rooms": 2
+            "pets": 2
         });
         let lodging = json!({"name": "Hanok", "nightly_rate": 1, "rooms": 3, "rate": 5});
         let refused: Vec<(Problem, &str)> = vec![
             (
-                RequestReservation::parse(&object(stay)).expect_err("rooms"),
-                "rooms",
+                RequestReservation::parse(&object(stay)).expect_err("pets"),
+                "pets",
             ),
             (
                 RegisterLodging::parse(&object(lodging)).expect_err("rate"),

@@ -114,7 +114,7 @@ where
 
 /// A repository failure that is not the aggregate's own answer to a command (a rejection here
 /// comes from a load, which decides nothing: 500).
-fn infrastructure<A: Aggregate>(error: RepositoryError<A::Error>) -> CommandError {
+pub(crate) fn infrastructure<A: Aggregate>(error: RepositoryError<A::Error>) -> CommandError {
     failed::<A>(error.classify())
 }
 

@@ -133,7 +133,13 @@ fn customer_cases() -> Vec<Case> {
         ),
         case(
             "/reservations",
-            reservation("rooms", json!(2)),
+            reservation("pets", json!(2)),
+            400,
+            Some("pets"),
+        ),
+        case(
+            "/reservations",
+            reservation("rooms", json!(0)),
             400,
             Some("rooms"),
         ),

@@ -37,7 +37,8 @@ async fn register(app: &TestApp, id: &str, timezone: Option<&str>) -> String {
     let answer = app.post("/lodgings", &app.platform_admin(), body).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     let events = app.stream(&format!("lodging-{id}")).await;
-    assert_eq!(events[0].schema_version, 2);
+    assert_eq!(events[0].schema_version, 3);
+    assert_eq!(events[0].data["fee_bps"], 1_000);
     events[0].data["timezone"]
         .as_str()
         .unwrap_or("")

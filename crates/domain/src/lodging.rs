@@ -1,5 +1,9 @@
-//! LodgingApproval (stream `lodging-{lodging_id}`): a lodging's approval desk and the consistency
-//! boundary of its calendar. Invariant: for every night, granted-and-not-withdrawn stays <= rooms.
+//! LodgingApproval (stream `lodging-{lodging_id}`): a lodging's listing, its approval desk and the
+//! consistency boundary of its calendar. Invariant: for every night, the rooms of granted-and-not-
+//! withdrawn stays <= the lodging's rooms. The listing lifecycle (submit, review, update, close)
+//! is decided in `listing`.
+
+mod listing;
 
 use imbl::OrdMap;
 
@@ -7,6 +11,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::{impl_domain_event, local_date, Aggregate, ReservationId, Stay, Timestamp, Tz};
+
+pub use listing::{ListingStatus, LodgingChanges, PLATFORM_FEE_BPS_DEFAULT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -16,6 +22,25 @@ pub enum ApprovalMode {
     Manual,
     /// Requests are granted (or denied for lack of room) at once, with no admin step.
     Instant,
+}
+
+impl ApprovalMode {
+    pub const ALL: [Self; 2] = [Self::Manual, Self::Instant];
+
+    /// The API string (`manual`, `instant`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Instant => "instant",
+        }
+    }
+
+    /// Parse the API string.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
+    }
 }
 
 /// A lodging as registered.
@@ -32,17 +57,38 @@ pub struct LodgingProfile {
     /// The IANA time zone the lodging's dates are read in ("today", check-in). Since schema
     /// version 2 of `LodgingRegistered`; version 1 reads as [`crate::WAVE1_TIMEZONE`].
     pub timezone: Tz,
+    /// The platform's fee on this lodging's stays, in basis points (0..=10,000). Since version 3
+    /// of `LodgingRegistered`; earlier ones read as [`PLATFORM_FEE_BPS_DEFAULT`].
+    pub fee_bps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum LodgingEvent {
+    /// A platform admin registered an active lodging.
     LodgingRegistered(LodgingProfile),
+    /// A host submitted a listing for the platform's review (`admin_id` is the host).
+    ListingSubmitted(LodgingProfile),
+    ListingApproved {
+        fee_bps: u32,
+        approved_by: String,
+    },
+    ListingRejected {
+        reason: String,
+        rejected_by: String,
+    },
+    LodgingUpdated(LodgingChanges),
+    LodgingClosed {
+        reason: String,
+        closed_by: String,
+    },
     ApprovalRequested {
         reservation_id: ReservationId,
         check_in: NaiveDate,
         check_out: NaiveDate,
         guests: u32,
+        /// Rooms taken every night (since version 2; version 1 reads as one).
+        rooms: u32,
     },
     ApprovalGranted {
         reservation_id: ReservationId,
@@ -60,29 +106,66 @@ pub enum LodgingEvent {
 }
 
 impl_domain_event!(LodgingEvent {
-    LodgingRegistered = 2,
-    ApprovalRequested,
+    LodgingRegistered = 3,
+    ListingSubmitted,
+    ListingApproved,
+    ListingRejected,
+    LodgingUpdated,
+    LodgingClosed,
+    ApprovalRequested = 2,
     ApprovalGranted,
     ApprovalDenied,
     ApprovalWithdrawn,
 } upcasters: LODGING_UPCASTERS);
 
-/// `LodgingRegistered` v1 -> v2: the profile gains `timezone`; a lodging registered before
-/// lodgings had one is in [`crate::WAVE1_TIMEZONE`] (the wave-1 platform served Korea).
-const LODGING_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
-    event_type: "LodgingRegistered",
-    from: 1,
-    step: registered_v1_to_v2,
-}];
+/// `LodgingRegistered` v1 -> v2: the profile gains `timezone` (a lodging registered before lodgings
+/// had one is in [`crate::WAVE1_TIMEZONE`]: the wave-1 platform served Korea); v2 -> v3: it gains
+/// `fee_bps` (the platform default). `ApprovalRequested` v1 -> v2: one room.
+const LODGING_UPCASTERS: &[crate::Upcaster] = &[
+    crate::Upcaster {
+        event_type: "LodgingRegistered",
+        from: 1,
+        step: registered_v1_to_v2,
+    },
+    crate::Upcaster {
+        event_type: "LodgingRegistered",
+        from: 2,
+        step: registered_v2_to_v3,
+    },
+    crate::Upcaster {
+        event_type: "ApprovalRequested",
+        from: 1,
+        step: requested_v1_to_v2,
+    },
+];
 
-fn registered_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
-    let profile = payload
+/// Add `field` with `value` to an object payload unless it is there.
+pub(crate) fn with_default(
+    mut payload: serde_json::Value,
+    event_type: &str,
+    field: &str,
+    value: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    payload
         .as_object_mut()
-        .ok_or_else(|| "LodgingRegistered v1 is not an object".to_string())?;
-    profile
-        .entry("timezone")
-        .or_insert_with(|| crate::WAVE1_TIMEZONE.name().into());
+        .ok_or_else(|| format!("{event_type} is not an object"))?
+        .entry(field)
+        .or_insert(value);
     Ok(payload)
+}
+
+fn registered_v1_to_v2(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let zone = crate::WAVE1_TIMEZONE.name().into();
+    with_default(payload, "LodgingRegistered v1", "timezone", zone)
+}
+
+fn registered_v2_to_v3(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let fee = PLATFORM_FEE_BPS_DEFAULT.into();
+    with_default(payload, "LodgingRegistered v2", "fee_bps", fee)
+}
+
+fn requested_v1_to_v2(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    with_default(payload, "ApprovalRequested v1", "rooms", 1.into())
 }
 
 impl LodgingEvent {
@@ -90,7 +173,12 @@ impl LodgingEvent {
     #[must_use]
     pub fn reservation_id(&self) -> Option<ReservationId> {
         match self {
-            Self::LodgingRegistered(_) => None,
+            Self::LodgingRegistered(_)
+            | Self::ListingSubmitted(_)
+            | Self::ListingApproved { .. }
+            | Self::ListingRejected { .. }
+            | Self::LodgingUpdated(_)
+            | Self::LodgingClosed { .. } => None,
             Self::ApprovalRequested { reservation_id, .. }
             | Self::ApprovalGranted { reservation_id, .. }
             | Self::ApprovalDenied { reservation_id, .. }
@@ -101,7 +189,24 @@ impl LodgingEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LodgingCommand {
+    /// A platform admin registers an active lodging.
     Register(LodgingProfile),
+    /// A host submits a listing for review.
+    Submit(LodgingProfile),
+    ApproveListing {
+        fee_bps: u32,
+        approved_by: String,
+    },
+    RejectListing {
+        reason: String,
+        rejected_by: String,
+    },
+    /// Its admin changes some of name, rate, rooms, max guests, approval mode, time zone.
+    Update(LodgingChanges),
+    Close {
+        reason: String,
+        closed_by: String,
+    },
     /// The saga forwards a reservation's request (a no-op if the request is already known).
     RequestApproval {
         reservation_id: ReservationId,
@@ -141,7 +246,8 @@ pub struct ApprovalRequest {
     pub status: RequestStatus,
 }
 
-/// LodgingApproval state: the profile, the requests still relevant, and booked rooms per night.
+/// LodgingApproval state: the profile and listing status, the requests still relevant, and booked
+/// rooms per night.
 ///
 /// The maps are persistent (`imbl`, B-trees sharing their nodes): a desk holds every request for a
 /// future stay, and the repository copies the state it decides a batch on out of its cache, which
@@ -150,6 +256,9 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LodgingApproval {
     pub profile: Option<LodgingProfile>,
+    /// Meaningful once `profile` is set (snapshots from before listings read as active).
+    #[serde(default)]
+    pub status: ListingStatus,
     pub requests: OrdMap<ReservationId, ApprovalRequest>,
     /// Granted-and-not-withdrawn stays per night.
     pub booked: OrdMap<NaiveDate, u32>,
@@ -164,6 +273,7 @@ pub struct LodgingApproval {
 impl PartialEq for LodgingApproval {
     fn eq(&self, other: &Self) -> bool {
         self.profile == other.profile
+            && self.status == other.status
             && self.requests == other.requests
             && self.booked == other.booked
     }
@@ -172,15 +282,19 @@ impl PartialEq for LodgingApproval {
 impl Eq for LodgingApproval {}
 
 impl LodgingApproval {
-    /// The first night of `stay` that has no free room, if any.
+    /// The first night of `stay` without `stay.rooms` free rooms, if any.
     #[must_use]
     pub fn first_full_night(&self, stay: &Stay) -> Option<NaiveDate> {
         let rooms = self.profile.as_ref().map_or(0, |p| p.rooms);
-        stay.each_night()
-            .find(|night| self.booked.get(night).copied().unwrap_or(0) >= rooms)
+        stay.each_night().find(|night| {
+            let booked = self.booked.get(night).copied().unwrap_or(0);
+            u64::from(booked) + u64::from(stay.rooms) > u64::from(rooms)
+        })
     }
 
-    fn book(&mut self, stay: &Stay, delta: i64) {
+    /// Book (`sign` = 1) or release (-1) the stay's rooms on each of its nights.
+    fn book(&mut self, stay: &Stay, sign: i64) {
+        let delta = sign * i64::from(stay.rooms);
         if delta > 0 && self.compacted_on.is_some_and(|day| stay.check_in < day) {
             self.compacted_on = None;
         }
@@ -207,6 +321,13 @@ pub enum LodgingError {
     NoRoom { night: NaiveDate },
     #[error("request was already {}", match .status { RequestStatus::Pending => "pending", RequestStatus::Granted => "approved", RequestStatus::Denied => "rejected", RequestStatus::Withdrawn => "withdrawn" })]
     AlreadyDecided { status: RequestStatus },
+    #[error("the listing is {}, not {expected}", .status.as_str())]
+    WrongListingStatus {
+        status: ListingStatus,
+        expected: &'static str,
+    },
+    #[error("{booked} rooms are booked on {night}: the lodging cannot have fewer")]
+    WouldOverbook { night: NaiveDate, booked: u32 },
 }
 
 /// The LodgingApproval aggregate.
@@ -222,17 +343,29 @@ impl Aggregate for LodgingAggregate {
     fn decide(
         state: &LodgingApproval,
         command: &LodgingCommand,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<Vec<LodgingEvent>, LodgingError> {
         use LodgingCommand as C;
-        if let C::Register(profile) = command {
-            return register(state, profile);
+        match command {
+            C::Register(profile) => return listing::register(state, profile, false),
+            C::Submit(profile) => return listing::register(state, profile, true),
+            _ => {}
         }
         let Some(profile) = &state.profile else {
             return Err(LodgingError::NotRegistered);
         };
         match command {
-            C::Register(_) => Err(LodgingError::AlreadyRegistered),
+            C::Register(_) | C::Submit(_) => Err(LodgingError::AlreadyRegistered),
+            C::ApproveListing {
+                fee_bps,
+                approved_by,
+            } => listing::approve(state, *fee_bps, approved_by),
+            C::RejectListing {
+                reason,
+                rejected_by,
+            } => listing::reject(state, reason, rejected_by),
+            C::Update(changes) => listing::update(state, profile, changes, now),
+            C::Close { reason, closed_by } => listing::close(state, reason, closed_by),
             C::RequestApproval {
                 reservation_id,
                 stay,
@@ -258,17 +391,24 @@ impl Aggregate for LodgingAggregate {
     fn evolve(mut state: LodgingApproval, event: &LodgingEvent) -> LodgingApproval {
         use LodgingEvent as E;
         match event {
-            E::LodgingRegistered(profile) => state.profile = Some(profile.clone()),
+            E::LodgingRegistered(_)
+            | E::ListingSubmitted(_)
+            | E::ListingApproved { .. }
+            | E::ListingRejected { .. }
+            | E::LodgingUpdated(_)
+            | E::LodgingClosed { .. } => listing::evolve(&mut state, event),
             E::ApprovalRequested {
                 reservation_id,
                 check_in,
                 check_out,
                 guests,
+                rooms,
             } => {
                 let stay = Stay {
                     check_in: *check_in,
                     check_out: *check_out,
                     guests: *guests,
+                    rooms: *rooms,
                 };
                 if state.compacted_on.is_some_and(|day| *check_out <= day) {
                     state.compacted_on = None;
@@ -352,44 +492,13 @@ impl Aggregate for LodgingAggregate {
     }
 }
 
-fn register(
-    state: &LodgingApproval,
-    profile: &LodgingProfile,
-) -> Result<Vec<LodgingEvent>, LodgingError> {
-    if state.profile.is_some() {
-        return Err(LodgingError::AlreadyRegistered);
-    }
-    let invalid = |field: &'static str, reason: &str| {
-        Err(LodgingError::InvalidProfile {
-            field,
-            reason: reason.to_string(),
-        })
-    };
-    if profile.lodging_id.trim().is_empty() {
-        return invalid("lodging_id", "must not be empty");
-    }
-    if profile.name.trim().is_empty() {
-        return invalid("name", "must not be empty");
-    }
-    // A stay is never free: a zero rate would send zero charges to the payment gateway.
-    if profile.nightly_rate < 1 {
-        return invalid("nightly_rate", "must be at least 1 (a stay is never free)");
-    }
-    if profile.rooms == 0 {
-        return invalid("rooms", "must be at least 1");
-    }
-    if profile.max_guests == 0 {
-        return invalid("max_guests", "must be at least 1");
-    }
-    Ok(vec![LodgingEvent::LodgingRegistered(profile.clone())])
-}
-
 fn requested_event(reservation_id: ReservationId, stay: &Stay) -> LodgingEvent {
     LodgingEvent::ApprovalRequested {
         reservation_id,
         check_in: stay.check_in,
         check_out: stay.check_out,
         guests: stay.guests,
+        rooms: stay.rooms,
     }
 }
 
@@ -403,6 +512,15 @@ fn request_approval(
         return vec![];
     }
     let mut events = vec![requested_event(reservation_id, stay)];
+    if !matches!(state.status, ListingStatus::Active | ListingStatus::Closed) {
+        // Only an active lodging takes requests (a closed one still decides those made before).
+        events.push(LodgingEvent::ApprovalDenied {
+            reason: format!("the lodging is {}", state.status.as_str()),
+            reservation_id,
+            denied_by: "platform".to_string(),
+        });
+        return events;
+    }
     if profile.approval_mode == ApprovalMode::Instant {
         events.push(match state.first_full_night(stay) {
             None => LodgingEvent::ApprovalGranted {

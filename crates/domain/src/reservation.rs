@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    impl_domain_event, local_date, Aggregate, ReservationId, Stay, StayError, Timestamp, Tz,
+    impl_domain_event, local_date, Aggregate, ReservationId, RoomLimits, Stay, StayError,
+    Timestamp, Tz,
 };
 
 /// What the reservation needs to know about the lodging, looked up before deciding.
@@ -17,6 +18,8 @@ pub struct LodgingTerms {
     pub nightly_rate: i64,
     pub currency: String,
     pub max_guests: u32,
+    /// The lodging's rooms: a request takes at most all of them.
+    pub rooms: u32,
     /// The lodging's time zone: "in the past" is read in it.
     pub timezone: Tz,
 }
@@ -30,7 +33,10 @@ pub struct ReservationRequested {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: u32,
+    /// Rooms taken every night (since version 2; version 1 reads as one).
+    pub rooms: u32,
     pub nights: u32,
+    /// nights x nightly rate x rooms.
     pub total_amount: i64,
     pub currency: String,
 }
@@ -42,6 +48,7 @@ impl ReservationRequested {
             check_in: self.check_in,
             check_out: self.check_out,
             guests: self.guests,
+            rooms: self.rooms,
         }
     }
 }
@@ -79,7 +86,7 @@ pub enum ReservationEvent {
 }
 
 impl_domain_event!(ReservationEvent {
-    ReservationRequested,
+    ReservationRequested = 2,
     ReservationApproved,
     ReservationRejected,
     ReservationPaymentPending,
@@ -88,7 +95,18 @@ impl_domain_event!(ReservationEvent {
     ReservationCancelled,
     ReservationRefunded,
     ReservationExpired,
-});
+} upcasters: RESERVATION_UPCASTERS);
+
+/// `ReservationRequested` v1 -> v2: one room.
+const RESERVATION_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
+    event_type: "ReservationRequested",
+    from: 1,
+    step: requested_v1_to_v2,
+}];
+
+fn requested_v1_to_v2(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    crate::lodging::with_default(payload, "ReservationRequested v1", "rooms", 1.into())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReservationCommand {
@@ -328,12 +346,17 @@ fn request(
     now: Timestamp,
 ) -> Result<Vec<ReservationEvent>, ReservationError> {
     if state.details.is_none() {
-        stay.validate(local_date(now, lodging.timezone), lodging.max_guests)?;
+        let limits = RoomLimits {
+            rooms: lodging.rooms,
+            max_guests: lodging.max_guests,
+        };
+        stay.validate(local_date(now, lodging.timezone), limits)?;
     }
     let nights = stay.nights();
     let total_amount = lodging
         .nightly_rate
         .checked_mul(i64::from(nights))
+        .and_then(|amount| amount.checked_mul(i64::from(stay.rooms)))
         .ok_or(ReservationError::AmountOverflow)?;
     let requested = ReservationRequested {
         reservation_id,
@@ -342,12 +365,21 @@ fn request(
         check_in: stay.check_in,
         check_out: stay.check_out,
         guests: stay.guests,
+        rooms: stay.rooms,
         nights,
         total_amount,
         currency: lodging.currency.clone(),
     };
     match &state.details {
-        Some(existing) if *existing == requested => Ok(vec![]),
+        // A repeat is the same customer asking the same stay of the same lodging: the amount is
+        // what it was then, even if the lodging's rate changed since.
+        Some(existing)
+            if existing.customer_id == requested.customer_id
+                && existing.lodging_id == requested.lodging_id
+                && existing.stay() == *stay =>
+        {
+            Ok(vec![])
+        }
         Some(_) => Err(ReservationError::AlreadyRequested),
         None => Ok(vec![ReservationEvent::ReservationRequested(requested)]),
     }
@@ -388,3 +420,6 @@ fn cancel(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rooms_tests;

@@ -115,10 +115,38 @@ pub enum SagaEvent {
 }
 
 impl_domain_event!(SagaEvent {
-    SagaEventHandled,
+    SagaEventHandled = 2,
     SagaTimerArmed,
     SagaTimerCancelled,
-});
+} upcasters: SAGA_UPCASTERS);
+
+/// `SagaEventHandled` v1 -> v2: the event it handled is read at its own current version; a v1
+/// record carries a `ReservationRequested` or `ApprovalRequested` from before stays took `rooms`.
+const SAGA_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
+    event_type: "SagaEventHandled",
+    from: 1,
+    step: handled_v1_to_v2,
+}];
+
+fn handled_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let input = payload
+        .get_mut("input")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| "SagaEventHandled v1 without an input".to_string())?;
+    for (context, event_type) in [
+        ("reservation", "ReservationRequested"),
+        ("lodging", "ApprovalRequested"),
+    ] {
+        let Some(handled) = input.get_mut(context) else {
+            continue;
+        };
+        if handled["type"] == event_type {
+            let data = handled["data"].take();
+            handled["data"] = crate::lodging::with_default(data, event_type, "rooms", 1.into())?;
+        }
+    }
+    Ok(payload)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,5 @@
-//! A stay: the nights between check-in and check-out, and how many guests; and the lodging-local
-//! calendar its dates are read in ([`local_date`]).
+//! A stay: the nights between check-in and check-out, how many guests in how many rooms; and the
+//! lodging-local calendar its dates are read in ([`local_date`]).
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -26,6 +26,22 @@ pub struct Stay {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: u32,
+    /// Rooms taken on every night (1 unless asked for more).
+    #[serde(default = "one_room")]
+    pub rooms: u32,
+}
+
+/// The rooms of a stay recorded before stays could take several.
+#[must_use]
+pub fn one_room() -> u32 {
+    1
+}
+
+/// What a stay is checked against: the lodging's rooms and guests per room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomLimits {
+    pub rooms: u32,
+    pub max_guests: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,8 +60,16 @@ pub enum StayError {
     },
     #[error("guests must be at least 1")]
     NoGuests,
-    #[error("{guests} guests exceed the lodging's {max_guests} per room")]
-    TooManyGuests { guests: u32, max_guests: u32 },
+    #[error("{guests} guests exceed {rooms} room(s) of {max_guests} guests each")]
+    TooManyGuests {
+        guests: u32,
+        rooms: u32,
+        max_guests: u32,
+    },
+    #[error("rooms must be at least 1")]
+    NoRooms,
+    #[error("{rooms} rooms exceed the lodging's {available}")]
+    TooManyRooms { rooms: u32, available: u32 },
 }
 
 impl Stay {
@@ -73,8 +97,8 @@ impl Stay {
     }
 
     /// Check the stay's own rules: dates ordered, 1..=30 nights, not in the past (`today` is the
-    /// lodging's local date, see [`local_date`]), 1..=max guests.
-    pub fn validate(&self, today: NaiveDate, max_guests: u32) -> Result<(), StayError> {
+    /// lodging's local date, see [`local_date`]), 1..=the lodging's rooms, 1..=rooms x max guests.
+    pub fn validate(&self, today: NaiveDate, limits: RoomLimits) -> Result<(), StayError> {
         let nights = self.nights_signed();
         if nights <= 0 {
             return Err(StayError::CheckOutNotAfterCheckIn {
@@ -91,13 +115,24 @@ impl Stay {
                 today,
             });
         }
+        if self.rooms == 0 {
+            return Err(StayError::NoRooms);
+        }
+        if self.rooms > limits.rooms {
+            return Err(StayError::TooManyRooms {
+                rooms: self.rooms,
+                available: limits.rooms,
+            });
+        }
         if self.guests == 0 {
             return Err(StayError::NoGuests);
         }
-        if self.guests > max_guests {
+        let capacity = u64::from(self.rooms) * u64::from(limits.max_guests);
+        if u64::from(self.guests) > capacity {
             return Err(StayError::TooManyGuests {
                 guests: self.guests,
-                max_guests,
+                rooms: self.rooms,
+                max_guests: limits.max_guests,
             });
         }
         Ok(())

@@ -50,6 +50,7 @@ struct World {
 
 fn stay() -> Stay {
     Stay {
+        rooms: 1,
         check_in: NaiveDate::from_ymd_opt(2030, 6, 10).expect("date"),
         check_out: NaiveDate::from_ymd_opt(2030, 6, 12).expect("date"),
         guests: 2,
@@ -58,6 +59,7 @@ fn stay() -> Stay {
 
 fn profile(mode: ApprovalMode) -> LodgingProfile {
     LodgingProfile {
+        fee_bps: 1_000,
         lodging_id: "l1".to_string(),
         name: "Inn".to_string(),
         nightly_rate: 150,
@@ -111,6 +113,7 @@ impl World {
                 nightly_rate: 150,
                 currency: "EUR".to_string(),
                 max_guests: 2,
+                rooms: 2,
                 timezone: domain::Tz::UTC,
             },
             stay: stay(),

@@ -1,8 +1,9 @@
 //! Property tests of the domain's invariants over any sequence of commands.
 //!
-//! (a) No night of a lodging is ever booked beyond its rooms, whatever mix of requests, grants,
-//!     denials and withdrawals arrives (and `booked` always equals what the granted-and-not-withdrawn
-//!     requests add up to, recomputed independently from the events).
+//! (a) No night of a lodging is ever booked beyond its rooms, whatever mix of requests (of 1..3
+//!     rooms), grants, denials, withdrawals, room changes and closes arrives (and `booked` always
+//!     equals what the granted-and-not-withdrawn requests add up to, recomputed independently from
+//!     the events).
 //! (b) For each aggregate, decide-then-evolve never panics on any command sequence, a rejected
 //!     command leaves the state as it was, and commands replayed by the saga are no-ops.
 
@@ -10,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use domain::lodging::{
-    ApprovalMode, LodgingAggregate, LodgingApproval, LodgingCommand, LodgingError, LodgingEvent,
-    LodgingProfile, RequestStatus,
+    ApprovalMode, LodgingAggregate, LodgingApproval, LodgingChanges, LodgingCommand, LodgingError,
+    LodgingEvent, LodgingProfile, RequestStatus,
 };
 use domain::payment::{PaymentAggregate, PaymentCommand, PaymentEvent, PaymentStatus};
 use domain::reservation::{
@@ -40,14 +41,15 @@ fn rid(n: u8) -> ReservationId {
     Uuid::from_u128(u128::from(n) + 1)
 }
 
-/// A stay in a 12-day window; zero-night (and so empty) stays are included on purpose.
+/// A stay of 1..3 rooms in a 12-day window; zero-night (and so empty) stays are included on purpose.
 fn stay() -> impl Strategy<Value = Stay> {
-    (0_i64..10, 0_i64..5, 1_u32..4).prop_map(|(start, nights, guests)| {
+    (0_i64..10, 0_i64..5, 1_u32..4, 1_u32..=3).prop_map(|(start, nights, guests, rooms)| {
         let check_in = base_day() + TimeDelta::days(start);
         Stay {
             check_in,
             check_out: check_in + TimeDelta::days(nights),
             guests,
+            rooms,
         }
     })
 }
@@ -62,11 +64,15 @@ enum DeskOp {
     Grant(u8, Stay),
     Deny(u8, Stay),
     Withdraw(u8),
+    /// Its admin changes the lodging's rooms.
+    Rooms(u32),
+    Close,
 }
 
 /// The lodging every desk property runs on.
 fn desk_profile(rooms: u32, approval_mode: ApprovalMode) -> LodgingProfile {
     LodgingProfile {
+        fee_bps: 1_000,
         lodging_id: "l1".to_string(),
         name: "Inn".to_string(),
         nightly_rate: 100,
@@ -85,6 +91,8 @@ fn desk_op() -> impl Strategy<Value = DeskOp> {
         (0_u8..8, stay()).prop_map(|(n, s)| DeskOp::Grant(n, s)),
         (0_u8..8, stay()).prop_map(|(n, s)| DeskOp::Deny(n, s)),
         (0_u8..8).prop_map(DeskOp::Withdraw),
+        (1_u32..=4).prop_map(DeskOp::Rooms),
+        Just(DeskOp::Close),
     ]
 }
 
@@ -109,12 +117,23 @@ fn desk_command(op: &DeskOp) -> LodgingCommand {
             reservation_id: rid(*n),
             reason: "cancelled".to_string(),
         },
+        DeskOp::Rooms(rooms) => LodgingCommand::Update(LodgingChanges {
+            rooms: Some(*rooms),
+            updated_by: "admin".to_string(),
+            ..LodgingChanges::default()
+        }),
+        DeskOp::Close => LodgingCommand::Close {
+            reason: "season over".to_string(),
+            closed_by: "admin".to_string(),
+        },
     }
 }
 
 /// What the events say, kept independently of the aggregate's own state.
 #[derive(Default)]
 struct CalendarModel {
+    /// The lodging's rooms, as registered and changed.
+    rooms: u32,
     stays: BTreeMap<ReservationId, Stay>,
     decided: BTreeSet<ReservationId>,
     active: BTreeSet<ReservationId>,
@@ -123,17 +142,26 @@ struct CalendarModel {
 impl CalendarModel {
     fn apply(&mut self, event: &LodgingEvent) -> Result<(), TestCaseError> {
         match event {
-            LodgingEvent::LodgingRegistered(_) => {}
+            LodgingEvent::LodgingRegistered(profile) => self.rooms = profile.rooms,
+            LodgingEvent::LodgingUpdated(changes) => {
+                self.rooms = changes.rooms.unwrap_or(self.rooms);
+            }
+            LodgingEvent::ListingSubmitted(_)
+            | LodgingEvent::ListingApproved { .. }
+            | LodgingEvent::ListingRejected { .. }
+            | LodgingEvent::LodgingClosed { .. } => {}
             LodgingEvent::ApprovalRequested {
                 reservation_id,
                 check_in,
                 check_out,
                 guests,
+                rooms,
             } => {
                 let stay = Stay {
                     check_in: *check_in,
                     check_out: *check_out,
                     guests: *guests,
+                    rooms: *rooms,
                 };
                 prop_assert!(
                     self.stays.insert(*reservation_id, stay).is_none(),
@@ -165,7 +193,7 @@ impl CalendarModel {
             let stay = self.stays[id];
             let mut night = stay.check_in;
             while night < stay.check_out {
-                *booked.entry(night).or_insert(0) += 1;
+                *booked.entry(night).or_insert(0) += stay.rooms;
                 night += TimeDelta::days(1);
             }
         }
@@ -173,11 +201,9 @@ impl CalendarModel {
     }
 }
 
-fn check_calendar(
-    state: &LodgingApproval,
-    model: &CalendarModel,
-    rooms: u32,
-) -> Result<(), TestCaseError> {
+fn check_calendar(state: &LodgingApproval, model: &CalendarModel) -> Result<(), TestCaseError> {
+    let rooms = model.rooms;
+    prop_assert_eq!(state.profile.as_ref().map(|p| p.rooms), Some(rooms));
     for (night, count) in &state.booked {
         prop_assert!(
             (1..=rooms).contains(count),
@@ -227,7 +253,24 @@ proptest! {
                 Err(LodgingError::NoRoom { night }) => {
                     prop_assert_eq!(&state, &before);
                     let taken = model.booked().get(&night).copied().unwrap_or(0);
-                    prop_assert!(taken >= rooms, "NoRoom on {} with {} of {} taken", night, taken, rooms);
+                    let asked = match op {
+                        DeskOp::Grant(n, stay) => state.requests.get(&rid(*n)).map_or(stay.rooms, |r| r.stay.rooms),
+                        _ => 0,
+                    };
+                    prop_assert!(taken + asked > model.rooms, "NoRoom on {} with {} of {} taken, {} asked", night, taken, model.rooms, asked);
+                }
+                Err(LodgingError::WouldOverbook { night, booked }) => {
+                    prop_assert_eq!(&state, &before);
+                    prop_assert_eq!(model.booked().get(&night).copied(), Some(booked));
+                    let DeskOp::Rooms(fewer) = op else {
+                        return Err(TestCaseError::fail(format!("WouldOverbook for {op:?}")));
+                    };
+                    prop_assert!(booked > *fewer);
+                }
+                Err(LodgingError::WrongListingStatus { .. }) => {
+                    // Only a closed lodging refuses changes here.
+                    prop_assert_eq!(&state, &before);
+                    prop_assert_eq!(state.status, domain::lodging::ListingStatus::Closed);
                 }
                 Err(LodgingError::AlreadyDecided { status }) => {
                     prop_assert_eq!(&state, &before);
@@ -235,7 +278,7 @@ proptest! {
                 }
                 Err(other) => prop_assert!(false, "unexpected rejection {:?} of {:?}", other, op),
             }
-            check_calendar(&state, &model, rooms)?;
+            check_calendar(&state, &model)?;
         }
     }
 }
@@ -294,6 +337,7 @@ fn terms(max_guests: u32) -> LodgingTerms {
         nightly_rate: 100,
         currency: "EUR".to_string(),
         max_guests,
+        rooms: 3,
         timezone: domain::Tz::UTC,
     }
 }
@@ -391,8 +435,10 @@ proptest! {
 fn is_valid_request(details: &ReservationRequested) -> bool {
     (1..=30).contains(&details.nights)
         && details.check_out > details.check_in
+        && (1..=3).contains(&details.rooms)
         && details.guests >= 1
-        && details.total_amount == 100 * i64::from(details.nights)
+        && details.guests <= 3 * details.rooms
+        && details.total_amount == 100 * i64::from(details.nights) * i64::from(details.rooms)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,6 +524,7 @@ proptest! {
 
 fn requested_details() -> ReservationRequested {
     ReservationRequested {
+        rooms: 1,
         reservation_id: rid(0),
         customer_id: "c1".to_string(),
         lodging_id: "l1".to_string(),

@@ -171,6 +171,7 @@ mod tests {
         let mut cases = vec![
             typed(&reservation, &|| {
                 let event = ReservationEvent::ReservationRequested(ReservationRequested {
+                    rooms: 1,
                     reservation_id: id,
                     customer_id: "c-1".into(),
                     lodging_id: "seoul-station-2".into(),
@@ -196,6 +197,7 @@ mod tests {
             }),
             typed("lodging-seoul-station-2", &|| {
                 let event = LodgingEvent::LodgingRegistered(LodgingProfile {
+                    fee_bps: 1_000,
                     lodging_id: "seoul-station-2".into(),
                     name: "Seoul Station".into(),
                     nightly_rate: 120_000,
@@ -210,6 +212,7 @@ mod tests {
             }),
             typed("lodging-seoul-station-2", &|| {
                 let event = LodgingEvent::ApprovalRequested {
+                    rooms: 1,
                     reservation_id: id,
                     check_in: day(3),
                     check_out: day(5),

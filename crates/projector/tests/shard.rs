@@ -39,20 +39,13 @@ fn start(env: &Env, store: &Arc<Recording>, shard: ProjectorShard) -> Running {
     }
 }
 
-/// The reservation an event of the history belongs to (`None`: a lodging registration).
+/// The reservation an event of the history belongs to (`None`: the lodging's own listing events).
 fn reservation_of(event: &ViewEvent) -> Option<Uuid> {
-    use domain::lodging::LodgingEvent as L;
     match &event.event {
         AnyEvent::Reservation { reservation_id, .. } | AnyEvent::Payment { reservation_id, .. } => {
             Some(*reservation_id)
         }
-        AnyEvent::Lodging { event, .. } => match event {
-            L::LodgingRegistered(_) => None,
-            L::ApprovalRequested { reservation_id, .. }
-            | L::ApprovalGranted { reservation_id, .. }
-            | L::ApprovalDenied { reservation_id, .. }
-            | L::ApprovalWithdrawn { reservation_id, .. } => Some(*reservation_id),
-        },
+        AnyEvent::Lodging { event, .. } => event.reservation_id(),
         AnyEvent::Saga | AnyEvent::Other => event
             .stream
             .strip_prefix("saga-")

@@ -10,6 +10,7 @@
 //! side. Auth, problem+json and the edge layers come from `http_edge`, so both APIs answer alike.
 
 mod audit;
+mod catalog;
 mod document;
 pub mod error;
 pub mod history;
@@ -40,6 +41,7 @@ pub use state::{QueryState, ViewProgress};
 /// `.fallback(http_edge::problem::not_found)` to the merged router.
 pub fn router(state: QueryState) -> Router {
     let routes = views::routes()
+        .merge(catalog::routes())
         .merge(audit::routes())
         .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)

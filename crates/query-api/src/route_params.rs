@@ -14,7 +14,32 @@ use crate::error::QueryError;
 /// Adding a parameter to a route is one word here (beside its read in the handler and its
 /// entry in the OpenAPI document, which a test compares with this table).
 pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/lodgings", &["limit", "cursor", "min_position", "wait_ms"]),
+    (
+        "/lodgings",
+        &[
+            "q",
+            "approval_mode",
+            "admin_id",
+            "status",
+            "limit",
+            "cursor",
+            "min_position",
+            "wait_ms",
+        ],
+    ),
+    (
+        "/listings",
+        &[
+            "q",
+            "approval_mode",
+            "admin_id",
+            "status",
+            "limit",
+            "cursor",
+            "min_position",
+            "wait_ms",
+        ],
+    ),
     ("/lodgings/{id}", &["min_position", "wait_ms"]),
     (
         "/reservations",

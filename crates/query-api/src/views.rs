@@ -1,7 +1,8 @@
-//! The view routes: lodging catalog, ReservationList, ManagementList.
+//! The view routes of reservations: ReservationList, ManagementList (the catalog's are in `catalog`).
 //!
-//! Access (docs/requirements.md, "Access rules"): the catalog is open to any token; a customer sees their own
-//! reservations, an admin those of their lodgings (`*` = all), an auditor everything. Another
+//! Access (docs/requirements.md, "Access rules"): a customer sees their own reservations, an admin
+//! those of their lodgings (their `lodgings` claim, `*` = all, and those they host), an auditor
+//! everything. Another
 //! customer's reservation answers 403 (as on the command side), an unknown one 404. The filters
 //! of `GET /reservations` narrow what the caller may see and never widen it: asking for another
 //! customer (as a customer) or a lodging one does not manage (as an admin) answers 403
@@ -15,11 +16,12 @@ use axum::{Json, Router};
 use chrono::NaiveDate;
 use http_edge::{Principal, Role};
 use readmodel::{
-    parse_reservation_status, ApprovalStatus, LodgingView, ManagementView, Page, RequestFilter,
+    parse_reservation_status, ApprovalStatus, ManagementView, Page, RequestFilter,
     ReservationFilter, ReservationView, RESERVATION_STATUSES,
 };
 use uuid::Uuid;
 
+use crate::catalog::{admin_scope, manages};
 use crate::document::{await_views, document};
 use crate::error::QueryError;
 use crate::params::Params;
@@ -27,46 +29,9 @@ use crate::state::QueryState;
 
 pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
-        .route("/lodgings", get(list_lodgings))
-        .route("/lodgings/{id}", get(get_lodging))
         .route("/reservations", get(list_reservations))
         .route("/reservations/{id}", get(get_reservation))
         .route("/management/requests", get(list_requests))
-}
-
-/// The lodgings an admin's lists are limited to; `None` = all (platform admin).
-fn admin_scope(principal: &Principal) -> Option<Vec<String>> {
-    if principal.is_platform_admin() {
-        None
-    } else {
-        Some(principal.lodgings.clone())
-    }
-}
-
-async fn list_lodgings(
-    State(state): State<QueryState>,
-    _principal: Principal,
-    params: Params,
-) -> Result<Json<Page<LodgingView>>, QueryError> {
-    let page = params.page()?;
-    await_views(&state, &params).await?;
-    Ok(Json(state.views.lodgings(&page).await?))
-}
-
-async fn get_lodging(
-    State(state): State<QueryState>,
-    _principal: Principal,
-    Path(id): Path<String>,
-    params: Params,
-    headers: HeaderMap,
-) -> Result<Response, QueryError> {
-    await_views(&state, &params).await?;
-    let lodging = state
-        .views
-        .lodging(&id)
-        .await?
-        .ok_or_else(|| QueryError::NotFound(format!("no lodging {id}")))?;
-    Ok(document(&headers, lodging.position, &lodging))
 }
 
 fn reservation_status(params: &Params) -> Result<Option<String>, QueryError> {
@@ -99,7 +64,8 @@ fn check_in_range(params: &Params) -> Result<(Option<NaiveDate>, Option<NaiveDat
 }
 
 /// The filters asked for, within what `principal` may see.
-fn reservation_filter(
+async fn reservation_filter(
+    state: &QueryState,
     principal: &Principal,
     params: &Params,
 ) -> Result<ReservationFilter, QueryError> {
@@ -127,13 +93,13 @@ fn reservation_filter(
         }
         Role::Admin => {
             if let Some(id) = &filter.lodging_id {
-                if !principal.manages(id) {
+                if !manages(state, principal, id).await? {
                     return Err(QueryError::Forbidden(format!(
                         "you do not manage lodging {id}"
                     )));
                 }
             }
-            filter.lodging_ids = admin_scope(principal);
+            filter.lodging_ids = admin_scope(state, principal).await?;
         }
         Role::Auditor => {}
     }
@@ -146,18 +112,22 @@ async fn list_reservations(
     params: Params,
 ) -> Result<Json<Page<ReservationView>>, QueryError> {
     let page = params.page()?;
-    let filter = reservation_filter(&principal, &params)?;
+    let filter = reservation_filter(&state, &principal, &params).await?;
     await_views(&state, &params).await?;
     Ok(Json(state.views.reservations(&filter, &page).await?))
 }
 
 /// May `principal` read this reservation's document?
-fn may_read(principal: &Principal, view: &ReservationView) -> bool {
-    match principal.role {
+async fn may_read(
+    state: &QueryState,
+    principal: &Principal,
+    view: &ReservationView,
+) -> Result<bool, QueryError> {
+    Ok(match principal.role {
         Role::Customer => view.customer_id == principal.sub,
-        Role::Admin => principal.manages(&view.lodging_id),
+        Role::Admin => manages(state, principal, &view.lodging_id).await?,
         Role::Auditor => true,
-    }
+    })
 }
 
 async fn get_reservation(
@@ -175,7 +145,7 @@ async fn get_reservation(
         .reservation(reservation_id)
         .await?
         .ok_or_else(not_found)?;
-    if !may_read(&principal, &view) {
+    if !may_read(&state, &principal, &view).await? {
         return Err(QueryError::Forbidden(format!(
             "reservation {id} is not yours"
         )));
@@ -209,11 +179,11 @@ async fn list_requests(
                 "only admins and auditors list requests".into(),
             ))
         }
-        Role::Admin => admin_scope(&principal),
+        Role::Admin => admin_scope(&state, &principal).await?,
         Role::Auditor => None,
     };
     if let Some(id) = &lodging_id {
-        if principal.role == Role::Admin && !principal.manages(id) {
+        if principal.role == Role::Admin && !manages(&state, &principal, id).await? {
             return Err(QueryError::Forbidden(format!(
                 "you do not manage lodging {id}"
             )));

@@ -146,7 +146,7 @@ async fn unknown_repeated_and_malformed_parameters_are_400s_naming_them() {
             "/management/requests?customer_id=c-1".to_string(),
             "customer_id",
         ),
-        ("/lodgings?q=inn".to_string(), "q"),
+        ("/lodgings?near=inn".to_string(), "near"),
         ("/lodgings/l-1?fields=name".to_string(), "fields"),
         (format!("/reservations/{r1}?include=history"), "include"),
         (format!("/audit/reservations/{r1}/history?limit=5"), "limit"),

@@ -21,16 +21,22 @@ mod views;
 pub use error::ViewError;
 pub use event::{AnyEvent, ViewEvent};
 pub use mongo::MongoViewStore;
-pub use query::{DeadLetter, Page, PageRequest, RequestFilter, ReservationFilter, MAX_PAGE};
+pub use query::{
+    DeadLetter, LodgingFilter, Page, PageRequest, RequestFilter, ReservationFilter, MAX_PAGE,
+};
 pub use sqlite::SqliteViewStore;
 pub use swappable::SwappableViewStore;
 pub use views::{
-    parse_reservation_status, ApprovalMode, ApprovalStatus, LodgingView, ManagementView,
-    PaymentStatus, RefundStatus, ReservationStatus, ReservationView, RESERVATION_STATUSES,
+    parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, LodgingView,
+    ManagementView, PaymentStatus, RefundStatus, ReservationStatus, ReservationView,
+    RESERVATION_STATUSES,
 };
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use uuid::Uuid;
+
+pub use projection::CalendarNight;
 
 /// The view-store port. Every adapter passes [`conformance`].
 ///
@@ -71,8 +77,21 @@ pub trait ViewStore: Send + Sync + 'static {
     /// One lodging of the catalog.
     async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError>;
 
-    /// The catalog, by lodging id.
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError>;
+    /// The catalog's lodgings that pass `filter`, by lodging id.
+    async fn lodgings(
+        &self,
+        filter: &LodgingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<LodgingView>, ViewError>;
+
+    /// The calendar of `lodging_id`: rooms booked on its nights in `from..to`, by night (a night
+    /// never booked may be absent, or present with 0).
+    async fn calendar(
+        &self,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarNight>, ViewError>;
 
     /// Park an event `projector_id` cannot handle, and move its checkpoint past it.
     async fn record_dead_letter(

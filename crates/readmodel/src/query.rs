@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ViewError;
-use crate::views::{parse_reservation_status, ApprovalStatus, ReservationStatus};
+use crate::views::{
+    parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, ReservationStatus,
+};
 
 /// Largest page a store answers, whatever the caller asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -48,6 +50,18 @@ impl ReservationFilter {
             })
             .transpose()
     }
+}
+
+/// Which lodgings of the catalog to list, by lodging id. Every condition given must hold (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LodgingFilter {
+    /// Only lodgings whose name contains this (case-insensitive for ASCII letters).
+    pub name_contains: Option<String>,
+    pub approval_mode: Option<ApprovalMode>,
+    /// Only lodgings of this admin (`admin_id`: the host, or the admin named at registration).
+    pub admin_id: Option<String>,
+    /// Only lodgings whose listing is in this status; `None` = any.
+    pub status: Option<ListingStatus>,
 }
 
 /// Which approval requests to list (ManagementList), oldest request first.

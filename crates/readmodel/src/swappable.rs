@@ -6,10 +6,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationStatus, ReservationView, ViewError, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
+    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewStore,
 };
+use chrono::NaiveDate;
 
 /// Delegates every call to the store it currently holds.
 pub struct SwappableViewStore {
@@ -72,8 +74,21 @@ impl ViewStore for SwappableViewStore {
     async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
         self.current().lodging(lodging_id).await
     }
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        self.current().lodgings(page).await
+    async fn lodgings(
+        &self,
+        filter: &LodgingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<LodgingView>, ViewError> {
+        self.current().lodgings(filter, page).await
+    }
+
+    async fn calendar(
+        &self,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarNight>, ViewError> {
+        self.current().calendar(lodging_id, from, to).await
     }
     async fn record_dead_letter(
         &self,

@@ -6,7 +6,7 @@ use domain::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use domain::lodging::ApprovalMode;
+pub use domain::lodging::{ApprovalMode, ListingStatus};
 pub use domain::reservation::ReservationStatus;
 
 /// Where a request stands at the lodging's approval desk (ReservationList `approval_status`,
@@ -102,6 +102,9 @@ pub struct ReservationView {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: u32,
+    /// Rooms taken every night (documents stored before stays took several read as one).
+    #[serde(default = "domain::one_room")]
+    pub rooms: u32,
     pub nights: u32,
     pub total_amount: i64,
     pub currency: String,
@@ -127,6 +130,8 @@ pub struct ManagementView {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: u32,
+    #[serde(default = "domain::one_room")]
+    pub rooms: u32,
     pub request_status: ApprovalStatus,
     /// Pending request: would approving it now fit the calendar (a free room every night).
     /// Approved request: `true` (it holds its rooms). Any other: `false`.
@@ -153,7 +158,21 @@ pub struct LodgingView {
     /// projected from lodgings that read as the wave-1 zone.
     #[serde(default = "wave1_timezone")]
     pub timezone: Tz,
+    /// The platform's fee on its stays, in basis points.
+    #[serde(default = "platform_fee_default")]
+    pub fee_bps: u32,
+    /// Where its listing stands (documents stored before listings were all active).
+    #[serde(default)]
+    pub status: ListingStatus,
+    /// The most rooms any request to it took (stored, not served): a night whose free rooms stay at
+    /// or above it cannot change whether a pending request fits.
+    #[serde(default = "domain::one_room")]
+    pub max_request_rooms: u32,
     pub position: u64,
+}
+
+fn platform_fee_default() -> u32 {
+    domain::lodging::PLATFORM_FEE_BPS_DEFAULT
 }
 
 fn wave1_timezone() -> Tz {

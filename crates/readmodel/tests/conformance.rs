@@ -50,6 +50,8 @@ sqlite_checks!(
     availability_follows_the_calendar,
     availability_follows_full_nights,
     filters_and_pages,
+    catalog_lifecycle_and_filters,
+    availability_counts_rooms,
     dead_letters_are_parked,
     rebuild_in_any_batch_size_is_identical,
 );

@@ -10,7 +10,6 @@ use anyhow::Context;
 use axum::Router;
 use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
-use domain::Tz;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, ServerLimits};
 use projector::ProjectorStatus;
@@ -48,8 +47,8 @@ pub struct ServeConfig {
     pub max_projector_lag: u64,
     /// Timeouts and the connection cap of the listener.
     pub http: ServerLimits,
-    /// The time zone of a lodging registered without one.
-    pub default_timezone: Tz,
+    /// The time zone and platform fee of a lodging registered without them.
+    pub commands: CommandOptions,
     /// The event log's key file; `None`: `log-key` in the data dir.
     pub log_key: Option<PathBuf>,
 }
@@ -67,7 +66,7 @@ impl ServeConfig {
             breaker: BreakerPolicy::default(),
             max_projector_lag: 10_000,
             http: ServerLimits::default(),
-            default_timezone: domain::WAVE1_TIMEZONE,
+            commands: CommandOptions::default(),
             log_key: None,
         }
     }
@@ -92,7 +91,7 @@ impl ServeConfig {
             payment_timeout: args.payment_timeout,
             max_projector_lag: args.max_projector_lag,
             http: args.http.limits(),
-            default_timezone: args.default_timezone,
+            commands: args.catalog.command_options(),
             log_key: args.store.log_key.clone(),
             ..Self::new(args.store.data_dir.clone())
         })
@@ -200,10 +199,7 @@ pub async fn start(
         catch_up: Arc::new(CatchUp::to(start_head)),
     };
     let connections = Arc::clone(&probes.http.connections);
-    let commands = CommandOptions {
-        default_timezone: config.default_timezone,
-        ..CommandOptions::default()
-    };
+    let commands = config.commands;
     let app = router(&platform, probes, commands);
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();

@@ -168,6 +168,7 @@ async fn reserve(api: &Checked<'_>, customer: &str) -> Uuid {
     assert_eq!(answer.status.as_u16(), 202, "{:?}", answer.body);
     let id = Uuid::parse_str(answer.body["id"].as_str().unwrap_or_default()).expect("uuid");
     let stay = Stay {
+        rooms: 1,
         check_in: day(5),
         check_out: day(7),
         guests: 2,

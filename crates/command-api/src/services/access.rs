@@ -13,14 +13,20 @@ use serde::Serialize;
 use super::Invocation;
 use crate::error::CommandError;
 use crate::input::{
-    ApproveRequest, CancelReservation, RegisterLodging, RejectRequest, RequestReservation,
-    RetryPayment,
+    ApproveListing, ApproveRequest, CancelReservation, CloseLodging, RegisterLodging,
+    RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
 };
 
 /// The commands, for access checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     RegisterLodging,
+    /// A host lists a lodging for review.
+    SubmitListing,
+    /// The platform admin approves or rejects a listing.
+    ReviewListing,
+    /// A lodging's admin updates or closes it.
+    ManageLodging,
     RequestReservation,
     CancelReservation,
     DecideRequest,
@@ -34,6 +40,26 @@ pub trait Command: Serialize + Send + Sync {
 
 impl Command for RegisterLodging {
     const OPERATION: Operation = Operation::RegisterLodging;
+}
+
+impl Command for SubmitListing {
+    const OPERATION: Operation = Operation::SubmitListing;
+}
+
+impl Command for ApproveListing {
+    const OPERATION: Operation = Operation::ReviewListing;
+}
+
+impl Command for RejectListing {
+    const OPERATION: Operation = Operation::ReviewListing;
+}
+
+impl Command for UpdateLodging {
+    const OPERATION: Operation = Operation::ManageLodging;
+}
+
+impl Command for CloseLodging {
+    const OPERATION: Operation = Operation::ManageLodging;
 }
 
 impl Command for RequestReservation {
@@ -87,6 +113,18 @@ fn permit(principal: &Principal, operation: Operation) -> Result<(), CommandErro
         Operation::RegisterLodging => (
             principal.is_platform_admin(),
             "only a platform admin (lodgings claim `*`) registers lodgings",
+        ),
+        Operation::SubmitListing => (
+            principal.role == Role::Admin,
+            "only an admin (the host) submits a listing",
+        ),
+        Operation::ReviewListing => (
+            principal.is_platform_admin(),
+            "only a platform admin (lodgings claim `*`) reviews listings",
+        ),
+        Operation::ManageLodging => (
+            principal.role == Role::Admin,
+            "only the lodging's admin updates or closes it",
         ),
         Operation::RequestReservation => (
             principal.role == Role::Customer,
@@ -144,12 +182,21 @@ mod tests {
         assert!(admin().permit::<RegisterLodging>().is_err());
         assert!(admin().permit::<RequestReservation>().is_err());
         assert!(root().permit::<RegisterLodging>().is_ok());
+        assert!(admin().permit::<SubmitListing>().is_ok());
+        assert!(admin().permit::<UpdateLodging>().is_ok());
+        assert!(admin().permit::<ApproveListing>().is_err());
+        assert!(root().permit::<RejectListing>().is_ok());
+        assert!(customer().permit::<SubmitListing>().is_err());
+        assert!(customer().permit::<CloseLodging>().is_err());
         for denied in [
             auditor().permit::<RegisterLodging>().map(|_| ()),
             auditor().permit::<RequestReservation>().map(|_| ()),
             auditor().permit::<CancelReservation>().map(|_| ()),
             auditor().permit::<ApproveRequest>().map(|_| ()),
             auditor().permit::<RetryPayment>().map(|_| ()),
+            auditor().permit::<SubmitListing>().map(|_| ()),
+            auditor().permit::<ApproveListing>().map(|_| ()),
+            auditor().permit::<UpdateLodging>().map(|_| ()),
         ] {
             assert!(matches!(denied, Err(CommandError::Forbidden(_))));
         }

@@ -88,12 +88,7 @@ impl CommandServices {
         let details = reservation
             .details
             .ok_or_else(|| CommandError::NotFound(format!("no reservation {reservation_id}")))?;
-        if !invocation.principal.manages(&details.lodging_id) {
-            return Err(CommandError::Forbidden(format!(
-                "you do not manage lodging {}",
-                details.lodging_id
-            )));
-        }
+        self.admin_of(invocation, &details.lodging_id).await?;
         Ok((details, reservation.status))
     }
 

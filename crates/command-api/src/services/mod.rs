@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 pub use access::{Command, Operation, Permitted};
 
-use crate::catalog::LodgingCatalog;
+use crate::catalog::{Listing, LodgingCatalog, CATALOG_TTL};
 use crate::error::CommandError;
 use crate::idempotency::{self, IdempotencyKey, Replay, ReplayCache};
 use crate::store::Store;
@@ -39,6 +39,8 @@ pub struct CommandOptions {
     pub replay_cache_capacity: usize,
     /// The time zone of a lodging registered without one (`--default-timezone`).
     pub default_timezone: Tz,
+    /// The platform's fee on a lodging registered or approved without one (`--platform-fee-bps`).
+    pub platform_fee_bps: u32,
     /// The instant commands are decided at (and their events are stamped with): the system clock
     /// outside tests.
     pub clock: fn() -> Timestamp,
@@ -50,6 +52,7 @@ impl Default for CommandOptions {
             conflict_retries: 12,
             replay_cache_capacity: 20_000,
             default_timezone: domain::WAVE1_TIMEZONE,
+            platform_fee_bps: domain::lodging::PLATFORM_FEE_BPS_DEFAULT,
             clock: Utc::now,
         }
     }
@@ -104,6 +107,7 @@ pub struct CommandServices {
     catalog: LodgingCatalog,
     replays: ReplayCache<Accepted>,
     default_timezone: Tz,
+    platform_fee_bps: u32,
     clock: fn() -> Timestamp,
 }
 
@@ -112,11 +116,33 @@ impl CommandServices {
     #[must_use]
     pub fn new(repositories: Repositories, options: CommandOptions) -> Self {
         Self {
-            catalog: LodgingCatalog::new(Arc::clone(repositories.log())),
+            catalog: LodgingCatalog::new(repositories.lodgings.clone(), CATALOG_TTL),
             store: Store::new(repositories, options.conflict_retries),
             replays: ReplayCache::new(options.replay_cache_capacity),
             default_timezone: options.default_timezone,
+            platform_fee_bps: options.platform_fee_bps,
             clock: options.clock,
+        }
+    }
+
+    /// The lodging `lodging_id` if `invocation`'s caller is its admin: its `admin_id` (the host),
+    /// an admin whose `lodgings` claim lists it, or the platform admin. 404 if there is none.
+    async fn admin_of(
+        &self,
+        invocation: &Invocation,
+        lodging_id: &str,
+    ) -> Result<Arc<Listing>, CommandError> {
+        let listing = self
+            .catalog
+            .listing(lodging_id)
+            .await?
+            .ok_or_else(|| CommandError::NotFound(format!("no lodging {lodging_id}")))?;
+        if is_admin_of(&invocation.principal, &listing) {
+            Ok(listing)
+        } else {
+            Err(CommandError::Forbidden(format!(
+                "you do not manage lodging {lodging_id}"
+            )))
         }
     }
 
@@ -187,6 +213,12 @@ impl CommandServices {
             Ok(Vec::new())
         }
     }
+}
+
+/// Whether `principal` is an admin of `listing` (see [`CommandServices::admin_of`]).
+pub(crate) fn is_admin_of(principal: &Principal, listing: &Listing) -> bool {
+    principal.manages(&listing.profile.lodging_id)
+        || (principal.role == http_edge::Role::Admin && listing.profile.admin_id == principal.sub)
 }
 
 /// The answer of an earlier request, rebuilt from the events it `written`: `None` if it wrote none;

@@ -3,6 +3,7 @@
 //! An unknown lodging answers 422 with `errors: [{field: "lodging_id"}]`: the route exists, the body
 //! names something that does not.
 
+use domain::lodging::ListingStatus;
 use domain::reservation::{LodgingTerms, ReservationAggregate, ReservationCommand};
 use domain::{Aggregate, ReservationId};
 use http_edge::FieldError;
@@ -72,9 +73,10 @@ impl CommandServices {
         }
     }
 
-    /// The terms of a registered lodging; 422 naming `lodging_id` if there is none.
+    /// The terms of an active lodging; 422 naming `lodging_id` if there is none, 409 if it is not
+    /// active (under review, rejected or closed).
     async fn terms(&self, lodging_id: &str) -> Result<LodgingTerms, CommandError> {
-        let Some(profile) = self.catalog.profile(lodging_id).await? else {
+        let Some(listing) = self.catalog.listing(lodging_id).await? else {
             let detail = format!("no lodging {lodging_id}");
             let field = FieldError::new("lodging_id", "no such lodging");
             return Err(CommandError::rejected(
@@ -83,11 +85,22 @@ impl CommandServices {
                 vec![field],
             ));
         };
+        if listing.status != ListingStatus::Active {
+            return Err(CommandError::wrong_state(
+                "lodging-not-active",
+                format!(
+                    "lodging {lodging_id} is {} and takes no new request",
+                    listing.status.as_str()
+                ),
+            ));
+        }
+        let profile = &listing.profile;
         Ok(LodgingTerms {
             lodging_id: profile.lodging_id.clone(),
             nightly_rate: profile.nightly_rate,
             currency: profile.currency.clone(),
             max_guests: profile.max_guests,
+            rooms: profile.rooms,
             timezone: profile.timezone,
         })
     }
@@ -124,7 +137,11 @@ impl CommandServices {
         }
         let lodging_id = reservation.details.as_ref().map(|d| d.lodging_id.as_str());
         let timezone = match lodging_id {
-            Some(lodging_id) => self.catalog.profile(lodging_id).await?.map(|p| p.timezone),
+            Some(lodging_id) => self
+                .catalog
+                .listing(lodging_id)
+                .await?
+                .map(|l| l.profile.timezone),
             None => None,
         };
         let id = reservation_id.to_string();

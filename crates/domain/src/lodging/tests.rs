@@ -16,6 +16,7 @@ fn rid(n: u128) -> ReservationId {
 
 fn profile(rooms: u32, approval_mode: ApprovalMode) -> LodgingProfile {
     LodgingProfile {
+        fee_bps: 1_000,
         lodging_id: "lodging-1".to_string(),
         name: "Harbour Inn".to_string(),
         nightly_rate: 100,
@@ -39,6 +40,7 @@ fn instant(rooms: u32) -> LodgingEvent {
 /// 2030-06-10 .. 2030-06-13 (three nights).
 fn stay_a() -> Stay {
     Stay {
+        rooms: 1,
         check_in: date(2030, 6, 10),
         check_out: date(2030, 6, 13),
         guests: 2,
@@ -48,6 +50,7 @@ fn stay_a() -> Stay {
 /// 2030-06-12 .. 2030-06-14: shares the night of the 12th with `stay_a`.
 fn stay_b() -> Stay {
     Stay {
+        rooms: 1,
         check_in: date(2030, 6, 12),
         check_out: date(2030, 6, 14),
         guests: 1,
@@ -57,6 +60,7 @@ fn stay_b() -> Stay {
 /// 2030-06-13 .. 2030-06-15: starts the day `stay_a` checks out.
 fn stay_c() -> Stay {
     Stay {
+        rooms: 1,
         check_in: date(2030, 6, 13),
         check_out: date(2030, 6, 15),
         guests: 1,
@@ -69,6 +73,7 @@ fn requested(n: u128, stay: Stay) -> LodgingEvent {
         check_in: stay.check_in,
         check_out: stay.check_out,
         guests: stay.guests,
+        rooms: stay.rooms,
     }
 }
 
@@ -366,6 +371,7 @@ fn grant_fills_every_room_then_refuses() {
     .then([granted(2)]);
     assert_eq!(state.booked, nights(&[(10, 1), (11, 1), (12, 2), (13, 1)]));
     let third = Stay {
+        rooms: 1,
         check_in: date(2030, 6, 11),
         check_out: date(2030, 6, 14),
         guests: 1,
@@ -547,6 +553,7 @@ fn compact_keeps_everything_still_ahead() {
 /// A one-room instant lodging in `zone` whose night of 2030-06-09 is booked.
 fn booked_on_the_9th(zone: Tz) -> LodgingApproval {
     let night = Stay {
+        rooms: 1,
         check_in: date(2030, 6, 9),
         check_out: date(2030, 6, 10),
         guests: 1,
@@ -568,6 +575,7 @@ fn compact_keeps_tonight_west_of_utc_where_the_utc_date_is_already_tomorrow() {
     let compacted = L::compact(booked_on_the_9th(Tz::America__Los_Angeles), now);
     assert_eq!(compacted.booked, nights(&[(9, 1)]));
     let tonight = Stay {
+        rooms: 1,
         check_in: date(2030, 6, 9),
         check_out: date(2030, 6, 10),
         guests: 1,
@@ -632,6 +640,7 @@ fn first_full_night_finds_the_first_night_without_a_room() {
     assert_eq!(state.first_full_night(&stay_a()), Some(date(2030, 6, 12)));
     assert_eq!(
         state.first_full_night(&Stay {
+            rooms: 1,
             check_in: date(2030, 6, 14),
             check_out: date(2030, 6, 20),
             guests: 1
@@ -694,6 +703,7 @@ fn the_state_serializes_as_ordered_json_objects_as_snapshots_always_did() {
     let request = |stay: Stay, status: &str| serde_json::json!({"stay": serde_json::to_value(stay).expect("stay"), "status": status});
     let expected = serde_json::json!({
         "profile": serde_json::to_value(profile(2, ApprovalMode::Manual)).expect("profile"),
+        "status": "active",
         "requests": {
             rid(1).to_string(): request(a, "granted"),
             rid(2).to_string(): request(b, "pending"),
@@ -712,6 +722,11 @@ fn the_state_serializes_as_ordered_json_objects_as_snapshots_always_did() {
         [rid(1).to_string(), rid(2).to_string()],
         "in key order"
     );
-    let back: LodgingApproval = serde_json::from_value(json).expect("deserialize");
+    let back: LodgingApproval = serde_json::from_value(json.clone()).expect("deserialize");
+    assert_eq!(back, state);
+    // A snapshot taken before listings had a status is of a registered, so active, lodging.
+    let mut older = json;
+    older.as_object_mut().expect("object").remove("status");
+    let back: LodgingApproval = serde_json::from_value(older).expect("deserialize");
     assert_eq!(back, state);
 }

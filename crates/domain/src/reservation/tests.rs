@@ -21,6 +21,7 @@ fn terms() -> LodgingTerms {
         nightly_rate: 100,
         currency: "EUR".to_string(),
         max_guests: 2,
+        rooms: 3,
         timezone: Tz::UTC,
     }
 }
@@ -28,6 +29,7 @@ fn terms() -> LodgingTerms {
 /// Three nights from 2030-06-10, ten days after [`default_now`].
 fn stay() -> Stay {
     Stay {
+        rooms: 1,
         check_in: date(2030, 6, 10),
         check_out: date(2030, 6, 13),
         guests: 2,
@@ -45,6 +47,7 @@ fn request_cmd(stay: Stay) -> ReservationCommand {
 
 fn requested() -> ReservationEvent {
     E::ReservationRequested(ReservationRequested {
+        rooms: 1,
         reservation_id: id(),
         customer_id: "customer-1".to_string(),
         lodging_id: "lodging-1".to_string(),
@@ -133,6 +136,7 @@ fn payment_failed() -> ReservationEvent {
 
 fn with_stay(check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Stay {
     Stay {
+        rooms: 1,
         check_in,
         check_out,
         guests,
@@ -189,6 +193,7 @@ fn request_of_more_than_thirty_nights_is_rejected_and_thirty_is_accepted() {
     let state = given::<R>([])
         .when(request_cmd(thirty))
         .then([E::ReservationRequested(ReservationRequested {
+            rooms: 1,
             reservation_id: id(),
             customer_id: "customer-1".to_string(),
             lodging_id: "lodging-1".to_string(),
@@ -227,6 +232,7 @@ fn request_in_the_past_is_rejected_and_today_is_accepted() {
         )))
         .at(at(2030, 6, 1, 23))
         .then([E::ReservationRequested(ReservationRequested {
+            rooms: 1,
             reservation_id: id(),
             customer_id: "customer-1".to_string(),
             lodging_id: "lodging-1".to_string(),
@@ -316,6 +322,7 @@ fn request_with_more_guests_than_a_room_takes_is_rejected() {
             3,
         )))
         .then_err(ReservationError::InvalidStay(StayError::TooManyGuests {
+            rooms: 1,
             guests: 3,
             max_guests: 2,
         }));

@@ -14,6 +14,7 @@ use crate::Aggregate;
 fn requested(rid: Uuid) -> ReservationRequested {
     let check_in = NaiveDate::from_ymd_opt(2099, 5, 1).expect("valid date");
     ReservationRequested {
+        rooms: 1,
         reservation_id: rid,
         customer_id: "c".into(),
         lodging_id: "l".into(),
@@ -95,6 +96,7 @@ fn inputs_left_out_change_nothing_in_any_stage() {
         }),
         SagaInput::Reservation(ReservationEvent::ReservationRefunded { amount: 100 }),
         SagaInput::Lodging(LodgingEvent::ApprovalRequested {
+            rooms: 1,
             reservation_id: rid,
             check_in: requested(rid).check_in,
             check_out: requested(rid).check_out,

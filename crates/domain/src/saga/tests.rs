@@ -29,6 +29,7 @@ fn policy() -> SagaPolicy {
 
 fn details() -> ReservationRequested {
     ReservationRequested {
+        rooms: 1,
         reservation_id: rid(),
         customer_id: "customer-1".to_string(),
         lodging_id: "lodging-1".to_string(),

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use readmodel::{
-    AnyEvent, DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationView, SqliteViewStore, ViewError, ViewEvent, ViewStore,
+    AnyEvent, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    RequestFilter, ReservationFilter, ReservationView, SqliteViewStore, ViewError, ViewEvent,
+    ViewStore,
 };
 use uuid::Uuid;
 
@@ -112,8 +113,20 @@ impl ViewStore for Recording {
     async fn lodging(&self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
         self.inner.lodging(lodging_id).await
     }
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        self.inner.lodgings(page).await
+    async fn lodgings(
+        &self,
+        filter: &LodgingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<LodgingView>, ViewError> {
+        self.inner.lodgings(filter, page).await
+    }
+    async fn calendar(
+        &self,
+        lodging_id: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<readmodel::CalendarNight>, ViewError> {
+        self.inner.calendar(lodging_id, from, to).await
     }
     async fn record_dead_letter(
         &self,

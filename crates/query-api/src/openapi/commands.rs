@@ -77,6 +77,75 @@ fn request_reservation() -> Value {
     .build()
 }
 
+fn submit_listing() -> Value {
+    let answer = with_header(
+        accepted("listing submitted, pending review"),
+        "Location",
+        "/lodgings/{id}",
+    );
+    Operation {
+        id: "submitListing",
+        tag: "commands",
+        summary: "Submit a listing for the platform's review (any admin: the host is the caller)",
+        parameters: vec![idempotency_header()],
+        body: Some(("SubmitListing", true)),
+        responses: guarded(vec![
+            ("202", answer),
+            (
+                "400",
+                problem("malformed JSON, invalid fields, or a field the request does not take"),
+            ),
+            ("403", problem("not an admin")),
+            ("409", problem("the lodging id is taken")),
+            ("413", problem("body too large")),
+            ("422", problem("Idempotency-Key reused with another body")),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
+/// A catalog command on an existing lodging.
+fn on_lodging(
+    id: &str,
+    summary: &str,
+    body: (&str, bool),
+    forbidden: &str,
+    conflict: &str,
+) -> Value {
+    let lodging_id = path(
+        "id",
+        json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+        "lodging id",
+    );
+    Operation {
+        id,
+        tag: "commands",
+        summary,
+        parameters: vec![lodging_id, idempotency_header()],
+        body: Some(body),
+        responses: guarded(vec![
+            ("202", accepted("accepted")),
+            (
+                "400",
+                problem("malformed JSON, invalid fields, or a field the request does not take"),
+            ),
+            ("403", problem(forbidden)),
+            ("404", problem("no such lodging")),
+            ("409", problem(conflict)),
+            ("413", problem("body too large")),
+            (
+                "422",
+                problem(
+                    "an invalid value for the lodging, or Idempotency-Key reused with another body",
+                ),
+            ),
+        ]),
+        open: false,
+    }
+    .build()
+}
+
 /// A command on an existing reservation.
 fn on_reservation(id: &str, summary: &str, body: (&str, bool), conflict: &str) -> Value {
     Operation {
@@ -109,6 +178,47 @@ fn on_reservation(id: &str, summary: &str, body: (&str, bool), conflict: &str) -
 pub fn paths() -> Vec<(String, Value)> {
     vec![
         ("/lodgings".into(), json!({"post": register_lodging()})),
+        (
+            "/lodgings/{id}".into(),
+            json!({"patch": on_lodging(
+                "updateLodging",
+                "Change a lodging's name, rate, rooms, max guests, approval mode or time zone (its admin)",
+                ("UpdateLodging", true),
+                "not its admin",
+                "closed or rejected, or fewer rooms than are booked on a coming night (named in detail)",
+            )}),
+        ),
+        (
+            "/lodgings/{id}/close".into(),
+            json!({"post": on_lodging(
+                "closeLodging",
+                "Close a lodging to new requests; what was requested or booked stays (its admin)",
+                ("CloseLodging", true),
+                "not its admin",
+                "the listing was rejected",
+            )}),
+        ),
+        ("/listings".into(), json!({"post": submit_listing()})),
+        (
+            "/listings/{id}/approve".into(),
+            json!({"post": on_lodging(
+                "approveListing",
+                "Approve a listing under review, with the platform's fee (platform admin)",
+                ("ApproveListing", false),
+                "not a platform admin",
+                "the listing is not pending review",
+            )}),
+        ),
+        (
+            "/listings/{id}/reject".into(),
+            json!({"post": on_lodging(
+                "rejectListing",
+                "Reject a listing under review (platform admin)",
+                ("RejectListing", true),
+                "not a platform admin",
+                "the listing is not pending review",
+            )}),
+        ),
         (
             "/reservations".into(),
             json!({"post": request_reservation()}),

@@ -6,7 +6,7 @@ use super::build::{
     consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
     Operation, LODGING_CURSOR, LOG_CURSOR, REQUEST_CURSOR, RESERVATION_CURSOR,
 };
-use super::schemas::{approval_statuses, reservation_statuses, schema_ref};
+use super::schemas::{approval_statuses, reservation_statuses, schema_ref, LISTING_STATUSES};
 
 fn list(
     id: &str,
@@ -132,10 +132,50 @@ fn view_paths() -> Vec<(String, Value)> {
     reservation_params.extend(consistency());
     let mut lodging_params = vec![lodging];
     lodging_params.extend(consistency());
+    let catalog_filters = |status: &str| {
+        vec![
+            query(
+                "q",
+                json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"}),
+                "only lodgings whose name contains this (ASCII letters in any case)",
+            ),
+            query(
+                "approval_mode",
+                json!({"type": "string", "enum": ["manual", "instant"]}),
+                "only this approval mode",
+            ),
+            query(
+                "admin_id",
+                json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": "\\S"}),
+                "only lodgings of this admin (their host)",
+            ),
+            query(
+                "status",
+                json!({"type": "string", "enum": LISTING_STATUSES}),
+                status,
+            ),
+        ]
+    };
     vec![
         (
             "/lodgings".into(),
-            json!({"get": list("listLodgings", "The lodging catalog", vec![], ("LodgingPage", LODGING_CURSOR), None)}),
+            json!({"get": list(
+                "listLodgings",
+                "The lodging catalog (any token)",
+                catalog_filters("only this listing status (default: active)"),
+                ("LodgingPage", LODGING_CURSOR),
+                None,
+            )}),
+        ),
+        (
+            "/listings".into(),
+            json!({"get": list(
+                "listListings",
+                "Listings in every status (platform admin and auditors: all; a host: their own)",
+                catalog_filters("only this listing status (default: any)"),
+                ("LodgingPage", LODGING_CURSOR),
+                Some("customers, or a host asking for another admin's listings"),
+            )}),
         ),
         (
             "/lodgings/{id}".into(),

@@ -26,6 +26,9 @@ fn closed(required: &[&str], properties: Value) -> Value {
 }
 
 const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// Where a listing stands in the catalog (`status` of a catalog document, and its filter).
+pub const LISTING_STATUSES: [&str; 4] = ["pending_review", "active", "rejected", "closed"];
 const NOT_BLANK: &str = "\\S";
 
 fn count() -> Value {
@@ -117,25 +120,46 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     let reason = json!({"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": NOT_BLANK});
     let id = json!({"type": "string", "pattern": ID_PATTERN});
     // Optional fields may be null, which reads as absent.
+    let rate = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_NIGHTLY_RATE});
+    let rooms = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS});
+    let max_guests = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS});
+    let mode = json!({"type": "string", "enum": ["manual", "instant"]});
+    let zone = json!({"type": "string", "enum": time_zones(), "description": "IANA time zone name, e.g. Asia/Seoul"});
+    let fee = json!({"type": "integer", "minimum": 0, "maximum": 10_000,
+        "description": "the platform's fee in basis points; default: the service's --platform-fee-bps"});
+    let mut lodging = json!({
+        "lodging_id": nullable(id.clone()),
+        "name": name.clone(),
+        "nightly_rate": rate.clone(),
+        "currency": nullable(json!({"type": "string", "enum": limits::CURRENCIES.as_slice(), "default": limits::DEFAULT_CURRENCY})),
+        "rooms": rooms.clone(),
+        "max_guests": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
+            "default": limits::DEFAULT_MAX_GUESTS})),
+        "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
+        "timezone": nullable(zone.clone()),
+    });
+    schemas.insert(
+        "SubmitListing".into(),
+        closed(&["name", "nightly_rate", "rooms"], lodging.clone()),
+    );
+    lodging["admin_id"] = nullable(id.clone());
+    lodging["fee_bps"] = nullable(fee.clone());
     schemas.insert(
         "RegisterLodging".into(),
-        closed(
-            &["name", "nightly_rate", "rooms"],
-            json!({
-                "lodging_id": nullable(id.clone()),
-                "name": name,
-                "nightly_rate": {"type": "integer", "minimum": 1, "maximum": limits::MAX_NIGHTLY_RATE},
-                "currency": nullable(json!({"type": "string", "enum": limits::CURRENCIES.as_slice(), "default": limits::DEFAULT_CURRENCY})),
-                "rooms": {"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS},
-                "max_guests": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
-                    "default": limits::DEFAULT_MAX_GUESTS})),
-                "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
-                "admin_id": nullable(id.clone()),
-                "timezone": nullable(json!({"type": "string", "enum": time_zones(),
-                    "description": "IANA time zone name, e.g. Asia/Seoul; default: the service's --default-timezone"})),
-            }),
-        ),
+        closed(&["name", "nightly_rate", "rooms"], lodging),
     );
+    schemas.insert(
+        "ApproveListing".into(),
+        closed(&[], json!({"fee_bps": nullable(fee)})),
+    );
+    // A change names only what changes: a field given as null is refused.
+    let mut update = closed(
+        &[],
+        json!({"name": name, "nightly_rate": rate, "rooms": rooms.clone(), "max_guests": max_guests,
+               "approval_mode": mode, "timezone": zone}),
+    );
+    update["minProperties"] = json!(1);
+    schemas.insert("UpdateLodging".into(), update);
     schemas.insert(
         "RequestReservation".into(),
         closed(
@@ -144,7 +168,10 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
                 "lodging_id": id,
                 "check_in": date(),
                 "check_out": date(),
-                "guests": {"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS},
+                "guests": {"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
+                    "description": "at most rooms x the lodging's max_guests"},
+                "rooms": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS,
+                    "default": 1, "description": "rooms taken every night, at most the lodging's"})),
             }),
         ),
     );
@@ -152,18 +179,21 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
         "CancelReservation".into(),
         closed(&[], json!({"reason": reason.clone()})),
     );
-    schemas.insert(
-        "RejectRequest".into(),
-        closed(&["reason"], json!({"reason": reason})),
-    );
+    for body in ["RejectRequest", "RejectListing", "CloseLodging"] {
+        schemas.insert(
+            body.into(),
+            closed(&["reason"], json!({"reason": reason.clone()})),
+        );
+    }
     schemas.insert("EmptyBody".into(), closed(&[], json!({})));
     schemas.insert(
         "Accepted".into(),
         object(
             &["id", "status", "position"],
             json!({
-                "id": {"type": "string", "description": "the reservation id, or the lodging id for POST /lodgings"},
-                "status": one_of(&["registered", "requested", "cancelled", "approved", "rejected", "retry_requested"]),
+                "id": {"type": "string", "description": "the reservation id, or the lodging id of a catalog command"},
+                "status": one_of(&["registered", "requested", "cancelled", "approved", "rejected", "retry_requested",
+                    "pending_review", "active", "closed"]),
                 "position": {"type": "integer", "minimum": 0,
                     "description": "global log position of the last event written; pass it as min_position"},
             }),
@@ -175,11 +205,13 @@ fn view_documents(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "Lodging".into(),
         object(
-            &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "timezone", "position"],
+            &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "timezone",
+              "fee_bps", "status", "position"],
             json!({
                 "lodging_id": text(), "name": text(), "nightly_rate": {"type": "integer"}, "currency": text(),
                 "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant"]),
-                "admin_id": text(), "timezone": text(), "position": count(),
+                "admin_id": text(), "timezone": text(), "fee_bps": count(),
+                "status": one_of(&LISTING_STATUSES), "position": count(),
             }),
         ),
     );
@@ -187,11 +219,12 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         "Reservation".into(),
         object(
             &["reservation_id", "customer_id", "lodging_id", "lodging_name", "check_in", "check_out", "guests",
-              "nights", "total_amount", "currency", "status", "approval_status", "payment_status", "refund_status",
+              "rooms", "nights", "total_amount", "currency", "status", "approval_status", "payment_status", "refund_status",
               "status_reason", "requested_at", "updated_at", "position"],
             json!({
                 "reservation_id": uuid(), "customer_id": text(), "lodging_id": text(),
                 "lodging_name": nullable(text()), "check_in": date(), "check_out": date(), "guests": count(),
+                "rooms": count(),
                 "nights": count(), "total_amount": {"type": "integer"}, "currency": text(),
                 "status": reservation_statuses(), "approval_status": approval_statuses(),
                 "payment_status": one_of(&PAYMENT_STATUSES), "refund_status": one_of(&["none", "pending", "refunded"]),
@@ -203,11 +236,11 @@ fn view_documents(schemas: &mut Map<String, Value>) {
     schemas.insert(
         "ApprovalRequest".into(),
         object(
-            &["reservation_id", "lodging_id", "customer_id", "check_in", "check_out", "guests", "request_status",
+            &["reservation_id", "lodging_id", "customer_id", "check_in", "check_out", "guests", "rooms", "request_status",
               "available", "payment_status", "requested_at", "decided_at", "decided_by", "position"],
             json!({
                 "reservation_id": uuid(), "lodging_id": text(), "customer_id": text(), "check_in": date(),
-                "check_out": date(), "guests": count(), "request_status": approval_statuses(),
+                "check_out": date(), "guests": count(), "rooms": count(), "request_status": approval_statuses(),
                 "available": {"type": "boolean"}, "payment_status": one_of(&PAYMENT_STATUSES),
                 "requested_at": timestamp(), "decided_at": nullable(timestamp()), "decided_by": nullable(text()),
                 "position": count(),

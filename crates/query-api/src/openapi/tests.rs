@@ -5,8 +5,14 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 27] = [
+const ROUTES: [(&str, &str); 33] = [
     ("post", "/lodgings"),
+    ("patch", "/lodgings/{id}"),
+    ("post", "/lodgings/{id}/close"),
+    ("post", "/listings"),
+    ("post", "/listings/{id}/approve"),
+    ("post", "/listings/{id}/reject"),
+    ("get", "/listings"),
     ("post", "/reservations"),
     ("post", "/reservations/{id}/cancel"),
     ("post", "/management/requests/{id}/approve"),

@@ -240,6 +240,7 @@ impl QueryApp {
     /// Register a manual-approval lodging (by a platform admin); returns the position written.
     pub async fn lodging(&self, id: &str, rooms: u32) -> u64 {
         let profile = LodgingProfile {
+            fee_bps: 1_000,
             lodging_id: id.to_string(),
             name: format!("Lodging {id}"),
             nightly_rate: 50_000,
@@ -258,6 +259,7 @@ impl QueryApp {
     /// A customer's request for nights `from..to` (days from today): (reservation id, position).
     pub async fn reserve(&self, customer: &str, lodging: &str, from: i64, to: i64) -> (Uuid, u64) {
         let stay = Stay {
+            rooms: 1,
             check_in: day(from),
             check_out: day(to),
             guests: 2,
@@ -271,6 +273,7 @@ impl QueryApp {
                 nightly_rate: 50_000,
                 currency: "KRW".into(),
                 max_guests: 4,
+                rooms: 2,
                 timezone: domain::Tz::Asia__Seoul,
             },
             stay,

@@ -131,6 +131,7 @@ async fn check_confirmed(store: &dyn ViewStore, t: &Timeline, id: Uuid) {
         matches!(&e.event, AnyEvent::Reservation { reservation_id, event } if *reservation_id == id && *event == confirmed)
     });
     let expected = ReservationView {
+        rooms: 1,
         reservation_id: id,
         customer_id: "c-2".into(),
         lodging_id: "seoul-1".into(),
@@ -250,6 +251,9 @@ async fn check_catalog(store: &dyn ViewStore, t: &Timeline) {
         approval_mode: ApprovalMode::Manual,
         admin_id: "admin-seoul-1".into(),
         timezone: domain::Tz::Asia__Seoul,
+        fee_bps: 1_000,
+        status: domain::lodging::ListingStatus::Active,
+        max_request_rooms: 1,
         position: t.events()[0].position,
     };
     assert_eq!(seoul, Some(expected));
@@ -302,6 +306,7 @@ pub async fn unprocessable_event_writes_nothing(stores: &dyn FreshStore) {
     t.register("jeju-1", 1);
     let stream_id = Uuid::from_u128(7);
     let forged = ReservationRequested {
+        rooms: 1,
         reservation_id: Uuid::from_u128(8),
         customer_id: "c-1".into(),
         lodging_id: "jeju-1".into(),

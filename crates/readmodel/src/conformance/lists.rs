@@ -8,7 +8,9 @@ use uuid::Uuid;
 use super::flows::history;
 use super::timeline::{day, Timeline};
 use super::{dump, FreshStore, PROJECTOR};
-use crate::{DeadLetter, PageRequest, RequestFilter, ReservationFilter, ViewError, ViewStore};
+use crate::{
+    DeadLetter, LodgingFilter, PageRequest, RequestFilter, ReservationFilter, ViewError, ViewStore,
+};
 
 async fn available(store: &dyn ViewStore, id: Uuid) -> bool {
     store
@@ -401,12 +403,12 @@ async fn check_request_filters(store: &dyn ViewStore, bookings: &[Booking]) {
 
 async fn check_lodging_pages(store: &dyn ViewStore) {
     let first = store
-        .lodgings(&PageRequest::first(2))
+        .lodgings(&LodgingFilter::default(), &PageRequest::first(2))
         .await
         .expect("lodgings");
     let cursor = first.next_cursor.clone();
     let rest = store
-        .lodgings(&PageRequest { limit: 2, cursor })
+        .lodgings(&LodgingFilter::default(), &PageRequest { limit: 2, cursor })
         .await
         .expect("lodgings");
     let names: Vec<&str> = first
@@ -501,12 +503,11 @@ async fn refuses_bad_input(store: &dyn ViewStore) {
         matches!(result, Err(ViewError::BadCursor(_))),
         "a requests cursor on reservations: {result:?}"
     );
-    let result = store
-        .lodgings(&PageRequest {
-            limit: 5,
-            cursor: Some("abc".into()),
-        })
-        .await;
+    let page = PageRequest {
+        limit: 5,
+        cursor: Some("abc".into()),
+    };
+    let result = store.lodgings(&LodgingFilter::default(), &page).await;
     assert!(matches!(result, Err(ViewError::BadCursor(_))), "{result:?}");
     let filter = ReservationFilter {
         status: Some("lost".into()),

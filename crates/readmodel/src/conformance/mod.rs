@@ -4,6 +4,7 @@
 //!
 //! This is test support: a failed check panics with what differed.
 
+mod catalog;
 mod flows;
 mod lists;
 pub mod server;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use catalog::{availability_counts_rooms, catalog_lifecycle_and_filters};
 pub use flows::{
     flow_statuses, history, replay_is_a_no_op, unprocessable_event_writes_nothing, Cast,
 };
@@ -40,6 +42,8 @@ pub async fn run_all(stores: &dyn FreshStore) {
     availability_follows_the_calendar(stores).await;
     availability_follows_full_nights(stores).await;
     filters_and_pages(stores).await;
+    catalog_lifecycle_and_filters(stores).await;
+    availability_counts_rooms(stores).await;
     dead_letters_are_parked(stores).await;
     rebuild_in_any_batch_size_is_identical(stores).await;
 }
@@ -79,7 +83,7 @@ pub async fn dump(store: &dyn ViewStore) -> String {
         }
     }
     let lodgings = store
-        .lodgings(&PageRequest::first(1000))
+        .lodgings(&crate::LodgingFilter::default(), &PageRequest::first(1000))
         .await
         .expect("list lodgings");
     for view in &lodgings.items {

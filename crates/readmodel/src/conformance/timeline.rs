@@ -104,6 +104,7 @@ impl Timeline {
     /// Register a manual-approval lodging named after its id.
     pub fn register(&mut self, lodging_id: &str, rooms: u32) {
         let profile = LodgingProfile {
+            fee_bps: 1_000,
             lodging_id: lodging_id.to_string(),
             name: format!("Stay {lodging_id}"),
             nightly_rate: NIGHTLY_RATE,
@@ -125,14 +126,26 @@ impl Timeline {
         check_in: NaiveDate,
         nights: u32,
     ) -> Uuid {
+        self.request_rooms(lodging_id, customer_id, (check_in, nights), 1)
+    }
+
+    /// As [`Timeline::request`], for `rooms` rooms each night.
+    pub fn request_rooms(
+        &mut self,
+        lodging_id: &str,
+        customer_id: &str,
+        (check_in, nights): (NaiveDate, u32),
+        rooms: u32,
+    ) -> Uuid {
         self.reservations += 1;
         let id = Uuid::from_u128(0xA000_0000 + self.reservations);
         let check_out = check_in
             .checked_add_days(Days::new(u64::from(nights)))
             .unwrap_or(check_in);
-        let total_amount = NIGHTLY_RATE * i64::from(nights);
+        let total_amount = NIGHTLY_RATE * i64::from(nights) * i64::from(rooms);
         self.amounts.insert(id, total_amount);
         let requested = ReservationRequested {
+            rooms,
             reservation_id: id,
             customer_id: customer_id.to_string(),
             lodging_id: lodging_id.to_string(),
@@ -150,6 +163,7 @@ impl Timeline {
             check_in,
             check_out,
             guests: 2,
+            rooms,
         };
         self.lodging_event(lodging_id, forwarded);
         id

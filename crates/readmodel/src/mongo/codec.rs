@@ -62,6 +62,7 @@ mod tests {
     fn a_view_survives_the_round_trip_through_bson() {
         let day = NaiveDate::from_ymd_opt(2030, 2, 1).unwrap_or_default();
         let view = ManagementView {
+            rooms: 1,
             reservation_id: Uuid::from_u128(9),
             lodging_id: "seoul-1".into(),
             customer_id: "$where".into(),

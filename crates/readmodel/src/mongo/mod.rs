@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use self::codec::unavailable;
 use self::write::Writes;
+use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
+    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
 };
+use chrono::NaiveDate;
 
 /// Views in a MongoDB database.
 #[derive(Debug, Clone)]
@@ -160,8 +162,21 @@ impl ViewStore for MongoViewStore {
         read::one(&self.db, "lodgings", lodging_id).await
     }
 
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
-        read::lodgings(&self.db, page).await
+    async fn lodgings(
+        &self,
+        filter: &LodgingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<LodgingView>, ViewError> {
+        read::lodgings(&self.db, filter, page).await
+    }
+
+    async fn calendar(
+        &self,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarNight>, ViewError> {
+        read::calendar(&self.db, lodging_id, from, to).await
     }
 
     async fn record_dead_letter(

@@ -7,13 +7,15 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::codec::{decode, seq_of, to_i64, unavailable};
+use crate::projection::CalendarNight;
 use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationView, ViewError,
+    DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    RequestFilter, ReservationFilter, ReservationView, ViewError,
 };
+use chrono::NaiveDate;
 
 pub(super) async fn one<T: DeserializeOwned>(
     db: &Database,
@@ -63,6 +65,18 @@ async fn page<T: DeserializeOwned>(
     };
     let items = docs.into_iter().map(decode).collect::<Result<_, _>>()?;
     Ok(Page { items, next_cursor })
+}
+
+/// `text` as a regular expression that matches it literally.
+fn regex_literal(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if !c.is_alphanumeric() && !c.is_whitespace() {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
 }
 
 fn one_of(values: &[String]) -> Bson {
@@ -138,9 +152,36 @@ pub(super) async fn requests(
 
 pub(super) async fn lodgings(
     db: &Database,
+    filter: &LodgingFilter,
     request: &PageRequest,
 ) -> Result<Page<LodgingView>, ViewError> {
     let mut query = Document::new();
+    if let Some(text) = &filter.name_contains {
+        // A literal substring: every character escaped, case-insensitive.
+        let pattern = regex_literal(text);
+        query.insert("name", doc! { "$regex": pattern, "$options": "i" });
+    }
+    if let Some(mode) = filter.approval_mode {
+        query.insert("approval_mode", mode.as_str());
+    }
+    if let Some(admin_id) = &filter.admin_id {
+        query.insert("admin_id", admin_id);
+    }
+    match filter.status {
+        // Documents stored before listings had a status were all active.
+        Some(ListingStatus::Active) => {
+            let others: Vec<&str> = ListingStatus::ALL
+                .iter()
+                .filter(|s| **s != ListingStatus::Active)
+                .map(|s| s.as_str())
+                .collect();
+            query.insert("status", doc! { "$nin": others });
+        }
+        Some(status) => {
+            query.insert("status", status.as_str());
+        }
+        None => {}
+    }
     if let Some(cursor) = &request.cursor {
         let after = decode_cursor(CursorKind::Lodgings, cursor)?;
         query.insert("_id", doc! { "$gt": after });
@@ -153,6 +194,23 @@ pub(super) async fn lodgings(
         Ok(encode_cursor(CursorKind::Lodgings, id))
     })
     .await
+}
+
+pub(super) async fn calendar(
+    db: &Database,
+    lodging_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<CalendarNight>, ViewError> {
+    let nights = doc! { "$gte": from.to_string(), "$lt": to.to_string() };
+    let found = db
+        .collection::<Document>("calendar")
+        .find(doc! { "lodging_id": lodging_id, "night": nights })
+        .sort(doc! { "night": 1 })
+        .await
+        .map_err(unavailable)?;
+    let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+    docs.into_iter().map(decode).collect()
 }
 
 fn dead_letter(doc: &Document) -> Result<DeadLetter, ViewError> {

@@ -1,8 +1,8 @@
-//! How lodging events change the catalog, the calendar, the ManagementList (including
-//! `available`) and the approval status of the ReservationList.
+//! How lodging events change the catalog (listing lifecycle included), the calendar, the
+//! ManagementList (including `available`) and the approval status of the ReservationList.
 
 use chrono::NaiveDate;
-use domain::lodging::{LodgingEvent, LodgingProfile};
+use domain::lodging::{ListingStatus, LodgingChanges, LodgingEvent, LodgingProfile};
 use domain::Stay;
 use uuid::Uuid;
 
@@ -12,7 +12,11 @@ use crate::{
     ViewEvent,
 };
 
-fn catalog_entry(event: &ViewEvent, profile: &LodgingProfile) -> LodgingView {
+fn catalog_entry(
+    event: &ViewEvent,
+    profile: &LodgingProfile,
+    status: ListingStatus,
+) -> LodgingView {
     LodgingView {
         lodging_id: profile.lodging_id.clone(),
         name: profile.name.clone(),
@@ -23,8 +27,23 @@ fn catalog_entry(event: &ViewEvent, profile: &LodgingProfile) -> LodgingView {
         approval_mode: profile.approval_mode,
         admin_id: profile.admin_id.clone(),
         timezone: profile.timezone,
+        fee_bps: profile.fee_bps,
+        status,
+        max_request_rooms: 1,
         position: event.position,
     }
+}
+
+/// The catalog entry with `changes` made (the ReservationList keeps the name it was requested under).
+fn apply_changes(view: &mut LodgingView, changes: &LodgingChanges) {
+    if let Some(name) = &changes.name {
+        view.name.clone_from(name);
+    }
+    view.nightly_rate = changes.nightly_rate.unwrap_or(view.nightly_rate);
+    view.rooms = changes.rooms.unwrap_or(view.rooms);
+    view.max_guests = changes.max_guests.unwrap_or(view.max_guests);
+    view.approval_mode = changes.approval_mode.unwrap_or(view.approval_mode);
+    view.timezone = changes.timezone.unwrap_or(view.timezone);
 }
 
 fn stay_of(request: &ManagementView) -> Stay {
@@ -32,6 +51,7 @@ fn stay_of(request: &ManagementView) -> Stay {
         check_in: request.check_in,
         check_out: request.check_out,
         guests: request.guests,
+        rooms: request.rooms,
     }
 }
 
@@ -44,17 +64,47 @@ impl<S: ViewSource> Projection<'_, S> {
     ) -> Result<(), ViewError> {
         use LodgingEvent as E;
         match inner {
-            E::LodgingRegistered(profile) => self.on_registered(event, lodging_id, profile),
+            E::LodgingRegistered(profile) => {
+                self.on_registered(event, lodging_id, profile, ListingStatus::Active)
+            }
+            E::ListingSubmitted(profile) => {
+                self.on_registered(event, lodging_id, profile, ListingStatus::PendingReview)
+            }
+            E::ListingApproved { fee_bps, .. } => {
+                self.update_lodging(event, lodging_id, |view| {
+                    view.status = ListingStatus::Active;
+                    view.fee_bps = *fee_bps;
+                })?;
+                Ok(())
+            }
+            E::ListingRejected { .. } => {
+                self.listing_status(event, lodging_id, ListingStatus::Rejected)
+            }
+            E::LodgingClosed { .. } => {
+                self.listing_status(event, lodging_id, ListingStatus::Closed)
+            }
+            E::LodgingUpdated(changes) => {
+                let changed = self.update_lodging(event, lodging_id, |view| {
+                    apply_changes(view, changes);
+                })?;
+                if changed && changes.rooms.is_some() {
+                    // Every night's free rooms moved: any pending request may fit or not now.
+                    self.refresh_available(event, lodging_id, NaiveDate::MIN, NaiveDate::MAX)?;
+                }
+                Ok(())
+            }
             E::ApprovalRequested {
                 reservation_id,
                 check_in,
                 check_out,
                 guests,
+                rooms,
             } => {
                 let stay = Stay {
                     check_in: *check_in,
                     check_out: *check_out,
                     guests: *guests,
+                    rooms: *rooms,
                 };
                 self.on_approval_requested(event, lodging_id, *reservation_id, &stay)
             }
@@ -78,6 +128,7 @@ impl<S: ViewSource> Projection<'_, S> {
         event: &ViewEvent,
         lodging_id: &str,
         profile: &LodgingProfile,
+        status: ListingStatus,
     ) -> Result<(), ViewError> {
         if profile.lodging_id != lodging_id {
             return Err(ViewError::Unprocessable {
@@ -88,7 +139,7 @@ impl<S: ViewSource> Projection<'_, S> {
                 ),
             });
         }
-        if self.create_lodging(catalog_entry(event, profile))? {
+        if self.create_lodging(catalog_entry(event, profile, status))? {
             self.refresh_available(event, lodging_id, NaiveDate::MIN, NaiveDate::MAX)?;
         }
         Ok(())
@@ -105,6 +156,11 @@ impl<S: ViewSource> Projection<'_, S> {
             Some(view) => (view.customer_id.clone(), view.payment_status),
             None => (String::new(), PaymentStatus::None),
         };
+        if stay.rooms > 1 {
+            self.update_lodging(event, lodging_id, |view| {
+                view.max_request_rooms = view.max_request_rooms.max(stay.rooms);
+            })?;
+        }
         let available = self.fits(lodging_id, stay)?;
         let request = ManagementView {
             reservation_id,
@@ -113,6 +169,7 @@ impl<S: ViewSource> Projection<'_, S> {
             check_in: stay.check_in,
             check_out: stay.check_out,
             guests: stay.guests,
+            rooms: stay.rooms,
             request_status: ApprovalStatus::Pending,
             available,
             payment_status,
@@ -196,8 +253,18 @@ impl<S: ViewSource> Projection<'_, S> {
         Ok(())
     }
 
+    fn listing_status(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        status: ListingStatus,
+    ) -> Result<(), ViewError> {
+        self.update_lodging(event, lodging_id, |view| view.status = status)?;
+        Ok(())
+    }
+
     /// Book (`delta` = 1) or release (-1) the nights of a request, then recompute `available` of
-    /// the pending requests on the nights that turned full or free (no other can change).
+    /// the pending requests on the nights where that can change (see `book`).
     fn rebook(
         &mut self,
         event: &ViewEvent,

@@ -22,6 +22,7 @@ fn requested_view(event: &ViewEvent, details: &ReservationRequested) -> Reservat
         check_in: details.check_in,
         check_out: details.check_out,
         guests: details.guests,
+        rooms: details.rooms,
         nights: details.nights,
         total_amount: details.total_amount,
         currency: details.currency.clone(),

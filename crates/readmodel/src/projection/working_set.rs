@@ -39,6 +39,15 @@ impl Document for ManagementView {
     }
 }
 
+impl Document for LodgingView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+    }
+}
+
 impl Document for CalendarNight {
     fn position(&self) -> u64 {
         self.position
@@ -125,8 +134,7 @@ pub struct Projection<'s, S: ViewSource> {
     source: &'s mut S,
     reservations: HashMap<Uuid, Slot<Stored<ReservationView>>>,
     requests: HashMap<Uuid, Slot<Stored<ManagementView>>>,
-    lodgings: HashMap<String, Option<LodgingView>>,
-    new_lodgings: Vec<String>,
+    lodgings: HashMap<String, Slot<LodgingView>>,
     calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
     /// Cached pending requests per lodging; complete for the check-in ranges in `pending_loaded`.
     pending: HashMap<String, HashSet<Uuid>>,
@@ -140,7 +148,6 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             reservations: HashMap::new(),
             requests: HashMap::new(),
             lodgings: HashMap::new(),
-            new_lodgings: Vec::new(),
             calendar: HashMap::new(),
             pending: HashMap::new(),
             pending_loaded: HashSet::new(),
@@ -149,15 +156,11 @@ impl<'s, S: ViewSource> Projection<'s, S> {
 
     /// The documents changed so far.
     #[must_use]
-    pub fn into_changes(mut self) -> Changes {
-        let lodgings = std::mem::take(&mut self.new_lodgings)
-            .into_iter()
-            .filter_map(|id| self.lodgings.remove(&id).flatten())
-            .collect();
+    pub fn into_changes(self) -> Changes {
         Changes {
             reservations: dirty(self.reservations.into_values()),
             requests: dirty(self.requests.into_values()),
-            lodgings,
+            lodgings: dirty(self.lodgings.into_values()),
             calendar: dirty(self.calendar.into_values()),
         }
     }
@@ -178,21 +181,33 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     }
 
     pub(super) fn lodging(&mut self, lodging_id: &str) -> Result<Option<&LodgingView>, ViewError> {
+        Ok(self.lodging_slot(lodging_id)?.value.as_ref())
+    }
+
+    fn lodging_slot(&mut self, lodging_id: &str) -> Result<&mut Slot<LodgingView>, ViewError> {
         if !self.lodgings.contains_key(lodging_id) {
             let loaded = self.source.lodging(lodging_id)?;
-            self.lodgings.insert(lodging_id.to_string(), loaded);
+            self.lodgings
+                .insert(lodging_id.to_string(), Slot::clean(loaded));
         }
-        Ok(self.lodgings.get(lodging_id).and_then(Option::as_ref))
+        slot(&mut self.lodgings, lodging_id.to_string(), || Ok(None))
     }
 
     /// Add a lodging to the catalog unless it is there.
     pub(super) fn create_lodging(&mut self, view: LodgingView) -> Result<bool, ViewError> {
-        if self.lodging(&view.lodging_id)?.is_some() {
-            return Ok(false);
-        }
-        self.new_lodgings.push(view.lodging_id.clone());
-        self.lodgings.insert(view.lodging_id.clone(), Some(view));
-        Ok(true)
+        let lodging_id = view.lodging_id.clone();
+        Ok(self.lodging_slot(&lodging_id)?.create(view))
+    }
+
+    /// Change lodging `lodging_id` with `change` (a no-op if it does not exist or already reflects
+    /// `event`). Returns whether it changed.
+    pub(super) fn update_lodging(
+        &mut self,
+        event: &ViewEvent,
+        lodging_id: &str,
+        change: impl FnOnce(&mut LodgingView),
+    ) -> Result<bool, ViewError> {
+        Ok(self.lodging_slot(lodging_id)?.update(event, change))
     }
 
     pub(super) fn create_reservation(
@@ -354,10 +369,9 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         Ok(())
     }
 
-    /// Add `delta` rooms on every night of `stay` (never below zero).
-    /// Book (`delta` > 0) or release (< 0) rooms on every night of `stay`. Returns the nights
-    /// `first..end` spanning those that turned full or stopped being full: only the pending
-    /// requests on them can change `available`.
+    /// Book (`delta` = 1) or release (-1) the stay's rooms on every night of `stay` (never below
+    /// zero). Returns the nights `first..end` spanning those whose free rooms moved across what a
+    /// request may take: only the pending requests on them can change `available`.
     pub(super) fn book(
         &mut self,
         event: &ViewEvent,
@@ -365,20 +379,28 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         stay: &Stay,
         delta: i64,
     ) -> Result<Option<(NaiveDate, NaiveDate)>, ViewError> {
-        let rooms = self.lodging(lodging_id)?.map_or(0, |l| l.rooms);
+        let (rooms, reach) = self
+            .lodging(lodging_id)?
+            .map_or((0, 1), |l| (l.rooms, l.max_request_rooms));
         self.load_nights(lodging_id, stay)?;
+        let delta = delta * i64::from(stay.rooms);
         let mut turned: Option<(NaiveDate, NaiveDate)> = None;
         for night in stay.each_night() {
             let Some(slot) = self.night_slot(lodging_id, night) else {
                 continue;
             };
-            let was_full = slot.value.as_ref().is_some_and(|n| n.booked >= rooms);
+            let free = |slot: &Slot<CalendarNight>| {
+                rooms.saturating_sub(slot.value.as_ref().map_or(0, |n| n.booked))
+            };
+            let free_before = free(slot);
             slot.update(event, |n| {
                 let booked = i64::from(n.booked).saturating_add(delta).max(0);
                 n.booked = u32::try_from(booked).unwrap_or(u32::MAX);
             });
-            let is_full = slot.value.as_ref().is_some_and(|n| n.booked >= rooms);
-            if was_full != is_full {
+            let free_after = free(slot);
+            // A pending request of r rooms fits this night or not as free >= r: it changes only
+            // for r between the two counts, and no request took more than `reach` rooms.
+            if free_before != free_after && free_before.min(free_after) < reach {
                 let end = night.succ_opt().unwrap_or(night);
                 turned = Some(turned.map_or((night, end), |(first, _)| (first, end)));
             }
@@ -386,7 +408,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         Ok(turned)
     }
 
-    /// Would `stay` fit the calendar of `lodging_id` now: a free room on every night.
+    /// Would `stay` fit the calendar of `lodging_id` now: its rooms free on every night.
     pub(super) fn fits(&mut self, lodging_id: &str, stay: &Stay) -> Result<bool, ViewError> {
         let rooms = self.lodging(lodging_id)?.map_or(0, |l| l.rooms);
         self.load_nights(lodging_id, stay)?;
@@ -396,7 +418,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
                 .calendar
                 .get(&key(night))
                 .and_then(|s| s.value.as_ref());
-            booked.map_or(0, |n| n.booked) < rooms
+            u64::from(booked.map_or(0, |n| n.booked)) + u64::from(stay.rooms) <= u64::from(rooms)
         }))
     }
 }

@@ -15,10 +15,12 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use uuid::Uuid;
 
+use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
+    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
 };
+use chrono::NaiveDate;
 
 /// Reader connections per store: enough for the query API on a 2-core machine.
 const READERS: usize = 4;
@@ -157,9 +159,26 @@ impl ViewStore for SqliteViewStore {
             .await
     }
 
-    async fn lodgings(&self, page: &PageRequest) -> Result<Page<LodgingView>, ViewError> {
+    async fn lodgings(
+        &self,
+        filter: &LodgingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<LodgingView>, ViewError> {
+        let filter = filter.clone();
         let page = page.clone();
-        self.read(move |conn| read::lodgings(conn, &page)).await
+        self.read(move |conn| read::lodgings(conn, &filter, &page))
+            .await
+    }
+
+    async fn calendar(
+        &self,
+        lodging_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarNight>, ViewError> {
+        let lodging_id = lodging_id.to_string();
+        self.read(move |conn| write::calendar(conn, &lodging_id, from, to))
+            .await
     }
 
     async fn record_dead_letter(

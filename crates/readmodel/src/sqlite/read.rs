@@ -11,8 +11,8 @@ use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    DeadLetter, LodgingView, ManagementView, Page, PageRequest, RequestFilter, ReservationFilter,
-    ReservationView, ViewError,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
+    ReservationFilter, ReservationView, ViewError,
 };
 
 /// One document by primary key.
@@ -48,6 +48,13 @@ impl Conditions {
         self.clauses.push(format!("{column} IN ({marks})"));
         self.values
             .extend(values.iter().map(|v| Value::Text(v.clone())));
+    }
+
+    /// `column` contains `text`, ignoring the case of ASCII letters.
+    fn contains(&mut self, column: &str, text: &str) {
+        self.clauses
+            .push(format!("instr(lower({column}), lower(?)) > 0"));
+        self.values.push(Value::Text(text.to_string()));
     }
 
     fn compare(&mut self, column: &str, operator: &str, value: Value) {
@@ -165,11 +172,26 @@ pub(super) fn requests(
     })
 }
 
+/// A catalog document's field, as SQL (the catalog is small: it is filtered by scanning it).
+fn lodging_field(field: &str) -> String {
+    format!("json_extract(doc, '$.{field}')")
+}
+
 pub(super) fn lodgings(
     conn: &Connection,
+    filter: &LodgingFilter,
     request: &PageRequest,
 ) -> Result<Page<LodgingView>, ViewError> {
     let mut conditions = Conditions::default();
+    if let Some(text) = &filter.name_contains {
+        conditions.contains(&lodging_field("name"), text);
+    }
+    let mode = filter.approval_mode.map(|m| m.as_str());
+    conditions.equal(&lodging_field("approval_mode"), mode);
+    conditions.equal(&lodging_field("admin_id"), filter.admin_id.as_deref());
+    // Documents stored before listings had a status were all active.
+    let status = format!("coalesce({}, 'active')", lodging_field("status"));
+    conditions.equal(&status, filter.status.map(|s| s.as_str()));
     if let Some(cursor) = &request.cursor {
         let after = decode_cursor(CursorKind::Lodgings, cursor)?;
         conditions.compare("lodging_id", ">", Value::Text(after));

@@ -79,38 +79,7 @@ impl ViewSource for TxSource<'_> {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<CalendarNight>, ViewError> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT night, booked, position FROM calendar
-                 WHERE lodging_id = ?1 AND night >= ?2 AND night < ?3",
-            )
-            .map_err(store_error)?;
-        let rows = statement
-            .query_map(
-                params![lodging_id, from.to_string(), to.to_string()],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .map_err(store_error)?;
-        rows.map(|row| {
-            let (night, booked, position) = row.map_err(store_error)?;
-            let night = night
-                .parse()
-                .map_err(|_| ViewError::Corrupt(format!("calendar night {night:?}")))?;
-            Ok(CalendarNight {
-                lodging_id: lodging_id.to_string(),
-                night,
-                booked: u32::try_from(booked).unwrap_or(0),
-                position: u64::try_from(position).unwrap_or(0),
-            })
-        })
-        .collect()
+        calendar(self.conn, lodging_id, from, to)
     }
 
     fn pending_requests(
@@ -196,7 +165,8 @@ fn save_lodgings(conn: &Connection, lodgings: &[LodgingView]) -> Result<(), View
     let mut statement = conn
         .prepare_cached(
             "INSERT INTO lodgings (lodging_id, position, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (lodging_id) DO NOTHING",
+             ON CONFLICT (lodging_id) DO UPDATE SET position = excluded.position, doc = excluded.doc
+             WHERE excluded.position > lodgings.position",
         )
         .map_err(store_error)?;
     for view in lodgings {
@@ -299,4 +269,44 @@ pub(super) fn park(
     .map_err(store_error)?;
     move_checkpoint(&tx, projector_id, dead.position)?;
     tx.commit().map_err(store_error)
+}
+
+/// The stored nights of `lodging_id` in `from..to`, by night (nights never booked may be absent).
+pub(super) fn calendar(
+    conn: &Connection,
+    lodging_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<CalendarNight>, ViewError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT night, booked, position FROM calendar
+                 WHERE lodging_id = ?1 AND night >= ?2 AND night < ?3 ORDER BY night",
+        )
+        .map_err(store_error)?;
+    let rows = statement
+        .query_map(
+            params![lodging_id, from.to_string(), to.to_string()],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(store_error)?;
+    rows.map(|row| {
+        let (night, booked, position) = row.map_err(store_error)?;
+        let night = night
+            .parse()
+            .map_err(|_| ViewError::Corrupt(format!("calendar night {night:?}")))?;
+        Ok(CalendarNight {
+            lodging_id: lodging_id.to_string(),
+            night,
+            booked: u32::try_from(booked).unwrap_or(0),
+            position: u64::try_from(position).unwrap_or(0),
+        })
+    })
+    .collect()
 }

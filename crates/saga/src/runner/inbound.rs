@@ -144,6 +144,7 @@ mod tests {
             approval_mode: domain::lodging::ApprovalMode::Manual,
             admin_id: "a".into(),
             timezone: domain::Tz::Asia__Seoul,
+            fee_bps: 1_000,
         };
         let registered = recorded("lodging-hotel-1", "LodgingRegistered", json!(profile));
         assert_eq!(classify(&registered), Classified::Ignore);

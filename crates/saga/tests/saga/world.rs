@@ -206,6 +206,7 @@ impl World {
     pub async fn register_lodging(&self, rooms: u32, approval_mode: ApprovalMode) -> String {
         let lodging_id = format!("hanok-{}", Uuid::new_v4().simple());
         let profile = LodgingProfile {
+            fee_bps: 1_000,
             lodging_id: lodging_id.clone(),
             name: "Hanok Stay".to_string(),
             nightly_rate: NIGHTLY_RATE,
@@ -231,6 +232,7 @@ impl World {
     pub fn stay() -> Stay {
         let today = Utc::now().date_naive();
         Stay {
+            rooms: 1,
             check_in: today + TimeDelta::days(10),
             check_out: today + TimeDelta::days(12),
             guests: 2,
@@ -248,6 +250,7 @@ impl World {
                 nightly_rate: NIGHTLY_RATE,
                 currency: "KRW".to_string(),
                 max_guests: 4,
+                rooms: 4,
                 timezone: domain::Tz::Asia__Seoul,
             },
             stay: Self::stay(),

@@ -107,9 +107,32 @@ pub struct ServeArgs {
     pub max_projector_lag: u64,
     #[command(flatten)]
     pub http: HttpLimitArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// What a lodging gets when its registration does not say (`serve` and `command-api`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CatalogArgs {
     /// IANA time zone of a lodging registered without one (its dates are read there).
     #[arg(long, env = "STAYLEDGER_DEFAULT_TIMEZONE", default_value = "Asia/Seoul", value_parser = parse_timezone)]
     pub default_timezone: Tz,
+    /// The platform's fee on a lodging's stays, in basis points (0..=10000), unless its
+    /// registration or listing approval sets one.
+    #[arg(long, env = "STAYLEDGER_PLATFORM_FEE_BPS", default_value_t = domain::lodging::PLATFORM_FEE_BPS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub platform_fee_bps: u32,
+}
+
+impl CatalogArgs {
+    /// The command side's options with these defaults.
+    #[must_use]
+    pub fn command_options(&self) -> command_api::CommandOptions {
+        command_api::CommandOptions {
+            default_timezone: self.default_timezone,
+            platform_fee_bps: self.platform_fee_bps,
+            ..command_api::CommandOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,8 +254,8 @@ mod tests {
             Cli::try_parse_from(args)
         };
         let zone = |cli: Cli| match cli.command {
-            Command::Serve(args) => args.default_timezone,
-            Command::CommandApi(args) => args.default_timezone,
+            Command::Serve(args) => args.catalog.default_timezone,
+            Command::CommandApi(args) => args.catalog.default_timezone,
             _ => unreachable!("serve or command-api"),
         };
         assert_eq!(zone(serve(&[]).expect("default")), Tz::Asia__Seoul);
@@ -241,6 +264,21 @@ mod tests {
         assert!(serve(&["--default-timezone", "KST"]).is_err());
         let api = Cli::try_parse_from(["stayledger", "command-api", "--default-timezone", "UTC"]);
         assert_eq!(zone(api.expect("command-api")), Tz::UTC);
+    }
+
+    #[test]
+    fn the_platform_fee_is_ten_percent_unless_set_within_the_whole_amount() {
+        let fee = |extra: &[&str]| {
+            let mut args = vec!["stayledger", "serve"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(args) => args.catalog.platform_fee_bps,
+                _ => unreachable!("serve"),
+            })
+        };
+        assert_eq!(fee(&[]).expect("default"), 1_000);
+        assert_eq!(fee(&["--platform-fee-bps", "250"]).expect("set"), 250);
+        assert!(fee(&["--platform-fee-bps", "10001"]).is_err());
     }
 
     #[test]

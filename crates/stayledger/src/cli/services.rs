@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use domain::Tz;
 use saga::Shard;
 
 use super::{parse_duration, HttpLimitArgs, StoreArgs};
@@ -87,9 +86,8 @@ pub struct CommandApiArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub listen: ListenArgs,
-    /// IANA time zone of a lodging registered without one (its dates are read there).
-    #[arg(long, env = "STAYLEDGER_DEFAULT_TIMEZONE", default_value = "Asia/Seoul", value_parser = super::parse_timezone)]
-    pub default_timezone: Tz,
+    #[command(flatten)]
+    pub catalog: super::CatalogArgs,
 }
 
 /// `stayledger query-api`.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use command_api::{CommandOptions, CommandState};
+use command_api::CommandState;
 use eventlog::{ConsumerGroups, Repositories};
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
@@ -36,10 +36,7 @@ pub async fn command_api(args: CommandApiArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let repositories = Repositories::new(Arc::clone(&opened.log));
-    let options = CommandOptions {
-        default_timezone: args.default_timezone,
-        ..CommandOptions::default()
-    };
+    let options = args.catalog.command_options();
     let routes = command_api::router(CommandState::with_options(repositories, auth, options));
     let probes = Probes {
         log: Some(opened.log),

@@ -51,7 +51,10 @@ pub async fn all_documents(store: &dyn ViewStore) -> Documents {
         };
     }
     let lodgings = store
-        .lodgings(&PageRequest::first(500))
+        .lodgings(
+            &readmodel::LodgingFilter::default(),
+            &PageRequest::first(500),
+        )
         .await
         .expect("lodgings");
     let lodgings = json(&lodgings.items).collect();

@@ -1,0 +1,209 @@
+//! The catalog lifecycle over real HTTP on a real `serve`: a host lists a lodging, the platform
+//! admin reviews it, the host (its `admin_id`, with no `lodgings` claim) decides its requests,
+//! changes it within what is booked, and closes it; stays of several rooms are counted as such.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{day, TestPlatform};
+use http_edge::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn listing(lodging_id: &str, rooms: u32) -> Value {
+    json!({"lodging_id": lodging_id, "name": "Compact car", "nightly_rate": 40_000,
+           "currency": "KRW", "rooms": rooms, "max_guests": 2, "timezone": "Asia/Seoul"})
+}
+
+fn stay(lodging_id: &str, offset: i64, nights: i64, rooms: u32) -> Value {
+    json!({"lodging_id": lodging_id, "check_in": day(offset).to_string(),
+           "check_out": day(offset + nights).to_string(), "guests": rooms, "rooms": rooms})
+}
+
+/// The catalog document once the views have reached `position`.
+async fn lodging(t: &TestPlatform, id: &str, position: &Value) -> Value {
+    let path = format!("/lodgings/{id}?min_position={position}&wait_ms=5000");
+    let (status, doc) = t.get(&path, &t.auditor()).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_lists_a_car_the_platform_approves_it_and_the_host_runs_it() {
+    let t = TestPlatform::start().await;
+    let host = t.token(Role::Admin, "company-7", &[]);
+    let stranger = t.token(Role::Admin, "company-8", &[]);
+    let root = t.platform_admin();
+
+    let (status, body) = t.post("/listings", &host, listing("car-1", 3)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "pending_review");
+    let doc = lodging(&t, "car-1", &body["position"]).await;
+    assert_eq!(
+        (&doc["status"], &doc["admin_id"], &doc["fee_bps"]),
+        (&json!("pending_review"), &json!("company-7"), &json!(1_000))
+    );
+
+    // Not bookable under review; only the platform admin reviews.
+    let customer = t.customer("driver-1");
+    let (status, body) = t
+        .post("/reservations", &customer, stay("car-1", 5, 2, 1))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("lodging-not-active"),
+        "{body}"
+    );
+    let (status, _) = t.post("/listings/car-1/approve", &host, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = t
+        .post("/listings/car-1/approve", &root, json!({"fee_bps": 1_500}))
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("active")),
+        "{body}"
+    );
+    let (status, _) = t.post("/listings/car-1/approve", &root, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "approved twice");
+    let doc = lodging(&t, "car-1", &body["position"]).await;
+    assert_eq!(
+        (&doc["status"], &doc["fee_bps"]),
+        (&json!("active"), &json!(1_500))
+    );
+
+    // Two of its three cars for two days: 2 x 2 x 40,000.
+    let (status, body) = t
+        .post("/reservations", &customer, stay("car-1", 5, 2, 2))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    let doc = t.wait_for(&id, "approval_status", "pending", WAIT).await;
+    assert_eq!(
+        (&doc["rooms"], &doc["total_amount"]),
+        (&json!(2), &json!(160_000))
+    );
+    let approve = format!("/management/requests/{id}/approve");
+    let (status, _) = t.post(&approve, &stranger, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not the host");
+    let (status, body) = t.post(&approve, &host, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the host decides: {body}");
+    t.wait_for(&id, "status", "confirmed", WAIT).await;
+    // Two more cars do not fit on those days; one does.
+    let (status, body) = t
+        .post("/reservations", &customer, stay("car-1", 5, 1, 2))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let two = body["id"].as_str().expect("id").to_string();
+    let (status, body) = t
+        .post(
+            &format!("/management/requests/{two}/approve"),
+            &host,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Fewer cars than are booked on a coming day is refused; as many is fine.
+    let patch = |body: Value, token: String| {
+        let t = &t;
+        async move {
+            t.call(Method::PATCH, "/lodgings/car-1", Some(&token), Some(body))
+                .await
+        }
+    };
+    let (status, body) = patch(json!({"rooms": 1}), host.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("would-overbook"),
+        "{body}"
+    );
+    let (status, _) = patch(json!({"rooms": 2}), stranger.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = patch(json!({"rooms": 2, "nightly_rate": 45_000}), host.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let doc = lodging(&t, "car-1", &body["position"]).await;
+    assert_eq!(
+        (&doc["rooms"], &doc["nightly_rate"]),
+        (&json!(2), &json!(45_000))
+    );
+    let (status, body) = patch(json!({}), host.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Closed: no new request; what was booked stays.
+    let (status, body) = t
+        .post("/lodgings/car-1/close", &host, json!({"reason": "sold"}))
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("closed")),
+        "{body}"
+    );
+    let doc = lodging(&t, "car-1", &body["position"]).await;
+    assert_eq!(doc["status"], "closed");
+    let (status, _) = t
+        .post("/reservations", &customer, stay("car-1", 20, 1, 1))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, doc) = t.get(&format!("/reservations/{id}"), &customer).await;
+    assert_eq!(
+        (status, &doc["status"]),
+        (StatusCode::OK, &json!("confirmed"))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_listing_is_never_bookable_and_reviews_answer_for_what_exists() {
+    let t = TestPlatform::start().await;
+    let host = t.token(Role::Admin, "tutor-3", &[]);
+    let root = t.platform_admin();
+    let (status, body) = t.post("/listings", &host, listing("course-1", 10)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = t
+        .post(
+            "/listings/course-1/reject",
+            &root,
+            json!({"reason": "no syllabus"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("rejected")),
+        "{body}"
+    );
+    let (status, _) = t.post("/listings/course-1/approve", &root, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let customer = t.customer("student-1");
+    let (status, _) = t
+        .post("/reservations", &customer, stay("course-1", 3, 1, 1))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = t.post("/listings/nowhere/approve", &root, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = t.post("/listings/course-1/reject", &root, json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a reason is required: {body}"
+    );
+    // A listing names neither its admin nor its fee.
+    let mut bad = listing("course-2", 1);
+    bad["fee_bps"] = json!(0);
+    let (status, body) = t.post("/listings", &host, bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = t
+        .post("/listings", &t.customer("c"), listing("course-3", 1))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    t.stop().await;
+}
