@@ -32,13 +32,15 @@ admin="$(token --role admin --sub fuzz-admin --lodging '*')"
 customer="$(token --role customer --sub fuzz-customer)"
 auditor="$(token --role auditor --sub fuzz-auditor)"
 
-# Seed: two lodgings, then the fuzzing customer's reservations: pending, approved (and paid by the
+# Seed: three lodgings and a listing under review, then the fuzzing customer's reservations: pending, approved (and paid by the
 # saga), rejected, cancelled. The pending one's id is the one the id-taking routes are fuzzed with.
 post() { # path token body -> the answer's "id", or the whole answer
   curl -fsS -X POST "$base$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3"
 }
 post /lodgings "$admin" '{"lodging_id":"fuzz-1","name":"Fuzz Inn","nightly_rate":1000,"rooms":3}' >/dev/null
 post /lodgings "$admin" '{"lodging_id":"fuzz-2","name":"Fuzz Cafe","nightly_rate":500,"rooms":2,"approval_mode":"instant","timezone":"Asia/Seoul"}' >/dev/null
+post /lodgings "$admin" '{"lodging_id":"fuzz-3","name":"Fuzz Cars","nightly_rate":700,"rooms":2}' >/dev/null
+post /listings "$admin" '{"lodging_id":"fuzz-listing","name":"Fuzz Listing","nightly_rate":900,"rooms":1}' >/dev/null
 reserve() { # days-ahead lodging -> id
   local check_in check_out
   check_in="$(date -u -d "+$1 days" +%F)"
@@ -53,6 +55,8 @@ post "/management/requests/$rejected/reject" "$admin" '{"reason":"fuzz"}' >/dev/
 cancelled="$(reserve 50 fuzz-2)"
 post "/reservations/$cancelled/cancel" "$customer" '{}' >/dev/null
 reserve 60 fuzz-2 >/dev/null
+booked="$(reserve 20 fuzz-3)"
+post "/management/requests/$booked/approve" "$admin" '{}' >/dev/null
 STAYLEDGER_FUZZ_RESERVATION="$(reserve 70 fuzz-1)"
 export STAYLEDGER_FUZZ_RESERVATION
 

@@ -7,29 +7,78 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::NaiveDate;
 use http_edge::{Principal, Role};
 use readmodel::{ApprovalMode, ListingStatus, LodgingFilter, LodgingView, Page, PageRequest};
 use serde_json::Value;
 
+/// The most rooms a search asks for (as a lodging may have).
+const MAX_ROOMS: u64 = 10_000;
+
+use crate::availability;
 use crate::document::{await_views, document};
 use crate::error::QueryError;
 use crate::params::Params;
 use crate::state::QueryState;
 
-/// The catalog document as served: the view without what it keeps for the projector alone.
-fn served(view: LodgingView) -> Value {
+/// The catalog document as served: the view with `status_today`, without what it keeps for the
+/// projector alone.
+async fn served(state: &QueryState, view: LodgingView) -> Result<Value, QueryError> {
+    let today = availability::status_today(state, &view).await?;
     let mut document = serde_json::to_value(view).unwrap_or_default();
     if let Some(fields) = document.as_object_mut() {
         fields.remove("max_request_rooms");
+        fields.insert("status_today".into(), today.into());
     }
-    document
+    Ok(document)
 }
 
-fn served_page(page: Page<LodgingView>) -> Page<Value> {
-    Page {
-        items: page.items.into_iter().map(served).collect(),
-        next_cursor: page.next_cursor,
+async fn served_page(
+    state: &QueryState,
+    page: Page<LodgingView>,
+) -> Result<Page<Value>, QueryError> {
+    let mut items = Vec::with_capacity(page.items.len());
+    for view in page.items {
+        items.push(served(state, view).await?);
     }
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Store pages read for one page of the availability filter before answering with fewer items.
+const MAX_SCANNED_PAGES: usize = 20;
+
+/// One page of lodgings with `rooms` free on every night of `range`: store pages are read whole
+/// (each of the rows still wanted), so the cursor stays the store's, and a page may hold fewer than
+/// `limit` lodgings while `next_cursor` says there are more to look at.
+async fn available_page(
+    state: &QueryState,
+    filter: &LodgingFilter,
+    mut page: PageRequest,
+    range: (NaiveDate, NaiveDate),
+    rooms: u32,
+) -> Result<Page<LodgingView>, QueryError> {
+    let limit = page.clamped_limit();
+    let mut items = Vec::new();
+    for _ in 0..MAX_SCANNED_PAGES {
+        page.limit = limit - items.len();
+        let found = state.views.lodgings(filter, &page).await?;
+        for lodging in found.items {
+            if availability::has_free(state, &lodging, range, rooms).await? {
+                items.push(lodging);
+            }
+        }
+        page.cursor = found.next_cursor;
+        if items.len() >= limit || page.cursor.is_none() {
+            break;
+        }
+    }
+    Ok(Page {
+        items,
+        next_cursor: page.cursor,
+    })
 }
 
 /// The most characters of a name search.
@@ -39,6 +88,10 @@ pub(crate) fn routes() -> Router<QueryState> {
     Router::new()
         .route("/lodgings", get(list_lodgings))
         .route("/lodgings/{id}", get(get_lodging))
+        .route(
+            "/lodgings/{id}/availability",
+            get(availability::availability),
+        )
         .route("/listings", get(list_listings))
 }
 
@@ -89,10 +142,24 @@ async fn list_lodgings(
     params: Params,
 ) -> Result<Json<Page<Value>>, QueryError> {
     let filter = lodging_filter(&params, Some(ListingStatus::Active))?;
+    let range = availability::night_range(&params, ("available_from", "available_to"))?;
+    let rooms = params.number("rooms", 1, MAX_ROOMS)?;
+    if rooms.is_some() && range.is_none() {
+        return Err(QueryError::parameter(
+            "rooms",
+            "is read with available_from and available_to",
+        ));
+    }
     let page = params.page()?;
     await_views(&state, &params).await?;
-    let found = state.views.lodgings(&filter, &page).await?;
-    Ok(Json(served_page(found)))
+    let found = match range {
+        Some(range) => {
+            let rooms = u32::try_from(rooms.unwrap_or(1)).unwrap_or(u32::MAX);
+            available_page(&state, &filter, page, range, rooms).await?
+        }
+        None => state.views.lodgings(&filter, &page).await?,
+    };
+    Ok(Json(served_page(&state, found).await?))
 }
 
 async fn get_lodging(
@@ -108,7 +175,12 @@ async fn get_lodging(
         .lodging(&id)
         .await?
         .ok_or_else(|| QueryError::NotFound(format!("no lodging {id}")))?;
-    Ok(document(&headers, lodging.position, &served(lodging)))
+    let position = lodging.position;
+    Ok(document(
+        &headers,
+        position,
+        &served(&state, lodging).await?,
+    ))
 }
 
 /// Listings in any status (or `status`): all of them for the platform admin and auditors, a host's
@@ -142,7 +214,7 @@ async fn list_listings(
     let page = params.page()?;
     await_views(&state, &params).await?;
     let found = state.views.lodgings(&filter, &page).await?;
-    Ok(Json(served_page(found)))
+    Ok(Json(served_page(&state, found).await?))
 }
 
 /// Whether `principal` is an admin of `lodging_id`: listed in its `lodgings` claim (or `*`), or

@@ -10,6 +10,7 @@
 //! side. Auth, problem+json and the edge layers come from `http_edge`, so both APIs answer alike.
 
 mod audit;
+mod availability;
 mod catalog;
 mod document;
 pub mod error;

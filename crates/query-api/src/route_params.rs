@@ -21,11 +21,18 @@ pub const ROUTES: &[(&str, &[&str])] = &[
             "approval_mode",
             "admin_id",
             "status",
+            "available_from",
+            "available_to",
+            "rooms",
             "limit",
             "cursor",
             "min_position",
             "wait_ms",
         ],
+    ),
+    (
+        "/lodgings/{id}/availability",
+        &["from", "to", "min_position", "wait_ms"],
     ),
     (
         "/listings",

@@ -156,16 +156,79 @@ fn view_paths() -> Vec<(String, Value)> {
             ),
         ]
     };
+    let day =
+        json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
+    let mut search = catalog_filters("only this listing status (default: active)");
+    search.extend([
+        query(
+            "available_from",
+            day.clone(),
+            "with available_to: only lodgings with `rooms` free every night from this date",
+        ),
+        query(
+            "available_to",
+            day.clone(),
+            "the night before this date is the last one (exclusive, at most 366 nights)",
+        ),
+        query(
+            "rooms",
+            json!({"type": "integer", "minimum": 1, "maximum": 10_000}),
+            "rooms free every night (default 1; with available_from and available_to)",
+        ),
+    ]);
+    let mut availability_params = vec![
+        path("id", json!({"type": "string"}), "lodging id"),
+        query("from", day.clone(), "first night (required)"),
+        query(
+            "to",
+            day,
+            "the day after the last night (required, at most 366 nights)",
+        ),
+    ];
+    for required in &mut availability_params {
+        required["required"] = json!(true);
+    }
+    availability_params.extend(consistency());
+    let availability = Operation {
+        id: "getAvailability",
+        tag: "queries",
+        summary: "Rooms booked, held and free on each night of a range (any token)",
+        parameters: availability_params,
+        body: None,
+        responses: guarded(vec![
+            (
+                "200",
+                json_response("one entry per night", schema_ref("Availability")),
+            ),
+            (
+                "400",
+                problem(
+                    "from or to missing or invalid, to not after from, or more than 366 nights",
+                ),
+            ),
+            ("404", problem("no such lodging")),
+            (
+                "504",
+                problem("the views did not reach min_position within wait_ms"),
+            ),
+        ]),
+        open: false,
+    }
+    .build();
     vec![
         (
             "/lodgings".into(),
             json!({"get": list(
                 "listLodgings",
-                "The lodging catalog (any token)",
-                catalog_filters("only this listing status (default: active)"),
+                "The lodging catalog (any token); with the availability filter a page may hold fewer than limit lodgings while next_cursor says there are more",
+                search,
                 ("LodgingPage", LODGING_CURSOR),
                 None,
             )}),
+        ),
+        (
+            "/lodgings/{id}/availability".into(),
+            json!({"get": availability}),
         ),
         (
             "/listings".into(),

@@ -206,13 +206,26 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         "Lodging".into(),
         object(
             &["lodging_id", "name", "nightly_rate", "currency", "rooms", "max_guests", "approval_mode", "admin_id", "timezone",
-              "fee_bps", "status", "position"],
+              "fee_bps", "status", "status_today", "position"],
             json!({
                 "lodging_id": text(), "name": text(), "nightly_rate": {"type": "integer"}, "currency": text(),
                 "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant"]),
                 "admin_id": text(), "timezone": text(), "fee_bps": count(),
-                "status": one_of(&LISTING_STATUSES), "position": count(),
+                "status": one_of(&LISTING_STATUSES),
+                "status_today": one_of(&["available", "fully_booked", "closed"]), "position": count(),
             }),
+        ),
+    );
+    let night = object(
+        &["date", "booked", "held", "free"],
+        json!({"date": date(), "booked": count(), "held": count(), "free": count()}),
+    );
+    schemas.insert(
+        "Availability".into(),
+        object(
+            &["lodging_id", "rooms", "timezone", "nights"],
+            json!({"lodging_id": text(), "rooms": count(), "timezone": text(),
+                   "nights": {"type": "array", "items": night}}),
         ),
     );
     schemas.insert(

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 33] = [
+const ROUTES: [(&str, &str); 34] = [
     ("post", "/lodgings"),
     ("patch", "/lodgings/{id}"),
     ("post", "/lodgings/{id}/close"),
@@ -13,6 +13,7 @@ const ROUTES: [(&str, &str); 33] = [
     ("post", "/listings/{id}/approve"),
     ("post", "/listings/{id}/reject"),
     ("get", "/listings"),
+    ("get", "/lodgings/{id}/availability"),
     ("post", "/reservations"),
     ("post", "/reservations/{id}/cancel"),
     ("post", "/management/requests/{id}/approve"),
