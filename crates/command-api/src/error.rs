@@ -151,6 +151,7 @@ impl From<ReservationError> for CommandError {
             ReservationError::AmountOverflow => Self::rejected("amount-overflow", detail, vec![]),
             ReservationError::AlreadyFinal(_) => Self::wrong_state("reservation-final", detail),
             ReservationError::CheckedIn { .. } => Self::wrong_state("checked-in", detail),
+            ReservationError::NotConfirmed(_) => Self::wrong_state("not-confirmed", detail),
         }
     }
 }

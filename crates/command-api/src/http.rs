@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
 use crate::input::{
-    ApproveListing, ApproveRequest, CancelReservation, CloseLodging, RegisterLodging,
+    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, RegisterLodging,
     RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
 };
 use crate::services::{Accepted, Command, CommandOptions, CommandServices, Invocation, Permitted};
@@ -88,6 +88,10 @@ pub fn router(state: CommandState) -> Router {
         .route(
             "/management/requests/{id}/reject",
             post(command::<RejectRequest>),
+        )
+        .route(
+            "/management/requests/{id}/cancel",
+            post(command::<CancelStay>),
         )
         .route("/payments/{id}/retry", post(command::<RetryPayment>))
         .with_state(state);
@@ -301,6 +305,28 @@ impl Route for RejectRequest {
         input: Self,
     ) -> Result<Accepted, CommandError> {
         services.reject_request(caller, id, input).await
+    }
+}
+
+impl Route for CancelStay {
+    type Path = Path<String>;
+    type Target = ReservationId;
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+        reservation_id(&id)
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        id: ReservationId,
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.cancel_stay(caller, id, input).await
     }
 }
 

@@ -40,6 +40,18 @@ pub struct ApproveRequest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RetryPayment;
 
+/// `POST /management/requests/{id}/cancel`: its admin cancels a confirmed stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelStay {
+    pub reason: String,
+}
+
+impl CancelStay {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        RejectRequest::parse(body).map(|r| Self { reason: r.reason })
+    }
+}
+
 /// `POST /management/requests/{id}/reject`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectRequest {

@@ -141,6 +141,11 @@ pub enum ReservationCommand {
         reason: String,
         timezone: Tz,
     },
+    /// The lodging's admin cancels a confirmed stay, on or after check-in too: refunded in full.
+    CancelAsAdmin {
+        cancelled_by: String,
+        reason: String,
+    },
     RecordRefund {
         amount: i64,
     },
@@ -213,6 +218,8 @@ pub enum ReservationError {
     AlreadyFinal(ReservationStatus),
     #[error("a confirmed stay cannot be cancelled on or after check-in ({check_in})")]
     CheckedIn { check_in: NaiveDate },
+    #[error("only a confirmed stay is cancelled by its lodging; this one is {}", .0.as_str())]
+    NotConfirmed(ReservationStatus),
 }
 
 /// The Reservation aggregate.
@@ -279,6 +286,19 @@ impl Aggregate for ReservationAggregate {
                 reason,
                 timezone,
             } => cancel(state, cancelled_by, reason, now, *timezone)?,
+            C::CancelAsAdmin {
+                cancelled_by,
+                reason,
+            } => {
+                if status != S::Confirmed {
+                    return Err(ReservationError::NotConfirmed(status));
+                }
+                vec![E::ReservationCancelled {
+                    cancelled_by: cancelled_by.clone(),
+                    reason: reason.clone(),
+                    refund_due: state.paid_amount.unwrap_or(0),
+                }]
+            }
             // Also when nothing was due at cancellation: a charge that landed after it is refunded too.
             C::RecordRefund { amount }
                 if status == S::Cancelled && state.refunded_amount.is_none() =>
@@ -422,4 +442,4 @@ fn cancel(
 mod tests;
 
 #[cfg(test)]
-mod rooms_tests;
+mod wave2_tests;

@@ -379,6 +379,10 @@ fn reservation_command() -> impl Strategy<Value = ReservationCommand> {
             reason: "changed".to_string(),
             timezone: domain::Tz::UTC,
         }),
+        Just(ReservationCommand::CancelAsAdmin {
+            cancelled_by: "admin:host".to_string(),
+            reason: "burst pipe".to_string(),
+        }),
         (0_i64..500).prop_map(|amount| ReservationCommand::RecordRefund { amount }),
         Just(ReservationCommand::Expire),
     ]
@@ -386,7 +390,10 @@ fn reservation_command() -> impl Strategy<Value = ReservationCommand> {
 
 /// Commands the saga sends, which it may send again after a crash.
 fn sent_by_saga(command: &ReservationCommand) -> bool {
-    !matches!(command, ReservationCommand::Cancel { .. })
+    !matches!(
+        command,
+        ReservationCommand::Cancel { .. } | ReservationCommand::CancelAsAdmin { .. }
+    )
 }
 
 proptest! {

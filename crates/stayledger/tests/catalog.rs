@@ -207,3 +207,51 @@ async fn a_rejected_listing_is_never_bookable_and_reviews_answer_for_what_exists
     assert_eq!(status, StatusCode::FORBIDDEN);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn its_admin_cancels_a_confirmed_stay_and_the_customer_is_refunded_in_full() {
+    let t = TestPlatform::start().await;
+    t.register_lodging("hanok", 1, "instant").await;
+    let (id, _) = t.request("guest-1", "hanok", 3, 2).await;
+    t.wait_for(&id, "status", "confirmed", WAIT).await;
+    let cancel = format!("/management/requests/{id}/cancel");
+    let reason = json!({"reason": "burst pipe"});
+    let (status, _) = t
+        .post(&cancel, &t.admin_of("elsewhere"), reason.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not its admin");
+    let (status, _) = t
+        .post(&cancel, &t.customer("guest-1"), reason.clone())
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "customers withdraw on their own route"
+    );
+    let (status, body) = t.post(&cancel, &t.admin_of("hanok"), reason.clone()).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("cancelled")),
+        "{body}"
+    );
+    let doc = t.wait_for(&id, "refund_status", "refunded", WAIT).await;
+    assert_eq!(doc["status"], "cancelled");
+    let (status, body) = t.post(&cancel, &t.admin_of("hanok"), reason).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let charges = t.sandbox_charges().await;
+    let charge = charges
+        .iter()
+        .find(|c| c["idempotency_key"] == id.as_str())
+        .expect("charged");
+    assert_eq!(charge["refunded_amount"], 240_000, "{charge}");
+    // Its nights are free again.
+    let (status, _) = t
+        .post(
+            "/reservations",
+            &t.customer("guest-2"),
+            common::stay_body("hanok", 3, 2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    t.stop().await;
+}

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Invocation;
 use crate::error::CommandError;
 use crate::input::{
-    ApproveListing, ApproveRequest, CancelReservation, CloseLodging, RegisterLodging,
+    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, RegisterLodging,
     RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
 };
 
@@ -75,6 +75,10 @@ impl Command for ApproveRequest {
 }
 
 impl Command for RejectRequest {
+    const OPERATION: Operation = Operation::DecideRequest;
+}
+
+impl Command for CancelStay {
     const OPERATION: Operation = Operation::DecideRequest;
 }
 

@@ -1,17 +1,20 @@
-//! The lodging admin's commands: approve or reject a request, retry a deferred payment.
+//! The lodging admin's commands: approve or reject a request, retry a deferred payment, cancel a
+//! confirmed stay (refunded in full).
 //!
 //! The reservation is loaded first: it names the lodging (whose admin may decide) and carries the
 //! stay, so an admin may decide before the saga has forwarded the request.
 
 use domain::lodging::{LodgingAggregate, LodgingCommand};
 use domain::payment::{PaymentAggregate, PaymentCommand};
-use domain::reservation::{ReservationRequested, ReservationStatus};
+use domain::reservation::{
+    ReservationAggregate, ReservationCommand, ReservationRequested, ReservationStatus,
+};
 use domain::{Aggregate, ReservationId};
 use eventlog::RecordedEvent;
 
 use super::{replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
-use crate::input::{ApproveRequest, RejectRequest, RetryPayment};
+use crate::input::{ApproveRequest, CancelStay, RejectRequest, RetryPayment};
 use crate::store::execute;
 
 /// What the admin decided.
@@ -150,6 +153,46 @@ impl CommandServices {
         let executed = execute(lodgings, &details.lodging_id, &command, &ctx).await?;
         let position = executed.outcome.map_or(0, |o| o.position);
         Ok(Accepted::new(reservation_id, decision.status(), position))
+    }
+
+    /// Cancel a confirmed stay of the admin's lodging (on or after check-in too); the saga refunds
+    /// what was paid. 409 unless it is confirmed.
+    pub async fn cancel_stay(
+        &self,
+        caller: &Permitted<CancelStay>,
+        reservation_id: ReservationId,
+        input: CancelStay,
+    ) -> Result<Accepted, CommandError> {
+        let invocation = caller.invocation();
+        let operation = format!("cancel-stay:{reservation_id}");
+        let reason = input.reason.clone();
+        self.idempotent(invocation, &operation, &input, |cause| async move {
+            self.managed_request(invocation, reservation_id).await?;
+            let id = reservation_id.to_string();
+            let command = ReservationCommand::CancelAsAdmin {
+                cancelled_by: invocation.principal.actor(),
+                reason: reason.clone(),
+            };
+            let ctx = self.context(invocation, reservation_id, cause);
+            match execute(&self.store.reservations, &id, &command, &ctx).await {
+                Ok(executed) => {
+                    let position = executed.outcome.map_or(0, |o| o.position);
+                    Ok(Accepted::new(id, "cancelled", position))
+                }
+                Err(error @ CommandError::WrongState { .. }) => {
+                    // Cancelled already: by this very request's first attempt?
+                    let stream = ReservationAggregate::stream_name(&id);
+                    let written = self.written_by(&stream, cause).await?;
+                    let replayed = replay(&written, (&id, "cancelled"), |event| {
+                        event.event_type == "ReservationCancelled"
+                            && event.data["reason"] == reason.as_str()
+                    })?;
+                    replayed.ok_or(error)
+                }
+                Err(error) => Err(error),
+            }
+        })
+        .await
     }
 
     /// Ask for a deferred payment to be charged now; 409 unless the payment is deferred.

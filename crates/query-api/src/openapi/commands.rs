@@ -251,6 +251,15 @@ pub fn paths() -> Vec<(String, Value)> {
             )}),
         ),
         (
+            "/management/requests/{id}/cancel".into(),
+            json!({"post": on_reservation(
+                "cancelStay",
+                "Cancel a confirmed stay, on or after check-in too; refunded in full (admin of its lodging)",
+                ("CancelStay", true),
+                "the stay is not confirmed",
+            )}),
+        ),
+        (
             "/payments/{id}/retry".into(),
             json!({"post": on_reservation(
                 "retryPayment",

@@ -179,7 +179,12 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
         "CancelReservation".into(),
         closed(&[], json!({"reason": reason.clone()})),
     );
-    for body in ["RejectRequest", "RejectListing", "CloseLodging"] {
+    for body in [
+        "RejectRequest",
+        "RejectListing",
+        "CloseLodging",
+        "CancelStay",
+    ] {
         schemas.insert(
             body.into(),
             closed(&["reason"], json!({"reason": reason.clone()})),

@@ -1,5 +1,5 @@
-//! Given/when/then tests of stays of several rooms: the amount, the limits, and repeats after the
-//! lodging's rate changed.
+//! Given/when/then tests of the wave-2 rules of a reservation: stays of several rooms (the amount,
+//! the limits, repeats after the lodging's rate changed) and a confirmed stay cancelled by its lodging.
 
 use super::*;
 use crate::harness::{date, given};
@@ -103,4 +103,55 @@ fn a_request_recorded_before_rooms_reads_as_one_room() {
         Ok(event)
     );
     assert!(ReservationEvent::decode("ReservationRequested", 2, &v1).is_err());
+}
+
+// ---- Cancelled by the lodging's admin ----
+
+fn confirmed_history() -> Vec<ReservationEvent> {
+    vec![
+        requested(2, 20_000),
+        ReservationEvent::ReservationApproved {
+            approved_by: "admin:host".to_string(),
+        },
+        ReservationEvent::ReservationConfirmed {
+            payment_id: "pay-1".to_string(),
+            amount: 20_000,
+        },
+    ]
+}
+
+fn admin_cancel() -> ReservationCommand {
+    ReservationCommand::CancelAsAdmin {
+        cancelled_by: "admin:host".to_string(),
+        reason: "burst pipe".to_string(),
+    }
+}
+
+#[test]
+fn its_admin_cancels_a_confirmed_stay_after_check_in_too_with_a_full_refund() {
+    let state = given::<R>(confirmed_history())
+        .when(admin_cancel())
+        .at(crate::harness::at(2030, 6, 11, 3))
+        .then([ReservationEvent::ReservationCancelled {
+            cancelled_by: "admin:host".to_string(),
+            reason: "burst pipe".to_string(),
+            refund_due: 20_000,
+        }]);
+    assert_eq!(state.status, ReservationStatus::Cancelled);
+}
+
+#[test]
+fn its_admin_cancels_only_a_confirmed_stay() {
+    given::<R>([requested(2, 20_000)])
+        .when(admin_cancel())
+        .then_err(ReservationError::NotConfirmed(ReservationStatus::Requested));
+    let mut cancelled = confirmed_history();
+    cancelled.push(ReservationEvent::ReservationCancelled {
+        cancelled_by: "customer:student-1".to_string(),
+        reason: "sick".to_string(),
+        refund_due: 20_000,
+    });
+    given::<R>(cancelled)
+        .when(admin_cancel())
+        .then_err(ReservationError::NotConfirmed(ReservationStatus::Cancelled));
 }
