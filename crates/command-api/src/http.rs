@@ -242,27 +242,36 @@ impl Route for RequestReservation {
     }
 }
 
-impl Route for CancelReservation {
-    type Path = Path<String>;
-    type Target = ReservationId;
+/// The routes on a reservation that hand their input to the service: its id from the path.
+macro_rules! reservation_route {
+    ($input:ty, $service:ident) => {
+        impl Route for $input {
+            type Path = Path<String>;
+            type Target = ReservationId;
 
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
+            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+                Self::parse(body)
+            }
 
-    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-        reservation_id(&id)
-    }
+            fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+                reservation_id(&id)
+            }
 
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        id: ReservationId,
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.cancel_reservation(caller, id, input).await
-    }
+            async fn call(
+                services: &CommandServices,
+                caller: &Permitted<Self>,
+                id: ReservationId,
+                input: Self,
+            ) -> Result<Accepted, CommandError> {
+                services.$service(caller, id, input).await
+            }
+        }
+    };
 }
+
+reservation_route!(CancelReservation, cancel_reservation);
+reservation_route!(RejectRequest, reject_request);
+reservation_route!(CancelStay, cancel_stay);
 
 impl Route for ApproveRequest {
     type Path = Path<String>;
@@ -283,50 +292,6 @@ impl Route for ApproveRequest {
         _input: Self,
     ) -> Result<Accepted, CommandError> {
         services.approve_request(caller, id).await
-    }
-}
-
-impl Route for RejectRequest {
-    type Path = Path<String>;
-    type Target = ReservationId;
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-        reservation_id(&id)
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        id: ReservationId,
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.reject_request(caller, id, input).await
-    }
-}
-
-impl Route for CancelStay {
-    type Path = Path<String>;
-    type Target = ReservationId;
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-        reservation_id(&id)
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        id: ReservationId,
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.cancel_stay(caller, id, input).await
     }
 }
 

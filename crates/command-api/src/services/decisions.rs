@@ -6,9 +6,7 @@
 
 use domain::lodging::{LodgingAggregate, LodgingCommand};
 use domain::payment::{PaymentAggregate, PaymentCommand};
-use domain::reservation::{
-    ReservationAggregate, ReservationCommand, ReservationRequested, ReservationStatus,
-};
+use domain::reservation::{ReservationCommand, ReservationRequested, ReservationStatus};
 use domain::{Aggregate, ReservationId};
 use eventlog::RecordedEvent;
 
@@ -168,29 +166,12 @@ impl CommandServices {
         let reason = input.reason.clone();
         self.idempotent(invocation, &operation, &input, |cause| async move {
             self.managed_request(invocation, reservation_id).await?;
-            let id = reservation_id.to_string();
             let command = ReservationCommand::CancelAsAdmin {
                 cancelled_by: invocation.principal.actor(),
                 reason: reason.clone(),
             };
-            let ctx = self.context(invocation, reservation_id, cause);
-            match execute(&self.store.reservations, &id, &command, &ctx).await {
-                Ok(executed) => {
-                    let position = executed.outcome.map_or(0, |o| o.position);
-                    Ok(Accepted::new(id, "cancelled", position))
-                }
-                Err(error @ CommandError::WrongState { .. }) => {
-                    // Cancelled already: by this very request's first attempt?
-                    let stream = ReservationAggregate::stream_name(&id);
-                    let written = self.written_by(&stream, cause).await?;
-                    let replayed = replay(&written, (&id, "cancelled"), |event| {
-                        event.event_type == "ReservationCancelled"
-                            && event.data["reason"] == reason.as_str()
-                    })?;
-                    replayed.ok_or(error)
-                }
-                Err(error) => Err(error),
-            }
+            self.cancel_with(invocation, reservation_id, &command, &reason, cause)
+                .await
         })
         .await
     }

@@ -144,7 +144,6 @@ impl CommandServices {
                 .map(|l| l.profile.timezone),
             None => None,
         };
-        let id = reservation_id.to_string();
         let command = ReservationCommand::Cancel {
             cancelled_by: invocation.principal.actor(),
             reason: input.reason.clone(),
@@ -152,19 +151,32 @@ impl CommandServices {
             // is read where lodgings are by default.
             timezone: timezone.unwrap_or(self.default_timezone),
         };
+        self.cancel_with(invocation, reservation_id, &command, &input.reason, cause)
+            .await
+    }
+
+    /// Run a cancel `command` (the customer's or the lodging admin's) with `reason`; if the stay is
+    /// cancelled already, answer as this request's first attempt did, if it was the one.
+    pub(super) async fn cancel_with(
+        &self,
+        invocation: &Invocation,
+        reservation_id: ReservationId,
+        command: &ReservationCommand,
+        reason: &str,
+        cause: Cause,
+    ) -> Result<Accepted, CommandError> {
+        let id = reservation_id.to_string();
         let ctx = self.context(invocation, reservation_id, cause);
-        match execute(&self.store.reservations, &id, &command, &ctx).await {
+        match execute(&self.store.reservations, &id, command, &ctx).await {
             Ok(executed) => {
                 let position = executed.outcome.map_or(0, |o| o.position);
                 Ok(Accepted::new(id, "cancelled", position))
             }
-            // Already cancelled: by this very request's first attempt?
             Err(error @ CommandError::WrongState { .. }) => {
                 let stream = ReservationAggregate::stream_name(&id);
                 let written = self.written_by(&stream, cause).await?;
                 let replayed = replay(&written, (&id, "cancelled"), |event| {
-                    event.event_type == "ReservationCancelled"
-                        && event.data["reason"] == input.reason.as_str()
+                    event.event_type == "ReservationCancelled" && event.data["reason"] == reason
                 })?;
                 replayed.ok_or(error)
             }
