@@ -173,6 +173,7 @@ impl From<LodgingError> for CommandError {
                 Self::wrong_state("wrong-listing-status", detail)
             }
             LodgingError::WouldOverbook { .. } => Self::wrong_state("would-overbook", detail),
+            LodgingError::NotPaid => Self::wrong_state("not-paid", detail),
         }
     }
 }

@@ -22,17 +22,21 @@ pub enum ApprovalMode {
     Manual,
     /// Requests are granted (or denied for lack of room) at once, with no admin step.
     Instant,
+    /// The request holds its nights (or is denied for lack of room) and is charged first; only a
+    /// paid request reaches the admin, who confirms or rejects (refunded) it.
+    PayFirst,
 }
 
 impl ApprovalMode {
-    pub const ALL: [Self; 2] = [Self::Manual, Self::Instant];
+    pub const ALL: [Self; 3] = [Self::Manual, Self::Instant, Self::PayFirst];
 
-    /// The API string (`manual`, `instant`).
+    /// The API string (`manual`, `instant`, `pay_first`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Manual => "manual",
             Self::Instant => "instant",
+            Self::PayFirst => "pay_first",
         }
     }
 
@@ -103,6 +107,14 @@ pub enum LodgingEvent {
         reservation_id: ReservationId,
         reason: String,
     },
+    /// A `pay_first` request holds its rooms from the request on (it is charged next).
+    NightsHeld {
+        reservation_id: ReservationId,
+    },
+    /// A held request was paid: it reaches the admin's desk.
+    RequestPaid {
+        reservation_id: ReservationId,
+    },
 }
 
 impl_domain_event!(LodgingEvent {
@@ -116,6 +128,8 @@ impl_domain_event!(LodgingEvent {
     ApprovalGranted,
     ApprovalDenied,
     ApprovalWithdrawn,
+    NightsHeld,
+    RequestPaid,
 } upcasters: LODGING_UPCASTERS);
 
 /// `LodgingRegistered` v1 -> v2: the profile gains `timezone` (a lodging registered before lodgings
@@ -182,7 +196,9 @@ impl LodgingEvent {
             Self::ApprovalRequested { reservation_id, .. }
             | Self::ApprovalGranted { reservation_id, .. }
             | Self::ApprovalDenied { reservation_id, .. }
-            | Self::ApprovalWithdrawn { reservation_id, .. } => Some(*reservation_id),
+            | Self::ApprovalWithdrawn { reservation_id, .. }
+            | Self::NightsHeld { reservation_id }
+            | Self::RequestPaid { reservation_id } => Some(*reservation_id),
         }
     }
 }
@@ -229,6 +245,10 @@ pub enum LodgingCommand {
         reservation_id: ReservationId,
         reason: String,
     },
+    /// The saga saw a held request's payment complete.
+    MarkPaid {
+        reservation_id: ReservationId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -244,6 +264,18 @@ pub enum RequestStatus {
 pub struct ApprovalRequest {
     pub stay: Stay,
     pub status: RequestStatus,
+    /// A `pay_first` request: it holds its rooms while pending. (Written only when set, so other
+    /// desks' snapshots read as they always did.)
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held: bool,
+    /// A held request was paid (only then may its admin decide it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paid: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// LodgingApproval state: the profile and listing status, the requests still relevant, and booked
@@ -262,6 +294,9 @@ pub struct LodgingApproval {
     pub requests: OrdMap<ReservationId, ApprovalRequest>,
     /// Granted-and-not-withdrawn stays per night.
     pub booked: OrdMap<NaiveDate, u32>,
+    /// Rooms held per night by pending `pay_first` requests (snapshots from before read as none).
+    #[serde(default, skip_serializing_if = "OrdMap::is_empty")]
+    pub held: OrdMap<NaiveDate, u32>,
     /// The day of the last compaction, as long as nothing it would drop came in since: every
     /// request ends after it and every booked night is on or after it, so compacting again that
     /// day (on every command of a busy desk) has nothing to drop and skips the scan. Not part of
@@ -276,35 +311,56 @@ impl PartialEq for LodgingApproval {
             && self.status == other.status
             && self.requests == other.requests
             && self.booked == other.booked
+            && self.held == other.held
     }
 }
 
 impl Eq for LodgingApproval {}
 
 impl LodgingApproval {
-    /// The first night of `stay` without `stay.rooms` free rooms, if any.
+    /// Rooms taken on `night`: booked, or held by a `pay_first` request.
+    #[must_use]
+    pub fn taken(&self, night: NaiveDate) -> u32 {
+        let count = |map: &OrdMap<NaiveDate, u32>| map.get(&night).copied().unwrap_or(0);
+        count(&self.booked).saturating_add(count(&self.held))
+    }
+
+    /// The first night of `stay` without `stay.rooms` free rooms (booked and held rooms are not
+    /// free), if any.
     #[must_use]
     pub fn first_full_night(&self, stay: &Stay) -> Option<NaiveDate> {
         let rooms = self.profile.as_ref().map_or(0, |p| p.rooms);
-        stay.each_night().find(|night| {
-            let booked = self.booked.get(night).copied().unwrap_or(0);
-            u64::from(booked) + u64::from(stay.rooms) > u64::from(rooms)
-        })
+        stay.each_night()
+            .find(|night| u64::from(self.taken(*night)) + u64::from(stay.rooms) > u64::from(rooms))
     }
 
     /// Book (`sign` = 1) or release (-1) the stay's rooms on each of its nights.
     fn book(&mut self, stay: &Stay, sign: i64) {
-        let delta = sign * i64::from(stay.rooms);
-        if delta > 0 && self.compacted_on.is_some_and(|day| stay.check_in < day) {
+        if sign > 0 && self.compacted_on.is_some_and(|day| stay.check_in < day) {
             self.compacted_on = None;
         }
-        for night in stay.each_night() {
-            let entry = self.booked.entry(night).or_insert(0);
-            let next = i64::from(*entry) + delta;
-            *entry = u32::try_from(next.max(0)).unwrap_or(0);
-            if *entry == 0 {
-                self.booked.remove(&night);
-            }
+        add_rooms(&mut self.booked, stay, sign);
+    }
+
+    /// Hold (`sign` = 1) or release (-1) the stay's rooms on each of its nights.
+    fn hold(&mut self, stay: &Stay, sign: i64) {
+        if sign > 0 && self.compacted_on.is_some_and(|day| stay.check_in < day) {
+            self.compacted_on = None;
+        }
+        add_rooms(&mut self.held, stay, sign);
+    }
+}
+
+/// Add `sign` x the stay's rooms to each of its nights in `nights` (never below zero; a night at
+/// zero is removed).
+fn add_rooms(nights: &mut OrdMap<NaiveDate, u32>, stay: &Stay, sign: i64) {
+    let delta = sign * i64::from(stay.rooms);
+    for night in stay.each_night() {
+        let entry = nights.entry(night).or_insert(0);
+        let next = i64::from(*entry) + delta;
+        *entry = u32::try_from(next.max(0)).unwrap_or(0);
+        if *entry == 0 {
+            nights.remove(&night);
         }
     }
 }
@@ -328,6 +384,8 @@ pub enum LodgingError {
     },
     #[error("{booked} rooms are booked on {night}: the lodging cannot have fewer")]
     WouldOverbook { night: NaiveDate, booked: u32 },
+    #[error("the request is not paid yet: a pay-first lodging decides paid requests only")]
+    NotPaid,
 }
 
 /// The LodgingApproval aggregate.
@@ -385,6 +443,7 @@ impl Aggregate for LodgingAggregate {
                 reservation_id,
                 reason,
             } => Ok(withdraw(state, *reservation_id, reason)),
+            C::MarkPaid { reservation_id } => Ok(mark_paid(state, *reservation_id)),
         }
     }
 
@@ -419,32 +478,43 @@ impl Aggregate for LodgingAggregate {
                     .or_insert(ApprovalRequest {
                         stay,
                         status: RequestStatus::Pending,
+                        held: false,
+                        paid: false,
                     });
             }
             E::ApprovalGranted { reservation_id, .. } => {
-                if let Some(request) = state.requests.get_mut(reservation_id) {
-                    if request.status == RequestStatus::Pending {
-                        request.status = RequestStatus::Granted;
-                        let stay = request.stay;
-                        state.book(&stay, 1);
-                    }
+                if let Some(stay) = state.settle(*reservation_id, RequestStatus::Granted) {
+                    state.book(&stay, 1);
                 }
             }
             E::ApprovalDenied { reservation_id, .. } => {
-                if let Some(request) = state.requests.get_mut(reservation_id) {
-                    if request.status == RequestStatus::Pending {
-                        request.status = RequestStatus::Denied;
-                    }
-                }
+                state.settle(*reservation_id, RequestStatus::Denied);
             }
             E::ApprovalWithdrawn { reservation_id, .. } => {
                 if let Some(request) = state.requests.get_mut(reservation_id) {
                     let was_granted = request.status == RequestStatus::Granted;
+                    let was_pending = request.status == RequestStatus::Pending;
                     request.status = RequestStatus::Withdrawn;
-                    let stay = request.stay;
+                    let (stay, held) = (request.stay, request.held);
                     if was_granted {
                         state.book(&stay, -1);
+                    } else if was_pending && held {
+                        state.hold(&stay, -1);
                     }
+                }
+            }
+            E::NightsHeld { reservation_id } => {
+                if let Some(request) = state.requests.get_mut(reservation_id) {
+                    if request.status == RequestStatus::Pending && !request.held {
+                        request.held = true;
+                        let stay = request.stay;
+                        state.hold(&stay, 1);
+                    }
+                }
+            }
+            E::RequestPaid { reservation_id } => {
+                if let Some(request) = state.requests.get_mut(reservation_id) {
+                    request.paid = true;
                 }
             }
         }
@@ -453,7 +523,7 @@ impl Aggregate for LodgingAggregate {
 
     /// A desk's snapshot holds every live request and booked night.
     fn snapshot_weight(state: &LodgingApproval) -> u64 {
-        (state.requests.len() + state.booked.len()) as u64
+        (state.requests.len() + state.booked.len() + state.held.len()) as u64
     }
 
     /// Keep only nights from today on, and requests whose stay has not ended ("today" where the
@@ -466,17 +536,8 @@ impl Aggregate for LodgingAggregate {
         if state.compacted_on.is_some_and(|day| day >= today) {
             return state; // nothing ends before `day`, nor before today
         }
-        if state
-            .booked
-            .get_min()
-            .is_some_and(|(night, _)| *night < today)
-        {
-            let (_, on_today, mut kept) = state.booked.split_lookup(&today);
-            if let Some(rooms) = on_today {
-                kept.insert(today, rooms);
-            }
-            state.booked = kept;
-        }
+        state.booked = from_day(state.booked, today);
+        state.held = from_day(state.held, today);
         // Found by a scan (cheap: no copy, no allocation while nothing has ended), removed one by one.
         let ended: Vec<ReservationId> = state
             .requests
@@ -489,6 +550,34 @@ impl Aggregate for LodgingAggregate {
         }
         state.compacted_on = Some(today);
         state
+    }
+}
+
+/// The nights of `nights` from `today` on.
+fn from_day(nights: OrdMap<NaiveDate, u32>, today: NaiveDate) -> OrdMap<NaiveDate, u32> {
+    if nights.get_min().is_none_or(|(night, _)| *night >= today) {
+        return nights;
+    }
+    let (_, on_today, mut kept) = nights.split_lookup(&today);
+    if let Some(rooms) = on_today {
+        kept.insert(today, rooms);
+    }
+    kept
+}
+
+impl LodgingApproval {
+    /// Move a pending request to `outcome`, releasing what it held; its stay if it was pending.
+    fn settle(&mut self, reservation_id: ReservationId, outcome: RequestStatus) -> Option<Stay> {
+        let request = self.requests.get_mut(&reservation_id)?;
+        if request.status != RequestStatus::Pending {
+            return None;
+        }
+        request.status = outcome;
+        let (stay, held) = (request.stay, request.held);
+        if held {
+            self.hold(&stay, -1);
+        }
+        Some(stay)
     }
 }
 
@@ -521,18 +610,25 @@ fn request_approval(
         });
         return events;
     }
-    if profile.approval_mode == ApprovalMode::Instant {
-        events.push(match state.first_full_night(stay) {
+    let no_room = |night: NaiveDate, by: &str| LodgingEvent::ApprovalDenied {
+        reason: format!("no free room on {night}"),
+        reservation_id,
+        denied_by: by.to_string(),
+    };
+    match profile.approval_mode {
+        ApprovalMode::Manual => {}
+        ApprovalMode::Instant => events.push(match state.first_full_night(stay) {
             None => LodgingEvent::ApprovalGranted {
                 reservation_id,
                 granted_by: "instant".to_string(),
             },
-            Some(night) => LodgingEvent::ApprovalDenied {
-                reason: format!("no free room on {night}"),
-                reservation_id,
-                denied_by: "instant".to_string(),
-            },
-        });
+            Some(night) => no_room(night, "instant"),
+        }),
+        // Held before any charge, so a paid request always has its rooms; no room, no charge.
+        ApprovalMode::PayFirst => events.push(match state.first_full_night(stay) {
+            None => LodgingEvent::NightsHeld { reservation_id },
+            Some(night) => no_room(night, "pay_first"),
+        }),
     }
     events
 }
@@ -549,6 +645,23 @@ fn pending_or_decided(
     }
 }
 
+/// On a `pay_first` desk an admin decides paid requests only: a held request before its
+/// payment, or one the desk has not seen yet, is not theirs to decide.
+fn require_paid(
+    state: &LodgingApproval,
+    reservation_id: ReservationId,
+) -> Result<(), LodgingError> {
+    let pay_first = state
+        .profile
+        .as_ref()
+        .is_some_and(|p| p.approval_mode == ApprovalMode::PayFirst);
+    match state.requests.get(&reservation_id) {
+        Some(request) if request.held && !request.paid => Err(LodgingError::NotPaid),
+        None if pay_first => Err(LodgingError::NotPaid),
+        _ => Ok(()),
+    }
+}
+
 fn grant(
     state: &LodgingApproval,
     reservation_id: ReservationId,
@@ -556,11 +669,12 @@ fn grant(
     granted_by: &str,
 ) -> Result<Vec<LodgingEvent>, LodgingError> {
     let known = pending_or_decided(state, reservation_id)?;
-    let stay = state
-        .requests
-        .get(&reservation_id)
-        .map_or(*stay, |r| r.stay);
-    if let Some(night) = state.first_full_night(&stay) {
+    require_paid(state, reservation_id)?;
+    let request = state.requests.get(&reservation_id);
+    let stay = request.map_or(*stay, |r| r.stay);
+    // A held request's rooms are its own already.
+    let held = request.is_some_and(|r| r.held);
+    if let Some(night) = state.first_full_night(&stay).filter(|_| !held) {
         return Err(LodgingError::NoRoom { night });
     }
     let mut events = Vec::with_capacity(2);
@@ -582,6 +696,7 @@ fn deny(
     denied_by: &str,
 ) -> Result<Vec<LodgingEvent>, LodgingError> {
     let known = pending_or_decided(state, reservation_id)?;
+    require_paid(state, reservation_id)?;
     let mut events = Vec::with_capacity(2);
     if !known {
         events.push(requested_event(reservation_id, stay));
@@ -605,6 +720,16 @@ fn withdraw(
                 reservation_id,
                 reason: reason.to_string(),
             }]
+        }
+        _ => vec![],
+    }
+}
+
+/// Record a held request's payment once, while it is pending.
+fn mark_paid(state: &LodgingApproval, reservation_id: ReservationId) -> Vec<LodgingEvent> {
+    match state.requests.get(&reservation_id) {
+        Some(r) if r.held && !r.paid && r.status == RequestStatus::Pending => {
+            vec![LodgingEvent::RequestPaid { reservation_id }]
         }
         _ => vec![],
     }

@@ -1,6 +1,7 @@
 //! Reservation (stream `reservation-{reservation_id}`): the core domain.
 //!
-//! status: `requested -> approved -> (payment_pending) -> confirmed`, or `rejected`, `expired`,
+//! status: `requested -> approved -> (payment_pending) -> confirmed`; on a `pay_first` lodging
+//! `requested -> (payment_pending) -> paid -> confirmed`; or `rejected`, `expired`,
 //! `payment_failed`, `cancelled`. Commands replayed by the saga are no-ops, never errors.
 
 use chrono::NaiveDate;
@@ -71,6 +72,11 @@ pub enum ReservationEvent {
         payment_id: String,
         amount: i64,
     },
+    /// Paid before its lodging's decision (`pay_first`).
+    ReservationPaid {
+        payment_id: String,
+        amount: i64,
+    },
     ReservationPaymentFailed {
         reason: String,
     },
@@ -95,6 +101,7 @@ impl_domain_event!(ReservationEvent {
     ReservationCancelled,
     ReservationRefunded,
     ReservationExpired,
+    ReservationPaid,
 } upcasters: RESERVATION_UPCASTERS);
 
 /// `ReservationRequested` v1 -> v2: one room.
@@ -131,6 +138,11 @@ pub enum ReservationCommand {
         payment_id: String,
         amount: i64,
     },
+    /// A `pay_first` request was charged before its lodging decides it.
+    RecordPayment {
+        payment_id: String,
+        amount: i64,
+    },
     RecordPaymentFailure {
         reason: String,
     },
@@ -164,6 +176,8 @@ pub enum ReservationStatus {
     Cancelled,
     Expired,
     PaymentFailed,
+    /// Paid, awaiting its lodging's decision (`pay_first`).
+    Paid,
 }
 
 impl ReservationStatus {
@@ -187,6 +201,7 @@ impl ReservationStatus {
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
             Self::PaymentFailed => "payment_failed",
+            Self::Paid => "paid",
         }
     }
 }
@@ -254,11 +269,15 @@ impl Aggregate for ReservationAggregate {
                     approved_by: approved_by.clone(),
                 }]
             }
-            C::Reject { reason } if status == S::Requested => vec![E::ReservationRejected {
-                reason: reason.clone(),
-            }],
+            // A paid request is rejected too (`pay_first`; the saga refunds it).
+            C::Reject { reason } if matches!(status, S::Requested | S::Paid) => {
+                vec![E::ReservationRejected {
+                    reason: reason.clone(),
+                }]
+            }
+            // Before approval only on a `pay_first` lodging (the saga charges those first).
             C::RecordPaymentPending { reason, retry_at }
-                if status == S::Approved
+                if matches!(status, S::Requested | S::Approved)
                     || (status == S::PaymentPending && state.retry_at != Some(*retry_at)) =>
             {
                 vec![E::ReservationPaymentPending {
@@ -267,15 +286,23 @@ impl Aggregate for ReservationAggregate {
                 }]
             }
             C::Confirm { payment_id, amount }
-                if matches!(status, S::Approved | S::PaymentPending) =>
+                if matches!(status, S::Approved | S::PaymentPending | S::Paid) =>
             {
                 vec![E::ReservationConfirmed {
                     payment_id: payment_id.clone(),
                     amount: *amount,
                 }]
             }
+            C::RecordPayment { payment_id, amount }
+                if matches!(status, S::Requested | S::PaymentPending) =>
+            {
+                vec![E::ReservationPaid {
+                    payment_id: payment_id.clone(),
+                    amount: *amount,
+                }]
+            }
             C::RecordPaymentFailure { reason }
-                if matches!(status, S::Approved | S::PaymentPending) =>
+                if matches!(status, S::Requested | S::Approved | S::PaymentPending) =>
             {
                 vec![E::ReservationPaymentFailed {
                     reason: reason.clone(),
@@ -299,13 +326,17 @@ impl Aggregate for ReservationAggregate {
                     refund_due: state.paid_amount.unwrap_or(0),
                 }]
             }
-            // Also when nothing was due at cancellation: a charge that landed after it is refunded too.
+            // Also when nothing was due at cancellation: a charge that landed after it is refunded
+            // too; a paid request rejected or expired (`pay_first`) is refunded.
             C::RecordRefund { amount }
-                if status == S::Cancelled && state.refunded_amount.is_none() =>
+                if matches!(status, S::Cancelled | S::Rejected | S::Expired)
+                    && state.refunded_amount.is_none() =>
             {
                 vec![E::ReservationRefunded { amount: *amount }]
             }
-            C::Expire if status == S::Requested => vec![E::ReservationExpired {}],
+            C::Expire if matches!(status, S::Requested | S::PaymentPending | S::Paid) => {
+                vec![E::ReservationExpired {}]
+            }
             // Anything else is a replay or a step overtaken by another: a no-op.
             _ => vec![],
         };
@@ -332,6 +363,12 @@ impl Aggregate for ReservationAggregate {
             }
             E::ReservationConfirmed { payment_id, amount } => {
                 state.status = S::Confirmed;
+                state.status_reason = None;
+                state.payment_id = Some(payment_id.clone());
+                state.paid_amount = Some(*amount);
+            }
+            E::ReservationPaid { payment_id, amount } => {
+                state.status = S::Paid;
                 state.status_reason = None;
                 state.payment_id = Some(payment_id.clone());
                 state.paid_amount = Some(*amount);
@@ -405,8 +442,9 @@ fn request(
     }
 }
 
-/// A request not yet confirmed (requested, approved, payment pending) may be withdrawn at any time,
-/// its check-in day included; a confirmed stay only before its check-in day where the lodging is.
+/// A request not yet confirmed (requested, approved, payment pending, paid) may be withdrawn at any
+/// time, its check-in day included; a confirmed stay only before its check-in day where the
+/// lodging is. What was paid is due back.
 fn cancel(
     state: &Reservation,
     cancelled_by: &str,
@@ -426,11 +464,7 @@ fn cancel(
             check_in: details.check_in,
         });
     }
-    let refund_due = if confirmed {
-        state.paid_amount.unwrap_or(0)
-    } else {
-        0
-    };
+    let refund_due = state.paid_amount.unwrap_or(0);
     Ok(vec![ReservationEvent::ReservationCancelled {
         cancelled_by: cancelled_by.to_string(),
         reason: reason.to_string(),

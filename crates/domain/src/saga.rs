@@ -155,6 +155,8 @@ pub enum SagaStage {
     NotStarted,
     AwaitingApproval,
     AwaitingPayment,
+    /// `pay_first`: paid, awaiting the lodging's decision.
+    Paid,
     Confirmed,
     Rejected,
     Expired,
@@ -194,19 +196,32 @@ pub struct SagaState {
     #[serde(default)]
     pub last_deferral_counted: bool,
     pub timers: BTreeMap<TimerKind, Timestamp>,
+    /// The lodging held the request's nights: it is charged first and decided once paid.
+    #[serde(default)]
+    pub pay_first: bool,
+    /// The completed payment's id (a `pay_first` confirmation carries it).
+    #[serde(default)]
+    pub payment_id: Option<String>,
     /// Every trigger handled, with the actions sent for it.
     pub handled: BTreeMap<Uuid, Vec<SagaAction>>,
 }
 
 impl SagaState {
-    /// The stage is final: nothing more will happen but a refund.
+    /// The stage is final and nothing is left to refund.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.stage,
-            SagaStage::Rejected | SagaStage::Expired | SagaStage::PaymentFailed
-        ) || (self.stage == SagaStage::Cancelled
-            && !matches!(self.payment, PaymentProgress::Completed { .. }))
+        self.has_ended() && !matches!(self.payment, PaymentProgress::Completed { .. })
+    }
+
+    /// The request was cancelled, rejected, expired or its payment failed: a charge completing
+    /// from now on is refunded, never kept.
+    #[must_use]
+    pub fn has_ended(&self) -> bool {
+        self.cancelled
+            || matches!(
+                self.stage,
+                SagaStage::Rejected | SagaStage::Expired | SagaStage::PaymentFailed
+            )
     }
 }
 
@@ -302,8 +317,11 @@ pub fn concerns(input: &SagaInput) -> bool {
                 | ReservationEvent::ReservationPaymentPending { .. }
                 | ReservationEvent::ReservationConfirmed { .. }
                 | ReservationEvent::ReservationRefunded { .. }
+                | ReservationEvent::ReservationPaid { .. }
         ) | SagaInput::Lodging(
-            LodgingEvent::ApprovalRequested { .. } | LodgingEvent::ApprovalWithdrawn { .. }
+            LodgingEvent::ApprovalRequested { .. }
+                | LodgingEvent::ApprovalWithdrawn { .. }
+                | LodgingEvent::RequestPaid { .. }
         )
     )
 }
@@ -336,6 +354,8 @@ pub fn react(
         command,
     };
     let awaiting_approval = state.stage == SagaStage::AwaitingApproval && !state.cancelled;
+    let paid = state.stage == SagaStage::Paid && !state.cancelled;
+    let ours = |id: &crate::ReservationId| *id == reservation.reservation_id;
     match input {
         SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. })
             if !state.cancelled =>
@@ -344,17 +364,8 @@ pub fn react(
                 reservation_id: reservation.reservation_id,
                 reason: "reservation cancelled".to_string(),
             }));
-            match &state.payment {
-                PaymentProgress::Completed { charge_ref, amount } => {
-                    r.actions.push(refund(charge_ref, *amount));
-                }
-                PaymentProgress::Requested | PaymentProgress::Deferred { .. } => {
-                    r.actions.push(SagaAction::Payment(PaymentCommand::Void {
-                        reason: "reservation cancelled".to_string(),
-                    }));
-                }
-                _ => {}
-            }
+            r.actions
+                .extend(settle_payment(&state.payment, "reservation cancelled"));
             r.cancel
                 .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]);
         }
@@ -365,6 +376,36 @@ pub fn react(
         ) => r
             .cancel
             .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]),
+        // `pay_first`: the nights are held, so the request is charged before its admin sees it.
+        SagaInput::Lodging(LodgingEvent::NightsHeld { reservation_id })
+            if awaiting_approval && ours(reservation_id) =>
+        {
+            r.actions.push(payment_request(reservation));
+        }
+        SagaInput::Lodging(LodgingEvent::ApprovalGranted { reservation_id, .. })
+            if paid && ours(reservation_id) =>
+        {
+            if let PaymentProgress::Completed { amount, .. } = &state.payment {
+                r.actions
+                    .push(SagaAction::Reservation(ReservationCommand::Confirm {
+                        payment_id: state.payment_id.clone().unwrap_or_default(),
+                        amount: *amount,
+                    }));
+            }
+            r.cancel.push(TimerKind::ApprovalDeadline);
+        }
+        SagaInput::Lodging(LodgingEvent::ApprovalDenied {
+            reason,
+            reservation_id,
+            ..
+        }) if paid && ours(reservation_id) => {
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::Reject {
+                    reason: reason.clone(),
+                }));
+            r.actions.extend(refund_completed(&state.payment));
+            r.cancel.push(TimerKind::ApprovalDeadline);
+        }
         SagaInput::Lodging(LodgingEvent::ApprovalGranted {
             reservation_id,
             granted_by,
@@ -374,11 +415,7 @@ pub fn react(
                     approved_by: granted_by.clone(),
                 },
             ));
-            r.actions.push(SagaAction::Payment(PaymentCommand::Request {
-                reservation_id: reservation.reservation_id,
-                amount: reservation.total_amount,
-                currency: reservation.currency.clone(),
-            }));
+            r.actions.push(payment_request(reservation));
             r.cancel.push(TimerKind::ApprovalDeadline);
         }
         SagaInput::Lodging(LodgingEvent::ApprovalDenied {
@@ -395,10 +432,15 @@ pub fn react(
         // The payment was requested before the cancellation, but its `PaymentRequested` is seen after
         // it (so the cancellation had nothing to void yet): void it now, never charge it.
         SagaInput::Payment(PaymentEvent::PaymentRequested { .. })
-            if state.cancelled && state.payment == PaymentProgress::None =>
+            if state.has_ended() && state.payment == PaymentProgress::None =>
         {
+            let reason = if state.cancelled {
+                "reservation cancelled"
+            } else {
+                "reservation not confirmed"
+            };
             r.actions.push(SagaAction::Payment(PaymentCommand::Void {
-                reason: "reservation cancelled".to_string(),
+                reason: reason.to_string(),
             }));
         }
         // A zero total is settled without the gateway: nothing is ever charged (or refunded) for 0.
@@ -442,7 +484,7 @@ pub fn react(
         }
         SagaInput::Payment(PaymentEvent::PaymentDeferred {
             reason, retry_at, ..
-        }) if !state.cancelled => {
+        }) if !state.has_ended() => {
             r.actions.push(SagaAction::Reservation(
                 ReservationCommand::RecordPaymentPending {
                     reason: reason.clone(),
@@ -456,8 +498,18 @@ pub fn react(
             gateway_ref,
             amount,
         }) => {
-            if state.cancelled {
+            if state.has_ended() {
                 r.actions.push(refund(gateway_ref, *amount));
+            } else if state.pay_first {
+                // Paid: now (and only now) the request reaches its lodging's desk.
+                r.actions
+                    .push(SagaAction::Reservation(ReservationCommand::RecordPayment {
+                        payment_id: payment_id.clone(),
+                        amount: *amount,
+                    }));
+                r.actions.push(lodging(LodgingCommand::MarkPaid {
+                    reservation_id: reservation.reservation_id,
+                }));
             } else {
                 r.actions
                     .push(SagaAction::Reservation(ReservationCommand::Confirm {
@@ -492,6 +544,23 @@ pub fn react(
             }));
             r.actions
                 .push(SagaAction::Reservation(ReservationCommand::Expire));
+        }
+        // `pay_first`: not paid or not decided in time: released, expired, and what was taken
+        // refunded (or the charge still under way voided).
+        SagaInput::Timer(TimerKind::ApprovalDeadline)
+            if state.pay_first
+                && !state.cancelled
+                && matches!(state.stage, SagaStage::AwaitingPayment | SagaStage::Paid) =>
+        {
+            r.actions.push(lodging(LodgingCommand::Withdraw {
+                reservation_id: reservation.reservation_id,
+                reason: "approval deadline passed".to_string(),
+            }));
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::Expire));
+            r.actions
+                .extend(settle_payment(&state.payment, "approval deadline passed"));
+            r.cancel.push(TimerKind::PaymentRetry);
         }
         _ => {}
     }
@@ -532,6 +601,35 @@ fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
             SagaInput::Payment(PaymentEvent::PaymentRetryRequested { .. }),
         ) => true,
         _ => false,
+    }
+}
+
+fn payment_request(reservation: &ReservationRequested) -> SagaAction {
+    SagaAction::Payment(PaymentCommand::Request {
+        reservation_id: reservation.reservation_id,
+        amount: reservation.total_amount,
+        currency: reservation.currency.clone(),
+    })
+}
+
+/// The payment of a request that ends unconfirmed: refunded if taken, voided if under way.
+fn settle_payment(payment: &PaymentProgress, reason: &str) -> Option<SagaAction> {
+    match payment {
+        PaymentProgress::Completed { .. } => refund_completed(payment),
+        PaymentProgress::Requested | PaymentProgress::Deferred { .. } => {
+            Some(SagaAction::Payment(PaymentCommand::Void {
+                reason: reason.to_string(),
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Refund a completed payment (nothing otherwise).
+fn refund_completed(payment: &PaymentProgress) -> Option<SagaAction> {
+    match payment {
+        PaymentProgress::Completed { charge_ref, amount } => Some(refund(charge_ref, *amount)),
+        _ => None,
     }
 }
 
@@ -579,12 +677,28 @@ fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
         }
         SagaInput::Reservation(ReservationEvent::ReservationExpired {})
         | SagaInput::Timer(TimerKind::ApprovalDeadline)
-            if state.stage == S::AwaitingApproval =>
+            if state.stage == S::AwaitingApproval
+                || (state.pay_first && matches!(state.stage, S::AwaitingPayment | S::Paid)) =>
         {
             state.stage = S::Expired;
         }
         // A lodging decision about another reservation changes nothing (as in `react`).
         SagaInput::Lodging(event) if event.reservation_id() != ours => {}
+        SagaInput::Lodging(LodgingEvent::NightsHeld { .. })
+            if state.stage == S::AwaitingApproval =>
+        {
+            state.pay_first = true;
+            state.stage = S::AwaitingPayment;
+        }
+        SagaInput::Lodging(LodgingEvent::ApprovalGranted { .. }) if state.stage == S::Paid => {
+            state.stage = S::Confirmed;
+        }
+        SagaInput::Reservation(ReservationEvent::ReservationRejected { .. })
+        | SagaInput::Lodging(LodgingEvent::ApprovalDenied { .. })
+            if state.stage == S::Paid =>
+        {
+            state.stage = S::Rejected;
+        }
         SagaInput::Reservation(ReservationEvent::ReservationRejected { .. })
         | SagaInput::Lodging(LodgingEvent::ApprovalDenied { .. })
             if state.stage == S::AwaitingApproval =>
@@ -628,16 +742,21 @@ fn observe_payment(mut state: SagaState, event: &PaymentEvent) -> SagaState {
             state.charge_attempts = *attempt;
         }
         PaymentEvent::PaymentCompleted {
+            payment_id,
             gateway_ref,
             amount,
-            ..
         } => {
             state.payment = PaymentProgress::Completed {
                 charge_ref: gateway_ref.clone(),
                 amount: *amount,
             };
+            state.payment_id = Some(payment_id.clone());
             if state.stage == SagaStage::AwaitingPayment {
-                state.stage = SagaStage::Confirmed;
+                state.stage = if state.pay_first {
+                    SagaStage::Paid
+                } else {
+                    SagaStage::Confirmed
+                };
             }
         }
         PaymentEvent::PaymentFailed { .. } => {

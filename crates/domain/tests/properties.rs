@@ -64,6 +64,8 @@ enum DeskOp {
     Grant(u8, Stay),
     Deny(u8, Stay),
     Withdraw(u8),
+    /// The saga saw the request's payment complete (`pay_first`).
+    Pay(u8),
     /// Its admin changes the lodging's rooms.
     Rooms(u32),
     Close,
@@ -91,6 +93,7 @@ fn desk_op() -> impl Strategy<Value = DeskOp> {
         (0_u8..8, stay()).prop_map(|(n, s)| DeskOp::Grant(n, s)),
         (0_u8..8, stay()).prop_map(|(n, s)| DeskOp::Deny(n, s)),
         (0_u8..8).prop_map(DeskOp::Withdraw),
+        (0_u8..8).prop_map(DeskOp::Pay),
         (1_u32..=4).prop_map(DeskOp::Rooms),
         Just(DeskOp::Close),
     ]
@@ -117,6 +120,9 @@ fn desk_command(op: &DeskOp) -> LodgingCommand {
             reservation_id: rid(*n),
             reason: "cancelled".to_string(),
         },
+        DeskOp::Pay(n) => LodgingCommand::MarkPaid {
+            reservation_id: rid(*n),
+        },
         DeskOp::Rooms(rooms) => LodgingCommand::Update(LodgingChanges {
             rooms: Some(*rooms),
             updated_by: "admin".to_string(),
@@ -137,6 +143,9 @@ struct CalendarModel {
     stays: BTreeMap<ReservationId, Stay>,
     decided: BTreeSet<ReservationId>,
     active: BTreeSet<ReservationId>,
+    /// Pending `pay_first` requests holding their nights.
+    holding: BTreeSet<ReservationId>,
+    paid: BTreeSet<ReservationId>,
 }
 
 impl CalendarModel {
@@ -171,16 +180,31 @@ impl CalendarModel {
             LodgingEvent::ApprovalGranted { reservation_id, .. } => {
                 prop_assert!(self.stays.contains_key(reservation_id), "granted unknown");
                 prop_assert!(self.decided.insert(*reservation_id), "decided twice");
+                let held = self.holding.remove(reservation_id);
+                prop_assert!(
+                    !held || self.paid.contains(reservation_id),
+                    "granted unpaid"
+                );
                 self.active.insert(*reservation_id);
             }
             LodgingEvent::ApprovalDenied { reservation_id, .. } => {
                 prop_assert!(self.stays.contains_key(reservation_id), "denied unknown");
                 prop_assert!(self.decided.insert(*reservation_id), "decided twice");
+                self.holding.remove(reservation_id);
             }
             LodgingEvent::ApprovalWithdrawn { reservation_id, .. } => {
                 prop_assert!(self.stays.contains_key(reservation_id), "withdrew unknown");
                 self.decided.insert(*reservation_id);
                 self.active.remove(reservation_id);
+                self.holding.remove(reservation_id);
+            }
+            LodgingEvent::NightsHeld { reservation_id } => {
+                prop_assert!(!self.decided.contains(reservation_id), "held a decided one");
+                prop_assert!(self.holding.insert(*reservation_id), "held twice");
+            }
+            LodgingEvent::RequestPaid { reservation_id } => {
+                prop_assert!(self.holding.contains(reservation_id), "paid but not held");
+                prop_assert!(self.paid.insert(*reservation_id), "paid twice");
             }
         }
         Ok(())
@@ -188,8 +212,23 @@ impl CalendarModel {
 
     /// Rooms taken per night by the granted-and-not-withdrawn stays.
     fn booked(&self) -> BTreeMap<NaiveDate, u32> {
+        self.nights(&self.active)
+    }
+
+    /// Rooms held per night by pending `pay_first` requests.
+    fn held(&self) -> BTreeMap<NaiveDate, u32> {
+        self.nights(&self.holding)
+    }
+
+    /// Booked and held.
+    fn taken(&self, night: NaiveDate) -> u32 {
+        self.booked().get(&night).copied().unwrap_or(0)
+            + self.held().get(&night).copied().unwrap_or(0)
+    }
+
+    fn nights(&self, ids: &BTreeSet<ReservationId>) -> BTreeMap<NaiveDate, u32> {
         let mut booked = BTreeMap::new();
-        for id in &self.active {
+        for id in ids {
             let stay = self.stays[id];
             let mut night = stay.check_in;
             while night < stay.check_out {
@@ -212,6 +251,14 @@ fn check_calendar(state: &LodgingApproval, model: &CalendarModel) -> Result<(), 
     }
     let booked: BTreeMap<_, _> = state.booked.clone().into_iter().collect();
     prop_assert_eq!(&booked, &model.booked(), "booked vs. the events");
+    let held: BTreeMap<_, _> = state.held.clone().into_iter().collect();
+    prop_assert_eq!(&held, &model.held(), "held vs. the events");
+    for (night, count) in &held {
+        prop_assert!(
+            model.taken(*night) <= rooms,
+            "{night}: {count} held beyond {rooms}"
+        );
+    }
     let granted: BTreeSet<_> = state
         .requests
         .iter()
@@ -228,10 +275,9 @@ proptest! {
     #[test]
     fn no_night_is_ever_booked_beyond_the_rooms(
         rooms in 1_u32..=3,
-        instant in any::<bool>(),
+        mode in prop::sample::select(ApprovalMode::ALL.to_vec()),
         ops in prop::collection::vec(desk_op(), 1..60),
     ) {
-        let mode = if instant { ApprovalMode::Instant } else { ApprovalMode::Manual };
         let profile = desk_profile(rooms, mode);
         let mut state = LodgingApproval::default();
         let mut model = CalendarModel::default();
@@ -243,7 +289,16 @@ proptest! {
         }
         for op in &ops {
             let before = state.clone();
-            match LodgingAggregate::decide(&state, &desk_command(op), now0()) {
+            // A paid request is never turned away for lack of room.
+            let paid_pending = match op {
+                DeskOp::Grant(n, _) => state.requests.get(&rid(*n)).is_some_and(|r| {
+                    r.held && r.paid && r.status == RequestStatus::Pending
+                }),
+                _ => false,
+            };
+            let decided = LodgingAggregate::decide(&state, &desk_command(op), now0());
+            prop_assert!(!paid_pending || decided.is_ok(), "a paid request turned away: {:?}", decided);
+            match decided {
                 Ok(events) => {
                     for event in &events {
                         model.apply(event)?;
@@ -252,7 +307,7 @@ proptest! {
                 }
                 Err(LodgingError::NoRoom { night }) => {
                     prop_assert_eq!(&state, &before);
-                    let taken = model.booked().get(&night).copied().unwrap_or(0);
+                    let taken = model.taken(night);
                     let asked = match op {
                         DeskOp::Grant(n, stay) => state.requests.get(&rid(*n)).map_or(stay.rooms, |r| r.stay.rooms),
                         _ => 0,
@@ -261,7 +316,7 @@ proptest! {
                 }
                 Err(LodgingError::WouldOverbook { night, booked }) => {
                     prop_assert_eq!(&state, &before);
-                    prop_assert_eq!(model.booked().get(&night).copied(), Some(booked));
+                    prop_assert_eq!(model.taken(night), booked);
                     let DeskOp::Rooms(fewer) = op else {
                         return Err(TestCaseError::fail(format!("WouldOverbook for {op:?}")));
                     };
@@ -275,6 +330,17 @@ proptest! {
                 Err(LodgingError::AlreadyDecided { status }) => {
                     prop_assert_eq!(&state, &before);
                     prop_assert_ne!(status, RequestStatus::Pending);
+                }
+                Err(LodgingError::NotPaid) => {
+                    // Only an unpaid held request, or one a pay-first desk has not seen.
+                    prop_assert_eq!(&state, &before);
+                    let n = match op {
+                        DeskOp::Grant(n, _) | DeskOp::Deny(n, _) => rid(*n),
+                        _ => return Err(TestCaseError::fail(format!("NotPaid for {op:?}"))),
+                    };
+                    let pay_first = state.profile.as_ref().map(|p| p.approval_mode) == Some(ApprovalMode::PayFirst);
+                    let unpaid_hold = model.holding.contains(&n) && !model.paid.contains(&n);
+                    prop_assert!(unpaid_hold || (pay_first && !model.stays.contains_key(&n)));
                 }
                 Err(other) => prop_assert!(false, "unexpected rejection {:?} of {:?}", other, op),
             }

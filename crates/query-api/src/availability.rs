@@ -68,14 +68,17 @@ pub(crate) fn night_range(
     Ok(Some((from, to)))
 }
 
-/// Rooms booked on each night of `from..to` (0 where the calendar holds nothing).
+/// Rooms booked and held on each night of `from..to` (absent where the calendar holds nothing).
 async fn booked(
     state: &QueryState,
     lodging_id: &str,
     (from, to): (NaiveDate, NaiveDate),
-) -> Result<HashMap<NaiveDate, u32>, QueryError> {
+) -> Result<HashMap<NaiveDate, (u32, u32)>, QueryError> {
     let nights = state.views.calendar(lodging_id, from, to).await?;
-    Ok(nights.into_iter().map(|n| (n.night, n.booked)).collect())
+    Ok(nights
+        .into_iter()
+        .map(|n| (n.night, (n.booked, n.held)))
+        .collect())
 }
 
 /// `GET /lodgings/{id}/availability?from=&to=`.
@@ -99,12 +102,12 @@ pub(crate) async fn availability(
         .iter_days()
         .take_while(|night| *night < range.1)
         .map(|date| {
-            let booked = booked.get(&date).copied().unwrap_or(0);
+            let (booked, held) = booked.get(&date).copied().unwrap_or((0, 0));
             Night {
                 date,
                 booked,
-                held: 0,
-                free: lodging.rooms.saturating_sub(booked),
+                held,
+                free: lodging.rooms.saturating_sub(booked.saturating_add(held)),
             }
         })
         .collect();
@@ -124,9 +127,9 @@ pub(crate) async fn has_free(
     rooms: u32,
 ) -> Result<bool, QueryError> {
     let booked = booked(state, &lodging.lodging_id, range).await?;
-    Ok(booked
-        .values()
-        .all(|b| u64::from(*b) + u64::from(rooms) <= u64::from(lodging.rooms)))
+    Ok(booked.values().all(|(booked, held)| {
+        u64::from(*booked) + u64::from(*held) + u64::from(rooms) <= u64::from(lodging.rooms)
+    }))
 }
 
 /// `available` (a room is free tonight where the lodging is), `fully_booked`, or `closed` (not

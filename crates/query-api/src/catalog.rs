@@ -125,7 +125,10 @@ fn lodging_filter(
     let approval_mode = match params.raw("approval_mode") {
         None => None,
         Some(text) => Some(ApprovalMode::parse(text).ok_or_else(|| {
-            QueryError::parameter("approval_mode", "must be one of: manual, instant")
+            QueryError::parameter(
+                "approval_mode",
+                "must be one of: manual, instant, pay_first",
+            )
         })?),
     };
     Ok(LodgingFilter {

@@ -15,6 +15,9 @@ pub use domain::reservation::ReservationStatus;
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,
+    /// A `pay_first` request holds its rooms at the desk while it is paid and decided (the
+    /// ReservationList's word for it; the ManagementList shows a paid one as pending).
+    Held,
     Approved,
     Rejected,
     Withdrawn,
@@ -22,8 +25,9 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Pending,
+        Self::Held,
         Self::Approved,
         Self::Rejected,
         Self::Withdrawn,
@@ -34,6 +38,7 @@ impl ApprovalStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Held => "held",
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Withdrawn => "withdrawn",
@@ -72,10 +77,11 @@ pub enum RefundStatus {
 }
 
 /// Every reservation status string of the API, for filter validation.
-pub const RESERVATION_STATUSES: [ReservationStatus; 8] = [
+pub const RESERVATION_STATUSES: [ReservationStatus; 9] = [
     ReservationStatus::Requested,
     ReservationStatus::Approved,
     ReservationStatus::PaymentPending,
+    ReservationStatus::Paid,
     ReservationStatus::Confirmed,
     ReservationStatus::Rejected,
     ReservationStatus::Cancelled,

@@ -65,13 +65,11 @@ pub struct CloseLodging {
     pub reason: String,
 }
 
-const APPROVAL_MODES: [&str; 2] = ["manual", "instant"];
+const APPROVAL_MODES: [&str; 3] = ["manual", "instant", "pay_first"];
 
 fn approval_mode(f: &mut Fields<'_>) -> Option<ApprovalMode> {
-    match f.optional_choice("approval_mode", &APPROVAL_MODES)? {
-        "instant" => Some(ApprovalMode::Instant),
-        _ => Some(ApprovalMode::Manual),
-    }
+    f.optional_choice("approval_mode", &APPROVAL_MODES)
+        .and_then(ApprovalMode::parse)
 }
 
 fn timezone(f: &mut Fields<'_>) -> Option<Tz> {

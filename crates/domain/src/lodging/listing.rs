@@ -235,16 +235,18 @@ pub(super) fn update(
     let next = changes.applied_to(profile);
     validate(&next)?;
     if next.rooms < profile.rooms {
+        // Held rooms count: a paid `pay_first` request is never turned away.
         let today = local_date(now, profile.timezone);
         let overbooked = state
             .booked
-            .range(today..)
-            .find(|(_, booked)| **booked > next.rooms);
+            .keys()
+            .chain(state.held.keys())
+            .filter(|night| **night >= today)
+            .map(|night| (*night, state.taken(*night)))
+            .filter(|(_, taken)| *taken > next.rooms)
+            .min();
         if let Some((night, booked)) = overbooked {
-            return Err(LodgingError::WouldOverbook {
-                night: *night,
-                booked: *booked,
-            });
+            return Err(LodgingError::WouldOverbook { night, booked });
         }
     }
     Ok(vec![LodgingEvent::LodgingUpdated(changes)])
@@ -296,7 +298,9 @@ pub(super) fn evolve(state: &mut LodgingApproval, event: &LodgingEvent) {
         E::ApprovalRequested { .. }
         | E::ApprovalGranted { .. }
         | E::ApprovalDenied { .. }
-        | E::ApprovalWithdrawn { .. } => {}
+        | E::ApprovalWithdrawn { .. }
+        | E::NightsHeld { .. }
+        | E::RequestPaid { .. } => {}
     }
 }
 

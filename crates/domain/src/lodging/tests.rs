@@ -236,7 +236,9 @@ fn request_on_a_manual_lodging_waits_for_the_admin() {
         state.requests.get(&rid(1)),
         Some(&ApprovalRequest {
             stay: stay_a(),
-            status: RequestStatus::Pending
+            status: RequestStatus::Pending,
+            held: false,
+            paid: false,
         })
     );
     assert!(state.booked.is_empty());
@@ -730,3 +732,6 @@ fn the_state_serializes_as_ordered_json_objects_as_snapshots_always_did() {
     let back: LodgingApproval = serde_json::from_value(older).expect("deserialize");
     assert_eq!(back, state);
 }
+
+#[path = "pay_first_tests.rs"]
+mod pay_first;

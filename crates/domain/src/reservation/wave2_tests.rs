@@ -155,3 +155,96 @@ fn its_admin_cancels_only_a_confirmed_stay() {
         .when(admin_cancel())
         .then_err(ReservationError::NotConfirmed(ReservationStatus::Cancelled));
 }
+
+// ---- pay_first: charged before its lodging decides ----
+
+fn paid() -> ReservationEvent {
+    ReservationEvent::ReservationPaid {
+        payment_id: "pay-1".to_string(),
+        amount: 30_000,
+    }
+}
+
+#[test]
+fn a_request_is_paid_before_its_lodging_decides() {
+    let pending = ReservationCommand::RecordPaymentPending {
+        reason: "gateway overloaded".to_string(),
+        retry_at: crate::harness::at(2030, 6, 1, 11),
+    };
+    given::<R>([requested(3, 30_000)]).when(pending).then([
+        ReservationEvent::ReservationPaymentPending {
+            reason: "gateway overloaded".to_string(),
+            retry_at: crate::harness::at(2030, 6, 1, 11),
+        },
+    ]);
+    let record = ReservationCommand::RecordPayment {
+        payment_id: "pay-1".to_string(),
+        amount: 30_000,
+    };
+    let state = given::<R>([requested(3, 30_000)])
+        .when(record.clone())
+        .then([paid()]);
+    assert_eq!(state.status, ReservationStatus::Paid);
+    assert_eq!(state.paid_amount, Some(30_000));
+    given::<R>([requested(3, 30_000), paid()])
+        .when(record)
+        .then_nothing();
+}
+
+#[test]
+fn a_paid_request_is_confirmed_rejected_or_expired_by_its_lodging() {
+    let confirm = ReservationCommand::Confirm {
+        payment_id: "pay-1".to_string(),
+        amount: 30_000,
+    };
+    given::<R>([requested(3, 30_000), paid()])
+        .when(confirm)
+        .then([ReservationEvent::ReservationConfirmed {
+            payment_id: "pay-1".to_string(),
+            amount: 30_000,
+        }]);
+    let reject = ReservationCommand::Reject {
+        reason: "closed for a wedding".to_string(),
+    };
+    given::<R>([requested(3, 30_000), paid()])
+        .when(reject)
+        .then([ReservationEvent::ReservationRejected {
+            reason: "closed for a wedding".to_string(),
+        }]);
+    given::<R>([requested(3, 30_000), paid()])
+        .when(ReservationCommand::Expire)
+        .then([ReservationEvent::ReservationExpired {}]);
+}
+
+#[test]
+fn a_paid_request_ended_unconfirmed_records_its_refund_once() {
+    let refund = ReservationCommand::RecordRefund { amount: 30_000 };
+    let rejected = ReservationEvent::ReservationRejected {
+        reason: "closed".to_string(),
+    };
+    for ended in [rejected, ReservationEvent::ReservationExpired {}] {
+        let history = [requested(3, 30_000), paid(), ended];
+        given::<R>(history.clone())
+            .when(refund.clone())
+            .then([ReservationEvent::ReservationRefunded { amount: 30_000 }]);
+        let mut refunded = history.to_vec();
+        refunded.push(ReservationEvent::ReservationRefunded { amount: 30_000 });
+        given::<R>(refunded).when(refund.clone()).then_nothing();
+    }
+}
+
+#[test]
+fn a_paid_request_withdrawn_by_its_customer_is_due_back_in_full() {
+    given::<R>([requested(3, 30_000), paid()])
+        .when(ReservationCommand::Cancel {
+            cancelled_by: "student-1".to_string(),
+            reason: "plans changed".to_string(),
+            timezone: Tz::Asia__Seoul,
+        })
+        .at(crate::harness::at(2030, 6, 10, 3))
+        .then([ReservationEvent::ReservationCancelled {
+            cancelled_by: "student-1".to_string(),
+            reason: "plans changed".to_string(),
+            refund_due: 30_000,
+        }]);
+}

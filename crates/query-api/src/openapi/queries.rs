@@ -141,7 +141,7 @@ fn view_paths() -> Vec<(String, Value)> {
             ),
             query(
                 "approval_mode",
-                json!({"type": "string", "enum": ["manual", "instant"]}),
+                json!({"type": "string", "enum": ["manual", "instant", "pay_first"]}),
                 "only this approval mode",
             ),
             query(

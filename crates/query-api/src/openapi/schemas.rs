@@ -55,17 +55,25 @@ fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-const RESERVATION_STATUSES: [&str; 8] = [
+const RESERVATION_STATUSES: [&str; 9] = [
     "requested",
     "approved",
     "payment_pending",
+    "paid",
     "confirmed",
     "rejected",
     "cancelled",
     "expired",
     "payment_failed",
 ];
-const APPROVAL_STATUSES: [&str; 5] = ["pending", "approved", "rejected", "withdrawn", "expired"];
+const APPROVAL_STATUSES: [&str; 6] = [
+    "pending",
+    "held",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "expired",
+];
 const PAYMENT_STATUSES: [&str; 7] = [
     "none",
     "requested",
@@ -123,7 +131,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
     let rate = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_NIGHTLY_RATE});
     let rooms = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_ROOMS});
     let max_guests = json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS});
-    let mode = json!({"type": "string", "enum": ["manual", "instant"]});
+    let mode = json!({"type": "string", "enum": ["manual", "instant", "pay_first"]});
     let zone = json!({"type": "string", "enum": time_zones(), "description": "IANA time zone name, e.g. Asia/Seoul"});
     let fee = json!({"type": "integer", "minimum": 0, "maximum": 10_000,
         "description": "the platform's fee in basis points; default: the service's --platform-fee-bps"});
@@ -135,7 +143,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
         "rooms": rooms.clone(),
         "max_guests": nullable(json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_GUESTS,
             "default": limits::DEFAULT_MAX_GUESTS})),
-        "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant"], "default": "manual"})),
+        "approval_mode": nullable(json!({"type": "string", "enum": ["manual", "instant", "pay_first"], "default": "manual"})),
         "timezone": nullable(zone.clone()),
     });
     schemas.insert(
@@ -214,7 +222,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
               "fee_bps", "status", "status_today", "position"],
             json!({
                 "lodging_id": text(), "name": text(), "nightly_rate": {"type": "integer"}, "currency": text(),
-                "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant"]),
+                "rooms": count(), "max_guests": count(), "approval_mode": one_of(&["manual", "instant", "pay_first"]),
                 "admin_id": text(), "timezone": text(), "fee_bps": count(),
                 "status": one_of(&LISTING_STATUSES),
                 "status_today": one_of(&["available", "fully_booked", "closed"]), "position": count(),

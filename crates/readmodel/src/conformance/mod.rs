@@ -7,6 +7,7 @@
 mod catalog;
 mod flows;
 mod lists;
+mod pay_first;
 pub mod server;
 pub mod timeline;
 
@@ -22,6 +23,7 @@ pub use lists::{
     availability_follows_full_nights, availability_follows_the_calendar, crowd,
     dead_letters_are_parked, filters_and_pages, rebuild_in_any_batch_size_is_identical,
 };
+pub use pay_first::pay_first_requests_reach_the_desk_once_paid;
 
 use crate::{PageRequest, RequestFilter, ReservationFilter, ViewStore};
 
@@ -44,6 +46,7 @@ pub async fn run_all(stores: &dyn FreshStore) {
     filters_and_pages(stores).await;
     catalog_lifecycle_and_filters(stores).await;
     availability_counts_rooms(stores).await;
+    pay_first_requests_reach_the_desk_once_paid(stores).await;
     dead_letters_are_parked(stores).await;
     rebuild_in_any_batch_size_is_identical(stores).await;
 }

@@ -1,15 +1,18 @@
 //! How lodging events change the catalog (listing lifecycle included), the calendar, the
 //! ManagementList (including `available`) and the approval status of the ReservationList.
+//!
+//! `pay_first`: a request whose nights the desk holds is `held` in the ReservationList (its rooms
+//! counted as held in the calendar) and reaches the ManagementList only once paid.
 
 use chrono::NaiveDate;
-use domain::lodging::{ListingStatus, LodgingChanges, LodgingEvent, LodgingProfile};
+use domain::lodging::{ApprovalMode, ListingStatus, LodgingChanges, LodgingEvent, LodgingProfile};
 use domain::Stay;
 use uuid::Uuid;
 
 use super::{Projection, ViewSource};
 use crate::{
-    ApprovalStatus, LodgingView, ManagementView, PaymentStatus, ReservationStatus, ViewError,
-    ViewEvent,
+    ApprovalStatus, LodgingView, ManagementView, PaymentStatus, ReservationStatus, ReservationView,
+    ViewError, ViewEvent,
 };
 
 fn catalog_entry(
@@ -54,6 +57,22 @@ fn stay_of(request: &ManagementView) -> Stay {
         rooms: request.rooms,
     }
 }
+
+fn reserved_stay(view: &ReservationView) -> Stay {
+    Stay {
+        check_in: view.check_in,
+        check_out: view.check_out,
+        guests: view.guests,
+        rooms: view.rooms,
+    }
+}
+
+/// Booked and held deltas for [`Projection::book`].
+const BOOK: (i64, i64) = (1, 0);
+const UNBOOK: (i64, i64) = (-1, 0);
+const HOLD: (i64, i64) = (0, 1);
+const UNHOLD: (i64, i64) = (0, -1);
+const HELD_TO_BOOKED: (i64, i64) = (1, -1);
 
 impl<S: ViewSource> Projection<'_, S> {
     pub(super) fn on_lodging(
@@ -120,7 +139,68 @@ impl<S: ViewSource> Projection<'_, S> {
             E::ApprovalWithdrawn { reservation_id, .. } => {
                 self.on_withdrawn(event, *reservation_id)
             }
+            E::NightsHeld { reservation_id } => self.on_held(event, *reservation_id),
+            E::RequestPaid { reservation_id } => self.on_paid(event, *reservation_id),
         }
+    }
+
+    /// The reservation's view if its request holds nights at the desk (`pay_first`, undecided).
+    fn held(&mut self, reservation_id: Uuid) -> Result<Option<ReservationView>, ViewError> {
+        Ok(self
+            .reservation(reservation_id)?
+            .filter(|view| view.approval_status == ApprovalStatus::Held)
+            .cloned())
+    }
+
+    /// Move a held request's rooms by `deltas` and re-examine `available` where that matters.
+    fn move_held(
+        &mut self,
+        event: &ViewEvent,
+        view: &ReservationView,
+        deltas: (i64, i64),
+    ) -> Result<(), ViewError> {
+        let stay = reserved_stay(view);
+        match self.book(event, &view.lodging_id, &stay, deltas)? {
+            Some((from, to)) => self.refresh_available(event, &view.lodging_id, from, to),
+            None => Ok(()),
+        }
+    }
+
+    fn on_held(&mut self, event: &ViewEvent, reservation_id: Uuid) -> Result<(), ViewError> {
+        let Some(view) = self.reservation(reservation_id)?.cloned() else {
+            return Ok(());
+        };
+        let held = self.update_reservation(event, reservation_id, |view| {
+            if view.approval_status == ApprovalStatus::Pending {
+                view.approval_status = ApprovalStatus::Held;
+            }
+        })?;
+        if held {
+            self.move_held(event, &view, HOLD)?;
+        }
+        Ok(())
+    }
+
+    /// A held request is paid: now it reaches its lodging's desk (its rooms are its own).
+    fn on_paid(&mut self, event: &ViewEvent, reservation_id: Uuid) -> Result<(), ViewError> {
+        let Some(view) = self.held(reservation_id)? else {
+            return Ok(());
+        };
+        if self.request(reservation_id)?.is_some() {
+            return Ok(());
+        }
+        let mut request = pending_request(
+            event,
+            &view.lodging_id,
+            reservation_id,
+            &reserved_stay(&view),
+        );
+        request.customer_id = view.customer_id;
+        request.payment_status = view.payment_status;
+        request.available = true;
+        request.requested_at = view.requested_at;
+        self.create_request(event, request)?;
+        Ok(())
     }
 
     fn on_registered(
@@ -156,28 +236,20 @@ impl<S: ViewSource> Projection<'_, S> {
             Some(view) => (view.customer_id.clone(), view.payment_status),
             None => (String::new(), PaymentStatus::None),
         };
+        let lodging = self.lodging(lodging_id)?;
+        let pay_first = lodging.is_some_and(|l| l.approval_mode == ApprovalMode::PayFirst);
         if stay.rooms > 1 {
             self.update_lodging(event, lodging_id, |view| {
                 view.max_request_rooms = view.max_request_rooms.max(stay.rooms);
             })?;
         }
-        let available = self.fits(lodging_id, stay)?;
-        let request = ManagementView {
-            reservation_id,
-            lodging_id: lodging_id.to_string(),
-            customer_id,
-            check_in: stay.check_in,
-            check_out: stay.check_out,
-            guests: stay.guests,
-            rooms: stay.rooms,
-            request_status: ApprovalStatus::Pending,
-            available,
-            payment_status,
-            requested_at: event.recorded_at,
-            decided_at: None,
-            decided_by: None,
-            position: event.position,
-        };
+        if pay_first {
+            return Ok(()); // it reaches the desk once paid (`on_paid`)
+        }
+        let mut request = pending_request(event, lodging_id, reservation_id, stay);
+        request.customer_id = customer_id;
+        request.payment_status = payment_status;
+        request.available = self.fits(lodging_id, stay)?;
         self.create_request(event, request)?;
         Ok(())
     }
@@ -189,6 +261,7 @@ impl<S: ViewSource> Projection<'_, S> {
         granted_by: &str,
     ) -> Result<(), ViewError> {
         use ApprovalStatus as A;
+        let held = self.held(reservation_id)?;
         let granted = self.update_request(event, reservation_id, |request| {
             if matches!(request.request_status, A::Pending | A::Expired) {
                 request.request_status = A::Approved;
@@ -200,8 +273,10 @@ impl<S: ViewSource> Projection<'_, S> {
         self.update_reservation(event, reservation_id, |view| {
             view.approval_status = A::Approved;
         })?;
-        if granted {
-            self.rebook(event, reservation_id, 1)?;
+        if let Some(view) = held {
+            self.move_held(event, &view, HELD_TO_BOOKED)?;
+        } else if granted {
+            self.rebook(event, reservation_id, BOOK)?;
         }
         Ok(())
     }
@@ -213,6 +288,7 @@ impl<S: ViewSource> Projection<'_, S> {
         denied_by: &str,
     ) -> Result<(), ViewError> {
         use ApprovalStatus as A;
+        let held = self.held(reservation_id)?;
         self.update_request(event, reservation_id, |request| {
             if matches!(request.request_status, A::Pending | A::Expired) {
                 request.request_status = A::Rejected;
@@ -224,6 +300,9 @@ impl<S: ViewSource> Projection<'_, S> {
         self.update_reservation(event, reservation_id, |view| {
             view.approval_status = A::Rejected;
         })?;
+        if let Some(view) = held {
+            self.move_held(event, &view, UNHOLD)?;
+        }
         Ok(())
     }
 
@@ -233,7 +312,8 @@ impl<S: ViewSource> Projection<'_, S> {
             .reservation(reservation_id)?
             .is_some_and(|view| view.status == ReservationStatus::Expired);
         let outcome = if expired { A::Expired } else { A::Withdrawn };
-        let held_rooms = self
+        let held = self.held(reservation_id)?;
+        let booked_rooms = self
             .request(reservation_id)?
             .is_some_and(|request| request.request_status == A::Approved);
         let withdrawn = self.update_request(event, reservation_id, |request| {
@@ -243,12 +323,14 @@ impl<S: ViewSource> Projection<'_, S> {
             }
         })?;
         self.update_reservation(event, reservation_id, |view| {
-            if matches!(view.approval_status, A::Pending | A::Approved) {
+            if matches!(view.approval_status, A::Pending | A::Held | A::Approved) {
                 view.approval_status = outcome;
             }
         })?;
-        if withdrawn && held_rooms {
-            self.rebook(event, reservation_id, -1)?;
+        if let Some(view) = held {
+            self.move_held(event, &view, UNHOLD)?;
+        } else if withdrawn && booked_rooms {
+            self.rebook(event, reservation_id, UNBOOK)?;
         }
         Ok(())
     }
@@ -263,19 +345,19 @@ impl<S: ViewSource> Projection<'_, S> {
         Ok(())
     }
 
-    /// Book (`delta` = 1) or release (-1) the nights of a request, then recompute `available` of
-    /// the pending requests on the nights where that can change (see `book`).
+    /// Book ([`BOOK`]) or release ([`UNBOOK`]) the nights of a request, then recompute
+    /// `available` of the pending requests on the nights where that can change (see `book`).
     fn rebook(
         &mut self,
         event: &ViewEvent,
         reservation_id: Uuid,
-        delta: i64,
+        deltas: (i64, i64),
     ) -> Result<(), ViewError> {
         let Some(request) = self.request(reservation_id)? else {
             return Ok(());
         };
         let (lodging_id, stay) = (request.lodging_id.clone(), stay_of(request));
-        match self.book(event, &lodging_id, &stay, delta)? {
+        match self.book(event, &lodging_id, &stay, deltas)? {
             Some((from, to)) => self.refresh_available(event, &lodging_id, from, to),
             None => Ok(()),
         }
@@ -290,12 +372,43 @@ impl<S: ViewSource> Projection<'_, S> {
         to: NaiveDate,
     ) -> Result<(), ViewError> {
         for id in self.pending_overlapping(lodging_id, from, to)? {
-            let Some(stay) = self.request(id)?.map(stay_of) else {
+            // A pending request already paid is a held `pay_first` one (elsewhere a payment is
+            // only asked after approval): its rooms are its own, it stays available.
+            let Some(stay) = self
+                .request(id)?
+                .filter(|r| r.payment_status != PaymentStatus::Completed)
+                .map(stay_of)
+            else {
                 continue;
             };
             let available = self.fits(lodging_id, &stay)?;
             self.update_request(event, id, |request| request.available = available)?;
         }
         Ok(())
+    }
+}
+
+/// A pending request on the desk, before what only its caller knows (customer, payment, fit).
+fn pending_request(
+    event: &ViewEvent,
+    lodging_id: &str,
+    reservation_id: Uuid,
+    stay: &Stay,
+) -> ManagementView {
+    ManagementView {
+        reservation_id,
+        lodging_id: lodging_id.to_string(),
+        customer_id: String::new(),
+        check_in: stay.check_in,
+        check_out: stay.check_out,
+        guests: stay.guests,
+        rooms: stay.rooms,
+        request_status: ApprovalStatus::Pending,
+        available: false,
+        payment_status: PaymentStatus::None,
+        requested_at: event.recorded_at,
+        decided_at: None,
+        decided_by: None,
+        position: event.position,
     }
 }

@@ -26,14 +26,25 @@ pub struct Stored<T> {
     pub view: T,
 }
 
-/// Rooms booked (granted and not withdrawn) on one night of one lodging.
+/// Rooms booked (granted and not withdrawn) and held (by pending `pay_first` requests) on one
+/// night of one lodging.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarNight {
     pub lodging_id: String,
     pub night: NaiveDate,
     pub booked: u32,
+    #[serde(default)]
+    pub held: u32,
     /// Position of the last event that changed it (0 = never booked).
     pub position: u64,
+}
+
+impl CalendarNight {
+    /// Rooms not free: booked or held.
+    #[must_use]
+    pub fn taken(&self) -> u32 {
+        self.booked.saturating_add(self.held)
+    }
 }
 
 /// Read access to the current documents. Adapters implement it over their store (inside the write

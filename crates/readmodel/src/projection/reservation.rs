@@ -43,6 +43,13 @@ fn settle(view: &mut ReservationView, status: ReservationStatus, reason: Option<
     view.status_reason = reason.cloned();
 }
 
+/// A request that ends unconfirmed after its payment was taken (`pay_first`) is owed a refund.
+fn owe_back(view: &mut ReservationView) {
+    if view.payment_status == PaymentStatus::Completed && view.refund_status == RefundStatus::None {
+        view.refund_status = RefundStatus::Pending;
+    }
+}
+
 /// Move `current` to `next` if it is still `from`.
 fn step(current: &mut ApprovalStatus, from: &[ApprovalStatus], next: ApprovalStatus) {
     if from.contains(current) {
@@ -69,7 +76,11 @@ impl<S: ViewSource> Projection<'_, S> {
             E::ReservationRejected { reason } => self.update_reservation(event, id, |view| {
                 settle(view, S::Rejected, Some(reason));
                 step(&mut view.approval_status, &[A::Pending], A::Rejected);
+                owe_back(view);
             })?,
+            E::ReservationPaid { .. } => {
+                self.update_reservation(event, id, |v| settle(v, S::Paid, None))?
+            }
             E::ReservationPaymentPending { reason, .. } => {
                 self.update_reservation(event, id, |v| settle(v, S::PaymentPending, Some(reason)))?
             }
@@ -135,6 +146,7 @@ impl<S: ViewSource> Projection<'_, S> {
         self.update_reservation(event, id, |view| {
             view.status = ReservationStatus::Expired;
             view.status_reason = Some(EXPIRED_REASON.to_string());
+            owe_back(view);
             step(
                 &mut view.approval_status,
                 &[A::Pending, A::Withdrawn],

@@ -362,6 +362,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
                     lodging_id: lodging_id.to_string(),
                     night,
                     booked: 0,
+                    held: 0,
                     position: 0,
                 }))
             });
@@ -369,33 +370,36 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         Ok(())
     }
 
-    /// Book (`delta` = 1) or release (-1) the stay's rooms on every night of `stay` (never below
-    /// zero). Returns the nights `first..end` spanning those whose free rooms moved across what a
-    /// request may take: only the pending requests on them can change `available`.
+    /// Add `booked` x and `held` x the stay's rooms (each 1, -1 or 0) on every night of `stay`
+    /// (never below zero). Returns the nights `first..end` spanning those whose free rooms moved
+    /// across what a request may take: only the pending requests on them can change `available`.
     pub(super) fn book(
         &mut self,
         event: &ViewEvent,
         lodging_id: &str,
         stay: &Stay,
-        delta: i64,
+        (booked, held): (i64, i64),
     ) -> Result<Option<(NaiveDate, NaiveDate)>, ViewError> {
         let (rooms, reach) = self
             .lodging(lodging_id)?
             .map_or((0, 1), |l| (l.rooms, l.max_request_rooms));
         self.load_nights(lodging_id, stay)?;
-        let delta = delta * i64::from(stay.rooms);
+        let add = |count: u32, sign: i64| {
+            let next = i64::from(count).saturating_add(sign * i64::from(stay.rooms));
+            u32::try_from(next.max(0)).unwrap_or(u32::MAX)
+        };
         let mut turned: Option<(NaiveDate, NaiveDate)> = None;
         for night in stay.each_night() {
             let Some(slot) = self.night_slot(lodging_id, night) else {
                 continue;
             };
             let free = |slot: &Slot<CalendarNight>| {
-                rooms.saturating_sub(slot.value.as_ref().map_or(0, |n| n.booked))
+                rooms.saturating_sub(slot.value.as_ref().map_or(0, CalendarNight::taken))
             };
             let free_before = free(slot);
             slot.update(event, |n| {
-                let booked = i64::from(n.booked).saturating_add(delta).max(0);
-                n.booked = u32::try_from(booked).unwrap_or(u32::MAX);
+                n.booked = add(n.booked, booked);
+                n.held = add(n.held, held);
             });
             let free_after = free(slot);
             // A pending request of r rooms fits this night or not as free >= r: it changes only
@@ -414,11 +418,12 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         self.load_nights(lodging_id, stay)?;
         let key = |night| (lodging_id.to_string(), night);
         Ok(stay.each_night().all(|night| {
-            let booked = self
+            let taken = self
                 .calendar
                 .get(&key(night))
                 .and_then(|s| s.value.as_ref());
-            u64::from(booked.map_or(0, |n| n.booked)) + u64::from(stay.rooms) <= u64::from(rooms)
+            u64::from(taken.map_or(0, CalendarNight::taken)) + u64::from(stay.rooms)
+                <= u64::from(rooms)
         }))
     }
 }

@@ -12,7 +12,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the layout changes; a store at another version is dropped and rebuilt from the
 /// log (its checkpoint goes with it), since views are derived data.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS calendar (
     lodging_id TEXT NOT NULL,
     night TEXT NOT NULL,
     booked INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
     position INTEGER NOT NULL,
     PRIMARY KEY (lodging_id, night)
 ) WITHOUT ROWID;

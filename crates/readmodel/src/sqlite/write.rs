@@ -184,9 +184,10 @@ fn save_lodgings(conn: &Connection, lodgings: &[LodgingView]) -> Result<(), View
 fn save_calendar(conn: &Connection, nights: &[CalendarNight]) -> Result<(), ViewError> {
     let mut statement = conn
         .prepare_cached(
-            "INSERT INTO calendar (lodging_id, night, booked, position) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO calendar (lodging_id, night, booked, held, position)
+               VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (lodging_id, night) DO UPDATE SET
-               booked = excluded.booked, position = excluded.position
+               booked = excluded.booked, held = excluded.held, position = excluded.position
              WHERE excluded.position > calendar.position",
         )
         .map_err(store_error)?;
@@ -196,6 +197,7 @@ fn save_calendar(conn: &Connection, nights: &[CalendarNight]) -> Result<(), View
                 night.lodging_id,
                 night.night.to_string(),
                 night.booked,
+                night.held,
                 to_i64(night.position)
             ])
             .map_err(store_error)?;
@@ -280,7 +282,7 @@ pub(super) fn calendar(
 ) -> Result<Vec<CalendarNight>, ViewError> {
     let mut statement = conn
         .prepare_cached(
-            "SELECT night, booked, position FROM calendar
+            "SELECT night, booked, held, position FROM calendar
                  WHERE lodging_id = ?1 AND night >= ?2 AND night < ?3 ORDER BY night",
         )
         .map_err(store_error)?;
@@ -292,12 +294,13 @@ pub(super) fn calendar(
                     row.get::<_, String>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
                 ))
             },
         )
         .map_err(store_error)?;
     rows.map(|row| {
-        let (night, booked, position) = row.map_err(store_error)?;
+        let (night, booked, held, position) = row.map_err(store_error)?;
         let night = night
             .parse()
             .map_err(|_| ViewError::Corrupt(format!("calendar night {night:?}")))?;
@@ -305,6 +308,7 @@ pub(super) fn calendar(
             lodging_id: lodging_id.to_string(),
             night,
             booked: u32::try_from(booked).unwrap_or(0),
+            held: u32::try_from(held).unwrap_or(0),
             position: u64::try_from(position).unwrap_or(0),
         })
     })
