@@ -1,6 +1,6 @@
 //! The seed systems as their users act, over real HTTP on a real `serve` (docs/seeds.md): rent-car
-//! (a company lists its cars, customers find a free one and rent it) and the study cafe (seats
-//! booked at once, seat status per night).
+//! (a company lists its cars, customers find a free one and rent it), the study cafe (seats
+//! booked at once, seat status per night) and GotoHotel (pay first, then the hotel confirms).
 
 #[path = "common/charges.rs"]
 mod charges;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{day, TestPlatform};
 use http_edge::Role;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -211,5 +211,171 @@ async fn study_cafe_seats_are_taken_at_once_and_their_status_is_polled() {
     let charges = t.sandbox_charges().await;
     let charged = charges::assert_charged_once(&charges, seated);
     assert_eq!(charged.len(), 2);
+    t.stop().await;
+}
+
+async fn set_overloaded(t: &TestPlatform, overloaded: bool) {
+    let (status, body) = t
+        .call(
+            Method::PUT,
+            "/sandbox/config",
+            Some(&t.platform_admin()),
+            Some(json!({ "overloaded": overloaded })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The reservation ids on the hotel's desk (its ManagementList) once the views reached `position`.
+async fn desk(t: &TestPlatform, hotel: &str, position: &Value) -> Vec<String> {
+    let page = read_as(
+        t,
+        hotel,
+        "/management/requests?lodging_id=goto-seoul",
+        position,
+    )
+    .await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["reservation_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn book(t: &TestPlatform, guest: &str, from: i64, to: i64) -> String {
+    let stay = json!({"lodging_id": "goto-seoul", "check_in": day(from).to_string(),
+                      "check_out": day(to).to_string(), "guests": 2});
+    let (status, body) = t.post("/reservations", &t.customer(guest), stay).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goto_hotel_guests_pay_first_and_the_hotel_confirms_or_rejects_paid_reservations() {
+    let t = TestPlatform::start().await;
+    let hotel = t.token(Role::Admin, "goto-hotel", &[]);
+    let listing = json!({"lodging_id": "goto-seoul", "name": "GotoHotel Seoul", "nightly_rate": 120_000,
+                         "currency": "KRW", "rooms": 1, "max_guests": 2, "approval_mode": "pay_first",
+                         "timezone": "Asia/Seoul"});
+    let (status, body) = t.post("/listings", &hotel, listing).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = t
+        .post(
+            "/listings/goto-seoul/approve",
+            &t.platform_admin(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // The gateway is down when the first guest books: the room is held for her, unpaid, and the
+    // hotel does not see the reservation.
+    set_overloaded(&t, true).await;
+    let kim = book(&t, "guest-kim", 3, 5).await;
+    let pending = t.wait_for(&kim, "status", "payment_pending", WAIT).await;
+    assert_eq!(pending["approval_status"], "held");
+    assert!(
+        desk(&t, &hotel, &pending["position"]).await.is_empty(),
+        "unpaid reaches no desk"
+    );
+    let (status, body) = t
+        .post(
+            &format!("/management/requests/{kim}/approve"),
+            &hotel,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["type"].as_str().map(|t| t.ends_with("not-paid")),
+        Some(true),
+        "{body}"
+    );
+    let held = read(
+        &t,
+        &format!(
+            "/lodgings/goto-seoul/availability?from={}&to={}",
+            day(3),
+            day(5)
+        ),
+        &pending["position"],
+    )
+    .await;
+    let held: Vec<_> = held["nights"]
+        .as_array()
+        .expect("nights")
+        .iter()
+        .map(|n| (n["booked"].clone(), n["held"].clone(), n["free"].clone()))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            (json!(0), json!(1), json!(0)),
+            (json!(0), json!(1), json!(0))
+        ]
+    );
+
+    // A second guest wants the same nights: turned away at once, never charged.
+    let lee = book(&t, "guest-lee", 4, 6).await;
+    let turned = t.wait_for(&lee, "status", "rejected", WAIT).await;
+    assert_eq!(turned["payment_status"], "none");
+
+    // The gateway is back: the retry charges her, and now (only now) the hotel sees it.
+    set_overloaded(&t, false).await;
+    let paid = t.wait_for(&kim, "status", "paid", WAIT).await;
+    assert_eq!(desk(&t, &hotel, &paid["position"]).await, [kim.as_str()]);
+    let (status, body) = t
+        .post(
+            &format!("/management/requests/{kim}/approve"),
+            &hotel,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let confirmed = t.wait_for(&kim, "status", "confirmed", WAIT).await;
+    assert_eq!(confirmed["approval_status"], "approved");
+    assert_eq!(
+        nights(&t, "goto-seoul", (3, 5), &confirmed["position"]).await,
+        [(1, 0), (1, 0)]
+    );
+
+    // Paid, then rejected by the hotel: refunded in full.
+    let park = book(&t, "guest-park", 10, 11).await;
+    t.wait_for(&park, "status", "paid", WAIT).await;
+    let (status, body) = t
+        .post(
+            &format!("/management/requests/{park}/reject"),
+            &hotel,
+            json!({"reason": "renovation that night"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let rejected = t.wait_for(&park, "refund_status", "refunded", WAIT).await;
+    assert_eq!(rejected["status"], "rejected");
+    // Paid, then withdrawn by the guest before the hotel decided: refunded in full.
+    let choi = book(&t, "guest-choi", 12, 13).await;
+    t.wait_for(&choi, "status", "paid", WAIT).await;
+    let (status, body) = t
+        .post(
+            &format!("/reservations/{choi}/cancel"),
+            &t.customer("guest-choi"),
+            json!({"reason": "found another hotel"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let withdrawn = t.wait_for(&choi, "refund_status", "refunded", WAIT).await;
+    assert_eq!(withdrawn["status"], "cancelled");
+
+    // The gateway's own ledger: each paying guest charged once; what was not kept is refunded.
+    let charges = t.sandbox_charges().await;
+    // (The first guest's charge was asked again while the gateway was overloaded: same key.)
+    let charged =
+        charges::assert_charged_at_most(&charges, [kim.as_str(), park.as_str(), choi.as_str()], 8);
+    assert_eq!(charged.len(), 3, "the turned-away guest was never charged");
+    assert_eq!(charged[kim.as_str()]["amount"], 240_000);
+    assert_eq!(charged[kim.as_str()]["refunded"], false);
+    assert_eq!(charged[park.as_str()]["refunded_amount"], 120_000);
+    assert_eq!(charged[choi.as_str()]["refunded_amount"], 120_000);
     t.stop().await;
 }

@@ -101,7 +101,15 @@ impl CommandServices {
         cause: Cause,
     ) -> Result<Accepted, CommandError> {
         let (details, status) = self.managed_request(invocation, reservation_id).await?;
-        let result = if status == ReservationStatus::Requested {
+        // The desk has the last word: a `pay_first` request still paying (payment_pending) is
+        // 409 not-paid there, a manual one already granted is 409 already-decided.
+        let undecided = matches!(
+            status,
+            ReservationStatus::Requested
+                | ReservationStatus::PaymentPending
+                | ReservationStatus::Paid
+        );
+        let result = if undecided {
             self.decide(invocation, &details, &decision, cause).await
         } else {
             Err(CommandError::wrong_state(
