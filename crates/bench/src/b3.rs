@@ -1,7 +1,9 @@
 //! B3: whole flows, end to end over HTTP: a customer requests a stay (`POST /reservations`), the
 //! lodging's admin approves it (`POST /management/requests/{id}/approve`; or, with `instant`
 //! lodgings, the lodging grants on request), the saga charges the sandbox gateway over real HTTP,
-//! and the flow counts as done when `GET /reservations/{id}` shows `confirmed`.
+//! and the flow counts as done when `GET /reservations/{id}` shows `confirmed`. With `pay_first`
+//! lodgings the saga charges first: the submitter follows its request until it reads `paid`, then
+//! the admin approves it.
 //!
 //! `submitters` clients start flows as fast as they are answered; `checkers` follow behind, reading
 //! each flow's document until it is confirmed. flows/s = confirmed flows / (first request -> last
@@ -35,6 +37,8 @@ pub enum Approval {
     Admin,
     /// `instant` lodgings grant on request (no admin step).
     Instant,
+    /// `pay_first` lodgings: charged first; the admin approves once the request reads `paid`.
+    PayFirst,
 }
 
 impl Approval {
@@ -42,6 +46,7 @@ impl Approval {
         match self {
             Self::Admin => "manual",
             Self::Instant => "instant",
+            Self::PayFirst => "pay_first",
         }
     }
 }
@@ -59,11 +64,38 @@ pub(crate) struct Outcome {
     first_failure: Option<String>,
 }
 
-/// Start one flow: request, then (admin mode) approve. Returns the document path.
+/// Read the reservation's document until its status is `paid` (a `pay_first` request charged).
+async fn await_paid(
+    connection: &mut Connection,
+    customer: &HeaderValue,
+    path: &str,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        status: String,
+    }
+    let call = Call::get(path.to_string(), customer);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = connection.send(&call).await?;
+        let status = serde_json::from_slice::<Doc>(&body).map(|d| d.status);
+        match status.as_deref() {
+            Ok("paid") => return Ok(()),
+            Ok("requested" | "payment_pending") | Err(_) => {}
+            Ok(other) => anyhow::bail!("{path} is {other}, never paid"),
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{path} never paid");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Start one flow: request, then (admin modes) approve, once paid for `pay_first`. Returns the
+/// document path.
 async fn start_flow(
     connection: &mut Connection,
     customer: &HeaderValue,
     admin: Option<&HeaderValue>,
+    approval: Approval,
     body: bytes::Bytes,
 ) -> anyhow::Result<String> {
     let (status, answer) = connection
@@ -71,6 +103,9 @@ async fn start_flow(
         .await?;
     let id = id_of(&answer).filter(|_| status == StatusCode::ACCEPTED);
     let id = id.with_context(|| format!("request: {status}"))?;
+    if approval == Approval::PayFirst {
+        await_paid(connection, customer, &format!("/reservations/{id}")).await?;
+    }
     if let Some(admin) = admin {
         let path = format!("/management/requests/{id}/approve");
         let (status, answer) = connection
@@ -242,11 +277,12 @@ pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow
         submitters,
         flows,
         move |mut connection, (customer, sender), n| {
-            let admin = (approval == Approval::Admin).then(|| admins[n % admins.len()].clone());
+            let admin = (approval != Approval::Instant).then(|| admins[n % admins.len()].clone());
             let body = bodies[n].clone();
             async move {
                 let sent = Instant::now();
-                let path = start_flow(&mut connection, &customer, admin.as_ref(), body).await?;
+                let path =
+                    start_flow(&mut connection, &customer, admin.as_ref(), approval, body).await?;
                 let _ = sender.send((path, sent));
                 Ok((connection, (customer, sender)))
             }
@@ -309,6 +345,7 @@ fn figure(approval: Approval, flows: usize, run: ShapeRun) -> Figure {
     let what = match approval {
         Approval::Admin => "request -> admin approve -> pay -> confirmed visible",
         Approval::Instant => "request -> instant approve -> pay -> confirmed visible",
+        Approval::PayFirst => "request -> pay (paid visible) -> admin approve -> confirmed visible",
     };
     Figure::new("B3", what, per_sec, "flows/s")
         .figure(text)

@@ -246,6 +246,10 @@ async fn run_selected(
         if !plan.quick {
             let flows = plan.b3_flows;
             out.one("B3", b3::run_mode(plan, b3::Approval::Instant, flows).await);
+            out.one(
+                "B3",
+                b3::run_mode(plan, b3::Approval::PayFirst, flows).await,
+            );
         }
     }
     if has("B12") {
