@@ -8,23 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::TestPlatform;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 const NIGHTLY_RATE: i64 = 120_000;
-
-async fn set_overloaded(t: &TestPlatform, overloaded: bool) {
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            "/sandbox/config",
-            Some(&t.platform_admin()),
-            Some(json!({ "overloaded": overloaded })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
 
 /// The payment's events from the log: (type, payload).
 async fn payment_events(t: &TestPlatform, reservation_id: &str) -> Vec<(String, Value)> {
@@ -98,7 +86,7 @@ async fn an_outage_longer_than_the_retry_schedule_confirms_every_reservation_cha
     })
     .await;
     t.register_lodging("harbor", 5, "instant").await;
-    set_overloaded(&t, true).await;
+    t.set_overloaded(true).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(t.request(&format!("cust-{i}"), "harbor", 15 + i, 1).await.0);
@@ -128,7 +116,7 @@ async fn an_outage_longer_than_the_retry_schedule_confirms_every_reservation_cha
         let doc = t.wait_for(id, "status", "payment_pending", WAIT).await;
         assert_eq!(doc["payment_status"], "pending", "{doc}");
     }
-    set_overloaded(&t, false).await;
+    t.set_overloaded(false).await;
     for id in &ids {
         t.wait_for(id, "status", "confirmed", WAIT).await;
     }
@@ -145,7 +133,7 @@ async fn an_exhausted_payment_is_retried_by_its_admin_and_confirms() {
     })
     .await;
     t.register_lodging("cove", 1, "instant").await;
-    set_overloaded(&t, true).await;
+    t.set_overloaded(true).await;
     let (id, _) = t.request("cust-1", "cove", 20, 2).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while deferrals(&t, &id).await.1 < 2 {
@@ -165,7 +153,7 @@ async fn an_exhausted_payment_is_retried_by_its_admin_and_confirms() {
     let (other, _) = t.request("cust-2", "cove", 20, 2).await;
     t.wait_for(&other, "status", "rejected", WAIT).await;
 
-    set_overloaded(&t, false).await;
+    t.set_overloaded(false).await;
     let retry = format!("/payments/{id}/retry");
     let (status, body) = t.post(&retry, &t.admin_of("cove"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

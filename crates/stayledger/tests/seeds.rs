@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{day, TestPlatform};
 use http_edge::Role;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -214,18 +214,6 @@ async fn study_cafe_seats_are_taken_at_once_and_their_status_is_polled() {
     t.stop().await;
 }
 
-async fn set_overloaded(t: &TestPlatform, overloaded: bool) {
-    let (status, body) = t
-        .call(
-            Method::PUT,
-            "/sandbox/config",
-            Some(&t.platform_admin()),
-            Some(json!({ "overloaded": overloaded })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
 /// The reservation ids on the hotel's desk (its ManagementList) once the views reached `position`.
 async fn desk(t: &TestPlatform, hotel: &str, position: &Value) -> Vec<String> {
     let page = read_as(
@@ -271,7 +259,7 @@ async fn goto_hotel_guests_pay_first_and_the_hotel_confirms_or_rejects_paid_rese
 
     // The gateway is down when the first guest books: the room is held for her, unpaid, and the
     // hotel does not see the reservation.
-    set_overloaded(&t, true).await;
+    t.set_overloaded(true).await;
     let kim = book(&t, "guest-kim", 3, 5).await;
     let pending = t.wait_for(&kim, "status", "payment_pending", WAIT).await;
     assert_eq!(pending["approval_status"], "held");
@@ -322,7 +310,7 @@ async fn goto_hotel_guests_pay_first_and_the_hotel_confirms_or_rejects_paid_rese
     assert_eq!(turned["payment_status"], "none");
 
     // The gateway is back: the retry charges her, and now (only now) the hotel sees it.
-    set_overloaded(&t, false).await;
+    t.set_overloaded(false).await;
     let paid = t.wait_for(&kim, "status", "paid", WAIT).await;
     assert_eq!(desk(&t, &hotel, &paid["position"]).await, [kim.as_str()]);
     let (status, body) = t

@@ -200,6 +200,19 @@ impl TestPlatform {
         }
     }
 
+    /// Make the sandbox gateway answer every charge 503 (or stop doing so).
+    pub async fn set_overloaded(&self, overloaded: bool) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                "/sandbox/config",
+                Some(&self.platform_admin()),
+                Some(json!({ "overloaded": overloaded })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     pub async fn sandbox_charges(&self) -> Vec<Value> {
         let (status, body) = self.get("/sandbox/charges", &self.platform_admin()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
