@@ -96,6 +96,7 @@ async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
     let nights = 1 + (n % 3) as u32;
     let check_in = Utc::now().date_naive() + chrono::TimeDelta::days(60 + (n % 300) as i64);
     let requested = ReservationRequested {
+        timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: id,
         customer_id: format!("customer-{}", n % 20_000),

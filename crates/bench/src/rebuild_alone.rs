@@ -92,6 +92,7 @@ fn flow_appends(n: u64) -> Vec<(String, Vec<NewEvent>)> {
     let lodging = lodging_id(n);
     let (check_in, check_out) = stay_of(n);
     let requested = ReservationEvent::ReservationRequested(ReservationRequested {
+        timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: id,
         customer_id: format!("c-{}", n % 10_000),

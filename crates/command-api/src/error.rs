@@ -152,6 +152,7 @@ impl From<ReservationError> for CommandError {
             ReservationError::AlreadyFinal(_) => Self::wrong_state("reservation-final", detail),
             ReservationError::CheckedIn { .. } => Self::wrong_state("checked-in", detail),
             ReservationError::NotConfirmed(_) => Self::wrong_state("not-confirmed", detail),
+            ReservationError::NotCheckedIn { .. } => Self::wrong_state("not-checked-in", detail),
         }
     }
 }

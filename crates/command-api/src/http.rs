@@ -25,8 +25,9 @@ use uuid::Uuid;
 use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
 use crate::input::{
-    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, RegisterLodging,
-    RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
+    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, CompleteStay,
+    RegisterLodging, RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing,
+    UpdateLodging,
 };
 use crate::services::{Accepted, Command, CommandOptions, CommandServices, Invocation, Permitted};
 
@@ -92,6 +93,10 @@ pub fn router(state: CommandState) -> Router {
         .route(
             "/management/requests/{id}/cancel",
             post(command::<CancelStay>),
+        )
+        .route(
+            "/management/requests/{id}/complete",
+            post(command::<CompleteStay>),
         )
         .route("/payments/{id}/retry", post(command::<RetryPayment>))
         .with_state(state);
@@ -242,8 +247,32 @@ impl Route for RequestReservation {
     }
 }
 
-/// The routes on a reservation that hand their input to the service: its id from the path.
+/// The routes on a reservation: its id from the path; the input handed to the service, or (for
+/// routes whose body carries nothing) not.
 macro_rules! reservation_route {
+    ($input:ty, $service:ident, no_input) => {
+        impl Route for $input {
+            type Path = Path<String>;
+            type Target = ReservationId;
+
+            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+                Self::parse(body)
+            }
+
+            fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
+                reservation_id(&id)
+            }
+
+            async fn call(
+                services: &CommandServices,
+                caller: &Permitted<Self>,
+                id: ReservationId,
+                _input: Self,
+            ) -> Result<Accepted, CommandError> {
+                services.$service(caller, id).await
+            }
+        }
+    };
     ($input:ty, $service:ident) => {
         impl Route for $input {
             type Path = Path<String>;
@@ -272,47 +301,6 @@ macro_rules! reservation_route {
 reservation_route!(CancelReservation, cancel_reservation);
 reservation_route!(RejectRequest, reject_request);
 reservation_route!(CancelStay, cancel_stay);
-
-impl Route for ApproveRequest {
-    type Path = Path<String>;
-    type Target = ReservationId;
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-        reservation_id(&id)
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        id: ReservationId,
-        _input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.approve_request(caller, id).await
-    }
-}
-
-impl Route for RetryPayment {
-    type Path = Path<String>;
-    type Target = ReservationId;
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-        reservation_id(&id)
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        id: ReservationId,
-        _input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.retry_payment(caller, id).await
-    }
-}
+reservation_route!(ApproveRequest, approve_request, no_input);
+reservation_route!(RetryPayment, retry_payment, no_input);
+reservation_route!(CompleteStay, complete_stay, no_input);

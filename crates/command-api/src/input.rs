@@ -40,6 +40,10 @@ pub struct ApproveRequest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RetryPayment;
 
+/// `POST /management/requests/{id}/complete` (the body, if any, carries nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CompleteStay;
+
 /// `POST /management/requests/{id}/cancel`: its admin cancels a confirmed stay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CancelStay {
@@ -70,6 +74,13 @@ impl ApproveRequest {
 }
 
 impl RetryPayment {
+    /// The body carries no field (`{}` or empty).
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Fields::new(body).finish().map(|()| Self)
+    }
+}
+
+impl CompleteStay {
     /// The body carries no field (`{}` or empty).
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
         Fields::new(body).finish().map(|()| Self)

@@ -23,7 +23,10 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use chrono_tz::Tz;
 pub use schema::{decode_json, missing_steps, upcast, DecodeError, DomainEvent, Upcaster};
-pub use stay::{local_date, one_room, RoomLimits, Stay, StayError, WAVE1_TIMEZONE};
+pub use stay::{
+    check_out_moment, local_date, one_room, RoomLimits, Stay, StayError, CHECK_OUT_HOUR,
+    WAVE1_TIMEZONE,
+};
 pub use streams::{StreamId, StreamKind};
 
 /// A reservation's id: the correlation key across every context.

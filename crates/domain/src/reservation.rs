@@ -1,8 +1,8 @@
 //! Reservation (stream `reservation-{reservation_id}`): the core domain.
 //!
-//! status: `requested -> approved -> (payment_pending) -> confirmed`; on a `pay_first` lodging
-//! `requested -> (payment_pending) -> paid -> confirmed`; or `rejected`, `expired`,
-//! `payment_failed`, `cancelled`. Commands replayed by the saga are no-ops, never errors.
+//! status: `requested -> approved -> (payment_pending) -> confirmed -> completed`; on a `pay_first`
+//! lodging `requested -> (payment_pending) -> paid -> confirmed -> completed`; or `rejected`,
+//! `expired`, `payment_failed`, `cancelled`. Commands replayed by the saga are no-ops, never errors.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,9 @@ pub struct ReservationRequested {
     /// nights x nightly rate x rooms.
     pub total_amount: i64,
     pub currency: String,
+    /// The lodging's time zone when the stay was requested: its dates (check-in, check-out) are
+    /// read there. Since version 3; earlier ones read as [`crate::WAVE1_TIMEZONE`].
+    pub timezone: Tz,
 }
 
 impl ReservationRequested {
@@ -89,10 +92,14 @@ pub enum ReservationEvent {
         amount: i64,
     },
     ReservationExpired {},
+    /// The stay ended: at check-out (by the saga's timer), or by its lodging's admin from check-in on.
+    ReservationCompleted {
+        completed_by: String,
+    },
 }
 
 impl_domain_event!(ReservationEvent {
-    ReservationRequested = 2,
+    ReservationRequested = 3,
     ReservationApproved,
     ReservationRejected,
     ReservationPaymentPending,
@@ -102,17 +109,32 @@ impl_domain_event!(ReservationEvent {
     ReservationRefunded,
     ReservationExpired,
     ReservationPaid,
+    ReservationCompleted,
 } upcasters: RESERVATION_UPCASTERS);
 
-/// `ReservationRequested` v1 -> v2: one room.
-const RESERVATION_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
-    event_type: "ReservationRequested",
-    from: 1,
-    step: requested_v1_to_v2,
-}];
+/// `ReservationRequested` v1 -> v2: one room; v2 -> v3: the lodging's time zone (requests made
+/// before were made of lodgings that read as the wave-1 zone, or, in wave-2 builds before this
+/// version, of lodgings whose zone the request did not record: the wave-1 zone is assumed).
+const RESERVATION_UPCASTERS: &[crate::Upcaster] = &[
+    crate::Upcaster {
+        event_type: "ReservationRequested",
+        from: 1,
+        step: requested_v1_to_v2,
+    },
+    crate::Upcaster {
+        event_type: "ReservationRequested",
+        from: 2,
+        step: requested_v2_to_v3,
+    },
+];
 
 fn requested_v1_to_v2(payload: serde_json::Value) -> Result<serde_json::Value, String> {
     crate::lodging::with_default(payload, "ReservationRequested v1", "rooms", 1.into())
+}
+
+pub(crate) fn requested_v2_to_v3(payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let zone = crate::WAVE1_TIMEZONE.name().into();
+    crate::lodging::with_default(payload, "ReservationRequested v2", "timezone", zone)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +184,10 @@ pub enum ReservationCommand {
         amount: i64,
     },
     Expire,
+    /// End a confirmed stay: its lodging's admin from check-in on, the saga at check-out.
+    Complete {
+        completed_by: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -178,6 +204,8 @@ pub enum ReservationStatus {
     PaymentFailed,
     /// Paid, awaiting its lodging's decision (`pay_first`).
     Paid,
+    /// The stay ended (checked out).
+    Completed,
 }
 
 impl ReservationStatus {
@@ -186,7 +214,11 @@ impl ReservationStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Rejected | Self::Cancelled | Self::Expired | Self::PaymentFailed
+            Self::Rejected
+                | Self::Cancelled
+                | Self::Expired
+                | Self::PaymentFailed
+                | Self::Completed
         )
     }
 
@@ -202,6 +234,7 @@ impl ReservationStatus {
             Self::Expired => "expired",
             Self::PaymentFailed => "payment_failed",
             Self::Paid => "paid",
+            Self::Completed => "completed",
         }
     }
 }
@@ -233,8 +266,10 @@ pub enum ReservationError {
     AlreadyFinal(ReservationStatus),
     #[error("a confirmed stay cannot be cancelled on or after check-in ({check_in})")]
     CheckedIn { check_in: NaiveDate },
-    #[error("only a confirmed stay is cancelled by its lodging; this one is {}", .0.as_str())]
+    #[error("only a confirmed stay is cancelled or completed by its lodging; this one is {}", .0.as_str())]
     NotConfirmed(ReservationStatus),
+    #[error("a stay is completed on or after its check-in ({check_in})")]
+    NotCheckedIn { check_in: NaiveDate },
 }
 
 /// The Reservation aggregate.
@@ -337,6 +372,7 @@ impl Aggregate for ReservationAggregate {
             C::Expire if matches!(status, S::Requested | S::PaymentPending | S::Paid) => {
                 vec![E::ReservationExpired {}]
             }
+            C::Complete { completed_by } => return complete(state, completed_by, now),
             // Anything else is a replay or a step overtaken by another: a no-op.
             _ => vec![],
         };
@@ -389,6 +425,10 @@ impl Aggregate for ReservationAggregate {
                 state.status = S::Expired;
                 state.status_reason = Some("approval deadline passed".to_string());
             }
+            E::ReservationCompleted { .. } => {
+                state.status = S::Completed;
+                state.status_reason = None;
+            }
         }
         state
     }
@@ -426,6 +466,7 @@ fn request(
         nights,
         total_amount,
         currency: lodging.currency.clone(),
+        timezone: lodging.timezone,
     };
     match &state.details {
         // A repeat is the same customer asking the same stay of the same lodging: the amount is
@@ -439,6 +480,27 @@ fn request(
         }
         Some(_) => Err(ReservationError::AlreadyRequested),
         None => Ok(vec![ReservationEvent::ReservationRequested(requested)]),
+    }
+}
+
+/// Complete a confirmed stay on or after its check-in day where the lodging is; again: a no-op.
+fn complete(
+    state: &Reservation,
+    completed_by: &str,
+    now: Timestamp,
+) -> Result<Vec<ReservationEvent>, ReservationError> {
+    let details = state.details.as_ref().ok_or(ReservationError::NotFound)?;
+    match state.status {
+        ReservationStatus::Completed => Ok(vec![]),
+        ReservationStatus::Confirmed if local_date(now, details.timezone) < details.check_in => {
+            Err(ReservationError::NotCheckedIn {
+                check_in: details.check_in,
+            })
+        }
+        ReservationStatus::Confirmed => Ok(vec![ReservationEvent::ReservationCompleted {
+            completed_by: completed_by.to_string(),
+        }]),
+        other => Err(ReservationError::NotConfirmed(other)),
     }
 }
 
@@ -477,3 +539,6 @@ mod tests;
 
 #[cfg(test)]
 mod wave2_tests;
+
+#[cfg(test)]
+mod completion_tests;

@@ -51,6 +51,27 @@ pub fn retry_delay(base: TimeDelta, attempt: u32) -> TimeDelta {
 pub enum TimerKind {
     ApprovalDeadline,
     PaymentRetry,
+    /// A confirmed stay's check-out ([`crate::check_out_moment`] where the lodging is).
+    CheckOut,
+}
+
+impl TimerKind {
+    pub const ALL: [Self; 3] = [Self::ApprovalDeadline, Self::PaymentRetry, Self::CheckOut];
+
+    /// Its name in stores and trigger ids (as serialized).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApprovalDeadline => "approval_deadline",
+            Self::PaymentRetry => "payment_retry",
+            Self::CheckOut => "check_out",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
 }
 
 /// What the saga reacts to.
@@ -115,18 +136,41 @@ pub enum SagaEvent {
 }
 
 impl_domain_event!(SagaEvent {
-    SagaEventHandled = 2,
+    SagaEventHandled = 3,
     SagaTimerArmed,
     SagaTimerCancelled,
 } upcasters: SAGA_UPCASTERS);
 
 /// `SagaEventHandled` v1 -> v2: the event it handled is read at its own current version; a v1
 /// record carries a `ReservationRequested` or `ApprovalRequested` from before stays took `rooms`.
-const SAGA_UPCASTERS: &[crate::Upcaster] = &[crate::Upcaster {
-    event_type: "SagaEventHandled",
-    from: 1,
-    step: handled_v1_to_v2,
-}];
+/// v2 -> v3: an embedded `ReservationRequested` gains the lodging's time zone (as that event's own
+/// v2 -> v3 step does).
+const SAGA_UPCASTERS: &[crate::Upcaster] = &[
+    crate::Upcaster {
+        event_type: "SagaEventHandled",
+        from: 1,
+        step: handled_v1_to_v2,
+    },
+    crate::Upcaster {
+        event_type: "SagaEventHandled",
+        from: 2,
+        step: handled_v2_to_v3,
+    },
+];
+
+fn handled_v2_to_v3(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let Some(handled) = payload
+        .get_mut("input")
+        .and_then(|input| input.get_mut("reservation"))
+    else {
+        return Ok(payload);
+    };
+    if handled["type"] == "ReservationRequested" {
+        let data = handled["data"].take();
+        handled["data"] = crate::reservation::requested_v2_to_v3(data)?;
+    }
+    Ok(payload)
+}
 
 fn handled_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
     let input = payload
@@ -162,6 +206,8 @@ pub enum SagaStage {
     Expired,
     PaymentFailed,
     Cancelled,
+    /// The stay ended (at check-out, or its admin completed it).
+    Completed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -366,8 +412,23 @@ pub fn react(
             }));
             r.actions
                 .extend(settle_payment(&state.payment, "reservation cancelled"));
-            r.cancel
-                .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]);
+            r.cancel.extend([
+                TimerKind::ApprovalDeadline,
+                TimerKind::PaymentRetry,
+                TimerKind::CheckOut,
+            ]);
+        }
+        // Completed before check-out by its admin: the timer has nothing left to do.
+        SagaInput::Reservation(ReservationEvent::ReservationCompleted { .. }) => {
+            r.cancel.push(TimerKind::CheckOut);
+        }
+        SagaInput::Timer(TimerKind::CheckOut)
+            if state.stage == SagaStage::Confirmed && !state.cancelled =>
+        {
+            r.actions
+                .push(SagaAction::Reservation(ReservationCommand::Complete {
+                    completed_by: "check-out".to_string(),
+                }));
         }
         SagaInput::Reservation(
             ReservationEvent::ReservationExpired {}
@@ -391,6 +452,7 @@ pub fn react(
                         payment_id: state.payment_id.clone().unwrap_or_default(),
                         amount: *amount,
                     }));
+                r.arm.push(check_out(reservation));
             }
             r.cancel.push(TimerKind::ApprovalDeadline);
         }
@@ -516,6 +578,7 @@ pub fn react(
                         payment_id: payment_id.clone(),
                         amount: *amount,
                     }));
+                r.arm.push(check_out(reservation));
             }
             r.cancel.push(TimerKind::PaymentRetry);
         }
@@ -602,6 +665,12 @@ fn charge_allowed(state: &SagaState, input: &SagaInput) -> bool {
         ) => true,
         _ => false,
     }
+}
+
+/// The durable timer that completes a confirmed stay at its check-out, where the lodging is.
+fn check_out(reservation: &ReservationRequested) -> (TimerKind, Timestamp) {
+    let due = crate::check_out_moment(reservation.check_out, reservation.timezone);
+    (TimerKind::CheckOut, due)
 }
 
 fn payment_request(reservation: &ReservationRequested) -> SagaAction {
@@ -692,6 +761,12 @@ fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
         }
         SagaInput::Lodging(LodgingEvent::ApprovalGranted { .. }) if state.stage == S::Paid => {
             state.stage = S::Confirmed;
+        }
+        SagaInput::Reservation(ReservationEvent::ReservationCompleted { .. })
+        | SagaInput::Timer(TimerKind::CheckOut)
+            if state.stage == S::Confirmed && !state.cancelled =>
+        {
+            state.stage = S::Completed;
         }
         SagaInput::Reservation(ReservationEvent::ReservationRejected { .. })
         | SagaInput::Lodging(LodgingEvent::ApprovalDenied { .. })

@@ -18,6 +18,24 @@ pub fn local_date(now: Timestamp, zone: Tz) -> NaiveDate {
     now.with_timezone(&zone).date_naive()
 }
 
+/// The hour of its check-out day, where the lodging is, at which a confirmed stay is completed.
+pub const CHECK_OUT_HOUR: u32 = 12;
+
+/// The instant of `CHECK_OUT_HOUR` on `date` in `zone` (the earlier one where clocks fall back; the
+/// hour after a gap where they spring forward).
+#[must_use]
+pub fn check_out_moment(date: NaiveDate, zone: Tz) -> Timestamp {
+    use chrono::TimeZone;
+    let noon = date.and_hms_opt(CHECK_OUT_HOUR, 0, 0).unwrap_or_default();
+    zone.from_local_datetime(&noon)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(noon + chrono::TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or_else(|| noon.and_utc(), |local| local.with_timezone(&chrono::Utc))
+}
+
 /// Longest stay that can be requested, in nights.
 pub const MAX_NIGHTS: u32 = 30;
 

@@ -328,7 +328,8 @@ impl World {
         self.settle();
     }
 
-    /// Let everything run out: charges answered (paid), timers fired, until nothing is armed.
+    /// Let everything run out: charges answered (paid), timers fired (check-outs too), until
+    /// nothing is armed.
     fn run_out(&mut self) {
         for _ in 0..50 {
             let ids: Vec<usize> = self.bookings.keys().copied().collect();
@@ -339,7 +340,11 @@ impl World {
                     self.answer(n, Answer::Paid);
                     self.settle();
                 }
-                for timer in [TimerKind::PaymentRetry, TimerKind::ApprovalDeadline] {
+                for timer in [
+                    TimerKind::PaymentRetry,
+                    TimerKind::ApprovalDeadline,
+                    TimerKind::CheckOut,
+                ] {
                     if self.booking(n).saga.timers.contains_key(&timer) {
                         busy = true;
                         self.fire(n, timer);
@@ -413,7 +418,8 @@ proptest! {
             // Charged at most once in effect: the gateway's charge is keyed by the reservation.
             prop_assert!(booking.completed == 0 || booking.completed == details.total_amount);
             match status {
-                ReservationStatus::Confirmed => {
+                // Confirmed, then completed at check-out.
+                ReservationStatus::Completed => {
                     prop_assert_eq!(booking.completed, details.total_amount, "{} confirmed unpaid", n);
                     prop_assert_eq!(booking.refunded, 0, "{} confirmed and refunded", n);
                     let request = &world.desk.requests[&rid(*n)];

@@ -597,6 +597,7 @@ proptest! {
 
 fn requested_details() -> ReservationRequested {
     ReservationRequested {
+        timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: rid(0),
         customer_id: "c1".to_string(),

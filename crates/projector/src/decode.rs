@@ -171,6 +171,7 @@ mod tests {
         let mut cases = vec![
             typed(&reservation, &|| {
                 let event = ReservationEvent::ReservationRequested(ReservationRequested {
+                    timezone: domain::WAVE1_TIMEZONE,
                     rooms: 1,
                     reservation_id: id,
                     customer_id: "c-1".into(),

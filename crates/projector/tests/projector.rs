@@ -140,6 +140,7 @@ async fn a_restarted_projector_reads_what_it_missed_and_nothing_twice() {
 /// refuse it.
 fn forged_request() -> ReservationEvent {
     ReservationEvent::ReservationRequested(ReservationRequested {
+        timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: Uuid::from_u128(99),
         customer_id: "c-6".into(),

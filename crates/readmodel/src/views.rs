@@ -77,11 +77,12 @@ pub enum RefundStatus {
 }
 
 /// Every reservation status string of the API, for filter validation.
-pub const RESERVATION_STATUSES: [ReservationStatus; 9] = [
+pub const RESERVATION_STATUSES: [ReservationStatus; 10] = [
     ReservationStatus::Requested,
     ReservationStatus::Approved,
     ReservationStatus::PaymentPending,
     ReservationStatus::Paid,
+    ReservationStatus::Completed,
     ReservationStatus::Confirmed,
     ReservationStatus::Rejected,
     ReservationStatus::Cancelled,

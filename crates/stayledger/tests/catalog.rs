@@ -255,3 +255,62 @@ async fn its_admin_cancels_a_confirmed_stay_and_the_customer_is_refunded_in_full
     assert_eq!(status, StatusCode::ACCEPTED);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn its_admin_completes_a_stay_from_check_in_and_a_completed_stay_is_final() {
+    let t = TestPlatform::start().await;
+    t.register_lodging("hanok", 2, "instant").await;
+    let (tonight, _) = t.request("guest-1", "hanok", 0, 1).await;
+    let (later, _) = t.request("guest-2", "hanok", 3, 2).await;
+    for id in [&tonight, &later] {
+        t.wait_for(id, "status", "confirmed", WAIT).await;
+    }
+    let complete = |id: &str| format!("/management/requests/{id}/complete");
+    let admin = t.admin_of("hanok");
+    let (status, body) = t.post(&complete(&later), &admin, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["type"], "urn:stayledger:problem:not-checked-in",
+        "{body}"
+    );
+    let (status, _) = t
+        .post(&complete(&tonight), &t.customer("guest-1"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "its admin's to say");
+    let (status, body) = t.post(&complete(&tonight), &admin, json!({})).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("completed")),
+        "{body}"
+    );
+    let doc = t.wait_for(&tonight, "status", "completed", WAIT).await;
+    assert_eq!(doc["refund_status"], "none");
+    // Again: nothing more happens; and it can no longer be cancelled by anyone.
+    let (status, _) = t.post(&complete(&tonight), &admin, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let reason = json!({"reason": "too late"});
+    let cancel = format!("/management/requests/{tonight}/cancel");
+    let (status, body) = t.post(&cancel, &admin, reason.clone()).await;
+    assert_eq!(
+        (status, &body["type"]),
+        (
+            StatusCode::CONFLICT,
+            &json!("urn:stayledger:problem:not-confirmed")
+        ),
+        "{body}"
+    );
+    let withdraw = format!("/reservations/{tonight}/cancel");
+    let (status, _) = t.post(&withdraw, &t.customer("guest-1"), reason).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = t
+        .get("/reservations?status=completed", &t.customer("guest-1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let charges = t.sandbox_charges().await;
+    let charge = charges
+        .iter()
+        .find(|c| c["idempotency_key"] == tonight.as_str())
+        .expect("charged");
+    assert_eq!(charge["refunded"], false, "kept: {charge}");
+    t.stop().await;
+}

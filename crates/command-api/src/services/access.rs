@@ -13,8 +13,9 @@ use serde::Serialize;
 use super::Invocation;
 use crate::error::CommandError;
 use crate::input::{
-    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, RegisterLodging,
-    RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing, UpdateLodging,
+    ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, CompleteStay,
+    RegisterLodging, RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing,
+    UpdateLodging,
 };
 
 /// The commands, for access checks.
@@ -79,6 +80,10 @@ impl Command for RejectRequest {
 }
 
 impl Command for CancelStay {
+    const OPERATION: Operation = Operation::DecideRequest;
+}
+
+impl Command for CompleteStay {
     const OPERATION: Operation = Operation::DecideRequest;
 }
 

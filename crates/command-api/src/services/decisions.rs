@@ -12,7 +12,7 @@ use eventlog::RecordedEvent;
 
 use super::{replay, Accepted, Cause, CommandServices, Invocation, Permitted};
 use crate::error::CommandError;
-use crate::input::{ApproveRequest, CancelStay, RejectRequest, RetryPayment};
+use crate::input::{ApproveRequest, CancelStay, CompleteStay, RejectRequest, RetryPayment};
 use crate::store::execute;
 
 /// What the admin decided.
@@ -180,6 +180,30 @@ impl CommandServices {
             };
             self.cancel_with(invocation, reservation_id, &command, &reason, cause)
                 .await
+        })
+        .await
+    }
+
+    /// Complete a confirmed stay of the admin's lodging on or after its check-in day (at check-out
+    /// the saga completes it); 409 unless confirmed (`not-confirmed`) and checked in
+    /// (`not-checked-in`). Completing a completed stay again changes nothing.
+    pub async fn complete_stay(
+        &self,
+        caller: &Permitted<CompleteStay>,
+        reservation_id: ReservationId,
+    ) -> Result<Accepted, CommandError> {
+        let invocation = caller.invocation();
+        let operation = format!("complete-stay:{reservation_id}");
+        self.idempotent(invocation, &operation, &CompleteStay, |cause| async move {
+            self.managed_request(invocation, reservation_id).await?;
+            let command = ReservationCommand::Complete {
+                completed_by: invocation.principal.actor(),
+            };
+            let id = reservation_id.to_string();
+            let ctx = self.context(invocation, reservation_id, cause);
+            let executed = execute(&self.store.reservations, &id, &command, &ctx).await?;
+            let position = executed.outcome.map_or(0, |o| o.position);
+            Ok(Accepted::new(id, "completed", position))
         })
         .await
     }

@@ -47,6 +47,7 @@ fn request_cmd(stay: Stay) -> ReservationCommand {
 
 fn requested() -> ReservationEvent {
     E::ReservationRequested(ReservationRequested {
+        timezone: Tz::UTC,
         rooms: 1,
         reservation_id: id(),
         customer_id: "customer-1".to_string(),
@@ -193,6 +194,7 @@ fn request_of_more_than_thirty_nights_is_rejected_and_thirty_is_accepted() {
     let state = given::<R>([])
         .when(request_cmd(thirty))
         .then([E::ReservationRequested(ReservationRequested {
+            timezone: Tz::UTC,
             rooms: 1,
             reservation_id: id(),
             customer_id: "customer-1".to_string(),
@@ -232,6 +234,7 @@ fn request_in_the_past_is_rejected_and_today_is_accepted() {
         )))
         .at(at(2030, 6, 1, 23))
         .then([E::ReservationRequested(ReservationRequested {
+            timezone: Tz::UTC,
             rooms: 1,
             reservation_id: id(),
             customer_id: "customer-1".to_string(),
@@ -261,6 +264,7 @@ fn request_reads_today_in_seoul_not_in_utc() {
         .when(request_on_the_9th_in(Tz::Asia__Seoul))
         .at(at_hm(2030, 6, 9, 14, 59))
         .then([E::ReservationRequested(ReservationRequested {
+            timezone: Tz::Asia__Seoul,
             check_in: date(2030, 6, 9),
             check_out: date(2030, 6, 10),
             guests: 1,
@@ -286,6 +290,7 @@ fn request_reads_today_west_of_utc_where_the_utc_date_is_already_tomorrow() {
         .when(request_on_the_9th_in(Tz::America__Los_Angeles))
         .at(at_hm(2030, 6, 10, 6, 59))
         .then([E::ReservationRequested(ReservationRequested {
+            timezone: Tz::America__Los_Angeles,
             check_in: date(2030, 6, 9),
             check_out: date(2030, 6, 10),
             guests: 1,

@@ -38,6 +38,7 @@ fn request(nightly_rate: i64, stay: Stay) -> ReservationCommand {
 
 fn requested(rooms: u32, total_amount: i64) -> ReservationEvent {
     ReservationEvent::ReservationRequested(ReservationRequested {
+        timezone: crate::WAVE1_TIMEZONE,
         reservation_id: uuid::Uuid::from_u128(3),
         customer_id: "student-1".to_string(),
         lodging_id: "cafe-1".to_string(),

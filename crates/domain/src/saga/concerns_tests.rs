@@ -14,6 +14,7 @@ use crate::Aggregate;
 fn requested(rid: Uuid) -> ReservationRequested {
     let check_in = NaiveDate::from_ymd_opt(2099, 5, 1).expect("valid date");
     ReservationRequested {
+        timezone: crate::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: rid,
         customer_id: "c".into(),

@@ -88,6 +88,7 @@ fn approval_of_a_paid_request_confirms_it() {
                 })],
             ),
             disarmed(TimerKind::ApprovalDeadline),
+            check_out_armed(),
         ]);
     assert_eq!(state.stage, SagaStage::Confirmed);
 }
@@ -215,4 +216,53 @@ fn the_desk_and_reservation_echoes_are_not_triggers() {
         );
     }
     assert!(concerns(&held()));
+}
+
+// ---- The end of a stay (any mode): the check-out timer ----
+
+fn confirmed_stay() -> Vec<SagaInput> {
+    then(paid(), [granted()])
+}
+
+#[test]
+fn at_check_out_a_confirmed_stay_is_completed() {
+    let check_out = I::Timer(TimerKind::CheckOut);
+    let state = given::<Saga>(run(&confirmed_stay()))
+        .when(trigger(1, check_out.clone()))
+        .then([handled(
+            1,
+            check_out,
+            vec![SagaAction::Reservation(ReservationCommand::Complete {
+                completed_by: "check-out".to_string(),
+            })],
+        )]);
+    assert_eq!(state.stage, SagaStage::Completed);
+    assert!(state.timers.is_empty());
+}
+
+#[test]
+fn completed_early_by_its_admin_the_timer_is_cancelled_and_fires_for_nothing() {
+    let early = I::Reservation(RE::ReservationCompleted {
+        completed_by: "admin-1".to_string(),
+    });
+    let state = given::<Saga>(run(&confirmed_stay()))
+        .when(trigger(1, early.clone()))
+        .then([handled(1, early, vec![]), disarmed(TimerKind::CheckOut)]);
+    assert_eq!(state.stage, SagaStage::Completed);
+    let late = I::Timer(TimerKind::CheckOut);
+    Given::<Saga>::with_state(state)
+        .when(trigger(2, late.clone()))
+        .then([handled(2, late, vec![])]);
+}
+
+#[test]
+fn a_saga_record_of_a_request_before_time_zones_reads_as_the_wave_1_zone() {
+    let record = handled(1, requested(), vec![]);
+    let mut v2 = record.payload();
+    v2["input"]["reservation"]["data"]
+        .as_object_mut()
+        .expect("the request's payload")
+        .remove("timezone");
+    let decoded = SagaEvent::decode("SagaEventHandled", 2, &v2).expect("upcast");
+    assert_eq!(decoded, record, "details() is in the wave-1 zone");
 }

@@ -29,6 +29,7 @@ fn policy() -> SagaPolicy {
 
 fn details() -> ReservationRequested {
     ReservationRequested {
+        timezone: crate::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: rid(),
         customer_id: "customer-1".to_string(),
@@ -64,6 +65,11 @@ fn armed(timer: TimerKind, due_at: Timestamp) -> SagaEvent {
 
 fn disarmed(timer: TimerKind) -> SagaEvent {
     SagaEvent::SagaTimerCancelled { timer }
+}
+
+/// The check-out timer of [`details`]: noon of 2030-06-13 in Seoul.
+fn check_out_armed() -> SagaEvent {
+    armed(TimerKind::CheckOut, at(2030, 6, 13, 3))
 }
 
 // ---- inputs ----
@@ -480,14 +486,17 @@ fn deferral_after_cancellation_records_nothing() {
 fn payment_completed_confirms_the_reservation() {
     let state = given::<Saga>(run(&charging()))
         .when(trigger(1, completed()))
-        .then([handled(
-            1,
-            completed(),
-            vec![SagaAction::Reservation(ReservationCommand::Confirm {
-                payment_id: "pay-1".to_string(),
-                amount: 300,
-            })],
-        )]);
+        .then([
+            handled(
+                1,
+                completed(),
+                vec![SagaAction::Reservation(ReservationCommand::Confirm {
+                    payment_id: "pay-1".to_string(),
+                    amount: 300,
+                })],
+            ),
+            check_out_armed(),
+        ]);
     assert_eq!(state.stage, SagaStage::Confirmed);
     assert_eq!(
         state.payment,
@@ -512,8 +521,12 @@ fn payment_completed_after_a_deferral_cancels_the_retry_timer() {
                 })],
             ),
             disarmed(TimerKind::PaymentRetry),
+            check_out_armed(),
         ]);
-    assert!(state.timers.is_empty());
+    assert_eq!(
+        state.timers.keys().copied().collect::<Vec<_>>(),
+        [TimerKind::CheckOut]
+    );
 }
 
 #[test]
@@ -601,11 +614,14 @@ fn cancellation_seen_before_payment_requested_voids_it_when_it_shows_up() {
 fn cancellation_of_a_confirmed_reservation_withdraws_and_refunds_the_charge() {
     let state = given::<Saga>(run(&confirmed()))
         .when(trigger(1, cancelled(300)))
-        .then([handled(
-            1,
-            cancelled(300),
-            vec![withdraw("reservation cancelled"), refund_charge()],
-        )]);
+        .then([
+            handled(
+                1,
+                cancelled(300),
+                vec![withdraw("reservation cancelled"), refund_charge()],
+            ),
+            disarmed(TimerKind::CheckOut),
+        ]);
     assert!(!state.is_finished(), "the refund is still to be recorded");
 }
 
@@ -770,7 +786,10 @@ fn timers_armed_and_cancelled_are_recorded_in_state() {
     );
     let (state, events) = run_from(state, &[completed()]);
     assert!(events.contains(&disarmed(TimerKind::PaymentRetry)));
-    assert!(state.timers.is_empty());
+    assert_eq!(
+        state.timers.keys().copied().collect::<Vec<_>>(),
+        [TimerKind::CheckOut]
+    );
 }
 
 /// Handle `inputs` from `state`, each under a fresh trigger id: the new state and what was recorded.
@@ -960,17 +979,20 @@ fn a_zero_total_is_settled_without_the_gateway() {
     ];
     given::<Saga>(run(&history))
         .when(trigger(1, cancelled(0)))
-        .then([handled(
-            1,
-            cancelled(0),
-            vec![
-                withdraw("reservation cancelled"),
-                SagaAction::Payment(PaymentCommand::Refund {
-                    amount: 0,
-                    gateway_ref: NO_CHARGE_REF.to_string(),
-                }),
-            ],
-        )]);
+        .then([
+            handled(
+                1,
+                cancelled(0),
+                vec![
+                    withdraw("reservation cancelled"),
+                    SagaAction::Payment(PaymentCommand::Refund {
+                        amount: 0,
+                        gateway_ref: NO_CHARGE_REF.to_string(),
+                    }),
+                ],
+            ),
+            disarmed(TimerKind::CheckOut),
+        ]);
 }
 
 #[path = "pay_first_tests.rs"]

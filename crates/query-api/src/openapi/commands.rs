@@ -260,6 +260,15 @@ pub fn paths() -> Vec<(String, Value)> {
             )}),
         ),
         (
+            "/management/requests/{id}/complete".into(),
+            json!({"post": on_reservation(
+                "completeStay",
+                "Complete a confirmed stay on or after its check-in day where the lodging is (admin of its lodging); at check-out the platform completes it",
+                ("EmptyBody", false),
+                "the stay is not confirmed (not-confirmed), or its check-in day has not come (not-checked-in)",
+            )}),
+        ),
+        (
             "/payments/{id}/retry".into(),
             json!({"post": on_reservation(
                 "retryPayment",

@@ -55,11 +55,12 @@ fn one_of(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-const RESERVATION_STATUSES: [&str; 9] = [
+const RESERVATION_STATUSES: [&str; 10] = [
     "requested",
     "approved",
     "payment_pending",
     "paid",
+    "completed",
     "confirmed",
     "rejected",
     "cancelled",

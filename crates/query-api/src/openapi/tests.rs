@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 35] = [
+const ROUTES: [(&str, &str); 36] = [
     ("post", "/lodgings"),
     ("patch", "/lodgings/{id}"),
     ("post", "/lodgings/{id}/close"),
@@ -19,6 +19,7 @@ const ROUTES: [(&str, &str); 35] = [
     ("post", "/management/requests/{id}/approve"),
     ("post", "/management/requests/{id}/reject"),
     ("post", "/management/requests/{id}/cancel"),
+    ("post", "/management/requests/{id}/complete"),
     ("post", "/payments/{id}/retry"),
     ("get", "/lodgings"),
     ("get", "/lodgings/{id}"),

@@ -306,6 +306,7 @@ pub async fn unprocessable_event_writes_nothing(stores: &dyn FreshStore) {
     t.register("jeju-1", 1);
     let stream_id = Uuid::from_u128(7);
     let forged = ReservationRequested {
+        timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: Uuid::from_u128(8),
         customer_id: "c-1".into(),

@@ -1,7 +1,8 @@
 //! Checks of a `pay_first` lodging's views: a request holds its nights (`held` in the calendar and
 //! in the ReservationList) and reaches the ManagementList only once paid; one that found no room
 //! never reaches it; approval books the held rooms, rejection and expiry release them and owe the
-//! payment back. Applied in one batch, the same events build the same documents.
+//! payment back; a confirmed stay is then completed. Applied in one batch, the same events build
+//! the same documents.
 
 use domain::lodging::{ApprovalMode, LodgingChanges, LodgingEvent};
 use domain::payment::PaymentEvent;
@@ -178,6 +179,20 @@ pub async fn pay_first_requests_reach_the_desk_once_paid(stores: &dyn FreshStore
         [(1, 0), (1, 0)],
         "held became booked"
     );
+    // At check-out the stay is completed: its rooms stay booked for the nights it had.
+    t.reservation_event(
+        guest,
+        ReservationEvent::ReservationCompleted {
+            completed_by: "check-out".to_string(),
+        },
+    );
+    apply(store, &t, &mut seen).await;
+    let completed = reservation(store, guest).await;
+    assert_eq!(
+        (completed.status, completed.approval_status),
+        (ReservationStatus::Completed, ApprovalStatus::Approved)
+    );
+    assert_eq!(nights(store, 10, 12).await, [(1, 0), (1, 0)]);
 
     // Paid, then rejected: released, and the payment is owed back until refunded.
     let second = t.request_rooms("hotel", "guest-3", (day(20), 2), 1);

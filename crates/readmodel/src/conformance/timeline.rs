@@ -145,6 +145,7 @@ impl Timeline {
         let total_amount = NIGHTLY_RATE * i64::from(nights) * i64::from(rooms);
         self.amounts.insert(id, total_amount);
         let requested = ReservationRequested {
+            timezone: domain::WAVE1_TIMEZONE,
             rooms,
             reservation_id: id,
             customer_id: customer_id.to_string(),

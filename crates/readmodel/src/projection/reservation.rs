@@ -81,6 +81,9 @@ impl<S: ViewSource> Projection<'_, S> {
             E::ReservationPaid { .. } => {
                 self.update_reservation(event, id, |v| settle(v, S::Paid, None))?
             }
+            E::ReservationCompleted { .. } => {
+                self.update_reservation(event, id, |v| settle(v, S::Completed, None))?
+            }
             E::ReservationPaymentPending { reason, .. } => {
                 self.update_reservation(event, id, |v| settle(v, S::PaymentPending, Some(reason)))?
             }

@@ -18,7 +18,7 @@ use super::lane::Job;
 use crate::store::{ArmedTimer, RefundRetry};
 
 /// Every kind of timer, in `TimerKind`'s order: [`Armed`] has one slot for each.
-const KINDS: [TimerKind; 2] = [TimerKind::ApprovalDeadline, TimerKind::PaymentRetry];
+const KINDS: [TimerKind; 3] = TimerKind::ALL;
 
 /// The map of armed reservations is shrunk when it uses less than a quarter of its room, and only
 /// past this room (a small map is not worth re-hashing).
@@ -28,6 +28,7 @@ fn slot(kind: TimerKind) -> usize {
     match kind {
         TimerKind::ApprovalDeadline => 0,
         TimerKind::PaymentRetry => 1,
+        TimerKind::CheckOut => 2,
     }
 }
 
@@ -242,9 +243,10 @@ mod tests {
 
     #[test]
     fn a_reservation_s_timers_are_kept_in_place() {
-        // The map's slot (key and value): what each pending reservation costs beyond the queue.
-        assert_eq!(std::mem::size_of::<Armed>(), 24);
-        assert!(std::mem::size_of::<(ReservationId, Armed)>() <= 40);
+        // The map's slot (key and value): what each pending reservation costs beyond the queue
+        // (three kinds of 12 bytes each: deadline, payment retry, check-out).
+        assert_eq!(std::mem::size_of::<Armed>(), 36);
+        assert!(std::mem::size_of::<(ReservationId, Armed)>() <= 56);
         let now = Utc::now();
         let rid = Uuid::from_u128(1);
         let both = BTreeMap::from([

@@ -20,12 +20,9 @@ pub fn action_id(trigger_id: Uuid, index: usize) -> Uuid {
 /// The trigger id of a timer firing: one per (reservation, kind, due time).
 #[must_use]
 pub fn timer_trigger_id(reservation_id: ReservationId, kind: TimerKind, due_at: Timestamp) -> Uuid {
-    let kind = match kind {
-        TimerKind::ApprovalDeadline => "approval_deadline",
-        TimerKind::PaymentRetry => "payment_retry",
-    };
     let name = format!(
-        "{reservation_id}/timer/{kind}/{}",
+        "{reservation_id}/timer/{}/{}",
+        kind.as_str(),
         due_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
     );
     Uuid::new_v5(&NAMESPACE, name.as_bytes())

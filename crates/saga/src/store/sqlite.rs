@@ -95,18 +95,11 @@ impl SqliteTimerStore {
 }
 
 fn kind_name(kind: TimerKind) -> &'static str {
-    match kind {
-        TimerKind::ApprovalDeadline => "approval_deadline",
-        TimerKind::PaymentRetry => "payment_retry",
-    }
+    kind.as_str()
 }
 
 fn parse_kind(name: &str) -> Result<TimerKind, TimerStoreError> {
-    match name {
-        "approval_deadline" => Ok(TimerKind::ApprovalDeadline),
-        "payment_retry" => Ok(TimerKind::PaymentRetry),
-        other => Err(corrupt(format!("unknown timer kind {other}"))),
-    }
+    TimerKind::parse(name).ok_or_else(|| corrupt(format!("unknown timer kind {name}")))
 }
 
 fn to_nanos(at: Timestamp) -> Result<i64, TimerStoreError> {

@@ -3,7 +3,7 @@
 use domain::lodging::{ApprovalMode, RequestStatus};
 use domain::payment::PaymentStatus;
 use domain::reservation::ReservationCommand;
-use domain::saga::SagaStage;
+use domain::saga::{SagaStage, TimerKind};
 use serde_json::json;
 
 use crate::world::{eventually, fast_policy, World, NIGHTLY_RATE};
@@ -48,12 +48,12 @@ async fn an_approved_request_is_charged_once_and_confirmed() {
     let saga = world.saga(rid).await;
     assert_eq!(saga.stage, SagaStage::Confirmed);
     assert!(
-        saga.timers.is_empty(),
-        "the approval deadline is disarmed: {:?}",
+        saga.timers.keys().eq([TimerKind::CheckOut].iter()),
+        "the approval deadline is disarmed, the check-out armed: {:?}",
         saga.timers
     );
     eventually("the deadline to leave the timer store", || async {
-        (runner.status.snapshot().timers_armed == 0).then_some(())
+        (runner.status.snapshot().timers_armed == 1).then_some(())
     })
     .await;
     let saga_events = world.stream(&format!("saga-{rid}")).await;

@@ -74,8 +74,8 @@ async fn a_trigger_recorded_before_a_crash_is_acted_on_exactly_once() {
         .filter(|t| *t == "SagaTimerArmed")
         .count();
     assert_eq!(
-        armed, 1,
-        "the trigger was not decided twice: {saga_events:?}"
+        armed, 2,
+        "the trigger was not decided twice (its deadline, then the check-out): {saga_events:?}"
     );
     let charges = world.charges_for(rid).await;
     assert_eq!(charges.len(), 1, "{charges:?}");

@@ -1,5 +1,7 @@
 //! Durable timers: the approval deadline, and timers surviving a restart.
 
+use std::collections::BTreeMap;
+
 use chrono::TimeDelta;
 use domain::lodging::{ApprovalMode, RequestStatus};
 use domain::saga::{SagaPolicy, TimerKind};
@@ -99,4 +101,114 @@ async fn a_deadline_waits_until_the_log_is_read_up_to_it() {
     let confirmed = world.wait_for_status(rid, "confirmed").await;
     assert_eq!(confirmed.status.as_str(), "confirmed");
     restarted.stop().await;
+}
+
+/// A confirmed stay's check-out is a durable timer (noon of its last day where the lodging is):
+/// stored, kept across a restart, and when it comes due the stay is completed. The test cannot wait
+/// for a real check-out: it re-arms the timer at "now" where the saga keeps it (a `SagaTimerArmed` on
+/// the saga's stream, as the saga itself writes it, and the same in the timer store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_stay_is_completed_when_its_check_out_comes() {
+    let world = World::new().await;
+    let runner = world.start(fast_policy(), "saga.db");
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    // Checking in today where the lodging is (Seoul), out tomorrow.
+    let today = domain::local_date(chrono::Utc::now(), domain::Tz::Asia__Seoul);
+    let stay = domain::Stay {
+        check_in: today,
+        check_out: today + TimeDelta::days(1),
+        guests: 2,
+        rooms: 1,
+    };
+    let rid = uuid::Uuid::new_v4();
+    let request = domain::reservation::ReservationCommand::Request {
+        reservation_id: rid,
+        customer_id: "customer-1".to_string(),
+        lodging: domain::reservation::LodgingTerms {
+            lodging_id: lodging.clone(),
+            nightly_rate: 120_000,
+            currency: "KRW".to_string(),
+            max_guests: 4,
+            rooms: 1,
+            timezone: domain::Tz::Asia__Seoul,
+        },
+        stay,
+    };
+    world.reservation_command(rid, &request).await;
+    eventually("the saga to forward the request", || async {
+        world.lodging(&lodging).await.requests.get(&rid).map(|_| ())
+    })
+    .await;
+    world.grant(&lodging, rid).await;
+    world.wait_for_status(rid, "confirmed").await;
+    eventually("the check-out to be armed", || async {
+        (runner.status.snapshot().timers_armed == 1).then_some(())
+    })
+    .await;
+    runner.stop().await;
+
+    let store = saga::SqliteTimerStore::open(world.store_path("saga.db")).expect("store");
+    let stored = store.load().await.expect("progress");
+    let check_out = domain::check_out_moment(stay.check_out, domain::Tz::Asia__Seoul);
+    assert_eq!(stored.timers.len(), 1, "{stored:?}");
+    let armed = &stored.timers[0];
+    assert_eq!(
+        (armed.reservation_id, armed.kind, armed.due_at),
+        (rid, TimerKind::CheckOut, check_out)
+    );
+    assert_eq!(
+        world.saga(rid).await.timers.get(&TimerKind::CheckOut),
+        Some(&check_out)
+    );
+
+    // The day has come (a whole second: the store keeps times to the millisecond).
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
+    let stream = format!("saga-{rid}");
+    let version = world
+        .stream(&stream)
+        .await
+        .last()
+        .expect("saga stream")
+        .version;
+    let rearmed = domain::saga::SagaEvent::SagaTimerArmed {
+        timer: TimerKind::CheckOut,
+        due_at: now,
+    };
+    let metadata = eventlog::EventMetadata {
+        correlation_id: rid,
+        causation_id: rid,
+        actor: "test:clock".to_string(),
+    };
+    let event = eventlog::encode(&rearmed, uuid::Uuid::new_v4(), metadata);
+    world
+        .log
+        .append(
+            &stream,
+            eventlog::ExpectedVersion::Exact(version),
+            vec![event],
+        )
+        .await
+        .expect("re-arm on the saga stream");
+    store
+        .commit(saga::ProgressUpdate {
+            timers: vec![(rid, BTreeMap::from([(TimerKind::CheckOut, now)]))],
+            ..saga::ProgressUpdate::default()
+        })
+        .await
+        .expect("re-arm in the store");
+
+    let restarted = world.start(fast_policy(), "saga.db");
+    let completed = world.wait_for_status(rid, "completed").await;
+    let details = completed.details.expect("details");
+    assert_eq!(completed.paid_amount, Some(details.total_amount));
+    eventually("the timer to be spent", || async {
+        (restarted.status.snapshot().timers_armed == 0).then_some(())
+    })
+    .await;
+    restarted.stop().await;
+    let types = world.event_types(&format!("reservation-{rid}")).await;
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("ReservationCompleted")
+    );
 }
