@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::lodging::LodgingEvent;
 use crate::payment::PaymentEvent;
+use crate::payout::PayoutEvent;
 use crate::reservation::ReservationEvent;
 use crate::saga::SagaEvent;
 use crate::streams::{StreamIdError, StreamKind};
@@ -63,6 +64,11 @@ pub enum Decoded {
     Payment {
         id: ReservationId,
         event: PaymentEvent,
+    },
+    /// Stream `payout-{id}`.
+    Payout {
+        id: ReservationId,
+        event: PayoutEvent,
     },
     /// A saga stream (`saga-{id}`); its event when asked for with [`SagaPayloads::Decode`] (with
     /// [`SagaPayloads::Skip`], any `saga-...` stream, unread).
@@ -127,6 +133,10 @@ pub fn decode(
         StreamId::Saga(rid) => {
             Decoded::Saga(Some(Box::new(read(payload, t, v, || StreamId::Saga(rid))?)))
         }
+        StreamId::Payout(rid) => Decoded::Payout {
+            id: rid,
+            event: read(payload, t, v, || StreamId::Payout(rid))?,
+        },
     })
 }
 
@@ -150,7 +160,9 @@ impl Decoded {
     #[must_use]
     pub fn reservation_id(&self) -> Option<ReservationId> {
         match self {
-            Decoded::Reservation { id, .. } | Decoded::Payment { id, .. } => Some(*id),
+            Decoded::Reservation { id, .. }
+            | Decoded::Payment { id, .. }
+            | Decoded::Payout { id, .. } => Some(*id),
             Decoded::Lodging { event, .. } => event.reservation_id(),
             Decoded::Saga(_) | Decoded::Other => None,
         }

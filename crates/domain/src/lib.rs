@@ -9,6 +9,7 @@
 pub mod events;
 pub mod lodging;
 pub mod payment;
+pub mod payout;
 pub mod reservation;
 pub mod saga;
 mod schema;

@@ -110,6 +110,8 @@ streams! {
     Payment(ReservationId) = "payment",
     /// `saga-{uuid}`: the reservation saga's own record.
     Saga(ReservationId) = "saga",
+    /// `payout-{uuid}`: the Payout of a completed stay to its host.
+    Payout(ReservationId) = "payout",
 }
 
 impl fmt::Display for StreamKind {
@@ -132,7 +134,10 @@ impl StreamId {
     #[must_use]
     pub fn reservation_id(&self) -> Option<ReservationId> {
         match self {
-            StreamId::Reservation(id) | StreamId::Payment(id) | StreamId::Saga(id) => Some(*id),
+            StreamId::Reservation(id)
+            | StreamId::Payment(id)
+            | StreamId::Saga(id)
+            | StreamId::Payout(id) => Some(*id),
             StreamId::Lodging(_) => None,
         }
     }

@@ -252,9 +252,11 @@ impl Ownership {
     async fn owner_of_stream(&mut self, stream: &str) -> Result<Owner, ViewError> {
         let owner = match stream.parse::<StreamId>() {
             Ok(StreamId::Lodging(id)) => self.owner(self.shard.owns_lodging(&id)),
-            Ok(StreamId::Reservation(reservation_id) | StreamId::Payment(reservation_id)) => {
-                self.owner_of_reservation(reservation_id).await?
-            }
+            Ok(
+                StreamId::Reservation(reservation_id)
+                | StreamId::Payment(reservation_id)
+                | StreamId::Payout(reservation_id),
+            ) => self.owner_of_reservation(reservation_id).await?,
             Ok(StreamId::Saga(_)) | Err(_) => Owner::Unknown,
         };
         Ok(owner)

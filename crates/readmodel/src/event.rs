@@ -63,7 +63,8 @@ impl From<Decoded> for AnyEvent {
                 event,
             },
             Decoded::Saga(_) => AnyEvent::Saga,
-            Decoded::Other => AnyEvent::Other,
+            // No view reads payouts yet (`payout_status` comes with the settlement issue).
+            Decoded::Payout { .. } | Decoded::Other => AnyEvent::Other,
         }
     }
 }

@@ -47,7 +47,10 @@ pub fn classify(event: &RawRecordedEvent) -> Classified {
             Some(id) => (id, SagaInput::Lodging(event)),
             None => return Classified::Ignore,
         },
-        Ok(Decoded::Saga(_) | Decoded::Other) => return Classified::Ignore,
+        // Payouts are not the reservation saga's yet (the settlement issue wires them).
+        Ok(Decoded::Saga(_) | Decoded::Payout { .. } | Decoded::Other) => {
+            return Classified::Ignore
+        }
         Err(Undecodable::Stream(_)) => {
             return Classified::Poison {
                 reservation_id: None,
