@@ -22,13 +22,16 @@ pub enum ApprovalStatus {
     Rejected,
     Withdrawn,
     Expired,
+    /// The approved stay was completed (checked out): the ManagementList's last word on it.
+    Completed,
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Pending,
         Self::Held,
         Self::Approved,
+        Self::Completed,
         Self::Rejected,
         Self::Withdrawn,
         Self::Expired,
@@ -43,6 +46,7 @@ impl ApprovalStatus {
             Self::Rejected => "rejected",
             Self::Withdrawn => "withdrawn",
             Self::Expired => "expired",
+            Self::Completed => "completed",
         }
     }
 
@@ -141,7 +145,7 @@ pub struct ManagementView {
     pub rooms: u32,
     pub request_status: ApprovalStatus,
     /// Pending request: would approving it now fit the calendar (a free room every night).
-    /// Approved request: `true` (it holds its rooms). Any other: `false`.
+    /// Approved (or completed) request: `true` (its rooms are its own). Any other: `false`.
     pub available: bool,
     pub payment_status: PaymentStatus,
     pub requested_at: DateTime<Utc>,

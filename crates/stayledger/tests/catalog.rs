@@ -285,6 +285,18 @@ async fn its_admin_completes_a_stay_from_check_in_and_a_completed_stay_is_final(
     );
     let doc = t.wait_for(&tonight, "status", "completed", WAIT).await;
     assert_eq!(doc["refund_status"], "none");
+    let desk = format!(
+        "/management/requests?lodging_id=hanok&status=completed&min_position={}&wait_ms=5000",
+        doc["position"]
+    );
+    let (status, page) = t.get(&desk, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        page["items"][0]["reservation_id"],
+        tonight.as_str(),
+        "{page}"
+    );
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     // Again: nothing more happens; and it can no longer be cancelled by anyone.
     let (status, _) = t.post(&complete(&tonight), &admin, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);

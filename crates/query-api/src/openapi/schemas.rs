@@ -67,13 +67,14 @@ const RESERVATION_STATUSES: [&str; 10] = [
     "expired",
     "payment_failed",
 ];
-const APPROVAL_STATUSES: [&str; 6] = [
+const APPROVAL_STATUSES: [&str; 7] = [
     "pending",
     "held",
     "approved",
     "rejected",
     "withdrawn",
     "expired",
+    "completed",
 ];
 const PAYMENT_STATUSES: [&str; 7] = [
     "none",

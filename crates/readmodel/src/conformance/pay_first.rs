@@ -192,6 +192,13 @@ pub async fn pay_first_requests_reach_the_desk_once_paid(stores: &dyn FreshStore
         (completed.status, completed.approval_status),
         (ReservationStatus::Completed, ApprovalStatus::Approved)
     );
+    let request = store
+        .request(guest)
+        .await
+        .expect("read")
+        .expect("on the desk");
+    assert_eq!(request.request_status, ApprovalStatus::Completed);
+    assert!(request.available, "its rooms were its own");
     assert_eq!(nights(store, 10, 12).await, [(1, 0), (1, 0)]);
 
     // Paid, then rejected: released, and the payment is owed back until refunded.

@@ -82,7 +82,10 @@ impl<S: ViewSource> Projection<'_, S> {
                 self.update_reservation(event, id, |v| settle(v, S::Paid, None))?
             }
             E::ReservationCompleted { .. } => {
-                self.update_reservation(event, id, |v| settle(v, S::Completed, None))?
+                self.update_reservation(event, id, |v| settle(v, S::Completed, None))?;
+                self.update_request(event, id, |request| {
+                    step(&mut request.request_status, &[A::Approved], A::Completed);
+                })?
             }
             E::ReservationPaymentPending { reason, .. } => {
                 self.update_reservation(event, id, |v| settle(v, S::PaymentPending, Some(reason)))?
