@@ -3,6 +3,7 @@
 //! closed --(N consecutive unavailable answers)--> open --(cool-down)--> half-open: one probe goes
 //! through --(success)--> closed, --(failure)--> open again. While open, calls fail fast with
 //! [`GatewayError::CircuitOpen`] without touching the gateway; the saga defers the payment.
+//! Charges, refunds and payouts go through the one breaker: they reach the same gateway.
 //! A decline is a healthy answer and never trips the breaker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::gateway::{ChargeReceipt, CircuitState, GatewayError, PaymentGateway, RefundReceipt};
+use crate::gateway::{
+    ChargeReceipt, CircuitState, GatewayError, PaymentGateway, PayoutReceipt, RefundReceipt,
+};
 
 /// When the breaker opens and how long it stays open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +194,21 @@ impl<G: PaymentGateway> PaymentGateway for BreakerGateway<G> {
     async fn refund(&self, charge_ref: &str, amount: i64) -> Result<RefundReceipt, GatewayError> {
         let probe = self.breaker.admit()?;
         probe.settle(self.inner.refund(charge_ref, amount).await)
+    }
+
+    async fn payout(
+        &self,
+        idempotency_key: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<PayoutReceipt, GatewayError> {
+        let probe = self.breaker.admit()?;
+        probe.settle(
+            self.inner
+                .payout(idempotency_key, payee, amount, currency)
+                .await,
+        )
     }
 
     fn circuit_state(&self) -> Option<CircuitState> {

@@ -1,4 +1,5 @@
-//! The payment-gateway port: charge (idempotent per key) and refund (idempotent per charge).
+//! The payment-gateway port: charge (idempotent per key), refund (idempotent per charge) and pay a
+//! host out (idempotent per key).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,12 @@ pub struct ChargeReceipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundReceipt {
     pub refund_ref: String,
+}
+
+/// What a successful payout returns: the gateway's reference of the payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutReceipt {
+    pub payout_ref: String,
 }
 
 /// Why a gateway call did not succeed. Only [`GatewayError::Declined`] is final; the others defer.
@@ -71,6 +78,16 @@ pub trait PaymentGateway: Send + Sync + 'static {
 
     /// Refund `amount` of the charge `charge_ref`. Refunding a charge twice never refunds twice.
     async fn refund(&self, charge_ref: &str, amount: i64) -> Result<RefundReceipt, GatewayError>;
+
+    /// Pay `amount` (minor units of `currency`) to `payee`. A repeated `idempotency_key` returns
+    /// the first payout and never pays twice.
+    async fn payout(
+        &self,
+        idempotency_key: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<PayoutReceipt, GatewayError>;
 
     /// The circuit breaker's state, if this gateway sits behind one.
     fn circuit_state(&self) -> Option<CircuitState> {

@@ -1,6 +1,8 @@
 //! The HTTP adapter of the payment-gateway port, speaking the sandbox protocol (docs/api.md):
-//! `POST {base}/charges {idempotency_key, amount, currency}` and `POST {base}/refunds {charge_ref, amount}`,
-//! each authenticated with the configured gateway key (`Authorization: Bearer <key>`).
+//! `POST {base}/charges {idempotency_key, amount, currency}`,
+//! `POST {base}/refunds {charge_ref, amount}` and
+//! `POST {base}/payouts {idempotency_key, payee, amount, currency}`, each authenticated with the
+//! configured gateway key (`Authorization: Bearer <key>`), each answer classified alike.
 
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use async_trait::async_trait;
 use reqwest::{StatusCode, Url};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::gateway::{ChargeReceipt, GatewayError, PaymentGateway, RefundReceipt};
+use crate::gateway::{ChargeReceipt, GatewayError, PaymentGateway, PayoutReceipt, RefundReceipt};
 use crate::gateway_key::GatewayKey;
 
 /// The gateway URL or the HTTP client could not be set up.
@@ -26,6 +28,7 @@ pub struct HttpGateway {
     client: reqwest::Client,
     charges_url: Url,
     refunds_url: Url,
+    payouts_url: Url,
 }
 
 #[derive(Serialize)]
@@ -39,6 +42,14 @@ struct ChargeRequest<'a> {
 struct RefundRequest<'a> {
     charge_ref: &'a str,
     amount: i64,
+}
+
+#[derive(Serialize)]
+struct PayoutRequest<'a> {
+    idempotency_key: &'a str,
+    payee: &'a str,
+    amount: i64,
+    currency: &'a str,
 }
 
 #[derive(Deserialize, Default)]
@@ -83,6 +94,7 @@ impl HttpGateway {
             client,
             charges_url: join("charges")?,
             refunds_url: join("refunds")?,
+            payouts_url: join("payouts")?,
         })
     }
 
@@ -117,9 +129,9 @@ impl HttpGateway {
     }
 }
 
-/// A final answer (declined, unknown charge, invalid amount) is a decline; anything else may pass
-/// (a 401 or 403 means this client's key is not the gateway's: an operator must fix it, and the
-/// payment waits meanwhile).
+/// A final answer (declined, unknown charge, key reused, invalid amount) is a decline; anything
+/// else may pass (a 401 or 403 means this client's key is not the gateway's: an operator must fix
+/// it, and the payment waits meanwhile).
 fn classify(status: StatusCode, detail: String) -> GatewayError {
     match status {
         StatusCode::PAYMENT_REQUIRED
@@ -160,6 +172,22 @@ impl PaymentGateway for HttpGateway {
         let body = RefundRequest { charge_ref, amount };
         self.post(&self.refunds_url, &body).await
     }
+
+    async fn payout(
+        &self,
+        idempotency_key: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<PayoutReceipt, GatewayError> {
+        let body = PayoutRequest {
+            idempotency_key,
+            payee,
+            amount,
+            currency,
+        };
+        self.post(&self.payouts_url, &body).await
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +224,10 @@ mod tests {
         assert_eq!(
             gateway.refunds_url.as_str(),
             "http://127.0.0.1:9/sandbox/refunds"
+        );
+        assert_eq!(
+            gateway.payouts_url.as_str(),
+            "http://127.0.0.1:9/sandbox/payouts"
         );
     }
 

@@ -1,6 +1,6 @@
 //! Who may call the sandbox gateway, as a real gateway takes only authenticated calls: the saga's
 //! client with the gateway key (`Authorization: Bearer <key>`) makes payment calls (POST: charges,
-//! refunds); the platform admin's token (an admin JWT whose `lodgings` holds `*`) may call every
+//! refunds, payouts); the platform admin's token (an admin JWT whose `lodgings` holds `*`) may call every
 //! route, reading the ledger and configuring the sandbox included. Anyone else: 401 (no or a bad
 //! token) or 403 (a valid token of someone else, or the key on a route that is not a payment call),
 //! as problem+json.
@@ -51,7 +51,7 @@ impl SandboxAccess {
             }
             return Some(
                 Problem::forbidden(
-                    "the payment gateway key makes payment calls (POST charges and refunds); \
+                    "the payment gateway key makes payment calls (POST charges, refunds and payouts); \
                      reading the ledger and configuring the sandbox take the platform admin's token",
                 )
                 .into_response(),

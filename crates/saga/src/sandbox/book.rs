@@ -1,17 +1,20 @@
 //! Where the sandbox keeps its ledger, as a real gateway keeps its own: in memory for tests, or in
-//! one SQLite file (WAL, `synchronous=NORMAL`) so a charge retried with the same idempotency key after
-//! a restart returns the first charge instead of taking the money twice. Every change is written, in
-//! one transaction, before it is answered; a change that cannot be written is undone and answered
-//! 503. `NORMAL` keeps a committed change across a crash or kill of the process (what a retried
-//! charge meets) without an fsync per charge: the sandbox moves no real money, and an fsync per
-//! change under its one lock made it the bottleneck of every payment (docs/benchmarks.md, B3).
+//! one SQLite file (WAL, `synchronous=NORMAL`) so a charge or payout retried with the same
+//! idempotency key after a restart returns the first one instead of moving the money twice. Every
+//! change is written, in one transaction, before it is answered; a change that cannot be written
+//! is undone and answered 503. `NORMAL` keeps a committed change across a crash or kill of the
+//! process (what a retried charge or payout meets) without an fsync per change: the sandbox moves
+//! no real money, and an fsync per change under its one lock made it the bottleneck of every
+//! payment (docs/benchmarks.md, B3).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection};
+use serde::de::DeserializeOwned;
 
 use super::ledger::{Ledger, LedgerRefusal, SandboxCharge};
+use super::payouts::{Payouts, SandboxPayout};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sandbox_charges (
@@ -24,7 +27,21 @@ CREATE TABLE IF NOT EXISTS sandbox_attempts (
     idempotency_key TEXT PRIMARY KEY,
     attempts INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sandbox_payouts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    payout_ref TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    payout TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sandbox_payout_attempts (
+    idempotency_key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL
+);
 ";
+
+/// Where the attempts of each key are counted: charges' and payouts' keys are apart.
+const CHARGE_ATTEMPTS: &str = "sandbox_attempts";
+const PAYOUT_ATTEMPTS: &str = "sandbox_payout_attempts";
 
 /// The ledger file could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +60,8 @@ pub(super) struct Book {
 }
 
 impl Book {
-    /// The ledger kept in the SQLite file at `path` (created if missing).
+    /// The ledger kept in the SQLite file at `path` (created if missing; a file from before payouts
+    /// gains their tables).
     pub(super) fn open(path: &Path) -> Result<Self, LedgerStoreError> {
         let conn = Connection::open(path).map_err(store_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -73,9 +91,29 @@ impl Book {
         let charge = self.ledger.charge_by_key(key).cloned();
         self.record(|conn| {
             if attempts > 0 {
-                save_attempts(conn, key, attempts)?;
+                save_attempts(conn, CHARGE_ATTEMPTS, key, attempts)?;
             }
             charge.map_or(Ok(()), |charge| save_charge(conn, &charge))
+        })?;
+        outcome
+    }
+
+    /// Pay out through the ledger, then write what the attempt changed.
+    pub(super) fn payout(
+        &mut self,
+        key: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<(SandboxPayout, bool), LedgerRefusal> {
+        let outcome = self.ledger.payout(key, payee, amount, currency);
+        let attempts = self.ledger.payouts().attempts_of(key);
+        let payout = self.ledger.payouts().by_key(key).cloned();
+        self.record(|conn| {
+            if attempts > 0 {
+                save_attempts(conn, PAYOUT_ATTEMPTS, key, attempts)?;
+            }
+            payout.map_or(Ok(()), |payout| save_payout(conn, &payout))
         })?;
         outcome
     }
@@ -129,10 +167,29 @@ fn save_charge(conn: &Connection, charge: &SandboxCharge) -> Result<(), LedgerSt
     Ok(())
 }
 
-fn save_attempts(conn: &Connection, key: &str, attempts: u32) -> Result<(), LedgerStoreError> {
+fn save_payout(conn: &Connection, payout: &SandboxPayout) -> Result<(), LedgerStoreError> {
+    let body = serde_json::to_string(payout).map_err(store_error)?;
     conn.execute(
-        "INSERT INTO sandbox_attempts (idempotency_key, attempts) VALUES (?1, ?2)
-         ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts",
+        "INSERT INTO sandbox_payouts (payout_ref, idempotency_key, payout) VALUES (?1, ?2, ?3)
+         ON CONFLICT(payout_ref) DO UPDATE SET payout = excluded.payout",
+        params![payout.payout_ref, payout.idempotency_key, body],
+    )
+    .map_err(store_error)?;
+    Ok(())
+}
+
+/// `table` is one of [`CHARGE_ATTEMPTS`] and [`PAYOUT_ATTEMPTS`].
+fn save_attempts(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    attempts: u32,
+) -> Result<(), LedgerStoreError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} (idempotency_key, attempts) VALUES (?1, ?2)
+             ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
+        ),
         params![key, attempts],
     )
     .map_err(store_error)?;
@@ -140,31 +197,49 @@ fn save_attempts(conn: &Connection, key: &str, attempts: u32) -> Result<(), Ledg
 }
 
 fn load(conn: &Connection) -> Result<Ledger, LedgerStoreError> {
-    let mut charges = Vec::new();
-    let mut statement = conn
-        .prepare("SELECT charge FROM sandbox_charges ORDER BY seq")
-        .map_err(store_error)?;
+    let charges = load_json(conn, "SELECT charge FROM sandbox_charges ORDER BY seq")?;
+    let payouts = load_json(conn, "SELECT payout FROM sandbox_payouts ORDER BY seq")?;
+    let payouts = Payouts::restore(payouts, load_attempts(conn, PAYOUT_ATTEMPTS)?);
+    Ok(Ledger::restore(
+        charges,
+        load_attempts(conn, CHARGE_ATTEMPTS)?,
+        payouts,
+    ))
+}
+
+/// Every row of `query` (one JSON text column), in its order.
+fn load_json<T: DeserializeOwned>(
+    conn: &Connection,
+    query: &str,
+) -> Result<Vec<T>, LedgerStoreError> {
+    let mut statement = conn.prepare(query).map_err(store_error)?;
     let rows = statement
         .query_map([], |row| row.get::<_, String>(0))
         .map_err(store_error)?;
+    let mut found = Vec::new();
     for row in rows {
         let text = row.map_err(store_error)?;
-        charges.push(serde_json::from_str::<SandboxCharge>(&text).map_err(store_error)?);
+        found.push(serde_json::from_str::<T>(&text).map_err(store_error)?);
     }
-    let mut attempts = HashMap::new();
+    Ok(found)
+}
+
+/// The attempts of every key in `table` (one of [`CHARGE_ATTEMPTS`] and [`PAYOUT_ATTEMPTS`]).
+fn load_attempts(conn: &Connection, table: &str) -> Result<HashMap<String, u32>, LedgerStoreError> {
     let mut statement = conn
-        .prepare("SELECT idempotency_key, attempts FROM sandbox_attempts")
+        .prepare(&format!("SELECT idempotency_key, attempts FROM {table}"))
         .map_err(store_error)?;
     let rows = statement
         .query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
         })
         .map_err(store_error)?;
+    let mut attempts = HashMap::new();
     for row in rows {
         let (key, count) = row.map_err(store_error)?;
         attempts.insert(key, count);
     }
-    Ok(Ledger::restore(charges, attempts))
+    Ok(attempts)
 }
 
 #[cfg(test)]
@@ -199,5 +274,71 @@ mod tests {
             late.attempts, 2,
             "the overloaded attempt before the restart counts"
         );
+    }
+
+    #[test]
+    fn a_reopened_book_remembers_payouts_and_their_attempts() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sandbox.db");
+        let first = {
+            let mut book = Book::open(&path).expect("open");
+            let (first, replayed) = book.payout("po-1", "host-1", 9_000, "KRW").expect("paid");
+            assert!(!replayed);
+            book.ledger.config.overloaded = true;
+            book.payout("po-2", "host-2", 1, "KRW").unwrap_err();
+            first
+        };
+        let mut book = Book::open(&path).expect("reopen");
+        let (again, replayed) = book
+            .payout("po-1", "host-1", 9_000, "KRW")
+            .expect("replayed");
+        assert!(replayed);
+        assert_eq!(again.payout_ref, first.payout_ref);
+        assert_eq!(again.attempts, 2);
+        let reused = book.payout("po-1", "host-1", 9_001, "KRW").unwrap_err();
+        assert!(matches!(reused, LedgerRefusal::KeyReused(_)), "{reused:?}");
+        let (late, _) = book.payout("po-2", "host-2", 1, "KRW").expect("paid");
+        assert_eq!(
+            late.attempts, 2,
+            "the overloaded attempt before the restart counts"
+        );
+        let (_, replayed) = book.charge("po-1", 9_000, "KRW", false).expect("charged");
+        assert!(!replayed, "a payout's key is not a charge's");
+        drop(book);
+        let book = Book::open(&path).expect("reopen again");
+        let payouts = book.ledger.payouts().all();
+        assert_eq!(payouts.len(), 2);
+        assert_eq!(payouts[0].payout_ref, first.payout_ref);
+        assert_eq!((payouts[0].amount, payouts[0].attempts), (9_000, 3));
+    }
+
+    #[test]
+    fn a_ledger_file_from_before_payouts_opens_with_its_charges() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("sandbox.db");
+        {
+            let conn = Connection::open(&path).expect("file");
+            conn.execute_batch(
+                "CREATE TABLE sandbox_charges (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     charge_ref TEXT NOT NULL UNIQUE, idempotency_key TEXT NOT NULL UNIQUE,
+                     charge TEXT NOT NULL);
+                 CREATE TABLE sandbox_attempts (idempotency_key TEXT PRIMARY KEY,
+                     attempts INTEGER NOT NULL);",
+            )
+            .expect("the schema before payouts");
+            let old = Ledger::default().charge("k-old", 700, "KRW", false);
+            let (charge, _) = old.expect("charged");
+            save_charge(&conn, &charge).expect("saved");
+            save_attempts(&conn, CHARGE_ATTEMPTS, "k-old", 1).expect("saved");
+        }
+        let mut book = Book::open(&path).expect("opens");
+        assert_eq!(book.ledger.charges().len(), 1);
+        let (again, replayed) = book.charge("k-old", 700, "KRW", false).expect("replayed");
+        assert!(replayed);
+        assert_eq!(again.attempts, 2);
+        book.payout("po-1", "host-1", 500, "KRW").expect("paid");
+        drop(book);
+        let book = Book::open(&path).expect("reopen");
+        assert_eq!(book.ledger.payouts().all().len(), 1);
     }
 }

@@ -1,5 +1,6 @@
-//! The sandbox's ledger of charges and refunds, and its runtime configuration. Plain synchronous
-//! logic; `book` keeps it in a file, the routes put HTTP around it.
+//! The sandbox's ledger of charges and refunds, its payouts (kept by `payouts`), and its runtime
+//! configuration. Plain synchronous logic; `book` keeps it in a file, the routes put HTTP around
+//! it.
 
 use std::collections::HashMap;
 
@@ -7,14 +8,16 @@ use http_edge::limits;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::payouts::{Payouts, SandboxPayout};
+
 /// How the sandbox behaves, settable at runtime with `PUT /config`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SandboxConfig {
     /// Added to every answer.
     pub latency_ms: u64,
-    /// Share of new charges declined (0.0 ..= 1.0).
+    /// Share of new charges declined (0.0 ..= 1.0); payouts are never declined.
     pub decline_rate: f64,
-    /// Answer every charge and refund with 503.
+    /// Answer every charge, refund and payout with 503.
     pub overloaded: bool,
 }
 
@@ -44,7 +47,7 @@ pub struct SandboxCharge {
     pub refund_attempts: u32,
 }
 
-/// Why a charge or refund was not made.
+/// Why a charge, refund or payout was not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerRefusal {
     Overloaded,
@@ -56,7 +59,7 @@ pub enum LedgerRefusal {
     Unrecorded,
 }
 
-/// The charges made so far, in order, with lookups by key and by reference.
+/// The charges made so far, in order, with lookups by key and by reference; and the payouts.
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub(crate) config: SandboxConfig,
@@ -64,13 +67,20 @@ pub struct Ledger {
     by_key: HashMap<String, usize>,
     by_ref: HashMap<String, usize>,
     attempts: HashMap<String, u32>,
+    payouts: Payouts,
 }
 
 impl Ledger {
-    /// A ledger holding `charges` (oldest first) and the attempt counts of every key seen.
-    pub(crate) fn restore(charges: Vec<SandboxCharge>, attempts: HashMap<String, u32>) -> Self {
+    /// A ledger holding `charges` (oldest first), the attempt counts of every charge key seen, and
+    /// `payouts`.
+    pub(crate) fn restore(
+        charges: Vec<SandboxCharge>,
+        attempts: HashMap<String, u32>,
+        payouts: Payouts,
+    ) -> Self {
         let mut ledger = Self {
             attempts,
+            payouts,
             ..Self::default()
         };
         for (index, charge) in charges.into_iter().enumerate() {
@@ -171,14 +181,33 @@ impl Ledger {
         Ok(refund_ref)
     }
 
+    /// Pay `payee` once per key (never declined; refused while overloaded, like a charge).
+    pub fn payout(
+        &mut self,
+        key: &str,
+        payee: &str,
+        amount: i64,
+        currency: &str,
+    ) -> Result<(SandboxPayout, bool), LedgerRefusal> {
+        let overloaded = self.config.overloaded;
+        self.payouts.pay(key, payee, amount, currency, overloaded)
+    }
+
     /// Every charge, oldest first.
     #[must_use]
     pub fn charges(&self) -> &[SandboxCharge] {
         &self.charges
     }
+
+    /// The payouts, with their lookups.
+    #[must_use]
+    pub fn payouts(&self) -> &Payouts {
+        &self.payouts
+    }
 }
 
-fn validate_charge(key: &str, amount: i64, currency: &str) -> Result<(), LedgerRefusal> {
+/// The idempotency key, amount and currency of a charge (payouts check theirs with it too).
+pub(super) fn validate_charge(key: &str, amount: i64, currency: &str) -> Result<(), LedgerRefusal> {
     let invalid = |m: &str| Err(LedgerRefusal::Invalid(m.to_string()));
     if !limits::is_idempotency_key(key) {
         return invalid("idempotency_key must be 1 to 255 visible ASCII characters");

@@ -1,6 +1,7 @@
 //! **SANDBOX** payment gateway: a stand-in for a third-party gateway, for demos, tests and
 //! benchmarks. No real money moves. Every answer carries the header `x-sandbox: true`, and every
-//! JSON object it answers with (but the `GET /charges` array) has `"sandbox": true`.
+//! JSON object it answers with (but the `GET /charges` and `GET /payouts` arrays) has
+//! `"sandbox": true`.
 //!
 //! Routes (relative, so a binary can `nest("/sandbox", router(state))` or serve them standalone):
 //! - `POST /charges {idempotency_key, amount, currency}` -> 201 `{charge_ref}`; a repeated key returns
@@ -10,7 +11,16 @@
 //!   (a repeat returns the first refund); 404 unknown charge; 422 amount above the charge.
 //! - `GET /charges` -> every charge: `charge_ref, idempotency_key, amount, currency, refunded,
 //!   refunded_amount, refund_ref, attempts, refund_attempts`.
+//! - `POST /payouts {idempotency_key, payee, amount, currency}` -> 201 `{payout_ref}`; a repeated
+//!   key returns the first payout (header `idempotent-replayed: true`; the attempt is counted);
+//!   409 when a key is reused for another payee, amount or currency; 422 for an amount below 1, a
+//!   bad currency or payee; 503 when overloaded; never declined. Payout keys are apart from charge
+//!   keys.
+//! - `GET /payouts` -> every payout, oldest first: `payout_ref, idempotency_key, payee, amount,
+//!   currency, attempts`.
 //! - `GET /config`, `PUT /config {latency_ms?, decline_rate?, overloaded?}` -> 200 with the config.
+//!   `latency_ms` and `overloaded` apply to every payment call; `decline_rate` to charges only:
+//!   payouts are never declined.
 //!
 //! Access ([`SandboxAccess`]): payment calls with the gateway key the saga's client is configured
 //! with; every route with the platform admin's token; anyone else 401/403 problem+json.
@@ -20,6 +30,7 @@
 mod access;
 mod book;
 mod ledger;
+mod payouts;
 mod routes;
 
 use std::path::Path;
@@ -35,10 +46,11 @@ use tokio_util::sync::CancellationToken;
 pub use access::SandboxAccess;
 pub use book::LedgerStoreError;
 pub use ledger::{SandboxCharge, SandboxConfig};
+pub use payouts::SandboxPayout;
 
 use book::Book;
 
-/// The sandbox's shared state: its charges, refunds and runtime configuration.
+/// The sandbox's shared state: its charges, refunds, payouts and runtime configuration.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxState {
     book: Arc<Mutex<Book>>,
@@ -73,6 +85,12 @@ impl SandboxState {
         self.book().ledger.charges().to_vec()
     }
 
+    /// Every payout so far, oldest first.
+    #[must_use]
+    pub fn payouts(&self) -> Vec<SandboxPayout> {
+        self.book().ledger.payouts().all().to_vec()
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         // Every ledger update is a few plain assignments done under the lock (a failed write is
         // undone before the lock is released), so a poisoned lock still holds a consistent ledger.
@@ -99,6 +117,7 @@ pub fn router(state: SandboxState, access: SandboxAccess) -> Router {
         .route("/", get(routes::describe))
         .route("/charges", post(routes::charge).get(routes::list_charges))
         .route("/refunds", post(routes::refund))
+        .route("/payouts", post(routes::payout).get(routes::list_payouts))
         .route(
             "/config",
             get(routes::show_config).put(routes::update_config),

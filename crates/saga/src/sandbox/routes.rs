@@ -34,6 +34,16 @@ pub(super) struct RefundBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct PayoutBody {
+    idempotency_key: String,
+    payee: String,
+    #[serde(deserialize_with = "http_edge::body::json_integer")]
+    amount: i64,
+    currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ConfigBody {
     #[serde(default, deserialize_with = "present_integer")]
     latency_ms: Option<i64>,
@@ -134,18 +144,23 @@ pub(super) async fn charge(
         })
         .await;
     match outcome {
-        Ok((charge, replayed)) => {
-            let body = json!({"charge_ref": charge.charge_ref, "sandbox": true});
-            let mut response = (StatusCode::CREATED, Json(body)).into_response();
-            if replayed {
-                response
-                    .headers_mut()
-                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            }
-            response
-        }
+        Ok((charge, replayed)) => created(
+            json!({"charge_ref": charge.charge_ref, "sandbox": true}),
+            replayed,
+        ),
         Err(refused) => refusal(refused),
     }
+}
+
+/// 201 with `body`; a replayed idempotency key is said so in a header.
+fn created(body: Value, replayed: bool) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 pub(super) async fn refund(
@@ -171,6 +186,39 @@ pub(super) async fn refund(
 
 pub(super) async fn list_charges(State(state): State<SandboxState>) -> Response {
     Json(state.charges()).into_response()
+}
+
+/// A payout is never declined: the sandbox's `decline_rate` is for charges.
+pub(super) async fn payout(
+    State(state): State<SandboxState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let body: PayoutBody = match object_body(body) {
+        Ok(body) => body,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, &detail),
+    };
+    simulate_latency(&state).await;
+    let outcome = state
+        .write(move |book| {
+            book.payout(
+                &body.idempotency_key,
+                &body.payee,
+                body.amount,
+                &body.currency,
+            )
+        })
+        .await;
+    match outcome {
+        Ok((payout, replayed)) => created(
+            json!({"payout_ref": payout.payout_ref, "sandbox": true}),
+            replayed,
+        ),
+        Err(refused) => refusal(refused),
+    }
+}
+
+pub(super) async fn list_payouts(State(state): State<SandboxState>) -> Response {
+    Json(state.payouts()).into_response()
 }
 
 pub(super) async fn show_config(State(state): State<SandboxState>) -> Response {

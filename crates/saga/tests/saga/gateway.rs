@@ -1,4 +1,5 @@
-//! The HTTP gateway client behind the circuit breaker, against the real sandbox (R3).
+//! The HTTP gateway client behind the circuit breaker, against the real sandbox (R3): charges,
+//! refunds and payouts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,4 +127,69 @@ async fn an_overloaded_gateway_defers_then_confirms_with_one_charge() {
     );
     assert_eq!(gateway.circuit_state(), Some(CircuitState::Closed));
     runner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_through_the_client_is_paid_once() {
+    let world = World::new().await;
+    let gateway = world.http_gateway();
+    world.configure_sandbox(json!({"decline_rate": 1.0})).await;
+    let paid = gateway
+        .payout("po-1", "host-1", 9_000, "KRW")
+        .await
+        .expect("paid, never declined");
+    assert!(paid.payout_ref.starts_with("po_"), "{paid:?}");
+    let again = gateway
+        .payout("po-1", "host-1", 9_000, "KRW")
+        .await
+        .expect("the first payout");
+    assert_eq!(again, paid);
+    let reused = gateway
+        .payout("po-1", "host-1", 1, "KRW")
+        .await
+        .unwrap_err();
+    assert!(matches!(reused, GatewayError::Declined(_)), "{reused}");
+    let payouts = world.sandbox.payouts();
+    assert_eq!(payouts.len(), 1);
+    assert_eq!(
+        (payouts[0].payout_ref.as_str(), payouts[0].attempts),
+        (paid.payout_ref.as_str(), 3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payouts_go_through_the_breaker() {
+    let world = World::new().await;
+    let gateway = BreakerGateway::new(
+        world.http_gateway(),
+        BreakerPolicy {
+            failure_threshold: 1,
+            cool_down: Duration::from_millis(150),
+        },
+    );
+    world.configure_sandbox(json!({"overloaded": true})).await;
+    let error = gateway
+        .payout("po-1", "host-1", 500, "KRW")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GatewayError::Unavailable(_)), "{error}");
+    assert_eq!(
+        gateway.payout("po-1", "host-1", 500, "KRW").await,
+        Err(GatewayError::CircuitOpen)
+    );
+    world.configure_sandbox(json!({"overloaded": false})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let paid = gateway
+        .payout("po-1", "host-1", 500, "KRW")
+        .await
+        .expect("the probe pays");
+    assert_eq!(gateway.circuit_state(), Some(CircuitState::Closed));
+    let payouts = world.sandbox.payouts();
+    assert_eq!(payouts.len(), 1);
+    assert_eq!(payouts[0].payout_ref, paid.payout_ref);
+    assert_eq!(
+        payouts[0].attempts, 2,
+        "the refused call never reached the gateway"
+    );
+    assert_eq!(gateway.breaker().calls_refused(), 1);
 }

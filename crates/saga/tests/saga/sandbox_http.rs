@@ -4,6 +4,8 @@ use http_edge::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use saga::sandbox::SandboxPayout;
+
 use crate::world::{platform_admin, sandbox_access, token, World, GATEWAY_KEY};
 
 /// A payment call, as the saga's client makes it: with the gateway key.
@@ -238,6 +240,14 @@ fn every_route(charge_ref: &str) -> Vec<(Method, &'static str, Option<Value>, bo
             Some(json!({"charge_ref": charge_ref, "amount": 10})),
             true,
         ),
+        (
+            Method::POST,
+            "/payouts",
+            Some(json!({"idempotency_key": "po-access", "payee": "host-1",
+                       "amount": 10, "currency": "KRW"})),
+            true,
+        ),
+        (Method::GET, "/payouts", None, false),
         (Method::GET, "/config", None, false),
         (
             Method::PUT,
@@ -305,6 +315,7 @@ async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
         }
     }
     assert_eq!(world.sandbox.charges().len(), 1, "no outsider charged");
+    assert!(world.sandbox.payouts().is_empty(), "no outsider paid out");
     assert!(!world.sandbox.charges()[0].refunded, "no outsider refunded");
     for (method, path, body, payment_call) in every_route(&charge_ref) {
         let with_key = call(&world, &method, path, body.as_ref(), Some(GATEWAY_KEY)).await;
@@ -328,4 +339,112 @@ async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
             admin.status()
         );
     }
+}
+
+/// Every payout, as `GET /payouts` lists it to the platform admin.
+async fn payouts(world: &World) -> Vec<SandboxPayout> {
+    reqwest::Client::new()
+        .get(format!("{}/payouts", world.sandbox_url))
+        .bearer_auth(platform_admin())
+        .send()
+        .await
+        .expect("sandbox reachable")
+        .json()
+        .await
+        .expect("a list of payouts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payouts_are_idempotent_listed_and_never_declined() {
+    let world = World::new().await;
+    world.configure_sandbox(json!({"decline_rate": 1.0})).await;
+    let body =
+        json!({"idempotency_key": "po-1", "payee": "host-1", "amount": 9_000, "currency": "KRW"});
+    let first = post(&world, "/payouts", body.clone()).await;
+    assert_eq!(first.status(), 201, "a payout is not declined");
+    assert_eq!(first.headers()["x-sandbox"], "true");
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["sandbox"], true);
+    let again = post(&world, "/payouts", body).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["payout_ref"], first["payout_ref"]);
+    let listed = payouts(&world).await;
+    assert_eq!(listed.len(), 1, "paid once: {listed:?}");
+    assert_eq!(
+        listed[0].payout_ref,
+        first["payout_ref"].as_str().expect("ref")
+    );
+    assert_eq!(
+        (
+            listed[0].payee.as_str(),
+            listed[0].amount,
+            listed[0].currency.as_str()
+        ),
+        ("host-1", 9_000, "KRW")
+    );
+    assert_eq!(listed[0].attempts, 2);
+    for reuse in [
+        json!({"idempotency_key": "po-1", "payee": "host-1", "amount": 1, "currency": "KRW"}),
+        json!({"idempotency_key": "po-1", "payee": "host-2", "amount": 9_000, "currency": "KRW"}),
+    ] {
+        let reused = post(&world, "/payouts", reuse).await;
+        assert_eq!(reused.status(), 409);
+        assert_eq!(content_type(&reused), "application/problem+json");
+    }
+    let listed = payouts(&world).await;
+    assert_eq!((listed.len(), listed[0].attempts), (1, 4));
+    assert_eq!(world.sandbox.payouts(), listed);
+    assert!(world.charges().await.is_empty(), "a payout is not a charge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payout_overload_and_bad_input_are_problems() {
+    let world = World::new().await;
+    world.configure_sandbox(json!({"overloaded": true})).await;
+    let payout =
+        json!({"idempotency_key": "po", "payee": "host-1", "amount": 1, "currency": "KRW"});
+    let overloaded = post(&world, "/payouts", payout.clone()).await;
+    assert_eq!(overloaded.status(), 503);
+    assert_eq!(overloaded.headers()["retry-after"], "1");
+    assert_eq!(content_type(&overloaded), "application/problem+json");
+    world.configure_sandbox(json!({"overloaded": false})).await;
+    for bad in [
+        json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 0, "currency": "KRW"}),
+        json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 1, "currency": "krw"}),
+        json!({"idempotency_key": "po-bad", "payee": " ", "amount": 1, "currency": "KRW"}),
+    ] {
+        let refused = post(&world, "/payouts", bad.clone()).await;
+        assert_eq!(refused.status(), 422, "{bad}");
+        assert_eq!(content_type(&refused), "application/problem+json");
+    }
+    let extra = json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 1,
+                       "currency": "KRW", "memo": "x"});
+    let refused = post(&world, "/payouts", extra).await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memo"),
+        "{problem}"
+    );
+    let missing = post(
+        &world,
+        "/payouts",
+        json!({"idempotency_key": "po-bad", "amount": 1, "currency": "KRW"}),
+    )
+    .await;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(content_type(&missing), "application/problem+json");
+    assert!(payouts(&world).await.is_empty(), "nothing was paid");
+
+    let paid = post(&world, "/payouts", payout).await;
+    assert_eq!(paid.status(), 201);
+    let listed = payouts(&world).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].attempts, 2, "the overloaded attempt counts");
 }

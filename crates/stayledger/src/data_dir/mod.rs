@@ -9,7 +9,7 @@
 //! | `leases.db` | the scale-out leases of the processes of one host |
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
 //! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
-//! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges and refunds |
+//! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges, refunds and payouts |
 //! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
 //! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
 //!
