@@ -13,16 +13,20 @@ use uuid::Uuid;
 
 use crate::lodging::{LodgingCommand, LodgingError, LodgingEvent};
 use crate::payment::{PaymentCommand, PaymentEvent};
+use crate::payout::{PayoutCommand, PayoutEvent};
 use crate::reservation::{ReservationCommand, ReservationEvent, ReservationRequested};
 use crate::{impl_domain_event, Aggregate, Timestamp};
 
 mod money;
+mod settlement;
 
 pub use money::NO_CHARGE_REF;
 use money::{
     charge, charge_allowed, check_out, observe_payment, payment_request, refund, refund_completed,
     settle_payment,
 };
+pub use settlement::PayoutProgress;
+use settlement::{observe_payout, react_payout, retry_payout, schedule_on_completion};
 
 /// Durations the saga runs with (passed in with each trigger, so decisions stay pure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,10 +65,17 @@ pub enum TimerKind {
     PaymentRetry,
     /// A confirmed stay's check-out ([`crate::check_out_moment`] where the lodging is).
     CheckOut,
+    /// A deferred payout is sent again.
+    PayoutRetry,
 }
 
 impl TimerKind {
-    pub const ALL: [Self; 3] = [Self::ApprovalDeadline, Self::PaymentRetry, Self::CheckOut];
+    pub const ALL: [Self; 4] = [
+        Self::ApprovalDeadline,
+        Self::PaymentRetry,
+        Self::CheckOut,
+        Self::PayoutRetry,
+    ];
 
     /// Its name in stores and trigger ids (as serialized).
     #[must_use]
@@ -73,6 +84,7 @@ impl TimerKind {
             Self::ApprovalDeadline => "approval_deadline",
             Self::PaymentRetry => "payment_retry",
             Self::CheckOut => "check_out",
+            Self::PayoutRetry => "payout_retry",
         }
     }
 
@@ -89,6 +101,7 @@ pub enum SagaInput {
     Reservation(ReservationEvent),
     Lodging(LodgingEvent),
     Payment(PaymentEvent),
+    Payout(PayoutEvent),
     Timer(TimerKind),
 }
 
@@ -123,6 +136,19 @@ pub enum SagaAction {
     RefundCharge {
         charge_ref: String,
         amount: i64,
+    },
+    /// Schedule the stay's payout: the runner reads the host and the fee rate off the lodging as it
+    /// is at that moment, and sends `PayoutCommand::Schedule`.
+    SchedulePayout {
+        lodging_id: String,
+        gross: i64,
+        currency: String,
+    },
+    Payout(PayoutCommand),
+    /// The payout worker pays the scheduled net to the host through the gateway (idempotent per
+    /// stay), then records the outcome.
+    PayOut {
+        attempt: u32,
     },
 }
 
@@ -256,6 +282,14 @@ pub struct SagaState {
     /// The completed payment's id (a `pay_first` confirmation carries it).
     #[serde(default)]
     pub payment_id: Option<String>,
+    #[serde(default)]
+    pub payout: PayoutProgress,
+    /// Payout attempts the gateway answered (the payout's own count).
+    #[serde(default)]
+    pub payout_attempts: u32,
+    /// `payout_attempts` when the platform admin last asked for a retry: a new round starts there.
+    #[serde(default)]
+    pub payout_round_start: u32,
     /// Every trigger handled, with the actions sent for it.
     pub handled: BTreeMap<Uuid, Vec<SagaAction>>,
 }
@@ -337,6 +371,12 @@ impl Aggregate for ReservationSaga {
                         .count(),
                 )
                 .unwrap_or(0);
+                if actions
+                    .iter()
+                    .any(|a| matches!(a, SagaAction::SchedulePayout { .. }))
+                {
+                    state.payout = PayoutProgress::Requested;
+                }
                 state.handled.insert(*trigger_id, actions.clone());
             }
             SagaEvent::SagaTimerArmed { timer, due_at } => {
@@ -426,10 +466,14 @@ pub fn react(
                 TimerKind::CheckOut,
             ]);
         }
-        // Completed before check-out by its admin: the timer has nothing left to do.
+        // Completed (at check-out, or before it by its admin): the host is paid, and the timer has
+        // nothing left to do.
         SagaInput::Reservation(ReservationEvent::ReservationCompleted { .. }) => {
+            r.actions.extend(schedule_on_completion(state));
             r.cancel.push(TimerKind::CheckOut);
         }
+        SagaInput::Payout(event) => react_payout(state, event, policy, &mut r),
+        SagaInput::Timer(TimerKind::PayoutRetry) => r.actions.extend(retry_payout(state)),
         SagaInput::Timer(TimerKind::CheckOut)
             if state.stage == SagaStage::Confirmed && !state.cancelled =>
         {
@@ -708,6 +752,7 @@ fn observe(mut state: SagaState, input: &SagaInput) -> SagaState {
             state.stage = S::AwaitingPayment;
         }
         SagaInput::Payment(event) => state = observe_payment(state, event),
+        SagaInput::Payout(event) => state = observe_payout(state, event),
         _ => {}
     }
     if let SagaInput::Timer(timer) = input {

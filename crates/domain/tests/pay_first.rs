@@ -199,6 +199,10 @@ impl World {
                     },
                 );
             }
+            // A completed stay's payout: money out is tests/settlement.rs's; rooms and charges here.
+            SagaAction::SchedulePayout { .. }
+            | SagaAction::Payout(_)
+            | SagaAction::PayOut { .. } => {}
         }
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
+use domain::payout::PayoutAggregate;
 use domain::reservation::ReservationAggregate;
 use domain::saga::ReservationSaga;
 
@@ -25,6 +26,7 @@ pub struct Repositories {
     pub reservations: Repository<ReservationAggregate>,
     pub lodgings: Repository<LodgingAggregate>,
     pub payments: Repository<PaymentAggregate>,
+    pub payouts: Repository<PayoutAggregate>,
     pub sagas: Repository<ReservationSaga>,
 }
 
@@ -37,6 +39,7 @@ impl Repositories {
             reservations: Repository::new(Arc::clone(&log)),
             lodgings: Repository::new(Arc::clone(&log)),
             payments: Repository::new(Arc::clone(&log)),
+            payouts: Repository::new(Arc::clone(&log)),
             sagas: Repository::new(log),
         }
     }
@@ -55,6 +58,7 @@ impl Repositories {
             reservations: self.reservations.max_retries(n),
             lodgings: self.lodgings.max_retries(n),
             payments: self.payments.max_retries(n),
+            payouts: self.payouts.max_retries(n),
             sagas: self.sagas.max_retries(n),
         }
     }

@@ -23,6 +23,9 @@ struct Counters {
     charges_deferred: AtomicU64,
     charges_failed: AtomicU64,
     refunds_completed: AtomicU64,
+    payouts_sent: AtomicU64,
+    payouts_deferred: AtomicU64,
+    payouts_failed: AtomicU64,
 }
 
 /// Live figures of one saga runner. Clone it freely; every clone sees the same runner.
@@ -52,6 +55,9 @@ pub struct SagaStatusSnapshot {
     pub charges_deferred: u64,
     pub charges_failed: u64,
     pub refunds_completed: u64,
+    pub payouts_sent: u64,
+    pub payouts_deferred: u64,
+    pub payouts_failed: u64,
     pub circuit: Option<CircuitState>,
 }
 
@@ -89,6 +95,9 @@ impl SagaStatus {
             charges_deferred: get(&c.charges_deferred),
             charges_failed: get(&c.charges_failed),
             refunds_completed: get(&c.refunds_completed),
+            payouts_sent: get(&c.payouts_sent),
+            payouts_deferred: get(&c.payouts_deferred),
+            payouts_failed: get(&c.payouts_failed),
             circuit: self.gateway.as_ref().and_then(|g| g.circuit_state()),
         }
     }
@@ -140,5 +149,17 @@ impl SagaStatus {
 
     pub(crate) fn count_refund(&self) {
         add(&self.counters.refunds_completed, 1);
+    }
+
+    pub(crate) fn count_payout_sent(&self) {
+        add(&self.counters.payouts_sent, 1);
+    }
+
+    pub(crate) fn count_payout_deferred(&self) {
+        add(&self.counters.payouts_deferred, 1);
+    }
+
+    pub(crate) fn count_payout_failed(&self) {
+        add(&self.counters.payouts_failed, 1);
     }
 }

@@ -347,6 +347,17 @@ fn render_saga(out: &mut String, saga: &SagaStatus) {
             ("outcome=\"refunded\"", s.refunds_completed as f64),
         ],
     );
+    gauge(
+        out,
+        "stayledger_payouts_total",
+        "counter",
+        "Payout calls to the gateway, by outcome (a net of zero is sent without one).",
+        &[
+            ("outcome=\"sent\"", s.payouts_sent as f64),
+            ("outcome=\"deferred\"", s.payouts_deferred as f64),
+            ("outcome=\"failed\"", s.payouts_failed as f64),
+        ],
+    );
     let circuit = match s.circuit {
         Some(CircuitState::Closed) | None => 0.0,
         Some(CircuitState::HalfOpen) => 1.0,

@@ -247,7 +247,10 @@ fn completed_early_by_its_admin_the_timer_is_cancelled_and_fires_for_nothing() {
     });
     let state = given::<Saga>(run(&confirmed_stay()))
         .when(trigger(1, early.clone()))
-        .then([handled(1, early, vec![]), disarmed(TimerKind::CheckOut)]);
+        .then([
+            handled(1, early, vec![schedule_payout()]),
+            disarmed(TimerKind::CheckOut),
+        ]);
     assert_eq!(state.stage, SagaStage::Completed);
     let late = I::Timer(TimerKind::CheckOut);
     Given::<Saga>::with_state(state)

@@ -201,6 +201,15 @@ fn refund_charge() -> SagaAction {
     }
 }
 
+/// The payout of a completed stay of [`details`], paid in full.
+fn schedule_payout() -> SagaAction {
+    SagaAction::SchedulePayout {
+        lodging_id: "lodging-1".to_string(),
+        gross: 300,
+        currency: "EUR".to_string(),
+    }
+}
+
 // ---- histories: the saga's own decisions over earlier inputs ----
 
 /// What the saga records after handling `inputs` in order (trigger ids 1000, 1001, ...).
@@ -997,3 +1006,6 @@ fn a_zero_total_is_settled_without_the_gateway() {
 
 #[path = "pay_first_tests.rs"]
 mod pay_first;
+
+#[path = "settlement_tests.rs"]
+mod settlement;

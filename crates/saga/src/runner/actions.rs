@@ -1,5 +1,5 @@
 //! Sending the saga's recorded actions: aggregate commands go through the repositories, charges and
-//! refunds through the payment worker. Every action is idempotent: its causation id is stable.
+//! refunds through the payment worker, payouts through the payout worker. Every action is idempotent: its causation id is stable.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use domain::saga::{reservation_fallback, SagaAction};
 use super::commands::{Commands, Outcome};
 use super::ids::derived_id;
 use super::payment::{ActionContext, ActionOutcome, ChargeOrder, PaymentWorker};
+use super::payout::PayoutWorker;
 use super::retry::Stopped;
 
 const ACTOR: &str = "saga";
@@ -18,6 +19,7 @@ const ACTOR: &str = "saga";
 pub struct Actions {
     commands: Arc<Commands>,
     payments: PaymentWorker,
+    payouts: PayoutWorker,
 }
 
 fn settle<A: domain::Aggregate>(outcome: Outcome<A>) -> ActionOutcome {
@@ -29,8 +31,12 @@ fn settle<A: domain::Aggregate>(outcome: Outcome<A>) -> ActionOutcome {
 }
 
 impl Actions {
-    pub fn new(commands: Arc<Commands>, payments: PaymentWorker) -> Self {
-        Self { commands, payments }
+    pub fn new(commands: Arc<Commands>, payments: PaymentWorker, payouts: PayoutWorker) -> Self {
+        Self {
+            commands,
+            payments,
+            payouts,
+        }
     }
 
     pub fn payments(&self) -> &PaymentWorker {
@@ -72,6 +78,21 @@ impl Actions {
             SagaAction::RefundCharge { charge_ref, amount } => {
                 self.payments.refund(cx, charge_ref, *amount).await
             }
+            SagaAction::SchedulePayout {
+                lodging_id,
+                gross,
+                currency,
+            } => {
+                self.payouts
+                    .schedule(cx, lodging_id, *gross, currency)
+                    .await
+            }
+            SagaAction::Payout(command) => {
+                let (c, id) = (&self.commands, cx.reservation_id.to_string());
+                let ctx = cx.command_context(ACTOR);
+                Ok(settle(c.execute(&c.payouts, &id, command, &ctx).await?))
+            }
+            SagaAction::PayOut { attempt } => self.payouts.pay_out(cx, *attempt).await,
         }
     }
 

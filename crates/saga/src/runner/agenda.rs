@@ -18,7 +18,7 @@ use super::lane::Job;
 use crate::store::{ArmedTimer, RefundRetry};
 
 /// Every kind of timer, in `TimerKind`'s order: [`Armed`] has one slot for each.
-const KINDS: [TimerKind; 3] = TimerKind::ALL;
+const KINDS: [TimerKind; 4] = TimerKind::ALL;
 
 /// The map of armed reservations is shrunk when it uses less than a quarter of its room, and only
 /// past this room (a small map is not worth re-hashing).
@@ -29,6 +29,7 @@ fn slot(kind: TimerKind) -> usize {
         TimerKind::ApprovalDeadline => 0,
         TimerKind::PaymentRetry => 1,
         TimerKind::CheckOut => 2,
+        TimerKind::PayoutRetry => 3,
     }
 }
 
@@ -244,9 +245,9 @@ mod tests {
     #[test]
     fn a_reservation_s_timers_are_kept_in_place() {
         // The map's slot (key and value): what each pending reservation costs beyond the queue
-        // (three kinds of 12 bytes each: deadline, payment retry, check-out).
-        assert_eq!(std::mem::size_of::<Armed>(), 36);
-        assert!(std::mem::size_of::<(ReservationId, Armed)>() <= 56);
+        // (four kinds of 12 bytes each: deadline, payment retry, check-out, payout retry).
+        assert_eq!(std::mem::size_of::<Armed>(), 48);
+        assert!(std::mem::size_of::<(ReservationId, Armed)>() <= 64);
         let now = Utc::now();
         let rid = Uuid::from_u128(1);
         let both = BTreeMap::from([

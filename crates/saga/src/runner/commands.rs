@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
+use domain::payout::PayoutAggregate;
 use domain::reservation::ReservationAggregate;
 use domain::saga::ReservationSaga;
 use domain::Aggregate;
@@ -32,6 +33,7 @@ pub struct Commands {
     pub reservations: Repository<ReservationAggregate>,
     pub lodgings: Repository<LodgingAggregate>,
     pub payments: Repository<PaymentAggregate>,
+    pub payouts: Repository<PayoutAggregate>,
     backoff: Backoff,
     shutdown: CancellationToken,
 }
@@ -42,6 +44,7 @@ impl Commands {
             reservations,
             lodgings,
             payments,
+            payouts,
             sagas,
         } = repositories;
         Self {
@@ -50,6 +53,7 @@ impl Commands {
             reservations,
             lodgings,
             payments,
+            payouts,
             backoff,
             shutdown,
         }

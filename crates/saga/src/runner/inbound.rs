@@ -43,14 +43,12 @@ pub fn classify(event: &RawRecordedEvent) -> Classified {
     let (reservation_id, input) = match decoded {
         Ok(Decoded::Reservation { id, event }) => (id, SagaInput::Reservation(event)),
         Ok(Decoded::Payment { id, event }) => (id, SagaInput::Payment(event)),
+        Ok(Decoded::Payout { id, event }) => (id, SagaInput::Payout(event)),
         Ok(Decoded::Lodging { event, .. }) => match event.reservation_id() {
             Some(id) => (id, SagaInput::Lodging(event)),
             None => return Classified::Ignore,
         },
-        // Payouts are not the reservation saga's yet (the settlement issue wires them).
-        Ok(Decoded::Saga(_) | Decoded::Payout { .. } | Decoded::Other) => {
-            return Classified::Ignore
-        }
+        Ok(Decoded::Saga(_) | Decoded::Other) => return Classified::Ignore,
         Err(Undecodable::Stream(_)) => {
             return Classified::Poison {
                 reservation_id: None,

@@ -1,7 +1,7 @@
 //! The saga runtime: runs the reservation saga of `domain` against the event log.
 //!
 //! A coordinator reads the global log from its stored checkpoint and hands every event of a
-//! `reservation-*`, `lodging-*` (about a reservation) or `payment-*` stream to the lane of its
+//! `reservation-*`, `lodging-*` (about a reservation), `payment-*` or `payout-*` stream to the lane of its
 //! reservation; lanes record the trigger on `saga-{reservation_id}` and send its actions.
 //! Due timers and refund retries go the same way. See `coordinator` and `lane`.
 
@@ -13,6 +13,7 @@ pub mod ids;
 mod inbound;
 mod lane;
 mod payment;
+mod payout;
 mod retry;
 
 use std::sync::atomic::AtomicBool;
@@ -35,6 +36,7 @@ use commands::Commands;
 use coordinator::Coordinator;
 use lane::Lane;
 use payment::PaymentWorker;
+use payout::PayoutWorker;
 
 /// The slice of reservations one runner handles when several run side by side: reservation `r`
 /// belongs to shard `u64::from_be_bytes(last 8 bytes of r) % count`. Each shard needs its own
@@ -255,9 +257,15 @@ impl SagaRunner {
             self.policy,
             self.status.clone(),
         );
+        let payouts = PayoutWorker::new(
+            Arc::clone(&self.gateway),
+            Arc::clone(commands),
+            self.policy,
+            self.status.clone(),
+        );
         Lane {
             commands: Arc::clone(commands),
-            actions: Actions::new(Arc::clone(commands), payments),
+            actions: Actions::new(Arc::clone(commands), payments, payouts),
             policy: self.policy,
             status: self.status.clone(),
             hold_early: matches!(self.source, Source::Group { .. }),

@@ -77,7 +77,7 @@ pub struct PaymentWorker {
 }
 
 /// `delay` plus a random 0..=25% of it.
-fn with_jitter(delay: TimeDelta) -> TimeDelta {
+pub(super) fn with_jitter(delay: TimeDelta) -> TimeDelta {
     let max = delay.num_milliseconds().max(0) / 4;
     delay + TimeDelta::milliseconds(rand::thread_rng().gen_range(0..=max))
 }

@@ -4,6 +4,7 @@
 mod flow;
 mod gateway;
 mod group;
+mod payouts;
 mod recovery;
 mod retries;
 mod sandbox_http;

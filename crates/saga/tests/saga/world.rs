@@ -11,6 +11,7 @@ use domain::lodging::{
     ApprovalMode, LodgingAggregate, LodgingApproval, LodgingCommand, LodgingProfile,
 };
 use domain::payment::{Payment, PaymentAggregate};
+use domain::payout::{PayoutAggregate, PayoutCommand};
 use domain::reservation::{LodgingTerms, Reservation, ReservationAggregate, ReservationCommand};
 use domain::saga::{ReservationSaga, SagaPolicy, SagaState};
 use domain::{Aggregate, Stay};
@@ -71,7 +72,7 @@ pub struct World {
     pub sandbox_url: String,
     pub sandbox: SandboxState,
     sandbox_stop: CancellationToken,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 pub struct Running {
@@ -278,6 +279,19 @@ impl World {
             )
             .await
             .expect("reservation command accepted");
+    }
+
+    /// The platform admin's command on a stay's payout.
+    pub async fn payout_command(&self, reservation_id: Uuid, command: &PayoutCommand) {
+        Repository::<PayoutAggregate>::new(Arc::clone(&self.log))
+            .with_snapshots(self.log.snapshots())
+            .execute(
+                &reservation_id.to_string(),
+                command,
+                &self.ctx(reservation_id, "admin:root"),
+            )
+            .await
+            .expect("payout command accepted");
     }
 
     /// The lodging admin approves.
