@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::lodging::LodgingError;
 use domain::payment::PaymentError;
+use domain::payout::PayoutError;
 use domain::reservation::ReservationError;
 use domain::StayError;
 use eventlog::LogError;
@@ -188,6 +189,19 @@ impl From<PaymentError> for CommandError {
             }
             PaymentError::RetryUnderWay => Self::wrong_state("payment-retry-under-way", detail),
             PaymentError::NegativeAmount => Self::rejected("invalid-amount", detail, vec![]),
+        }
+    }
+}
+
+impl From<PayoutError> for CommandError {
+    fn from(error: PayoutError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PayoutError::NotScheduled | PayoutError::NotRetryable(_) => {
+                Self::wrong_state("payout-not-retryable", detail)
+            }
+            PayoutError::AlreadyScheduled => Self::wrong_state("payout-exists", detail),
+            PayoutError::InvalidTerms(_) => Self::rejected("invalid-payout", detail, vec![]),
         }
     }
 }

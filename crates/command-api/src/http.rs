@@ -14,7 +14,7 @@ use axum::http::header::LOCATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::routing::{patch, post, put};
 use axum::{Json, Router};
 use domain::ReservationId;
 use eventlog::Repositories;
@@ -26,8 +26,8 @@ use crate::error::CommandError;
 use crate::idempotency::IdempotencyKey;
 use crate::input::{
     ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, CompleteStay,
-    RegisterLodging, RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing,
-    UpdateLodging,
+    EraseCustomer, EraseMe, RecordProfile, RegisterLodging, RejectListing, RejectRequest,
+    RequestReservation, RetryPayment, RetryPayout, SubmitListing, UpdateLodging,
 };
 use crate::services::{Accepted, Command, CommandOptions, CommandServices, Invocation, Permitted};
 
@@ -56,6 +56,21 @@ impl CommandState {
     ) -> Self {
         Self {
             services: Arc::new(CommandServices::new(repositories, options)),
+            auth,
+        }
+    }
+
+    /// The routes' state, sealing customers' profiles with data keys from `keys`.
+    #[must_use]
+    pub fn with_keys(
+        repositories: Repositories,
+        auth: Arc<Auth>,
+        options: CommandOptions,
+        keys: Arc<dyn keys::KeyStore>,
+    ) -> Self {
+        let services = CommandServices::new(repositories, options).with_keys(keys);
+        Self {
+            services: Arc::new(services),
             auth,
         }
     }
@@ -99,6 +114,10 @@ pub fn router(state: CommandState) -> Router {
             post(command::<CompleteStay>),
         )
         .route("/payments/{id}/retry", post(command::<RetryPayment>))
+        .route("/payouts/{id}/retry", post(command::<RetryPayout>))
+        .route("/me/profile", put(command::<RecordProfile>))
+        .route("/me/erase", post(command::<EraseMe>))
+        .route("/customers/{id}/erase", post(command::<EraseCustomer>))
         .with_state(state);
     http_edge::apply(routes)
 }
@@ -304,3 +323,77 @@ reservation_route!(CancelStay, cancel_stay);
 reservation_route!(ApproveRequest, approve_request, no_input);
 reservation_route!(RetryPayment, retry_payment, no_input);
 reservation_route!(CompleteStay, complete_stay, no_input);
+reservation_route!(RetryPayout, retry_payout, no_input);
+
+impl Route for RecordProfile {
+    type Path = ();
+    type Target = ();
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target((): ()) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        (): (),
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.record_profile(caller, input).await
+    }
+}
+
+impl Route for EraseMe {
+    type Path = ();
+    type Target = ();
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    fn target((): ()) -> Result<(), CommandError> {
+        Ok(())
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        (): (),
+        _input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.erase_me(caller).await
+    }
+}
+
+impl Route for EraseCustomer {
+    type Path = Path<String>;
+    type Target = String;
+
+    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Self::parse(body)
+    }
+
+    /// Any customer id a token may carry: 1 to 255 characters, not blank, no control characters.
+    fn target(Path(id): Path<String>) -> Result<String, CommandError> {
+        let valid =
+            !id.trim().is_empty() && id.chars().count() <= 255 && !id.chars().any(char::is_control);
+        if valid {
+            Ok(id)
+        } else {
+            Err(CommandError::NotFound(format!("no customer {id:?}")))
+        }
+    }
+
+    async fn call(
+        services: &CommandServices,
+        caller: &Permitted<Self>,
+        customer_id: String,
+        input: Self,
+    ) -> Result<Accepted, CommandError> {
+        services.erase_customer(caller, &customer_id, input).await
+    }
+}

@@ -6,6 +6,7 @@
 //! domain's and answer 422.
 
 mod catalog;
+mod customer;
 
 use domain::Stay;
 use serde::Serialize;
@@ -18,6 +19,7 @@ use http_edge::Problem;
 pub use catalog::{
     ApproveListing, CloseLodging, RegisterLodging, RejectListing, SubmitListing, UpdateLodging,
 };
+pub use customer::{EraseCustomer, EraseMe, RecordProfile};
 
 /// `POST /reservations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,6 +41,18 @@ pub struct ApproveRequest;
 /// `POST /payments/{id}/retry` (the body, if any, carries nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RetryPayment;
+
+/// `POST /payouts/{id}/retry`: the platform admin tries a deferred or failed payout again (the body,
+/// if any, carries nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RetryPayout;
+
+impl RetryPayout {
+    /// The body carries no field (`{}` or empty).
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
+        Fields::new(body).finish().map(|()| Self)
+    }
+}
 
 /// `POST /management/requests/{id}/complete` (the body, if any, carries nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
+use domain::customer::CustomerAggregate;
 use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
+use domain::payout::PayoutAggregate;
 use domain::reservation::{Reservation, ReservationAggregate};
 use domain::{Aggregate, ReservationId};
 use eventlog::{
@@ -26,6 +28,8 @@ pub(crate) struct Store {
     pub reservations: Repository<ReservationAggregate>,
     pub lodgings: Repository<LodgingAggregate>,
     pub payments: Repository<PaymentAggregate>,
+    pub payouts: Repository<PayoutAggregate>,
+    pub customers: Repository<CustomerAggregate>,
 }
 
 impl Store {
@@ -36,6 +40,8 @@ impl Store {
             reservations,
             lodgings,
             payments,
+            payouts,
+            customers,
             ..
         } = repositories.max_retries(retries);
         Self {
@@ -43,6 +49,8 @@ impl Store {
             reservations,
             lodgings,
             payments,
+            payouts,
+            customers,
         }
     }
 

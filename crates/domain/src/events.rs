@@ -10,6 +10,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::customer::CustomerEvent;
 use crate::lodging::LodgingEvent;
 use crate::payment::PaymentEvent;
 use crate::payout::PayoutEvent;
@@ -70,6 +71,8 @@ pub enum Decoded {
         id: ReservationId,
         event: PayoutEvent,
     },
+    /// Stream `customer-{id}` (its personal fields sealed).
+    Customer { id: String, event: CustomerEvent },
     /// A saga stream (`saga-{id}`); its event when asked for with [`SagaPayloads::Decode`] (with
     /// [`SagaPayloads::Skip`], any `saga-...` stream, unread).
     Saga(Option<Box<SagaEvent>>),
@@ -137,6 +140,10 @@ pub fn decode(
             id: rid,
             event: read(payload, t, v, || StreamId::Payout(rid))?,
         },
+        StreamId::Customer(customer) => Decoded::Customer {
+            event: read(payload, t, v, || StreamId::Customer(customer.clone()))?,
+            id: customer,
+        },
     })
 }
 
@@ -164,7 +171,7 @@ impl Decoded {
             | Decoded::Payment { id, .. }
             | Decoded::Payout { id, .. } => Some(*id),
             Decoded::Lodging { event, .. } => event.reservation_id(),
-            Decoded::Saga(_) | Decoded::Other => None,
+            Decoded::Saga(_) | Decoded::Customer { .. } | Decoded::Other => None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Must not: do I/O, spawn tasks, read the clock or depend on tokio, axum, rusqlite, eventstore or mongodb.
 //! Time and any looked-up data are passed in.
 
+pub mod customer;
 pub mod events;
 pub mod lodging;
 pub mod payment;

@@ -112,6 +112,8 @@ streams! {
     Saga(ReservationId) = "saga",
     /// `payout-{uuid}`: the Payout of a completed stay to its host.
     Payout(ReservationId) = "payout",
+    /// `customer-{id}`: a customer's sealed profile and its erasure (the id is the token's `sub`).
+    Customer(String) = "customer",
 }
 
 impl fmt::Display for StreamKind {
@@ -138,7 +140,7 @@ impl StreamId {
             | StreamId::Payment(id)
             | StreamId::Saga(id)
             | StreamId::Payout(id) => Some(*id),
-            StreamId::Lodging(_) => None,
+            StreamId::Lodging(_) | StreamId::Customer(_) => None,
         }
     }
 }

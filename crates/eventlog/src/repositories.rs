@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use domain::customer::CustomerAggregate;
 use domain::lodging::LodgingAggregate;
 use domain::payment::PaymentAggregate;
 use domain::payout::PayoutAggregate;
@@ -27,6 +28,7 @@ pub struct Repositories {
     pub lodgings: Repository<LodgingAggregate>,
     pub payments: Repository<PaymentAggregate>,
     pub payouts: Repository<PayoutAggregate>,
+    pub customers: Repository<CustomerAggregate>,
     pub sagas: Repository<ReservationSaga>,
 }
 
@@ -40,6 +42,7 @@ impl Repositories {
             lodgings: Repository::new(Arc::clone(&log)),
             payments: Repository::new(Arc::clone(&log)),
             payouts: Repository::new(Arc::clone(&log)),
+            customers: Repository::new(Arc::clone(&log)),
             sagas: Repository::new(log),
         }
     }
@@ -59,6 +62,7 @@ impl Repositories {
             lodgings: self.lodgings.max_retries(n),
             payments: self.payments.max_retries(n),
             payouts: self.payouts.max_retries(n),
+            customers: self.customers.max_retries(n),
             sagas: self.sagas.max_retries(n),
         }
     }

@@ -319,6 +319,25 @@ mod tests {
     }
 
     #[test]
+    fn payout_streams_decode_for_the_payouts_view() {
+        let id = Uuid::from_u128(6);
+        let sent = recorded(
+            &format!("payout-{id}"),
+            "PayoutSent",
+            json!({"gateway_ref": "po-1"}),
+        );
+        let expected = AnyEvent::Payout {
+            reservation_id: id,
+            event: domain::payout::PayoutEvent::PayoutSent {
+                gateway_ref: "po-1".into(),
+            },
+        };
+        assert_eq!(decode(&sent).map(|e| e.event), Ok(expected));
+        let malformed = recorded(&format!("payout-{id}"), "PayoutSent", json!({}));
+        assert!(decode(&malformed).is_err());
+    }
+
+    #[test]
     fn poison_events_fail_to_decode() {
         let bad_id = recorded("reservation-x", "ReservationExpired", json!({}));
         assert!(decode(&bad_id).is_err());

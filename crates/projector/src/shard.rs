@@ -4,9 +4,10 @@
 //! ReservationList documents) is written by exactly one shard. Events it does not own are masked
 //! as [`AnyEvent::Other`] at the same position: they only move this shard's checkpoint.
 //!
-//! A `reservation-{id}` or `payment-{id}` stream does not name its lodging: every shard learns it
-//! from the reservation's `ReservationRequested` (the first event of its stream, which every shard
-//! sees) and keeps it in a bounded cache; after a restart or an eviction it is read back from the
+//! A `reservation-{id}`, `payment-{id}` or `payout-{id}` stream does not name its lodging (but for
+//! its first event, `PayoutScheduled`): every shard learns it from the reservation's
+//! `ReservationRequested` (the first event of its stream, which every shard sees) and keeps it in a
+//! bounded cache; after a restart or an eviction it is read back from the
 //! shared view store (the reservation's or its request's document). When neither document exists,
 //! the event is not this shard's: had it been, this shard would have written the document when it
 //! applied the `ReservationRequested`, which precedes it in the log.
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::payout::PayoutEvent;
 use domain::reservation::ReservationEvent;
 use domain::StreamId;
 use eventlog::{Partition, PartitionError, RawRecordedEvent, Recorded};
@@ -240,8 +242,17 @@ impl Ownership {
                 self.remember(*reservation_id, owned);
                 owned
             }
+            AnyEvent::Payout {
+                reservation_id,
+                event: PayoutEvent::PayoutScheduled { lodging_id, .. },
+            } => {
+                let owned = self.shard.owns_lodging(lodging_id);
+                self.remember(*reservation_id, owned);
+                owned
+            }
             AnyEvent::Reservation { reservation_id, .. }
-            | AnyEvent::Payment { reservation_id, .. } => {
+            | AnyEvent::Payment { reservation_id, .. }
+            | AnyEvent::Payout { reservation_id, .. } => {
                 self.owner_of_reservation(*reservation_id).await? == Owner::Us
             }
             // No view reads them; every shard moves its checkpoint past them.
@@ -257,7 +268,7 @@ impl Ownership {
                 | StreamId::Payment(reservation_id)
                 | StreamId::Payout(reservation_id),
             ) => self.owner_of_reservation(reservation_id).await?,
-            Ok(StreamId::Saga(_)) | Err(_) => Owner::Unknown,
+            Ok(StreamId::Saga(_) | StreamId::Customer(_)) | Err(_) => Owner::Unknown,
         };
         Ok(owner)
     }

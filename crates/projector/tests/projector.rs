@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use domain::reservation::{ReservationEvent, ReservationRequested};
-use readmodel::conformance::{crowd, dump, history, timeline::day, timeline::Timeline};
+use readmodel::conformance::{crowd, dump, history, payouts, timeline::day, timeline::Timeline};
 use readmodel::{ApprovalStatus, PaymentStatus, RefundStatus, ReservationStatus, ViewStore};
 use serde_json::json;
 use support::recording::Recording;
@@ -261,7 +261,8 @@ async fn a_rebuild_equals_the_live_views_byte_for_byte() {
     let env = Env::new();
     let running = env.start(env.views.clone());
     let (mut t, _) = history();
-    crowd(&mut t);
+    let bookings = crowd(&mut t);
+    payouts::pay_hosts(&mut t, &bookings);
     let half = t.events().len() / 2;
     env.append_all(&t.events()[..half]).await;
     append_poison(&env).await;
@@ -283,6 +284,18 @@ async fn a_rebuild_equals_the_live_views_byte_for_byte() {
 
     let live = dump(&*env.views).await;
     assert!(live.lines().count() > 60, "many documents");
+    let paid = readmodel::PayoutFilter {
+        status: Some("sent".into()),
+        ..readmodel::PayoutFilter::default()
+    };
+    let sent = env
+        .views
+        .payouts(&paid, &readmodel::PageRequest::first(50))
+        .await;
+    assert!(
+        !sent.expect("list payouts").items.is_empty(),
+        "payouts from the log"
+    );
     assert_eq!(dump(&*rebuilt).await, live);
     assert_eq!(
         rebuilt.dead_letters().await.expect("list"),

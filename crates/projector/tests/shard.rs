@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use projector::{merge_checkpoints, Projector, ProjectorShard, ViewShard, PROJECTOR_ID};
-use readmodel::conformance::{dump, timeline::day, timeline::Timeline};
+use readmodel::conformance::{dump, payouts, timeline::day, timeline::Timeline};
 use readmodel::{AnyEvent, DeadLetter, ViewEvent, ViewStore};
 use serde_json::json;
 use support::recording::Recording;
@@ -42,9 +42,9 @@ fn start(env: &Env, store: &Arc<Recording>, shard: ProjectorShard) -> Running {
 /// The reservation an event of the history belongs to (`None`: the lodging's own listing events).
 fn reservation_of(event: &ViewEvent) -> Option<Uuid> {
     match &event.event {
-        AnyEvent::Reservation { reservation_id, .. } | AnyEvent::Payment { reservation_id, .. } => {
-            Some(*reservation_id)
-        }
+        AnyEvent::Reservation { reservation_id, .. }
+        | AnyEvent::Payment { reservation_id, .. }
+        | AnyEvent::Payout { reservation_id, .. } => Some(*reservation_id),
         AnyEvent::Lodging { event, .. } => event.reservation_id(),
         AnyEvent::Saga | AnyEvent::Other => event
             .stream
@@ -70,7 +70,15 @@ fn history() -> (Vec<ViewEvent>, Vec<Vec<ViewEvent>>) {
             step => {
                 t.grant(lodging, id);
                 match step {
-                    2 => t.pay(id),
+                    2 => {
+                        // Completed stays: their hosts' payouts, some sent.
+                        t.pay(id);
+                        payouts::schedule(&mut t, lodging, id);
+                        if i % 16 == 2 {
+                            payouts::defer(&mut t, id, 1);
+                            payouts::send(&mut t, id);
+                        }
+                    }
                     3 => t.defer(id),
                     4 => t.fail_payment(lodging, id),
                     5 => {
@@ -122,6 +130,7 @@ async fn log_positions(env: &Env) -> (BTreeSet<u64>, u64) {
             stream.starts_with("reservation-")
                 || stream.starts_with("lodging-")
                 || stream.starts_with("payment-")
+                || stream.starts_with("payout-")
         })
         .map(|e| e.position)
         .collect();

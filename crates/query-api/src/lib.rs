@@ -1,5 +1,6 @@
 //! The query side of stayledger: axum HTTP for the views (lodging catalog, ReservationList,
-//! ManagementList) and the audit endpoints, plus the OpenAPI document of every route of the platform.
+//! ManagementList, payouts) and the audit endpoints, plus the OpenAPI document of every route of
+//! the platform.
 //!
 //! Owns: who may read which document, the query parameters each route takes (`route_params::ROUTES`;
 //! any other answers 400), list paging parameters, `min_position` waits, ETags, the audit
@@ -17,6 +18,7 @@ pub mod error;
 pub mod history;
 pub mod openapi;
 pub mod params;
+mod payouts;
 pub mod route_params;
 mod state;
 mod views;
@@ -43,6 +45,7 @@ pub use state::{QueryState, ViewProgress};
 pub fn router(state: QueryState) -> Router {
     let routes = views::routes()
         .merge(catalog::routes())
+        .merge(payouts::routes())
         .merge(audit::routes())
         .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)

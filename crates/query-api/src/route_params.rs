@@ -74,6 +74,21 @@ pub const ROUTES: &[(&str, &[&str])] = &[
             "wait_ms",
         ],
     ),
+    (
+        "/payouts",
+        &[
+            "lodging_id",
+            "status",
+            "limit",
+            "cursor",
+            "min_position",
+            "wait_ms",
+        ],
+    ),
+    (
+        "/payouts/summary",
+        &["lodging_id", "status", "min_position", "wait_ms"],
+    ),
     ("/audit/reservations/{id}/history", &[]),
     (
         "/audit/reservations/{id}/state",

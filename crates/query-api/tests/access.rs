@@ -97,6 +97,11 @@ async fn every_query_route_for_every_role() {
         [403, 403, 200, 403, 200, 200],
     )
     .await;
+    for payouts in ["/payouts", "/payouts/summary"] {
+        check(&app, &who, payouts, [403, 403, 200, 200, 200, 200]).await;
+        let one_lodging = format!("{payouts}?lodging_id=l-1");
+        check(&app, &who, &one_lodging, [403, 403, 200, 403, 200, 200]).await;
+    }
     check(
         &app,
         &who,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::events::Decoded;
 use domain::lodging::LodgingEvent;
 use domain::payment::PaymentEvent;
+use domain::payout::PayoutEvent;
 use domain::reservation::ReservationEvent;
 use uuid::Uuid;
 
@@ -40,6 +41,11 @@ pub enum AnyEvent {
         reservation_id: Uuid,
         event: PaymentEvent,
     },
+    /// Stream `payout-{reservation_id}`.
+    Payout {
+        reservation_id: Uuid,
+        event: PayoutEvent,
+    },
     /// Stream `saga-{reservation_id}`: no view reads it; it only moves the checkpoint.
     Saga,
     /// A stream no view reads; it only moves the checkpoint.
@@ -62,9 +68,12 @@ impl From<Decoded> for AnyEvent {
                 reservation_id: id,
                 event,
             },
+            Decoded::Payout { id, event } => AnyEvent::Payout {
+                reservation_id: id,
+                event,
+            },
             Decoded::Saga(_) => AnyEvent::Saga,
-            // No view reads payouts yet (`payout_status` comes with the settlement issue).
-            Decoded::Payout { .. } | Decoded::Other => AnyEvent::Other,
+            Decoded::Customer { .. } | Decoded::Other => AnyEvent::Other,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The read side of stayledger: the views (ReservationList, ManagementList, lodging catalog), the
-//! pure projection that builds them from decoded events, and the [`ViewStore`] port with its
-//! adapters (embedded SQLite, the default; MongoDB).
+//! The read side of stayledger: the views (ReservationList, ManagementList, lodging catalog,
+//! payouts), the pure projection that builds them from decoded events, and the [`ViewStore`] port
+//! with its adapters (embedded SQLite, the default; MongoDB).
 //!
 //! Owns: the view documents and their JSON shape, how events change them (`projection`, shared by
 //! every adapter), how views, checkpoints and dead letters are stored and queried, and the one
@@ -22,14 +22,15 @@ pub use error::ViewError;
 pub use event::{AnyEvent, ViewEvent};
 pub use mongo::MongoViewStore;
 pub use query::{
-    DeadLetter, LodgingFilter, Page, PageRequest, RequestFilter, ReservationFilter, MAX_PAGE,
+    DeadLetter, LodgingFilter, Page, PageRequest, PayoutFilter, RequestFilter, ReservationFilter,
+    MAX_PAGE,
 };
 pub use sqlite::SqliteViewStore;
 pub use swappable::SwappableViewStore;
 pub use views::{
     parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, LodgingView,
-    ManagementView, PaymentStatus, RefundStatus, ReservationStatus, ReservationView,
-    RESERVATION_STATUSES,
+    ManagementView, PaymentStatus, PayoutStatus, PayoutTotals, PayoutView, RefundStatus,
+    ReservationStatus, ReservationView, RESERVATION_STATUSES,
 };
 
 use async_trait::async_trait;
@@ -92,6 +93,16 @@ pub trait ViewStore: Send + Sync + 'static {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<CalendarNight>, ViewError>;
+
+    /// Payouts to hosts, newest scheduled first.
+    async fn payouts(
+        &self,
+        filter: &PayoutFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PayoutView>, ViewError>;
+
+    /// The sums of the payouts that pass `filter`, one entry per currency, by currency.
+    async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError>;
 
     /// Park an event `projector_id` cannot handle, and move its checkpoint past it.
     async fn record_dead_letter(

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use crate::error::ViewError;
 use crate::views::{
-    parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, ReservationStatus,
+    parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, PayoutStatus,
+    ReservationStatus,
 };
 
 /// Largest page a store answers, whatever the caller asks for.
@@ -96,6 +97,41 @@ impl RequestFilter {
     }
 }
 
+/// Which payouts to list (newest scheduled first) or sum up. Every condition given must hold (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayoutFilter {
+    /// Only payouts of these lodgings (an admin's lodgings); `None` = every lodging,
+    /// `Some(vec![])` = none.
+    pub lodging_ids: Option<Vec<String>>,
+    /// Only payouts of this lodging (combined with `lodging_ids` by AND).
+    pub lodging_id: Option<String>,
+    /// Only payouts to this host.
+    pub host_id: Option<String>,
+    /// Only this `status` (`scheduled`, `pending`, `sent`, `failed`).
+    pub status: Option<String>,
+}
+
+impl PayoutFilter {
+    /// The lodgings the payout must belong to: the intersection of `lodging_ids` and `lodging_id`.
+    /// `None` = any lodging.
+    #[must_use]
+    pub fn lodgings(&self) -> Option<Vec<String>> {
+        intersect(self.lodging_ids.as_ref(), self.lodging_id.as_ref())
+    }
+
+    /// The status filter, checked against the contract (`none` is no payout's status).
+    pub fn parsed_status(&self) -> Result<Option<PayoutStatus>, ViewError> {
+        self.status
+            .as_deref()
+            .map(|text| {
+                PayoutStatus::parse_of_payout(text).ok_or_else(|| {
+                    ViewError::InvalidFilter(format!("unknown payout status {text:?}"))
+                })
+            })
+            .transpose()
+    }
+}
+
 /// A scope of lodgings (`None` = all) narrowed to one asked-for lodging.
 fn intersect(scope: Option<&Vec<String>>, asked: Option<&String>) -> Option<Vec<String>> {
     match (scope, asked) {
@@ -153,6 +189,7 @@ pub(crate) enum CursorKind {
     Reservations,
     Requests,
     Lodgings,
+    Payouts,
 }
 
 impl CursorKind {
@@ -161,6 +198,7 @@ impl CursorKind {
             Self::Reservations => "r",
             Self::Requests => "q",
             Self::Lodgings => "l",
+            Self::Payouts => "p",
         }
     }
 }
@@ -188,7 +226,7 @@ impl CursorKind {
     /// lodging id (up to 64 of `A-Za-z0-9._-`, or empty).
     fn takes(self, key: &str) -> bool {
         match self {
-            Self::Reservations | Self::Requests => {
+            Self::Reservations | Self::Requests | Self::Payouts => {
                 (1..=19).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
             }
             Self::Lodgings => {
@@ -293,6 +331,31 @@ mod tests {
         };
         assert_eq!(asked.lodgings(), Some(vec!["b".to_string()]));
         assert_eq!(ReservationFilter::default().lodgings(), None);
+    }
+
+    #[test]
+    fn payout_filter_intersects_lodgings_and_reads_payout_statuses() {
+        let filter = PayoutFilter {
+            lodging_ids: Some(vec!["a".into(), "b".into()]),
+            lodging_id: Some("b".into()),
+            status: Some("pending".into()),
+            ..PayoutFilter::default()
+        };
+        assert_eq!(filter.lodgings(), Some(vec!["b".to_string()]));
+        assert_eq!(filter.parsed_status(), Ok(Some(PayoutStatus::Pending)));
+        for bad in ["none", "deferred", "SENT", ""] {
+            let filter = PayoutFilter {
+                status: Some(bad.into()),
+                ..PayoutFilter::default()
+            };
+            assert!(
+                matches!(filter.parsed_status(), Err(ViewError::InvalidFilter(_))),
+                "{bad:?}"
+            );
+        }
+        let cursor = encode_seq_cursor(CursorKind::Payouts, 9);
+        assert_eq!(decode_seq_cursor(CursorKind::Payouts, &cursor), Ok(9));
+        assert!(decode_seq_cursor(CursorKind::Reservations, &cursor).is_err());
     }
 
     #[test]

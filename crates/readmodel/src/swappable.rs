@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
+    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
+    ViewError, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -89,6 +90,16 @@ impl ViewStore for SwappableViewStore {
         to: NaiveDate,
     ) -> Result<Vec<CalendarNight>, ViewError> {
         self.current().calendar(lodging_id, from, to).await
+    }
+    async fn payouts(
+        &self,
+        filter: &PayoutFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PayoutView>, ViewError> {
+        self.current().payouts(filter, page).await
+    }
+    async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
+        self.current().payout_summary(filter).await
     }
     async fn record_dead_letter(
         &self,

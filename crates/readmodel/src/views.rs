@@ -1,5 +1,6 @@
 //! The view documents served by the query API: ReservationList (customer view), ManagementList
-//! (admin view) and the lodging catalog. Field names and enum strings are the API contract.
+//! (admin view), the lodging catalog and the payouts to hosts. Field names and enum strings are the
+//! API contract.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Tz;
@@ -80,6 +81,44 @@ pub enum RefundStatus {
     Refunded,
 }
 
+/// Where the payout of a stay to its host stands (ReservationList `payout_status`, a payout's
+/// `status`, which is never `none`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// No payout scheduled (every stay until it completes).
+    #[default]
+    None,
+    /// Scheduled, or tried again at the platform's request: the worker sends it.
+    Scheduled,
+    /// Deferred: the gateway was down or refused for now, a retry is due.
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl PayoutStatus {
+    /// The statuses a payout may be in (and be filtered by).
+    pub const OF_PAYOUTS: [Self; 4] = [Self::Scheduled, Self::Pending, Self::Sent, Self::Failed];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Scheduled => "scheduled",
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parse the status of a payout (`scheduled`, `pending`, `sent`, `failed`; not `none`).
+    #[must_use]
+    pub fn parse_of_payout(text: &str) -> Option<Self> {
+        Self::OF_PAYOUTS.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 /// Every reservation status string of the API, for filter validation.
 pub const RESERVATION_STATUSES: [ReservationStatus; 10] = [
     ReservationStatus::Requested,
@@ -123,6 +162,9 @@ pub struct ReservationView {
     pub approval_status: ApprovalStatus,
     pub payment_status: PaymentStatus,
     pub refund_status: RefundStatus,
+    /// Where the host's payout of the stay stands (documents stored before payouts read `none`).
+    #[serde(default)]
+    pub payout_status: PayoutStatus,
     pub status_reason: Option<String>,
     /// When the stay was requested (the event's `recorded_at`).
     pub requested_at: DateTime<Utc>,
@@ -182,10 +224,86 @@ pub struct LodgingView {
     pub position: u64,
 }
 
+/// A payout to a host: one per completed stay (stream `payout-{reservation_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutView {
+    pub reservation_id: Uuid,
+    pub lodging_id: String,
+    /// Who is paid: the lodging's admin when the stay completed.
+    pub host_id: String,
+    /// What the customer paid for the stay, less refunds.
+    pub gross: i64,
+    /// The platform's fee.
+    pub fee: i64,
+    /// What the host is paid: `gross - fee`.
+    pub net: i64,
+    pub currency: String,
+    /// Scheduled, pending, sent or failed (never `none`).
+    pub status: PayoutStatus,
+    /// The gateway's reference of the payout, once sent.
+    pub gateway_ref: Option<String>,
+    /// When the payout was scheduled (the `recorded_at` of `PayoutScheduled`).
+    pub scheduled_at: DateTime<Utc>,
+    /// When it was sent (the `recorded_at` of `PayoutSent`).
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Global log position of the last event that changed it.
+    pub position: u64,
+}
+
+/// The sums of the payouts in one currency (`GET /payouts/summary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutTotals {
+    pub currency: String,
+    /// How many payouts.
+    pub count: u64,
+    pub gross: i64,
+    pub fee: i64,
+    pub net: i64,
+}
+
 fn platform_fee_default() -> u32 {
     domain::lodging::PLATFORM_FEE_BPS_DEFAULT
 }
 
 fn wave1_timezone() -> Tz {
     domain::WAVE1_TIMEZONE
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A ReservationList document as stored before payouts (wave 1 fields, `rooms`, no
+    /// `payout_status`).
+    pub(crate) fn stored_before_payouts() -> serde_json::Value {
+        serde_json::json!({
+            "reservation_id": "0190f0a2-0000-7000-8000-000000000001", "customer_id": "c-1",
+            "lodging_id": "seoul-1", "lodging_name": "Stay seoul-1", "check_in": "2030-02-01",
+            "check_out": "2030-02-03", "guests": 2, "rooms": 1, "nights": 2, "total_amount": 200000,
+            "currency": "KRW", "status": "confirmed", "approval_status": "approved",
+            "payment_status": "completed", "refund_status": "none", "status_reason": null,
+            "requested_at": "2030-01-01T00:00:03Z", "updated_at": "2030-01-01T00:00:09Z",
+            "position": 9,
+        })
+    }
+
+    #[test]
+    fn documents_stored_before_payouts_read_payout_status_none() {
+        let view: ReservationView =
+            serde_json::from_value(stored_before_payouts()).expect("an old document reads");
+        assert_eq!(view.payout_status, PayoutStatus::None);
+        let written = serde_json::to_value(&view).expect("serialize");
+        assert_eq!(written["payout_status"], "none");
+    }
+
+    #[test]
+    fn payout_statuses_read_only_what_a_payout_can_be() {
+        for status in PayoutStatus::OF_PAYOUTS {
+            assert_eq!(PayoutStatus::parse_of_payout(status.as_str()), Some(status));
+            let text = serde_json::to_value(status).expect("serialize");
+            assert_eq!(text, status.as_str());
+        }
+        assert_eq!(PayoutStatus::parse_of_payout("none"), None);
+        assert_eq!(PayoutStatus::default().as_str(), "none");
+    }
 }

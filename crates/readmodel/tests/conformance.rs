@@ -53,6 +53,7 @@ sqlite_checks!(
     catalog_lifecycle_and_filters,
     availability_counts_rooms,
     pay_first_requests_reach_the_desk_once_paid,
+    payouts_follow_their_events,
     dead_letters_are_parked,
     rebuild_in_any_batch_size_is_identical,
 );

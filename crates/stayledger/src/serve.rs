@@ -112,6 +112,8 @@ pub struct Platform {
     /// The key the saga's client presents to the payment gateway.
     pub gateway_key: GatewayKey,
     pub auth: Arc<Auth>,
+    /// Customers' data keys (`keys.db` in the data dir).
+    pub keys: Arc<dyn keys::KeyStore>,
 }
 
 /// The CLI entry: bind, print the address, run until SIGINT/SIGTERM.
@@ -151,6 +153,7 @@ pub async fn start(
     let auth = Arc::new(Auth::new(secret::load_or_create(&config.data_dir)?));
     let projector_status = ProjectorStatus::default();
     let sandbox_state = data_dir::sandbox_ledger(&config.data_dir)?;
+    let keys = Arc::new(data_dir::key_store(&config.data_dir)?);
     let gateway_key = match config.payment_gateway_key.clone() {
         Some(key) => key,
         None => data_dir::gateway_key::load_or_create(&config.data_dir)?,
@@ -183,6 +186,7 @@ pub async fn start(
         sandbox: sandbox_state,
         gateway_key,
         auth,
+        keys,
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
     let start_head = platform.log.head_position().await?;
@@ -257,10 +261,11 @@ async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Resu
 }
 
 fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Router {
-    let commands = command_api::router(CommandState::with_options(
+    let commands = command_api::router(CommandState::with_keys(
         platform.repositories.clone(),
         Arc::clone(&platform.auth),
         options,
+        Arc::clone(&platform.keys),
     ));
     let sandbox_routes = sandbox::router(
         platform.sandbox.clone(),

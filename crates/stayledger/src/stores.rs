@@ -1,6 +1,6 @@
 //! Opening what a process runs on, by its flags: the event log (embedded in the data dir, or
-//! EventStoreDB), the views (embedded in the data dir, or MongoDB), the JWT secret and the payment
-//! gateway's client. What is in the data dir is opened by `data_dir`. Servers that are not up yet
+//! EventStoreDB), the views and customers' data keys (embedded in the data dir, or MongoDB), the JWT
+//! secret and the payment gateway's client. What is in the data dir is opened by `data_dir`. Servers that are not up yet
 //! are waited for, with backoff, for a bounded time (containers start in any order).
 
 use std::future::Future;
@@ -86,6 +86,32 @@ pub(crate) async fn open_views(
     let views = data_dir::sqlite_views(data_dir)?;
     tracing::info!(store = "sqlite", data_dir = %data_dir.display(), "view store opened");
     Ok(Some(Arc::new(views)))
+}
+
+/// Customers' data keys: a `customer_keys` collection in the MongoDB database of `args` when a
+/// URL is given (every command-api instance then shares them), else `keys.db` in `data_dir`; `None`
+/// if shutdown came while waiting for MongoDB.
+pub(crate) async fn open_keys(
+    args: &ViewArgs,
+    data_dir: &Path,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn keys::KeyStore>>> {
+    let Some(url) = &args.mongodb_url else {
+        return Ok(Some(Arc::new(data_dir::key_store(data_dir)?)));
+    };
+    let url = url.expose().to_string();
+    let name = args.mongodb_db.clone();
+    let db = patiently("MongoDB", shutdown, || async {
+        let client = mongodb::Client::with_uri_str(&url).await?;
+        let db = client.database(&name);
+        db.run_command(mongodb::bson::doc! { "ping": 1 }).await?;
+        Ok::<_, mongodb::error::Error>(db)
+    })
+    .await?;
+    Ok(db.map(|db| {
+        tracing::info!(store = "mongodb", db = %args.mongodb_db, "key store connected");
+        Arc::new(keys::MongoKeyStore::new(db)) as Arc<dyn keys::KeyStore>
+    }))
 }
 
 /// The token checker: `--jwt-secret` / `STAYLEDGER_JWT_SECRET`, else the data dir's secret file.

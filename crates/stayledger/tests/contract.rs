@@ -7,6 +7,7 @@ mod contract_support;
 
 use contract_support::schema::conforms;
 use contract_support::{day, Answer, CombinedApp};
+use domain::payout::{PayoutCommand, PayoutTerms};
 use domain::Stay;
 use http_edge::Role;
 use reqwest::Method;
@@ -110,6 +111,7 @@ async fn every_answer_of_a_whole_scenario_matches_the_published_contract() {
     decisions(&api, &admin, &customer, id, rejected).await;
     api.app.project().await;
     audit(&api, &auditor, &customer, id).await;
+    payouts(&api, (&admin, &auditor, &customer), id, rejected).await;
 }
 
 async fn commands(api: &Checked<'_>, root: &str, customer: &str) {
@@ -300,6 +302,79 @@ async fn audit(api: &Checked<'_>, auditor: &str, customer: &str, id: Uuid) {
     api.get("/audit/verify", "/audit/verify", auditor)
         .await
         .ok();
+}
+
+/// Two payouts of l-1 written as the saga writes them: one sent (every field set), one only
+/// scheduled (`gateway_ref` and `sent_at` null).
+async fn payouts(
+    api: &Checked<'_>,
+    (admin, auditor, customer): (&str, &str, &str),
+    sent: Uuid,
+    scheduled: Uuid,
+) {
+    for id in [sent, scheduled] {
+        let terms = PayoutTerms {
+            reservation_id: id,
+            lodging_id: "l-1".into(),
+            host_id: "root".into(),
+            gross: 180_000,
+            fee_bps: 1_000,
+            currency: "KRW".into(),
+        };
+        api.app.payout(id, &PayoutCommand::Schedule(terms)).await;
+    }
+    let gateway_ref = "po-contract".to_string();
+    api.app
+        .payout(sent, &PayoutCommand::RecordSent { gateway_ref })
+        .await;
+    api.app.project().await;
+    let list = api.get("/payouts", "/payouts", admin).await;
+    let statuses: Vec<&Value> = list.ok()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| &p["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("scheduled"), &json!("sent")]);
+    api.get(
+        "/payouts",
+        "/payouts?lodging_id=l-1&status=sent&limit=1",
+        auditor,
+    )
+    .await
+    .ok();
+    api.get("/payouts", "/payouts?status=deferred", auditor)
+        .await
+        .problem(400);
+    api.get("/payouts", "/payouts?lodging_id=l-2", admin)
+        .await
+        .problem(403);
+    api.get("/payouts", "/payouts", customer).await.problem(403);
+    api.get(
+        "/payouts",
+        "/payouts?min_position=999999&wait_ms=50",
+        auditor,
+    )
+    .await
+    .problem(504);
+    let summary = api
+        .get("/payouts/summary", "/payouts/summary?lodging_id=l-1", admin)
+        .await;
+    assert_eq!(summary.ok()["items"][0]["count"], 2);
+    api.get("/payouts/summary", "/payouts/summary?status=none", admin)
+        .await
+        .problem(400);
+    api.get("/payouts/summary", "/payouts/summary", customer)
+        .await
+        .problem(403);
+    let reservation = api
+        .get(
+            "/reservations/{id}",
+            &format!("/reservations/{sent}"),
+            customer,
+        )
+        .await;
+    assert_eq!(reservation.ok()["payout_status"], "sent");
 }
 
 #[test]

@@ -14,8 +14,8 @@ use super::Invocation;
 use crate::error::CommandError;
 use crate::input::{
     ApproveListing, ApproveRequest, CancelReservation, CancelStay, CloseLodging, CompleteStay,
-    RegisterLodging, RejectListing, RejectRequest, RequestReservation, RetryPayment, SubmitListing,
-    UpdateLodging,
+    EraseCustomer, EraseMe, RecordProfile, RegisterLodging, RejectListing, RejectRequest,
+    RequestReservation, RetryPayment, RetryPayout, SubmitListing, UpdateLodging,
 };
 
 /// The commands, for access checks.
@@ -32,6 +32,12 @@ pub enum Operation {
     CancelReservation,
     DecideRequest,
     RetryPayment,
+    /// The platform admin retries a host's payout.
+    RetryPayout,
+    /// A customer records their profile or erases their personal data.
+    OwnProfile,
+    /// The platform admin erases a customer's personal data.
+    EraseCustomer,
 }
 
 /// A command's input, named by the operation its caller's role is checked against.
@@ -89,6 +95,22 @@ impl Command for CompleteStay {
 
 impl Command for RetryPayment {
     const OPERATION: Operation = Operation::RetryPayment;
+}
+
+impl Command for RetryPayout {
+    const OPERATION: Operation = Operation::RetryPayout;
+}
+
+impl Command for RecordProfile {
+    const OPERATION: Operation = Operation::OwnProfile;
+}
+
+impl Command for EraseMe {
+    const OPERATION: Operation = Operation::OwnProfile;
+}
+
+impl Command for EraseCustomer {
+    const OPERATION: Operation = Operation::EraseCustomer;
 }
 
 /// An invocation whose caller's role may attempt command `C`.
@@ -150,6 +172,18 @@ fn permit(principal: &Principal, operation: Operation) -> Result<(), CommandErro
         Operation::RetryPayment => (
             principal.role == Role::Admin,
             "only the lodging's admin retries payments",
+        ),
+        Operation::RetryPayout => (
+            principal.is_platform_admin(),
+            "only the platform admin (lodgings claim `*`) retries payouts",
+        ),
+        Operation::OwnProfile => (
+            principal.role == Role::Customer,
+            "only a customer has a profile of their own",
+        ),
+        Operation::EraseCustomer => (
+            principal.is_platform_admin(),
+            "only the platform admin (lodgings claim `*`) erases a customer",
         ),
     };
     if allowed {

@@ -9,8 +9,10 @@
 //! reservation answers 403 (it exists, it is not yours), an unknown one 404; the query API does the same.
 
 mod access;
+mod customers;
 mod decisions;
 mod lodgings;
+mod payouts;
 mod reservations;
 
 use std::future::Future;
@@ -109,6 +111,8 @@ pub struct CommandServices {
     default_timezone: Tz,
     platform_fee_bps: u32,
     clock: fn() -> Timestamp,
+    /// Customers' data keys (profiles are refused without a key store).
+    keys: Option<Arc<dyn keys::KeyStore>>,
 }
 
 impl CommandServices {
@@ -122,7 +126,15 @@ impl CommandServices {
             default_timezone: options.default_timezone,
             platform_fee_bps: options.platform_fee_bps,
             clock: options.clock,
+            keys: None,
         }
+    }
+
+    /// These services, sealing customers' profiles with data keys from `keys`.
+    #[must_use]
+    pub fn with_keys(mut self, keys: Arc<dyn keys::KeyStore>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// The lodging `lodging_id` if `invocation`'s caller is its admin: its `admin_id` (the host),

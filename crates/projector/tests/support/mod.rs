@@ -125,6 +125,7 @@ impl Env {
             AnyEvent::Reservation { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Lodging { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Payment { event: inner, .. } => self.append(&event.stream, inner).await,
+            AnyEvent::Payout { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Saga | AnyEvent::Other => {
                 self.append_raw(
                     &event.stream,

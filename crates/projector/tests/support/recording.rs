@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use readmodel::{
     AnyEvent, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
-    RequestFilter, ReservationFilter, ReservationView, SqliteViewStore, ViewError, ViewEvent,
-    ViewStore,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
+    SqliteViewStore, ViewError, ViewEvent, ViewStore,
 };
 use uuid::Uuid;
 
@@ -64,7 +64,10 @@ impl Recording {
 pub fn changes_views(event: &ViewEvent) -> bool {
     matches!(
         event.event,
-        AnyEvent::Reservation { .. } | AnyEvent::Lodging { .. } | AnyEvent::Payment { .. }
+        AnyEvent::Reservation { .. }
+            | AnyEvent::Lodging { .. }
+            | AnyEvent::Payment { .. }
+            | AnyEvent::Payout { .. }
     )
 }
 
@@ -127,6 +130,16 @@ impl ViewStore for Recording {
         to: chrono::NaiveDate,
     ) -> Result<Vec<readmodel::CalendarNight>, ViewError> {
         self.inner.calendar(lodging_id, from, to).await
+    }
+    async fn payouts(
+        &self,
+        filter: &PayoutFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PayoutView>, ViewError> {
+        self.inner.payouts(filter, page).await
+    }
+    async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
+        self.inner.payout_summary(filter).await
     }
     async fn record_dead_letter(
         &self,

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::build::{
     guarded, idempotency_header, json_response, path, problem, with_header, Operation,
 };
-use super::schemas::schema_ref;
+use super::schemas::{schema_ref, PRINTABLE};
 
 fn accepted(description: &str) -> Value {
     let answer = json_response(description, schema_ref("Accepted"));
@@ -100,6 +100,49 @@ fn submit_listing() -> Value {
             ("413", problem("body too large")),
             ("422", problem("Idempotency-Key reused with another body")),
         ]),
+        open: false,
+    }
+    .build()
+}
+
+/// A command of My Page or on a customer (no reservation in the path).
+fn on_customer(
+    id: &str,
+    summary: &str,
+    customer_path: bool,
+    body: (&str, bool),
+    forbidden: &str,
+) -> Value {
+    let mut parameters = vec![idempotency_header()];
+    if customer_path {
+        let customer = path(
+            "id",
+            json!({"type": "string", "maxLength": 255, "pattern": PRINTABLE}),
+            "customer id (the customer's token `sub`)",
+        );
+        parameters.insert(0, customer);
+    }
+    let mut responses = vec![
+        ("202", accepted("accepted")),
+        (
+            "400",
+            problem("malformed JSON, invalid fields, or a field the request does not take"),
+        ),
+        ("403", problem(forbidden)),
+        ("409", problem("the customer's personal data was erased")),
+        ("413", problem("body too large")),
+        ("422", problem("Idempotency-Key reused with another body")),
+    ];
+    if customer_path {
+        responses.push(("404", problem("not a customer id")));
+    }
+    Operation {
+        id,
+        tag: "commands",
+        summary,
+        parameters,
+        body: Some(body),
+        responses: guarded(responses),
         open: false,
     }
     .build()
@@ -275,6 +318,45 @@ pub fn paths() -> Vec<(String, Value)> {
                 "Retry a deferred payment now (admin of its lodging)",
                 ("EmptyBody", false),
                 "the payment is not deferred",
+            )}),
+        ),
+        (
+            "/me/profile".into(),
+            json!({"put": on_customer(
+                "recordProfile",
+                "Record the caller's profile, each field sealed under their own key (customers)",
+                false,
+                ("RecordProfile", true),
+                "not a customer",
+            )}),
+        ),
+        (
+            "/me/erase".into(),
+            json!({"post": on_customer(
+                "eraseMe",
+                "Erase the caller's personal data: their key is destroyed (customers)",
+                false,
+                ("EmptyBody", false),
+                "not a customer",
+            )}),
+        ),
+        (
+            "/customers/{id}/erase".into(),
+            json!({"post": on_customer(
+                "eraseCustomer",
+                "Erase a customer's personal data: their key is destroyed (platform admin)",
+                true,
+                ("EraseCustomer", true),
+                "not the platform admin",
+            )}),
+        ),
+        (
+            "/payouts/{id}/retry".into(),
+            json!({"post": on_reservation(
+                "retryPayout",
+                "Retry a pending or failed payout to the host now (platform admin)",
+                ("EmptyBody", false),
+                "the payout is not pending or failed",
             )}),
         ),
     ]

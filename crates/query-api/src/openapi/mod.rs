@@ -125,6 +125,10 @@ fn sandbox_paths() -> Vec<(String, Value)> {
         "every charge",
         json!({"type": "array", "items": schema_ref("SandboxCharge")}),
     );
+    let payouts = json_response(
+        "every payout",
+        json!({"type": "array", "items": schema_ref("SandboxPayout")}),
+    );
     let config = json_response("the configuration", schema_ref("SandboxConfig"));
     let update = Operation {
         id: "configureSandbox",
@@ -174,6 +178,16 @@ fn sandbox_paths() -> Vec<(String, Value)> {
             json!({"post": sandbox_post("sandboxRefund", "Refund a charge (at most once)", "SandboxRefundRequest", "SandboxRefundRef", vec![
                 ("404", problem("unknown charge")), ("422", problem("amount above the charge")), ("503", problem("overloaded")),
             ])}),
+        ),
+        (
+            "/sandbox/payouts".into(),
+            json!({
+                "post": sandbox_post("sandboxPayout", "Pay a host out (a repeated key returns the first payout; never declined)", "SandboxPayoutRequest", "SandboxPayoutRef", vec![
+                    ("409", problem("key reused for another payee, amount or currency")),
+                    ("422", problem("bad amount, currency or payee")), ("503", problem("overloaded")),
+                ]),
+                "get": sandbox_get("listSandboxPayouts", "Every payout", payouts),
+            }),
         ),
         (
             "/sandbox/config".into(),

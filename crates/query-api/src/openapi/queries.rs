@@ -4,9 +4,11 @@ use serde_json::{json, Value};
 
 use super::build::{
     consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
-    Operation, LODGING_CURSOR, LOG_CURSOR, REQUEST_CURSOR, RESERVATION_CURSOR,
+    Operation, LODGING_CURSOR, LOG_CURSOR, PAYOUT_CURSOR, REQUEST_CURSOR, RESERVATION_CURSOR,
 };
-use super::schemas::{approval_statuses, reservation_statuses, schema_ref, LISTING_STATUSES};
+use super::schemas::{
+    approval_statuses, reservation_statuses, schema_ref, LISTING_STATUSES, PAYOUT_STATUSES,
+};
 
 fn list(
     id: &str,
@@ -277,6 +279,67 @@ fn view_paths() -> Vec<(String, Value)> {
     ]
 }
 
+/// Who reads payouts, and what a host may not.
+const PAYOUT_FORBIDDEN: &str = "customers, or a lodging the admin does not manage";
+
+/// `lodging_id` and `status` of the payout routes.
+fn payout_filters() -> Vec<Value> {
+    vec![
+        query(
+            "lodging_id",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+            "only this lodging (a host: one they manage)",
+        ),
+        query(
+            "status",
+            json!({"type": "string", "enum": PAYOUT_STATUSES}),
+            "only this status",
+        ),
+    ]
+}
+
+fn payout_paths() -> Vec<(String, Value)> {
+    let mut summary_params = payout_filters();
+    summary_params.extend(consistency());
+    let summary = Operation {
+        id: "summarizePayouts",
+        tag: "queries",
+        summary: "Payouts summed per currency: count, gross, fee, net (a host: their lodgings; platform admin, auditors: all)",
+        parameters: summary_params,
+        body: None,
+        responses: guarded(vec![
+            (
+                "200",
+                json_response("one entry per currency", schema_ref("PayoutSummary")),
+            ),
+            (
+                "400",
+                problem("invalid filter, a parameter the route does not take, or one given twice"),
+            ),
+            ("403", problem(PAYOUT_FORBIDDEN)),
+            (
+                "504",
+                problem("the views did not reach min_position within wait_ms"),
+            ),
+        ]),
+        open: false,
+    }
+    .build();
+    vec![
+        (
+            "/payouts".into(),
+            json!({"get": list(
+                "listPayouts",
+                "Payouts to hosts, newest scheduled first (a host: their lodgings; platform admin, auditors: all)",
+                payout_filters(),
+                ("PayoutPage", PAYOUT_CURSOR),
+                Some(PAYOUT_FORBIDDEN),
+            )}),
+        ),
+        ("/payouts/summary".into(), json!({"get": summary})),
+    ]
+}
+
 fn position_schema() -> Value {
     json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
 }
@@ -364,6 +427,7 @@ fn audit_paths() -> Vec<(String, Value)> {
 /// The `paths` entries of the query and audit routes.
 pub fn paths() -> Vec<(String, Value)> {
     let mut paths = view_paths();
+    paths.extend(payout_paths());
     paths.extend(audit_paths());
     paths
 }

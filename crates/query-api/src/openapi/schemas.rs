@@ -30,6 +30,9 @@ const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
 /// Where a listing stands in the catalog (`status` of a catalog document, and its filter).
 pub const LISTING_STATUSES: [&str; 4] = ["pending_review", "active", "rejected", "closed"];
 const NOT_BLANK: &str = "\\S";
+/// Not blank, and no control character anywhere (names, payees, customer ids).
+pub(super) const PRINTABLE: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
 
 fn count() -> Value {
     json!({"type": "integer", "minimum": 0})
@@ -85,6 +88,10 @@ const PAYMENT_STATUSES: [&str; 7] = [
     "refunded",
     "voided",
 ];
+
+/// Where a payout stands (`status` of a payout, and its filter); a ReservationList's
+/// `payout_status` may also be `none`.
+pub const PAYOUT_STATUSES: [&str; 4] = ["scheduled", "pending", "sent", "failed"];
 
 /// The statuses a `status` filter accepts.
 pub fn reservation_statuses() -> Value {
@@ -194,6 +201,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
         "RejectListing",
         "CloseLodging",
         "CancelStay",
+        "EraseCustomer",
     ] {
         schemas.insert(
             body.into(),
@@ -201,6 +209,20 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
         );
     }
     schemas.insert("EmptyBody".into(), closed(&[], json!({})));
+    let no_space = "\\s\\x00-\\x1f\\x7f-\\x9f";
+    schemas.insert(
+        "RecordProfile".into(),
+        closed(
+            &["name", "email", "phone"],
+            json!({
+                "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": PRINTABLE},
+                "email": {"type": "string", "maxLength": 254,
+                    "pattern": format!("^[^@{no_space}]+@[^@.{no_space}][^@{no_space}]*\\.[^@{no_space}]*[^@.{no_space}]$")},
+                "phone": {"type": "string", "maxLength": 32, "pattern": "^[ +()-]*([0-9][ +()-]*){4,}$",
+                    "description": "digits (at least 4), spaces and + - ( )"},
+            }),
+        ),
+    );
     schemas.insert(
         "Accepted".into(),
         object(
@@ -208,7 +230,7 @@ fn command_bodies(schemas: &mut Map<String, Value>) {
             json!({
                 "id": {"type": "string", "description": "the reservation id, or the lodging id of a catalog command"},
                 "status": one_of(&["registered", "requested", "cancelled", "approved", "rejected", "retry_requested",
-                    "pending_review", "active", "closed"]),
+                    "pending_review", "active", "closed", "completed", "recorded", "erased"]),
                 "position": {"type": "integer", "minimum": 0,
                     "description": "global log position of the last event written; pass it as min_position"},
             }),
@@ -248,7 +270,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         object(
             &["reservation_id", "customer_id", "lodging_id", "lodging_name", "check_in", "check_out", "guests",
               "rooms", "nights", "total_amount", "currency", "status", "approval_status", "payment_status", "refund_status",
-              "status_reason", "requested_at", "updated_at", "position"],
+              "payout_status", "status_reason", "requested_at", "updated_at", "position"],
             json!({
                 "reservation_id": uuid(), "customer_id": text(), "lodging_id": text(),
                 "lodging_name": nullable(text()), "check_in": date(), "check_out": date(), "guests": count(),
@@ -256,6 +278,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
                 "nights": count(), "total_amount": {"type": "integer"}, "currency": text(),
                 "status": reservation_statuses(), "approval_status": approval_statuses(),
                 "payment_status": one_of(&PAYMENT_STATUSES), "refund_status": one_of(&["none", "pending", "refunded"]),
+                "payout_status": one_of(&["none", "scheduled", "pending", "sent", "failed"]),
                 "status_reason": nullable(text()), "requested_at": timestamp(), "updated_at": timestamp(),
                 "position": count(),
             }),
@@ -275,10 +298,12 @@ fn view_documents(schemas: &mut Map<String, Value>) {
             }),
         ),
     );
+    payout_documents(schemas);
     for (page, item) in [
         ("LodgingPage", "Lodging"),
         ("ReservationPage", "Reservation"),
         ("ApprovalRequestPage", "ApprovalRequest"),
+        ("PayoutPage", "Payout"),
         ("EventPage", "RecordedEvent"),
     ] {
         schemas.insert(
@@ -289,6 +314,38 @@ fn view_documents(schemas: &mut Map<String, Value>) {
             ),
         );
     }
+}
+
+/// A payout row and the summary's sums per currency. Amounts are in the currency's minor unit, and
+/// none is negative (fee = floor(gross x fee_bps / 10,000), net = gross - fee).
+fn payout_documents(schemas: &mut Map<String, Value>) {
+    let amount = json!({"type": "integer", "minimum": 0, "maximum": i64::MAX});
+    schemas.insert(
+        "Payout".into(),
+        object(
+            &["reservation_id", "lodging_id", "host_id", "gross", "fee", "net", "currency", "status", "gateway_ref",
+              "scheduled_at", "sent_at", "position"],
+            json!({
+                "reservation_id": uuid(), "lodging_id": text(), "host_id": text(),
+                "gross": amount.clone(), "fee": amount.clone(), "net": amount.clone(), "currency": text(),
+                "status": one_of(&PAYOUT_STATUSES), "gateway_ref": nullable(text()),
+                "scheduled_at": timestamp(), "sent_at": nullable(timestamp()), "position": count(),
+            }),
+        ),
+    );
+    let totals = object(
+        &["currency", "count", "gross", "fee", "net"],
+        json!({"currency": text(), "count": count(), "gross": amount.clone(), "fee": amount.clone(), "net": amount}),
+    );
+    schemas.insert("PayoutTotals".into(), totals);
+    schemas.insert(
+        "PayoutSummary".into(),
+        object(
+            &["items"],
+            json!({"items": {"type": "array", "items": schema_ref("PayoutTotals"),
+                "description": "one entry per currency, by currency"}}),
+        ),
+    );
 }
 
 fn audit_documents(schemas: &mut Map<String, Value>) {
@@ -394,6 +451,44 @@ fn sandbox_documents(schemas: &mut Map<String, Value>) {
             &["charge_ref", "amount"],
             json!({"charge_ref": text(), "amount": {"type": "integer", "minimum": 1, "maximum": i64::MAX,
                 "description": "at most the charge's amount (more is a 422)"}}),
+        ),
+    );
+    schemas.insert(
+        "SandboxPayoutRequest".into(),
+        closed(
+            &["idempotency_key", "payee", "amount", "currency"],
+            json!({
+                "idempotency_key": {"type": "string", "maxLength": MAX_KEY_LEN, "pattern": limits::IDEMPOTENCY_KEY_PATTERN},
+                "payee": {"type": "string", "maxLength": 255,
+                    "pattern": PRINTABLE,
+                    "description": "who is paid (the host's id): not blank, no control characters"},
+                "amount": {"type": "integer", "minimum": 1, "maximum": i64::MAX},
+                "currency": {"type": "string", "enum": limits::CURRENCIES.as_slice()},
+            }),
+        ),
+    );
+    schemas.insert(
+        "SandboxPayoutRef".into(),
+        object(
+            &["payout_ref"],
+            json!({"payout_ref": text(), "sandbox": {"type": "boolean"}}),
+        ),
+    );
+    schemas.insert(
+        "SandboxPayout".into(),
+        object(
+            &[
+                "payout_ref",
+                "idempotency_key",
+                "payee",
+                "amount",
+                "currency",
+                "attempts",
+            ],
+            json!({
+                "payout_ref": text(), "idempotency_key": text(), "payee": text(),
+                "amount": {"type": "integer"}, "currency": text(), "attempts": count(),
+            }),
         ),
     );
     schemas.insert(

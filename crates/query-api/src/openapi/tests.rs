@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 36] = [
+const ROUTES: [(&str, &str); 44] = [
     ("post", "/lodgings"),
     ("patch", "/lodgings/{id}"),
     ("post", "/lodgings/{id}/close"),
@@ -21,11 +21,17 @@ const ROUTES: [(&str, &str); 36] = [
     ("post", "/management/requests/{id}/cancel"),
     ("post", "/management/requests/{id}/complete"),
     ("post", "/payments/{id}/retry"),
+    ("post", "/payouts/{id}/retry"),
+    ("put", "/me/profile"),
+    ("post", "/me/erase"),
+    ("post", "/customers/{id}/erase"),
     ("get", "/lodgings"),
     ("get", "/lodgings/{id}"),
     ("get", "/reservations/{id}"),
     ("get", "/reservations"),
     ("get", "/management/requests"),
+    ("get", "/payouts"),
+    ("get", "/payouts/summary"),
     ("get", "/audit/reservations/{id}/history"),
     ("get", "/audit/reservations/{id}/state"),
     ("get", "/audit/events"),
@@ -35,6 +41,8 @@ const ROUTES: [(&str, &str); 36] = [
     ("post", "/sandbox/charges"),
     ("post", "/sandbox/refunds"),
     ("get", "/sandbox/charges"),
+    ("post", "/sandbox/payouts"),
+    ("get", "/sandbox/payouts"),
     ("put", "/sandbox/config"),
     ("get", "/sandbox/config"),
     ("get", "/healthz"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::lodging::{ApprovalMode, LodgingAggregate, LodgingCommand, LodgingProfile};
+use domain::payout::{PayoutAggregate, PayoutCommand};
 use domain::reservation::{LodgingTerms, ReservationAggregate, ReservationCommand};
 use domain::{Aggregate, Stay};
 use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
@@ -239,16 +240,25 @@ impl QueryApp {
 
     /// Register a manual-approval lodging (by a platform admin); returns the position written.
     pub async fn lodging(&self, id: &str, rooms: u32) -> u64 {
+        self.register(id, rooms, "root", "KRW").await
+    }
+
+    /// Register a two-room lodging hosted by `host` (its `admin_id`), priced in `currency`.
+    pub async fn hosted_lodging(&self, id: &str, host: &str, currency: &str) -> u64 {
+        self.register(id, 2, host, currency).await
+    }
+
+    async fn register(&self, id: &str, rooms: u32, host: &str, currency: &str) -> u64 {
         let profile = LodgingProfile {
             fee_bps: 1_000,
             lodging_id: id.to_string(),
             name: format!("Lodging {id}"),
             nightly_rate: 50_000,
-            currency: "KRW".into(),
+            currency: currency.into(),
             rooms,
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
-            admin_id: "root".into(),
+            admin_id: host.into(),
             timezone: domain::Tz::Asia__Seoul,
         };
         let command = LodgingCommand::Register(profile);
@@ -305,6 +315,18 @@ impl QueryApp {
             granted_by: "admin:a-1".into(),
         };
         self.write::<LodgingAggregate>(admin_of, &command, "admin:a-1", Some(reservation))
+            .await
+    }
+
+    /// Run `command` on the payout of stay `reservation`, as the saga's payout worker (or the
+    /// platform admin, for a retry) does; the position of its last event.
+    pub async fn payout(&self, reservation: Uuid, command: &PayoutCommand) -> u64 {
+        let actor = match command {
+            PayoutCommand::Retry { .. } => "admin:root",
+            _ => "saga",
+        };
+        let id = reservation.to_string();
+        self.write::<PayoutAggregate>(&id, command, actor, Some(reservation))
             .await
     }
 

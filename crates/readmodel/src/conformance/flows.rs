@@ -79,9 +79,9 @@ fn is_requested(event: &ViewEvent, id: Uuid) -> bool {
 /// Does `event` change the documents of reservation `id` (saga events never do).
 fn concerns(event: &ViewEvent, id: Uuid) -> bool {
     match &event.event {
-        AnyEvent::Reservation { reservation_id, .. } | AnyEvent::Payment { reservation_id, .. } => {
-            *reservation_id == id
-        }
+        AnyEvent::Reservation { reservation_id, .. }
+        | AnyEvent::Payment { reservation_id, .. }
+        | AnyEvent::Payout { reservation_id, .. } => *reservation_id == id,
         AnyEvent::Lodging { event, .. } => event.reservation_id() == Some(id),
         AnyEvent::Saga | AnyEvent::Other => false,
     }
@@ -146,6 +146,7 @@ async fn check_confirmed(store: &dyn ViewStore, t: &Timeline, id: Uuid) {
         approval_status: A::Approved,
         payment_status: P::Completed,
         refund_status: R::None,
+        payout_status: crate::PayoutStatus::None,
         status_reason: None,
         requested_at,
         updated_at: recorded_at(confirmed_at),

@@ -582,11 +582,12 @@ pub async fn dead_letters_are_parked(stores: &dyn FreshStore) {
     );
 }
 
-/// The same history applied one event at a time, in batches of 7 and all at once gives the same
-/// bytes (a rebuild equals live projection).
+/// The same history (its confirmed stays' hosts paid) applied one event at a time, in batches of 7
+/// and all at once gives the same bytes (a rebuild equals live projection).
 pub async fn rebuild_in_any_batch_size_is_identical(stores: &dyn FreshStore) {
     let (mut t, _) = history();
-    crowd(&mut t);
+    let bookings = crowd(&mut t);
+    super::payouts::pay_hosts(&mut t, &bookings);
     let mut dumps = Vec::new();
     for size in [1, 7, t.events().len()] {
         let store = stores.fresh().await;
@@ -602,6 +603,10 @@ pub async fn rebuild_in_any_batch_size_is_identical(stores: &dyn FreshStore) {
     assert!(
         dumps[0].lines().count() > 40,
         "the history builds many documents"
+    );
+    assert!(
+        dumps[0].contains("\"gateway_ref\":\"po-"),
+        "and payouts, some sent"
     );
     assert_eq!(dumps[0], dumps[1], "batches of 1 and 7");
     assert_eq!(dumps[0], dumps[2], "batches of 1 and all");

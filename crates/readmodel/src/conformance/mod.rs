@@ -8,6 +8,7 @@ mod catalog;
 mod flows;
 mod lists;
 mod pay_first;
+pub mod payouts;
 pub mod server;
 pub mod timeline;
 
@@ -24,8 +25,9 @@ pub use lists::{
     dead_letters_are_parked, filters_and_pages, rebuild_in_any_batch_size_is_identical,
 };
 pub use pay_first::pay_first_requests_reach_the_desk_once_paid;
+pub use payouts::payouts_follow_their_events;
 
-use crate::{PageRequest, RequestFilter, ReservationFilter, ViewStore};
+use crate::{PageRequest, PayoutFilter, RequestFilter, ReservationFilter, ViewStore};
 
 /// The projector id the suite checkpoints under.
 pub const PROJECTOR: &str = "views";
@@ -47,12 +49,13 @@ pub async fn run_all(stores: &dyn FreshStore) {
     catalog_lifecycle_and_filters(stores).await;
     availability_counts_rooms(stores).await;
     pay_first_requests_reach_the_desk_once_paid(stores).await;
+    payouts_follow_their_events(stores).await;
     dead_letters_are_parked(stores).await;
     rebuild_in_any_batch_size_is_identical(stores).await;
 }
 
-/// Every document of `store` (reservations, requests, lodgings), serialized, read through the
-/// port's pages: two stores with equal dumps serve the same bytes.
+/// Every document of `store` (reservations, requests, lodgings, payouts), serialized, read through
+/// the port's pages: two stores with equal dumps serve the same bytes.
 pub async fn dump(store: &dyn ViewStore) -> String {
     let mut out = String::new();
     let mut page = PageRequest::first(7);
@@ -92,6 +95,21 @@ pub async fn dump(store: &dyn ViewStore) -> String {
     for view in &lodgings.items {
         out.push_str(&serde_json::to_string(view).expect("serialize view"));
         out.push('\n');
+    }
+    let mut page = PageRequest::first(7);
+    loop {
+        let listed = store
+            .payouts(&PayoutFilter::default(), &page)
+            .await
+            .expect("list payouts");
+        for view in &listed.items {
+            out.push_str(&serde_json::to_string(view).expect("serialize view"));
+            out.push('\n');
+        }
+        match listed.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
     }
     out
 }

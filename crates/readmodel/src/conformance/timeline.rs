@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use domain::lodging::{ApprovalMode, LodgingEvent, LodgingProfile};
 use domain::payment::PaymentEvent;
+use domain::payout::PayoutEvent;
 use domain::reservation::{ReservationEvent, ReservationRequested};
 use uuid::Uuid;
 
 use crate::{AnyEvent, ViewEvent};
 
-/// The nightly rate of every lodging of the suite (KRW).
+/// The nightly rate of every lodging of the suite (in its currency: KRW unless registered with
+/// [`Timeline::register_in`]).
 pub const NIGHTLY_RATE: i64 = 100_000;
 
 /// Builds the events of a realistic history, in log order.
@@ -19,7 +21,10 @@ pub const NIGHTLY_RATE: i64 = 100_000;
 pub struct Timeline {
     events: Vec<ViewEvent>,
     versions: HashMap<String, u64>,
-    amounts: HashMap<Uuid, i64>,
+    /// Each reservation's total and currency.
+    prices: HashMap<Uuid, (i64, String)>,
+    /// The currency of each lodging registered with another than KRW.
+    currencies: HashMap<String, String>,
     reservations: u128,
 }
 
@@ -97,18 +102,35 @@ impl Timeline {
         self.push(format!("payment-{id}"), event)
     }
 
+    pub fn payout_event(&mut self, id: Uuid, event: PayoutEvent) -> &ViewEvent {
+        let event = AnyEvent::Payout {
+            reservation_id: id,
+            event,
+        };
+        self.push(format!("payout-{id}"), event)
+    }
+
     pub fn saga_event(&mut self, id: Uuid) -> &ViewEvent {
         self.push(format!("saga-{id}"), AnyEvent::Saga)
     }
 
     /// Register a manual-approval lodging named after its id.
     pub fn register(&mut self, lodging_id: &str, rooms: u32) {
+        self.register_in(lodging_id, rooms, "KRW");
+    }
+
+    /// Register a manual-approval lodging priced in `currency`.
+    pub fn register_in(&mut self, lodging_id: &str, rooms: u32, currency: &str) {
+        if currency != "KRW" {
+            self.currencies
+                .insert(lodging_id.to_string(), currency.to_string());
+        }
         let profile = LodgingProfile {
             fee_bps: 1_000,
             lodging_id: lodging_id.to_string(),
             name: format!("Stay {lodging_id}"),
             nightly_rate: NIGHTLY_RATE,
-            currency: "KRW".to_string(),
+            currency: currency.to_string(),
             rooms,
             max_guests: 4,
             approval_mode: ApprovalMode::Manual,
@@ -143,7 +165,12 @@ impl Timeline {
             .checked_add_days(Days::new(u64::from(nights)))
             .unwrap_or(check_in);
         let total_amount = NIGHTLY_RATE * i64::from(nights) * i64::from(rooms);
-        self.amounts.insert(id, total_amount);
+        let currency = self
+            .currencies
+            .get(lodging_id)
+            .map_or("KRW", String::as_str)
+            .to_string();
+        self.prices.insert(id, (total_amount, currency.clone()));
         let requested = ReservationRequested {
             timezone: domain::WAVE1_TIMEZONE,
             rooms,
@@ -155,7 +182,7 @@ impl Timeline {
             guests: 2,
             nights,
             total_amount,
-            currency: "KRW".to_string(),
+            currency,
         };
         self.reservation_event(id, ReservationEvent::ReservationRequested(requested));
         self.saga_event(id);
@@ -171,7 +198,16 @@ impl Timeline {
     }
 
     fn amount(&self, id: Uuid) -> i64 {
-        self.amounts.get(&id).copied().unwrap_or(0)
+        self.price(id).0
+    }
+
+    /// The total of reservation `id` and its currency.
+    #[must_use]
+    pub fn price(&self, id: Uuid) -> (i64, String) {
+        self.prices
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| (0, "KRW".to_string()))
     }
 
     /// The admin grants; the saga records the approval and requests the payment.
@@ -191,7 +227,7 @@ impl Timeline {
                 approved_by: granted_by,
             },
         );
-        let (amount, currency) = (self.amount(id), "KRW".to_string());
+        let (amount, currency) = self.price(id);
         self.payment_event(
             id,
             PaymentEvent::PaymentRequested {

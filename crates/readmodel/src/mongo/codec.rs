@@ -90,4 +90,14 @@ mod tests {
         let bytes = serde_json::to_string(&stored.view).expect("json");
         assert_eq!(bytes, serde_json::to_string(&view).expect("json"));
     }
+
+    #[test]
+    fn a_reservation_stored_before_payouts_reads_payout_status_none() {
+        let old = crate::views::tests::stored_before_payouts();
+        let mut doc = mongodb::bson::to_document(&old).expect("to BSON");
+        doc.insert("_id", old["reservation_id"].as_str().unwrap_or_default());
+        doc.insert("seq", 3_i64);
+        let stored: Stored<crate::ReservationView> = decode_stored(doc).expect("decode");
+        assert_eq!(stored.view.payout_status, crate::PayoutStatus::None);
+    }
 }

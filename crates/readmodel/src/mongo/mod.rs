@@ -1,5 +1,6 @@
 //! The MongoDB view store (`mongodb` 3.x): one collection per view (`reservations`, `requests`,
-//! `lodgings`) plus `calendar`, `checkpoints` and `dead_letters`, with an index for every query.
+//! `lodgings`, `payouts`) plus `calendar`, `checkpoints` and `dead_letters`, with an index for
+//! every query.
 //! Documents are keyed by id and replaced only by a later position, so replays are no-ops; a batch
 //! and its checkpoint are one transaction on a replica set, and rely on that guard elsewhere.
 
@@ -18,8 +19,9 @@ use self::codec::unavailable;
 use self::write::Writes;
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
+    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
+    ViewError, ViewEvent, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -69,6 +71,15 @@ async fn create_indexes(db: &Database) -> Result<(), ViewError> {
         (
             "calendar",
             vec![index(doc! { "lodging_id": 1, "night": 1 }, true)],
+        ),
+        (
+            "payouts",
+            vec![
+                index(doc! { "seq": 1 }, true),
+                index(doc! { "lodging_id": 1, "seq": -1 }, false),
+                index(doc! { "host_id": 1, "seq": -1 }, false),
+                index(doc! { "status": 1, "seq": -1 }, false),
+            ],
         ),
         ("dead_letters", vec![index(doc! { "position": 1 }, false)]),
     ];
@@ -177,6 +188,18 @@ impl ViewStore for MongoViewStore {
         to: NaiveDate,
     ) -> Result<Vec<CalendarNight>, ViewError> {
         read::calendar(&self.db, lodging_id, from, to).await
+    }
+
+    async fn payouts(
+        &self,
+        filter: &PayoutFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PayoutView>, ViewError> {
+        read::payouts(&self.db, filter, page).await
+    }
+
+    async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
+        read::payout_summary(&self.db, filter).await
     }
 
     async fn record_dead_letter(

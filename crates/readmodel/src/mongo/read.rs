@@ -13,7 +13,8 @@ use crate::query::{
 };
 use crate::{
     DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
-    RequestFilter, ReservationFilter, ReservationView, ViewError,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
+    ViewError,
 };
 use chrono::NaiveDate;
 
@@ -148,6 +149,87 @@ pub(super) async fn requests(
         Ok(encode_seq_cursor(CursorKind::Requests, seq_of(doc)?))
     })
     .await
+}
+
+/// The query of a payout filter (its cursor aside).
+fn payout_query(filter: &PayoutFilter) -> Result<Document, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut query = Document::new();
+    if let Some(lodgings) = filter.lodgings() {
+        query.insert("lodging_id", one_of(&lodgings));
+    }
+    if let Some(host_id) = &filter.host_id {
+        query.insert("host_id", host_id);
+    }
+    if let Some(status) = status {
+        query.insert("status", status.as_str());
+    }
+    Ok(query)
+}
+
+pub(super) async fn payouts(
+    db: &Database,
+    filter: &PayoutFilter,
+    request: &PageRequest,
+) -> Result<Page<PayoutView>, ViewError> {
+    let mut query = payout_query(filter)?;
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Payouts, cursor)?;
+        query.insert("seq", doc! { "$lt": to_i64(seq) });
+    }
+    let limit = request.clamped_limit();
+    page(db, "payouts", query, doc! { "seq": -1 }, limit, |doc| {
+        Ok(encode_seq_cursor(CursorKind::Payouts, seq_of(doc)?))
+    })
+    .await
+}
+
+/// A sum or count of the summary as an integer. MongoDB sums 64-bit integers to one, and to a
+/// double only past their range: that is refused rather than rounded.
+fn whole(group: &Document, field: &str) -> Result<i64, ViewError> {
+    let out_of_range = || ViewError::Corrupt(format!("payout summary: {field} out of range"));
+    match group.get(field) {
+        Some(Bson::Int64(n)) => Ok(*n),
+        Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+        _ => Err(out_of_range()),
+    }
+}
+
+fn totals(group: &Document) -> Result<PayoutTotals, ViewError> {
+    let currency = group
+        .get_str("_id")
+        .map_err(|e| ViewError::Corrupt(format!("payout summary without currency: {e}")))?;
+    Ok(PayoutTotals {
+        currency: currency.to_string(),
+        count: u64::try_from(whole(group, "count")?).unwrap_or(0),
+        gross: whole(group, "gross")?,
+        fee: whole(group, "fee")?,
+        net: whole(group, "net")?,
+    })
+}
+
+pub(super) async fn payout_summary(
+    db: &Database,
+    filter: &PayoutFilter,
+) -> Result<Vec<PayoutTotals>, ViewError> {
+    let pipeline = [
+        doc! { "$match": payout_query(filter)? },
+        doc! { "$group": {
+            "_id": "$currency",
+            "count": { "$sum": 1_i64 },
+            "gross": { "$sum": "$gross" },
+            "fee": { "$sum": "$fee" },
+            "net": { "$sum": "$net" },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+    ];
+    let found = db
+        .collection::<Document>("payouts")
+        .aggregate(pipeline)
+        .await
+        .map_err(unavailable)?;
+    let groups: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+    groups.iter().map(totals).collect()
 }
 
 pub(super) async fn lodgings(

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::codec::{decode, decode_stored, unavailable};
 use crate::projection::{project, CalendarNight, Changes, Stored, ViewSource};
-use crate::{AnyEvent, LodgingView, ManagementView, ReservationView, ViewError, ViewEvent};
+use crate::{
+    AnyEvent, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+};
 
 /// A batch needs at most a few rounds (ids, then stays, then calendars); more means a bug.
 const MAX_ROUNDS: usize = 8;
@@ -23,6 +25,7 @@ type Range = (String, NaiveDate, NaiveDate);
 struct Misses {
     reservations: HashSet<Uuid>,
     requests: HashSet<Uuid>,
+    payouts: HashSet<Uuid>,
     lodgings: HashSet<String>,
     calendar: HashSet<Range>,
     pending: HashSet<Range>,
@@ -32,6 +35,7 @@ impl Misses {
     fn is_empty(&self) -> bool {
         self.reservations.is_empty()
             && self.requests.is_empty()
+            && self.payouts.is_empty()
             && self.lodgings.is_empty()
             && self.calendar.is_empty()
             && self.pending.is_empty()
@@ -43,6 +47,7 @@ impl Misses {
 struct Prefetched {
     reservations: HashMap<Uuid, Option<Stored<ReservationView>>>,
     requests: HashMap<Uuid, Option<Stored<ManagementView>>>,
+    payouts: HashMap<Uuid, Option<Stored<PayoutView>>>,
     lodgings: HashMap<String, Option<LodgingView>>,
     calendar: HashMap<Range, Vec<CalendarNight>>,
     /// Pending requests by lodging and check-in range (inclusive).
@@ -73,6 +78,9 @@ impl ViewSource for Prefetched {
     }
     fn request(&mut self, id: Uuid) -> Result<Option<Stored<ManagementView>>, ViewError> {
         Ok(cached(&self.requests, &mut self.misses.requests, &id, None))
+    }
+    fn payout(&mut self, id: Uuid) -> Result<Option<Stored<PayoutView>>, ViewError> {
+        Ok(cached(&self.payouts, &mut self.misses.payouts, &id, None))
     }
     fn lodging(&mut self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError> {
         let key = lodging_id.to_string();
@@ -164,6 +172,10 @@ impl Prefetched {
                         fetched.misses.requests.insert(id);
                     }
                 }
+                AnyEvent::Payout { reservation_id, .. } => {
+                    fetched.misses.reservations.insert(*reservation_id);
+                    fetched.misses.payouts.insert(*reservation_id);
+                }
                 AnyEvent::Saga | AnyEvent::Other => {}
             }
         }
@@ -189,6 +201,16 @@ impl Prefetched {
             misses.requests,
             request_id,
             &mut self.requests,
+            decode_stored,
+        )
+        .await?;
+        let payouts = db.collection::<Document>("payouts");
+        let payout_id = |s: &Stored<PayoutView>| s.view.reservation_id;
+        by_ids(
+            &payouts,
+            misses.payouts,
+            payout_id,
+            &mut self.payouts,
             decode_stored,
         )
         .await?;

@@ -88,6 +88,13 @@ impl Writes {
             )
             .await?;
         }
+        let payouts = db.collection::<Document>("payouts");
+        for stored in &changes.payouts {
+            let id = stored.view.reservation_id.to_string();
+            let doc = encode(&stored.view, id.clone(), Some(stored.seq))?;
+            self.update(&payouts, id.into(), guarded(doc, stored.view.position))
+                .await?;
+        }
         let calendar = db.collection::<Document>("calendar");
         for night in &changes.calendar {
             let id = night_id(&night.lodging_id, &night.night.to_string());

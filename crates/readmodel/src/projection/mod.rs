@@ -7,6 +7,7 @@
 //! last event that changed it, and an event at or before that position leaves it alone.
 
 mod lodging;
+mod payout;
 mod reservation;
 mod working_set;
 
@@ -14,7 +15,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AnyEvent, LodgingView, ManagementView, ReservationView, ViewError, ViewEvent};
+use crate::{
+    AnyEvent, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+};
 
 pub use working_set::Projection;
 
@@ -52,6 +55,7 @@ impl CalendarNight {
 pub trait ViewSource {
     fn reservation(&mut self, id: Uuid) -> Result<Option<Stored<ReservationView>>, ViewError>;
     fn request(&mut self, id: Uuid) -> Result<Option<Stored<ManagementView>>, ViewError>;
+    fn payout(&mut self, id: Uuid) -> Result<Option<Stored<PayoutView>>, ViewError>;
     fn lodging(&mut self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError>;
     /// The stored nights of `lodging_id` in `from..to` (nights never booked may be absent).
     fn calendar(
@@ -77,6 +81,7 @@ pub struct Changes {
     pub requests: Vec<Stored<ManagementView>>,
     pub lodgings: Vec<LodgingView>,
     pub calendar: Vec<CalendarNight>,
+    pub payouts: Vec<Stored<PayoutView>>,
 }
 
 impl Changes {
@@ -86,6 +91,7 @@ impl Changes {
             && self.requests.is_empty()
             && self.lodgings.is_empty()
             && self.calendar.is_empty()
+            && self.payouts.is_empty()
     }
 }
 
@@ -114,6 +120,10 @@ impl<S: ViewSource> Projection<'_, S> {
                 reservation_id,
                 event: inner,
             } => self.on_payment(event, *reservation_id, inner),
+            AnyEvent::Payout {
+                reservation_id,
+                event: inner,
+            } => self.on_payout(event, *reservation_id, inner),
             AnyEvent::Saga | AnyEvent::Other => Ok(()),
         }
     }

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::{Projection, ViewSource};
 use crate::{
-    ApprovalStatus, PaymentStatus, RefundStatus, ReservationStatus, ReservationView, ViewError,
-    ViewEvent,
+    ApprovalStatus, PaymentStatus, PayoutStatus, RefundStatus, ReservationStatus, ReservationView,
+    ViewError, ViewEvent,
 };
 
 /// The reason shown for a request nobody decided in time (as the Reservation aggregate words it).
@@ -30,6 +30,7 @@ fn requested_view(event: &ViewEvent, details: &ReservationRequested) -> Reservat
         approval_status: ApprovalStatus::Pending,
         payment_status: PaymentStatus::None,
         refund_status: RefundStatus::None,
+        payout_status: PayoutStatus::None,
         status_reason: None,
         requested_at: event.recorded_at,
         updated_at: event.recorded_at,

@@ -11,7 +11,9 @@ use domain::Stay;
 use uuid::Uuid;
 
 use super::{CalendarNight, Changes, Stored, ViewSource};
-use crate::{ApprovalStatus, LodgingView, ManagementView, ReservationView, ViewError, ViewEvent};
+use crate::{
+    ApprovalStatus, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+};
 
 /// A document that remembers the last event that changed it.
 pub(super) trait Document: Clone + PartialEq {
@@ -40,6 +42,15 @@ impl Document for ManagementView {
 }
 
 impl Document for LodgingView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+    }
+}
+
+impl Document for PayoutView {
     fn position(&self) -> u64 {
         self.position
     }
@@ -136,6 +147,7 @@ pub struct Projection<'s, S: ViewSource> {
     requests: HashMap<Uuid, Slot<Stored<ManagementView>>>,
     lodgings: HashMap<String, Slot<LodgingView>>,
     calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
+    payouts: HashMap<Uuid, Slot<Stored<PayoutView>>>,
     /// Cached pending requests per lodging; complete for the check-in ranges in `pending_loaded`.
     pending: HashMap<String, HashSet<Uuid>>,
     pending_loaded: HashSet<(String, NaiveDate, NaiveDate)>,
@@ -149,6 +161,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             requests: HashMap::new(),
             lodgings: HashMap::new(),
             calendar: HashMap::new(),
+            payouts: HashMap::new(),
             pending: HashMap::new(),
             pending_loaded: HashSet::new(),
         }
@@ -162,6 +175,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             requests: dirty(self.requests.into_values()),
             lodgings: dirty(self.lodgings.into_values()),
             calendar: dirty(self.calendar.into_values()),
+            payouts: dirty(self.payouts.into_values()),
         }
     }
 
@@ -233,6 +247,35 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     ) -> Result<bool, ViewError> {
         let source = &mut self.source;
         let slot = slot(&mut self.reservations, id, || source.reservation(id))?;
+        Ok(slot.update(event, |stored| change(&mut stored.view)))
+    }
+
+    /// Add the payout of reservation `view.reservation_id` unless it exists; its list position is
+    /// `event`'s.
+    pub(super) fn create_payout(
+        &mut self,
+        event: &ViewEvent,
+        view: PayoutView,
+    ) -> Result<bool, ViewError> {
+        let id = view.reservation_id;
+        let source = &mut self.source;
+        let slot = slot(&mut self.payouts, id, || source.payout(id))?;
+        Ok(slot.create(Stored {
+            seq: event.position,
+            view,
+        }))
+    }
+
+    /// Change the payout of reservation `id` with `change` (a no-op if it does not exist or already
+    /// reflects `event`).
+    pub(super) fn update_payout(
+        &mut self,
+        event: &ViewEvent,
+        id: Uuid,
+        change: impl FnOnce(&mut PayoutView),
+    ) -> Result<bool, ViewError> {
+        let source = &mut self.source;
+        let slot = slot(&mut self.payouts, id, || source.payout(id))?;
         Ok(slot.update(event, |stored| change(&mut stored.view)))
     }
 

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationStatus, ReservationView, ViewError, ViewEvent, ViewStore,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
+    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
+    ViewError, ViewEvent, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -178,6 +179,22 @@ impl ViewStore for SqliteViewStore {
     ) -> Result<Vec<CalendarNight>, ViewError> {
         let lodging_id = lodging_id.to_string();
         self.read(move |conn| write::calendar(conn, &lodging_id, from, to))
+            .await
+    }
+
+    async fn payouts(
+        &self,
+        filter: &PayoutFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PayoutView>, ViewError> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |conn| read::payouts(conn, &filter, &page))
+            .await
+    }
+
+    async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
+        let filter = filter.clone();
+        self.read(move |conn| read::payout_summary(conn, &filter))
             .await
     }
 

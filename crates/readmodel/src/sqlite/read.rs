@@ -11,8 +11,8 @@ use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, RequestFilter,
-    ReservationFilter, ReservationView, ViewError,
+    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
+    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView, ViewError,
 };
 
 /// One document by primary key.
@@ -170,6 +170,64 @@ pub(super) fn requests(
     page(conn, &sql, conditions.values, limit, |key| {
         encode_seq_cursor(CursorKind::Requests, seq_of(key))
     })
+}
+
+/// The conditions of a payout filter (its cursor aside).
+fn payout_conditions(filter: &PayoutFilter) -> Result<Conditions, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut conditions = Conditions::default();
+    if let Some(lodgings) = filter.lodgings() {
+        conditions.one_of("lodging_id", &lodgings);
+    }
+    conditions.equal("host_id", filter.host_id.as_deref());
+    conditions.equal("status", status.map(|s| s.as_str()));
+    Ok(conditions)
+}
+
+pub(super) fn payouts(
+    conn: &Connection,
+    filter: &PayoutFilter,
+    request: &PageRequest,
+) -> Result<Page<PayoutView>, ViewError> {
+    let mut conditions = payout_conditions(filter)?;
+    if let Some(cursor) = &request.cursor {
+        let seq = decode_seq_cursor(CursorKind::Payouts, cursor)?;
+        conditions.compare("seq", "<", seq_value(seq));
+    }
+    let limit = request.clamped_limit();
+    let sql = format!(
+        "SELECT seq, doc FROM payouts {} ORDER BY seq DESC LIMIT {}",
+        conditions.sql(),
+        limit + 1
+    );
+    page(conn, &sql, conditions.values, limit, |key| {
+        encode_seq_cursor(CursorKind::Payouts, seq_of(key))
+    })
+}
+
+pub(super) fn payout_summary(
+    conn: &Connection,
+    filter: &PayoutFilter,
+) -> Result<Vec<PayoutTotals>, ViewError> {
+    let conditions = payout_conditions(filter)?;
+    let sql = format!(
+        "SELECT currency, count(*), sum(gross), sum(fee), sum(net) FROM payouts {}
+         GROUP BY currency ORDER BY currency",
+        conditions.sql()
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(params_from_iter(conditions.values), |row| {
+            Ok(PayoutTotals {
+                currency: row.get(0)?,
+                count: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                gross: row.get(2)?,
+                fee: row.get(3)?,
+                net: row.get(4)?,
+            })
+        })
+        .map_err(store_error)?;
+    rows.map(|row| row.map_err(store_error)).collect()
 }
 
 /// A catalog document's field, as SQL (the catalog is small: it is filtered by scanning it).

@@ -12,13 +12,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the layout changes; a store at another version is dropped and rebuilt from the
 /// log (its checkpoint goes with it), since views are derived data.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
 DROP TABLE IF EXISTS requests;
 DROP TABLE IF EXISTS lodgings;
 DROP TABLE IF EXISTS calendar;
+DROP TABLE IF EXISTS payouts;
 DROP TABLE IF EXISTS checkpoints;
 DROP TABLE IF EXISTS dead_letters;
 ";
@@ -71,6 +72,23 @@ CREATE TABLE IF NOT EXISTS calendar (
     position INTEGER NOT NULL,
     PRIMARY KEY (lodging_id, night)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS payouts (
+    seq INTEGER PRIMARY KEY,
+    reservation_id TEXT NOT NULL UNIQUE,
+    lodging_id TEXT NOT NULL,
+    host_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    gross INTEGER NOT NULL,
+    fee INTEGER NOT NULL,
+    net INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payouts_by_lodging ON payouts (lodging_id, status);
+CREATE INDEX IF NOT EXISTS payouts_by_host ON payouts (host_id);
+CREATE INDEX IF NOT EXISTS payouts_by_status ON payouts (status);
 
 CREATE TABLE IF NOT EXISTS checkpoints (
     projector_id TEXT PRIMARY KEY,

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::schema::store_error;
 use crate::projection::{project, CalendarNight, Changes, Stored, ViewSource};
-use crate::{DeadLetter, LodgingView, ManagementView, ReservationView, ViewError, ViewEvent};
+use crate::{
+    DeadLetter, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+};
 
 pub(super) fn parse_doc<T: DeserializeOwned>(doc: &str) -> Result<T, ViewError> {
     serde_json::from_str(doc).map_err(|e| ViewError::Corrupt(format!("stored view: {e}")))
@@ -64,6 +66,13 @@ impl ViewSource for TxSource<'_> {
     fn request(&mut self, id: Uuid) -> Result<Option<Stored<ManagementView>>, ViewError> {
         self.one(
             "SELECT seq, doc FROM requests WHERE reservation_id = ?1",
+            &id.to_string(),
+        )
+    }
+
+    fn payout(&mut self, id: Uuid) -> Result<Option<Stored<PayoutView>>, ViewError> {
+        self.one(
+            "SELECT seq, doc FROM payouts WHERE reservation_id = ?1",
             &id.to_string(),
         )
     }
@@ -131,7 +140,8 @@ fn save(conn: &Connection, changes: &Changes) -> Result<(), ViewError> {
     }
     save_requests(conn, &changes.requests)?;
     save_lodgings(conn, &changes.lodgings)?;
-    save_calendar(conn, &changes.calendar)
+    save_calendar(conn, &changes.calendar)?;
+    save_payouts(conn, &changes.payouts)
 }
 
 fn save_requests(conn: &Connection, requests: &[Stored<ManagementView>]) -> Result<(), ViewError> {
@@ -153,6 +163,38 @@ fn save_requests(conn: &Connection, requests: &[Stored<ManagementView>]) -> Resu
                 view.lodging_id,
                 view.request_status.as_str(),
                 view.check_in.to_string(),
+                to_i64(view.position),
+                to_doc(view)?
+            ])
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+fn save_payouts(conn: &Connection, payouts: &[Stored<PayoutView>]) -> Result<(), ViewError> {
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO payouts
+               (reservation_id, seq, lodging_id, host_id, status, currency, gross, fee, net,
+                position, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (reservation_id) DO UPDATE SET
+               status = excluded.status, position = excluded.position, doc = excluded.doc
+             WHERE excluded.position > payouts.position",
+        )
+        .map_err(store_error)?;
+    for Stored { seq, view } in payouts {
+        statement
+            .execute(params![
+                view.reservation_id.to_string(),
+                to_i64(*seq),
+                view.lodging_id,
+                view.host_id,
+                view.status.as_str(),
+                view.currency,
+                view.gross,
+                view.fee,
+                view.net,
                 to_i64(view.position),
                 to_doc(view)?
             ])

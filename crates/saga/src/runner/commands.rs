@@ -46,6 +46,7 @@ impl Commands {
             payments,
             payouts,
             sagas,
+            ..
         } = repositories;
         Self {
             log: Arc::clone(sagas.log()),

@@ -48,7 +48,9 @@ pub fn classify(event: &RawRecordedEvent) -> Classified {
             Some(id) => (id, SagaInput::Lodging(event)),
             None => return Classified::Ignore,
         },
-        Ok(Decoded::Saga(_) | Decoded::Other) => return Classified::Ignore,
+        Ok(Decoded::Saga(_) | Decoded::Customer { .. } | Decoded::Other) => {
+            return Classified::Ignore
+        }
         Err(Undecodable::Stream(_)) => {
             return Classified::Poison {
                 reservation_id: None,

@@ -40,7 +40,7 @@ pub struct LogArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ViewArgs {
     /// MongoDB URL (a replica set, e.g. `mongodb://localhost:27017/?replicaSet=rs0`) instead of the
-    /// embedded `views.db` in the data dir.
+    /// embedded files in the data dir (`views.db` for the views, `keys.db` for customers' keys).
     #[arg(long, env = "STAYLEDGER_MONGODB_URL", hide_env_values = true)]
     pub mongodb_url: Option<Redacted>,
     /// MongoDB database of the views.
@@ -88,6 +88,9 @@ pub struct CommandApiArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub catalog: super::CatalogArgs,
+    /// Where customers' data keys are: MongoDB (shared by every instance) or `keys.db`.
+    #[command(flatten)]
+    pub keys: ViewArgs,
 }
 
 /// `stayledger query-api`.

@@ -10,6 +10,7 @@
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
 //! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
 //! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges, refunds and payouts |
+//! | `keys.db` | customers' data keys (crypto-shredding: erasure destroys a key; `keys` crate) |
 //! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
 //! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
 //!
@@ -52,6 +53,8 @@ pub const SECRET_FILE: &str = "jwt-secret";
 pub const GATEWAY_KEY_FILE: &str = "payment-gateway-key";
 /// The sandbox payment gateway's ledger.
 pub const SANDBOX_LEDGER_FILE: &str = "sandbox-gateway.db";
+/// Customers' data keys, outside the event log so that erasure can destroy them.
+pub const KEYS_FILE: &str = "keys.db";
 /// The event log's key (hex), unless `--log-key` names another file.
 pub const LOG_KEY_FILE: &str = "log-key";
 
@@ -142,6 +145,13 @@ pub fn sandbox_ledger(data_dir: &Path) -> anyhow::Result<SandboxState> {
     create_dir(data_dir)?;
     let path = private_file(data_dir.join(SANDBOX_LEDGER_FILE))?;
     SandboxState::open(&path).context("opening the sandbox gateway's ledger")
+}
+
+/// The customers' key store of `data_dir`.
+pub fn key_store(data_dir: &Path) -> anyhow::Result<keys::SqliteKeyStore> {
+    create_dir(data_dir)?;
+    let path = private_file(data_dir.join(KEYS_FILE))?;
+    keys::SqliteKeyStore::open(&path).context("opening the customers' key store")
 }
 
 /// Create `data_dir` if it is not there, readable by its owner only.

@@ -35,9 +35,14 @@ pub async fn command_api(args: CommandApiArgs) -> anyhow::Result<()> {
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {
         return Ok(());
     };
+    let Some(keys) = stores::open_keys(&args.keys, &args.log.store.data_dir, &shutdown).await?
+    else {
+        return Ok(());
+    };
     let repositories = Repositories::new(Arc::clone(&opened.log));
     let options = args.catalog.command_options();
-    let routes = command_api::router(CommandState::with_options(repositories, auth, options));
+    let state = CommandState::with_keys(repositories, auth, options, keys);
+    let routes = command_api::router(state);
     let probes = Probes {
         log: Some(opened.log),
         writer: opened.writer,

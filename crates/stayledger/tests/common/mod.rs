@@ -214,7 +214,15 @@ impl TestPlatform {
     }
 
     pub async fn sandbox_charges(&self) -> Vec<Value> {
-        let (status, body) = self.get("/sandbox/charges", &self.platform_admin()).await;
+        self.sandbox_ledger("/sandbox/charges").await
+    }
+
+    pub async fn sandbox_payouts(&self) -> Vec<Value> {
+        self.sandbox_ledger("/sandbox/payouts").await
+    }
+
+    async fn sandbox_ledger(&self, path: &str) -> Vec<Value> {
+        let (status, body) = self.get(path, &self.platform_admin()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array().cloned().unwrap_or_default()
     }

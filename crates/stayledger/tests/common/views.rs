@@ -5,14 +5,18 @@
 use std::sync::Arc;
 
 use eventlog::EventLog;
-use readmodel::{PageRequest, RequestFilter, ReservationFilter, SqliteViewStore, ViewStore};
+use readmodel::{
+    PageRequest, PayoutFilter, RequestFilter, ReservationFilter, SqliteViewStore, ViewStore,
+};
 use serde_json::Value;
 
-/// All documents of a store: (ReservationList, ManagementList, lodging catalog), in list order.
+/// All documents of a store: (ReservationList, ManagementList, lodging catalog, payouts), in list
+/// order.
 pub struct Documents {
     pub reservations: Vec<Value>,
     pub requests: Vec<Value>,
     pub lodgings: Vec<Value>,
+    pub payouts: Vec<Value>,
 }
 
 const PAGE: usize = 100;
@@ -58,10 +62,25 @@ pub async fn all_documents(store: &dyn ViewStore) -> Documents {
         .await
         .expect("lodgings");
     let lodgings = json(&lodgings.items).collect();
+    let mut payouts = Vec::new();
+    let mut page = PageRequest::first(PAGE);
+    loop {
+        let got = store
+            .payouts(&PayoutFilter::default(), &page)
+            .await
+            .expect("list payouts");
+        payouts.extend(json(&got.items));
+        let Some(cursor) = got.next_cursor else { break };
+        page = PageRequest {
+            limit: PAGE,
+            cursor: Some(cursor),
+        };
+    }
     Documents {
         reservations,
         requests,
         lodgings,
+        payouts,
     }
 }
 
@@ -90,5 +109,6 @@ pub async fn assert_equal_to_rebuild(log: Arc<dyn EventLog>, live: &dyn ViewStor
         live.lodgings, rebuilt.lodgings,
         "catalog equals its rebuild"
     );
+    assert_eq!(live.payouts, rebuilt.payouts, "payouts equal their rebuild");
     live
 }

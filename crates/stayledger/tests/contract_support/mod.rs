@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use command_api::CommandState;
 use domain::lodging::{LodgingAggregate, LodgingCommand};
+use domain::payout::{PayoutAggregate, PayoutCommand};
 use domain::Stay;
 use eventlog::{CommandContext, EventLog, Repositories, Repository, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
@@ -164,15 +165,20 @@ impl CombinedApp {
         }
     }
 
+    /// Run `command` on the payout of stay `reservation_id`, as the saga's payout worker does.
+    pub async fn payout(&self, reservation_id: Uuid, command: &PayoutCommand) {
+        let payouts = Repository::<PayoutAggregate>::new(Arc::clone(&self.log));
+        payouts
+            .execute(&reservation_id.to_string(), command, &saga(reservation_id))
+            .await
+            .map_err(|e| e.to_string())
+            .expect("payout");
+    }
+
     /// Forward a request to the lodging's approval desk, as the saga does.
     pub async fn forward(&self, lodging: &str, reservation_id: Uuid, stay: Stay) {
         let desk = Repository::<LodgingAggregate>::new(Arc::clone(&self.log));
-        let context = CommandContext {
-            correlation_id: reservation_id,
-            causation_id: Uuid::new_v4(),
-            actor: "saga".into(),
-            now: Utc::now(),
-        };
+        let context = saga(reservation_id);
         let command = LodgingCommand::RequestApproval {
             reservation_id,
             stay,
@@ -181,6 +187,16 @@ impl CombinedApp {
             .await
             .map_err(|e| e.to_string())
             .expect("forward");
+    }
+}
+
+/// The context of a command the saga sends about `reservation_id`.
+fn saga(reservation_id: Uuid) -> CommandContext {
+    CommandContext {
+        correlation_id: reservation_id,
+        causation_id: Uuid::new_v4(),
+        actor: "saga".into(),
+        now: Utc::now(),
     }
 }
 

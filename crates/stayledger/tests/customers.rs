@@ -1,0 +1,169 @@
+//! My Page's profile and erasure over real HTTP on a real `serve`: a profile reaches the log only
+//! sealed under the customer's own key (kept in `keys.db`, outside the log); erasure destroys the
+//! key, so the sealed fields never open again, records `CustomerErased`, and refuses a new profile;
+//! the platform admin may erase a customer, no one else.
+
+mod common;
+
+use common::TestPlatform;
+use http_edge::Role;
+use keys::KeyState;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const NAME: &str = "Kim Minji-Unique-Name";
+const PHONE: &str = "010-9876-5432";
+const EMAIL: &str = "minji.kim@example.kr";
+
+fn profile() -> Value {
+    json!({"name": NAME, "email": EMAIL, "phone": PHONE})
+}
+
+async fn put_profile(t: &TestPlatform, token: &str, body: Value) -> (StatusCode, Value) {
+    t.call(Method::PUT, "/me/profile", Some(token), Some(body))
+        .await
+}
+
+/// The events of `customer-{id}`: (type, payload).
+async fn customer_events(t: &TestPlatform, customer_id: &str) -> Vec<(String, Value)> {
+    let stream = format!("customer-{customer_id}");
+    let recorded = t
+        .platform
+        .log
+        .read_stream(&stream, 0, 1_000)
+        .await
+        .expect("read the customer stream");
+    recorded
+        .into_iter()
+        .map(|e| (e.event_type, e.data))
+        .collect()
+}
+
+/// Whether `needle` occurs in any file of the data dir (the log, its WAL, the views, the keys).
+fn data_dir_holds(t: &TestPlatform, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(t.dir.path()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_is_sealed_in_the_log_and_erasure_makes_it_unreadable_for_good() {
+    let t = TestPlatform::start().await;
+    let minji = t.customer("minji");
+    let (status, body) = put_profile(&t, &minji, profile()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        (&body["id"], &body["status"]),
+        (&json!("minji"), &json!("recorded"))
+    );
+
+    // In the log: sealed text only, which opens with the customer's key and only for its field.
+    let events = customer_events(&t, "minji").await;
+    assert_eq!(events.len(), 1);
+    let sealed = &events[0].1["profile"];
+    let text = sealed.to_string();
+    assert!(
+        !text.contains(NAME) && !text.contains(PHONE) && !text.contains(EMAIL),
+        "{text}"
+    );
+    let KeyState::Active(key) = t.platform.keys.key("minji").await.expect("keys") else {
+        panic!("minji has a key");
+    };
+    let name = sealed["name"].as_str().expect("sealed name");
+    assert_eq!(
+        keys::open(&key, "minji", "name", name).expect("opens"),
+        NAME
+    );
+    assert!(
+        keys::open(&key, "minji", "phone", name).is_err(),
+        "bound to its field"
+    );
+    assert!(
+        keys::open(&key, "someone-else", "name", name).is_err(),
+        "and to its customer"
+    );
+    assert!(
+        data_dir_holds(&t, NAME.as_bytes()).is_empty(),
+        "no plaintext in the data dir"
+    );
+
+    // Erased by the customer: the key is gone, the sealed name never opens again.
+    let (status, body) = t.post("/me/erase", &minji, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "erased");
+    assert!(matches!(
+        t.platform.keys.key("minji").await,
+        Ok(KeyState::Destroyed)
+    ));
+    assert!(
+        data_dir_holds(&t, key.as_bytes()).is_empty(),
+        "the key's bytes are nowhere in the data dir"
+    );
+    let types: Vec<String> = customer_events(&t, "minji")
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(types, ["CustomerProfileRecorded", "CustomerErased"]);
+    let (status, body) = put_profile(&t, &minji, profile()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["type"], "urn:stayledger:problem:customer-erased");
+    // Erasing again is a no-op that still answers 202.
+    let (status, _) = t.post("/me/erase", &minji, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(customer_events(&t, "minji").await.len(), 2);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_platform_admin_erases_another_customer_and_bad_profiles_are_named() {
+    let t = TestPlatform::start().await;
+    let lee = t.customer("lee");
+    let (status, body) = put_profile(&t, &lee, profile()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let reason = json!({"reason": "court order 2026-17"});
+    for token in [
+        t.customer("someone"),
+        t.token(Role::Admin, "host-1", &[]),
+        t.auditor(),
+    ] {
+        let (status, body) = t.post("/customers/lee/erase", &token, reason.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, body) = t
+        .post("/customers/lee/erase", &t.platform_admin(), reason)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let erased = customer_events(&t, "lee").await;
+    assert_eq!(erased[1].0, "CustomerErased");
+    assert_eq!(erased[1].1["reason"], "court order 2026-17");
+
+    // Only a customer has a profile; a bad one is named field by field, values never echoed.
+    let admin = t.token(Role::Admin, "host-1", &[]);
+    let (status, _) = put_profile(&t, &admin, profile()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let bad = json!({"name": NAME, "email": "not-an-address", "phone": "call me maybe"});
+    let (status, body) = put_profile(&t, &t.customer("park"), bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["email", "phone"]);
+    assert!(!body.to_string().contains("call me maybe"), "{body}");
+    assert!(
+        customer_events(&t, "park").await.is_empty(),
+        "nothing written"
+    );
+    t.stop().await;
+}
