@@ -325,49 +325,38 @@ reservation_route!(RetryPayment, retry_payment, no_input);
 reservation_route!(CompleteStay, complete_stay, no_input);
 reservation_route!(RetryPayout, retry_payout, no_input);
 
-impl Route for RecordProfile {
-    type Path = ();
-    type Target = ();
+/// The routes on the caller themselves (My Page): no path; the input handed to the service, or (for
+/// routes whose body carries nothing) not.
+macro_rules! caller_route {
+    ($input:ty, |$services:ident, $caller:ident, $body:pat_param| $call:expr) => {
+        impl Route for $input {
+            type Path = ();
+            type Target = ();
 
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
+            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+                Self::parse(body)
+            }
 
-    fn target((): ()) -> Result<(), CommandError> {
-        Ok(())
-    }
+            fn target((): ()) -> Result<(), CommandError> {
+                Ok(())
+            }
 
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        (): (),
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.record_profile(caller, input).await
-    }
+            async fn call(
+                $services: &CommandServices,
+                $caller: &Permitted<Self>,
+                (): (),
+                $body: Self,
+            ) -> Result<Accepted, CommandError> {
+                $call.await
+            }
+        }
+    };
 }
 
-impl Route for EraseMe {
-    type Path = ();
-    type Target = ();
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target((): ()) -> Result<(), CommandError> {
-        Ok(())
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        (): (),
-        _input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.erase_me(caller).await
-    }
-}
+caller_route!(RecordProfile, |services, caller, input| services
+    .record_profile(caller, input));
+caller_route!(EraseMe, |services, caller, _input| services
+    .erase_me(caller));
 
 impl Route for EraseCustomer {
     type Path = Path<String>;
