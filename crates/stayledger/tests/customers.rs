@@ -120,6 +120,44 @@ async fn a_profile_is_sealed_in_the_log_and_erasure_makes_it_unreadable_for_good
     let (status, _) = t.post("/me/erase", &minji, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(customer_events(&t, "minji").await.len(), 2);
+
+    // The auditor's tools see the sealed text only, and the chains still verify (they cover it).
+    let mut export = Vec::new();
+    stayledger::audit::export_to(t.platform.log.as_ref(), &mut export)
+        .await
+        .expect("export");
+    let export = String::from_utf8(export).expect("utf-8");
+    assert!(export.contains(name), "the sealed field is exported as it is");
+    assert!(!export.contains(NAME) && !export.contains(PHONE) && !export.contains(EMAIL));
+    let (status, page) = t.get("/audit/events?limit=500", &t.auditor()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!page.to_string().contains(NAME), "no plaintext in the log's pages");
+    let (status, verified) = t.get("/audit/verify", &t.auditor()).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    assert_eq!(verified["ok"], true, "{verified}");
+    t.stop().await;
+}
+
+/// A crash between the erasure's two steps (the key destroyed, `CustomerErased` not yet recorded):
+/// the data is already unreadable, and the same request again records the erasure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_cut_short_after_the_key_is_destroyed_completes_when_asked_again() {
+    let t = TestPlatform::start().await;
+    let choi = t.customer("choi");
+    let (status, body) = put_profile(&t, &choi, profile()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    t.platform.keys.destroy("choi").await.expect("key destroyed");
+    assert_eq!(customer_events(&t, "choi").await.len(), 1, "not recorded yet");
+    let (status, body) = put_profile(&t, &choi, profile()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no new key after destruction: {body}");
+    let (status, body) = t.post("/me/erase", &choi, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let types: Vec<String> = customer_events(&t, "choi")
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(types, ["CustomerProfileRecorded", "CustomerErased"]);
     t.stop().await;
 }
 
