@@ -9,7 +9,7 @@ use domain::saga::{reservation_fallback, SagaAction};
 
 use super::commands::{Commands, Outcome};
 use super::ids::derived_id;
-use super::payment::{ActionContext, ActionOutcome, ChargeOrder, PaymentWorker};
+use super::payment::{record, ActionContext, ActionOutcome, ChargeOrder, PaymentWorker};
 use super::payout::PayoutWorker;
 use super::retry::Stopped;
 
@@ -20,14 +20,6 @@ pub struct Actions {
     commands: Arc<Commands>,
     payments: PaymentWorker,
     payouts: PayoutWorker,
-}
-
-fn settle<A: domain::Aggregate>(outcome: Outcome<A>) -> ActionOutcome {
-    match outcome {
-        Outcome::Done(_) => ActionOutcome::Done,
-        Outcome::Rejected(error) => ActionOutcome::Parked(error.to_string()),
-        Outcome::Poison(error) => ActionOutcome::Parked(error),
-    }
 }
 
 impl Actions {
@@ -55,9 +47,8 @@ impl Actions {
                 command,
             } => self.lodging(cx, lodging_id, command).await,
             SagaAction::Payment(command) => {
-                let (c, id) = (&self.commands, cx.reservation_id.to_string());
-                let ctx = cx.command_context(ACTOR);
-                Ok(settle(c.execute(&c.payments, &id, command, &ctx).await?))
+                let c = &self.commands;
+                record(c, &c.payments, cx, command, ACTOR).await
             }
             SagaAction::Charge {
                 idempotency_key,
@@ -88,9 +79,8 @@ impl Actions {
                     .await
             }
             SagaAction::Payout(command) => {
-                let (c, id) = (&self.commands, cx.reservation_id.to_string());
-                let ctx = cx.command_context(ACTOR);
-                Ok(settle(c.execute(&c.payouts, &id, command, &ctx).await?))
+                let c = &self.commands;
+                record(c, &c.payouts, cx, command, ACTOR).await
             }
             SagaAction::PayOut { attempt } => self.payouts.pay_out(cx, *attempt).await,
         }
@@ -101,11 +91,8 @@ impl Actions {
         cx: &ActionContext,
         command: &ReservationCommand,
     ) -> Result<ActionOutcome, Stopped> {
-        let (c, id) = (&self.commands, cx.reservation_id.to_string());
-        let ctx = cx.command_context(ACTOR);
-        Ok(settle(
-            c.execute(&c.reservations, &id, command, &ctx).await?,
-        ))
+        let c = &self.commands;
+        record(c, &c.reservations, cx, command, ACTOR).await
     }
 
     /// A lodging that refuses with a business answer the saga can act on (e.g. it is not
@@ -120,7 +107,7 @@ impl Actions {
         let ctx = cx.command_context(ACTOR);
         let error = match c.execute(&c.lodgings, lodging_id, command, &ctx).await? {
             Outcome::Rejected(error) => error,
-            outcome => return Ok(settle(outcome)),
+            outcome => return Ok(ActionOutcome::of(outcome)),
         };
         let Some(fallback) = reservation_fallback(&error) else {
             return Ok(ActionOutcome::Parked(error.to_string()));

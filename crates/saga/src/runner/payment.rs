@@ -54,6 +54,31 @@ pub enum ActionOutcome {
     RefundDeferred(RefundRetry),
 }
 
+impl ActionOutcome {
+    /// How a command the saga sent ended: a refusal or an unreadable stream is parked.
+    pub fn of<A: Aggregate>(outcome: Outcome<A>) -> Self {
+        match outcome {
+            Outcome::Done(_) => Self::Done,
+            Outcome::Rejected(error) => Self::Parked(error.to_string()),
+            Outcome::Poison(error) => Self::Parked(error),
+        }
+    }
+}
+
+/// Execute `command` on the reservation's stream of `repository`, as `actor`, and say how it ended.
+pub(super) async fn record<A: Aggregate>(
+    commands: &Commands,
+    repository: &eventlog::Repository<A>,
+    cx: &ActionContext,
+    command: &A::Command,
+    actor: &str,
+) -> Result<ActionOutcome, Stopped> {
+    let id = cx.reservation_id.to_string();
+    let ctx = cx.command_context(actor);
+    let outcome = commands.execute(repository, &id, command, &ctx).await?;
+    Ok(ActionOutcome::of(outcome))
+}
+
 /// A charge the saga asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct ChargeOrder<'a> {
@@ -251,17 +276,8 @@ impl PaymentWorker {
         cx: &ActionContext,
         command: &PaymentCommand,
     ) -> Result<ActionOutcome, Stopped> {
-        let id = cx.reservation_id.to_string();
-        let ctx = cx.command_context(ACTOR);
-        let outcome = self
-            .commands
-            .execute(&self.commands.payments, &id, command, &ctx)
-            .await?;
-        Ok(match outcome {
-            Outcome::Done(_) => ActionOutcome::Done,
-            Outcome::Rejected(error) => ActionOutcome::Parked(error.to_string()),
-            Outcome::Poison(error) => ActionOutcome::Parked(error),
-        })
+        let c = &self.commands;
+        record(c, &c.payments, cx, command, ACTOR).await
     }
 
     /// Whether the payment stream already holds an event caused by this action.

@@ -14,7 +14,7 @@ use domain::payout::{PayoutCommand, PayoutError, PayoutStatus, PayoutTerms};
 use domain::saga::{retry_delay, SagaPolicy};
 
 use super::commands::{Commands, Outcome};
-use super::payment::{with_jitter, ActionContext, ActionOutcome};
+use super::payment::{record, with_jitter, ActionContext, ActionOutcome};
 use super::retry::Stopped;
 use crate::gateway::{GatewayError, PaymentGateway, PayoutReceipt};
 use crate::status::SagaStatus;
@@ -86,8 +86,7 @@ impl PayoutWorker {
             Outcome::Done(_) | Outcome::Rejected(PayoutError::AlreadyScheduled) => {
                 ActionOutcome::Done
             }
-            Outcome::Rejected(error) => ActionOutcome::Parked(error.to_string()),
-            Outcome::Poison(error) => ActionOutcome::Parked(error),
+            outcome => ActionOutcome::of(outcome),
         })
     }
 
@@ -162,12 +161,6 @@ impl PayoutWorker {
         command: &PayoutCommand,
     ) -> Result<ActionOutcome, Stopped> {
         let c = &self.commands;
-        let id = cx.reservation_id.to_string();
-        let ctx = cx.command_context(ACTOR);
-        Ok(match c.execute(&c.payouts, &id, command, &ctx).await? {
-            Outcome::Done(_) => ActionOutcome::Done,
-            Outcome::Rejected(error) => ActionOutcome::Parked(error.to_string()),
-            Outcome::Poison(error) => ActionOutcome::Parked(error),
-        })
+        record(c, &c.payouts, cx, command, ACTOR).await
     }
 }
