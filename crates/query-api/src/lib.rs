@@ -16,6 +16,7 @@ mod catalog;
 mod document;
 pub mod error;
 pub mod history;
+mod me;
 pub mod openapi;
 pub mod params;
 mod payouts;
@@ -46,6 +47,7 @@ pub fn router(state: QueryState) -> Router {
     let routes = views::routes()
         .merge(catalog::routes())
         .merge(payouts::routes())
+        .merge(me::routes())
         .merge(audit::routes())
         .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)

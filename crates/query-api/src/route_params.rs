@@ -101,6 +101,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ),
     ("/audit/verify", &["anchor_position", "anchor_mac"]),
     ("/audit/anchor", &[]),
+    ("/me", &["min_position", "wait_ms"]),
 ];
 
 /// At most this many offending parameters are named in one answer.

@@ -75,6 +75,9 @@ pub struct QueryState {
     pub views: Arc<dyn ViewStore>,
     pub auth: Arc<Auth>,
     pub progress: ViewProgress,
+    /// Customers' data keys, to open a profile for `GET /me` (without it, `GET /me` answers 500
+    /// for a customer with a profile).
+    pub keys: Option<Arc<dyn keys::KeyStore>>,
 }
 
 impl QueryState {
@@ -90,7 +93,15 @@ impl QueryState {
             views,
             auth,
             progress,
+            keys: None,
         }
+    }
+
+    /// This state, opening profiles with data keys from `keys`.
+    #[must_use]
+    pub fn with_keys(mut self, keys: Arc<dyn keys::KeyStore>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 }
 

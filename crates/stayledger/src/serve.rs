@@ -271,12 +271,15 @@ fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Route
         platform.sandbox.clone(),
         SandboxAccess::new(platform.gateway_key.clone(), Arc::clone(&platform.auth)),
     );
-    let queries = query_api::router(QueryState::new(
-        Arc::clone(&platform.log),
-        Arc::clone(&platform.views),
-        Arc::clone(&platform.auth),
-        ViewProgress::Watch(platform.projector.subscribe()),
-    ));
+    let queries = query_api::router(
+        QueryState::new(
+            Arc::clone(&platform.log),
+            Arc::clone(&platform.views),
+            Arc::clone(&platform.auth),
+            ViewProgress::Watch(platform.projector.subscribe()),
+        )
+        .with_keys(Arc::clone(&platform.keys)),
+    );
     let http_metrics = Arc::clone(&probes.http);
     let app = commands
         .merge(queries)

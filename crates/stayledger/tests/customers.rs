@@ -1,9 +1,12 @@
 //! My Page's profile and erasure over real HTTP on a real `serve`: a profile reaches the log only
-//! sealed under the customer's own key (kept in `keys.db`, outside the log); erasure destroys the
-//! key, so the sealed fields never open again, records `CustomerErased`, and refuses a new profile;
-//! the platform admin may erase a customer, no one else.
+//! sealed under the customer's own key (kept in `keys.db`, outside the log) and `GET /me` opens it;
+//! erasure destroys the key, so the sealed fields never open again (`GET /me` reads them null),
+//! records `CustomerErased`, and refuses a new profile; the platform admin may erase a customer, no
+//! one else.
 
 mod common;
+
+use std::time::Duration;
 
 use common::TestPlatform;
 use http_edge::Role;
@@ -11,12 +14,21 @@ use keys::KeyState;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+const WAIT: Duration = Duration::from_secs(15);
 const NAME: &str = "Kim Minji-Unique-Name";
 const PHONE: &str = "010-9876-5432";
 const EMAIL: &str = "minji.kim@example.kr";
 
 fn profile() -> Value {
     json!({"name": NAME, "email": EMAIL, "phone": PHONE})
+}
+
+/// `GET /me` once the views reached `position`.
+async fn me(t: &TestPlatform, token: &str, position: &Value) -> Value {
+    let path = format!("/me?min_position={position}&wait_ms=5000");
+    let (status, body) = t.get(&path, token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 async fn put_profile(t: &TestPlatform, token: &str, body: Value) -> (StatusCode, Value) {
@@ -58,12 +70,35 @@ fn data_dir_holds(t: &TestPlatform, needle: &[u8]) -> Vec<String> {
 async fn a_profile_is_sealed_in_the_log_and_erasure_makes_it_unreadable_for_good() {
     let t = TestPlatform::start().await;
     let minji = t.customer("minji");
+    let blank = me(&t, &minji, &json!(0)).await;
+    assert_eq!(
+        blank,
+        json!({"customer_id": "minji", "name": null, "email": null, "phone": null,
+               "erased": false, "reservations": {}})
+    );
     let (status, body) = put_profile(&t, &minji, profile()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(
         (&body["id"], &body["status"]),
         (&json!("minji"), &json!("recorded"))
     );
+    t.register_lodging("hanok", 2, "instant").await;
+    let (first, _) = t.request("minji", "hanok", 3, 1).await;
+    let (second, _) = t.request("minji", "hanok", 5, 1).await;
+    t.wait_for(&first, "status", "confirmed", WAIT).await;
+    let (status, _) = t
+        .post(&format!("/reservations/{second}/cancel"), &minji, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let cancelled = t.wait_for(&second, "status", "cancelled", WAIT).await;
+    let page = me(&t, &minji, &cancelled["position"]).await;
+    assert_eq!(
+        page,
+        json!({"customer_id": "minji", "name": NAME, "email": EMAIL, "phone": PHONE,
+               "erased": false, "reservations": {"cancelled": 1, "confirmed": 1}})
+    );
+    let (status, _) = t.get("/me", &t.token(Role::Admin, "host-1", &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only a customer has a page");
 
     // In the log: sealed text only, which opens with the customer's key and only for its field.
     let events = customer_events(&t, "minji").await;
@@ -113,6 +148,13 @@ async fn a_profile_is_sealed_in_the_log_and_erasure_makes_it_unreadable_for_good
         .map(|(t, _)| t)
         .collect();
     assert_eq!(types, ["CustomerProfileRecorded", "CustomerErased"]);
+    let page = me(&t, &minji, &json!(0)).await;
+    assert_eq!(
+        page,
+        json!({"customer_id": "minji", "name": null, "email": null, "phone": null,
+               "erased": true, "reservations": {"cancelled": 1, "confirmed": 1}}),
+        "erased: the history stays, the person is gone"
+    );
     let (status, body) = put_profile(&t, &minji, profile()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["type"], "urn:stayledger:problem:customer-erased");
@@ -127,11 +169,17 @@ async fn a_profile_is_sealed_in_the_log_and_erasure_makes_it_unreadable_for_good
         .await
         .expect("export");
     let export = String::from_utf8(export).expect("utf-8");
-    assert!(export.contains(name), "the sealed field is exported as it is");
+    assert!(
+        export.contains(name),
+        "the sealed field is exported as it is"
+    );
     assert!(!export.contains(NAME) && !export.contains(PHONE) && !export.contains(EMAIL));
     let (status, page) = t.get("/audit/events?limit=500", &t.auditor()).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(!page.to_string().contains(NAME), "no plaintext in the log's pages");
+    assert!(
+        !page.to_string().contains(NAME),
+        "no plaintext in the log's pages"
+    );
     let (status, verified) = t.get("/audit/verify", &t.auditor()).await;
     assert_eq!(status, StatusCode::OK, "{verified}");
     assert_eq!(verified["ok"], true, "{verified}");
@@ -146,10 +194,22 @@ async fn an_erasure_cut_short_after_the_key_is_destroyed_completes_when_asked_ag
     let choi = t.customer("choi");
     let (status, body) = put_profile(&t, &choi, profile()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    t.platform.keys.destroy("choi").await.expect("key destroyed");
-    assert_eq!(customer_events(&t, "choi").await.len(), 1, "not recorded yet");
+    t.platform
+        .keys
+        .destroy("choi")
+        .await
+        .expect("key destroyed");
+    assert_eq!(
+        customer_events(&t, "choi").await.len(),
+        1,
+        "not recorded yet"
+    );
     let (status, body) = put_profile(&t, &choi, profile()).await;
-    assert_eq!(status, StatusCode::CONFLICT, "no new key after destruction: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "no new key after destruction: {body}"
+    );
     let (status, body) = t.post("/me/erase", &choi, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let types: Vec<String> = customer_events(&t, "choi")

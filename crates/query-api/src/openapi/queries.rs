@@ -340,6 +340,31 @@ fn payout_paths() -> Vec<(String, Value)> {
     ]
 }
 
+fn me_path() -> (String, Value) {
+    let me = Operation {
+        id: "me",
+        tag: "queries",
+        summary: "My Page: the caller's profile (opened with their key; null once erased) and reservations per status (customers)",
+        parameters: consistency(),
+        body: None,
+        responses: guarded(vec![
+            ("200", json_response("the caller's page", schema_ref("Me"))),
+            (
+                "400",
+                problem("a parameter the route does not take, or one given twice"),
+            ),
+            ("403", problem("not a customer")),
+            (
+                "504",
+                problem("the views did not reach min_position within wait_ms"),
+            ),
+        ]),
+        open: false,
+    }
+    .build();
+    ("/me".into(), json!({"get": me}))
+}
+
 fn position_schema() -> Value {
     json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
 }
@@ -428,6 +453,7 @@ fn audit_paths() -> Vec<(String, Value)> {
 pub fn paths() -> Vec<(String, Value)> {
     let mut paths = view_paths();
     paths.extend(payout_paths());
+    paths.push(me_path());
     paths.extend(audit_paths());
     paths
 }

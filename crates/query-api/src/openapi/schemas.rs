@@ -299,6 +299,28 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         ),
     );
     payout_documents(schemas);
+    let per_status: Map<String, Value> = RESERVATION_STATUSES
+        .iter()
+        .map(|status| {
+            (
+                (*status).to_string(),
+                json!({"type": "integer", "minimum": 1}),
+            )
+        })
+        .collect();
+    schemas.insert(
+        "Me".into(),
+        object(
+            &["customer_id", "name", "email", "phone", "erased", "reservations"],
+            json!({
+                "customer_id": text(),
+                "name": nullable(text()), "email": nullable(text()), "phone": nullable(text()),
+                "erased": {"type": "boolean", "description": "the personal data was erased: the fields read null for good"},
+                "reservations": {"type": "object", "properties": per_status, "additionalProperties": false,
+                    "description": "the caller's reservations per status (statuses with none left out)"},
+            }),
+        ),
+    );
     for (page, item) in [
         ("LodgingPage", "Lodging"),
         ("ReservationPage", "Reservation"),

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::openapi;
 
 /// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 44] = [
+const ROUTES: [(&str, &str); 45] = [
     ("post", "/lodgings"),
     ("patch", "/lodgings/{id}"),
     ("post", "/lodgings/{id}/close"),
@@ -23,6 +23,7 @@ const ROUTES: [(&str, &str); 44] = [
     ("post", "/payments/{id}/retry"),
     ("post", "/payouts/{id}/retry"),
     ("put", "/me/profile"),
+    ("get", "/me"),
     ("post", "/me/erase"),
     ("post", "/customers/{id}/erase"),
     ("get", "/lodgings"),

@@ -69,7 +69,13 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
         projector_id: PROJECTOR_ID.to_string(),
         every: CHECKPOINT_POLL,
     };
-    let state = QueryState::new(Arc::clone(&opened.log), Arc::clone(&views), auth, progress);
+    // The same MongoDB database (or data dir) as the command API's: `GET /me` opens profiles with it.
+    let Some(keys) = stores::open_keys(&args.views, &args.log.store.data_dir, &shutdown).await?
+    else {
+        return Ok(());
+    };
+    let state = QueryState::new(Arc::clone(&opened.log), Arc::clone(&views), auth, progress)
+        .with_keys(keys);
     let probes = Probes {
         log: Some(opened.log),
         views: Some(views),

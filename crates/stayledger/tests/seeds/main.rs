@@ -1,12 +1,14 @@
 //! The seed systems as their users act, over real HTTP on a real `serve` (docs/seeds.md): rent-car
 //! (a company lists its cars, customers find a free one and rent it), the study cafe (seats
 //! booked at once, seat status per night), GotoHotel (pay first, then the hotel confirms) and the
-//! tutoring store (`tutoring`: a seller is paid what buyers paid, less the platform's fee).
+//! tutoring store (`tutoring`: a seller is paid what buyers paid, less the platform's fee), and
+//! rent-car's My Page (`my_page`: profile, rentals, erasure).
 
 #[path = "../common/charges.rs"]
 mod charges;
 #[path = "../common/mod.rs"]
 mod common;
+mod my_page;
 mod tutoring;
 
 use std::time::Duration;
