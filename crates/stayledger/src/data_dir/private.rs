@@ -39,9 +39,13 @@ pub fn file(path: &Path) -> anyhow::Result<()> {
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut side = path.as_os_str().to_owned();
         side.push(suffix);
-        let side = Path::new(&side);
-        if side.exists() {
-            set_mode(side, 0o600).with_context(context)?;
+        // SQLite removes a side file when the last connection closes (a process stopping now):
+        // one gone between the look and the change is no side file to protect.
+        match set_mode(Path::new(&side), 0o600) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(error).with_context(context)
+            }
+            _ => {}
         }
     }
     Ok(())
