@@ -1,7 +1,8 @@
 //! Sharding the projector: `count` projectors read the whole log and each applies only the events
 //! of the lodgings it owns (`fnv1a64(lodging_id) % count == index`), so every view document (a
 //! lodging's catalog entry and calendar, its ManagementList requests, its reservations'
-//! ReservationList documents) is written by exactly one shard. Events it does not own are masked
+//! ReservationList documents; a customer's contact details, split by the customer id's hash) is
+//! written by exactly one shard. Events it does not own are masked
 //! as [`AnyEvent::Other`] at the same position: they only move this shard's checkpoint.
 //!
 //! A `reservation-{id}`, `payment-{id}` or `payout-{id}` stream does not name its lodging (but for
@@ -51,6 +52,8 @@ pub trait ViewShard {
     fn checkpoint_id(self) -> String;
     /// Whether this shard writes the documents of `lodging_id`.
     fn owns_lodging(self, lodging_id: &str) -> bool;
+    /// Whether this shard writes the contact details of `customer_id` (split by the same hash).
+    fn owns_customer(self, customer_id: &str) -> bool;
 }
 
 impl ViewShard for Partition {
@@ -64,6 +67,10 @@ impl ViewShard for Partition {
 
     fn owns_lodging(self, lodging_id: &str) -> bool {
         self.holds(lodging_hash(lodging_id))
+    }
+
+    fn owns_customer(self, customer_id: &str) -> bool {
+        self.holds(lodging_hash(customer_id))
     }
 }
 
@@ -255,6 +262,7 @@ impl Ownership {
             | AnyEvent::Payout { reservation_id, .. } => {
                 self.owner_of_reservation(*reservation_id).await? == Owner::Us
             }
+            AnyEvent::Customer { customer_id, .. } => self.shard.owns_customer(customer_id),
             // No view reads them; every shard moves its checkpoint past them.
             AnyEvent::Saga | AnyEvent::Other => true,
         })
@@ -372,6 +380,9 @@ mod tests {
             assert_eq!(owners.len(), 1, "{lodging}");
             per_shard[owners[0].index() as usize] += 1;
             assert!(ProjectorShard::ALL.owns_lodging(&lodging));
+            let customer = format!("customer-{n}");
+            let owners = shards.iter().filter(|s| s.owns_customer(&customer)).count();
+            assert_eq!(owners, 1, "{customer}");
         }
         assert!(per_shard.iter().all(|n| *n > 50), "{per_shard:?}");
     }

@@ -46,6 +46,7 @@ fn reservation_of(event: &ViewEvent) -> Option<Uuid> {
         | AnyEvent::Payment { reservation_id, .. }
         | AnyEvent::Payout { reservation_id, .. } => Some(*reservation_id),
         AnyEvent::Lodging { event, .. } => event.reservation_id(),
+        AnyEvent::Customer { .. } => None,
         AnyEvent::Saga | AnyEvent::Other => event
             .stream
             .strip_prefix("saga-")
@@ -60,6 +61,15 @@ fn history() -> (Vec<ViewEvent>, Vec<Vec<ViewEvent>>) {
     for lodging in &lodgings {
         t.register(lodging, 3);
     }
+    // Customers' contact details, split between the shards by customer: one erased.
+    for n in 0..7 {
+        t.profile(
+            &format!("c-{n}"),
+            &format!("guest {n}"),
+            &format!("010-{n}"),
+        );
+    }
+    t.erase("c-3");
     for i in 0..RESERVATIONS {
         let lodging = &lodgings[i % LODGINGS];
         let id = t.request(lodging, &format!("c-{}", i % 7), day((i % 6) as u64), 2);

@@ -15,6 +15,7 @@ mod availability;
 mod catalog;
 mod document;
 pub mod error;
+mod guests;
 pub mod history;
 mod me;
 pub mod openapi;

@@ -11,12 +11,12 @@ use axum::{Json, Router};
 use domain::customer::{CustomerAggregate, CustomerEvent, SealedProfile};
 use domain::{Aggregate, DomainEvent};
 use http_edge::{Principal, Role};
-use keys::{KeyState, KeyStoreError};
 use readmodel::{PageRequest, ReservationFilter};
 use serde::Serialize;
 
 use crate::document::await_views;
 use crate::error::QueryError;
+use crate::guests::customer_key;
 use crate::params::Params;
 use crate::state::QueryState;
 
@@ -93,20 +93,8 @@ async fn open(
     customer_id: &str,
     profile: &SealedProfile,
 ) -> Result<[Option<String>; 3], QueryError> {
-    let Some(keys) = state.keys.as_ref() else {
-        return Err(QueryError::Internal(
-            "no key store configured: profiles cannot be read".into(),
-        ));
-    };
-    let key = match keys.key(customer_id).await {
-        Ok(KeyState::Active(key)) => key,
-        Ok(KeyState::Destroyed | KeyState::Missing) => return Ok([None, None, None]),
-        Err(KeyStoreError::Unavailable(cause)) => {
-            return Err(QueryError::Log(eventlog::LogError::Unavailable(format!(
-                "key store: {cause}"
-            ))))
-        }
-        Err(error) => return Err(QueryError::Internal(format!("key store: {error}"))),
+    let Some(key) = customer_key(state, customer_id).await? else {
+        return Ok([None, None, None]);
     };
     Ok(profile
         .fields()

@@ -16,14 +16,15 @@ use axum::{Json, Router};
 use chrono::NaiveDate;
 use http_edge::{Principal, Role};
 use readmodel::{
-    parse_reservation_status, ApprovalStatus, ManagementView, Page, RequestFilter,
-    ReservationFilter, ReservationView, RESERVATION_STATUSES,
+    parse_reservation_status, ApprovalStatus, Page, RequestFilter, ReservationFilter,
+    ReservationView, RESERVATION_STATUSES,
 };
 use uuid::Uuid;
 
 use crate::catalog::{admin_scope, manages};
 use crate::document::{await_views, document};
 use crate::error::QueryError;
+use crate::guests::{self, RequestRow, ReservationRow};
 use crate::params::Params;
 use crate::state::QueryState;
 
@@ -110,11 +111,12 @@ async fn list_reservations(
     State(state): State<QueryState>,
     principal: Principal,
     params: Params,
-) -> Result<Json<Page<ReservationView>>, QueryError> {
+) -> Result<Json<Page<ReservationRow>>, QueryError> {
     let page = params.page()?;
     let filter = reservation_filter(&state, &principal, &params).await?;
     await_views(&state, &params).await?;
-    Ok(Json(state.views.reservations(&filter, &page).await?))
+    let page = state.views.reservations(&filter, &page).await?;
+    Ok(Json(guests::reservation_page(&state, page).await?))
 }
 
 /// May `principal` read this reservation's document?
@@ -150,7 +152,8 @@ async fn get_reservation(
             "reservation {id} is not yours"
         )));
     }
-    Ok(document(&headers, view.position, &view))
+    let (row, position) = guests::reservation_row(&state, view).await?;
+    Ok(document(&headers, position, &row))
 }
 
 fn request_status(params: &Params) -> Result<Option<String>, QueryError> {
@@ -171,7 +174,7 @@ async fn list_requests(
     State(state): State<QueryState>,
     principal: Principal,
     params: Params,
-) -> Result<Json<Page<ManagementView>>, QueryError> {
+) -> Result<Json<Page<RequestRow>>, QueryError> {
     let lodging_id = params.identifier("lodging_id")?;
     let lodging_ids = match principal.role {
         Role::Customer => {
@@ -196,5 +199,6 @@ async fn list_requests(
     };
     let page = params.page()?;
     await_views(&state, &params).await?;
-    Ok(Json(state.views.requests(&filter, &page).await?))
+    let page = state.views.requests(&filter, &page).await?;
+    Ok(Json(guests::request_page(&state, page).await?))
 }

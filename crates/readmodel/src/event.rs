@@ -3,6 +3,7 @@
 //! [`Decoded`] becomes an [`AnyEvent`]); this crate never sees the event log.
 
 use chrono::{DateTime, Utc};
+use domain::customer::CustomerEvent;
 use domain::events::Decoded;
 use domain::lodging::LodgingEvent;
 use domain::payment::PaymentEvent;
@@ -46,6 +47,11 @@ pub enum AnyEvent {
         reservation_id: Uuid,
         event: PayoutEvent,
     },
+    /// Stream `customer-{customer_id}`.
+    Customer {
+        customer_id: String,
+        event: CustomerEvent,
+    },
     /// Stream `saga-{reservation_id}`: no view reads it; it only moves the checkpoint.
     Saga,
     /// A stream no view reads; it only moves the checkpoint.
@@ -73,7 +79,11 @@ impl From<Decoded> for AnyEvent {
                 event,
             },
             Decoded::Saga(_) => AnyEvent::Saga,
-            Decoded::Customer { .. } | Decoded::Other => AnyEvent::Other,
+            Decoded::Customer { id, event } => AnyEvent::Customer {
+                customer_id: id,
+                event,
+            },
+            Decoded::Other => AnyEvent::Other,
         }
     }
 }

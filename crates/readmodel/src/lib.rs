@@ -1,5 +1,5 @@
 //! The read side of stayledger: the views (ReservationList, ManagementList, lodging catalog,
-//! payouts), the pure projection that builds them from decoded events, and the [`ViewStore`] port
+//! payouts, customers' sealed contact details), the pure projection that builds them from decoded events, and the [`ViewStore`] port
 //! with its adapters (embedded SQLite, the default; MongoDB).
 //!
 //! Owns: the view documents and their JSON shape, how events change them (`projection`, shared by
@@ -28,9 +28,9 @@ pub use query::{
 pub use sqlite::SqliteViewStore;
 pub use swappable::SwappableViewStore;
 pub use views::{
-    parse_reservation_status, ApprovalMode, ApprovalStatus, ListingStatus, LodgingView,
-    ManagementView, PaymentStatus, PayoutStatus, PayoutTotals, PayoutView, RefundStatus,
-    ReservationStatus, ReservationView, RESERVATION_STATUSES,
+    parse_reservation_status, ApprovalMode, ApprovalStatus, CustomerView, ListingStatus,
+    LodgingView, ManagementView, PaymentStatus, PayoutStatus, PayoutTotals, PayoutView,
+    RefundStatus, ReservationStatus, ReservationView, RESERVATION_STATUSES,
 };
 
 use async_trait::async_trait;
@@ -103,6 +103,10 @@ pub trait ViewStore: Send + Sync + 'static {
 
     /// The sums of the payouts that pass `filter`, one entry per currency, by currency.
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError>;
+
+    /// The contact details (sealed, as in the log) of those of `customer_ids` that have any, in
+    /// no particular order. At most [`MAX_PAGE`] ids are asked for at once.
+    async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError>;
 
     /// Park an event `projector_id` cannot handle, and move its checkpoint past it.
     async fn record_dead_letter(

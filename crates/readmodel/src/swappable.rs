@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
-    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
-    ViewError, ViewStore,
+    CustomerView, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus,
+    ReservationView, ViewError, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -101,6 +101,10 @@ impl ViewStore for SwappableViewStore {
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         self.current().payout_summary(filter).await
     }
+    async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
+        self.current().customers(customer_ids).await
+    }
+
     async fn record_dead_letter(
         &self,
         projector_id: &str,

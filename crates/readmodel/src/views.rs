@@ -1,6 +1,6 @@
 //! The view documents served by the query API: ReservationList (customer view), ManagementList
-//! (admin view), the lodging catalog and the payouts to hosts. Field names and enum strings are the
-//! API contract.
+//! (admin view), the lodging catalog, the payouts to hosts, and customers' contact details (sealed).
+//! Field names and enum strings are the API contract.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Tz;
@@ -246,6 +246,22 @@ pub struct PayoutView {
     pub scheduled_at: DateTime<Utc>,
     /// When it was sent (the `recorded_at` of `PayoutSent`).
     pub sent_at: Option<DateTime<Utc>>,
+    /// Global log position of the last event that changed it.
+    pub position: u64,
+}
+
+/// A customer's contact details as the views keep them (stream `customer-{customer_id}`): the
+/// fields the lodging's admin sees on a request (`guest_name`, `guest_phone`), **sealed** as in the
+/// log. The query side opens them with the customer's data key at each read, so no view holds
+/// plaintext; `CustomerErased` scrubs them (and the destroyed key would leave them unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerView {
+    pub customer_id: String,
+    /// The sealed name (`keys::seal` text), `None` without a profile or after erasure.
+    pub name: Option<String>,
+    /// The sealed phone, likewise.
+    pub phone: Option<String>,
+    pub erased: bool,
     /// Global log position of the last event that changed it.
     pub position: u64,
 }

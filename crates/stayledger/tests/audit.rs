@@ -7,21 +7,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::TestPlatform;
+use common::{stayledger, TestPlatform};
 use readmodel::{SqliteViewStore, ViewStore};
 use reqwest::StatusCode;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn stayledger(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stayledger"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("stayledger runs")
-}
 
 /// Run `stayledger ARGS --data-dir DIR` with its stdout a pipe whose reader is already gone.
 fn with_stdout_closed(args: &[&str], data_dir: &Path) -> (std::process::ExitStatus, String) {

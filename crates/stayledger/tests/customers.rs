@@ -5,13 +5,16 @@
 //! one else.
 
 mod common;
+#[path = "common/personal.rs"]
+mod personal;
 
 use std::time::Duration;
 
 use common::TestPlatform;
 use http_edge::Role;
 use keys::KeyState;
-use reqwest::{Method, StatusCode};
+use personal::{files_holding, put_profile};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -31,11 +34,6 @@ async fn me(t: &TestPlatform, token: &str, position: &Value) -> Value {
     body
 }
 
-async fn put_profile(t: &TestPlatform, token: &str, body: Value) -> (StatusCode, Value) {
-    t.call(Method::PUT, "/me/profile", Some(token), Some(body))
-        .await
-}
-
 /// The events of `customer-{id}`: (type, payload).
 async fn customer_events(t: &TestPlatform, customer_id: &str) -> Vec<(String, Value)> {
     let stream = format!("customer-{customer_id}");
@@ -51,19 +49,9 @@ async fn customer_events(t: &TestPlatform, customer_id: &str) -> Vec<(String, Va
         .collect()
 }
 
-/// Whether `needle` occurs in any file of the data dir (the log, its WAL, the views, the keys).
+/// The files of the data dir that hold `needle`.
 fn data_dir_holds(t: &TestPlatform, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(t.dir.path()).expect("data dir") {
-        let path = entry.expect("entry").path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        if bytes.windows(needle.len()).any(|w| w == needle) {
-            found.push(path.display().to_string());
-        }
-    }
-    found
+    files_holding(t.dir.path(), needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

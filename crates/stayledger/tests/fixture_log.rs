@@ -57,6 +57,7 @@ fn committed_views() -> Value {
         requests: read::<ManagementView>(&dump["requests"]),
         lodgings: read::<LodgingView>(&dump["lodgings"]),
         payouts: Vec::new(),
+        customers: Vec::new(),
     })
 }
 
@@ -66,6 +67,7 @@ fn documents_json(documents: Documents) -> Value {
         "requests": documents.requests,
         "lodgings": documents.lodgings,
         "payouts": documents.payouts,
+        "customers": documents.customers,
     })
 }
 

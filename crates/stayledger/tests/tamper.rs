@@ -10,24 +10,14 @@ mod common;
 mod forge;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{test_config, TestPlatform};
+use common::{stayledger, test_config, TestPlatform};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn stayledger(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stayledger"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("stayledger runs")
-}
 
 /// Confirm a reservation for each of `customers` on a running platform.
 async fn book(t: &TestPlatform, customers: &[(&str, i64)]) {

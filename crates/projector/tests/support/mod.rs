@@ -126,6 +126,7 @@ impl Env {
             AnyEvent::Lodging { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Payment { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Payout { event: inner, .. } => self.append(&event.stream, inner).await,
+            AnyEvent::Customer { event: inner, .. } => self.append(&event.stream, inner).await,
             AnyEvent::Saga | AnyEvent::Other => {
                 self.append_raw(
                     &event.stream,

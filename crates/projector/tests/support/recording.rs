@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use readmodel::{
-    AnyEvent, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
-    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
-    SqliteViewStore, ViewError, ViewEvent, ViewStore,
+    AnyEvent, CustomerView, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page,
+    PageRequest, PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter,
+    ReservationView, SqliteViewStore, ViewError, ViewEvent, ViewStore,
 };
 use uuid::Uuid;
 
@@ -140,6 +140,9 @@ impl ViewStore for Recording {
     }
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         self.inner.payout_summary(filter).await
+    }
+    async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
+        self.inner.customers(customer_ids).await
     }
     async fn record_dead_letter(
         &self,

@@ -15,6 +15,13 @@ fn nullable(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
 }
 
+/// A personal field of a guest: opened from their sealed profile at each read; null without a
+/// profile and for good once the customer is erased.
+fn guest(what: &str) -> Value {
+    json!({"oneOf": [{"type": "string"}, {"type": "null"}],
+           "description": format!("{what}; null without one, and once the customer is erased")})
+}
+
 fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
@@ -270,7 +277,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         object(
             &["reservation_id", "customer_id", "lodging_id", "lodging_name", "check_in", "check_out", "guests",
               "rooms", "nights", "total_amount", "currency", "status", "approval_status", "payment_status", "refund_status",
-              "payout_status", "status_reason", "requested_at", "updated_at", "position"],
+              "payout_status", "status_reason", "requested_at", "updated_at", "position", "guest_name"],
             json!({
                 "reservation_id": uuid(), "customer_id": text(), "lodging_id": text(),
                 "lodging_name": nullable(text()), "check_in": date(), "check_out": date(), "guests": count(),
@@ -281,6 +288,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
                 "payout_status": one_of(&["none", "scheduled", "pending", "sent", "failed"]),
                 "status_reason": nullable(text()), "requested_at": timestamp(), "updated_at": timestamp(),
                 "position": count(),
+                "guest_name": guest("the customer's name from their profile"),
             }),
         ),
     );
@@ -288,13 +296,16 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         "ApprovalRequest".into(),
         object(
             &["reservation_id", "lodging_id", "customer_id", "check_in", "check_out", "guests", "rooms", "request_status",
-              "available", "payment_status", "requested_at", "decided_at", "decided_by", "position"],
+              "available", "payment_status", "requested_at", "decided_at", "decided_by", "position", "guest_name",
+              "guest_phone"],
             json!({
                 "reservation_id": uuid(), "lodging_id": text(), "customer_id": text(), "check_in": date(),
                 "check_out": date(), "guests": count(), "rooms": count(), "request_status": approval_statuses(),
                 "available": {"type": "boolean"}, "payment_status": one_of(&PAYMENT_STATUSES),
                 "requested_at": timestamp(), "decided_at": nullable(timestamp()), "decided_by": nullable(text()),
                 "position": count(),
+                "guest_name": guest("the customer's name from their profile"),
+                "guest_phone": guest("the customer's phone from their profile"),
             }),
         ),
     );

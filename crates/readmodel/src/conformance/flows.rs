@@ -83,7 +83,7 @@ fn concerns(event: &ViewEvent, id: Uuid) -> bool {
         | AnyEvent::Payment { reservation_id, .. }
         | AnyEvent::Payout { reservation_id, .. } => *reservation_id == id,
         AnyEvent::Lodging { event, .. } => event.reservation_id() == Some(id),
-        AnyEvent::Saga | AnyEvent::Other => false,
+        AnyEvent::Customer { .. } | AnyEvent::Saga | AnyEvent::Other => false,
     }
 }
 

@@ -588,6 +588,10 @@ pub async fn rebuild_in_any_batch_size_is_identical(stores: &dyn FreshStore) {
     let (mut t, _) = history();
     let bookings = crowd(&mut t);
     super::payouts::pay_hosts(&mut t, &bookings);
+    t.profile("c-0", "Ana", "010-1");
+    t.profile("c-1", "Bo", "010-2");
+    t.profile("c-0", "Ana Kim", "010-3");
+    t.erase("c-1");
     let mut dumps = Vec::new();
     for size in [1, 7, t.events().len()] {
         let store = stores.fresh().await;
@@ -607,6 +611,10 @@ pub async fn rebuild_in_any_batch_size_is_identical(stores: &dyn FreshStore) {
     assert!(
         dumps[0].contains("\"gateway_ref\":\"po-"),
         "and payouts, some sent"
+    );
+    assert!(
+        dumps[0].contains("\"name\":\"v1:sealed-Ana Kim\"") && dumps[0].contains("\"erased\":true"),
+        "and customers, one erased"
     );
     assert_eq!(dumps[0], dumps[1], "batches of 1 and 7");
     assert_eq!(dumps[0], dumps[2], "batches of 1 and all");

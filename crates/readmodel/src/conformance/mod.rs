@@ -5,6 +5,7 @@
 //! This is test support: a failed check panics with what differed.
 
 mod catalog;
+mod customers;
 mod flows;
 mod lists;
 mod pay_first;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use catalog::{availability_counts_rooms, catalog_lifecycle_and_filters};
+pub use customers::customers_keep_sealed_contacts_until_erased;
 pub use flows::{
     flow_statuses, history, replay_is_a_no_op, unprocessable_event_writes_nothing, Cast,
 };
@@ -50,21 +52,25 @@ pub async fn run_all(stores: &dyn FreshStore) {
     availability_counts_rooms(stores).await;
     pay_first_requests_reach_the_desk_once_paid(stores).await;
     payouts_follow_their_events(stores).await;
+    customers_keep_sealed_contacts_until_erased(stores).await;
     dead_letters_are_parked(stores).await;
     rebuild_in_any_batch_size_is_identical(stores).await;
 }
 
-/// Every document of `store` (reservations, requests, lodgings, payouts), serialized, read through
-/// the port's pages: two stores with equal dumps serve the same bytes.
+/// Every document of `store` (reservations, requests, lodgings, payouts, and the customers of the
+/// reservations), serialized, read through the port's pages: two stores with equal dumps serve the
+/// same bytes.
 pub async fn dump(store: &dyn ViewStore) -> String {
     let mut out = String::new();
     let mut page = PageRequest::first(7);
+    let mut customer_ids = std::collections::BTreeSet::new();
     loop {
         let listed = store
             .reservations(&ReservationFilter::default(), &page)
             .await
             .expect("list reservations");
         for view in &listed.items {
+            customer_ids.insert(view.customer_id.clone());
             out.push_str(&serde_json::to_string(view).expect("serialize view"));
             out.push('\n');
         }
@@ -110,6 +116,13 @@ pub async fn dump(store: &dyn ViewStore) -> String {
             Some(cursor) => page.cursor = Some(cursor),
             None => break,
         }
+    }
+    let customer_ids: Vec<String> = customer_ids.into_iter().collect();
+    let mut customers = store.customers(&customer_ids).await.expect("customers");
+    customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    for view in &customers {
+        out.push_str(&serde_json::to_string(view).expect("serialize view"));
+        out.push('\n');
     }
     out
 }

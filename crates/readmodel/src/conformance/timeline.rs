@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
+use domain::customer::{CustomerEvent, SealedProfile};
 use domain::lodging::{ApprovalMode, LodgingEvent, LodgingProfile};
 use domain::payment::PaymentEvent;
 use domain::payout::PayoutEvent;
@@ -108,6 +109,35 @@ impl Timeline {
             event,
         };
         self.push(format!("payout-{id}"), event)
+    }
+
+    pub fn customer_event(&mut self, customer_id: &str, event: CustomerEvent) -> &ViewEvent {
+        let stream = format!("customer-{customer_id}");
+        let event = AnyEvent::Customer {
+            customer_id: customer_id.to_string(),
+            event,
+        };
+        self.push(stream, event)
+    }
+
+    /// `customer_id` records a profile; its fields stand for sealed text (the views never open it).
+    pub fn profile(&mut self, customer_id: &str, name: &str, phone: &str) -> u64 {
+        let profile = SealedProfile {
+            name: format!("v1:sealed-{name}"),
+            email: format!("v1:sealed-{customer_id}@mail"),
+            phone: format!("v1:sealed-{phone}"),
+        };
+        let event = CustomerEvent::CustomerProfileRecorded { profile };
+        self.customer_event(customer_id, event).position
+    }
+
+    /// `customer_id` is erased.
+    pub fn erase(&mut self, customer_id: &str) -> u64 {
+        let event = CustomerEvent::CustomerErased {
+            erased_by: customer_id.to_string(),
+            reason: "asked".to_string(),
+        };
+        self.customer_event(customer_id, event).position
     }
 
     pub fn saga_event(&mut self, id: Uuid) -> &ViewEvent {

@@ -1,5 +1,5 @@
 //! The MongoDB view store (`mongodb` 3.x): one collection per view (`reservations`, `requests`,
-//! `lodgings`, `payouts`) plus `calendar`, `checkpoints` and `dead_letters`, with an index for
+//! `lodgings`, `payouts`, `customers`) plus `calendar`, `checkpoints` and `dead_letters`, with an index for
 //! every query.
 //! Documents are keyed by id and replaced only by a later position, so replays are no-ops; a batch
 //! and its checkpoint are one transaction on a replica set, and rely on that guard elsewhere.
@@ -19,9 +19,9 @@ use self::codec::unavailable;
 use self::write::Writes;
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
-    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
-    ViewError, ViewEvent, ViewStore,
+    CustomerView, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus,
+    ReservationView, ViewError, ViewEvent, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -200,6 +200,10 @@ impl ViewStore for MongoViewStore {
 
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         read::payout_summary(&self.db, filter).await
+    }
+
+    async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
+        read::customers(&self.db, customer_ids).await
     }
 
     async fn record_dead_letter(

@@ -12,9 +12,9 @@ use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
-    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
-    ViewError,
+    CustomerView, DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page,
+    PageRequest, PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter,
+    ReservationView, ViewError,
 };
 use chrono::NaiveDate;
 
@@ -319,4 +319,21 @@ pub(super) async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, ViewE
         .map_err(unavailable)?;
     let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
     docs.iter().map(dead_letter).collect()
+}
+
+/// The customers among `customer_ids` that have contact details.
+pub(super) async fn customers(
+    db: &Database,
+    customer_ids: &[String],
+) -> Result<Vec<CustomerView>, ViewError> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = db
+        .collection::<Document>("customers")
+        .find(doc! { "_id": { "$in": customer_ids } })
+        .await
+        .map_err(unavailable)?;
+    let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+    docs.into_iter().map(decode).collect()
 }

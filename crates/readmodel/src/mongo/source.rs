@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::codec::{decode, decode_stored, unavailable};
 use crate::projection::{project, CalendarNight, Changes, Stored, ViewSource};
 use crate::{
-    AnyEvent, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+    AnyEvent, CustomerView, LodgingView, ManagementView, PayoutView, ReservationView, ViewError,
+    ViewEvent,
 };
 
 /// A batch needs at most a few rounds (ids, then stays, then calendars); more means a bug.
@@ -27,6 +28,7 @@ struct Misses {
     requests: HashSet<Uuid>,
     payouts: HashSet<Uuid>,
     lodgings: HashSet<String>,
+    customers: HashSet<String>,
     calendar: HashSet<Range>,
     pending: HashSet<Range>,
 }
@@ -37,6 +39,7 @@ impl Misses {
             && self.requests.is_empty()
             && self.payouts.is_empty()
             && self.lodgings.is_empty()
+            && self.customers.is_empty()
             && self.calendar.is_empty()
             && self.pending.is_empty()
     }
@@ -49,6 +52,7 @@ struct Prefetched {
     requests: HashMap<Uuid, Option<Stored<ManagementView>>>,
     payouts: HashMap<Uuid, Option<Stored<PayoutView>>>,
     lodgings: HashMap<String, Option<LodgingView>>,
+    customers: HashMap<String, Option<CustomerView>>,
     calendar: HashMap<Range, Vec<CalendarNight>>,
     /// Pending requests by lodging and check-in range (inclusive).
     pending: HashMap<Range, Vec<Stored<ManagementView>>>,
@@ -87,6 +91,15 @@ impl ViewSource for Prefetched {
         Ok(cached(
             &self.lodgings,
             &mut self.misses.lodgings,
+            &key,
+            None,
+        ))
+    }
+    fn customer(&mut self, customer_id: &str) -> Result<Option<CustomerView>, ViewError> {
+        let key = customer_id.to_string();
+        Ok(cached(
+            &self.customers,
+            &mut self.misses.customers,
             &key,
             None,
         ))
@@ -176,6 +189,9 @@ impl Prefetched {
                     fetched.misses.reservations.insert(*reservation_id);
                     fetched.misses.payouts.insert(*reservation_id);
                 }
+                AnyEvent::Customer { customer_id, .. } => {
+                    fetched.misses.customers.insert(customer_id.clone());
+                }
                 AnyEvent::Saga | AnyEvent::Other => {}
             }
         }
@@ -221,6 +237,16 @@ impl Prefetched {
             misses.lodgings,
             lodging_id,
             &mut self.lodgings,
+            decode,
+        )
+        .await?;
+        let customers = db.collection::<Document>("customers");
+        let customer_id = |c: &CustomerView| c.customer_id.clone();
+        by_ids(
+            &customers,
+            misses.customers,
+            customer_id,
+            &mut self.customers,
             decode,
         )
         .await?;

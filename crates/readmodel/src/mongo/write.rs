@@ -95,6 +95,16 @@ impl Writes {
             self.update(&payouts, id.into(), guarded(doc, stored.view.position))
                 .await?;
         }
+        let customers = db.collection::<Document>("customers");
+        for view in &changes.customers {
+            let doc = encode(view, view.customer_id.clone(), None)?;
+            self.update(
+                &customers,
+                view.customer_id.clone().into(),
+                guarded(doc, view.position),
+            )
+            .await?;
+        }
         let calendar = db.collection::<Document>("calendar");
         for night in &changes.calendar {
             let id = night_id(&night.lodging_id, &night.night.to_string());

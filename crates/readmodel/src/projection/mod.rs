@@ -6,6 +6,7 @@
 //! Exactly-once in effect: every document (and every calendar night) remembers the position of the
 //! last event that changed it, and an event at or before that position leaves it alone.
 
+mod customer;
 mod lodging;
 mod payout;
 mod reservation;
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    AnyEvent, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+    AnyEvent, CustomerView, LodgingView, ManagementView, PayoutView, ReservationView, ViewError,
+    ViewEvent,
 };
 
 pub use working_set::Projection;
@@ -57,6 +59,7 @@ pub trait ViewSource {
     fn request(&mut self, id: Uuid) -> Result<Option<Stored<ManagementView>>, ViewError>;
     fn payout(&mut self, id: Uuid) -> Result<Option<Stored<PayoutView>>, ViewError>;
     fn lodging(&mut self, lodging_id: &str) -> Result<Option<LodgingView>, ViewError>;
+    fn customer(&mut self, customer_id: &str) -> Result<Option<CustomerView>, ViewError>;
     /// The stored nights of `lodging_id` in `from..to` (nights never booked may be absent).
     fn calendar(
         &mut self,
@@ -82,6 +85,7 @@ pub struct Changes {
     pub lodgings: Vec<LodgingView>,
     pub calendar: Vec<CalendarNight>,
     pub payouts: Vec<Stored<PayoutView>>,
+    pub customers: Vec<CustomerView>,
 }
 
 impl Changes {
@@ -92,6 +96,7 @@ impl Changes {
             && self.lodgings.is_empty()
             && self.calendar.is_empty()
             && self.payouts.is_empty()
+            && self.customers.is_empty()
     }
 }
 
@@ -124,6 +129,10 @@ impl<S: ViewSource> Projection<'_, S> {
                 reservation_id,
                 event: inner,
             } => self.on_payout(event, *reservation_id, inner),
+            AnyEvent::Customer {
+                customer_id,
+                event: inner,
+            } => self.on_customer(event, customer_id, inner),
             AnyEvent::Saga | AnyEvent::Other => Ok(()),
         }
     }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{CalendarNight, Changes, Stored, ViewSource};
 use crate::{
-    ApprovalStatus, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+    ApprovalStatus, CustomerView, LodgingView, ManagementView, PayoutView, ReservationView,
+    ViewError, ViewEvent,
 };
 
 /// A document that remembers the last event that changed it.
@@ -51,6 +52,15 @@ impl Document for LodgingView {
 }
 
 impl Document for PayoutView {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn stamp(&mut self, event: &ViewEvent) {
+        self.position = event.position;
+    }
+}
+
+impl Document for CustomerView {
     fn position(&self) -> u64 {
         self.position
     }
@@ -148,6 +158,7 @@ pub struct Projection<'s, S: ViewSource> {
     lodgings: HashMap<String, Slot<LodgingView>>,
     calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
     payouts: HashMap<Uuid, Slot<Stored<PayoutView>>>,
+    customers: HashMap<String, Slot<CustomerView>>,
     /// Cached pending requests per lodging; complete for the check-in ranges in `pending_loaded`.
     pending: HashMap<String, HashSet<Uuid>>,
     pending_loaded: HashSet<(String, NaiveDate, NaiveDate)>,
@@ -162,6 +173,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             lodgings: HashMap::new(),
             calendar: HashMap::new(),
             payouts: HashMap::new(),
+            customers: HashMap::new(),
             pending: HashMap::new(),
             pending_loaded: HashSet::new(),
         }
@@ -176,6 +188,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             lodgings: dirty(self.lodgings.into_values()),
             calendar: dirty(self.calendar.into_values()),
             payouts: dirty(self.payouts.into_values()),
+            customers: dirty(self.customers.into_values()),
         }
     }
 
@@ -222,6 +235,29 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         change: impl FnOnce(&mut LodgingView),
     ) -> Result<bool, ViewError> {
         Ok(self.lodging_slot(lodging_id)?.update(event, change))
+    }
+
+    fn customer_slot(&mut self, customer_id: &str) -> Result<&mut Slot<CustomerView>, ViewError> {
+        let source = &mut self.source;
+        slot(&mut self.customers, customer_id.to_string(), || {
+            source.customer(customer_id)
+        })
+    }
+
+    /// Add a customer's contact details unless they are there.
+    pub(super) fn create_customer(&mut self, view: CustomerView) -> Result<bool, ViewError> {
+        let customer_id = view.customer_id.clone();
+        Ok(self.customer_slot(&customer_id)?.create(view))
+    }
+
+    /// Change customer `customer_id` with `change` (a no-op if absent or already at `event`).
+    pub(super) fn update_customer(
+        &mut self,
+        event: &ViewEvent,
+        customer_id: &str,
+        change: impl FnOnce(&mut CustomerView),
+    ) -> Result<bool, ViewError> {
+        Ok(self.customer_slot(customer_id)?.update(event, change))
     }
 
     pub(super) fn create_reservation(

@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use crate::projection::CalendarNight;
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
-    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus, ReservationView,
-    ViewError, ViewEvent, ViewStore,
+    CustomerView, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationStatus,
+    ReservationView, ViewError, ViewEvent, ViewStore,
 };
 use chrono::NaiveDate;
 
@@ -195,6 +195,12 @@ impl ViewStore for SqliteViewStore {
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         let filter = filter.clone();
         self.read(move |conn| read::payout_summary(conn, &filter))
+            .await
+    }
+
+    async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
+        let customer_ids = customer_ids.to_vec();
+        self.read(move |conn| read::customers(conn, &customer_ids))
             .await
     }
 

@@ -11,8 +11,9 @@ use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest, PayoutFilter,
-    PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView, ViewError,
+    CustomerView, DeadLetter, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
+    ViewError,
 };
 
 /// One document by primary key.
@@ -305,4 +306,28 @@ pub(super) fn dead_letter_count(conn: &Connection) -> Result<u64, ViewError> {
         .and_then(|mut s| s.query_row([], |row| row.get(0)))
         .map_err(store_error)?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The customers among `customer_ids` that have contact details.
+pub(super) fn customers(
+    conn: &Connection,
+    customer_ids: &[String],
+) -> Result<Vec<CustomerView>, ViewError> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conditions = Conditions::default();
+    conditions.one_of("customer_id", customer_ids);
+    let sql = format!(
+        "SELECT doc FROM customers WHERE {}",
+        conditions.clauses.join(" AND ")
+    );
+    let mut statement = conn.prepare(&sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(params_from_iter(conditions.values.iter()), |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(store_error)?;
+    rows.map(|doc| parse_doc(&doc.map_err(store_error)?))
+        .collect()
 }

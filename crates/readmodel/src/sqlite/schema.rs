@@ -12,7 +12,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bumped whenever the layout changes; a store at another version is dropped and rebuilt from the
 /// log (its checkpoint goes with it), since views are derived data.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
@@ -20,6 +20,7 @@ DROP TABLE IF EXISTS requests;
 DROP TABLE IF EXISTS lodgings;
 DROP TABLE IF EXISTS calendar;
 DROP TABLE IF EXISTS payouts;
+DROP TABLE IF EXISTS customers;
 DROP TABLE IF EXISTS checkpoints;
 DROP TABLE IF EXISTS dead_letters;
 ";
@@ -89,6 +90,12 @@ CREATE TABLE IF NOT EXISTS payouts (
 CREATE INDEX IF NOT EXISTS payouts_by_lodging ON payouts (lodging_id, status);
 CREATE INDEX IF NOT EXISTS payouts_by_host ON payouts (host_id);
 CREATE INDEX IF NOT EXISTS payouts_by_status ON payouts (status);
+
+CREATE TABLE IF NOT EXISTS customers (
+    customer_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS checkpoints (
     projector_id TEXT PRIMARY KEY,

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::schema::store_error;
 use crate::projection::{project, CalendarNight, Changes, Stored, ViewSource};
 use crate::{
-    DeadLetter, LodgingView, ManagementView, PayoutView, ReservationView, ViewError, ViewEvent,
+    CustomerView, DeadLetter, LodgingView, ManagementView, PayoutView, ReservationView, ViewError,
+    ViewEvent,
 };
 
 pub(super) fn parse_doc<T: DeserializeOwned>(doc: &str) -> Result<T, ViewError> {
@@ -82,6 +83,11 @@ impl ViewSource for TxSource<'_> {
         Ok(self.one::<LodgingView>(sql, lodging_id)?.map(|s| s.view))
     }
 
+    fn customer(&mut self, customer_id: &str) -> Result<Option<CustomerView>, ViewError> {
+        let sql = "SELECT 0, doc FROM customers WHERE customer_id = ?1";
+        Ok(self.one::<CustomerView>(sql, customer_id)?.map(|s| s.view))
+    }
+
     fn calendar(
         &mut self,
         lodging_id: &str,
@@ -140,6 +146,7 @@ fn save(conn: &Connection, changes: &Changes) -> Result<(), ViewError> {
     }
     save_requests(conn, &changes.requests)?;
     save_lodgings(conn, &changes.lodgings)?;
+    save_customers(conn, &changes.customers)?;
     save_calendar(conn, &changes.calendar)?;
     save_payouts(conn, &changes.payouts)
 }
@@ -215,6 +222,26 @@ fn save_lodgings(conn: &Connection, lodgings: &[LodgingView]) -> Result<(), View
         statement
             .execute(params![
                 view.lodging_id,
+                to_i64(view.position),
+                to_doc(view)?
+            ])
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+fn save_customers(conn: &Connection, customers: &[CustomerView]) -> Result<(), ViewError> {
+    let mut statement = conn
+        .prepare_cached(
+            "INSERT INTO customers (customer_id, position, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (customer_id) DO UPDATE SET position = excluded.position, doc = excluded.doc
+             WHERE excluded.position > customers.position",
+        )
+        .map_err(store_error)?;
+    for view in customers {
+        statement
+            .execute(params![
+                view.customer_id,
                 to_i64(view.position),
                 to_doc(view)?
             ])

@@ -1,6 +1,8 @@
 //! A real `serve` on 127.0.0.1 port 0 over a temp data dir, and an HTTP client for it.
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
@@ -235,4 +237,14 @@ pub fn day(offset: i64) -> NaiveDate {
 pub fn stay_body(lodging_id: &str, offset: i64, nights: i64) -> Value {
     json!({"lodging_id": lodging_id, "check_in": day(offset).to_string(),
            "check_out": day(offset + nights).to_string(), "guests": 2})
+}
+
+/// Run the `stayledger` binary with `args` on `data_dir` (`--data-dir`), to completion.
+pub fn stayledger(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stayledger"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("stayledger runs")
 }

@@ -11,12 +11,13 @@ use readmodel::{
 use serde_json::Value;
 
 /// All documents of a store: (ReservationList, ManagementList, lodging catalog, payouts), in list
-/// order.
+/// order, and the customers view of every customer with a reservation, by customer id.
 pub struct Documents {
     pub reservations: Vec<Value>,
     pub requests: Vec<Value>,
     pub lodgings: Vec<Value>,
     pub payouts: Vec<Value>,
+    pub customers: Vec<Value>,
 }
 
 const PAGE: usize = 100;
@@ -76,11 +77,24 @@ pub async fn all_documents(store: &dyn ViewStore) -> Documents {
             cursor: Some(cursor),
         };
     }
+    let mut customer_ids: Vec<String> = reservations
+        .iter()
+        .filter_map(|r| r["customer_id"].as_str().map(str::to_string))
+        .collect();
+    customer_ids.sort();
+    customer_ids.dedup();
+    let mut customers = Vec::new();
+    for ids in customer_ids.chunks(PAGE) {
+        let got = store.customers(ids).await.expect("customers");
+        customers.extend(json(&got));
+    }
+    customers.sort_by(|a, b| a["customer_id"].as_str().cmp(&b["customer_id"].as_str()));
     Documents {
         reservations,
         requests,
         lodgings,
         payouts,
+        customers,
     }
 }
 
@@ -110,5 +124,9 @@ pub async fn assert_equal_to_rebuild(log: Arc<dyn EventLog>, live: &dyn ViewStor
         "catalog equals its rebuild"
     );
     assert_eq!(live.payouts, rebuilt.payouts, "payouts equal their rebuild");
+    assert_eq!(
+        live.customers, rebuilt.customers,
+        "customers equal their rebuild"
+    );
     live
 }
