@@ -122,13 +122,17 @@ pub(crate) async fn reservation_page(
     })
 }
 
-/// One ReservationList document with its guest's name, and the position its ETag stands for.
+/// One ReservationList document with its guest's name (from `customer`, its customer's contact
+/// details as the views keep them), and the position its ETag stands for.
 pub(crate) async fn reservation_row(
     state: &QueryState,
     view: ReservationView,
+    customer: Option<CustomerView>,
 ) -> Result<(ReservationRow, u64), QueryError> {
-    let mut guests = guests(state, std::iter::once(view.customer_id.as_str())).await?;
-    let guest = guests.remove(&view.customer_id).unwrap_or_default();
+    let guest = match customer {
+        Some(customer) => open(state, &customer).await?,
+        None => Guest::default(),
+    };
     let position = view.position.max(guest.position);
     Ok((
         ReservationRow {

@@ -142,9 +142,9 @@ async fn get_reservation(
     let not_found = || QueryError::NotFound(format!("no reservation {id}"));
     let reservation_id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     await_views(&state, &params).await?;
-    let view = state
+    let (view, guest) = state
         .views
-        .reservation(reservation_id)
+        .reservation_with_guest(reservation_id)
         .await?
         .ok_or_else(not_found)?;
     if !may_read(&state, &principal, &view).await? {
@@ -152,7 +152,7 @@ async fn get_reservation(
             "reservation {id} is not yours"
         )));
     }
-    let (row, position) = guests::reservation_row(&state, view).await?;
+    let (row, position) = guests::reservation_row(&state, view, guest).await?;
     Ok(document(&headers, position, &row))
 }
 

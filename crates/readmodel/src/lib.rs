@@ -58,6 +58,22 @@ pub trait ViewStore: Send + Sync + 'static {
     async fn reservation(&self, reservation_id: Uuid)
         -> Result<Option<ReservationView>, ViewError>;
 
+    /// One reservation's ReservationList document with its customer's contact details (sealed),
+    /// if they have any: what `GET /reservations/{id}` shows, read together where the store can.
+    async fn reservation_with_guest(
+        &self,
+        reservation_id: Uuid,
+    ) -> Result<Option<(ReservationView, Option<CustomerView>)>, ViewError> {
+        let Some(view) = self.reservation(reservation_id).await? else {
+            return Ok(None);
+        };
+        let guest = self
+            .customers(std::slice::from_ref(&view.customer_id))
+            .await?
+            .pop();
+        Ok(Some((view, guest)))
+    }
+
     /// ReservationList documents, newest request first.
     async fn reservations(
         &self,

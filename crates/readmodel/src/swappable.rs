@@ -101,6 +101,13 @@ impl ViewStore for SwappableViewStore {
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         self.current().payout_summary(filter).await
     }
+    async fn reservation_with_guest(
+        &self,
+        reservation_id: Uuid,
+    ) -> Result<Option<(ReservationView, Option<CustomerView>)>, ViewError> {
+        self.current().reservation_with_guest(reservation_id).await
+    }
+
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
         self.current().customers(customer_ids).await
     }

@@ -4,7 +4,7 @@
 //! only the customers asked for come back; an event applied twice changes nothing; one batch or
 //! event by event, the same documents.
 
-use super::timeline::Timeline;
+use super::timeline::{day, Timeline};
 use super::{FreshStore, PROJECTOR};
 use crate::{CustomerView, ViewStore};
 
@@ -35,6 +35,8 @@ pub async fn customers_keep_sealed_contacts_until_erased(stores: &dyn FreshStore
     t.profile("ana", "Ana", "010-1");
     let bo = t.profile("bo", "Bo", "010-2");
     let ana = t.profile("ana", "Ana Kim", "010-3");
+    let anas = t.request("L1", "ana", day(1), 2);
+    let dans = t.request("L1", "dan", day(1), 1);
     let store = stores.fresh().await;
     store
         .apply(PROJECTOR, t.events())
@@ -49,6 +51,24 @@ pub async fn customers_keep_sealed_contacts_until_erased(stores: &dyn FreshStore
         "the latest profile, sealed as recorded; no document for a customer without one"
     );
     assert!(customers(&*store, &[]).await.is_empty());
+    let (reservation, guest) = store
+        .reservation_with_guest(anas)
+        .await
+        .expect("read")
+        .expect("ana's reservation");
+    assert_eq!(reservation.customer_id, "ana");
+    assert_eq!(guest, Some(view("ana", Some(("Ana Kim", "010-3")), ana)));
+    let (_, guest) = store
+        .reservation_with_guest(dans)
+        .await
+        .expect("read")
+        .expect("dan's reservation");
+    assert_eq!(guest, None, "dan has no profile");
+    assert!(store
+        .reservation_with_guest(uuid::Uuid::from_u128(404))
+        .await
+        .expect("read")
+        .is_none());
 
     let before = t.head();
     let erased = t.erase("ana");

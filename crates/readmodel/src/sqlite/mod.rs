@@ -198,6 +198,14 @@ impl ViewStore for SqliteViewStore {
             .await
     }
 
+    async fn reservation_with_guest(
+        &self,
+        reservation_id: Uuid,
+    ) -> Result<Option<(ReservationView, Option<CustomerView>)>, ViewError> {
+        self.read(move |conn| read::reservation_with_guest(conn, reservation_id))
+            .await
+    }
+
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
         let customer_ids = customer_ids.to_vec();
         self.read(move |conn| read::customers(conn, &customer_ids))

@@ -331,3 +331,28 @@ pub(super) fn customers(
     rows.map(|doc| parse_doc(&doc.map_err(store_error)?))
         .collect()
 }
+
+/// A reservation's document and its customer's contact details, in one query.
+pub(super) fn reservation_with_guest(
+    conn: &Connection,
+    reservation_id: Uuid,
+) -> Result<Option<(ReservationView, Option<CustomerView>)>, ViewError> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT r.doc, c.doc FROM reservations r
+             LEFT JOIN customers c ON c.customer_id = r.customer_id
+             WHERE r.reservation_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([reservation_id.to_string()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(store_error)?;
+    let Some((reservation, guest)) = row else {
+        return Ok(None);
+    };
+    let guest = guest.map(|doc| parse_doc(&doc)).transpose()?;
+    Ok(Some((parse_doc(&reservation)?, guest)))
+}
