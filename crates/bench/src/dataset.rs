@@ -4,7 +4,9 @@
 //! writers: whole confirmed flows in the order the services append them, over 500 lodgings. The
 //! saga's events are decided by the real saga ([`ReservationSaga::decide`]), so their payloads
 //! (handled trigger, actions, timers) are what production writes; the other events are built from
-//! the domain types. Then the views are rebuilt into the data dir (B5) and the saga's checkpoint is
+//! the domain types. Each of the 20,000 customers records a profile first, sealed under their own
+//! key in the data dir's `keys.db` as `PUT /me/profile` does, and one in 20 is erased (the key
+//! destroyed, `CustomerErased`). Then the views are rebuilt into the data dir (B5) and the saga's checkpoint is
 //! set to the head, so the dir is what a `serve` that handled all of it leaves behind.
 
 use std::path::{Path, PathBuf};
@@ -14,17 +16,23 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
+use domain::customer::{CustomerEvent, SealedProfile};
 use domain::lodging::{ApprovalMode, LodgingEvent, LodgingProfile};
 use domain::payment::PaymentEvent;
 use domain::reservation::{ReservationEvent, ReservationRequested};
 use domain::saga::{ReservationSaga, SagaInput, SagaPolicy, SagaState, SagaTrigger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{EventLog, EventMetadata, ExpectedVersion, NewEvent, SqliteEventLog};
+use keys::{KeyStore, SqliteKeyStore};
 use saga::{ProgressUpdate, Shard, SqliteTimerStore, TimerStore};
 use stayledger::data_dir;
 use uuid::Uuid;
 
 const LODGINGS: u64 = 500;
+/// Customers of the seeded flows (flow `n` is customer `n % CUSTOMERS`'s); each has a profile.
+const CUSTOMERS: u64 = 20_000;
+/// One customer in this many is erased.
+const ERASED_ONE_IN: u64 = 20;
 /// Flows being written at once (each a chain of appends): the group commit's batch.
 const WRITERS: u64 = 256;
 
@@ -89,6 +97,36 @@ impl SagaStream {
     }
 }
 
+/// Customer `n` records a sealed profile (and, one in [`ERASED_ONE_IN`], is erased).
+async fn profile(log: &SqliteEventLog, keys: &SqliteKeyStore, n: u64) -> anyhow::Result<()> {
+    let customer_id = format!("customer-{n}");
+    let key = keys
+        .key_for_writing(&customer_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("a seed key: {e}"))?;
+    let seal = |field: &str, text: String| keys::seal(&key, &customer_id, field, &text);
+    let profile = SealedProfile {
+        name: seal("name", format!("Guest {n}")),
+        email: seal("email", format!("guest{n}@example.kr")),
+        phone: seal("phone", format!("010-{:04}-{:04}", n / 10_000, n % 10_000)),
+    };
+    let actor = format!("customer:{customer_id}");
+    let stream = format!("customer-{customer_id}");
+    let recorded = CustomerEvent::CustomerProfileRecorded { profile };
+    let mut events = vec![encode(&recorded, meta(Uuid::nil(), Uuid::new_v4(), &actor))];
+    if n.is_multiple_of(ERASED_ONE_IN) {
+        keys.destroy(&customer_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("destroying a seed key: {e}"))?;
+        let erased = CustomerEvent::CustomerErased {
+            erased_by: customer_id.clone(),
+            reason: "asked by the customer".into(),
+        };
+        events.push(encode(&erased, meta(Uuid::nil(), Uuid::new_v4(), &actor)));
+    }
+    append(log, &stream, events).await
+}
+
 /// One whole flow: request -> approval -> payment -> confirmation, with the saga between.
 async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
     let id = Uuid::new_v4();
@@ -99,7 +137,7 @@ async fn flow(log: &SqliteEventLog, n: u64) -> anyhow::Result<()> {
         timezone: domain::WAVE1_TIMEZONE,
         rooms: 1,
         reservation_id: id,
-        customer_id: format!("customer-{}", n % 20_000),
+        customer_id: format!("customer-{}", n % CUSTOMERS),
         lodging_id: lodging_id.clone(),
         check_in,
         check_out: check_in + chrono::TimeDelta::days(i64::from(nights)),
@@ -213,18 +251,26 @@ pub async fn seed(dir: &Path, events: u64) -> anyhow::Result<Dataset> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = SqliteEventLog::open(data_dir::events_path(dir)).context("opening the seed log")?;
     let started = Instant::now();
+    let keys = Arc::new(data_dir::key_store(dir).context("opening the seed key store")?);
     register(&log).await?;
     let per_flow = 13;
     let flows = events.saturating_sub(LODGINGS) / per_flow;
+    // The customers of the flows written (fewer in a small log), each with a profile.
+    let customers = flows.min(CUSTOMERS);
+    let profile_events = customers + customers.div_ceil(ERASED_ONE_IN);
+    let flows = events.saturating_sub(LODGINGS + profile_events) / per_flow;
     let next = Arc::new(AtomicU64::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|_| {
-            let (log, next) = (log.clone(), Arc::clone(&next));
+            let (log, next, keys) = (log.clone(), Arc::clone(&next), Arc::clone(&keys));
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= flows {
                         return Ok::<_, anyhow::Error>(());
+                    }
+                    if n < customers {
+                        profile(&log, &keys, n).await?;
                     }
                     flow(&log, n).await?;
                 }
