@@ -15,7 +15,7 @@ mod sink;
 mod status;
 
 pub use decode::{dead_letter, decode, DecodeFailure};
-pub use rebuild::{rebuild, REBUILD_PAGE};
+pub use rebuild::{rebuild, rebuild_target, REBUILD_PAGE};
 pub use shard::{
     lodging_hash, merge_checkpoints, ProjectorShard, ShardError, ViewShard, OWNERSHIP_CACHE,
 };
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use eventlog::{EventLog, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
-use readmodel::{ViewError, ViewStore};
+use readmodel::{ProjectionTarget, ViewError, ViewStore, Views};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -66,7 +66,7 @@ pub enum ProjectorError {
 pub struct Projector {
     id: String,
     log: Arc<dyn EventLog>,
-    store: Arc<dyn ViewStore>,
+    store: Arc<dyn ProjectionTarget>,
     status: ProjectorStatus,
     retry: RetryPolicy,
     max_batch: usize,
@@ -75,8 +75,15 @@ pub struct Projector {
 }
 
 impl Projector {
+    /// The views projector over `store`.
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>, store: Arc<dyn ViewStore>) -> Self {
+        Self::for_target(log, Arc::new(Views(store)))
+    }
+
+    /// A projector of the log into another target (e.g. the inbox); give it its own id.
+    #[must_use]
+    pub fn for_target(log: Arc<dyn EventLog>, store: Arc<dyn ProjectionTarget>) -> Self {
         Self {
             id: PROJECTOR_ID.to_string(),
             log,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use eventlog::EventLog;
-use readmodel::ViewStore;
+use readmodel::{ProjectionTarget, ViewStore, Views};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -58,10 +58,20 @@ pub async fn rebuild(
     fresh_store: Arc<dyn ViewStore>,
     progress: impl Fn(u64, u64) + Send + Sync,
 ) -> Result<u64, ProjectorError> {
+    rebuild_target(log, Arc::new(Views(fresh_store)), PROJECTOR_ID, progress).await
+}
+
+/// [`rebuild`] into any fresh target (e.g. the inbox), under the checkpoint `id`.
+pub async fn rebuild_target(
+    log: Arc<dyn EventLog>,
+    fresh_store: Arc<dyn ProjectionTarget>,
+    id: &str,
+    progress: impl Fn(u64, u64) + Send + Sync,
+) -> Result<u64, ProjectorError> {
     let head = log.head_position().await?;
-    let mut applied = fresh_store.checkpoint(PROJECTOR_ID).await?;
+    let mut applied = fresh_store.checkpoint(id).await?;
     let sink = Sink {
-        id: PROJECTOR_ID.to_string(),
+        id: id.to_string(),
         store: fresh_store,
         status: ProjectorStatus::default(),
         retry: RetryPolicy {

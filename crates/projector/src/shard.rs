@@ -25,7 +25,7 @@ use domain::payout::PayoutEvent;
 use domain::reservation::ReservationEvent;
 use domain::StreamId;
 use eventlog::{Partition, PartitionError, RawRecordedEvent, Recorded};
-use readmodel::{AnyEvent, ViewError, ViewEvent, ViewStore};
+use readmodel::{AnyEvent, ProjectionTarget, ViewError, ViewEvent, ViewStore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ pub async fn merge_checkpoints(store: &dyn ViewStore, count: u32) -> Result<u64,
 /// an unsharded projector or merged from another shard count): everything up to it is applied,
 /// and documents skip the events they already reflect.
 pub(crate) async fn start_position(
-    store: &dyn ViewStore,
+    store: &dyn ProjectionTarget,
     id: &str,
     shard: ProjectorShard,
 ) -> Result<u64, ViewError> {
@@ -139,7 +139,7 @@ enum Owner {
 /// Decides, event by event, what a shard applies.
 pub(crate) struct Ownership {
     shard: ProjectorShard,
-    store: Arc<dyn ViewStore>,
+    store: Arc<dyn ProjectionTarget>,
     retry: RetryPolicy,
     status: ProjectorStatus,
     /// Reservation -> owned by this shard; `previous` is the older generation.
@@ -150,7 +150,7 @@ pub(crate) struct Ownership {
 impl Ownership {
     pub(crate) fn new(
         shard: ProjectorShard,
-        store: Arc<dyn ViewStore>,
+        store: Arc<dyn ProjectionTarget>,
         retry: RetryPolicy,
         status: ProjectorStatus,
     ) -> Self {
@@ -289,11 +289,7 @@ impl Ownership {
             self.current.insert(id, owned);
             return Ok(self.owner(owned));
         }
-        let lodging = match self.store.reservation(id).await? {
-            Some(view) => Some(view.lodging_id),
-            None => self.store.request(id).await?.map(|view| view.lodging_id),
-        };
-        let Some(lodging) = lodging else {
+        let Some(lodging) = self.store.lodging_of(id).await? else {
             return Ok(Owner::Unknown);
         };
         let owned = self.shard.owns_lodging(&lodging);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlog::RawRecordedEvent;
-use readmodel::{DeadLetter, ViewError, ViewEvent, ViewStore};
+use readmodel::{DeadLetter, ProjectionTarget, ViewError, ViewEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::decode::decode_raw;
@@ -75,7 +75,7 @@ enum ApplyError {
 
 pub(crate) struct Sink {
     pub(crate) id: String,
-    pub(crate) store: Arc<dyn ViewStore>,
+    pub(crate) store: Arc<dyn ProjectionTarget>,
     pub(crate) status: ProjectorStatus,
     pub(crate) retry: RetryPolicy,
 }

@@ -8,24 +8,35 @@ use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use readmodel::{ProjectionTarget, Views};
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::error::QueryError;
 use crate::params::Params;
-use crate::state::QueryState;
+use crate::state::{QueryState, ViewProgress};
 
 /// If the request asks for `min_position`, wait until the views reflect it (504 if they do not in time).
 pub(crate) async fn await_views(state: &QueryState, params: &Params) -> Result<(), QueryError> {
+    let views = Views(Arc::clone(&state.views));
+    await_target(&views, &state.progress, params).await
+}
+
+/// If the request asks for `min_position`, wait until `target` (followed by `progress`) reflects it
+/// (504 if it does not in time).
+pub(crate) async fn await_target(
+    target: &dyn ProjectionTarget,
+    progress: &ViewProgress,
+    params: &Params,
+) -> Result<(), QueryError> {
     let Some(wanted) = params.min_position()? else {
         return Ok(());
     };
-    let views = state.views.as_ref();
-    if state.progress.current(views).await? >= wanted.position {
+    if progress.current(target).await? >= wanted.position {
         return Ok(());
     }
-    let reached = state
-        .progress
-        .wait_for(state.views.as_ref(), wanted.position, wanted.wait)
+    let reached = progress
+        .wait_for(target, wanted.position, wanted.wait)
         .await?;
     if reached {
         Ok(())

@@ -17,6 +17,7 @@ mod document;
 pub mod error;
 mod guests;
 pub mod history;
+mod inbox;
 mod me;
 pub mod openapi;
 pub mod params;
@@ -49,6 +50,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(catalog::routes())
         .merge(payouts::routes())
         .merge(me::routes())
+        .merge(inbox::routes())
         .merge(audit::routes())
         .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)

@@ -102,6 +102,10 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/audit/verify", &["anchor_position", "anchor_mac"]),
     ("/audit/anchor", &[]),
     ("/me", &["min_position", "wait_ms"]),
+    (
+        "/me/notifications",
+        &["limit", "cursor", "min_position", "wait_ms"],
+    ),
 ];
 
 /// At most this many offending parameters are named in one answer.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use eventlog::EventLog;
 use http_edge::Auth;
-use readmodel::{ViewError, ViewStore};
+use readmodel::inbox::InboxStore;
+use readmodel::{ProjectionTarget, ViewError, ViewStore};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -24,8 +25,8 @@ pub enum ViewProgress {
 }
 
 impl ViewProgress {
-    /// The position the views reflect now.
-    pub async fn current(&self, views: &dyn ViewStore) -> Result<u64, ViewError> {
+    /// The position the target (the views, the inbox) reflects now.
+    pub async fn current(&self, views: &dyn ProjectionTarget) -> Result<u64, ViewError> {
         match self {
             Self::Watch(applied) => Ok(*applied.borrow()),
             Self::Checkpoint { projector_id, .. } => views.checkpoint(projector_id).await,
@@ -35,7 +36,7 @@ impl ViewProgress {
     /// Wait until the views reflect `position`; `false` if they do not within `timeout`.
     pub async fn wait_for(
         &self,
-        views: &dyn ViewStore,
+        views: &dyn ProjectionTarget,
         position: u64,
         timeout: Duration,
     ) -> Result<bool, ViewError> {
@@ -78,6 +79,9 @@ pub struct QueryState {
     /// Customers' data keys, to open a profile for `GET /me` (without it, `GET /me` answers 500
     /// for a customer with a profile).
     pub keys: Option<Arc<dyn keys::KeyStore>>,
+    /// The inbox (`GET /me/notifications`) and how far its notifier got; without it the route
+    /// answers an empty inbox.
+    pub inbox: Option<(Arc<dyn InboxStore>, ViewProgress)>,
 }
 
 impl QueryState {
@@ -94,6 +98,7 @@ impl QueryState {
             auth,
             progress,
             keys: None,
+            inbox: None,
         }
     }
 
@@ -101,6 +106,13 @@ impl QueryState {
     #[must_use]
     pub fn with_keys(mut self, keys: Arc<dyn keys::KeyStore>) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// This state, reading the inbox from `inbox`, which the notifier's `progress` follows.
+    #[must_use]
+    pub fn with_inbox(mut self, inbox: Arc<dyn InboxStore>, progress: ViewProgress) -> Self {
+        self.inbox = Some((inbox, progress));
         self
     }
 }

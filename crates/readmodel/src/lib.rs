@@ -11,11 +11,13 @@
 pub mod conformance;
 mod error;
 mod event;
+pub mod inbox;
 mod mongo;
 pub mod projection;
 mod query;
 mod sqlite;
 mod swappable;
+mod target;
 mod views;
 
 pub use error::ViewError;
@@ -27,6 +29,7 @@ pub use query::{
 };
 pub use sqlite::SqliteViewStore;
 pub use swappable::SwappableViewStore;
+pub use target::{ProjectionTarget, Views};
 pub use views::{
     parse_reservation_status, ApprovalMode, ApprovalStatus, CustomerView, ListingStatus,
     LodgingView, ManagementView, PaymentStatus, PayoutStatus, PayoutTotals, PayoutView,

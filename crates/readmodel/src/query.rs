@@ -190,6 +190,7 @@ pub(crate) enum CursorKind {
     Requests,
     Lodgings,
     Payouts,
+    Inbox,
 }
 
 impl CursorKind {
@@ -199,6 +200,7 @@ impl CursorKind {
             Self::Requests => "q",
             Self::Lodgings => "l",
             Self::Payouts => "p",
+            Self::Inbox => "n",
         }
     }
 }
@@ -226,7 +228,7 @@ impl CursorKind {
     /// lodging id (up to 64 of `A-Za-z0-9._-`, or empty).
     fn takes(self, key: &str) -> bool {
         match self {
-            Self::Reservations | Self::Requests | Self::Payouts => {
+            Self::Reservations | Self::Requests | Self::Payouts | Self::Inbox => {
                 (1..=19).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
             }
             Self::Lodgings => {

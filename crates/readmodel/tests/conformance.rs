@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use readmodel::conformance::inbox::FreshInbox;
 use readmodel::conformance::{self, FreshStore};
+use readmodel::inbox::{InboxStore, MongoInbox, SqliteInbox};
 use readmodel::{MongoViewStore, SqliteViewStore, ViewStore};
 
 /// Fresh SQLite files in one temporary directory.
@@ -30,6 +32,20 @@ impl FreshStore for SqliteFiles {
         let path = self.dir.path().join(format!("views-{n}.db"));
         Arc::new(SqliteViewStore::open(path).expect("open SQLite view store"))
     }
+}
+
+#[async_trait]
+impl FreshInbox for SqliteFiles {
+    async fn fresh(&self) -> Arc<dyn InboxStore> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("inbox-{n}.db"));
+        Arc::new(SqliteInbox::open(path).expect("open SQLite inbox"))
+    }
+}
+
+#[tokio::test]
+async fn inbox_follows_status_changes() {
+    conformance::inbox::inbox_follows_status_changes(&SqliteFiles::new()).await;
 }
 
 macro_rules! sqlite_checks {
@@ -82,6 +98,25 @@ impl FreshStore for MongoDatabases {
     }
 }
 
+#[async_trait]
+impl FreshInbox for MongoDatabases {
+    async fn fresh(&self) -> Arc<dyn InboxStore> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let db = format!("{}_{n}", self.prefix);
+        MongoViewStore::connect(&self.url, &db)
+            .await
+            .expect("connect to MongoDB")
+            .drop_database()
+            .await
+            .expect("drop old test database");
+        Arc::new(
+            MongoInbox::connect(&self.url, &db)
+                .await
+                .expect("connect to MongoDB"),
+        )
+    }
+}
+
 #[tokio::test]
 async fn mongodb_conformance() {
     let Ok(url) = std::env::var("STAYLEDGER_MONGODB_URL") else {
@@ -99,4 +134,5 @@ async fn mongodb_conformance() {
         next: AtomicUsize::new(0),
     };
     conformance::run_all(&stores).await;
+    conformance::inbox::inbox_follows_status_changes(&stores).await;
 }

@@ -12,8 +12,10 @@ use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, ServerLimits};
-use projector::ProjectorStatus;
+use projector::{Projector, ProjectorStatus};
 use query_api::{QueryState, ViewProgress};
+use readmodel::inbox::{InboxStore, NOTIFIER_ID};
+use readmodel::ProjectionTarget;
 use readmodel::{SwappableViewStore, ViewStore};
 use saga::sandbox::{self, SandboxAccess, SandboxState};
 use saga::{
@@ -114,6 +116,9 @@ pub struct Platform {
     pub auth: Arc<Auth>,
     /// Customers' data keys (`keys.db` in the data dir).
     pub keys: Arc<dyn keys::KeyStore>,
+    /// The inbox the notifier builds (`inbox.db`), and the notifier's progress.
+    pub inbox: Arc<dyn InboxStore>,
+    pub notifier: ProjectorStatus,
 }
 
 /// The CLI entry: bind, print the address, run until SIGINT/SIGTERM.
@@ -154,6 +159,7 @@ pub async fn start(
     let projector_status = ProjectorStatus::default();
     let sandbox_state = data_dir::sandbox_ledger(&config.data_dir)?;
     let keys = Arc::new(data_dir::key_store(&config.data_dir)?);
+    let inbox = Arc::new(data_dir::sqlite_inbox(&config.data_dir)?);
     let gateway_key = match config.payment_gateway_key.clone() {
         Some(key) => key,
         None => data_dir::gateway_key::load_or_create(&config.data_dir)?,
@@ -187,6 +193,8 @@ pub async fn start(
         gateway_key,
         auth,
         keys,
+        inbox,
+        notifier: ProjectorStatus::default(),
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
     let start_head = platform.log.head_position().await?;
@@ -227,6 +235,7 @@ pub async fn start(
         swapped,
         shutdown.clone(),
     ));
+    tasks.spawn(run_notifier(&platform, shutdown.clone()));
     tasks.spawn(run_saga(saga, shutdown));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), gateway = %gateway_url, "stayledger serving");
     Ok((platform, tasks))
@@ -255,6 +264,18 @@ fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores
     })
 }
 
+/// The notifier: a projector of the log into the inbox, under its own checkpoint.
+fn run_notifier(
+    platform: &Platform,
+    shutdown: CancellationToken,
+) -> impl std::future::Future<Output = anyhow::Result<()>> {
+    let inbox: Arc<dyn ProjectionTarget> = Arc::clone(&platform.inbox) as _;
+    let notifier = Projector::for_target(Arc::clone(&platform.log), inbox)
+        .with_id(NOTIFIER_ID)
+        .with_status(platform.notifier.clone());
+    async move { notifier.run(shutdown).await.context("notifier") }
+}
+
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The runner retries store failures itself; a lost lane is fatal to this process.
     saga.run(shutdown).await.context("saga runner")
@@ -278,7 +299,11 @@ fn router(platform: &Platform, probes: Probes, options: CommandOptions) -> Route
             Arc::clone(&platform.auth),
             ViewProgress::Watch(platform.projector.subscribe()),
         )
-        .with_keys(Arc::clone(&platform.keys)),
+        .with_keys(Arc::clone(&platform.keys))
+        .with_inbox(
+            Arc::clone(&platform.inbox),
+            ViewProgress::Watch(platform.notifier.subscribe()),
+        ),
     );
     let http_metrics = Arc::clone(&probes.http);
     let app = commands

@@ -66,6 +66,7 @@ pub fn if_none_match() -> Value {
 pub const RESERVATION_CURSOR: &str = "^(723[aA](3[0-9]){1,19})?$";
 pub const REQUEST_CURSOR: &str = "^(713[aA](3[0-9]){1,19})?$";
 pub const PAYOUT_CURSOR: &str = "^(703[aA](3[0-9]){1,19})?$";
+pub const INBOX_CURSOR: &str = "^(6[eE]3[aA](3[0-9]){1,19})?$";
 pub const LODGING_CURSOR: &str =
     "^(6[cC]3[aA](3[0-9]|2[dDeE]|5[0-9aAfF]|4[1-9a-fA-F]|6[1-9a-fA-F]|7[0-9aA]){0,64})?$";
 pub const LOG_CURSOR: &str = "^[0-9]{0,19}$";

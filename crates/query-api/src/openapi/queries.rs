@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use super::build::{
     consistency, guarded, if_none_match, json_response, paging, path, problem, query, with_header,
-    Operation, LODGING_CURSOR, LOG_CURSOR, PAYOUT_CURSOR, REQUEST_CURSOR, RESERVATION_CURSOR,
+    Operation, INBOX_CURSOR, LODGING_CURSOR, LOG_CURSOR, PAYOUT_CURSOR, REQUEST_CURSOR,
+    RESERVATION_CURSOR,
 };
 use super::schemas::{
     approval_statuses, reservation_statuses, schema_ref, LISTING_STATUSES, PAYOUT_STATUSES,
@@ -454,6 +455,16 @@ pub fn paths() -> Vec<(String, Value)> {
     let mut paths = view_paths();
     paths.extend(payout_paths());
     paths.push(me_path());
+    paths.push((
+        "/me/notifications".into(),
+        json!({"get": list(
+            "listNotifications",
+            "The caller's inbox, newest first: a customer's, one entry per status change of their reservations; an admin's, new requests, payments and cancellations at the lodgings they manage; an auditor's is empty",
+            Vec::new(),
+            ("NotificationPage", INBOX_CURSOR),
+            None,
+        )}),
+    ));
     paths.extend(audit_paths());
     paths
 }

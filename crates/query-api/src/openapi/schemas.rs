@@ -320,6 +320,27 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         })
         .collect();
     schemas.insert(
+        "Notification".into(),
+        object(
+            &[
+                "id",
+                "reservation_id",
+                "lodging_id",
+                "kind",
+                "status",
+                "message",
+                "created_at",
+                "position",
+            ],
+            json!({
+                "id": text(), "reservation_id": uuid(), "lodging_id": text(),
+                "kind": one_of(&["status_changed", "new_request", "payment_received", "cancelled"]),
+                "status": reservation_statuses(), "message": text(), "created_at": timestamp(),
+                "position": count(),
+            }),
+        ),
+    );
+    schemas.insert(
         "Me".into(),
         object(
             &["customer_id", "name", "email", "phone", "erased", "reservations"],
@@ -337,6 +358,7 @@ fn view_documents(schemas: &mut Map<String, Value>) {
         ("ReservationPage", "Reservation"),
         ("ApprovalRequestPage", "ApprovalRequest"),
         ("PayoutPage", "Payout"),
+        ("NotificationPage", "Notification"),
         ("EventPage", "RecordedEvent"),
     ] {
         schemas.insert(

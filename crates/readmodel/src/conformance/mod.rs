@@ -7,6 +7,7 @@
 mod catalog;
 mod customers;
 mod flows;
+pub mod inbox;
 mod lists;
 mod pay_first;
 pub mod payouts;

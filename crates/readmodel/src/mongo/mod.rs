@@ -5,6 +5,7 @@
 //! and its checkpoint are one transaction on a replica set, and rely on that guard elsewhere.
 
 mod codec;
+mod inbox;
 mod read;
 mod source;
 mod write;
@@ -16,6 +17,7 @@ use mongodb::{Client, Database, IndexModel};
 use uuid::Uuid;
 
 use self::codec::unavailable;
+pub use self::inbox::MongoInbox;
 use self::write::Writes;
 use crate::projection::CalendarNight;
 use crate::{
@@ -92,17 +94,23 @@ async fn create_indexes(db: &Database) -> Result<(), ViewError> {
     Ok(())
 }
 
+/// Connect to `url`, use database `db_name`, and learn whether writes can be transactions (a
+/// replica set: `setName`, or a sharded cluster: `isdbgrid`).
+async fn open(url: &str, db_name: &str) -> Result<(Client, Database, bool), ViewError> {
+    let client = Client::with_uri_str(url).await.map_err(unavailable)?;
+    let db = client.database(db_name);
+    let hello = db
+        .run_command(doc! { "hello": 1 })
+        .await
+        .map_err(unavailable)?;
+    let transactional = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+    Ok((client, db, transactional))
+}
+
 impl MongoViewStore {
     /// Connect to `url` and use database `db_name`, creating the indexes every query needs.
     pub async fn connect(url: &str, db_name: &str) -> Result<Self, ViewError> {
-        let client = Client::with_uri_str(url).await.map_err(unavailable)?;
-        let db = client.database(db_name);
-        let hello = db
-            .run_command(doc! { "hello": 1 })
-            .await
-            .map_err(unavailable)?;
-        // Transactions need a replica set (`setName`) or a sharded cluster (`isdbgrid`).
-        let transactional = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+        let (client, db, transactional) = open(url, db_name).await?;
         create_indexes(&db).await?;
         Ok(Self {
             client,
@@ -211,12 +219,14 @@ impl ViewStore for MongoViewStore {
         projector_id: &str,
         dead_letter: &DeadLetter,
     ) -> Result<(), ViewError> {
-        let mut writes = Writes::begin(&self.client, self.transactional).await?;
-        writes.park(&self.db, projector_id, dead_letter).await?;
-        writes
-            .move_checkpoint(&self.db, projector_id, dead_letter.position)
-            .await?;
-        writes.commit().await
+        Writes::park_past(
+            &self.client,
+            self.transactional,
+            &self.db,
+            projector_id,
+            dead_letter,
+        )
+        .await
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ViewError> {

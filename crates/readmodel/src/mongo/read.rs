@@ -42,7 +42,7 @@ pub(super) async fn checkpoint(db: &Database, projector_id: &str) -> Result<u64,
 }
 
 /// Run a list query sorted by `sort`; the cursor of a full page comes from its last document.
-async fn page<T: DeserializeOwned>(
+pub(super) async fn page<T: DeserializeOwned>(
     db: &Database,
     collection: &str,
     filter: Document,

@@ -11,7 +11,7 @@ use crate::{DeadLetter, ViewError};
 
 /// `$replaceWith` the new document unless the stored one is at `position` or later. `$literal`
 /// keeps user text that starts with `$` from being read as an expression.
-fn guarded(new_doc: Document, position: u64) -> Vec<Document> {
+pub(super) fn guarded(new_doc: Document, position: u64) -> Vec<Document> {
     vec![doc! {
         "$replaceWith": {
             "$cond": [
@@ -45,7 +45,7 @@ impl Writes {
         })
     }
 
-    async fn update(
+    pub(super) async fn update(
         &mut self,
         collection: &Collection<Document>,
         id: Bson,
@@ -148,6 +148,22 @@ impl Writes {
         let dead_letters = db.collection::<Document>("dead_letters");
         self.update(&dead_letters, id.into(), doc! { "$setOnInsert": fields })
             .await
+    }
+
+    /// Park `dead` and move the checkpoint of `projector_id` past it, as one unit of writes.
+    pub(super) async fn park_past(
+        client: &Client,
+        transactional: bool,
+        db: &Database,
+        projector_id: &str,
+        dead: &DeadLetter,
+    ) -> Result<(), ViewError> {
+        let mut writes = Self::begin(client, transactional).await?;
+        writes.park(db, projector_id, dead).await?;
+        writes
+            .move_checkpoint(db, projector_id, dead.position)
+            .await?;
+        writes.commit().await
     }
 
     pub(super) async fn commit(self) -> Result<(), ViewError> {

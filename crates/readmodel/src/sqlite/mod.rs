@@ -3,6 +3,7 @@
 //! same file: writes take SQLite's write lock (`BEGIN IMMEDIATE`) and wait for it.
 
 mod checkpoint;
+mod inbox;
 mod read;
 mod schema;
 mod write;
@@ -22,6 +23,8 @@ use crate::{
     ReservationView, ViewError, ViewEvent, ViewStore,
 };
 use chrono::NaiveDate;
+
+pub use inbox::SqliteInbox;
 
 /// Reader connections per store: enough for the query API on a 2-core machine.
 const READERS: usize = 4;

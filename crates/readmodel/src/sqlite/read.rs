@@ -73,7 +73,7 @@ impl Conditions {
 }
 
 /// Run a list query returning (sort key, doc) rows; the page's cursor is built from the last key.
-fn page<T: DeserializeOwned>(
+pub(super) fn page<T: DeserializeOwned>(
     conn: &Connection,
     sql: &str,
     values: Vec<Value>,
@@ -103,14 +103,14 @@ fn page<T: DeserializeOwned>(
     Ok(Page { items, next_cursor })
 }
 
-fn seq_of(value: &Value) -> u64 {
+pub(super) fn seq_of(value: &Value) -> u64 {
     match value {
         Value::Integer(seq) => u64::try_from(*seq).unwrap_or(0),
         _ => 0,
     }
 }
 
-fn seq_value(seq: u64) -> Value {
+pub(super) fn seq_value(seq: u64) -> Value {
     Value::Integer(i64::try_from(seq).unwrap_or(i64::MAX))
 }
 

@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS customers (
     doc TEXT NOT NULL
 );
 
+";
+
+/// The checkpoints and dead letters of a store's consumers (the views' and the inbox's files).
+pub(super) const BOOKKEEPING: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
     projector_id TEXT PRIMARY KEY,
     position INTEGER NOT NULL
@@ -125,7 +129,7 @@ pub(super) fn store_error(error: rusqlite::Error) -> ViewError {
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), ViewError> {
+pub(super) fn configure(conn: &Connection) -> Result<(), ViewError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(store_error)?;
@@ -157,20 +161,36 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
         super::checkpoint::WRITER_AUTOCHECKPOINT,
     )
     .map_err(store_error)?;
+    migrate(
+        &mut conn,
+        SCHEMA_VERSION,
+        DROP,
+        &format!("{SCHEMA}{BOOKKEEPING}"),
+    )?;
+    Ok(conn)
+}
+
+/// Create the tables of `schema` at `version`: a file at another version first has its tables
+/// dropped (`drop`), since what it holds is derived and is built again from the log.
+pub(super) fn migrate(
+    conn: &mut Connection,
+    version: i64,
+    drop: &str,
+    schema: &str,
+) -> Result<(), ViewError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(store_error)?;
-    let version: i64 = tx
+    let found: i64 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(store_error)?;
-    if version != SCHEMA_VERSION {
-        tx.execute_batch(DROP).map_err(store_error)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+    if found != version {
+        tx.execute_batch(drop).map_err(store_error)?;
+        tx.pragma_update(None, "user_version", version)
             .map_err(store_error)?;
     }
-    tx.execute_batch(SCHEMA).map_err(store_error)?;
-    tx.commit().map_err(store_error)?;
-    Ok(conn)
+    tx.execute_batch(schema).map_err(store_error)?;
+    tx.commit().map_err(store_error)
 }
 
 /// Open the background checkpointer's connection (after the writer's, which set up the file).

@@ -18,11 +18,11 @@ pub(super) fn parse_doc<T: DeserializeOwned>(doc: &str) -> Result<T, ViewError> 
     serde_json::from_str(doc).map_err(|e| ViewError::Corrupt(format!("stored view: {e}")))
 }
 
-fn to_doc<T: Serialize>(view: &T) -> Result<String, ViewError> {
+pub(super) fn to_doc<T: Serialize>(view: &T) -> Result<String, ViewError> {
     serde_json::to_string(view).map_err(|e| ViewError::Corrupt(format!("view to JSON: {e}")))
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(super) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
@@ -211,41 +211,29 @@ fn save_payouts(conn: &Connection, payouts: &[Stored<PayoutView>]) -> Result<(),
 }
 
 fn save_lodgings(conn: &Connection, lodgings: &[LodgingView]) -> Result<(), ViewError> {
-    let mut statement = conn
-        .prepare_cached(
-            "INSERT INTO lodgings (lodging_id, position, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (lodging_id) DO UPDATE SET position = excluded.position, doc = excluded.doc
-             WHERE excluded.position > lodgings.position",
-        )
-        .map_err(store_error)?;
     for view in lodgings {
-        statement
-            .execute(params![
-                view.lodging_id,
-                to_i64(view.position),
-                to_doc(view)?
-            ])
-            .map_err(store_error)?;
+        save_guarded(
+            conn,
+            "lodgings",
+            "lodging_id",
+            &view.lodging_id,
+            view.position,
+            view,
+        )?;
     }
     Ok(())
 }
 
 fn save_customers(conn: &Connection, customers: &[CustomerView]) -> Result<(), ViewError> {
-    let mut statement = conn
-        .prepare_cached(
-            "INSERT INTO customers (customer_id, position, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (customer_id) DO UPDATE SET position = excluded.position, doc = excluded.doc
-             WHERE excluded.position > customers.position",
-        )
-        .map_err(store_error)?;
     for view in customers {
-        statement
-            .execute(params![
-                view.customer_id,
-                to_i64(view.position),
-                to_doc(view)?
-            ])
-            .map_err(store_error)?;
+        save_guarded(
+            conn,
+            "customers",
+            "customer_id",
+            &view.customer_id,
+            view.position,
+            view,
+        )?;
     }
     Ok(())
 }
@@ -282,7 +270,11 @@ pub(super) fn checkpoint(conn: &Connection, projector_id: &str) -> Result<u64, V
     Ok(position.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
 }
 
-fn move_checkpoint(conn: &Connection, projector_id: &str, position: u64) -> Result<(), ViewError> {
+pub(super) fn move_checkpoint(
+    conn: &Connection,
+    projector_id: &str,
+    position: u64,
+) -> Result<(), ViewError> {
     conn.prepare_cached(
         "INSERT INTO checkpoints (projector_id, position) VALUES (?1, ?2)
          ON CONFLICT (projector_id) DO UPDATE SET position = max(position, excluded.position)",
@@ -298,6 +290,20 @@ pub(super) fn apply(
     projector_id: &str,
     events: &[ViewEvent],
 ) -> Result<(), ViewError> {
+    apply_batch(conn, projector_id, events, |tx, events| {
+        let changes = project(&mut TxSource { conn: tx }, events)?;
+        save(tx, &changes)
+    })
+}
+
+/// In one transaction: `apply` the events of the batch after the checkpoint of `projector_id`, and
+/// move the checkpoint to the batch's last position.
+pub(super) fn apply_batch(
+    conn: &mut Connection,
+    projector_id: &str,
+    events: &[ViewEvent],
+    apply: impl FnOnce(&Connection, &[ViewEvent]) -> Result<(), ViewError>,
+) -> Result<(), ViewError> {
     let Some(last) = events.iter().map(|e| e.position).max() else {
         return Ok(());
     };
@@ -309,10 +315,31 @@ pub(super) fn apply(
         .iter()
         .position(|e| e.position > done)
         .unwrap_or(events.len());
-    let changes = project(&mut TxSource { conn: &tx }, &events[start..])?;
-    save(&tx, &changes)?;
+    apply(&tx, &events[start..])?;
     move_checkpoint(&tx, projector_id, last)?;
     tx.commit().map_err(store_error)
+}
+
+/// Insert or replace the document `key` of `table` (keyed by `key_column`, with `position` and
+/// `doc` columns) unless the stored one is at `position` or later.
+pub(super) fn save_guarded<T: Serialize>(
+    conn: &Connection,
+    table: &str,
+    key_column: &str,
+    key: &str,
+    position: u64,
+    doc: &T,
+) -> Result<(), ViewError> {
+    let sql = format!(
+        "INSERT INTO {table} ({key_column}, position, doc) VALUES (?1, ?2, ?3)
+         ON CONFLICT ({key_column}) DO UPDATE SET position = excluded.position, doc = excluded.doc
+         WHERE excluded.position > {table}.position"
+    );
+    let doc = to_doc(doc)?;
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(params![key, to_i64(position), doc]))
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Park a dead letter and move the checkpoint past it, in one transaction.

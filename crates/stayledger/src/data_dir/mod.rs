@@ -10,6 +10,7 @@
 //! | `jwt-secret` | the JWT signing secret ([`secret`]) |
 //! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
 //! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges, refunds and payouts |
+//! | `inbox.db` | the inbox the notifier builds (`GET /me/notifications`) |
 //! | `keys.db` | customers' data keys (crypto-shredding: erasure destroys a key; `keys` crate) |
 //! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
 //! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
@@ -53,6 +54,8 @@ pub const SECRET_FILE: &str = "jwt-secret";
 pub const GATEWAY_KEY_FILE: &str = "payment-gateway-key";
 /// The sandbox payment gateway's ledger.
 pub const SANDBOX_LEDGER_FILE: &str = "sandbox-gateway.db";
+/// The inbox (the notifier's own store).
+pub const INBOX_FILE: &str = "inbox.db";
 /// Customers' data keys, outside the event log so that erasure can destroy them.
 pub const KEYS_FILE: &str = "keys.db";
 /// The event log's key (hex), unless `--log-key` names another file.
@@ -110,6 +113,13 @@ pub fn sqlite_views(data_dir: &Path) -> anyhow::Result<SqliteViewStore> {
     let file = current_views_file(data_dir)?;
     let path = private_file(data_dir.join(file))?;
     SqliteViewStore::open(path).context("opening the view store")
+}
+
+/// The inbox in `data_dir` (created if missing).
+pub fn sqlite_inbox(data_dir: &Path) -> anyhow::Result<readmodel::inbox::SqliteInbox> {
+    create_dir(data_dir)?;
+    let path = private_file(data_dir.join(INBOX_FILE))?;
+    readmodel::inbox::SqliteInbox::open(path).context("opening the inbox")
 }
 
 /// The view store file `name` in `data_dir` (a generation made by `replay`; created if missing).
