@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use http_edge::body::Fields;
-use http_edge::limits::MAX_TEXT_CHARS;
 use http_edge::Problem;
+
+use super::RejectRequest;
 
 /// The longest name, e-mail address and phone number taken.
 const MAX_NAME_CHARS: usize = 100;
@@ -97,12 +98,7 @@ pub struct EraseCustomer {
 
 impl EraseCustomer {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Problem> {
-        let mut f = Fields::new(body);
-        let reason = f.text("reason", MAX_TEXT_CHARS);
-        f.finish()?;
-        reason
-            .map(|reason| Self { reason })
-            .ok_or_else(|| Problem::bad_request("invalid request fields"))
+        RejectRequest::parse(body).map(|r| Self { reason: r.reason })
     }
 }
 

@@ -134,6 +134,16 @@ pub enum SagaRunError {
     LaneLost,
 }
 
+/// What the payment and payout workers both work with: the gateway they call, the commands that
+/// record its outcomes, the policy their retry delays come from and the status they count on.
+#[derive(Clone)]
+struct WorkerParts {
+    gateway: Arc<dyn PaymentGateway>,
+    commands: Arc<Commands>,
+    policy: SagaPolicy,
+    status: SagaStatus,
+}
+
 /// The reservation process manager, its durable timers and the payment worker.
 pub struct SagaRunner {
     /// The process's write model (its log is the one the runner reads).
@@ -251,18 +261,14 @@ impl SagaRunner {
     }
 
     fn lane(&self, commands: &Arc<Commands>) -> Lane {
-        let payments = PaymentWorker::new(
-            Arc::clone(&self.gateway),
-            Arc::clone(commands),
-            self.policy,
-            self.status.clone(),
-        );
-        let payouts = PayoutWorker::new(
-            Arc::clone(&self.gateway),
-            Arc::clone(commands),
-            self.policy,
-            self.status.clone(),
-        );
+        let parts = WorkerParts {
+            gateway: Arc::clone(&self.gateway),
+            commands: Arc::clone(commands),
+            policy: self.policy,
+            status: self.status.clone(),
+        };
+        let payments = PaymentWorker::new(parts.clone());
+        let payouts = PayoutWorker::new(parts);
         Lane {
             commands: Arc::clone(commands),
             actions: Actions::new(Arc::clone(commands), payments, payouts),

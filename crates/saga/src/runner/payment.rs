@@ -7,11 +7,9 @@
 //! circuit open (the gateway never called) -> `DeferUncounted`: an open circuit uses up no attempt.
 //! refund: ok -> `Refund`; declined -> parked for operators; unavailable -> a durable refund retry.
 
-use std::sync::Arc;
-
 use chrono::{TimeDelta, Utc};
 use domain::payment::{PaymentCommand, PaymentStatus};
-use domain::saga::{retry_delay, SagaPolicy};
+use domain::saga::retry_delay;
 use domain::{Aggregate, ReservationId, Timestamp};
 use eventlog::CommandContext;
 use rand::Rng;
@@ -20,8 +18,8 @@ use uuid::Uuid;
 use super::commands::{Commands, Outcome};
 use super::ids::derived_id;
 use super::retry::{pause, Stopped};
-use crate::gateway::{GatewayError, PaymentGateway};
-use crate::status::SagaStatus;
+use super::WorkerParts;
+use crate::gateway::GatewayError;
 use crate::store::RefundRetry;
 
 /// Where an action comes from: its reservation, trigger and stable id.
@@ -95,10 +93,7 @@ const ACTOR: &str = "payment-worker";
 const PAYMENT_STREAM_READ_LIMIT: usize = 10_000;
 
 pub struct PaymentWorker {
-    gateway: Arc<dyn PaymentGateway>,
-    commands: Arc<Commands>,
-    policy: SagaPolicy,
-    status: SagaStatus,
+    parts: WorkerParts,
 }
 
 /// `delay` plus a random 0..=25% of it.
@@ -108,18 +103,8 @@ pub(super) fn with_jitter(delay: TimeDelta) -> TimeDelta {
 }
 
 impl PaymentWorker {
-    pub fn new(
-        gateway: Arc<dyn PaymentGateway>,
-        commands: Arc<Commands>,
-        policy: SagaPolicy,
-        status: SagaStatus,
-    ) -> Self {
-        Self {
-            gateway,
-            commands,
-            policy,
-            status,
-        }
+    pub fn new(parts: WorkerParts) -> Self {
+        Self { parts }
     }
 
     /// Charge once per payment: a payment already settled, or an action whose outcome is already
@@ -129,8 +114,8 @@ impl PaymentWorker {
         cx: &ActionContext,
         order: ChargeOrder<'_>,
     ) -> Result<ActionOutcome, Stopped> {
-        let id = cx.reservation_id.to_string();
-        let payment = match self.commands.load(&self.commands.payments, &id).await? {
+        let c = &self.parts.commands;
+        let payment = match c.load(&c.payments, &cx.reservation_id.to_string()).await? {
             Ok(payment) => payment,
             Err(poison) => return Ok(ActionOutcome::Parked(poison)),
         };
@@ -147,6 +132,7 @@ impl PaymentWorker {
             return Ok(ActionOutcome::Done);
         }
         let result = self
+            .parts
             .gateway
             .charge(order.idempotency_key, order.amount, order.currency)
             .await;
@@ -162,7 +148,7 @@ impl PaymentWorker {
     ) -> PaymentCommand {
         match result {
             Ok(receipt) => {
-                self.status.count_charge_completed();
+                self.parts.status.count_charge_completed();
                 PaymentCommand::Complete {
                     payment_id: derived_id(cx.action_id, "payment").to_string(),
                     gateway_ref: receipt.charge_ref,
@@ -170,22 +156,22 @@ impl PaymentWorker {
                 }
             }
             Err(GatewayError::Declined(reason)) => {
-                self.status.count_charge_failed();
+                self.parts.status.count_charge_failed();
                 PaymentCommand::Fail {
                     reason: format!("payment declined: {reason}"),
                 }
             }
             Err(GatewayError::CircuitOpen) => {
-                self.status.count_charge_deferred();
-                let delay = retry_delay(self.policy.retry_base, order.attempt);
+                self.parts.status.count_charge_deferred();
+                let delay = retry_delay(self.parts.policy.retry_base, order.attempt);
                 PaymentCommand::DeferUncounted {
                     reason: GatewayError::CircuitOpen.to_string(),
                     retry_at: Utc::now() + with_jitter(delay),
                 }
             }
             Err(error) if order.last_attempt => {
-                self.status.count_charge_deferred();
-                let until = Utc::now() + self.policy.approval_deadline;
+                self.parts.status.count_charge_deferred();
+                let until = Utc::now() + self.parts.policy.approval_deadline;
                 PaymentCommand::Defer {
                     reason: format!(
                         "payment attempts exhausted: {error}; the lodging's admin may retry it until {}",
@@ -195,8 +181,8 @@ impl PaymentWorker {
                 }
             }
             Err(error) => {
-                self.status.count_charge_deferred();
-                let delay = retry_delay(self.policy.retry_base, order.attempt);
+                self.parts.status.count_charge_deferred();
+                let delay = retry_delay(self.parts.policy.retry_base, order.attempt);
                 PaymentCommand::Defer {
                     reason: error.to_string(),
                     retry_at: Utc::now() + with_jitter(delay),
@@ -212,8 +198,8 @@ impl PaymentWorker {
         charge_ref: &str,
         amount: i64,
     ) -> Result<ActionOutcome, Stopped> {
-        let id = cx.reservation_id.to_string();
-        let payment = match self.commands.load(&self.commands.payments, &id).await? {
+        let c = &self.parts.commands;
+        let payment = match c.load(&c.payments, &cx.reservation_id.to_string()).await? {
             Ok(payment) => payment,
             Err(poison) => return Ok(ActionOutcome::Parked(poison)),
         };
@@ -249,9 +235,14 @@ impl PaymentWorker {
         mut retry: RefundRetry,
     ) -> Result<ActionOutcome, Stopped> {
         retry.attempt += 1;
-        match self.gateway.refund(&retry.charge_ref, retry.amount).await {
+        match self
+            .parts
+            .gateway
+            .refund(&retry.charge_ref, retry.amount)
+            .await
+        {
             Ok(receipt) => {
-                self.status.count_refund();
+                self.parts.status.count_refund();
                 let command = PaymentCommand::Refund {
                     amount: retry.amount,
                     gateway_ref: receipt.refund_ref,
@@ -262,7 +253,7 @@ impl PaymentWorker {
                 Ok(ActionOutcome::Parked(format!("refund declined: {reason}")))
             }
             Err(error) => {
-                let delay = retry_delay(self.policy.retry_base, retry.attempt);
+                let delay = retry_delay(self.parts.policy.retry_base, retry.attempt);
                 retry.next_attempt_at = next_attempt(Utc::now(), delay);
                 retry.last_error = error.to_string();
                 tracing::warn!(reservation_id = %cx.reservation_id, %error, attempt = retry.attempt, "refund deferred");
@@ -276,7 +267,7 @@ impl PaymentWorker {
         cx: &ActionContext,
         command: &PaymentCommand,
     ) -> Result<ActionOutcome, Stopped> {
-        let c = &self.commands;
+        let c = &self.parts.commands;
         record(c, &c.payments, cx, command, ACTOR).await
     }
 
@@ -286,6 +277,7 @@ impl PaymentWorker {
         let mut attempt = 0;
         loop {
             match self
+                .parts
                 .commands
                 .log
                 .read_stream(&stream, 0, PAYMENT_STREAM_READ_LIMIT)
@@ -299,8 +291,8 @@ impl PaymentWorker {
                 Err(error) => {
                     attempt += 1;
                     tracing::warn!(%error, %stream, attempt, "reading the payment stream failed, retrying");
-                    let delay = self.commands.backoff().delay(attempt);
-                    pause(delay, self.commands.shutdown()).await?;
+                    let delay = self.parts.commands.backoff().delay(attempt);
+                    pause(delay, self.parts.commands.shutdown()).await?;
                 }
             }
         }

@@ -7,17 +7,15 @@
 //! circuit open (the gateway never called) -> `DeferUncounted`: an open circuit uses up no attempt.
 //! A net of zero (a 100% fee, a free stay) is recorded as sent without calling the gateway.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use domain::payout::{PayoutCommand, PayoutError, PayoutStatus, PayoutTerms};
-use domain::saga::{retry_delay, SagaPolicy};
+use domain::saga::retry_delay;
 
-use super::commands::{Commands, Outcome};
+use super::commands::Outcome;
 use super::payment::{record, with_jitter, ActionContext, ActionOutcome};
 use super::retry::Stopped;
-use crate::gateway::{GatewayError, PaymentGateway, PayoutReceipt};
-use crate::status::SagaStatus;
+use super::WorkerParts;
+use crate::gateway::{GatewayError, PayoutReceipt};
 
 const ACTOR: &str = "payout-worker";
 
@@ -31,25 +29,12 @@ pub fn payout_key(cx: &ActionContext) -> String {
 }
 
 pub struct PayoutWorker {
-    gateway: Arc<dyn PaymentGateway>,
-    commands: Arc<Commands>,
-    policy: SagaPolicy,
-    status: SagaStatus,
+    parts: WorkerParts,
 }
 
 impl PayoutWorker {
-    pub fn new(
-        gateway: Arc<dyn PaymentGateway>,
-        commands: Arc<Commands>,
-        policy: SagaPolicy,
-        status: SagaStatus,
-    ) -> Self {
-        Self {
-            gateway,
-            commands,
-            policy,
-            status,
-        }
+    pub fn new(parts: WorkerParts) -> Self {
+        Self { parts }
     }
 
     /// Schedule the stay's payout at the lodging's host and fee rate of now. Scheduled already (an
@@ -61,7 +46,7 @@ impl PayoutWorker {
         gross: i64,
         currency: &str,
     ) -> Result<ActionOutcome, Stopped> {
-        let c = &self.commands;
+        let c = &self.parts.commands;
         let lodging = match c.load(&c.lodgings, lodging_id).await? {
             Ok(lodging) => lodging,
             Err(poison) => return Ok(ActionOutcome::Parked(poison)),
@@ -96,7 +81,7 @@ impl PayoutWorker {
         cx: &ActionContext,
         attempt: u32,
     ) -> Result<ActionOutcome, Stopped> {
-        let c = &self.commands;
+        let c = &self.parts.commands;
         let id = cx.reservation_id.to_string();
         let payout = match c.load(&c.payouts, &id).await? {
             Ok(payout) => payout,
@@ -115,7 +100,8 @@ impl PayoutWorker {
             })
         } else {
             let key = payout_key(cx);
-            self.gateway
+            self.parts
+                .gateway
                 .payout(&key, &terms.host_id, net, &terms.currency)
                 .await
         };
@@ -124,29 +110,30 @@ impl PayoutWorker {
     }
 
     fn outcome(&self, attempt: u32, result: Result<PayoutReceipt, GatewayError>) -> PayoutCommand {
-        let retry_at = || Utc::now() + with_jitter(retry_delay(self.policy.retry_base, attempt));
+        let retry_at =
+            || Utc::now() + with_jitter(retry_delay(self.parts.policy.retry_base, attempt));
         match result {
             Ok(receipt) => {
-                self.status.count_payout_sent();
+                self.parts.status.count_payout_sent();
                 PayoutCommand::RecordSent {
                     gateway_ref: receipt.payout_ref,
                 }
             }
             Err(GatewayError::Declined(reason)) => {
-                self.status.count_payout_failed();
+                self.parts.status.count_payout_failed();
                 PayoutCommand::Fail {
                     reason: format!("payout declined: {reason}"),
                 }
             }
             Err(GatewayError::CircuitOpen) => {
-                self.status.count_payout_deferred();
+                self.parts.status.count_payout_deferred();
                 PayoutCommand::DeferUncounted {
                     reason: GatewayError::CircuitOpen.to_string(),
                     retry_at: retry_at(),
                 }
             }
             Err(error) => {
-                self.status.count_payout_deferred();
+                self.parts.status.count_payout_deferred();
                 PayoutCommand::Defer {
                     reason: error.to_string(),
                     retry_at: retry_at(),
@@ -160,7 +147,7 @@ impl PayoutWorker {
         cx: &ActionContext,
         command: &PayoutCommand,
     ) -> Result<ActionOutcome, Stopped> {
-        let c = &self.commands;
+        let c = &self.parts.commands;
         record(c, &c.payouts, cx, command, ACTOR).await
     }
 }

@@ -1,10 +1,9 @@
 //! The sandbox gateway's HTTP contract, over a real socket: who may call it, and what it answers.
 
 use http_edge::Role;
+use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-use saga::sandbox::SandboxPayout;
 
 use crate::world::{platform_admin, sandbox_access, token, World, GATEWAY_KEY};
 
@@ -19,6 +18,62 @@ async fn post(world: &World, path: &str, body: Value) -> reqwest::Response {
         .expect("sandbox reachable")
 }
 
+/// A charge of `amount` won under `key`, as `POST /charges` takes it.
+fn charge(key: &str, amount: i64) -> Value {
+    json!({"idempotency_key": key, "amount": amount, "currency": "KRW"})
+}
+
+/// A refund of `amount` won of the charge `charge_ref`, as `POST /refunds` takes it.
+fn refund(charge_ref: &str, amount: i64) -> Value {
+    json!({"charge_ref": charge_ref, "amount": amount})
+}
+
+/// A payout of `amount` won to `payee` under `key`, as `POST /payouts` takes it.
+fn payout(key: &str, payee: &str, amount: i64) -> Value {
+    json!({"idempotency_key": key, "payee": payee, "amount": amount, "currency": "KRW"})
+}
+
+/// Charge `amount` won under `key`: the charge's reference.
+async fn charge_ref(world: &World, key: &str, amount: i64) -> String {
+    let charge: Value = post(world, "/charges", charge(key, amount))
+        .await
+        .json()
+        .await
+        .expect("json");
+    charge["charge_ref"].as_str().expect("ref").to_string()
+}
+
+/// `body` posted to `path` is taken (201) and labelled as the sandbox's, in a header and in the
+/// answer: the answer's headers and body.
+async fn taken(world: &World, path: &str, body: Value) -> (HeaderMap, Value) {
+    let answer = post(world, path, body).await;
+    assert_eq!(answer.status(), 201, "POST {path}");
+    assert_eq!(answer.headers()["x-sandbox"], "true");
+    let headers = answer.headers().clone();
+    let answer: Value = answer.json().await.expect("json");
+    assert_eq!(answer["sandbox"], true);
+    (headers, answer)
+}
+
+/// With the sandbox overloaded, `body` posted to `path` is refused for now (503, retry after a
+/// second); the sandbox is no longer overloaded after. The refusal.
+async fn refused_while_overloaded(world: &World, path: &str, body: Value) -> reqwest::Response {
+    world.configure_sandbox(json!({"overloaded": true})).await;
+    let refused = post(world, path, body).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    world.configure_sandbox(json!({"overloaded": false})).await;
+    refused
+}
+
+/// `refused` is a 400 whose problem names `field`, a field the route does not take.
+async fn assert_refused_naming(refused: reqwest::Response, field: &str) {
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.expect("json");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(field), "{problem}");
+}
+
 fn content_type(response: &reqwest::Response) -> &str {
     response
         .headers()
@@ -30,24 +85,15 @@ fn content_type(response: &reqwest::Response) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charges_are_idempotent_and_labelled_as_sandbox() {
     let world = World::new().await;
-    let body = json!({"idempotency_key": "k-1", "amount": 1200, "currency": "KRW"});
-    let first = post(&world, "/charges", body.clone()).await;
-    assert_eq!(first.status(), 201);
-    assert_eq!(first.headers()["x-sandbox"], "true");
-    let first: Value = first.json().await.expect("json");
-    assert_eq!(first["sandbox"], true);
+    let body = charge("k-1", 1200);
+    let (_, first) = taken(&world, "/charges", body.clone()).await;
     let again: Value = post(&world, "/charges", body)
         .await
         .json()
         .await
         .expect("json");
     assert_eq!(again["charge_ref"], first["charge_ref"]);
-    let reused = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k-1", "amount": 1, "currency": "KRW"}),
-    )
-    .await;
+    let reused = post(&world, "/charges", charge("k-1", 1)).await;
     assert_eq!(reused.status(), 409);
     let charges = world.charges().await;
     assert_eq!(charges.len(), 1);
@@ -59,26 +105,11 @@ async fn charges_are_idempotent_and_labelled_as_sandbox() {
 async fn declines_overload_and_bad_input_are_problems() {
     let world = World::new().await;
     world.configure_sandbox(json!({"decline_rate": 1.0})).await;
-    let declined = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
-    )
-    .await;
+    let declined = post(&world, "/charges", charge("k", 1)).await;
     assert_eq!(declined.status(), 402);
     assert_eq!(content_type(&declined), "application/problem+json");
-    world
-        .configure_sandbox(json!({"decline_rate": 0.0, "overloaded": true}))
-        .await;
-    let overloaded = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
-    )
-    .await;
-    assert_eq!(overloaded.status(), 503);
-    assert_eq!(overloaded.headers()["retry-after"], "1");
-    world.configure_sandbox(json!({"overloaded": false})).await;
+    world.configure_sandbox(json!({"decline_rate": 0.0})).await;
+    refused_while_overloaded(&world, "/charges", charge("k", 1)).await;
 
     let malformed = reqwest::Client::new()
         .post(format!("{}/charges", world.sandbox_url))
@@ -90,12 +121,7 @@ async fn declines_overload_and_bad_input_are_problems() {
         .expect("reachable");
     assert_eq!(malformed.status(), 400);
     assert_eq!(content_type(&malformed), "application/problem+json");
-    let negative = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k", "amount": -5, "currency": "KRW"}),
-    )
-    .await;
+    let negative = post(&world, "/charges", charge("k", -5)).await;
     assert_eq!(negative.status(), 422);
     let bad_rate = reqwest::Client::new()
         .put(format!("{}/config", world.sandbox_url))
@@ -112,47 +138,19 @@ async fn declines_overload_and_bad_input_are_problems() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_is_refunded_at_most_once() {
     let world = World::new().await;
-    let charge: Value = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k", "amount": 900, "currency": "KRW"}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let charge_ref = charge["charge_ref"].as_str().expect("ref").to_string();
-    let too_much = post(
-        &world,
-        "/refunds",
-        json!({"charge_ref": charge_ref, "amount": 901}),
-    )
-    .await;
+    let charge_ref = charge_ref(&world, "k", 900).await;
+    let too_much = post(&world, "/refunds", refund(&charge_ref, 901)).await;
     assert_eq!(too_much.status(), 422);
-    let unknown = post(
-        &world,
-        "/refunds",
-        json!({"charge_ref": "ch_nope", "amount": 1}),
-    )
-    .await;
+    let unknown = post(&world, "/refunds", refund("ch_nope", 1)).await;
     assert_eq!(unknown.status(), 404);
-    let first = post(
-        &world,
-        "/refunds",
-        json!({"charge_ref": charge_ref, "amount": 900}),
-    )
-    .await;
+    let first = post(&world, "/refunds", refund(&charge_ref, 900)).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.expect("json");
-    let second: Value = post(
-        &world,
-        "/refunds",
-        json!({"charge_ref": charge_ref, "amount": 900}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let second: Value = post(&world, "/refunds", refund(&charge_ref, 900))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(first["refund_ref"], second["refund_ref"]);
     let charges = world.charges().await;
     assert_eq!(
@@ -192,33 +190,16 @@ async fn serve_sandbox_serves_until_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_with_fields_the_sandbox_does_not_take_are_refused_by_name() {
     let world = World::new().await;
-    let charge = json!({"idempotency_key": "k", "amount": 1, "currency": "KRW", "capture": false});
-    let refused = post(&world, "/charges", charge).await;
-    assert_eq!(refused.status(), 400);
+    let mut capture = charge("k", 1);
+    capture["capture"] = json!(false);
+    let refused = post(&world, "/charges", capture).await;
     assert_eq!(content_type(&refused), "application/problem+json");
-    let problem: Value = refused.json().await.expect("json");
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("capture"), "{problem}");
+    assert_refused_naming(refused, "capture").await;
     assert!(world.charges().await.is_empty(), "nothing was charged");
 
-    let taken = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k", "amount": 1, "currency": "KRW"}),
-    )
-    .await;
-    let charge_ref = taken.json::<Value>().await.expect("json")["charge_ref"].clone();
-    let refund = json!({"charge_ref": charge_ref, "amount": 1, "reason": "x"});
-    let refused = post(&world, "/refunds", refund).await;
-    assert_eq!(refused.status(), 400);
-    let problem: Value = refused.json().await.expect("json");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("reason"),
-        "{problem}"
-    );
+    let mut with_reason = refund(&charge_ref(&world, "k", 1).await, 1);
+    with_reason["reason"] = json!("x");
+    assert_refused_naming(post(&world, "/refunds", with_reason).await, "reason").await;
     assert!(world.charges().await.iter().all(|c| !c.refunded));
 }
 
@@ -227,24 +208,13 @@ async fn bodies_with_fields_the_sandbox_does_not_take_are_refused_by_name() {
 fn every_route(charge_ref: &str) -> Vec<(Method, &'static str, Option<Value>, bool)> {
     vec![
         (Method::GET, "/", None, false),
-        (
-            Method::POST,
-            "/charges",
-            Some(json!({"idempotency_key": "k-access", "amount": 10, "currency": "KRW"})),
-            true,
-        ),
+        (Method::POST, "/charges", Some(charge("k-access", 10)), true),
         (Method::GET, "/charges", None, false),
-        (
-            Method::POST,
-            "/refunds",
-            Some(json!({"charge_ref": charge_ref, "amount": 10})),
-            true,
-        ),
+        (Method::POST, "/refunds", Some(refund(charge_ref, 10)), true),
         (
             Method::POST,
             "/payouts",
-            Some(json!({"idempotency_key": "po-access", "payee": "host-1",
-                       "amount": 10, "currency": "KRW"})),
+            Some(payout("po-access", "host-1", 10)),
             true,
         ),
         (Method::GET, "/payouts", None, false),
@@ -279,16 +249,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
     let world = World::new().await;
-    let charge: Value = post(
-        &world,
-        "/charges",
-        json!({"idempotency_key": "k-first", "amount": 10, "currency": "KRW"}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let charge_ref = charge["charge_ref"].as_str().expect("ref").to_string();
+    let charge_ref = charge_ref(&world, "k-first", 10).await;
     let foreign = http_edge::Auth::new(b"a secret of another data dir, 32 bytes+")
         .mint(&http_edge::Claims::new(
             "root",
@@ -341,37 +302,20 @@ async fn every_route_takes_only_the_gateway_key_or_the_platform_admin() {
     }
 }
 
-/// Every payout, as `GET /payouts` lists it to the platform admin.
-async fn payouts(world: &World) -> Vec<SandboxPayout> {
-    reqwest::Client::new()
-        .get(format!("{}/payouts", world.sandbox_url))
-        .bearer_auth(platform_admin())
-        .send()
-        .await
-        .expect("sandbox reachable")
-        .json()
-        .await
-        .expect("a list of payouts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payouts_are_idempotent_listed_and_never_declined() {
     let world = World::new().await;
     world.configure_sandbox(json!({"decline_rate": 1.0})).await;
-    let body =
-        json!({"idempotency_key": "po-1", "payee": "host-1", "amount": 9_000, "currency": "KRW"});
-    let first = post(&world, "/payouts", body.clone()).await;
-    assert_eq!(first.status(), 201, "a payout is not declined");
-    assert_eq!(first.headers()["x-sandbox"], "true");
-    assert!(first.headers().get("idempotent-replayed").is_none());
-    let first: Value = first.json().await.expect("json");
-    assert_eq!(first["sandbox"], true);
+    let body = payout("po-1", "host-1", 9_000);
+    // Taken although every charge is declined: a payout is not declined.
+    let (headers, first) = taken(&world, "/payouts", body.clone()).await;
+    assert!(headers.get("idempotent-replayed").is_none());
     let again = post(&world, "/payouts", body).await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.expect("json");
     assert_eq!(again["payout_ref"], first["payout_ref"]);
-    let listed = payouts(&world).await;
+    let listed = world.payouts().await;
     assert_eq!(listed.len(), 1, "paid once: {listed:?}");
     assert_eq!(
         listed[0].payout_ref,
@@ -386,15 +330,12 @@ async fn payouts_are_idempotent_listed_and_never_declined() {
         ("host-1", 9_000, "KRW")
     );
     assert_eq!(listed[0].attempts, 2);
-    for reuse in [
-        json!({"idempotency_key": "po-1", "payee": "host-1", "amount": 1, "currency": "KRW"}),
-        json!({"idempotency_key": "po-1", "payee": "host-2", "amount": 9_000, "currency": "KRW"}),
-    ] {
+    for reuse in [payout("po-1", "host-1", 1), payout("po-1", "host-2", 9_000)] {
         let reused = post(&world, "/payouts", reuse).await;
         assert_eq!(reused.status(), 409);
         assert_eq!(content_type(&reused), "application/problem+json");
     }
-    let listed = payouts(&world).await;
+    let listed = world.payouts().await;
     assert_eq!((listed.len(), listed[0].attempts), (1, 4));
     assert_eq!(world.sandbox.payouts(), listed);
     assert!(world.charges().await.is_empty(), "a payout is not a charge");
@@ -403,35 +344,23 @@ async fn payouts_are_idempotent_listed_and_never_declined() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payout_overload_and_bad_input_are_problems() {
     let world = World::new().await;
-    world.configure_sandbox(json!({"overloaded": true})).await;
-    let payout =
-        json!({"idempotency_key": "po", "payee": "host-1", "amount": 1, "currency": "KRW"});
-    let overloaded = post(&world, "/payouts", payout.clone()).await;
-    assert_eq!(overloaded.status(), 503);
-    assert_eq!(overloaded.headers()["retry-after"], "1");
+    let good = payout("po", "host-1", 1);
+    let overloaded = refused_while_overloaded(&world, "/payouts", good.clone()).await;
     assert_eq!(content_type(&overloaded), "application/problem+json");
-    world.configure_sandbox(json!({"overloaded": false})).await;
+    let mut lower_case = payout("po-bad", "host-1", 1);
+    lower_case["currency"] = json!("krw");
     for bad in [
-        json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 0, "currency": "KRW"}),
-        json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 1, "currency": "krw"}),
-        json!({"idempotency_key": "po-bad", "payee": " ", "amount": 1, "currency": "KRW"}),
+        payout("po-bad", "host-1", 0),
+        lower_case,
+        payout("po-bad", " ", 1),
     ] {
         let refused = post(&world, "/payouts", bad.clone()).await;
         assert_eq!(refused.status(), 422, "{bad}");
         assert_eq!(content_type(&refused), "application/problem+json");
     }
-    let extra = json!({"idempotency_key": "po-bad", "payee": "host-1", "amount": 1,
-                       "currency": "KRW", "memo": "x"});
-    let refused = post(&world, "/payouts", extra).await;
-    assert_eq!(refused.status(), 400);
-    let problem: Value = refused.json().await.expect("json");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("memo"),
-        "{problem}"
-    );
+    let mut memo = payout("po-bad", "host-1", 1);
+    memo["memo"] = json!("x");
+    assert_refused_naming(post(&world, "/payouts", memo).await, "memo").await;
     let missing = post(
         &world,
         "/payouts",
@@ -440,11 +369,11 @@ async fn payout_overload_and_bad_input_are_problems() {
     .await;
     assert_eq!(missing.status(), 400);
     assert_eq!(content_type(&missing), "application/problem+json");
-    assert!(payouts(&world).await.is_empty(), "nothing was paid");
+    assert!(world.payouts().await.is_empty(), "nothing was paid");
 
-    let paid = post(&world, "/payouts", payout).await;
+    let paid = post(&world, "/payouts", good).await;
     assert_eq!(paid.status(), 201);
-    let listed = payouts(&world).await;
+    let listed = world.payouts().await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 2, "the overloaded attempt counts");
 }

@@ -18,11 +18,12 @@ use domain::{Aggregate, Stay};
 use eventlog::{CommandContext, Repositories, Repository};
 use eventlog::{EventLog, RecordedEvent, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
-use saga::sandbox::{self, SandboxAccess, SandboxCharge, SandboxState};
+use saga::sandbox::{self, SandboxAccess, SandboxCharge, SandboxPayout, SandboxState};
 use saga::{
     BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway, SagaConfig,
     SagaRunError, SagaRunner, SagaStatus, Source, SqliteTimerStore,
 };
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -355,17 +356,27 @@ impl World {
         assert_eq!(response.status(), 200, "PUT /config {config}");
     }
 
-    /// `GET /charges` over HTTP.
-    pub async fn charges(&self) -> Vec<SandboxCharge> {
+    /// `GET {path}` on the sandbox as the platform admin: its JSON answer.
+    async fn sandbox_get<T: DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(format!("{}/charges", self.sandbox_url))
+            .get(format!("{}{path}", self.sandbox_url))
             .bearer_auth(platform_admin())
             .send()
             .await
             .expect("sandbox reachable")
             .json()
             .await
-            .expect("charges json")
+            .unwrap_or_else(|error| panic!("GET {path} json: {error}"))
+    }
+
+    /// `GET /charges` over HTTP.
+    pub async fn charges(&self) -> Vec<SandboxCharge> {
+        self.sandbox_get("/charges").await
+    }
+
+    /// Every payout, as `GET /payouts` lists it to the platform admin.
+    pub async fn payouts(&self) -> Vec<SandboxPayout> {
+        self.sandbox_get("/payouts").await
     }
 
     pub async fn charges_for(&self, reservation_id: Uuid) -> Vec<SandboxCharge> {

@@ -45,6 +45,23 @@ async fn read_as(t: &TestPlatform, token: &str, path: &str, position: &Value) ->
     body
 }
 
+/// `host` submits `listing` and the platform admin approves it with `approval` (`{}`, or a
+/// `fee_bps`): the approval's answer.
+async fn submit_and_approve(
+    t: &TestPlatform,
+    host: &str,
+    listing: Value,
+    approval: Value,
+) -> Value {
+    let id = listing["lodging_id"].as_str().expect("lodging_id");
+    let approve = format!("/listings/{id}/approve");
+    let (status, body) = t.post("/listings", host, listing).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = t.post(&approve, &t.platform_admin(), approval).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body
+}
+
 /// The nights of `lodging` from `from` days to `to` days from today: (booked, free) each.
 async fn nights(
     t: &TestPlatform,
@@ -75,22 +92,12 @@ async fn nights(
 async fn rent_car_a_company_lists_cars_a_customer_rents_one_cancels_and_it_is_free_again() {
     let t = TestPlatform::start().await;
     let company = t.token(Role::Admin, "jeju-rent", &[]);
-    let root = t.platform_admin();
     let mut approved = json!(0);
     for (id, name) in [("avante-01", "Avante"), ("sonata-01", "Sonata")] {
         let car = json!({"lodging_id": id, "name": name, "nightly_rate": 50_000, "currency": "KRW",
                          "rooms": 1, "max_guests": 5, "approval_mode": "instant"});
-        let (status, body) = t.post("/listings", &company, car).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let (status, body) = t
-            .post(
-                &format!("/listings/{id}/approve"),
-                &root,
-                json!({"fee_bps": 800}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        approved = body["position"].clone();
+        let approval = submit_and_approve(&t, &company, car, json!({"fee_bps": 800})).await;
+        approved = approval["position"].clone();
     }
     let listed = read_as(&t, &company, "/listings?status=active", &approved).await;
     assert_eq!(ids(&listed), ["avante-01", "sonata-01"]);
@@ -251,16 +258,7 @@ async fn goto_hotel_guests_pay_first_and_the_hotel_confirms_or_rejects_paid_rese
     let listing = json!({"lodging_id": "goto-seoul", "name": "GotoHotel Seoul", "nightly_rate": 120_000,
                          "currency": "KRW", "rooms": 1, "max_guests": 2, "approval_mode": "pay_first",
                          "timezone": "Asia/Seoul"});
-    let (status, body) = t.post("/listings", &hotel, listing).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let (status, body) = t
-        .post(
-            "/listings/goto-seoul/approve",
-            &t.platform_admin(),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    submit_and_approve(&t, &hotel, listing, json!({})).await;
 
     // The gateway is down when the first guest books: the room is held for her, unpaid, and the
     // hotel does not see the reservation.

@@ -7,7 +7,7 @@ use http_edge::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{read_as, WAIT};
+use super::{read_as, submit_and_approve, WAIT};
 use crate::common::{day, TestPlatform};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,12 +16,7 @@ async fn rent_car_my_page_shows_the_profile_and_rentals_until_the_driver_is_eras
     let company = t.token(Role::Admin, "seoul-rent", &[]);
     let car = json!({"lodging_id": "k5-07", "name": "K5", "nightly_rate": 60_000, "currency": "KRW",
                      "rooms": 1, "max_guests": 5, "approval_mode": "instant"});
-    let (status, body) = t.post("/listings", &company, car).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let (status, body) = t
-        .post("/listings/k5-07/approve", &t.platform_admin(), json!({}))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    submit_and_approve(&t, &company, car, json!({})).await;
 
     let driver = t.customer("driver-park");
     let profile =

@@ -7,7 +7,7 @@ use http_edge::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{read_as, WAIT};
+use super::{read_as, submit_and_approve, WAIT};
 use crate::common::{day, TestPlatform};
 
 const PRICE: i64 = 90_001;
@@ -33,11 +33,7 @@ async fn tutoring_store_a_seller_is_paid_what_buyers_paid_less_the_platform_fee(
     let root = t.platform_admin();
     let course = json!({"lodging_id": "rust-101", "name": "Rust in a day", "nightly_rate": PRICE,
                         "currency": "KRW", "rooms": 20, "max_guests": 1, "approval_mode": "instant"});
-    let (status, body) = t.post("/listings", &seller, course).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let approval = json!({ "fee_bps": FEE_BPS });
-    let (status, body) = t.post("/listings/rust-101/approve", &root, approval).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    submit_and_approve(&t, &seller, course, json!({ "fee_bps": FEE_BPS })).await;
 
     // Two buyers, of today's session and of next week's; the second withdraws before it.
     let kim = buy(&t, "buyer-kim", 0).await;
