@@ -61,10 +61,13 @@ STAYLEDGER_FUZZ_RESERVATION="$(reserve 70 fuzz-1)"
 export STAYLEDGER_FUZZ_RESERVATION
 
 status=0
+# GET /stream (Server-Sent Events) answers a stream that never ends, which a fuzzer cannot read to its end:
+# it is left out here and tested over HTTP in crates/stayledger/tests/stream.rs.
 fuzz_as() { # role bearer
   echo "== schemathesis as $1 (checks: all; exceptions: scripts/schemathesis.toml)"
   timeout 900 "$venv/bin/st" --config-file "$here/schemathesis.toml" run "$base/openapi.json" \
     --checks all --max-examples "$examples" --seed 20261203 \
+    --exclude-operation-id stream \
     -H "Authorization: Bearer $2" || status=1
 }
 fuzz_as customer "$customer"

@@ -208,7 +208,15 @@ impl Auth {
 
     /// The principal of a request from its `Authorization` header.
     pub fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+        self.authenticate_headers(&parts.headers)
+    }
+
+    /// The principal of the `Authorization: Bearer` header among `headers`.
+    pub fn authenticate_headers(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Principal, AuthError> {
+        let header = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
         let text = header
             .to_str()
             .map_err(|_| AuthError::Invalid("the Authorization header is not ASCII".to_string()))?;

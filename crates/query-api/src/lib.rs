@@ -24,6 +24,7 @@ pub mod params;
 mod payouts;
 pub mod route_params;
 mod state;
+mod stream;
 mod views;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(payouts::routes())
         .merge(me::routes())
         .merge(inbox::routes())
+        .merge(stream::routes())
         .merge(audit::routes())
         .route_layer(axum::middleware::from_fn(route_params::refuse_unknown))
         .with_state(state)
@@ -75,6 +77,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = QueryState::new(config.log, config.views, config.auth, config.progress);
+    let state = QueryState::new(config.log, config.views, config.auth, config.progress)
+        .closing_with(shutdown.clone());
     http_edge::server::serve_alone("query API", listener, router(state), shutdown).await
 }

@@ -102,6 +102,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/audit/verify", &["anchor_position", "anchor_mac"]),
     ("/audit/anchor", &[]),
     ("/me", &["min_position", "wait_ms"]),
+    ("/stream", &["access_token"]),
     (
         "/me/notifications",
         &["limit", "cursor", "min_position", "wait_ms"],

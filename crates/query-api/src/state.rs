@@ -11,6 +11,7 @@ use readmodel::inbox::InboxStore;
 use readmodel::{ProjectionTarget, ViewError, ViewStore};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// How to learn the log position the views reflect.
 #[derive(Debug, Clone)]
@@ -82,6 +83,9 @@ pub struct QueryState {
     /// The inbox (`GET /me/notifications`) and how far its notifier got; without it the route
     /// answers an empty inbox.
     pub inbox: Option<(Arc<dyn InboxStore>, ViewProgress)>,
+    /// Cancelled when the process stops: open live streams end then, so that shutdown does not
+    /// wait for their clients.
+    pub closing: CancellationToken,
 }
 
 impl QueryState {
@@ -99,6 +103,7 @@ impl QueryState {
             progress,
             keys: None,
             inbox: None,
+            closing: CancellationToken::new(),
         }
     }
 
@@ -106,6 +111,13 @@ impl QueryState {
     #[must_use]
     pub fn with_keys(mut self, keys: Arc<dyn keys::KeyStore>) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// This state, ending live streams when `closing` is cancelled.
+    #[must_use]
+    pub fn closing_with(mut self, closing: CancellationToken) -> Self {
+        self.closing = closing;
         self
     }
 

@@ -341,6 +341,41 @@ fn payout_paths() -> Vec<(String, Value)> {
     ]
 }
 
+fn stream_path() -> (String, Value) {
+    let stream = Operation {
+        id: "stream",
+        tag: "queries",
+        summary: "The live stream of reservation changes (Server-Sent Events), scoped like GET /reservations/{id}: \
+                  `event: reservation`, `id: <log position>`, `data: <Reservation>`; `Last-Event-ID` resumes after that \
+                  position without a gap or a repeat; without it the stream starts at the log's head",
+        parameters: vec![
+            query(
+                "access_token",
+                json!({"type": "string"}),
+                "the bearer token, for a browser's EventSource (which cannot set headers)",
+            ),
+            json!({"name": "Last-Event-ID", "in": "header", "required": false,
+                   "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                   "description": "the id of the last frame received: the stream resumes after it"}),
+        ],
+        body: None,
+        responses: guarded(vec![
+            (
+                "200",
+                json!({"description": "the stream (comments keep it alive)",
+                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+            ),
+            (
+                "400",
+                problem("a Last-Event-ID that is no log position, or a parameter the route does not take"),
+            ),
+        ]),
+        open: false,
+    }
+    .build();
+    ("/stream".into(), json!({"get": stream}))
+}
+
 fn me_path() -> (String, Value) {
     let me = Operation {
         id: "me",
@@ -455,6 +490,7 @@ pub fn paths() -> Vec<(String, Value)> {
     let mut paths = view_paths();
     paths.extend(payout_paths());
     paths.push(me_path());
+    paths.push(stream_path());
     paths.push((
         "/me/notifications".into(),
         json!({"get": list(

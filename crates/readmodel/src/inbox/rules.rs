@@ -8,8 +8,9 @@
 //! - A request reaching the desk (`ApprovalRequested`; `RequestPaid` for a `pay_first` one), a
 //!   payment completed, and a cancellation are entries in the lodging's inbox.
 //!
-//! Exactly-once in effect: a reservation remembers the position of the last event that changed it,
-//! and an event at or before it makes nothing.
+//! Exactly-once in effect: a reservation remembers the position of the last event that changed its
+//! status, and an event at or before it makes nothing; an entry's id is its event's position and
+//! kind, so the store writes a replayed desk entry once.
 
 use std::collections::HashMap;
 
@@ -255,17 +256,14 @@ impl<S: InboxSource> Inbox<'_, S> {
         kind: NoticeKind,
         paid_first: bool,
     ) -> Result<(), ViewError> {
-        let Some(known) = self.tracked(id)? else {
+        // Nothing is remembered anew: the entry's id (its event's position and kind) keeps a
+        // replayed event from writing it twice.
+        let Some(stay) = self.tracked(id)? else {
             return Ok(());
         };
-        if event.position <= known.position {
+        if event.position <= stay.position {
             return Ok(());
         }
-        let stay = Tracked {
-            position: event.position,
-            ..known
-        };
-        self.remember(stay.clone());
         self.notify(event, kind, &stay, paid_first);
         Ok(())
     }

@@ -75,7 +75,8 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let state = QueryState::new(Arc::clone(&opened.log), Arc::clone(&views), auth, progress)
-        .with_keys(keys);
+        .with_keys(keys)
+        .closing_with(shutdown.clone());
     let probes = Probes {
         log: Some(opened.log),
         views: Some(views),

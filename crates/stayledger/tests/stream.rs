@@ -1,0 +1,188 @@
+//! The live stream over real HTTP on a real `serve`: `GET /stream` sends each change of a
+//! reservation the caller may see as an SSE frame (`event: reservation`, `id: <log position>`,
+//! `data: <ReservationList document>`), ids growing; `Last-Event-ID` resumes right after a frame
+//! without a gap or a repeat; a browser may bring its token as `access_token`; no one sees
+//! another's reservations.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestPlatform;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// One SSE frame.
+#[derive(Debug, Clone)]
+struct Frame {
+    id: u64,
+    event: String,
+    data: Value,
+}
+
+/// Reads frames off a `GET /stream` answer (comments, the keep-alives, are skipped).
+struct Frames {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Frames {
+    async fn open(t: &TestPlatform, query: &str, token: Option<&str>, last: Option<u64>) -> Self {
+        let mut request = t.http.get(format!("{}/stream{query}", t.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last.to_string());
+        }
+        let response = request.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame within `timeout`, if any.
+    async fn next(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let Some(id) = id {
+                    let data = serde_json::from_str(&data).expect("a frame's data is JSON");
+                    return Some(Frame { id, event, data });
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Frames until one shows `reservation` in `status` (panics after [`WAIT`]).
+    async fn until(&mut self, reservation: &str, status: &str) -> Vec<Frame> {
+        let mut seen = Vec::new();
+        loop {
+            let frame = self
+                .next(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("no frame with {status}; saw {seen:?}"));
+            let done =
+                frame.data["reservation_id"] == reservation && frame.data["status"] == status;
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn ids(frames: &[Frame]) -> Vec<u64> {
+    frames.iter().map(|f| f.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_whoever_may_see_them_live_and_a_stream_resumes_without_a_gap() {
+    let t = TestPlatform::start().await;
+    t.register_lodging("live-inn", 2, "instant").await;
+    t.register_lodging("other-inn", 2, "instant").await;
+    let mut mina = Frames::open(&t, "", Some(&t.customer("mina")), None).await;
+    let browser = format!("?access_token={}", t.customer("joon"));
+    let mut joon = Frames::open(&t, &browser, None, None).await;
+    let mut desk = Frames::open(&t, "", Some(&t.admin_of("live-inn")), None).await;
+    let mut elsewhere = Frames::open(&t, "", Some(&t.admin_of("other-inn")), None).await;
+
+    let (id, _) = t.request("mina", "live-inn", 5, 2).await;
+    let frames = mina.until(&id, "confirmed").await;
+    assert!(frames
+        .iter()
+        .all(|f| f.event == "reservation" && f.data["reservation_id"] == id.as_str()));
+    assert!(
+        ids(&frames).windows(2).all(|w| w[0] < w[1]),
+        "ids grow: {:?}",
+        ids(&frames)
+    );
+    let desk_frames = desk.until(&id, "confirmed").await;
+    assert_eq!(
+        ids(&desk_frames),
+        ids(&frames),
+        "the lodging's admin sees the same changes"
+    );
+    assert!(
+        joon.next(Duration::from_millis(500)).await.is_none(),
+        "another customer sees nothing of it"
+    );
+    assert!(elsewhere.next(Duration::from_millis(200)).await.is_none());
+
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.data["position"].as_u64() == Some(f.id)),
+        "a frame's id is its document's version"
+    );
+
+    // From the start: the current version, the one the live stream ended with.
+    let mut replayed = Frames::open(&t, "", Some(&t.customer("mina")), Some(0)).await;
+    let again = replayed.until(&id, "confirmed").await;
+    assert_eq!(again.last().map(|f| f.id), frames.last().map(|f| f.id));
+    assert!(ids(&again).iter().all(|id| ids(&frames).contains(id)));
+
+    // The client goes away after the confirmed frame; meanwhile the stay is cancelled. Resumed with
+    // that frame's id, it gets the versions after it, and the last of them, as the live stream does.
+    let confirmed = frames.last().map_or(0, |f| f.id);
+    drop(replayed);
+    let (status, _) = t
+        .post(
+            &format!("/reservations/{id}/cancel"),
+            &t.customer("mina"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let live = mina.until(&id, "cancelled").await;
+    let mut resumed = Frames::open(&t, "", Some(&t.customer("mina")), Some(confirmed)).await;
+    let after = resumed.until(&id, "cancelled").await;
+    assert!(
+        live.iter().chain(&after).all(|f| f.id > confirmed),
+        "no repeat"
+    );
+    assert_eq!(
+        after.last().map(|f| f.id),
+        live.last().map(|f| f.id),
+        "no gap"
+    );
+    assert!(ids(&after).iter().all(|id| ids(&live).contains(id)));
+
+    let (status, body) = t.call(reqwest::Method::GET, "/stream", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let bad = t
+        .http
+        .get(format!("{}/stream", t.base))
+        .bearer_auth(t.customer("mina"))
+        .header("Last-Event-ID", "not-a-position")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    drop((mina, joon, desk, elsewhere, resumed));
+    t.stop().await;
+}
