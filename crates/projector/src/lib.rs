@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shard::{Decoded, Ownership};
-use crate::sink::{Halt, Sink};
+use crate::sink::{Halt, Item, Sink};
 
 /// The stable id of the views projector: the name of its checkpoint.
 pub const PROJECTOR_ID: &str = "views";
@@ -72,6 +72,8 @@ pub struct Projector {
     max_batch: usize,
     window: Duration,
     shard: ProjectorShard,
+    /// Other targets fed from the same reads (`with_follower`).
+    followers: Vec<Sink>,
 }
 
 impl Projector {
@@ -93,7 +95,29 @@ impl Projector {
             max_batch: MAX_BATCH,
             window: COMMIT_WINDOW,
             shard: ProjectorShard::ALL,
+            followers: Vec::new(),
         }
+    }
+
+    /// Also apply every batch this projector reads to `store` under its own checkpoint `id`,
+    /// reporting on `status` (e.g. the inbox beside the views): the log is read and decoded once
+    /// for both, and the two transactions of a batch run side by side. Reading starts at the lower
+    /// of the checkpoints; each target skips what it already has. Not with [`Self::with_shard`]
+    /// (a shard masks other lodgings' events, which another target may need).
+    #[must_use]
+    pub fn with_follower(
+        mut self,
+        id: impl Into<String>,
+        store: Arc<dyn ProjectionTarget>,
+        status: ProjectorStatus,
+    ) -> Self {
+        self.followers.push(Sink {
+            id: id.into(),
+            store,
+            status,
+            retry: self.retry,
+        });
+        self
     }
 
     /// Report progress on `status` (e.g. the handle of a projector this one replaces, so waiters
@@ -155,9 +179,15 @@ impl Projector {
     /// Project until `shutdown` is cancelled: read the checkpoint, catch up, then follow the log.
     /// Returns `Ok` on shutdown; an error only if the view store refuses a dead letter.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
-        let Some(checkpoint) = self.start(&shutdown).await? else {
+        let Some(mut checkpoint) = self.start(&shutdown).await? else {
             return Ok(());
         };
+        for follower in &self.followers {
+            let Some(theirs) = self.start_follower(follower, &shutdown).await? else {
+                return Ok(());
+            };
+            checkpoint = checkpoint.min(theirs);
+        }
         tracing::info!(projector = %self.id, checkpoint, "projector started");
         let head_watch = shutdown.child_token();
         tokio::spawn(watch_head(
@@ -196,6 +226,61 @@ impl Projector {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+    }
+
+    /// A follower's checkpoint (waiting while its store is unavailable); `None` on shutdown.
+    async fn start_follower(
+        &self,
+        follower: &Sink,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<u64>, ProjectorError> {
+        let mut attempt = 0;
+        loop {
+            let read = async {
+                let checkpoint = follower.store.checkpoint(&follower.id).await?;
+                let dead = follower.store.dead_letter_count().await?;
+                Ok::<_, ViewError>((checkpoint, dead))
+            };
+            match read.await {
+                Ok((checkpoint, dead)) => {
+                    follower.status.set_dead_letters(dead);
+                    follower.status.reset_applied(checkpoint);
+                    return Ok(Some(checkpoint));
+                }
+                Err(error) if error.is_transient() => follower.status.record_error(&error),
+                Err(error) => return Err(error.into()),
+            }
+            attempt += 1;
+            let pause = self.retry.base.saturating_mul(attempt).min(self.retry.max);
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One task per follower, fed the batches this projector applies (up to [`FOLLOW_AHEAD`]
+    /// ahead): the views never wait for a follower's transaction, only for room in its queue.
+    fn spawn_followers(&self, shutdown: &CancellationToken) -> Vec<Lane> {
+        self.followers
+            .iter()
+            .map(|follower| {
+                let (batches, mut ready) = mpsc::channel::<Vec<Item>>(FOLLOW_AHEAD);
+                let (sink, stop) = (follower.clone(), shutdown.clone());
+                let task = tokio::spawn(async move {
+                    while let Some(items) = ready.recv().await {
+                        let head = items.iter().map(Item::position).max().unwrap_or(0);
+                        sink.handle(items, &stop).await?;
+                        sink.status.set_head(head.max(sink.status.head_position()));
+                    }
+                    Ok(())
+                });
+                Lane {
+                    batches,
+                    task: Some(task),
+                }
+            })
+            .collect()
     }
 
     fn sink(&self) -> Sink {
@@ -238,6 +323,7 @@ impl Projector {
         };
         tokio::spawn(reader.run(checkpoint + 1, batches, reading.clone()));
         let _stop_reading = reading.drop_guard();
+        let mut lanes = self.spawn_followers(shutdown);
         // When the last transaction began (none yet: the first batch is applied at once).
         let mut began: Option<tokio::time::Instant> = None;
         loop {
@@ -274,7 +360,12 @@ impl Projector {
             began = Some(tokio::time::Instant::now());
             let masked = ownership.mask_decoded(decoded, shutdown).await;
             let handled = match masked {
-                Ok(items) => sink.handle(items, shutdown).await,
+                Ok(items) => {
+                    for lane in &mut lanes {
+                        lane.send(items.clone()).await?;
+                    }
+                    sink.handle(items, shutdown).await
+                }
                 Err(halt) => Err(halt),
             };
             match handled {
@@ -288,6 +379,35 @@ impl Projector {
 
 /// Decoded batches read ahead of the one being applied.
 const READ_AHEAD: usize = 8;
+
+/// Batches a follower may be behind the projector it follows before the projector waits for it.
+const FOLLOW_AHEAD: usize = 32;
+
+/// A follower's queue and task.
+struct Lane {
+    batches: mpsc::Sender<Vec<Item>>,
+    /// `None` once the task ended (on shutdown).
+    task: Option<tokio::task::JoinHandle<Result<(), Halt>>>,
+}
+
+impl Lane {
+    /// Queue `items` for the follower; if its task ended, its error.
+    async fn send(&mut self, items: Vec<Item>) -> Result<(), ProjectorError> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        if self.batches.send(items).await.is_ok() {
+            return Ok(());
+        }
+        let ended = task.await;
+        self.task = None;
+        match ended {
+            Ok(Ok(()) | Err(Halt::Shutdown)) => Ok(()),
+            Ok(Err(Halt::Failed(error))) => Err(error.into()),
+            Err(error) => Err(ProjectorError::Task(error.to_string())),
+        }
+    }
+}
 
 /// The projector's reading side: follows the log and hands on decoded batches, in order.
 struct Reader {

@@ -51,9 +51,20 @@ pub(crate) enum Halt {
 }
 
 /// An event ready for the views, or one that is already known to be poison.
+#[derive(Clone)]
 pub(crate) enum Item {
     View { view: ViewEvent, event_type: String },
     Poison(DeadLetter),
+}
+
+impl Item {
+    /// Its position in the log.
+    pub(crate) fn position(&self) -> u64 {
+        match self {
+            Self::View { view, .. } => view.position,
+            Self::Poison(dead) => dead.position,
+        }
+    }
 }
 
 /// Decode a page read with its payloads as text (as the projector follows the log and a rebuild
@@ -73,6 +84,7 @@ enum ApplyError {
     Halt(Halt),
 }
 
+#[derive(Clone)]
 pub(crate) struct Sink {
     pub(crate) id: String,
     pub(crate) store: Arc<dyn ProjectionTarget>,

@@ -380,3 +380,53 @@ async fn subscriptions_that_fail_and_end_are_resumed_without_a_gap_or_a_repeat()
         .expect("rebuild");
     assert_eq!(dump(&*env.views).await, dump(&*rebuilt).await);
 }
+
+/// A follower (`Projector::with_follower`) that starts behind the projector it follows: reading
+/// starts at its checkpoint, the views skip what they have, and both end with the same documents
+/// under their own checkpoints; new events reach both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_from_its_own_checkpoint_and_then_follows() {
+    let env = Env::new();
+    let (mut t, _) = history();
+    crowd(&mut t);
+    let half = t.events().len() / 2;
+    let first = env.append_all(&t.events()[..half]).await;
+    let running = env.start(env.views.clone());
+    assert!(running.status.wait_for(first, WAIT).await);
+    running.stop().await;
+
+    let second = env.fresh_views("second.db");
+    let follower_status = projector::ProjectorStatus::default();
+    let log: Arc<dyn eventlog::EventLog> = env.log.clone();
+    let projector = projector::Projector::new(log, env.views.clone())
+        .with_retry(support::quick_retry())
+        .with_follower(
+            "second",
+            Arc::new(readmodel::Views(second.clone())),
+            follower_status.clone(),
+        );
+    let status = projector.status();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(projector.run(shutdown.clone()));
+    let head = env.append_all(&t.events()[half..]).await;
+    assert!(status.wait_for(head, WAIT).await, "the views");
+    assert!(follower_status.wait_for(head, WAIT).await, "the follower");
+    shutdown.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+
+    assert_eq!(second.checkpoint("second").await.expect("checkpoint"), head);
+    assert_eq!(
+        env.views
+            .checkpoint(projector::PROJECTOR_ID)
+            .await
+            .expect("checkpoint"),
+        head
+    );
+    let views = dump(&*env.views).await;
+    assert!(views.lines().count() > 40);
+    assert_eq!(
+        dump(&*second).await,
+        views,
+        "the follower built the same documents"
+    );
+}

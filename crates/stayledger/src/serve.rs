@@ -12,7 +12,7 @@ use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, ServerLimits};
-use projector::{Projector, ProjectorStatus};
+use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::inbox::{InboxStore, NOTIFIER_ID};
 use readmodel::ProjectionTarget;
@@ -228,14 +228,20 @@ pub async fn start(
         swaps,
         shutdown.clone(),
     ));
+    // The notifier follows the projector's reads into the inbox, under its own checkpoint.
+    let notifier = views_swap::Follower {
+        id: NOTIFIER_ID.to_string(),
+        store: Arc::clone(&platform.inbox) as Arc<dyn ProjectionTarget>,
+        status: platform.notifier.clone(),
+    };
     tasks.spawn(views_swap::run_projector(
         Arc::clone(&platform.log),
         Arc::clone(&stores.swappable),
         platform.projector.clone(),
+        Some(notifier),
         swapped,
         shutdown.clone(),
     ));
-    tasks.spawn(run_notifier(&platform, shutdown.clone()));
     tasks.spawn(run_saga(saga, shutdown));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), gateway = %gateway_url, "stayledger serving");
     Ok((platform, tasks))
@@ -262,27 +268,6 @@ fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores
         swappable,
         timers: Arc::new(timers),
     })
-}
-
-/// The notifier gathers what arrives within this window into one inbox transaction (the views'
-/// projector: 20 ms): an inbox entry may wait a little longer, and the notifier takes fewer turns
-/// at the two cores the request path needs.
-const NOTIFIER_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
-/// Most events in one inbox transaction.
-const NOTIFIER_BATCH: usize = 2_000;
-
-/// The notifier: a projector of the log into the inbox, under its own checkpoint.
-fn run_notifier(
-    platform: &Platform,
-    shutdown: CancellationToken,
-) -> impl std::future::Future<Output = anyhow::Result<()>> {
-    let inbox: Arc<dyn ProjectionTarget> = Arc::clone(&platform.inbox) as _;
-    let notifier = Projector::for_target(Arc::clone(&platform.log), inbox)
-        .with_id(NOTIFIER_ID)
-        .with_status(platform.notifier.clone())
-        .with_window(NOTIFIER_WINDOW)
-        .with_max_batch(NOTIFIER_BATCH);
-    async move { notifier.run(shutdown).await.context("notifier") }
 }
 
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {

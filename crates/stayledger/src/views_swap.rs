@@ -4,6 +4,7 @@
 //! notices, catches the new store up to the log head while the old one keeps serving, stops the
 //! projector, catches up the last few events, swaps the store queries read, and starts the projector
 //! again on the new store, reporting on the same status handle (so `min_position` waits carry on).
+//! The inbox follows the same reads (`Projector::with_follower`) under its own checkpoint.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use eventlog::EventLog;
 use projector::{Projector, ProjectorStatus};
-use readmodel::{SwappableViewStore, ViewStore};
+use readmodel::{ProjectionTarget, SwappableViewStore, ViewStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -21,18 +22,35 @@ use crate::data_dir::{self, current_views_file};
 /// How often the data dir is checked for a new views generation.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Run the projector on `views`; when a rebuilt store arrives on `swaps`, switch to it.
+/// What else the projector of `serve` feeds: the notifier's inbox, under its checkpoint.
+pub struct Follower {
+    pub id: String,
+    pub store: Arc<dyn ProjectionTarget>,
+    pub status: ProjectorStatus,
+}
+
+/// Run the projector on `views` (and `follower`); when a rebuilt store arrives on `swaps`, switch
+/// to it.
 pub async fn run_projector(
     log: Arc<dyn EventLog>,
     views: Arc<SwappableViewStore>,
     status: ProjectorStatus,
+    follower: Option<Follower>,
     mut swaps: mpsc::Receiver<Arc<dyn ViewStore>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     loop {
         let stop = shutdown.child_token();
-        let projector = Projector::new(Arc::clone(&log), Arc::clone(&views) as Arc<dyn ViewStore>)
-            .with_status(status.clone());
+        let mut projector =
+            Projector::new(Arc::clone(&log), Arc::clone(&views) as Arc<dyn ViewStore>)
+                .with_status(status.clone());
+        if let Some(follower) = &follower {
+            projector = projector.with_follower(
+                follower.id.clone(),
+                Arc::clone(&follower.store),
+                follower.status.clone(),
+            );
+        }
         let mut running = tokio::spawn(projector.run(stop.clone()));
         tokio::select! {
             ended = &mut running => {

@@ -40,6 +40,25 @@ async fn inbox(t: &TestPlatform, token: &str, position: &Value) -> Vec<(String, 
         .collect()
 }
 
+/// The position of reservation `id`'s request on the desk of `lodging` once it is there.
+async fn desk_position(t: &TestPlatform, lodging: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let path = format!("/management/requests?lodging_id={lodging}");
+        let (status, page) = t.get(&path, &t.admin_of(lodging)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if let Some(row) = items.iter().find(|r| r["reservation_id"] == id) {
+            return row["position"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never reached the desk"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn told(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -113,8 +132,10 @@ async fn customers_and_desks_read_their_own_inbox() {
     // A pay_first hotel hears of a request only once it is paid.
     t.register_lodging("inbox-hotel", 1, "pay_first").await;
     let (paid, _) = t.request("yuri", "inbox-hotel", 9, 1).await;
-    let doc = t.wait_for(&paid, "status", "paid", WAIT).await;
-    let desk = inbox(&t, &t.admin_of("inbox-hotel"), &doc["position"]).await;
+    t.wait_for(&paid, "status", "paid", WAIT).await;
+    // It reaches the desk (`RequestPaid`) after the reservation is paid: wait for the desk's list.
+    let on_desk = desk_position(&t, "inbox-hotel", &paid).await;
+    let desk = inbox(&t, &t.admin_of("inbox-hotel"), &on_desk).await;
     let requests: Vec<_> = desk.iter().filter(|(k, _)| k == "new_request").collect();
     assert_eq!(requests.len(), 1, "{desk:?}");
     assert_eq!(requests[0].1, "paid", "{desk:?}");

@@ -121,11 +121,13 @@ async fn changes_reach_whoever_may_see_them_live_and_a_stream_resumes_without_a_
         "ids grow: {:?}",
         ids(&frames)
     );
+    // Each stream reads the views when it reaches an event, so each may skip a version the views
+    // had already replaced; every one ends with the current version.
     let desk_frames = desk.until(&id, "confirmed").await;
     assert_eq!(
-        ids(&desk_frames),
-        ids(&frames),
-        "the lodging's admin sees the same changes"
+        desk_frames.last().map(|f| f.id),
+        frames.last().map(|f| f.id),
+        "the lodging's admin follows it too"
     );
     assert!(
         joon.next(Duration::from_millis(500)).await.is_none(),
@@ -143,8 +145,7 @@ async fn changes_reach_whoever_may_see_them_live_and_a_stream_resumes_without_a_
     // From the start: the current version, the one the live stream ended with.
     let mut replayed = Frames::open(&t, "", Some(&t.customer("mina")), Some(0)).await;
     let again = replayed.until(&id, "confirmed").await;
-    assert_eq!(again.last().map(|f| f.id), frames.last().map(|f| f.id));
-    assert!(ids(&again).iter().all(|id| ids(&frames).contains(id)));
+    assert_eq!(ids(&again), vec![frames.last().map_or(0, |f| f.id)]);
 
     // The client goes away after the confirmed frame; meanwhile the stay is cancelled. Resumed with
     // that frame's id, it gets the versions after it, and the last of them, as the live stream does.
@@ -170,7 +171,7 @@ async fn changes_reach_whoever_may_see_them_live_and_a_stream_resumes_without_a_
         live.last().map(|f| f.id),
         "no gap"
     );
-    assert!(ids(&after).iter().all(|id| ids(&live).contains(id)));
+    assert!(ids(&after).windows(2).all(|w| w[0] < w[1]));
 
     let (status, body) = t.call(reqwest::Method::GET, "/stream", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
