@@ -183,7 +183,10 @@ impl Projector {
             return Ok(());
         };
         for follower in &self.followers {
-            let Some(theirs) = self.start_follower(follower, &shutdown).await? else {
+            let Some(theirs) = self
+                .start_of(follower, ProjectorShard::ALL, &shutdown)
+                .await?
+            else {
                 return Ok(());
             };
             checkpoint = checkpoint.min(theirs);
@@ -202,52 +205,33 @@ impl Projector {
 
     /// The checkpoint (waiting while the store is unavailable); `None` on shutdown.
     async fn start(&self, shutdown: &CancellationToken) -> Result<Option<u64>, ProjectorError> {
-        let mut attempt = 0;
-        loop {
-            let read = async {
-                let checkpoint =
-                    shard::start_position(self.store.as_ref(), &self.id, self.shard).await?;
-                let dead = self.store.dead_letter_count().await?;
-                Ok::<_, ViewError>((checkpoint, dead))
-            };
-            match read.await {
-                Ok((checkpoint, dead)) => {
-                    self.status.set_dead_letters(dead);
-                    self.status.reset_applied(checkpoint);
-                    return Ok(Some(checkpoint));
-                }
-                Err(error) if error.is_transient() => self.status.record_error(&error),
-                Err(error) => return Err(error.into()),
-            }
-            attempt += 1;
-            let pause = self.retry.base.saturating_mul(attempt).min(self.retry.max);
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        let lead = self.sink();
+        self.start_of(&lead, self.shard, shutdown).await
     }
 
-    /// A follower's checkpoint (waiting while its store is unavailable); `None` on shutdown.
-    async fn start_follower(
+    /// Where `sink` starts (see [`shard::start_position`]), with its dead letters counted into its
+    /// status; waits while its store is unavailable. `None` on shutdown.
+    async fn start_of(
         &self,
-        follower: &Sink,
+        sink: &Sink,
+        shard: ProjectorShard,
         shutdown: &CancellationToken,
     ) -> Result<Option<u64>, ProjectorError> {
         let mut attempt = 0;
         loop {
             let read = async {
-                let checkpoint = follower.store.checkpoint(&follower.id).await?;
-                let dead = follower.store.dead_letter_count().await?;
+                let checkpoint =
+                    shard::start_position(sink.store.as_ref(), &sink.id, shard).await?;
+                let dead = sink.store.dead_letter_count().await?;
                 Ok::<_, ViewError>((checkpoint, dead))
             };
             match read.await {
                 Ok((checkpoint, dead)) => {
-                    follower.status.set_dead_letters(dead);
-                    follower.status.reset_applied(checkpoint);
+                    sink.status.set_dead_letters(dead);
+                    sink.status.reset_applied(checkpoint);
                     return Ok(Some(checkpoint));
                 }
-                Err(error) if error.is_transient() => follower.status.record_error(&error),
+                Err(error) if error.is_transient() => sink.status.record_error(&error),
                 Err(error) => return Err(error.into()),
             }
             attempt += 1;

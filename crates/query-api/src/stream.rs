@@ -24,14 +24,14 @@ use axum::Router;
 use domain::events::{self, Decoded, Payload, SagaPayloads};
 use eventlog::RawRecordedEvent;
 use futures::{Stream, StreamExt};
-use http_edge::{AuthError, Principal, Role};
-use readmodel::{ReservationView, Views};
+use http_edge::{AuthError, Principal};
+use readmodel::Views;
 use uuid::Uuid;
 
-use crate::catalog::manages;
 use crate::error::QueryError;
 use crate::params::Params;
 use crate::state::QueryState;
+use crate::views::may_read;
 
 /// How long one wait for the views lasts before it is tried again (the stream never skips).
 const VIEWS_WAIT: Duration = Duration::from_secs(5);
@@ -89,18 +89,6 @@ fn reservation_of(recorded: &RawRecordedEvent) -> Option<Uuid> {
     }
 }
 
-async fn may_follow(
-    state: &QueryState,
-    principal: &Principal,
-    view: &ReservationView,
-) -> Result<bool, QueryError> {
-    Ok(match principal.role {
-        Role::Customer => view.customer_id == principal.sub,
-        Role::Admin => manages(state, principal, &view.lodging_id).await?,
-        Role::Auditor => true,
-    })
-}
-
 /// The frame for the event at `position` about reservation `id`, once the views reflect it;
 /// `None` if the caller may not see it, or its document is not the version that event made.
 async fn frame(
@@ -118,7 +106,7 @@ async fn frame(
     let Some(view) = state.views.reservation(id).await? else {
         return Ok(None);
     };
-    if view.position != position || !may_follow(state, principal, &view).await? {
+    if view.position != position || !may_read(state, principal, &view).await? {
         return Ok(None);
     }
     let data = serde_json::to_string(&view).map_err(|e| QueryError::Internal(e.to_string()))?;

@@ -120,7 +120,7 @@ async fn list_reservations(
 }
 
 /// May `principal` read this reservation's document?
-async fn may_read(
+pub(crate) async fn may_read(
     state: &QueryState,
     principal: &Principal,
     view: &ReservationView,
