@@ -17,7 +17,8 @@ mod status;
 pub use decode::{dead_letter, decode, DecodeFailure};
 pub use rebuild::{rebuild, rebuild_target, REBUILD_PAGE};
 pub use shard::{
-    lodging_hash, merge_checkpoints, ProjectorShard, ShardError, ViewShard, OWNERSHIP_CACHE,
+    lodging_hash, merge_checkpoints, merge_checkpoints_of, shard_checkpoint, ProjectorShard,
+    ShardError, ViewShard, OWNERSHIP_CACHE,
 };
 pub use sink::RetryPolicy;
 pub use status::ProjectorStatus;
@@ -72,6 +73,8 @@ pub struct Projector {
     max_batch: usize,
     window: Duration,
     shard: ProjectorShard,
+    /// The whole checkpoint of its target, which a shard's first start begins at.
+    base: String,
     /// Other targets fed from the same reads (`with_follower`).
     followers: Vec<Sink>,
 }
@@ -95,6 +98,7 @@ impl Projector {
             max_batch: MAX_BATCH,
             window: COMMIT_WINDOW,
             shard: ProjectorShard::ALL,
+            base: PROJECTOR_ID.to_string(),
             followers: Vec::new(),
         }
     }
@@ -138,9 +142,18 @@ impl Projector {
     /// Apply only the events of `shard`'s lodgings, under the checkpoint `views-{i}-of-{n}`
     /// (see [`ProjectorShard`]; [`merge_checkpoints`] keeps the views checkpoint).
     #[must_use]
-    pub fn with_shard(mut self, shard: ProjectorShard) -> Self {
+    pub fn with_shard(self, shard: ProjectorShard) -> Self {
+        self.with_shard_of(PROJECTOR_ID, shard)
+    }
+
+    /// Apply only the events of `shard`'s lodgings to a target whose whole checkpoint is `base`,
+    /// under `{base}-{i}-of-{n}` ([`shard::shard_checkpoint`]; [`merge_checkpoints_of`] keeps
+    /// `base`), e.g. the notifier's shards of the inbox.
+    #[must_use]
+    pub fn with_shard_of(mut self, base: &str, shard: ProjectorShard) -> Self {
         self.shard = shard;
-        self.id = shard.checkpoint_id();
+        self.base = base.to_string();
+        self.id = shard::shard_checkpoint(base, shard);
         self
     }
 
@@ -221,7 +234,7 @@ impl Projector {
         loop {
             let read = async {
                 let checkpoint =
-                    shard::start_position(sink.store.as_ref(), &sink.id, shard).await?;
+                    shard::start_position(sink.store.as_ref(), &sink.id, &self.base, shard).await?;
                 let dead = sink.store.dead_letter_count().await?;
                 Ok::<_, ViewError>((checkpoint, dead))
             };

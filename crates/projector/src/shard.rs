@@ -25,7 +25,7 @@ use domain::payout::PayoutEvent;
 use domain::reservation::ReservationEvent;
 use domain::StreamId;
 use eventlog::{Partition, PartitionError, RawRecordedEvent, Recorded};
-use readmodel::{AnyEvent, ProjectionTarget, ViewError, ViewEvent, ViewStore};
+use readmodel::{AnyEvent, ProjectionTarget, ViewError, ViewEvent, ViewStore, Views};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -58,11 +58,7 @@ pub trait ViewShard {
 
 impl ViewShard for Partition {
     fn checkpoint_id(self) -> String {
-        if self == Self::ALL {
-            PROJECTOR_ID.to_string()
-        } else {
-            format!("{PROJECTOR_ID}-{}-of-{}", self.index(), self.count())
-        }
+        shard_checkpoint(PROJECTOR_ID, self)
     }
 
     fn owns_lodging(self, lodging_id: &str) -> bool {
@@ -85,18 +81,39 @@ pub fn lodging_hash(lodging_id: &str) -> u64 {
     })
 }
 
+/// The checkpoint name of `shard` of the consumer whose whole checkpoint is `base`: `base` for
+/// the only shard, else `{base}-{i}-of-{n}` (the views' shards: `views-0-of-4`, the notifier's:
+/// `notifier-0-of-4`).
+#[must_use]
+pub fn shard_checkpoint(base: &str, shard: ProjectorShard) -> String {
+    if shard == ProjectorShard::ALL {
+        base.to_string()
+    } else {
+        format!("{base}-{}-of-{}", shard.index(), shard.count())
+    }
+}
+
 /// Move the views checkpoint ([`PROJECTOR_ID`]) up to the lowest checkpoint of the `count`
 /// shards: every event up to it is applied by its owner. Never moves it back. Returns it.
-pub async fn merge_checkpoints(store: &dyn ViewStore, count: u32) -> Result<u64, ViewError> {
+pub async fn merge_checkpoints(store: &Arc<dyn ViewStore>, count: u32) -> Result<u64, ViewError> {
+    merge_checkpoints_of(&Views(Arc::clone(store)), PROJECTOR_ID, count).await
+}
+
+/// [`merge_checkpoints`] for any target: move `base` up to the lowest of its `count` shards'.
+pub async fn merge_checkpoints_of(
+    store: &dyn ProjectionTarget,
+    base: &str,
+    count: u32,
+) -> Result<u64, ViewError> {
     let mut lowest = u64::MAX;
     for index in 0..count.max(1) {
         let shard = ProjectorShard::new(index, count).map_err(|e| ViewError::Unprocessable {
             position: 0,
             reason: e.to_string(),
         })?;
-        lowest = lowest.min(store.checkpoint(&shard.checkpoint_id()).await?);
+        lowest = lowest.min(store.checkpoint(&shard_checkpoint(base, shard)).await?);
     }
-    let current = store.checkpoint(PROJECTOR_ID).await?;
+    let current = store.checkpoint(base).await?;
     if lowest <= current {
         return Ok(current);
     }
@@ -108,23 +125,24 @@ pub async fn merge_checkpoints(store: &dyn ViewStore, count: u32) -> Result<u64,
         recorded_at: DateTime::<Utc>::UNIX_EPOCH,
         event: AnyEvent::Other,
     };
-    store.apply(PROJECTOR_ID, &[marker]).await?;
+    store.apply(base, &[marker]).await?;
     Ok(lowest)
 }
 
-/// Where a shard starts: its own checkpoint, or, on its first start, the views checkpoint (set by
-/// an unsharded projector or merged from another shard count): everything up to it is applied,
-/// and documents skip the events they already reflect.
+/// Where a shard starts: its own checkpoint, or, on its first start, its target's whole
+/// checkpoint `base` (set by an unsharded consumer or merged from another shard count):
+/// everything up to it is applied, and documents skip the events they already reflect.
 pub(crate) async fn start_position(
     store: &dyn ProjectionTarget,
     id: &str,
+    base: &str,
     shard: ProjectorShard,
 ) -> Result<u64, ViewError> {
     let own = store.checkpoint(id).await?;
-    if own > 0 || shard == ProjectorShard::ALL || id == PROJECTOR_ID {
+    if own > 0 || shard == ProjectorShard::ALL || id == base {
         return Ok(own);
     }
-    store.checkpoint(PROJECTOR_ID).await
+    store.checkpoint(base).await
 }
 
 /// Who writes the documents of an event's reservation.

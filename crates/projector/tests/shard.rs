@@ -224,10 +224,8 @@ async fn two_shards_build_the_views_of_one_projector_each_event_applied_once() {
     );
 
     // The merged views checkpoint is the log head; the views equal an unsharded rebuild.
-    assert_eq!(
-        merge_checkpoints(&*store, 2).await.expect("merge"),
-        log_head
-    );
+    let views: Arc<dyn ViewStore> = store.clone();
+    assert_eq!(merge_checkpoints(&views, 2).await.expect("merge"), log_head);
     assert_eq!(
         store.checkpoint(PROJECTOR_ID).await.expect("read"),
         log_head

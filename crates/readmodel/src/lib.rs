@@ -24,8 +24,8 @@ pub use error::ViewError;
 pub use event::{AnyEvent, ViewEvent};
 pub use mongo::MongoViewStore;
 pub use query::{
-    DeadLetter, LodgingFilter, Page, PageRequest, PayoutFilter, RequestFilter, ReservationFilter,
-    MAX_PAGE,
+    decode_delivery_cursor, encode_delivery_cursor, DeadLetter, LodgingFilter, Page, PageRequest,
+    PayoutFilter, RequestFilter, ReservationFilter, MAX_PAGE,
 };
 pub use sqlite::SqliteViewStore;
 pub use swappable::SwappableViewStore;

@@ -191,6 +191,7 @@ pub(crate) enum CursorKind {
     Lodgings,
     Payouts,
     Inbox,
+    Deliveries,
 }
 
 impl CursorKind {
@@ -201,6 +202,7 @@ impl CursorKind {
             Self::Lodgings => "l",
             Self::Payouts => "p",
             Self::Inbox => "n",
+            Self::Deliveries => "w",
         }
     }
 }
@@ -228,7 +230,11 @@ impl CursorKind {
     /// lodging id (up to 64 of `A-Za-z0-9._-`, or empty).
     fn takes(self, key: &str) -> bool {
         match self {
-            Self::Reservations | Self::Requests | Self::Payouts | Self::Inbox => {
+            Self::Reservations
+            | Self::Requests
+            | Self::Payouts
+            | Self::Inbox
+            | Self::Deliveries => {
                 (1..=19).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit())
             }
             Self::Lodgings => {
@@ -239,6 +245,17 @@ impl CursorKind {
             }
         }
     }
+}
+
+/// The cursor of a page of webhook deliveries (`GET /webhooks/{id}/deliveries`) after `seq`.
+#[must_use]
+pub fn encode_delivery_cursor(seq: u64) -> String {
+    encode_seq_cursor(CursorKind::Deliveries, seq)
+}
+
+/// The `seq` a cursor of [`encode_delivery_cursor`] stands for (`BadCursor` otherwise).
+pub fn decode_delivery_cursor(cursor: &str) -> Result<u64, ViewError> {
+    decode_seq_cursor(CursorKind::Deliveries, cursor)
 }
 
 /// Encode a numeric sort key (a log position) as a cursor.

@@ -102,6 +102,9 @@ pub struct InboxEntry {
     /// When the log recorded the event.
     pub created_at: DateTime<Utc>,
     pub position: u64,
+    /// The id of the event that made it (a webhook's `id`).
+    #[serde(default)]
+    pub event_id: Uuid,
 }
 
 impl InboxEntry {
@@ -155,4 +158,12 @@ pub trait InboxStore: ProjectionTarget {
         filter: &InboxFilter,
         page: &PageRequest,
     ) -> Result<Page<InboxEntry>, ViewError>;
+
+    /// The customers' entries (one per status change of a reservation) with a `seq` above
+    /// `after`, oldest first, at most `limit`: what the webhooks deliver, in log order.
+    async fn status_changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, ViewError>;
 }

@@ -169,6 +169,7 @@ impl<S: InboxSource> Inbox<'_, S> {
             message: message(kind, stay, paid_first),
             created_at: event.recorded_at,
             position: event.position,
+            event_id: event.event_id,
         });
     }
 

@@ -269,4 +269,21 @@ impl InboxStore for MongoInbox {
         })
         .await
     }
+
+    async fn status_changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, ViewError> {
+        let found = self
+            .db
+            .collection::<Document>("inbox")
+            .find(doc! { "_id": { "$gt": to_i64(after) }, "audience": "customer" })
+            .sort(doc! { "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(unavailable)?;
+        let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;
+        docs.into_iter().map(decode).collect()
+    }
 }

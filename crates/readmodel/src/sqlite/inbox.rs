@@ -19,7 +19,7 @@ use crate::query::{decode_seq_cursor, encode_seq_cursor, CursorKind};
 use crate::{DeadLetter, Page, PageRequest, ProjectionTarget, ViewError, ViewEvent};
 
 /// Bumped whenever the layout changes: the inbox is then rebuilt from the log.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const DROP: &str = "
 DROP TABLE IF EXISTS tracked;
@@ -221,6 +221,26 @@ fn entries(
     })
 }
 
+fn status_changes_after(
+    conn: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<InboxEntry>, ViewError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT doc FROM inbox WHERE seq > ?1 AND audience = 'customer'
+             ORDER BY seq LIMIT ?2",
+        )
+        .map_err(store_error)?;
+    let docs = statement
+        .query_map(params![to_i64(after), to_i64(limit as u64)], |row| {
+            row.get::<_, String>(0)
+        })
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(store_error)?;
+    docs.iter().map(|doc| parse_doc(doc)).collect()
+}
+
 #[async_trait]
 impl ProjectionTarget for SqliteInbox {
     async fn checkpoint(&self, projector_id: &str) -> Result<u64, ViewError> {
@@ -273,5 +293,16 @@ impl InboxStore for SqliteInbox {
     ) -> Result<Page<InboxEntry>, ViewError> {
         let (filter, page) = (filter.clone(), page.clone());
         Self::with(&self.reader, move |conn| entries(conn, &filter, &page)).await
+    }
+
+    async fn status_changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, ViewError> {
+        Self::with(&self.reader, move |conn| {
+            status_changes_after(conn, after, limit)
+        })
+        .await
     }
 }
