@@ -42,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::CommandApi(args) => stayledger::services::command_api(args).await,
             Command::QueryApi(args) => stayledger::services::query_api(args).await,
             Command::Projector(args) => stayledger::services::projector(args).await,
+            Command::Notifier(args) => stayledger::services::notifier(args).await,
             Command::Saga(args) => stayledger::services::saga(args).await,
             Command::History(args) => stayledger::audit::history(args).await,
             Command::Replay(args) => stayledger::audit::replay(args).await,

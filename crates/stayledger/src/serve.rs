@@ -12,6 +12,9 @@ use command_api::{CommandOptions, CommandState};
 use domain::saga::SagaPolicy;
 use eventlog::{EventLog, Repositories, SqliteEventLog};
 use http_edge::{Auth, ServerLimits};
+use notifier::policy::RetryPolicy;
+use notifier::routes::WebhookState;
+use notifier::{WebhookParts, WebhookStore};
 use projector::ProjectorStatus;
 use query_api::{QueryState, ViewProgress};
 use readmodel::inbox::{InboxStore, NOTIFIER_ID};
@@ -22,6 +25,7 @@ use saga::{
     BreakerPolicy, GatewayKey, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore,
 };
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +57,10 @@ pub struct ServeConfig {
     pub commands: CommandOptions,
     /// The event log's key file; `None`: `log-key` in the data dir.
     pub log_key: Option<PathBuf>,
+    /// How webhooks are retried and parked.
+    pub webhook_policy: RetryPolicy,
+    /// `--webhook-allow-private`: loopback and private targets allowed.
+    pub webhook_allow_private: bool,
 }
 
 impl ServeConfig {
@@ -70,6 +78,8 @@ impl ServeConfig {
             http: ServerLimits::default(),
             commands: CommandOptions::default(),
             log_key: None,
+            webhook_policy: RetryPolicy::default(),
+            webhook_allow_private: false,
         }
     }
 
@@ -95,6 +105,8 @@ impl ServeConfig {
             http: args.http.limits(),
             commands: args.catalog.command_options(),
             log_key: args.store.log_key.clone(),
+            webhook_policy: args.webhooks.policy(),
+            webhook_allow_private: args.webhooks.targets.webhook_allow_private,
             ..Self::new(args.store.data_dir.clone())
         })
     }
@@ -119,6 +131,10 @@ pub struct Platform {
     /// The inbox the notifier builds (`inbox.db`), and the notifier's progress.
     pub inbox: Arc<dyn InboxStore>,
     pub notifier: ProjectorStatus,
+    /// Webhook subscriptions and deliveries (`webhooks.db`).
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// Woken when deliveries are queued or subscriptions change.
+    pub webhooks_queued: Arc<Notify>,
 }
 
 /// The CLI entry: bind, print the address, run until SIGINT/SIGTERM.
@@ -160,6 +176,7 @@ pub async fn start(
     let sandbox_state = data_dir::sandbox_ledger(&config.data_dir)?;
     let keys = Arc::new(data_dir::key_store(&config.data_dir)?);
     let inbox = Arc::new(data_dir::sqlite_inbox(&config.data_dir)?);
+    let webhooks = Arc::new(data_dir::sqlite_webhooks(&config.data_dir)?);
     let gateway_key = match config.payment_gateway_key.clone() {
         Some(key) => key,
         None => data_dir::gateway_key::load_or_create(&config.data_dir)?,
@@ -195,6 +212,8 @@ pub async fn start(
         keys,
         inbox,
         notifier: ProjectorStatus::default(),
+        webhooks,
+        webhooks_queued: Arc::new(Notify::new()),
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
     let start_head = platform.log.head_position().await?;
@@ -212,7 +231,7 @@ pub async fn start(
     };
     let connections = Arc::clone(&probes.http.connections);
     let commands = config.commands;
-    let app = router(&platform, probes, commands, shutdown.clone());
+    let app = router(&platform, probes, commands, &config, shutdown.clone());
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
     let limits = config.http;
@@ -242,6 +261,7 @@ pub async fn start(
         swapped,
         shutdown.clone(),
     ));
+    spawn_webhooks(&mut tasks, &platform, &config, shutdown.clone())?;
     tasks.spawn(run_saga(saga, shutdown));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), gateway = %gateway_url, "stayledger serving");
     Ok((platform, tasks))
@@ -270,6 +290,38 @@ fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores
     })
 }
 
+/// The webhook dispatcher (inbox -> deliveries) and its senders.
+fn spawn_webhooks(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    platform: &Platform,
+    config: &ServeConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let parts = WebhookParts {
+        inbox: Arc::clone(&platform.inbox),
+        views: Arc::clone(&platform.views),
+        store: Arc::clone(&platform.webhooks),
+        keys: Arc::clone(&platform.keys),
+        policy: config.webhook_policy,
+        allow_private: config.webhook_allow_private,
+        queued: Arc::clone(&platform.webhooks_queued),
+    };
+    let dispatcher = parts.dispatcher(projector::PROJECTOR_ID, NOTIFIER_ID);
+    let senders = parts
+        .senders(eventlog::Partition::ALL)
+        .context("building the webhook client")?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        dispatcher.run(stop).await;
+        Ok(())
+    });
+    tasks.spawn(async move {
+        senders.run(shutdown).await;
+        Ok(())
+    });
+    Ok(())
+}
+
 async fn run_saga(saga: SagaRunner, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The runner retries store failures itself; a lost lane is fatal to this process.
     saga.run(shutdown).await.context("saga runner")
@@ -279,8 +331,17 @@ fn router(
     platform: &Platform,
     probes: Probes,
     options: CommandOptions,
+    config: &ServeConfig,
     closing: CancellationToken,
 ) -> Router {
+    let webhooks = notifier::routes::routes(WebhookState {
+        store: Arc::clone(&platform.webhooks),
+        keys: Arc::clone(&platform.keys),
+        log: Arc::clone(&platform.log),
+        auth: Arc::clone(&platform.auth),
+        allow_private: config.webhook_allow_private,
+        queued: Arc::clone(&platform.webhooks_queued),
+    });
     let commands = command_api::router(CommandState::with_keys(
         platform.repositories.clone(),
         Arc::clone(&platform.auth),
@@ -308,6 +369,7 @@ fn router(
     let http_metrics = Arc::clone(&probes.http);
     let app = commands
         .merge(queries)
+        .merge(webhooks)
         .nest("/sandbox", sandbox_routes)
         .merge(ops::routes(probes))
         .fallback(http_edge::problem::not_found);

@@ -1,5 +1,6 @@
 //! Opening what a process runs on, by its flags: the event log (embedded in the data dir, or
-//! EventStoreDB), the views and customers' data keys (embedded in the data dir, or MongoDB), the JWT
+//! EventStoreDB), the views, the inbox, the webhooks and customers' data keys (embedded in the
+//! data dir, or MongoDB), the JWT
 //! secret and the payment gateway's client. What is in the data dir is opened by `data_dir`. Servers that are not up yet
 //! are waited for, with backoff, for a bounded time (containers start in any order).
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use eventlog::{EsdbEventLog, EventLog, WriterStats};
 use http_edge::Auth;
+use notifier::{MongoWebhooks, WebhookStore};
+use readmodel::inbox::{InboxStore, MongoInbox};
 use readmodel::{MongoViewStore, ViewStore};
 use saga::{BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway};
 use tokio_util::sync::CancellationToken;
@@ -112,6 +115,36 @@ pub(crate) async fn open_keys(
         tracing::info!(store = "mongodb", db = %args.mongodb_db, "key store connected");
         Arc::new(keys::MongoKeyStore::new(db)) as Arc<dyn keys::KeyStore>
     }))
+}
+
+/// The inbox: collections beside the views in the MongoDB database of `args` when a URL is given,
+/// else `inbox.db` in `data_dir`; `None` if shutdown came while waiting for MongoDB.
+pub(crate) async fn open_inbox(
+    args: &ViewArgs,
+    data_dir: &Path,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn InboxStore>>> {
+    let Some(url) = &args.mongodb_url else {
+        return Ok(Some(Arc::new(data_dir::sqlite_inbox(data_dir)?)));
+    };
+    let (url, db) = (url.expose().to_string(), args.mongodb_db.clone());
+    let inbox = patiently("MongoDB", shutdown, || MongoInbox::connect(&url, &db)).await?;
+    Ok(inbox.map(|inbox| Arc::new(inbox) as Arc<dyn InboxStore>))
+}
+
+/// The webhook store: collections in the MongoDB database of `args` when a URL is given, else
+/// `webhooks.db` in `data_dir`; `None` if shutdown came while waiting for MongoDB.
+pub(crate) async fn open_webhooks(
+    args: &ViewArgs,
+    data_dir: &Path,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn WebhookStore>>> {
+    let Some(url) = &args.mongodb_url else {
+        return Ok(Some(Arc::new(data_dir::sqlite_webhooks(data_dir)?)));
+    };
+    let (url, db) = (url.expose().to_string(), args.mongodb_db.clone());
+    let store = patiently("MongoDB", shutdown, || MongoWebhooks::connect(&url, &db)).await?;
+    Ok(store.map(|store| Arc::new(store) as Arc<dyn WebhookStore>))
 }
 
 /// The token checker: `--jwt-secret` / `STAYLEDGER_JWT_SECRET`, else the data dir's secret file.

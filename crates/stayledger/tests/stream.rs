@@ -5,96 +5,14 @@
 //! another's reservations.
 
 mod common;
+#[path = "common/sse.rs"]
+mod sse;
 
 use std::time::Duration;
 
 use common::TestPlatform;
 use reqwest::StatusCode;
-use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// One SSE frame.
-#[derive(Debug, Clone)]
-struct Frame {
-    id: u64,
-    event: String,
-    data: Value,
-}
-
-/// Reads frames off a `GET /stream` answer (comments, the keep-alives, are skipped).
-struct Frames {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Frames {
-    async fn open(t: &TestPlatform, query: &str, token: Option<&str>, last: Option<u64>) -> Self {
-        let mut request = t.http.get(format!("{}/stream{query}", t.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(last) = last {
-            request = request.header("Last-Event-ID", last.to_string());
-        }
-        let response = request.send().await.expect("sent");
-        assert_eq!(response.status(), StatusCode::OK);
-        let kind = response.headers()["content-type"]
-            .to_str()
-            .unwrap_or_default();
-        assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Self {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next frame within `timeout`, if any.
-    async fn next(&mut self, timeout: Duration) -> Option<Frame> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if let Some(id) = id {
-                    let data = serde_json::from_str(&data).expect("a frame's data is JSON");
-                    return Some(Frame { id, event, data });
-                }
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
-            match chunk {
-                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// Frames until one shows `reservation` in `status` (panics after [`WAIT`]).
-    async fn until(&mut self, reservation: &str, status: &str) -> Vec<Frame> {
-        let mut seen = Vec::new();
-        loop {
-            let frame = self
-                .next(WAIT)
-                .await
-                .unwrap_or_else(|| panic!("no frame with {status}; saw {seen:?}"));
-            let done =
-                frame.data["reservation_id"] == reservation && frame.data["status"] == status;
-            seen.push(frame);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
+use sse::{Frame, Frames};
 
 fn ids(frames: &[Frame]) -> Vec<u64> {
     frames.iter().map(|f| f.id).collect()

@@ -21,7 +21,7 @@ pub use audit::{ExportArgs, HistoryArgs, ImportArgs, ReplayArgs, VerifyArgs};
 pub use http::HttpLimitArgs;
 pub use services::{
     parse_name, parse_shard, AuthArgs, CommandApiArgs, GatewayKeyArgs, ListenArgs, LogArgs,
-    ProjectorArgs, QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
+    NotifierArgs, ProjectorArgs, QueryApiArgs, Redacted, SagaArgs, ScaleOutArgs, ViewArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -52,6 +52,8 @@ pub enum Command {
     QueryApi(QueryApiArgs),
     /// The projector alone.
     Projector(ProjectorArgs),
+    /// The notifier alone: the inbox, and webhook deliveries.
+    Notifier(NotifierArgs),
     /// The saga (process manager and payment worker) alone.
     Saga(SagaArgs),
     /// A reservation's readable timeline across all its streams.
@@ -109,6 +111,48 @@ pub struct ServeArgs {
     pub http: HttpLimitArgs,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Which webhook targets are allowed (`serve`, `query-api`, `notifier`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WebhookTargetArgs {
+    /// Allow webhook targets in loopback and private address ranges (off: refused).
+    #[arg(long, env = "STAYLEDGER_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+}
+
+/// How webhooks are delivered (`serve`, `notifier`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WebhookArgs {
+    #[command(flatten)]
+    pub targets: WebhookTargetArgs,
+    /// First retry delay of a failed delivery; then doubling with jitter up to --webhook-max-delay.
+    #[arg(long, env = "STAYLEDGER_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+    /// Longest wait between two attempts of one delivery.
+    #[arg(long, env = "STAYLEDGER_WEBHOOK_MAX_DELAY", default_value = "1h", value_parser = parse_duration)]
+    pub webhook_max_delay: Duration,
+    /// A delivery still failing this long after its first attempt is parked.
+    #[arg(long, env = "STAYLEDGER_WEBHOOK_PARK_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_park_after: Duration,
+    /// Timeout of one delivery attempt.
+    #[arg(long, env = "STAYLEDGER_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+}
+
+impl WebhookArgs {
+    /// The senders' retry and parking policy.
+    #[must_use]
+    pub fn policy(&self) -> notifier::policy::RetryPolicy {
+        notifier::policy::RetryPolicy {
+            base: self.webhook_retry_base,
+            max_delay: self.webhook_max_delay.max(self.webhook_retry_base),
+            park_after: self.webhook_park_after,
+            timeout: self.webhook_timeout,
+        }
+    }
 }
 
 /// What a lodging gets when its registration does not say (`serve` and `command-api`).

@@ -109,6 +109,31 @@ pub struct QueryApiArgs {
     /// behind the log.
     #[arg(long, env = "STAYLEDGER_MAX_PROJECTOR_LAG", default_value_t = 10_000)]
     pub max_projector_lag: u64,
+    /// Which targets `POST /webhooks` accepts.
+    #[command(flatten)]
+    pub webhooks: super::WebhookTargetArgs,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+/// `stayledger notifier`.
+#[derive(Debug, Clone, Args)]
+pub struct NotifierArgs {
+    /// Address of the ops probes (port 0 picks a free port).
+    #[arg(long, env = "STAYLEDGER_ADDR", default_value = "127.0.0.1:8086")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The views (read for webhook bodies), the inbox and the webhook store live beside them:
+    /// MongoDB with `--mongodb-url`, else `inbox.db` and `webhooks.db` in the data dir.
+    #[command(flatten)]
+    pub views: ViewArgs,
+    #[command(flatten)]
+    pub webhooks: super::WebhookArgs,
+    /// `--shards N --instance K`: several notifiers split the inbox by lodging and the webhooks by
+    /// subscription (see `scale_out`).
+    #[command(flatten)]
+    pub scale_out: ScaleOutArgs,
     #[command(flatten)]
     pub listen: ListenArgs,
 }

@@ -11,6 +11,7 @@
 //! | `payment-gateway-key` | the key the saga's client presents to the payment gateway ([`gateway_key`]) |
 //! | `sandbox-gateway.db` | the sandbox payment gateway's own ledger of charges, refunds and payouts |
 //! | `inbox.db` | the inbox the notifier builds (`GET /me/notifications`) |
+//! | `webhooks.db` | webhook subscriptions (secrets sealed), deliveries, the dispatcher's cursor |
 //! | `keys.db` | customers' data keys (crypto-shredding: erasure destroys a key; `keys` crate) |
 //! | `log-key` | the event log's key ([`log_key`]; `--log-key` keeps it elsewhere) |
 //! | `events.head` | the signed head of the log's MAC chain, kept by the log itself |
@@ -56,6 +57,8 @@ pub const GATEWAY_KEY_FILE: &str = "payment-gateway-key";
 pub const SANDBOX_LEDGER_FILE: &str = "sandbox-gateway.db";
 /// The inbox (the notifier's own store).
 pub const INBOX_FILE: &str = "inbox.db";
+/// Webhook subscriptions and deliveries.
+pub const WEBHOOKS_FILE: &str = "webhooks.db";
 /// Customers' data keys, outside the event log so that erasure can destroy them.
 pub const KEYS_FILE: &str = "keys.db";
 /// The event log's key (hex), unless `--log-key` names another file.
@@ -113,6 +116,13 @@ pub fn sqlite_views(data_dir: &Path) -> anyhow::Result<SqliteViewStore> {
     let file = current_views_file(data_dir)?;
     let path = private_file(data_dir.join(file))?;
     SqliteViewStore::open(path).context("opening the view store")
+}
+
+/// The webhook store in `data_dir` (created if missing).
+pub fn sqlite_webhooks(data_dir: &Path) -> anyhow::Result<notifier::SqliteWebhooks> {
+    create_dir(data_dir)?;
+    let path = private_file(data_dir.join(WEBHOOKS_FILE))?;
+    notifier::SqliteWebhooks::open(path).context("opening the webhook store")
 }
 
 /// The inbox in `data_dir` (created if missing).

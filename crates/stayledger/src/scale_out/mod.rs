@@ -1,4 +1,4 @@
-//! Scale-out of the consumers: `stayledger projector|saga --shards N --instance K` runs the shards
+//! Scale-out of the consumers: `stayledger projector|saga|notifier --shards N --instance K` runs the shards
 //! this instance holds a lease on, and takes over the shards of an instance that died once their
 //! leases expire (see `group`). Projector shards split the views by lodging
 //! ([`projector::ProjectorShard`]); saga shards split the reservations ([`saga::Shard`]), each
@@ -13,12 +13,14 @@
 //! know how a lease store keeps its leases.
 
 mod group;
+mod notifier;
 mod work;
 
 use std::time::Duration;
 
 use crate::cli::ScaleOutArgs;
 
+pub(crate) use notifier::notifier;
 pub use work::{projector, saga};
 
 /// A validated scale-out configuration of one consumer.

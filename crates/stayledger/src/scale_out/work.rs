@@ -187,7 +187,7 @@ async fn merge_views_checkpoint(
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        if let Err(error) = merge_checkpoints(views.as_ref(), plan.shards).await {
+        if let Err(error) = merge_checkpoints(&views, plan.shards).await {
             tracing::warn!(%error, "merging the shards' checkpoints failed; retrying");
         }
     }

@@ -7,16 +7,21 @@
 //! routes, prints `stayledger <service> listening on http://<addr>` once it takes requests, and on
 //! SIGTERM/SIGINT finishes what is in flight before it exits (see `lifecycle`).
 
+pub(crate) mod notifier;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::notifier::routes::WebhookState;
 use anyhow::Context;
 use axum::Router;
 use command_api::CommandState;
 use eventlog::{ConsumerGroups, Repositories};
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
+use readmodel::inbox::NOTIFIER_ID;
 use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};
+use tokio::sync::Notify;
 
 use crate::cli::{self, CommandApiArgs, ProjectorArgs, QueryApiArgs, SagaArgs};
 use crate::data_dir;
@@ -24,6 +29,8 @@ use crate::lifecycle::Service;
 use crate::ops::{with_ops, Probes};
 use crate::stores;
 use crate::supervise::shutdown_on_signals;
+
+pub use notifier::notifier;
 
 /// How often query-api reads the views' stored checkpoint while a request waits for `min_position`.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(20);
@@ -74,8 +81,28 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
+    // The inbox and the webhooks sit beside the views; a notifier elsewhere builds and sends them.
+    let Some(inbox) = stores::open_inbox(&args.views, data_dir, &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(webhooks) = stores::open_webhooks(&args.views, data_dir, &shutdown).await? else {
+        return Ok(());
+    };
+    let webhook_routes = ::notifier::routes::routes(WebhookState {
+        store: webhooks,
+        keys: Arc::clone(&keys),
+        log: Arc::clone(&opened.log),
+        auth: Arc::clone(&auth),
+        allow_private: args.webhooks.webhook_allow_private,
+        queued: Arc::new(Notify::new()),
+    });
+    let inbox_progress = ViewProgress::Checkpoint {
+        projector_id: NOTIFIER_ID.to_string(),
+        every: CHECKPOINT_POLL,
+    };
     let state = QueryState::new(Arc::clone(&opened.log), Arc::clone(&views), auth, progress)
         .with_keys(keys)
+        .with_inbox(inbox, inbox_progress)
         .closing_with(shutdown.clone());
     let probes = Probes {
         log: Some(opened.log),
@@ -88,7 +115,7 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
         .serve(
             args.addr,
             &args.listen,
-            with_ops(query_api::router(state), probes),
+            with_ops(query_api::router(state).merge(webhook_routes), probes),
         )
         .await
 }

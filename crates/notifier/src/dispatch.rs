@@ -1,0 +1,170 @@
+//! The dispatcher: follows the inbox's status changes (in `seq` order, under the webhook store's
+//! own cursor) and queues one delivery per subscription that takes each change. A batch's
+//! deliveries and the cursor move in one write, and a delivery's id follows from its subscription
+//! and `seq`, so a crash or a second dispatcher queues nothing twice.
+//!
+//! A delivery's body is built here, once: the change (`id` = the event's id, `type`, `status`,
+//! `position`, ...) and `data`, the reservation's ReservationList document as the views have it
+//! (at that change or a later one; the dispatcher waits until the views have reached the change).
+//! Only entries at or below the inbox's checkpoint are taken: below it, no entry is still to come.
+//! No personal data goes into a body (no guest name), so stored deliveries hold none.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use readmodel::inbox::{InboxEntry, InboxStore};
+use readmodel::{ViewError, ViewStore};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{event_type, Delivery, DeliveryState, Subscription};
+use crate::store::WebhookStore;
+
+/// Inbox entries read per batch.
+const BATCH: usize = 256;
+/// How often an idle dispatcher looks for new entries.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// Where the dispatcher reads and writes.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub inbox: Arc<dyn InboxStore>,
+    pub views: Arc<dyn ViewStore>,
+    /// The views' checkpoint name: entries past it wait until the views have them.
+    pub views_checkpoint: String,
+    /// The inbox's (merged) checkpoint name: with the notifier in shards, entries past it may
+    /// still have earlier ones to come from a shard behind, so they wait.
+    pub inbox_checkpoint: String,
+    pub store: Arc<dyn WebhookStore>,
+    /// Woken after each batch that queued deliveries (the senders wait on it).
+    pub queued: Arc<Notify>,
+}
+
+/// The body of a delivery of `entry` (with the reservation's document, if the views have it).
+fn body(entry: &InboxEntry, document: Option<&readmodel::ReservationView>) -> String {
+    json!({
+        "id": entry.event_id,
+        "type": event_type(entry.status),
+        "reservation_id": entry.reservation_id,
+        "lodging_id": entry.lodging_id,
+        "status": entry.status,
+        "occurred_at": entry.created_at,
+        "position": entry.position,
+        "data": document,
+    })
+    .to_string()
+}
+
+impl Dispatcher {
+    /// The catalog admin of each lodging, as the views have it (read once per batch).
+    async fn admins(
+        &self,
+        entries: &[InboxEntry],
+    ) -> Result<HashMap<String, Option<String>>, ViewError> {
+        let mut admins = HashMap::new();
+        for entry in entries {
+            if !admins.contains_key(&entry.lodging_id) {
+                let admin = self.views.lodging(&entry.lodging_id).await?;
+                admins.insert(entry.lodging_id.clone(), admin.map(|l| l.admin_id));
+            }
+        }
+        Ok(admins)
+    }
+
+    /// The deliveries `entries` make for `subscriptions`.
+    async fn deliveries(
+        &self,
+        entries: &[InboxEntry],
+        subscriptions: &[Subscription],
+    ) -> Result<Vec<Delivery>, ViewError> {
+        let admins = self.admins(entries).await?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let kind = event_type(entry.status);
+            let admin = admins.get(&entry.lodging_id).cloned().flatten();
+            let takers: Vec<&Subscription> = subscriptions
+                .iter()
+                .filter(|s| entry.position > s.from_position && s.takes(&kind))
+                .filter(|s| {
+                    s.owner
+                        .follows(&entry.recipient, &entry.lodging_id, admin.as_deref())
+                })
+                .collect();
+            if takers.is_empty() {
+                continue;
+            }
+            let document = self.views.reservation(entry.reservation_id).await?;
+            let body = body(entry, document.as_ref());
+            let now = Utc::now();
+            out.extend(takers.into_iter().map(|s| Delivery {
+                delivery_id: Delivery::id_for(s.id, entry.seq()),
+                subscription_id: s.id,
+                seq: entry.seq(),
+                event_id: entry.event_id,
+                event_type: kind.clone(),
+                reservation_id: entry.reservation_id,
+                position: entry.position,
+                body: body.clone(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                last_status_code: None,
+                last_error: None,
+                queued_at: now,
+                first_attempt_at: None,
+                next_attempt_at: Some(now),
+                settled_at: None,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// One batch: `Ok(true)` if it moved the cursor.
+    pub async fn step(&self) -> Result<bool, ViewError> {
+        let cursor = self.store.cursor().await?;
+        let views_at = self.views.checkpoint(&self.views_checkpoint).await?;
+        let inbox_at = self.inbox.checkpoint(&self.inbox_checkpoint).await?;
+        let settled = views_at.min(inbox_at);
+        let mut entries = self.inbox.status_changes_after(cursor, BATCH).await?;
+        entries.retain(|e| e.position <= settled);
+        let Some(last) = entries.last().map(InboxEntry::seq) else {
+            return Ok(false);
+        };
+        let subscriptions = self.store.subscriptions().await?;
+        let deliveries = if subscriptions.is_empty() {
+            Vec::new()
+        } else {
+            self.deliveries(&entries, &subscriptions).await?
+        };
+        self.store.enqueue(&deliveries, last).await?;
+        if !deliveries.is_empty() {
+            self.queued.notify_waiters();
+        }
+        Ok(true)
+    }
+
+    /// Run until `shutdown`: batch after batch, polling when idle, backing off on store errors.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let pause = match self.step().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => IDLE_POLL,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    http_edge::error_throttled!(cause = %e, "webhook dispatcher: store failure");
+                    Duration::from_millis(100u64 << failures.min(6))
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}

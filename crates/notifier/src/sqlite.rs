@@ -1,0 +1,367 @@
+//! The webhook store in its own SQLite file (`webhooks.db` in the data dir): subscriptions,
+//! deliveries and the dispatcher's cursor. WAL with full fsync: a delivery recorded as delivered
+//! survives a crash. Never rebuilt (see [`crate::store`]), so its tables are only ever created.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use readmodel::{decode_delivery_cursor, encode_delivery_cursor, Page, PageRequest, ViewError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use uuid::Uuid;
+
+use crate::model::{Delivery, DeliveryState, Redrive, Subscription};
+use crate::store::WebhookStore;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    subscription_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    delivery_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_by_id ON deliveries (delivery_id);
+CREATE TABLE IF NOT EXISTS cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
+";
+
+/// The webhook store in one SQLite file (one connection; its work is small and serial).
+pub struct SqliteWebhooks {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWebhooks")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: rusqlite::Error) -> ViewError {
+    ViewError::Unavailable(format!("webhook store: {e}"))
+}
+
+fn to_doc<T: serde::Serialize>(value: &T) -> Result<String, ViewError> {
+    serde_json::to_string(value).map_err(|e| ViewError::Corrupt(format!("webhook record: {e}")))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(doc: &str) -> Result<T, ViewError> {
+    serde_json::from_str(doc).map_err(|e| ViewError::Corrupt(format!("webhook record: {e}")))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl SqliteWebhooks {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ViewError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(store_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(store_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(store_error)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(store_error)?;
+        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        Ok(Self {
+            path,
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The file it lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
+    ) -> Result<T, ViewError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            task(&mut conn)
+        })
+        .await
+        .map_err(|e| ViewError::Unavailable(format!("webhook store task: {e}")))?
+    }
+}
+
+fn docs<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+) -> Result<Vec<T>, ViewError> {
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(values, |row| row.get::<_, String>(0))
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(store_error)?;
+    rows.iter().map(|doc| parse(doc)).collect()
+}
+
+fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (subscription_id, seq, delivery_id, state, doc)
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?1)
+             ON CONFLICT (subscription_id, seq) DO NOTHING",
+        )
+        .map_err(store_error)?;
+    for d in deliveries {
+        insert
+            .execute(params![
+                d.subscription_id.to_string(),
+                to_i64(d.seq),
+                d.delivery_id.to_string(),
+                d.state.as_str(),
+                to_doc(d)?
+            ])
+            .map_err(store_error)?;
+    }
+    tx.execute(
+        "UPDATE cursor SET seq = MAX(seq, ?1) WHERE id = 1",
+        [to_i64(cursor)],
+    )
+    .map_err(store_error)?;
+    Ok(())
+}
+
+fn find(
+    conn: &Connection,
+    subscription_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Option<Delivery>, ViewError> {
+    let doc: Option<String> = conn
+        .query_row(
+            "SELECT doc FROM deliveries WHERE delivery_id = ?1 AND subscription_id = ?2",
+            params![delivery_id.to_string(), subscription_id.to_string()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(store_error)?;
+    doc.map(|doc| parse(&doc)).transpose()
+}
+
+fn save_open(conn: &Connection, delivery: &Delivery) -> Result<bool, ViewError> {
+    let changed = conn
+        .execute(
+            "UPDATE deliveries SET state = ?3, doc = ?4
+             WHERE subscription_id = ?1 AND seq = ?2 AND state IN ('pending', 'retrying')",
+            params![
+                delivery.subscription_id.to_string(),
+                to_i64(delivery.seq),
+                delivery.state.as_str(),
+                to_doc(delivery)?
+            ],
+        )
+        .map_err(store_error)?;
+    Ok(changed == 1)
+}
+
+fn redrive(
+    conn: &Connection,
+    subscription_id: Uuid,
+    delivery_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Redrive, ViewError> {
+    let Some(found) = find(conn, subscription_id, delivery_id)? else {
+        return Ok(Redrive::NotFound);
+    };
+    if found.state != DeliveryState::Parked {
+        return Ok(Redrive::NotParked(found.state));
+    }
+    let queued = Delivery {
+        state: DeliveryState::Pending,
+        attempts: 0,
+        first_attempt_at: None,
+        next_attempt_at: Some(now),
+        settled_at: None,
+        ..found
+    };
+    let changed = conn
+        .execute(
+            "UPDATE deliveries SET state = 'pending', doc = ?3
+             WHERE subscription_id = ?1 AND seq = ?2 AND state = 'parked'",
+            params![
+                subscription_id.to_string(),
+                to_i64(queued.seq),
+                to_doc(&queued)?
+            ],
+        )
+        .map_err(store_error)?;
+    if changed == 0 {
+        // Another handle moved it since it was read: say what it is now.
+        return Ok(find(conn, subscription_id, delivery_id)?
+            .map_or(Redrive::NotFound, |now| Redrive::NotParked(now.state)));
+    }
+    Ok(Redrive::Queued(Box::new(queued)))
+}
+
+#[async_trait]
+impl WebhookStore for SqliteWebhooks {
+    async fn add_subscription(&self, subscription: &Subscription) -> Result<(), ViewError> {
+        let (id, at, doc) = (
+            subscription.id.to_string(),
+            subscription.created_at.to_rfc3339(),
+            to_doc(subscription)?,
+        );
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO subscriptions (id, created_at, doc) VALUES (?1, ?2, ?3)",
+                params![id, at, doc],
+            )
+            .map(drop)
+            .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, ViewError> {
+        self.with(|conn| {
+            docs(
+                conn,
+                "SELECT doc FROM subscriptions ORDER BY created_at, rowid",
+                [],
+            )
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, ViewError> {
+        self.with(move |conn| {
+            let found = docs(
+                conn,
+                "SELECT doc FROM subscriptions WHERE id = ?1",
+                [id.to_string()],
+            )?;
+            Ok(found.into_iter().next())
+        })
+        .await
+    }
+
+    async fn remove_subscription(&self, id: Uuid) -> Result<bool, ViewError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(store_error)?;
+            let id = id.to_string();
+            tx.execute("DELETE FROM deliveries WHERE subscription_id = ?1", [&id])
+                .map_err(store_error)?;
+            let removed = tx
+                .execute("DELETE FROM subscriptions WHERE id = ?1", [&id])
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(removed == 1)
+        })
+        .await
+    }
+
+    async fn cursor(&self) -> Result<u64, ViewError> {
+        self.with(|conn| {
+            conn.query_row("SELECT seq FROM cursor WHERE id = 1", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|seq| u64::try_from(seq).unwrap_or(0))
+            .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn enqueue(&self, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
+        let deliveries = deliveries.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(store_error)?;
+            enqueue(&tx, &deliveries, cursor)?;
+            tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn open_deliveries(
+        &self,
+        subscription_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, ViewError> {
+        self.with(move |conn| {
+            docs(
+                conn,
+                "SELECT doc FROM deliveries WHERE subscription_id = ?1
+                 AND state IN ('pending', 'retrying') ORDER BY seq LIMIT ?2",
+                params![subscription_id.to_string(), to_i64(limit as u64)],
+            )
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, delivery: &Delivery) -> Result<bool, ViewError> {
+        let delivery = delivery.clone();
+        self.with(move |conn| save_open(conn, &delivery)).await
+    }
+
+    async fn deliveries(
+        &self,
+        subscription_id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>, ViewError> {
+        let before = page
+            .cursor
+            .as_deref()
+            .map(decode_delivery_cursor)
+            .transpose()?
+            .map_or(i64::MAX, to_i64);
+        let limit = page.clamped_limit();
+        self.with(move |conn| {
+            let mut items: Vec<Delivery> = docs(
+                conn,
+                "SELECT doc FROM deliveries WHERE subscription_id = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
+                params![
+                    subscription_id.to_string(),
+                    before,
+                    to_i64(limit as u64 + 1)
+                ],
+            )?;
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|d| encode_delivery_cursor(d.seq))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn redrive(
+        &self,
+        subscription_id: Uuid,
+        delivery_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Redrive, ViewError> {
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let outcome = redrive(&tx, subscription_id, delivery_id, now)?;
+            tx.commit().map_err(store_error)?;
+            Ok(outcome)
+        })
+        .await
+    }
+}
