@@ -27,6 +27,8 @@ use crate::store::WebhookStore;
 const BATCH: usize = 256;
 /// How often an idle dispatcher looks for new entries.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How often a cursor that moved without queuing anything is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the dispatcher reads and writes.
 #[derive(Clone)]
@@ -121,40 +123,78 @@ impl Dispatcher {
         Ok(out)
     }
 
-    /// One batch: `Ok(true)` if it moved the cursor.
-    pub async fn step(&self) -> Result<bool, ViewError> {
-        let cursor = self.store.cursor().await?;
+    /// One batch after `cursor`: the cursor after it, and how many deliveries it queued (saved
+    /// with that cursor). Below the settled position (both checkpoints), every entry has come, so
+    /// once a read returns fewer than a batch - or no subscription is kept - the cursor jumps to
+    /// the last `seq` that position can have. The settled position is read before the
+    /// subscriptions: a subscription made after that read starts at a log head at or above it.
+    pub async fn step(&self, cursor: u64) -> Result<(u64, usize), ViewError> {
         let views_at = self.views.checkpoint(&self.views_checkpoint).await?;
         let inbox_at = self.inbox.checkpoint(&self.inbox_checkpoint).await?;
         let settled = views_at.min(inbox_at);
-        let mut entries = self.inbox.status_changes_after(cursor, BATCH).await?;
-        entries.retain(|e| e.position <= settled);
-        let Some(last) = entries.last().map(InboxEntry::seq) else {
-            return Ok(false);
-        };
+        let all_settled = settled.saturating_mul(4).saturating_add(3);
         let subscriptions = self.store.subscriptions().await?;
-        let deliveries = if subscriptions.is_empty() {
-            Vec::new()
-        } else {
-            self.deliveries(&entries, &subscriptions).await?
+        if subscriptions.is_empty() {
+            return Ok((cursor.max(all_settled), 0));
+        }
+        let mut entries = self.inbox.status_changes_after(cursor, BATCH).await?;
+        let complete = entries.len() < BATCH;
+        entries.retain(|e| e.position <= settled);
+        let next = match entries.last().map(InboxEntry::seq) {
+            _ if complete => cursor.max(all_settled),
+            Some(last) => last,
+            None => cursor,
         };
-        self.store.enqueue(&deliveries, last).await?;
+        let deliveries = self.deliveries(&entries, &subscriptions).await?;
         if !deliveries.is_empty() {
+            self.store.enqueue(&deliveries, next).await?;
             self.queued.notify_waiters();
         }
-        Ok(true)
+        Ok((next, deliveries.len()))
+    }
+
+    /// The stored cursor, waiting while the store is unavailable; `None` on shutdown.
+    async fn start(&self, shutdown: &CancellationToken) -> Option<u64> {
+        loop {
+            match self.store.cursor().await {
+                Ok(cursor) => return Some(cursor),
+                Err(e) => {
+                    http_edge::error_throttled!(cause = %e, "webhook dispatcher: store failure");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(IDLE_POLL * 10) => {}
+            }
+        }
     }
 
     /// Run until `shutdown`: batch after batch, polling when idle, backing off on store errors.
+    /// The cursor is saved with each batch that queued deliveries, else at most every
+    /// [`SAVE_EVERY`] (a restart reads again at most that much: queuing is idempotent).
     pub async fn run(self, shutdown: CancellationToken) {
+        let Some(mut cursor) = self.start(&shutdown).await else {
+            return;
+        };
+        let mut saved = (cursor, tokio::time::Instant::now());
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let pause = match self.step().await {
-                Ok(true) => {
+            let pause = match self.step(cursor).await {
+                Ok((next, queued)) => {
                     failures = 0;
-                    continue;
+                    let moved = next > cursor;
+                    cursor = next;
+                    if queued > 0 {
+                        saved = (cursor, tokio::time::Instant::now());
+                    } else if cursor > saved.0 && saved.1.elapsed() >= SAVE_EVERY {
+                        self.save(cursor).await;
+                        saved = (cursor, tokio::time::Instant::now());
+                    }
+                    if moved {
+                        continue;
+                    }
+                    IDLE_POLL
                 }
-                Ok(false) => IDLE_POLL,
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     http_edge::error_throttled!(cause = %e, "webhook dispatcher: store failure");
@@ -165,6 +205,15 @@ impl Dispatcher {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+        if cursor > saved.0 {
+            self.save(cursor).await;
+        }
+    }
+
+    async fn save(&self, cursor: u64) {
+        if let Err(e) = self.store.enqueue(&[], cursor).await {
+            http_edge::error_throttled!(cause = %e, "webhook dispatcher: saving its cursor");
         }
     }
 }
