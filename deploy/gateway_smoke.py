@@ -143,6 +143,12 @@ def flow(base, services, expect):
            status == 200 and any(c.get("idempotency_key") == rid for c in charges))
     status, _ = call(base, "PUT", "/sandbox/config", admin, {"overloaded": True})
     expect(f"PUT /sandbox/config is refused at the gateway: {status}", status == 403)
+    # Webhook subscriptions are query-api's for every method (a loopback target: refused, by field).
+    status, body = call(base, "POST", "/webhooks", customer, {"url": "http://127.0.0.1:9/hook"})
+    fields = [e.get("field") for e in body.get("errors", [])] if isinstance(body, dict) else []
+    expect(f"POST /webhooks reaches query-api: {status} {fields}", status == 400 and fields == ["url"])
+    status, body = call(base, "GET", "/webhooks", customer)
+    expect(f"GET /webhooks reaches query-api: {status}", status == 200 and body.get("items") == [])
 
 
 def run(binary, nginx_conf, fail, ok):
