@@ -1,10 +1,13 @@
 //! Each service alone with its views in MongoDB (`STAYLEDGER_MONGODB_URL`): command-api, query-api,
-//! projector, saga and the payment sandbox as real processes take a reservation from requested to
-//! confirmed, the views read back from the server itself and none left in the data dir. Without a
-//! server the test says SKIPPED.
+//! projector, saga, the notifier and the payment sandbox as real processes take a reservation from
+//! requested to confirmed, the views read back from the server itself and none left in the data
+//! dir; the notifier builds the inbox and sends a webhook from MongoDB too. Without a server the
+//! test says SKIPPED.
 
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/receiver.rs"]
+mod receiver;
 
 use std::time::Duration;
 
@@ -50,15 +53,17 @@ async fn five_processes_with_views_in_mongodb_take_a_reservation_to_confirmed() 
     .await;
     let gateway = format!("{}/sandbox", sandbox.base);
     let commands = on_data("command-api", &data, &[]).await;
-    let queries = on_data("query-api", &data, &mongo).await;
+    let private = ["--webhook-allow-private"];
+    let queries = on_data("query-api", &data, &[&mongo[..], &private].concat()).await;
     let projector = on_data("projector", &data, &mongo).await;
+    let notifier = on_data("notifier", &data, &[&mongo[..], &private].concat()).await;
     let saga = on_data(
         "saga",
         &data,
         &["--payment-gateway-url", &gateway, "--shard", "0/1"],
     )
     .await;
-    for process in [&sandbox, &commands, &queries, &projector, &saga] {
+    for process in [&sandbox, &commands, &queries, &projector, &saga, &notifier] {
         process
             .api()
             .wait_status("/readyz", StatusCode::OK, WAIT)
@@ -66,6 +71,12 @@ async fn five_processes_with_views_in_mongodb_take_a_reservation_to_confirmed() 
     }
 
     let (commands_api, queries_api) = (commands.api(), queries.api());
+    let hook = receiver::Receiver::start(204).await;
+    let (status, subscribed) = queries_api
+        .post("/webhooks", &customer("alice"), json!({"url": hook.url()}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{subscribed}");
+    let secret = subscribed["secret"].as_str().expect("secret").to_string();
     commands_api.register_lodging("harbor", 2, "manual").await;
     let (id, position) = commands_api.request("alice", "harbor", 12).await;
     // Read your own write through query-api: it waits for the projector's checkpoint in MongoDB.
@@ -119,7 +130,46 @@ async fn five_processes_with_views_in_mongodb_take_a_reservation_to_confirmed() 
         "the views are kept in MongoDB"
     );
 
-    for process in [saga, projector, queries, commands, sandbox] {
+    // The notifier's inbox and webhooks are in MongoDB too: each status change reached Alice's
+    // inbox and her webhook, signed, in order.
+    let confirmed_at = doc["position"].as_u64().expect("position");
+    let (status, inbox) = queries_api
+        .get(
+            &format!("/me/notifications?min_position={confirmed_at}&wait_ms=10000"),
+            Some(&customer("alice")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{inbox}");
+    let mut told: Vec<String> = inbox["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "status_changed")
+        .map(|i| i["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    told.reverse();
+    assert_eq!(
+        told.last().map(String::as_str),
+        Some("confirmed"),
+        "{inbox}"
+    );
+    let hits = hook
+        .wait_for("every change of Alice's stay", |hits| {
+            hits.iter().filter(|h| h.ok()).count() >= told.len()
+        })
+        .await;
+    let sent: Vec<String> = hits
+        .iter()
+        .filter(|h| h.ok())
+        .inspect(|h| assert!(h.signed_by(&secret), "signed with Alice's secret"))
+        .map(|h| h.json()["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sent, told, "one delivery per status change, in order");
+    for file in ["inbox.db", "webhooks.db"] {
+        assert!(!dir.path().join(file).exists(), "{file}: kept in MongoDB");
+    }
+
+    for process in [notifier, saga, projector, queries, commands, sandbox] {
         process.stop().await;
     }
     views.drop_database().await.expect("drop the test database");
