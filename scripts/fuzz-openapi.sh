@@ -17,7 +17,9 @@ fi
 
 data="$(mktemp -d)"
 out="$data/serve.out"
-"$binary" serve --addr 127.0.0.1:0 --data-dir "$data" >"$out" 2>"$data/serve.err" &
+# --webhook-park-after 1s: a delivery that fails is parked at once (the seeded one can be re-driven,
+# and a URL the fuzzer subscribes gets at most one attempt per change).
+"$binary" serve --addr 127.0.0.1:0 --data-dir "$data" --webhook-park-after 1s >"$out" 2>"$data/serve.err" &
 serve_pid=$!
 trap 'kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
@@ -41,6 +43,16 @@ post /lodgings "$admin" '{"lodging_id":"fuzz-1","name":"Fuzz Inn","nightly_rate"
 post /lodgings "$admin" '{"lodging_id":"fuzz-2","name":"Fuzz Cafe","nightly_rate":500,"rooms":2,"approval_mode":"instant","timezone":"Asia/Seoul"}' >/dev/null
 post /lodgings "$admin" '{"lodging_id":"fuzz-3","name":"Fuzz Cars","nightly_rate":700,"rooms":2}' >/dev/null
 post /listings "$admin" '{"lodging_id":"fuzz-listing","name":"Fuzz Listing","nightly_rate":900,"rooms":1}' >/dev/null
+# Two webhooks of the fuzzing customer, before their reservations so that those make deliveries: one
+# whose deliveries are read and re-driven, one to delete. [100::1] is in the discard-only prefix
+# (RFC 6666): the guard counts it public, and nothing answers (each delivery is parked).
+webhook() {
+  post /webhooks "$customer" '{"url":"http://[100::1]/fuzz"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+}
+STAYLEDGER_FUZZ_WEBHOOK="$(webhook)"
+STAYLEDGER_FUZZ_SPARE_WEBHOOK="$(webhook)"
+export STAYLEDGER_FUZZ_WEBHOOK STAYLEDGER_FUZZ_SPARE_WEBHOOK
 reserve() { # days-ahead lodging -> id
   local check_in check_out
   check_in="$(date -u -d "+$1 days" +%F)"
@@ -59,6 +71,20 @@ booked="$(reserve 20 fuzz-3)"
 post "/management/requests/$booked/approve" "$admin" '{}' >/dev/null
 STAYLEDGER_FUZZ_RESERVATION="$(reserve 70 fuzz-1)"
 export STAYLEDGER_FUZZ_RESERVATION
+# A parked delivery of the seeded webhook (queued once the views and the inbox have the changes,
+# parked after its first attempt), so that re-driving it answers 202 (and 409 until it is parked again).
+parked() {
+  curl -fsS "$base/webhooks/$STAYLEDGER_FUZZ_WEBHOOK/deliveries?limit=500" -H "Authorization: Bearer $customer" |
+    python3 -c 'import json, sys; print(next((d["delivery_id"] for d in json.load(sys.stdin)["items"] if d["status"] == "parked"), ""))'
+}
+STAYLEDGER_FUZZ_DELIVERY=""
+for _ in $(seq 1 300); do
+  STAYLEDGER_FUZZ_DELIVERY="$(parked)"
+  [ -n "$STAYLEDGER_FUZZ_DELIVERY" ] && break
+  sleep 0.1
+done
+[ -n "$STAYLEDGER_FUZZ_DELIVERY" ] || { echo "no delivery of the seeded webhook was parked"; exit 1; }
+export STAYLEDGER_FUZZ_DELIVERY
 
 status=0
 # GET /stream (Server-Sent Events) answers a stream that never ends, which a fuzzer cannot read to its end:

@@ -16,7 +16,7 @@ use eventlog::EventLog;
 use http_edge::body::{parse_object, Fields};
 use http_edge::{Auth, FieldError, Principal, Problem, Role};
 use keys::{cipher, KeyStore};
-use readmodel::{Page, PageRequest, ViewError, MAX_PAGE};
+use readmodel::{Page, PageRequest, ViewError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -27,6 +27,9 @@ use crate::model::{event_types, Delivery, DeliveryState, Owner, OwnerRole, Redri
 use crate::sender::SECRET_FIELD;
 use crate::signature::new_secret;
 use crate::store::WebhookStore;
+
+/// The largest page of deliveries (as the other lists').
+const MAX_LIMIT: usize = 500;
 
 /// Subscriptions one owner may keep.
 pub const MAX_SUBSCRIPTIONS_PER_OWNER: usize = 20;
@@ -340,18 +343,19 @@ fn page_of(query: Result<Query<PageQuery>, QueryRejection>) -> Result<PageReques
     let limit = match query.limit.as_deref() {
         None => 50,
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
                 return Err(Problem::invalid_fields(vec![FieldError::new(
                     "limit",
-                    format!("must be an integer from 1 to {MAX_PAGE}"),
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
                 )]))
             }
         },
     };
+    // An empty cursor is the first page, as on the other lists.
     Ok(PageRequest {
         limit,
-        cursor: query.cursor,
+        cursor: query.cursor.filter(|c| !c.is_empty()),
     })
 }
 

@@ -70,8 +70,10 @@ pub const INBOX_CURSOR: &str = "^(6[eE]3[aA](3[0-9]){1,19})?$";
 pub const LODGING_CURSOR: &str =
     "^(6[cC]3[aA](3[0-9]|2[dDeE]|5[0-9aAfF]|4[1-9a-fA-F]|6[1-9a-fA-F]|7[0-9aA]){0,64})?$";
 pub const LOG_CURSOR: &str = "^[0-9]{0,19}$";
+/// A webhook's deliveries (`w:` and a sequence number); empty = the first page.
+pub const DELIVERY_CURSOR: &str = "^(773[aA](3[0-9]){1,19})?$";
 
-/// `limit` and a `cursor` of the given shape.
+/// `limit` (1 to 500, default 50) and a `cursor` of the given shape.
 pub fn paging(cursor_pattern: &str) -> Vec<Value> {
     vec![
         query(

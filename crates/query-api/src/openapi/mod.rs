@@ -1,11 +1,12 @@
 //! The OpenAPI 3.1 document of every route of the platform: commands, queries and audit, the
-//! sandbox payment gateway and the ops probes. Hand-written with `serde_json` next to the code it
-//! describes, so the bounds it publishes are the constants the validation uses.
+//! webhooks, the sandbox payment gateway and the ops probes. Hand-written with `serde_json` next to
+//! the code it describes, so the bounds it publishes are the constants the validation uses.
 
 mod build;
 mod commands;
 mod queries;
 mod schemas;
+mod webhooks;
 
 use serde_json::{json, Map, Value};
 
@@ -218,17 +219,26 @@ pub fn openapi() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Event-sourced CQRS lodging reservations. Commands answer with the log `position` \
                             of their last event; pass it to a query as `min_position` to read your own write. \
-                            Errors are RFC 9457 problem+json.",
+                            Errors are RFC 9457 problem+json. Webhooks (POST /webhooks) push status changes, signed: \
+                            what a subscribed URL receives is the `reservationEvent` of the `webhooks` section.",
         },
         "tags": [
             {"name": "commands", "description": "command-api"},
             {"name": "queries", "description": "query-api: views"},
             {"name": "audit", "description": "query-api: the event log (auditors)"},
+            {"name": "notifications", "description": "notifier: webhook subscriptions and their deliveries"},
             {"name": "sandbox", "description": "the sandbox payment gateway (no real money)"},
             {"name": "ops", "description": "probes, metrics, documentation"},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": merge_paths(vec![commands::paths(), queries::paths(), sandbox_paths(), ops_paths()]),
+        "paths": merge_paths(vec![
+            commands::paths(),
+            queries::paths(),
+            webhooks::paths(),
+            sandbox_paths(),
+            ops_paths(),
+        ]),
+        "webhooks": webhooks::received(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": schemas::all(),

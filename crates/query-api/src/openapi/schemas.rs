@@ -603,6 +603,124 @@ fn ops_documents(schemas: &mut Map<String, Value>) {
     );
 }
 
+/// The event types a webhook takes: `reservation.<status>` for every status a reservation has
+/// (what the notifier's `event_types` lists).
+pub fn webhook_event_types() -> Vec<String> {
+    readmodel::RESERVATION_STATUSES
+        .iter()
+        .map(|status| format!("reservation.{}", status.as_str()))
+        .collect()
+}
+
+/// Longest URL a webhook subscription may name (the notifier's `guard::MAX_URL_LEN`).
+pub const WEBHOOK_URL_MAX: usize = 2048;
+/// Subscriptions one owner may keep (the notifier's `MAX_SUBSCRIPTIONS_PER_OWNER`).
+pub const WEBHOOKS_PER_OWNER: usize = 20;
+/// Where a delivery stands (the notifier's `DeliveryState`).
+pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "retrying", "delivered", "parked"];
+/// The scheme of a webhook's URL, as WHATWG URL parsing reads it: C0 controls and spaces before
+/// it are dropped, and so are tabs and newlines anywhere, so `" http:..."` is an http URL too.
+const WEBHOOK_URL_PATTERN: &str =
+    "^[\\x00-\\x20]*[Hh][\\t\\n\\r]*[Tt][\\t\\n\\r]*[Tt][\\t\\n\\r]*[Pp][\\t\\n\\r]*([Ss][\\t\\n\\r]*)?:";
+
+/// The webhook subscriptions, their deliveries, and what a receiver gets (`WebhookEvent`).
+fn webhook_documents(schemas: &mut Map<String, Value>) {
+    let event_type = json!({"type": "string", "enum": webhook_event_types()});
+    let mut create = closed(
+        &["url"],
+        json!({
+            "url": {"type": "string", "maxLength": WEBHOOK_URL_MAX, "pattern": WEBHOOK_URL_PATTERN,
+                "description": format!("an absolute http or https URL (WHATWG parsing; at most \
+                    {WEBHOOK_URL_MAX} bytes too) naming a host, without credentials or a fragment. Its host \
+                    must resolve, and only to public addresses: loopback, private, link-local, shared (CGNAT), \
+                    unspecified, broadcast, multicast, documentation, benchmarking and reserved ranges are \
+                    refused (400) unless the operator allows them (--webhook-allow-private). The subscription \
+                    keeps the URL as parsed (normalized)")},
+            "events": nullable(json!({"type": "array", "minItems": 1, "items": event_type.clone(),
+                "description": "the event types it takes (a repeated type counts once); absent or null: every type"})),
+        }),
+    );
+    create["examples"] = json!([
+        {"url": "https://example.com/stayledger-hook", "events": ["reservation.confirmed", "reservation.cancelled"]},
+    ]);
+    schemas.insert("CreateWebhook".into(), create);
+    let events = json!({"type": "array", "items": event_type.clone(),
+        "description": "the event types it takes, without repeats; empty: every type"});
+    let webhook = json!({
+        "id": uuid(), "url": {"type": "string", "description": "the URL as parsed (normalized)"},
+        "events": events, "created_at": timestamp(),
+    });
+    schemas.insert(
+        "Webhook".into(),
+        object(&["id", "url", "events", "created_at"], webhook.clone()),
+    );
+    let mut created = webhook;
+    created["secret"] = json!({"type": "string", "pattern": "^whsec_[0-9a-f]{64}$",
+        "description": "the signing secret of the Stayledger-Signature header: shown in this answer only"});
+    schemas.insert(
+        "WebhookCreated".into(),
+        object(&["id", "url", "events", "created_at", "secret"], created),
+    );
+    schemas.insert(
+        "WebhookPage".into(),
+        object(
+            &["items", "next_cursor"],
+            json!({"items": {"type": "array", "maxItems": WEBHOOKS_PER_OWNER, "items": schema_ref("Webhook")},
+                   "next_cursor": {"type": "null", "description": "every subscription of the caller fits one page"}}),
+        ),
+    );
+    schemas.insert(
+        "Delivery".into(),
+        object(
+            &["delivery_id", "event_id", "type", "reservation_id", "position", "status", "attempts",
+              "last_status_code", "last_error", "queued_at", "next_attempt_at", "settled_at"],
+            json!({
+                "delivery_id": {"type": "string", "format": "uuid",
+                    "description": "the Stayledger-Delivery header of each attempt"},
+                "event_id": {"type": "string", "format": "uuid", "description": "the body's id"},
+                "type": event_type.clone(), "reservation_id": uuid(), "position": count(),
+                "status": {"type": "string", "enum": DELIVERY_STATUSES,
+                    "description": "pending: not tried yet; retrying: failed, tried again at next_attempt_at; \
+                        delivered: a 2xx answer; parked: given up on (POST .../retry re-drives it)"},
+                "attempts": count(),
+                "last_status_code": nullable(json!({"type": "integer", "minimum": 100, "maximum": 999})),
+                "last_error": nullable(text()),
+                "queued_at": timestamp(),
+                "next_attempt_at": nullable(timestamp()),
+                "settled_at": nullable(timestamp()),
+            }),
+        ),
+    );
+    schemas.insert(
+        "DeliveryPage".into(),
+        object(
+            &["items", "next_cursor"],
+            json!({"items": {"type": "array", "items": schema_ref("Delivery")}, "next_cursor": nullable(text())}),
+        ),
+    );
+    // A reservation in a webhook's body: its document without the guest's personal data.
+    let mut reservation = schemas["Reservation"].clone();
+    if let Some(properties) = reservation["properties"].as_object_mut() {
+        properties.remove("guest_name");
+    }
+    if let Some(required) = reservation["required"].as_array_mut() {
+        required.retain(|field| field != "guest_name");
+    }
+    schemas.insert("WebhookReservation".into(), reservation);
+    schemas.insert(
+        "WebhookEvent".into(),
+        object(
+            &["id", "type", "reservation_id", "lodging_id", "status", "occurred_at", "position", "data"],
+            json!({
+                "id": {"type": "string", "format": "uuid", "description": "the event's id (a delivery's event_id)"},
+                "type": event_type, "reservation_id": uuid(), "lodging_id": text(),
+                "status": reservation_statuses(), "occurred_at": timestamp(), "position": count(),
+                "data": nullable(schema_ref("WebhookReservation")),
+            }),
+        ),
+    );
+}
+
 /// Every component schema.
 #[must_use]
 pub fn all() -> Value {
@@ -613,5 +731,6 @@ pub fn all() -> Value {
     audit_documents(&mut schemas);
     sandbox_documents(&mut schemas);
     ops_documents(&mut schemas);
+    webhook_documents(&mut schemas);
     Value::Object(schemas)
 }

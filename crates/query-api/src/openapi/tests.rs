@@ -4,8 +4,9 @@ use serde_json::Value;
 
 use super::openapi;
 
-/// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, sandbox, ops).
-const ROUTES: [(&str, &str); 45] = [
+/// Every method and path of the HTTP contract (docs/api.md) (commands, queries, audit, webhooks,
+/// sandbox, ops).
+const ROUTES: [(&str, &str); 50] = [
     ("post", "/lodgings"),
     ("patch", "/lodgings/{id}"),
     ("post", "/lodgings/{id}/close"),
@@ -39,6 +40,11 @@ const ROUTES: [(&str, &str); 45] = [
     ("get", "/audit/streams/{stream}"),
     ("get", "/audit/verify"),
     ("get", "/audit/anchor"),
+    ("post", "/webhooks"),
+    ("get", "/webhooks"),
+    ("delete", "/webhooks/{id}"),
+    ("get", "/webhooks/{id}/deliveries"),
+    ("post", "/webhooks/{id}/deliveries/{delivery_id}/retry"),
     ("post", "/sandbox/charges"),
     ("post", "/sandbox/refunds"),
     ("get", "/sandbox/charges"),
@@ -158,7 +164,9 @@ fn published_query_parameters_are_the_ones_each_route_takes() {
         .map(|(r, _)| *r)
         .collect();
     for (method, path) in ROUTES {
+        // The webhook routes are the notifier's: `webhook_paging_is_what_the_route_takes`.
         let query_side = !path.starts_with("/sandbox")
+            && !path.starts_with("/webhooks")
             && !["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"].contains(&path);
         if method == "get" && query_side {
             assert!(
@@ -181,8 +189,83 @@ fn request_bodies_are_closed() {
         "SandboxChargeRequest",
         "SandboxRefundRequest",
         "SandboxConfigUpdate",
+        "CreateWebhook",
     ] {
         let schema = &doc["components"]["schemas"][name];
         assert_eq!(schema["additionalProperties"], false, "{name}");
     }
+}
+
+/// The deliveries' `limit` and `cursor` are the notifier's: `limit` up to 500 as on the other lists,
+/// a cursor of readmodel's delivery cursors (`w:` and digits, hex, or empty); and nothing else.
+#[test]
+fn webhook_paging_is_what_the_route_takes() {
+    let doc = openapi();
+    let operation = &doc["paths"]["/webhooks/{id}/deliveries"]["get"];
+    let query: Vec<&Value> = operation["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == "query")
+        .collect();
+    let names: Vec<&str> = query.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["limit", "cursor"]);
+    assert_eq!(query[0]["schema"]["maximum"], 500);
+    let cursor = readmodel::encode_delivery_cursor(u64::MAX / 2);
+    let pattern = query[1]["schema"]["pattern"].as_str().unwrap_or_default();
+    assert_eq!(pattern, "^(773[aA](3[0-9]){1,19})?$");
+    let (tag, digits) = cursor.split_at(4);
+    assert_eq!(tag, "773a");
+    assert!(
+        digits.len() <= 38
+            && digits
+                .as_bytes()
+                .chunks(2)
+                .all(|pair| pair[0] == b'3' && pair[1].is_ascii_digit())
+    );
+    for route in [
+        "/webhooks",
+        "/webhooks/{id}",
+        "/webhooks/{id}/deliveries/{delivery_id}/retry",
+    ] {
+        for (method, operation) in doc["paths"][route].as_object().into_iter().flatten() {
+            let takes_query = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "query");
+            assert!(!takes_query, "{method} {route} takes no query parameter");
+        }
+    }
+}
+
+/// Subscriptions take the event types of every reservation status; deliveries and the request a
+/// receiver gets are described.
+#[test]
+fn webhook_event_types_are_every_reservation_status() {
+    let doc = openapi();
+    let schemas = &doc["components"]["schemas"];
+    let events = &schemas["CreateWebhook"]["properties"]["events"]["oneOf"][0]["items"]["enum"];
+    let listed: Vec<&str> = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(listed.len(), readmodel::RESERVATION_STATUSES.len());
+    for status in readmodel::RESERVATION_STATUSES {
+        let kind = format!("reservation.{}", status.as_str());
+        assert!(listed.contains(&kind.as_str()), "{kind}");
+    }
+    assert_eq!(
+        schemas["WebhookEvent"]["properties"]["type"]["enum"],
+        *events
+    );
+    assert_eq!(schemas["Delivery"]["properties"]["type"]["enum"], *events);
+    let received = &doc["webhooks"]["reservationEvent"]["post"];
+    assert_eq!(
+        received["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/WebhookEvent"
+    );
+    assert!(schemas["WebhookReservation"]["properties"]["guest_name"].is_null());
 }
