@@ -270,6 +270,25 @@ impl<S: InboxSource> Inbox<'_, S> {
     }
 }
 
+/// Whether `event` can change the inbox: the events [`project_inbox`] reads (an adapter may leave
+/// the others out of what it hands over, as long as its checkpoint still moves past them).
+#[must_use]
+pub fn concerns(event: &ViewEvent) -> bool {
+    match &event.event {
+        AnyEvent::Reservation { event, .. } => status_after(event).is_some(),
+        AnyEvent::Lodging { event, .. } => matches!(
+            event,
+            LodgingEvent::LodgingRegistered(_)
+                | LodgingEvent::ListingSubmitted(_)
+                | LodgingEvent::LodgingUpdated(_)
+                | LodgingEvent::ApprovalRequested { .. }
+                | LodgingEvent::RequestPaid { .. }
+        ),
+        AnyEvent::Payment { event, .. } => matches!(event, PaymentEvent::PaymentCompleted { .. }),
+        _ => false,
+    }
+}
+
 /// Apply `events` (in log order) over `source`: what changed.
 pub fn project_inbox<S: InboxSource>(
     source: &mut S,

@@ -13,7 +13,7 @@ use super::blocking;
 use super::read::{dead_letter_count, page, seq_of, seq_value};
 use super::schema::{configure, migrate, store_error, BOOKKEEPING};
 use super::write::{apply_batch, checkpoint, park, parse_doc, save_guarded, to_doc, to_i64};
-use crate::inbox::rules::{project_inbox, InboxChanges, InboxSource};
+use crate::inbox::rules::{concerns, project_inbox, InboxChanges, InboxSource};
 use crate::inbox::{Desk, InboxEntry, InboxFilter, InboxStore, Tracked};
 use crate::query::{decode_seq_cursor, encode_seq_cursor, CursorKind};
 use crate::{DeadLetter, Page, PageRequest, ProjectionTarget, ViewError, ViewEvent};
@@ -252,11 +252,17 @@ impl ProjectionTarget for SqliteInbox {
         if events.is_empty() {
             return Ok(());
         }
-        let (projector_id, events) = (projector_id.to_string(), events.to_vec());
-        Self::with(&self.writer, move |conn| {
-            apply(conn, &projector_id, &events)
-        })
-        .await
+        // Only what the rules read crosses to the writer's thread, and the last event (its
+        // position moves the checkpoint; an event the rules skip changes nothing).
+        let last = events.len() - 1;
+        let kept: Vec<ViewEvent> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| *i == last || concerns(e))
+            .map(|(_, e)| e.clone())
+            .collect();
+        let projector_id = projector_id.to_string();
+        Self::with(&self.writer, move |conn| apply(conn, &projector_id, &kept)).await
     }
 
     async fn record_dead_letter(
