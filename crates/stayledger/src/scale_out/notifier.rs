@@ -7,20 +7,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context;
 use eventlog::{EventLog, Partition};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use notifier::WebhookParts;
-use projector::{merge_checkpoints_of, Projector, ProjectorShard, ProjectorStatus};
+use projector::{shard_checkpoint, Projector, ProjectorShard, ProjectorStatus};
 use readmodel::inbox::NOTIFIER_ID;
 use readmodel::ProjectionTarget;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
+use super::work::{describe_projector, keep_merged, status_of};
 use super::Plan;
 use crate::cli::NotifierArgs;
 use crate::data_dir;
@@ -28,9 +28,6 @@ use crate::lease::{LeaseStore, MongoLeases};
 use crate::lifecycle::Service;
 use crate::ops::{with_ops, Probes};
 use crate::services::notifier::{dispatch, send, Opened};
-
-/// How often the shards' inbox checkpoints are merged.
-const MERGE_EVERY: Duration = Duration::from_millis(50);
 
 struct NotifierShards {
     log: Arc<dyn EventLog>,
@@ -67,35 +64,10 @@ impl ShardWork for NotifierShards {
     }
 
     fn describe(&self, index: u32) -> Value {
-        let status = self
-            .statuses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&index)
-            .cloned();
-        status.map_or(Value::Null, |s| {
-            json!({"applied_position": s.applied_position(), "lag": s.lag(),
-                "events_projected": s.events_projected(), "last_error": s.last_error()})
-        })
-    }
-}
-
-/// Keep the inbox checkpoint at the lowest of its shards'.
-async fn merge(
-    inbox: Arc<dyn ProjectionTarget>,
-    plan: Plan,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(MERGE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        if let Err(error) = merge_checkpoints_of(inbox.as_ref(), NOTIFIER_ID, plan.shards).await {
-            tracing::warn!(%error, "merging the notifier shards' checkpoints failed; retrying");
-        }
+        let checkpoint = ProjectorShard::new(index, self.count)
+            .map(|shard| shard_checkpoint(NOTIFIER_ID, shard))
+            .unwrap_or_default();
+        describe_projector(status_of(&self.statuses, index), &checkpoint)
     }
 }
 
@@ -127,7 +99,7 @@ pub(crate) async fn notifier(
     };
     let mut service = Service::new("notifier", shutdown);
     service.spawn(|stop| group.run(stop));
-    service.spawn(|stop| merge(inbox, plan, stop));
+    service.spawn(|stop| keep_merged(inbox, NOTIFIER_ID, plan, stop));
     service.spawn(|stop| dispatch(parts, stop));
     service
         .serve(args.addr, &args.listen, with_ops(routes, probes))

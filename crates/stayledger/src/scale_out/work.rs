@@ -14,9 +14,9 @@ use eventlog::{EventLog, Repositories};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use projector::{
-    merge_checkpoints, Projector, ProjectorShard, ProjectorStatus, ViewShard, PROJECTOR_ID,
+    merge_checkpoints_of, Projector, ProjectorShard, ProjectorStatus, ViewShard, PROJECTOR_ID,
 };
-use readmodel::ViewStore;
+use readmodel::{ProjectionTarget, ViewStore, Views};
 use saga::{BreakerPolicy, PaymentGateway, SagaConfig, SagaRunner, SagaStatus, Shard};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,7 @@ use crate::supervise::shutdown_on_signals;
 /// How often the shards' checkpoints are merged into the views checkpoint.
 const MERGE_EVERY: Duration = Duration::from_millis(50);
 
-fn status_of<T: Clone>(map: &Mutex<HashMap<u32, T>>, index: u32) -> Option<T> {
+pub(super) fn status_of<T: Clone>(map: &Mutex<HashMap<u32, T>>, index: u32) -> Option<T> {
     map.lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&index)
@@ -71,12 +71,10 @@ impl ShardWork for ProjectorShards {
     }
 
     fn describe(&self, index: u32) -> Value {
-        let Some(status) = status_of(&self.statuses, index) else {
-            return Value::Null;
-        };
-        json!({"checkpoint": ProjectorShard::new(index, self.count).map(ProjectorShard::checkpoint_id).ok(),
-            "applied_position": status.applied_position(), "lag": status.lag(),
-            "events_projected": status.events_projected(), "last_error": status.last_error()})
+        let checkpoint = ProjectorShard::new(index, self.count)
+            .map(ProjectorShard::checkpoint_id)
+            .unwrap_or_default();
+        describe_projector(status_of(&self.statuses, index), &checkpoint)
     }
 }
 
@@ -168,15 +166,18 @@ pub async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
     };
     let mut service = Service::new("projector", shutdown);
     service.spawn(|stop| group.run(stop));
-    service.spawn(|stop| merge_views_checkpoint(views, plan, stop));
+    let merged = Arc::new(Views(views)) as Arc<dyn ProjectionTarget>;
+    service.spawn(|stop| keep_merged(merged, PROJECTOR_ID, plan, stop));
     service
         .serve(args.addr, &args.listen, with_ops(routes, probes))
         .await
 }
 
-/// Keep the views checkpoint at the lowest shard checkpoint (any instance may: it only moves up).
-async fn merge_views_checkpoint(
-    views: Arc<dyn ViewStore>,
+/// Keep the checkpoint `base` of `target` at the lowest of its `plan.shards` shards' (any instance
+/// may: it only moves up): the views' for the projector, the inbox's for the notifier.
+pub(super) async fn keep_merged(
+    target: Arc<dyn ProjectionTarget>,
+    base: &'static str,
     plan: Plan,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -187,10 +188,19 @@ async fn merge_views_checkpoint(
             () = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        if let Err(error) = merge_checkpoints(&views, plan.shards).await {
-            tracing::warn!(%error, "merging the shards' checkpoints failed; retrying");
+        if let Err(error) = merge_checkpoints_of(target.as_ref(), base, plan.shards).await {
+            tracing::warn!(%error, checkpoint = base, "merging the shards' checkpoints failed; retrying");
         }
     }
+}
+
+/// What `/shards` shows of a projector shard's `status` (checkpoint `checkpoint`).
+pub(super) fn describe_projector(status: Option<ProjectorStatus>, checkpoint: &str) -> Value {
+    status.map_or(Value::Null, |status| {
+        json!({"checkpoint": checkpoint, "applied_position": status.applied_position(),
+            "lag": status.lag(), "events_projected": status.events_projected(),
+            "last_error": status.last_error()})
+    })
 }
 
 /// `stayledger saga --shards N --instance K`.
