@@ -51,6 +51,7 @@ pub async fn run_all(stores: &dyn FreshWebhooks) {
     deliveries_of_subscriptions_not_kept_are_dropped(stores).await;
     open_deliveries_are_pending_or_retrying_by_seq(stores).await;
     record_attempt_saves_over_open_deliveries_only(stores).await;
+    record_attempts_saves_the_open_ones_of_a_window(stores).await;
     deliveries_page_newest_first(stores).await;
     redrive_queues_parked_deliveries_only(stores).await;
     removing_a_subscription_drops_its_deliveries(stores).await;
@@ -445,6 +446,39 @@ pub async fn record_attempt_saves_over_open_deliveries_only(stores: &dyn FreshWe
         None,
         "not created by an attempt"
     );
+}
+
+/// A window of outcomes at once: the open deliveries' are saved, a settled or unknown one's not.
+pub async fn record_attempts_saves_the_open_ones_of_a_window(stores: &dyn FreshWebhooks) {
+    use DeliveryState::{Delivered, Parked, Retrying};
+    let store = stores.fresh().await;
+    let s = subscription(1, at(0));
+    add(&*store, &s).await;
+    let queued: Vec<Delivery> = [1, 2, 3].map(|seq| delivery(s.id, seq)).to_vec();
+    enqueue(&*store, &queued, 3).await;
+    let parked = attempted(&queued[2], Parked, 1, Some(410), 1000);
+    assert!(record(&*store, &parked).await);
+
+    let window = [
+        attempted(&queued[0], Delivered, 1, Some(204), 2000),
+        attempted(&queued[1], Retrying, 1, Some(503), 2000),
+        attempted(&parked, Delivered, 2, Some(204), 3000),
+        attempted(&delivery(s.id, 9), Delivered, 1, Some(204), 3000),
+    ];
+    let saved = store
+        .record_attempts(&window)
+        .await
+        .expect("record a window");
+    assert_eq!(saved, 2, "the two open ones");
+    assert_eq!(stored(&*store, s.id, 1).await, Some(window[0].clone()));
+    assert_eq!(stored(&*store, s.id, 2).await, Some(window[1].clone()));
+    assert_eq!(
+        stored(&*store, s.id, 3).await,
+        Some(parked),
+        "parked is not open"
+    );
+    assert_eq!(stored(&*store, s.id, 9).await, None, "not created");
+    assert_eq!(store.record_attempts(&[]).await.expect("nothing"), 0);
 }
 
 /// Newest first, pages following the cursor to the end, each delivery once; a foreign cursor is

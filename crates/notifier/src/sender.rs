@@ -1,6 +1,7 @@
 //! The senders: one task per subscription sends its open deliveries in `seq` order (so in log
-//! order per reservation), one at a time, signed with its secret. A delivery that must be retried
-//! holds back the ones behind it until its next attempt (order is kept); a parked one does not.
+//! order per reservation), one at a time, signed with its secret; a window's outcomes are saved in
+//! one write. A delivery that must be retried holds back the ones behind it until its next attempt
+//! (order is kept); a parked one does not.
 //! Each task holds at most [`WINDOW`] deliveries in memory, the rest stay in the store, so a slow
 //! or dead endpoint costs its own task only: the dispatcher, the projector and other subscribers
 //! never wait for it.
@@ -165,19 +166,28 @@ impl Senders {
         if open.is_empty() {
             return Ok(Pause::Idle);
         }
+        // The window's outcomes are saved together, once it ends (one commit for many
+        // deliveries); the next window is read only after that.
+        let mut outcomes = Vec::new();
+        let mut pause = Pause::Again;
         for delivery in &open {
             let due = delivery.next_attempt_at.unwrap_or(delivery.queued_at);
             if due > Utc::now() {
-                return Ok(Pause::Until(due));
+                pause = Pause::Until(due);
+                break;
             }
             let outcome = self.attempt(&subscription.url, secret, delivery).await;
             let settled = settle(&self.policy, delivery, &outcome);
-            self.store.record_attempt(&settled).await?;
-            if settled.state == DeliveryState::Retrying {
-                return Ok(Pause::Again);
+            let retrying = settled.state == DeliveryState::Retrying;
+            outcomes.push(settled);
+            if retrying {
+                break;
             }
         }
-        Ok(Pause::Again)
+        if !outcomes.is_empty() {
+            self.store.record_attempts(&outcomes).await?;
+        }
+        Ok(pause)
     }
 
     /// Run one subscription's sender until `stop`.

@@ -314,6 +314,20 @@ impl WebhookStore for SqliteWebhooks {
         self.with(move |conn| save_open(conn, &delivery)).await
     }
 
+    async fn record_attempts(&self, deliveries: &[Delivery]) -> Result<usize, ViewError> {
+        let deliveries = deliveries.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(store_error)?;
+            let mut saved = 0;
+            for delivery in &deliveries {
+                saved += usize::from(save_open(&tx, delivery)?);
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(saved)
+        })
+        .await
+    }
+
     async fn deliveries(
         &self,
         subscription_id: Uuid,

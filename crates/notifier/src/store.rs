@@ -43,6 +43,16 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// delivery no longer open (or no longer kept) is left as it is. `true` if it was saved.
     async fn record_attempt(&self, delivery: &Delivery) -> Result<bool, ViewError>;
 
+    /// [`Self::record_attempt`] for each of `deliveries`, in one write where the store can (a
+    /// sender's window of attempts costs one commit): how many were saved.
+    async fn record_attempts(&self, deliveries: &[Delivery]) -> Result<usize, ViewError> {
+        let mut saved = 0;
+        for delivery in deliveries {
+            saved += usize::from(self.record_attempt(delivery).await?);
+        }
+        Ok(saved)
+    }
+
     /// A subscription's deliveries, newest first (cursor: `readmodel::encode_delivery_cursor`).
     async fn deliveries(
         &self,
