@@ -62,6 +62,8 @@ pub(crate) struct Outcome {
     pub(crate) failed: usize,
     pub(crate) timed_out: usize,
     pub(crate) latencies: Vec<u32>,
+    /// The reservation id of every flow followed (confirmed or not).
+    pub(crate) reservations: Vec<String>,
     last_confirmed: Option<Instant>,
     first_failure: Option<String>,
 }
@@ -170,6 +172,8 @@ async fn check(
         let Some((path, started)) = next else {
             return Ok(outcome);
         };
+        let id = path.trim_start_matches("/reservations/");
+        outcome.reservations.push(id.to_string());
         let call = Call::get(path, &auditor);
         loop {
             let (status, body) = connection.send(&call).await?;
@@ -264,29 +268,96 @@ pub(crate) struct ShapeRun {
     pub platform: serde_json::Value,
 }
 
-/// Run `flows` whole flows of `shape` on a fresh `serve`.
-pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow::Result<ShapeRun> {
-    let approval = shape.approval;
+/// What B3's variants (B9, B10) change around the flows.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// Flow `n` is requested by customer `n % customers` (`bench-customer-{c}`); 0: each
+    /// submitter requests as its own customer, as B3 does.
+    pub customers: usize,
+    /// `serve` may call webhook targets on loopback (`ServeConfig::webhook_allow_private`).
+    pub webhook_allow_private: bool,
+}
+
+/// A fresh `serve` ready for flows of a [`Shape`]: lodgings registered, backlog settled.
+pub(crate) struct Stage {
+    pub serve: BenchServe,
+    pub lodgings: Vec<String>,
+    shape: Shape,
+    extras: Extras,
+    seed_seconds: f64,
+}
+
+/// The token of lodging `lodging`'s admin (the one who approves B3's requests).
+pub(crate) fn admin_token(serve: &BenchServe, lodging: &str) -> anyhow::Result<HeaderValue> {
+    serve.token(Role::Admin, &format!("admin-{lodging}"), &[lodging])
+}
+
+/// Start a fresh `serve` for `shape` (a data dir of its own), register its lodgings and seed its
+/// backlog.
+pub(crate) async fn stage(plan: &Plan, shape: Shape, extras: Extras) -> anyhow::Result<Stage> {
     let name = format!(
         "b3-{}-{}-{}",
-        approval.mode(),
+        shape.approval.mode(),
         shape.lodgings,
         shape.backlog
     );
     let dir = plan.fresh_dir(&name)?;
-    let serve = BenchServe::start(&dir).await?;
-    let lodgings = serve
-        .register_lodgings("b3", shape.lodgings, approval.mode())
-        .await?;
-    let seeding = Instant::now();
-    seed_backlog(&serve, &lodgings, shape.backlog).await?;
-    let seed_seconds = seeding.elapsed().as_secs_f64();
-    let bodies = Arc::new(stay_bodies(&lodgings, flows.max(1)));
+    let serve = BenchServe::start_with(&dir, |config| {
+        config.webhook_allow_private = extras.webhook_allow_private;
+    })
+    .await?;
+    let staged = async {
+        let lodgings = serve
+            .register_lodgings("b3", shape.lodgings, shape.approval.mode())
+            .await?;
+        let seeding = Instant::now();
+        seed_backlog(&serve, &lodgings, shape.backlog).await?;
+        Ok::<_, anyhow::Error>((lodgings, seeding.elapsed().as_secs_f64()))
+    }
+    .await;
+    match staged {
+        Ok((lodgings, seed_seconds)) => Ok(Stage {
+            serve,
+            lodgings,
+            shape,
+            extras,
+            seed_seconds,
+        }),
+        Err(error) => {
+            let _ = serve.stop().await;
+            Err(error)
+        }
+    }
+}
+
+/// Run `flows` whole flows of `shape` on a fresh `serve`.
+pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow::Result<ShapeRun> {
+    let stage = stage(plan, shape, Extras::default()).await?;
+    let run = run_flows(&stage, flows).await;
+    stage.serve.stop().await?;
+    run
+}
+
+/// Run `flows` whole flows on `stage` and follow each until confirmed; its `serve` keeps running.
+pub(crate) async fn run_flows(stage: &Stage, flows: usize) -> anyhow::Result<ShapeRun> {
+    let Stage {
+        serve,
+        lodgings,
+        shape,
+        extras,
+        seed_seconds,
+    } = stage;
+    let approval = shape.approval;
+    let bodies = Arc::new(stay_bodies(lodgings, flows.max(1)));
     let admins = lodgings
         .iter()
-        .map(|l| serve.token(Role::Admin, &format!("admin-{l}"), &[l]))
+        .map(|l| admin_token(serve, l))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let admins = Arc::new(admins);
+    let pool = (0..extras.customers)
+        .map(|c| serve.customer(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pool = Arc::new(pool);
     let auditor = serve.token(Role::Auditor, "bench-auditor", &[])?;
     let (sender, receiver) = mpsc::unbounded_channel::<Started>();
     let receiver = Arc::new(Mutex::new(receiver));
@@ -331,10 +402,14 @@ pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow
         flows,
         move |mut connection, (customer, sender), n| {
             let admin = (approval == Approval::Admin).then(|| admins[n % admins.len()].clone());
+            let requester = match pool.len() {
+                0 => customer.clone(),
+                size => pool[n % size].clone(),
+            };
             let body = bodies[n].clone();
             async move {
                 let sent = Instant::now();
-                let path = start_flow(&mut connection, &customer, admin.as_ref(), body).await?;
+                let path = start_flow(&mut connection, &requester, admin.as_ref(), body).await?;
                 let _ = sender.send((path, sent));
                 Ok((connection, (customer, sender)))
             }
@@ -349,6 +424,7 @@ pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow
         outcome.failed += part.failed;
         outcome.timed_out += part.timed_out;
         outcome.latencies.extend(part.latencies);
+        outcome.reservations.extend(part.reservations);
         outcome.last_confirmed = outcome.last_confirmed.max(part.last_confirmed);
         outcome.first_failure = outcome.first_failure.or(part.first_failure);
     }
@@ -360,7 +436,6 @@ pub(crate) async fn run_shape(plan: &Plan, shape: Shape, flows: usize) -> anyhow
     let platform = serve.platform()?;
     let saga = platform.saga.snapshot();
     let head = platform.log.head_position().await?;
-    serve.stop().await?;
     let seconds = outcome
         .last_confirmed
         .map_or(f64::INFINITY, |t| (t - started).as_secs_f64());

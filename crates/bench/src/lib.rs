@@ -16,11 +16,13 @@
 
 pub mod appends;
 mod b1;
+mod b10;
 mod b12;
 mod b2;
 mod b3;
 mod b5;
 mod b6;
+mod b9;
 mod client;
 mod commands;
 mod dataset;
@@ -45,6 +47,9 @@ use report::{Figure, RunReport, SweepPoint};
 const IDS: [&str; 10] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B12", "peer",
 ];
+/// Run only when `--only` names them (not in the whole suite nor in CI's `--quick`): B9 (webhooks
+/// under B3) and B10 (1,000 live streams under B3).
+const ON_REQUEST: [&str; 2] = ["B9", "B10"];
 const LOAD_GENERATOR: &str =
     "stayledger-bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
     keep-alive connection per client over loopback TCP, closed loop, in the same process as serve \
@@ -79,9 +84,12 @@ pub struct BenchArgs {
     /// Events in the shared log of B5, B7 and B8 (default 1,000,000; `--quick`: 20,000).
     #[arg(long)]
     pub events: Option<u64>,
-    /// Whole flows of B3 (default 20,000; `--quick`: 500).
+    /// Whole flows of B3, B9 and B10 (default 20,000; `--quick`: 500).
     #[arg(long)]
     pub flows: Option<usize>,
+    /// Seconds B9 and B10 wait after the flows for the deliveries and frames still due (default 30).
+    #[arg(long)]
+    pub drain: Option<f64>,
     /// Where the data dirs go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -100,6 +108,8 @@ pub struct Plan {
     pub b1_duration: Duration,
     pub levels: Vec<usize>,
     pub b3_flows: usize,
+    /// B9, B10: how long the deliveries and frames may take to arrive after the flows.
+    pub drain: Duration,
     pub events: u64,
     pub b6_reservations: usize,
     pub restarts: usize,
@@ -125,6 +135,7 @@ impl Plan {
             b1_duration: Duration::from_secs(if quick { 1 } else { 10 }),
             levels,
             b3_flows: args.flows.unwrap_or(if quick { 500 } else { 20_000 }),
+            drain: Duration::from_secs_f64(args.drain.unwrap_or(30.0).max(0.0)),
             events: args
                 .events
                 .unwrap_or(if quick { 20_000 } else { 1_000_000 }),
@@ -172,8 +183,15 @@ fn selection(only: &[String]) -> anyhow::Result<BTreeSet<&'static str>> {
     only.iter()
         .map(|asked| {
             IDS.into_iter()
+                .chain(ON_REQUEST)
                 .find(|id| id.eq_ignore_ascii_case(asked.trim()))
-                .with_context(|| format!("unknown benchmark {asked:?} (known: {})", IDS.join(", ")))
+                .with_context(|| {
+                    format!(
+                        "unknown benchmark {asked:?} (known: {}, {})",
+                        IDS.join(", "),
+                        ON_REQUEST.join(", ")
+                    )
+                })
         })
         .collect()
 }
@@ -255,6 +273,12 @@ async fn run_selected(
     if has("B12") {
         out.one("B12", b12::run(plan).await);
     }
+    if has("B9") {
+        out.one("B9", b9::run(plan).await);
+    }
+    if has("B10") {
+        out.one("B10", b10::run(plan).await);
+    }
     if has("B5") || has("B7") || has("B8") {
         eprintln!("seeding a log of {} events", plan.events);
         let seeded = match plan.fresh_dir("large") {
@@ -329,7 +353,10 @@ mod tests {
         let picked = selection(&["b2".into(), " B6".into(), "PEER".into()]).ok();
         assert_eq!(picked, Some(["B2", "B6", "peer"].into_iter().collect()));
         assert_eq!(selection(&[]).map(|s| s.len()).ok(), Some(IDS.len()));
-        assert!(selection(&["B9".into()]).is_err());
+        let on_request = selection(&["b9".into(), "B10".into()]).ok();
+        assert_eq!(on_request, Some(["B9", "B10"].into_iter().collect()));
+        assert!(selection(&[]).is_ok_and(|all| !all.contains("B9") && !all.contains("B10")));
+        assert!(selection(&["B13".into()]).is_err());
     }
 
     #[test]
@@ -343,6 +370,7 @@ mod tests {
             seconds: None,
             events: None,
             flows: None,
+            drain: None,
             work_dir: None,
             stayledger_bin: None,
         };

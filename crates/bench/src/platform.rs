@@ -36,11 +36,21 @@ pub struct BenchServe {
 impl BenchServe {
     /// Start `serve` with its defaults over `dir`.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Start `serve` over `dir` with its defaults as `configure` leaves them.
+    pub async fn start_with(
+        dir: &Path,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding 127.0.0.1:0")?;
         let shutdown = CancellationToken::new();
-        let (platform, tasks) = serve::start(ServeConfig::new(dir), listener, shutdown.clone())
+        let mut config = ServeConfig::new(dir);
+        configure(&mut config);
+        let (platform, tasks) = serve::start(config, listener, shutdown.clone())
             .await
             .context("starting serve")?;
         Ok(Self {
