@@ -61,6 +61,14 @@ pub trait ViewStore: Send + Sync + 'static {
     async fn reservation(&self, reservation_id: Uuid)
         -> Result<Option<ReservationView>, ViewError>;
 
+    /// The ReservationList documents of those of `reservation_ids` that exist, in no particular
+    /// order, read together where the store can (the live streams read a batch's at once). At
+    /// most [`MAX_PAGE`] ids are asked for at once.
+    async fn reservations_by_id(
+        &self,
+        reservation_ids: &[Uuid],
+    ) -> Result<Vec<ReservationView>, ViewError>;
+
     /// One reservation's ReservationList document with its customer's contact details (sealed),
     /// if they have any: what `GET /reservations/{id}` shows, read together where the store can.
     async fn reservation_with_guest(

@@ -108,6 +108,10 @@ impl ViewStore for SwappableViewStore {
         self.current().reservation_with_guest(reservation_id).await
     }
 
+    async fn reservations_by_id(&self, ids: &[Uuid]) -> Result<Vec<ReservationView>, ViewError> {
+        self.current().reservations_by_id(ids).await
+    }
+
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
         self.current().customers(customer_ids).await
     }

@@ -141,6 +141,10 @@ impl ViewStore for Recording {
     async fn payout_summary(&self, filter: &PayoutFilter) -> Result<Vec<PayoutTotals>, ViewError> {
         self.inner.payout_summary(filter).await
     }
+    async fn reservations_by_id(&self, ids: &[Uuid]) -> Result<Vec<ReservationView>, ViewError> {
+        self.inner.reservations_by_id(ids).await
+    }
+
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
         self.inner.customers(customer_ids).await
     }

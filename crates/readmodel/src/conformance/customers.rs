@@ -1,12 +1,14 @@
 //! Checks of the customers view (the sealed contact details the query side opens for
 //! `guest_name` / `guest_phone`): a profile is kept as the log has it (sealed), a later one
 //! replaces it, `CustomerErased` scrubs it for good (and marks a customer with no profile erased);
-//! only the customers asked for come back; an event applied twice changes nothing; one batch or
+//! only the customers asked for come back (and, read by id together, only the reservations); an event applied twice changes nothing; one batch or
 //! event by event, the same documents.
 
 use super::timeline::{day, Timeline};
 use super::{FreshStore, PROJECTOR};
-use crate::{CustomerView, ViewStore};
+use uuid::Uuid;
+
+use crate::{CustomerView, ReservationView, ViewStore};
 
 fn ids(names: &[&str]) -> Vec<String> {
     names.iter().map(ToString::to_string).collect()
@@ -57,6 +59,29 @@ pub async fn customers_keep_sealed_contacts_until_erased(stores: &dyn FreshStore
         .expect("read")
         .expect("ana's reservation");
     assert_eq!(reservation.customer_id, "ana");
+    let mut both = store
+        .reservations_by_id(&[dans, Uuid::new_v4(), anas])
+        .await
+        .expect("read by id");
+    both.sort_by_key(|view| view.position);
+    let one_by_one = [anas, dans].map(|id| store.reservation(id));
+    let mut one_by_one: Vec<ReservationView> = futures::future::try_join_all(one_by_one)
+        .await
+        .expect("read")
+        .into_iter()
+        .flatten()
+        .collect();
+    one_by_one.sort_by_key(|view| view.position);
+    assert_eq!(
+        both, one_by_one,
+        "those asked for that exist, read together"
+    );
+    assert_eq!(both.len(), 2);
+    assert!(store
+        .reservations_by_id(&[])
+        .await
+        .expect("read none")
+        .is_empty());
     assert_eq!(guest, Some(view("ana", Some(("Ana Kim", "010-3")), ana)));
     let (_, guest) = store
         .reservation_with_guest(dans)

@@ -157,6 +157,11 @@ impl ViewStore for MongoViewStore {
         read::one(&self.db, "reservations", &id.to_string()).await
     }
 
+    async fn reservations_by_id(&self, ids: &[Uuid]) -> Result<Vec<ReservationView>, ViewError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        read::by_ids(&self.db, "reservations", &ids).await
+    }
+
     async fn reservations(
         &self,
         filter: &ReservationFilter,
@@ -211,7 +216,7 @@ impl ViewStore for MongoViewStore {
     }
 
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
-        read::customers(&self.db, customer_ids).await
+        read::by_ids(&self.db, "customers", customer_ids).await
     }
 
     async fn record_dead_letter(

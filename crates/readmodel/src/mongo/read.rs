@@ -12,9 +12,9 @@ use crate::query::{
     decode_cursor, decode_seq_cursor, encode_cursor, encode_seq_cursor, CursorKind,
 };
 use crate::{
-    CustomerView, DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page,
-    PageRequest, PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter,
-    ReservationView, ViewError,
+    DeadLetter, ListingStatus, LodgingFilter, LodgingView, ManagementView, Page, PageRequest,
+    PayoutFilter, PayoutTotals, PayoutView, RequestFilter, ReservationFilter, ReservationView,
+    ViewError,
 };
 use chrono::NaiveDate;
 
@@ -321,17 +321,19 @@ pub(super) async fn dead_letters(db: &Database) -> Result<Vec<DeadLetter>, ViewE
     docs.iter().map(dead_letter).collect()
 }
 
-/// The customers among `customer_ids` that have contact details.
-pub(super) async fn customers(
+/// The documents of `collection` whose `_id` is one of `ids` (those that exist, in no particular
+/// order): one query for them all.
+pub(super) async fn by_ids<T: DeserializeOwned>(
     db: &Database,
-    customer_ids: &[String],
-) -> Result<Vec<CustomerView>, ViewError> {
-    if customer_ids.is_empty() {
+    collection: &str,
+    ids: &[String],
+) -> Result<Vec<T>, ViewError> {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
     let found = db
-        .collection::<Document>("customers")
-        .find(doc! { "_id": { "$in": customer_ids } })
+        .collection::<Document>(collection)
+        .find(doc! { "_id": { "$in": ids } })
         .await
         .map_err(unavailable)?;
     let docs: Vec<Document> = found.try_collect().await.map_err(unavailable)?;

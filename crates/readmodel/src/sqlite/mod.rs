@@ -130,6 +130,12 @@ impl ViewStore for SqliteViewStore {
             .await
     }
 
+    async fn reservations_by_id(&self, ids: &[Uuid]) -> Result<Vec<ReservationView>, ViewError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.read(move |conn| read::by_keys(conn, "reservations", "reservation_id", &ids))
+            .await
+    }
+
     async fn reservations(
         &self,
         filter: &ReservationFilter,
@@ -211,7 +217,7 @@ impl ViewStore for SqliteViewStore {
 
     async fn customers(&self, customer_ids: &[String]) -> Result<Vec<CustomerView>, ViewError> {
         let customer_ids = customer_ids.to_vec();
-        self.read(move |conn| read::customers(conn, &customer_ids))
+        self.read(move |conn| read::by_keys(conn, "customers", "customer_id", &customer_ids))
             .await
     }
 

@@ -308,18 +308,21 @@ pub(super) fn dead_letter_count(conn: &Connection) -> Result<u64, ViewError> {
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
-/// The customers among `customer_ids` that have contact details.
-pub(super) fn customers(
+/// The documents of `table` whose `column` is one of `keys` (those that exist, in no particular
+/// order): one statement for them all.
+pub(super) fn by_keys<T: DeserializeOwned>(
     conn: &Connection,
-    customer_ids: &[String],
-) -> Result<Vec<CustomerView>, ViewError> {
-    if customer_ids.is_empty() {
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<Vec<T>, ViewError> {
+    if keys.is_empty() {
         return Ok(Vec::new());
     }
     let mut conditions = Conditions::default();
-    conditions.one_of("customer_id", customer_ids);
+    conditions.one_of(column, keys);
     let sql = format!(
-        "SELECT doc FROM customers WHERE {}",
+        "SELECT doc FROM {table} WHERE {}",
         conditions.clauses.join(" AND ")
     );
     let mut statement = conn.prepare(&sql).map_err(store_error)?;
