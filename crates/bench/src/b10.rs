@@ -355,6 +355,10 @@ struct Checked {
     changes: usize,
     /// Of those, the ones whose version reached their customer's stream.
     changes_seen: usize,
+    /// Of those, the ones whose status reached their customer's stream (a frame of that
+    /// reservation in that status, that version or a later one of it: the stream sends the
+    /// current document, so a version replaced before the stream read it is not sent).
+    statuses_seen: usize,
     /// Confirmed flows whose `confirmed` version never reached their customer's stream.
     confirmed_missing: usize,
     first_missing: Option<String>,
@@ -375,6 +379,8 @@ impl Checked {
         let mut c = Checked::default();
         // (reservation, position) -> the customer whose stream carried it.
         let mut carried: HashMap<(&str, u64), usize> = HashMap::new();
+        // (reservation, status) -> the customers whose stream carried it.
+        let mut in_status: HashMap<(&str, &str), HashSet<usize>> = HashMap::new();
         let mut confirmed: HashSet<&str> = HashSet::new();
         for (customer, followed) in seen.iter().enumerate() {
             c.foreign += followed.foreign;
@@ -390,6 +396,10 @@ impl Checked {
                 c.negative += usize::from(frame.negative);
                 *c.by_status.entry(frame.status.clone()).or_insert(0) += 1;
                 carried.insert((frame.reservation.as_str(), frame.position), customer);
+                in_status
+                    .entry((frame.reservation.as_str(), frame.status.as_str()))
+                    .or_default()
+                    .insert(customer);
                 if frame.status == "confirmed" {
                     confirmed.insert(frame.reservation.as_str());
                 }
@@ -403,6 +413,14 @@ impl Checked {
             if theirs {
                 c.changes_seen += 1;
             }
+            let status = entry.status.as_str();
+            let shown = in_status
+                .get(&(reservation.as_str(), status))
+                .is_some_and(|on| {
+                    on.iter()
+                        .any(|c| format!("bench-customer-{c}") == entry.recipient)
+                });
+            c.statuses_seen += usize::from(shown);
         }
         for id in flows {
             if !confirmed.contains(id.as_str()) {
@@ -431,7 +449,7 @@ fn figure(
     let per_sec = outcome.confirmed as f64 / seconds;
     let flow_latency = Percentiles::of(outcome.latencies.clone());
     let lag = Percentiles::of(c.lags.clone());
-    let every = c.changes_seen == c.changes
+    let every = c.statuses_seen == c.changes
         && c.confirmed_missing == 0
         && c.foreign == 0
         && c.not_growing == 0
@@ -440,11 +458,13 @@ fn figure(
         && notifier_at_head
         && outcome.confirmed == flows;
     let mut text = format!(
-        "{} frames; {} of {} status changes reached their follower, {} confirmed missing; \
-         lag p50 {:.0} / p99 {:.0} / max {:.0} ms; RSS {rss_mib:.0} MiB; {} flows/s",
+        "{} frames; {} of {} status changes reached their follower ({} as the very version the \
+         change made), {} confirmed missing; lag p50 {:.0} / p99 {:.0} / max {:.0} ms; \
+         RSS {rss_mib:.0} MiB; {} flows/s",
         thousands(c.frames as f64),
-        thousands(c.changes_seen as f64),
+        thousands(c.statuses_seen as f64),
         thousands(c.changes as f64),
+        thousands(c.changes_seen as f64),
         c.confirmed_missing,
         lag.p50_ms,
         lag.p99_ms,
@@ -477,7 +497,7 @@ fn figure(
         "failed": outcome.failed, "timed_out": outcome.timed_out, "flows_per_sec": per_sec,
         "seconds": seconds, "submitted_in_seconds": submitted_in, "flow_latency": flow_latency,
         "frames": c.frames, "frames_by_status": c.by_status, "status_changes": c.changes,
-        "status_changes_seen": c.changes_seen, "confirmed_missing": c.confirmed_missing,
+        "status_changes_seen": c.statuses_seen, "versions_seen": c.changes_seen, "confirmed_missing": c.confirmed_missing,
         "first_confirmed_missing": c.first_missing, "foreign_frames": c.foreign,
         "ids_not_growing": c.not_growing, "malformed": c.malformed, "streams_ended": c.ended,
         "first_end": c.first_end, "negative_lags": c.negative, "lag": lag,

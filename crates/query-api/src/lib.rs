@@ -25,6 +25,7 @@ mod payouts;
 pub mod route_params;
 mod state;
 mod stream;
+mod stream_hub;
 mod views;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use document::etag;
 pub use error::QueryError;
 pub use openapi::openapi;
 pub use state::{QueryState, ViewProgress};
+pub use stream_hub::StreamHub;
 
 /// The query and audit routes plus `/openapi.json` and `/docs`, with the edge layers (tracing,
 /// body limit, problem+json) and no fallback, so they merge with other routers; add

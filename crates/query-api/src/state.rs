@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::stream_hub::{self, StreamHub};
+
 /// How to learn the log position the views reflect.
 #[derive(Debug, Clone)]
 pub enum ViewProgress {
@@ -86,6 +88,8 @@ pub struct QueryState {
     /// Cancelled when the process stops: open live streams end then, so that shutdown does not
     /// wait for their clients.
     pub closing: CancellationToken,
+    /// The one follower of the log behind this process's live streams.
+    pub stream_hub: Arc<StreamHub>,
 }
 
 impl QueryState {
@@ -104,6 +108,7 @@ impl QueryState {
             keys: None,
             inbox: None,
             closing: CancellationToken::new(),
+            stream_hub: Arc::new(StreamHub::new(stream_hub::QUEUE)),
         }
     }
 
@@ -118,6 +123,14 @@ impl QueryState {
     #[must_use]
     pub fn closing_with(mut self, closing: CancellationToken) -> Self {
         self.closing = closing;
+        self
+    }
+
+    /// This state, its live streams queueing at most `frames` frames each before the hub drops
+    /// one (which then catches up from the log): a small queue makes that path easy to test.
+    #[must_use]
+    pub fn with_stream_queue(mut self, frames: usize) -> Self {
+        self.stream_hub = Arc::new(StreamHub::new(frames));
         self
     }
 

@@ -9,8 +9,11 @@
 //! already hold a newer version, the older one is not sent: the newer comes at its own event. Without
 //! `Last-Event-ID` the stream starts at the log's head. A browser's `EventSource` cannot set headers,
 //! so the token may also come as the `access_token` query parameter. Comments keep idle connections
-//! alive.
+//! alive. The streams of a process share one follower of the log, which reads each changed
+//! document once for all of them (`stream_hub.rs`); this file owns one stream: who may read what,
+//! where it starts, and catching up to the hub.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +24,21 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use domain::events::{self, Decoded, Payload, SagaPayloads};
-use eventlog::RawRecordedEvent;
 use futures::{Stream, StreamExt};
-use http_edge::{AuthError, Principal};
-use readmodel::Views;
-use uuid::Uuid;
+use http_edge::{AuthError, Principal, Role};
+use readmodel::ReservationView;
+use tokio::sync::mpsc;
 
 use crate::error::QueryError;
 use crate::params::Params;
 use crate::state::QueryState;
+use crate::stream_hub::{frames_of, Frame, BATCH};
 use crate::views::may_read;
 
-/// How long one wait for the views lasts before it is tried again (the stream never skips).
-const VIEWS_WAIT: Duration = Duration::from_secs(5);
+/// Frames made for a stream and not yet written to its connection.
+const OUT_QUEUE: usize = 64;
+/// Lodgings whose host a stream remembers at most.
+const MAX_REMEMBERED: usize = 10_000;
 /// A comment on an idle stream this often.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -70,52 +74,101 @@ async fn start(state: &QueryState, headers: &HeaderMap) -> Result<u64, QueryErro
     }
 }
 
-/// The reservation whose ReservationList document `recorded` may change (`None`: none).
-fn reservation_of(recorded: &RawRecordedEvent) -> Option<Uuid> {
-    let decoded = events::decode(
-        &recorded.stream,
-        &recorded.event_type,
-        recorded.schema_version,
-        Payload::Text(&recorded.data),
-        SagaPayloads::Skip,
-    )
-    .ok()?;
-    match decoded {
-        Decoded::Reservation { id, .. }
-        | Decoded::Payment { id, .. }
-        | Decoded::Payout { id, .. } => Some(id),
-        Decoded::Lodging { event, .. } => event.reservation_id(),
-        _ => None,
+/// Whether `principal` may read `view`: [`may_read`]'s rule, with the lodgings an admin hosts
+/// remembered (a lodging's host never changes).
+struct Reader {
+    principal: Principal,
+    hosts: HashMap<String, bool>,
+}
+
+impl Reader {
+    async fn may_read(
+        &mut self,
+        state: &QueryState,
+        view: &ReservationView,
+    ) -> Result<bool, QueryError> {
+        if self.principal.role != Role::Admin || self.principal.manages(&view.lodging_id) {
+            return may_read(state, &self.principal, view).await;
+        }
+        if let Some(&hosts) = self.hosts.get(&view.lodging_id) {
+            return Ok(hosts);
+        }
+        let hosts = may_read(state, &self.principal, view).await?;
+        if self.hosts.len() >= MAX_REMEMBERED {
+            self.hosts.clear();
+        }
+        self.hosts.insert(view.lodging_id.clone(), hosts);
+        Ok(hosts)
     }
 }
 
-/// The frame for the event at `position` about reservation `id`, once the views reflect it;
-/// `None` if the caller may not see it, or its document is not the version that event made.
-async fn frame(
-    state: &QueryState,
-    principal: &Principal,
-    id: Uuid,
-    position: u64,
-) -> Result<Option<Event>, QueryError> {
-    let views = Views(Arc::clone(&state.views));
-    while !state
-        .progress
-        .wait_for(&views, position, VIEWS_WAIT)
-        .await?
-    {}
-    let Some(view) = state.views.reservation(id).await? else {
-        return Ok(None);
-    };
-    if view.position != position || !may_read(state, principal, &view).await? {
-        return Ok(None);
+/// One stream: the frames from `next` on that its caller may read, into `out`.
+struct Follower {
+    state: QueryState,
+    reader: Reader,
+    /// The first log position not yet considered.
+    next: u64,
+    out: mpsc::Sender<Event>,
+}
+
+impl Follower {
+    /// Follow until the client goes (`Ok`) or the log or the views fail.
+    async fn run(&mut self) -> Result<(), QueryError> {
+        loop {
+            let hub = Arc::clone(&self.state.stream_hub);
+            let mut membership = hub.join(&self.state, &self.reader.principal).await?;
+            if !self.catch_up(membership.covered).await? {
+                return Ok(());
+            }
+            loop {
+                let frame = tokio::select! {
+                    () = self.out.closed() => return Ok(()),
+                    frame = membership.frames.recv() => frame,
+                };
+                // None: the hub dropped this stream (it fell behind) or stopped; join again.
+                let Some(frame) = frame else { break };
+                if !self.offer(&frame).await? {
+                    return Ok(());
+                }
+            }
+        }
     }
-    let data = serde_json::to_string(&view).map_err(|e| QueryError::Internal(e.to_string()))?;
-    Ok(Some(
-        Event::default()
+
+    /// Make and send the frames up to `to` from the log; `false` if the client is gone.
+    async fn catch_up(&mut self, to: u64) -> Result<bool, QueryError> {
+        while self.next <= to {
+            let mut batch = self.state.log.read_all(self.next, BATCH).await?;
+            batch.retain(|recorded| recorded.position <= to);
+            let Some(last) = batch.last().map(|recorded| recorded.position) else {
+                break;
+            };
+            for frame in frames_of(&self.state, &batch).await? {
+                if !self.offer(&frame).await? {
+                    return Ok(false);
+                }
+            }
+            self.next = self.next.max(last.saturating_add(1));
+        }
+        self.next = self.next.max(to.saturating_add(1));
+        Ok(true)
+    }
+
+    /// Send `frame` if it is new to this stream and its caller may read it; `false` if the
+    /// client is gone.
+    async fn offer(&mut self, frame: &Frame) -> Result<bool, QueryError> {
+        if frame.position < self.next {
+            return Ok(true);
+        }
+        self.next = frame.position.saturating_add(1);
+        if !self.reader.may_read(&self.state, &frame.view).await? {
+            return Ok(true);
+        }
+        let event = Event::default()
             .event("reservation")
-            .id(position.to_string())
-            .data(data),
-    ))
+            .id(frame.position.to_string())
+            .data(&frame.data);
+        Ok(self.out.send(event).await.is_ok())
+    }
 }
 
 fn frames(
@@ -123,32 +176,25 @@ fn frames(
     principal: Principal,
     from: u64,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let log = state.log.subscribe(from);
-    futures::stream::unfold(
-        (log, state, principal),
-        |(mut log, state, principal)| async move {
-            loop {
-                let recorded = match log.next().await? {
-                    Ok(recorded) => recorded,
-                    Err(error) => {
-                        tracing::warn!(%error, "the live stream lost the log; the client reconnects");
-                        return None;
-                    }
-                };
-                let Some(id) = reservation_of(&recorded) else {
-                    continue;
-                };
-                match frame(&state, &principal, id, recorded.position).await {
-                    Ok(Some(event)) => return Some((Ok(event), (log, state, principal))),
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "the live stream could not read the views; the client reconnects");
-                        return None;
-                    }
-                }
-            }
+    let (out, events) = mpsc::channel(OUT_QUEUE);
+    let mut follower = Follower {
+        state,
+        reader: Reader {
+            principal,
+            hosts: HashMap::new(),
         },
-    )
+        next: from,
+        out,
+    };
+    tokio::spawn(async move {
+        if let Err(error) = follower.run().await {
+            tracing::warn!(%error, "a live stream could not go on; its client reconnects");
+        }
+    });
+    futures::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        Some((Ok(event), events))
+    })
 }
 
 async fn stream(State(state): State<QueryState>, headers: HeaderMap, params: Params) -> Response {

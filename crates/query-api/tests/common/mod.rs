@@ -16,7 +16,7 @@ use domain::{Aggregate, Stay};
 use eventlog::{CommandContext, EventLog, Repository, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
 use projector::{Projector, ProjectorStatus, PROJECTOR_ID};
-use query_api::{run, QueryConfig, ViewProgress};
+use query_api::{run, QueryConfig, QueryState, StreamHub, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -40,6 +40,8 @@ pub struct QueryApp {
     pub log: Arc<dyn EventLog>,
     pub views: Arc<dyn ViewStore>,
     pub projector: ProjectorStatus,
+    /// The live streams' hub, when the test chose its queue.
+    pub stream_hub: Option<Arc<StreamHub>>,
     idle_projector: std::sync::Mutex<Option<Projector>>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -97,7 +99,17 @@ impl QueryApp {
         .await
     }
 
+    /// As [`QueryApp::start_lagging`] (the projector's watch), the live streams queueing at most
+    /// `frames` frames each.
+    pub async fn start_lagging_with_stream_queue(frames: usize) -> Self {
+        Self::start_with_queue(Lag::Watch, Some(frames)).await
+    }
+
     async fn start_with(lag: Lag) -> Self {
+        Self::start_with_queue(lag, None).await
+    }
+
+    async fn start_with_queue(lag: Lag, stream_queue: Option<usize>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log: Arc<dyn EventLog> =
             Arc::new(SqliteEventLog::open(dir.path().join("events.db")).expect("log"));
@@ -124,7 +136,25 @@ impl QueryApp {
             auth: Arc::clone(&auth),
             progress,
         };
-        tokio::spawn(run(config, listener, shutdown.clone()));
+        let mut stream_hub = None;
+        match stream_queue {
+            None => {
+                tokio::spawn(run(config, listener, shutdown.clone()));
+            }
+            Some(frames) => {
+                let state = QueryState::new(config.log, config.views, config.auth, config.progress)
+                    .closing_with(shutdown.clone())
+                    .with_stream_queue(frames);
+                stream_hub = Some(Arc::clone(&state.stream_hub));
+                let app = query_api::router(state);
+                tokio::spawn(http_edge::server::serve_alone(
+                    "query API",
+                    listener,
+                    app,
+                    shutdown.clone(),
+                ));
+            }
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()
@@ -136,6 +166,7 @@ impl QueryApp {
             log,
             views,
             projector: status,
+            stream_hub,
             idle_projector: std::sync::Mutex::new(Some(projector)),
             shutdown,
             _dir: dir,
