@@ -14,7 +14,9 @@
 //! - `redrive` queues a parked delivery again (attempts and parking clock start over, due at `now`,
 //!   the last answer kept) and tells a delivery that is not parked or not found;
 //! - removing a subscription drops its deliveries and no other's;
-//! - two handles enqueueing the same deliveries at once make exactly one of each.
+//! - two handles enqueueing the same deliveries at once make exactly one of each;
+//! - windows of outcomes saved at once (`record_attempts` from many senders) are each saved, each
+//!   caller told how many of its own were open.
 //!
 //! Fixture times are whole milliseconds (what MongoDB keeps), so whole values compare equal after
 //! the round trip. This is test support: a failed check panics with what differed.
@@ -56,6 +58,7 @@ pub async fn run_all(stores: &dyn FreshWebhooks) {
     redrive_queues_parked_deliveries_only(stores).await;
     removing_a_subscription_drops_its_deliveries(stores).await;
     concurrent_enqueues_make_one_of_each(stores).await;
+    windows_saved_at_once_are_each_saved(stores).await;
 }
 
 // ---- fixtures ----
@@ -688,5 +691,63 @@ pub async fn concurrent_enqueues_make_one_of_each(stores: &dyn FreshWebhooks) {
         );
         let open_a = open(&**store, a.id, 1000).await;
         assert_eq!(open_a.len(), want.len(), "one open delivery of each");
+    }
+}
+
+/// Eight senders saving their windows at once (as the senders of eight subscriptions do): each
+/// learns how many of its own were open, and every outcome is saved, whatever the store groups.
+pub async fn windows_saved_at_once_are_each_saved(stores: &dyn FreshWebhooks) {
+    use DeliveryState::{Delivered, Retrying};
+    const SENDERS: u128 = 8;
+    let store = stores.fresh().await;
+    let subscriptions: Vec<Subscription> = (1..=SENDERS).map(|n| subscription(n, at(0))).collect();
+    for s in &subscriptions {
+        add(&*store, s).await;
+        let queued: Vec<Delivery> = (1..=6).map(|seq| delivery(s.id, seq)).collect();
+        enqueue(&*store, &queued, 6).await;
+    }
+    let windows: Vec<Vec<Delivery>> = subscriptions
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            // Sender n saves the first n % 5 + 1 of its deliveries, and one it never had.
+            let mut window: Vec<Delivery> = (1..=(n as u64 % 5 + 1))
+                .map(|seq| {
+                    let state = if seq % 2 == 0 { Retrying } else { Delivered };
+                    attempted(&delivery(s.id, seq), state, 1, Some(204), 2000)
+                })
+                .collect();
+            window.push(attempted(
+                &delivery(s.id, 99),
+                Delivered,
+                1,
+                Some(204),
+                2000,
+            ));
+            window
+        })
+        .collect();
+    let saved = futures::future::join_all(windows.iter().map(|w| store.record_attempts(w))).await;
+    for ((n, s), (window, saved)) in subscriptions
+        .iter()
+        .enumerate()
+        .zip(windows.iter().zip(saved))
+    {
+        let open_ones = n % 5 + 1;
+        assert_eq!(
+            saved.expect("save a window"),
+            open_ones,
+            "sender {n}: its own open ones"
+        );
+        for outcome in &window[..open_ones] {
+            assert_eq!(
+                stored(&*store, s.id, outcome.seq).await.as_ref(),
+                Some(outcome)
+            );
+        }
+        assert_eq!(stored(&*store, s.id, 99).await, None, "not created");
+        let still_open = open(&*store, s.id, 100).await;
+        let retrying = window.iter().filter(|d| d.state == Retrying).count();
+        assert_eq!(still_open.len(), 6 - open_ones + retrying);
     }
 }

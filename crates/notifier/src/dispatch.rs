@@ -10,15 +10,16 @@
 //! No personal data goes into a body (no guest name), so stored deliveries hold none.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use readmodel::inbox::{InboxEntry, InboxStore};
-use readmodel::{ViewError, ViewStore};
+use readmodel::{ReservationView, ViewError, ViewStore, MAX_PAGE};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::model::{event_type, Delivery, DeliveryState, Subscription};
 use crate::store::WebhookStore;
@@ -27,6 +28,8 @@ use crate::store::WebhookStore;
 const BATCH: usize = 256;
 /// How often an idle dispatcher looks for new entries.
 const IDLE_POLL: Duration = Duration::from_millis(50);
+/// Lodgings whose host the dispatcher remembers at most.
+const MAX_HOSTS: usize = 10_000;
 /// How often a cursor that moved without queuing anything is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -43,6 +46,33 @@ pub struct Dispatcher {
     pub store: Arc<dyn WebhookStore>,
     /// Woken after each batch that queued deliveries (the senders wait on it).
     pub queued: Arc<Notify>,
+    /// The host (`admin_id`) of each lodging read so far: it never changes once a lodging has one.
+    pub hosts: Hosts,
+}
+
+/// The hosts of lodgings as the dispatcher read them.
+#[derive(Clone, Default)]
+pub struct Hosts(Arc<Mutex<HashMap<String, String>>>);
+
+impl Hosts {
+    fn get(&self, lodging_id: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(lodging_id)
+            .cloned()
+    }
+
+    fn remember(&self, lodging_id: &str, host: &str) {
+        let mut hosts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hosts.len() >= MAX_HOSTS {
+            hosts.clear();
+        }
+        hosts.insert(lodging_id.to_string(), host.to_string());
+    }
 }
 
 /// The body of a delivery of `entry` (with the reservation's document, if the views have it).
@@ -61,19 +91,47 @@ fn body(entry: &InboxEntry, document: Option<&readmodel::ReservationView>) -> St
 }
 
 impl Dispatcher {
-    /// The catalog admin of each lodging, as the views have it (read once per batch).
+    /// The catalog admin of each lodging, as the views have it (read once, then remembered).
     async fn admins(
         &self,
         entries: &[InboxEntry],
     ) -> Result<HashMap<String, Option<String>>, ViewError> {
         let mut admins = HashMap::new();
         for entry in entries {
-            if !admins.contains_key(&entry.lodging_id) {
-                let admin = self.views.lodging(&entry.lodging_id).await?;
-                admins.insert(entry.lodging_id.clone(), admin.map(|l| l.admin_id));
+            if admins.contains_key(&entry.lodging_id) {
+                continue;
             }
+            let admin = match self.hosts.get(&entry.lodging_id) {
+                Some(host) => Some(host),
+                None => {
+                    let admin = self.views.lodging(&entry.lodging_id).await?;
+                    let admin = admin.map(|l| l.admin_id);
+                    if let Some(host) = &admin {
+                        self.hosts.remember(&entry.lodging_id, host);
+                    }
+                    admin
+                }
+            };
+            admins.insert(entry.lodging_id.clone(), admin);
         }
         Ok(admins)
+    }
+
+    /// The ReservationList documents of the reservations of `entries`, read together.
+    async fn documents(
+        &self,
+        entries: &[&InboxEntry],
+    ) -> Result<HashMap<Uuid, ReservationView>, ViewError> {
+        let mut ids: Vec<Uuid> = entries.iter().map(|e| e.reservation_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut documents = HashMap::new();
+        for ids in ids.chunks(MAX_PAGE) {
+            for view in self.views.reservations_by_id(ids).await? {
+                documents.insert(view.reservation_id, view);
+            }
+        }
+        Ok(documents)
     }
 
     /// The deliveries `entries` make for `subscriptions`.
@@ -83,23 +141,28 @@ impl Dispatcher {
         subscriptions: &[Subscription],
     ) -> Result<Vec<Delivery>, ViewError> {
         let admins = self.admins(entries).await?;
+        let taken: Vec<(&InboxEntry, String, Vec<&Subscription>)> = entries
+            .iter()
+            .filter_map(|entry| {
+                let kind = event_type(entry.status);
+                let admin = admins.get(&entry.lodging_id).cloned().flatten();
+                let takers: Vec<&Subscription> = subscriptions
+                    .iter()
+                    .filter(|s| entry.position > s.from_position && s.takes(&kind))
+                    .filter(|s| {
+                        s.owner
+                            .follows(&entry.recipient, &entry.lodging_id, admin.as_deref())
+                    })
+                    .collect();
+                (!takers.is_empty()).then_some((entry, kind, takers))
+            })
+            .collect();
+        let documents = self
+            .documents(&taken.iter().map(|t| t.0).collect::<Vec<_>>())
+            .await?;
         let mut out = Vec::new();
-        for entry in entries {
-            let kind = event_type(entry.status);
-            let admin = admins.get(&entry.lodging_id).cloned().flatten();
-            let takers: Vec<&Subscription> = subscriptions
-                .iter()
-                .filter(|s| entry.position > s.from_position && s.takes(&kind))
-                .filter(|s| {
-                    s.owner
-                        .follows(&entry.recipient, &entry.lodging_id, admin.as_deref())
-                })
-                .collect();
-            if takers.is_empty() {
-                continue;
-            }
-            let document = self.views.reservation(entry.reservation_id).await?;
-            let body = body(entry, document.as_ref());
+        for (entry, kind, takers) in taken {
+            let body = body(entry, documents.get(&entry.reservation_id));
             let now = Utc::now();
             out.extend(takers.into_iter().map(|s| Delivery {
                 delivery_id: Delivery::id_for(s.id, entry.seq()),

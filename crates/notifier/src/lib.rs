@@ -11,6 +11,7 @@
 
 pub mod conformance;
 pub mod dispatch;
+mod group_commit;
 pub mod guard;
 pub mod model;
 pub mod mongo;

@@ -38,6 +38,7 @@ impl WebhookParts {
             inbox_checkpoint: inbox_checkpoint.to_string(),
             store: Arc::clone(&self.store),
             queued: Arc::clone(&self.queued),
+            hosts: crate::dispatch::Hosts::default(),
         }
     }
 

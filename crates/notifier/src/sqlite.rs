@@ -11,6 +11,7 @@ use readmodel::{decode_delivery_cursor, encode_delivery_cursor, Page, PageReques
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use uuid::Uuid;
 
+use crate::group_commit::GroupCommit;
 use crate::model::{Delivery, DeliveryState, Redrive, Subscription};
 use crate::store::WebhookStore;
 
@@ -29,6 +30,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (subscription_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_by_id ON deliveries (delivery_id);
+-- A sender's window: its open deliveries by seq, without stepping over the settled ones (a
+-- subscription's settled deliveries only grow; read through them, a window cost more each time).
+CREATE INDEX IF NOT EXISTS open_deliveries ON deliveries (subscription_id, seq)
+    WHERE state IN ('pending', 'retrying');
 CREATE TABLE IF NOT EXISTS cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
@@ -36,10 +41,13 @@ CREATE TABLE IF NOT EXISTS cursor (
 INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
 ";
 
-/// The webhook store in one SQLite file (one connection; its work is small and serial).
+/// The webhook store in one SQLite file: one connection writes (the senders' saves grouped into
+/// shared transactions, `group_commit.rs`), another reads the senders' windows beside it (WAL).
 pub struct SqliteWebhooks {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    attempts: GroupCommit<Vec<Delivery>, usize>,
 }
 
 impl std::fmt::Debug for SqliteWebhooks {
@@ -78,9 +86,16 @@ impl SqliteWebhooks {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        let reader = Connection::open(&path).map_err(store_error)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(store_error)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
             path,
-            conn: Arc::new(Mutex::new(conn)),
+            attempts: GroupCommit::new(Arc::clone(&conn), save_window),
+            conn,
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -94,7 +109,22 @@ impl SqliteWebhooks {
         &self,
         task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
     ) -> Result<T, ViewError> {
-        let conn = Arc::clone(&self.conn);
+        Self::on(&self.conn, task).await
+    }
+
+    /// Run a read on the reading connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
+    ) -> Result<T, ViewError> {
+        Self::on(&self.reader, task).await
+    }
+
+    async fn on<T: Send + 'static>(
+        conn: &Arc<Mutex<Connection>>,
+        task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
+    ) -> Result<T, ViewError> {
+        let conn = Arc::clone(conn);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             task(&mut conn)
@@ -115,6 +145,17 @@ fn docs<T: serde::de::DeserializeOwned>(
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(store_error)?;
     rows.iter().map(|doc| parse(doc)).collect()
+}
+
+/// Save a sender's window of outcomes: how many were still open. (A `&Vec`: the group commit
+/// hands each job by reference.)
+#[allow(clippy::ptr_arg)]
+fn save_window(tx: &Transaction<'_>, deliveries: &Vec<Delivery>) -> Result<usize, ViewError> {
+    let mut saved = 0;
+    for delivery in deliveries {
+        saved += usize::from(save_open(tx, delivery)?);
+    }
+    Ok(saved)
 }
 
 fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
@@ -298,10 +339,10 @@ impl WebhookStore for SqliteWebhooks {
         subscription_id: Uuid,
         limit: usize,
     ) -> Result<Vec<Delivery>, ViewError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             docs(
                 conn,
-                "SELECT doc FROM deliveries WHERE subscription_id = ?1
+                "SELECT doc FROM deliveries INDEXED BY open_deliveries WHERE subscription_id = ?1
                  AND state IN ('pending', 'retrying') ORDER BY seq LIMIT ?2",
                 params![subscription_id.to_string(), to_i64(limit as u64)],
             )
@@ -315,17 +356,7 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     async fn record_attempts(&self, deliveries: &[Delivery]) -> Result<usize, ViewError> {
-        let deliveries = deliveries.to_vec();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(store_error)?;
-            let mut saved = 0;
-            for delivery in &deliveries {
-                saved += usize::from(save_open(&tx, delivery)?);
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(saved)
-        })
-        .await
+        self.attempts.write(deliveries.to_vec()).await
     }
 
     async fn deliveries(
