@@ -252,7 +252,7 @@ async fn delivery_states(
         let admin = b3::admin_token(&stage.serve, lodging)?;
         let mut cursor: Option<String> = None;
         loop {
-            let mut path = format!("/webhooks/{id}/deliveries?limit=1000");
+            let mut path = format!("/webhooks/{id}/deliveries?limit=500");
             if let Some(cursor) = &cursor {
                 path.push_str(&format!("&cursor={cursor}"));
             }
