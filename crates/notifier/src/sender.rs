@@ -1,16 +1,18 @@
-//! The senders: one task per subscription sends its open deliveries in `seq` order (so in log
-//! order per reservation), one at a time, signed with its secret; a window's outcomes are saved in
-//! one write. A delivery that must be retried holds back the ones behind it until its next attempt
-//! (order is kept); a parked one does not.
+//! The senders: one task per subscription sends its open deliveries, signed with its secret, each
+//! reservation's in `seq` order (so in log order per reservation), one at a time, and up to
+//! [`IN_FLIGHT`] reservations at once; a window's outcomes are saved in one write. A delivery that
+//! must be retried holds back the later ones of its reservation until its next attempt (order is
+//! kept); a parked one does not.
 //! Each task holds at most [`WINDOW`] deliveries in memory, the rest stay in the store, so a slow
 //! or dead endpoint costs its own task only: the dispatcher, the projector and other subscribers
 //! never wait for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use keys::{cipher, KeyState, KeyStore};
 use readmodel::ViewError;
 use tokio::sync::Notify;
@@ -26,6 +28,8 @@ use crate::store::WebhookStore;
 
 /// Open deliveries a sender reads at once.
 const WINDOW: usize = 32;
+/// Reservations whose deliveries one sender attempts at once (each reservation's one at a time).
+const IN_FLIGHT: usize = 8;
 /// How often a sender and the supervisor look again when nothing woke them.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// The sealed field the secret is under.
@@ -149,6 +153,40 @@ fn settle(policy: &RetryPolicy, delivery: &Delivery, outcome: &Outcome) -> Deliv
     }
 }
 
+/// A window's deliveries that may be sent now, one chain per reservation in `seq` order (the
+/// reservations in the order of their first delivery), and when the earliest held one is due. A
+/// delivery not yet due (being retried) holds back the later ones of its reservation only.
+fn chains(open: Vec<Delivery>, now: DateTime<Utc>) -> (Vec<Vec<Delivery>>, Option<DateTime<Utc>>) {
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut by_reservation: HashMap<Uuid, Vec<Delivery>> = HashMap::new();
+    let mut held: HashSet<Uuid> = HashSet::new();
+    let mut held_until: Option<DateTime<Utc>> = None;
+    for delivery in open {
+        let reservation = delivery.reservation_id;
+        if held.contains(&reservation) {
+            continue;
+        }
+        let due = delivery.next_attempt_at.unwrap_or(delivery.queued_at);
+        if due > now {
+            held.insert(reservation);
+            held_until = Some(held_until.map_or(due, |at| at.min(due)));
+            continue;
+        }
+        by_reservation
+            .entry(reservation)
+            .or_insert_with(|| {
+                order.push(reservation);
+                Vec::new()
+            })
+            .push(delivery);
+    }
+    let chains = order
+        .into_iter()
+        .filter_map(|reservation| by_reservation.remove(&reservation))
+        .collect();
+    (chains, held_until)
+}
+
 /// Why a sender stopped looking at its window.
 enum Pause {
     /// Nothing open: wait to be woken.
@@ -160,34 +198,51 @@ enum Pause {
 }
 
 impl Senders {
-    /// Send what is due in one window of `subscription`'s deliveries.
+    /// Send what is due in one window of `subscription`'s deliveries: each reservation's in
+    /// order, up to [`IN_FLIGHT`] reservations at once.
     async fn window(&self, subscription: &Subscription, secret: &str) -> Result<Pause, ViewError> {
         let open = self.store.open_deliveries(subscription.id, WINDOW).await?;
         if open.is_empty() {
             return Ok(Pause::Idle);
         }
+        let (chains, held_until) = chains(open, Utc::now());
+        if chains.is_empty() {
+            return Ok(held_until.map_or(Pause::Again, Pause::Until));
+        }
         // The window's outcomes are saved together, once it ends (one commit for many
         // deliveries); the next window is read only after that.
+        let sends: Vec<_> = chains
+            .into_iter()
+            .map(|chain| self.send_chain(subscription, secret, chain))
+            .collect();
+        let outcomes: Vec<Vec<Delivery>> = futures::stream::iter(sends)
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let outcomes: Vec<Delivery> = outcomes.into_iter().flatten().collect();
+        self.store.record_attempts(&outcomes).await?;
+        Ok(Pause::Again)
+    }
+
+    /// Attempt one reservation's deliveries in order; stop at the first to retry (it holds back
+    /// the rest). The outcomes.
+    async fn send_chain(
+        &self,
+        subscription: &Subscription,
+        secret: &str,
+        chain: Vec<Delivery>,
+    ) -> Vec<Delivery> {
         let mut outcomes = Vec::new();
-        let mut pause = Pause::Again;
-        for delivery in &open {
-            let due = delivery.next_attempt_at.unwrap_or(delivery.queued_at);
-            if due > Utc::now() {
-                pause = Pause::Until(due);
-                break;
-            }
-            let outcome = self.attempt(&subscription.url, secret, delivery).await;
-            let settled = settle(&self.policy, delivery, &outcome);
+        for delivery in chain {
+            let outcome = self.attempt(&subscription.url, secret, &delivery).await;
+            let settled = settle(&self.policy, &delivery, &outcome);
             let retrying = settled.state == DeliveryState::Retrying;
             outcomes.push(settled);
             if retrying {
                 break;
             }
         }
-        if !outcomes.is_empty() {
-            self.store.record_attempts(&outcomes).await?;
-        }
-        Ok(pause)
+        outcomes
     }
 
     /// Run one subscription's sender until `stop`.
@@ -267,5 +322,84 @@ impl Senders {
             stop.cancel();
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(seq: u64, reservation: u128, due_in_s: i64, now: DateTime<Utc>) -> Delivery {
+        let due = now + chrono::Duration::seconds(due_in_s);
+        Delivery {
+            delivery_id: Uuid::from_u128(seq.into()),
+            subscription_id: Uuid::nil(),
+            seq,
+            event_id: Uuid::from_u128(u128::from(seq) + 1_000),
+            event_type: "reservation.approved".into(),
+            reservation_id: Uuid::from_u128(reservation),
+            position: seq,
+            body: String::new(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            last_status_code: None,
+            last_error: None,
+            queued_at: now,
+            first_attempt_at: None,
+            next_attempt_at: Some(due),
+            settled_at: None,
+        }
+    }
+
+    fn seqs(chains: &[Vec<Delivery>]) -> Vec<Vec<u64>> {
+        chains
+            .iter()
+            .map(|c| c.iter().map(|d| d.seq).collect())
+            .collect()
+    }
+
+    #[test]
+    fn given_a_window_when_all_are_due_then_each_reservation_is_one_chain_in_seq_order() {
+        let now = Utc::now();
+        let open = [
+            delivery(1, 7, 0, now),
+            delivery(2, 8, 0, now),
+            delivery(3, 7, 0, now),
+            delivery(4, 9, 0, now),
+            delivery(5, 8, 0, now),
+        ];
+        let (chains, held) = chains(open.to_vec(), now);
+        assert_eq!(seqs(&chains), [vec![1, 3], vec![2, 5], vec![4]]);
+        assert_eq!(held, None);
+    }
+
+    #[test]
+    fn given_a_delivery_being_retried_when_the_window_is_read_then_it_holds_back_its_reservation_only(
+    ) {
+        let now = Utc::now();
+        let open = [
+            delivery(1, 7, 30, now),
+            delivery(2, 8, 0, now),
+            delivery(3, 7, 0, now),
+            delivery(4, 9, 10, now),
+            delivery(5, 8, 0, now),
+        ];
+        let (chains, held) = chains(open.to_vec(), now);
+        assert_eq!(seqs(&chains), [vec![2, 5]], "7 and 9 wait for their heads");
+        assert_eq!(
+            held,
+            Some(now + chrono::Duration::seconds(10)),
+            "the earliest"
+        );
+    }
+
+    #[test]
+    fn given_only_held_deliveries_when_the_window_is_read_then_nothing_is_sent_until_the_earliest()
+    {
+        let now = Utc::now();
+        let open = [delivery(1, 7, 30, now), delivery(2, 7, 0, now)];
+        let (chains, held) = chains(open.to_vec(), now);
+        assert!(chains.is_empty());
+        assert_eq!(held, Some(now + chrono::Duration::seconds(30)));
     }
 }

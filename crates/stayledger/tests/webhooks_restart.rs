@@ -109,16 +109,25 @@ async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
         assert!(hit.signed_by(&secret));
         assert!(ids.insert(hit.delivery.clone()), "{:?} twice", hit.delivery);
     }
-    let sent: Vec<(String, u64)> = delivered
-        .iter()
-        .map(|h| {
-            let body = h.json();
-            (
-                body["status"].as_str().unwrap_or_default().to_string(),
-                body["position"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    assert_eq!(sent, all_told, "each change once, in log order");
+    let mut sent: Vec<(String, u64)> = Vec::new();
+    let mut by_stay: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    for hit in &delivered {
+        let body = hit.json();
+        let position = body["position"].as_u64().unwrap_or(0);
+        sent.push((
+            body["status"].as_str().unwrap_or_default().to_string(),
+            position,
+        ));
+        let stay = body["reservation_id"].as_str().unwrap_or_default();
+        by_stay.entry(stay.to_string()).or_default().push(position);
+    }
+    for (stay, positions) in &by_stay {
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{stay}: in log order per reservation: {positions:?}"
+        );
+    }
+    sent.sort_by_key(|(_, position)| *position);
+    assert_eq!(sent, all_told, "each change once");
     t.stop().await;
 }
