@@ -1,5 +1,7 @@
 //! Each service alone, as real processes on one data dir: command-api, query-api, projector, saga and
-//! the payment sandbox take a reservation from requested to confirmed; saga shards split the work.
+//! the payment sandbox take a reservation from requested to confirmed, the customer following it on
+//! query-api's live stream (whose hub learns the views' progress from the stored checkpoint); saga
+//! shards split the work.
 
 #[path = "common/process.rs"]
 mod process;
@@ -96,6 +98,8 @@ async fn five_processes_take_a_reservation_to_confirmed() {
     }
 
     commands.register_lodging("harbor", 2, "manual").await;
+    let mut alice_stream = open_stream(&queries, &customer("alice")).await;
+    let mut bob_stream = open_stream(&queries, &customer("bob")).await;
     let (id, position) = commands.request("alice", "harbor", 12).await;
     // Read your own write through the other process: query-api waits for the projector's checkpoint.
     let (status, doc) = queries
@@ -129,6 +133,18 @@ async fn five_processes_take_a_reservation_to_confirmed() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let doc = queries.wait_for(&id, "status", "confirmed", WAIT).await;
     assert_eq!(doc["approval_status"], "approved");
+    let frames = frames_until(&mut alice_stream, &id, "confirmed").await;
+    assert!(frames.windows(2).all(|w| w[0].0 < w[1].0), "{frames:?}");
+    assert_eq!(
+        frames.last().map(|f| f.0),
+        doc["position"].as_u64(),
+        "the stream ends with the current version"
+    );
+    let nothing = tokio::time::timeout(Duration::from_millis(300), bob_stream.chunk()).await;
+    assert!(
+        !matches!(&nothing, Ok(Ok(Some(chunk))) if chunk.starts_with(b"event")),
+        "bob sees none of alice's: {nothing:?}"
+    );
     assert_eq!(doc["payment_status"], "completed");
     let charges = p.sandbox.api().sandbox_charges().await;
     assert_eq!(charges.len(), 1, "{charges:?}");
@@ -167,6 +183,55 @@ async fn five_processes_take_a_reservation_to_confirmed() {
         "{checkpoint:?} {head:?}"
     );
     p.stop().await;
+}
+
+/// `GET /stream` on `api` as `token`, opened now (so it starts at the log's head).
+async fn open_stream(api: &process::Api, token: &str) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .get(format!("{}/stream", api.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+}
+
+/// The frames of `stream` until one shows `reservation` in `status`: (id, status) of each.
+async fn frames_until(
+    stream: &mut reqwest::Response,
+    reservation: &str,
+    status: &str,
+) -> Vec<(u64, String)> {
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:"));
+            if let (Some(id), Some(data)) = (id, data) {
+                let doc: serde_json::Value =
+                    serde_json::from_str(data.trim_start()).expect("a JSON document");
+                assert_eq!(doc["position"].as_u64(), Some(id), "{doc}");
+                let shown = doc["status"].as_str().unwrap_or_default().to_string();
+                let done = doc["reservation_id"] == reservation && shown == status;
+                frames.push((id, shown));
+                if done {
+                    return frames;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout(WAIT, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {status} frame; saw {frames:?}"))
+            .expect("the stream")
+            .expect("the stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
