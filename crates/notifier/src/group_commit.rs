@@ -21,7 +21,7 @@ struct Queue<J, O> {
 pub(crate) struct GroupCommit<J, O> {
     conn: Arc<Mutex<Connection>>,
     queue: Arc<Mutex<Queue<J, O>>>,
-    write: fn(&Transaction<'_>, &J) -> Result<O, ViewError>,
+    write: fn(&Transaction<'_>, J) -> Result<O, ViewError>,
 }
 
 /// Lets the next writer start if this one stops early (a panic in a write).
@@ -39,7 +39,7 @@ impl<J, O> Drop for Writing<J, O> {
 impl<J: Send + 'static, O: Send + 'static> GroupCommit<J, O> {
     pub(crate) fn new(
         conn: Arc<Mutex<Connection>>,
-        write: fn(&Transaction<'_>, &J) -> Result<O, ViewError>,
+        write: fn(&Transaction<'_>, J) -> Result<O, ViewError>,
     ) -> Self {
         Self {
             conn,
@@ -75,7 +75,7 @@ impl<J: Send + 'static, O: Send + 'static> GroupCommit<J, O> {
 fn drain<J, O>(
     conn: &Mutex<Connection>,
     queue: &Arc<Mutex<Queue<J, O>>>,
-    write: fn(&Transaction<'_>, &J) -> Result<O, ViewError>,
+    write: fn(&Transaction<'_>, J) -> Result<O, ViewError>,
 ) {
     let _writing = Writing(Arc::clone(queue));
     loop {
@@ -87,14 +87,15 @@ fn drain<J, O>(
             }
             std::mem::take(&mut queue.waiting)
         };
+        let (jobs, replies): (Vec<J>, Vec<Reply<O>>) = jobs.into_iter().unzip();
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let outcome = (|| {
             let tx = conn
                 .transaction()
                 .map_err(|e| ViewError::Unavailable(format!("webhook store: {e}")))?;
             let outputs = jobs
-                .iter()
-                .map(|(job, _)| write(&tx, job))
+                .into_iter()
+                .map(|job| write(&tx, job))
                 .collect::<Result<Vec<O>, ViewError>>()?;
             tx.commit()
                 .map_err(|e| ViewError::Unavailable(format!("webhook store: {e}")))?;
@@ -103,12 +104,12 @@ fn drain<J, O>(
         drop(conn);
         match outcome {
             Ok(outputs) => {
-                for ((_, reply), output) in jobs.into_iter().zip(outputs) {
+                for (reply, output) in replies.into_iter().zip(outputs) {
                     let _ = reply.send(Ok(output));
                 }
             }
             Err(error) => {
-                for (_, reply) in jobs {
+                for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }
             }

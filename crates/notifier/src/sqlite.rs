@@ -147,12 +147,10 @@ fn docs<T: serde::de::DeserializeOwned>(
     rows.iter().map(|doc| parse(doc)).collect()
 }
 
-/// Save a sender's window of outcomes: how many were still open. (A `&Vec`: the group commit
-/// hands each job by reference.)
-#[allow(clippy::ptr_arg)]
-fn save_window(tx: &Transaction<'_>, deliveries: &Vec<Delivery>) -> Result<usize, ViewError> {
+/// Save a sender's window of outcomes: how many were still open.
+fn save_window(tx: &Transaction<'_>, deliveries: Vec<Delivery>) -> Result<usize, ViewError> {
     let mut saved = 0;
-    for delivery in deliveries {
+    for delivery in &deliveries {
         saved += usize::from(save_open(tx, delivery)?);
     }
     Ok(saved)

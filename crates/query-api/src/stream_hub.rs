@@ -96,17 +96,20 @@ pub(crate) async fn frames_of(
             current.insert(view.reservation_id, (view, data));
         }
     }
+    // A document is the version of one event at most (positions are unique): it moves into the
+    // frame of that event.
     Ok(touched
         .into_iter()
         .filter_map(|(position, id)| {
-            let document = current.get(&id)?;
-            (document.0.position == position).then(|| {
-                Arc::new(Frame {
-                    position,
-                    view: document.0.clone(),
-                    data: document.1.clone(),
-                })
-            })
+            if current.get(&id)?.0.position != position {
+                return None;
+            }
+            let (view, data) = current.remove(&id)?;
+            Some(Arc::new(Frame {
+                position,
+                view,
+                data,
+            }))
         })
         .collect())
 }
