@@ -156,12 +156,13 @@ pub struct Projection<'s, S: ViewSource> {
     reservations: HashMap<Uuid, Slot<Stored<ReservationView>>>,
     requests: HashMap<Uuid, Slot<Stored<ManagementView>>>,
     lodgings: HashMap<String, Slot<LodgingView>>,
-    calendar: HashMap<(String, NaiveDate), Slot<CalendarNight>>,
+    /// Nights by lodging (looked up by `&str`, so a lookup allocates nothing).
+    calendar: HashMap<String, HashMap<NaiveDate, Slot<CalendarNight>>>,
     payouts: HashMap<Uuid, Slot<Stored<PayoutView>>>,
     customers: HashMap<String, Slot<CustomerView>>,
     /// Cached pending requests per lodging; complete for the check-in ranges in `pending_loaded`.
     pending: HashMap<String, HashSet<Uuid>>,
-    pending_loaded: HashSet<(String, NaiveDate, NaiveDate)>,
+    pending_loaded: HashMap<String, HashSet<(NaiveDate, NaiveDate)>>,
 }
 
 impl<'s, S: ViewSource> Projection<'s, S> {
@@ -175,7 +176,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             payouts: HashMap::new(),
             customers: HashMap::new(),
             pending: HashMap::new(),
-            pending_loaded: HashSet::new(),
+            pending_loaded: HashMap::new(),
         }
     }
 
@@ -186,7 +187,7 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             reservations: dirty(self.reservations.into_values()),
             requests: dirty(self.requests.into_values()),
             lodgings: dirty(self.lodgings.into_values()),
-            calendar: dirty(self.calendar.into_values()),
+            calendar: dirty(self.calendar.into_values().flat_map(HashMap::into_values)),
             payouts: dirty(self.payouts.into_values()),
             customers: dirty(self.customers.into_values()),
         }
@@ -217,7 +218,9 @@ impl<'s, S: ViewSource> Projection<'s, S> {
             self.lodgings
                 .insert(lodging_id.to_string(), Slot::clean(loaded));
         }
-        slot(&mut self.lodgings, lodging_id.to_string(), || Ok(None))
+        self.lodgings
+            .get_mut(lodging_id)
+            .ok_or_else(|| ViewError::Corrupt(format!("lodging {lodging_id} not cached")))
     }
 
     /// Add a lodging to the catalog unless it is there.
@@ -238,10 +241,14 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     }
 
     fn customer_slot(&mut self, customer_id: &str) -> Result<&mut Slot<CustomerView>, ViewError> {
-        let source = &mut self.source;
-        slot(&mut self.customers, customer_id.to_string(), || {
-            source.customer(customer_id)
-        })
+        if !self.customers.contains_key(customer_id) {
+            let loaded = self.source.customer(customer_id)?;
+            self.customers
+                .insert(customer_id.to_string(), Slot::clean(loaded));
+        }
+        self.customers
+            .get_mut(customer_id)
+            .ok_or_else(|| ViewError::Corrupt(format!("customer {customer_id} not cached")))
     }
 
     /// Add a customer's contact details unless they are there.
@@ -383,10 +390,15 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         if first > last {
             return Ok(Vec::new());
         }
-        if self
-            .pending_loaded
-            .insert((lodging_id.to_string(), first, last))
-        {
+        let loaded = match self.pending_loaded.get_mut(lodging_id) {
+            Some(ranges) => ranges.insert((first, last)),
+            None => {
+                let ranges = HashSet::from([(first, last)]);
+                self.pending_loaded.insert(lodging_id.to_string(), ranges);
+                true
+            }
+        };
+        if loaded {
             for stored in self.source.pending_requests(lodging_id, first, last)? {
                 let id = stored.view.reservation_id;
                 if let Entry::Vacant(entry) = self.requests.entry(id) {
@@ -415,28 +427,27 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         lodging_id: &str,
         night: NaiveDate,
     ) -> Option<&mut Slot<CalendarNight>> {
-        self.calendar.get_mut(&(lodging_id.to_string(), night))
+        self.calendar.get_mut(lodging_id)?.get_mut(&night)
     }
 
     /// Make sure every night of `stay` is cached.
     fn load_nights(&mut self, lodging_id: &str, stay: &Stay) -> Result<(), ViewError> {
-        let key = |night| (lodging_id.to_string(), night);
-        if stay
-            .each_night()
-            .all(|night| self.calendar.contains_key(&key(night)))
-        {
-            return Ok(());
+        if let Some(nights) = self.calendar.get(lodging_id) {
+            if stay.each_night().all(|night| nights.contains_key(&night)) {
+                return Ok(());
+            }
         }
         let stored = self
             .source
             .calendar(lodging_id, stay.check_in, stay.check_out)?;
+        let nights = self.calendar.entry(lodging_id.to_string()).or_default();
         for night in stored {
-            self.calendar
-                .entry(key(night.night))
+            nights
+                .entry(night.night)
                 .or_insert_with(|| Slot::clean(Some(night)));
         }
         for night in stay.each_night() {
-            self.calendar.entry(key(night)).or_insert_with(|| {
+            nights.entry(night).or_insert_with(|| {
                 Slot::clean(Some(CalendarNight {
                     lodging_id: lodging_id.to_string(),
                     night,
@@ -495,11 +506,10 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     pub(super) fn fits(&mut self, lodging_id: &str, stay: &Stay) -> Result<bool, ViewError> {
         let rooms = self.lodging(lodging_id)?.map_or(0, |l| l.rooms);
         self.load_nights(lodging_id, stay)?;
-        let key = |night| (lodging_id.to_string(), night);
+        let nights = self.calendar.get(lodging_id);
         Ok(stay.each_night().all(|night| {
-            let taken = self
-                .calendar
-                .get(&key(night))
+            let taken = nights
+                .and_then(|nights| nights.get(&night))
                 .and_then(|s| s.value.as_ref());
             u64::from(taken.map_or(0, CalendarNight::taken)) + u64::from(stay.rooms)
                 <= u64::from(rooms)
