@@ -1,13 +1,16 @@
 //! Rebuilding the views from position 0 into a fresh store, in large batches: a reader task reads
-//! and decodes the next page while the current one is applied (one transaction per page). Pages
-//! are read with their payloads as JSON text and decoded straight into the domain events: building
-//! a `serde_json::Value` per event was the largest cost of reading (docs/benchmarks.md, B5).
+//! the next pages and decodes each on the blocking pool while the current one is applied (one
+//! transaction per page). Pages are read with their payloads as JSON text and decoded straight
+//! into the domain events: building a `serde_json::Value` per event was the largest cost of
+//! reading (docs/benchmarks.md, B5). A rebuild from nothing loads the store in bulk
+//! ([`ProjectionTarget::begin_bulk_load`]: SQLite builds its query-only indexes at the end).
 
 use std::sync::Arc;
 
 use eventlog::EventLog;
 use readmodel::{ProjectionTarget, ViewStore, Views};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::sink::{decode_all_raw, Halt, Item, RetryPolicy, Sink};
@@ -19,9 +22,11 @@ pub const REBUILD_PAGE: usize = 32_768;
 /// Attempts while the fresh store is unavailable before the rebuild gives up.
 const UNAVAILABLE_ATTEMPTS: u32 = 10;
 
-type Page = Result<(Vec<Item>, u64), ProjectorError>;
+/// A page being decoded, and its last position.
+type Page = Result<(JoinHandle<Vec<Item>>, u64), ProjectorError>;
 
-/// Read the log from `from` up to `head` (the head when the rebuild started), decoded, in pages.
+/// Read the log from `from` up to `head` (the head when the rebuild started) in pages, each
+/// decoded on the blocking pool while the next one is read.
 async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mpsc::Sender<Page>) {
     while from <= head {
         let page = match log.read_all(from, REBUILD_PAGE).await {
@@ -35,14 +40,8 @@ async fn read_pages(log: Arc<dyn EventLog>, mut from: u64, head: u64, pages: mps
             return;
         };
         from = last + 1;
-        let decoded = tokio::task::spawn_blocking(move || decode_all_raw(page))
-            .await
-            .map_err(|e| ProjectorError::Task(e.to_string()));
-        if pages
-            .send(decoded.map(|items| (items, last)))
-            .await
-            .is_err()
-        {
+        let decoding = tokio::task::spawn_blocking(move || decode_all_raw(page));
+        if pages.send(Ok((decoding, last))).await.is_err() {
             return;
         }
     }
@@ -72,19 +71,25 @@ pub async fn rebuild_target(
     let mut applied = fresh_store.checkpoint(id).await?;
     let sink = Sink {
         id: id.to_string(),
-        store: fresh_store,
+        store: Arc::clone(&fresh_store),
         status: ProjectorStatus::default(),
         retry: RetryPolicy {
             unavailable_attempts: Some(UNAVAILABLE_ATTEMPTS),
             ..RetryPolicy::default()
         },
     };
+    if applied == 0 {
+        fresh_store.begin_bulk_load().await?;
+    }
     let (pages, mut received) = mpsc::channel(2);
     let reader = tokio::spawn(read_pages(log, applied + 1, head, pages));
     progress(applied, head.max(applied));
     let never = CancellationToken::new();
     while let Some(page) = received.recv().await {
-        let (items, last) = page?;
+        let (decoding, last) = page?;
+        let items = decoding
+            .await
+            .map_err(|e| ProjectorError::Task(e.to_string()))?;
         match sink.handle(items, &never).await {
             Ok(()) => {}
             Err(Halt::Failed(error)) => return Err(error.into()),
@@ -96,5 +101,6 @@ pub async fn rebuild_target(
     reader
         .await
         .map_err(|e| ProjectorError::Task(e.to_string()))?;
+    fresh_store.end_bulk_load().await?;
     Ok(applied)
 }

@@ -108,24 +108,24 @@ impl Sink {
                     types.push(event_type);
                 }
                 Item::Poison(dead) => {
-                    self.project(&views, &types, shutdown).await?;
-                    views.clear();
+                    self.project(std::mem::take(&mut views).into(), &types, shutdown)
+                        .await?;
                     types.clear();
                     self.park(&dead, shutdown).await?;
                 }
             }
         }
-        self.project(&views, &types, shutdown).await
+        self.project(views.into(), &types, shutdown).await
     }
 
     /// Apply a run; if its content is rejected, apply it event by event and park what fails.
     async fn project(
         &self,
-        views: &[ViewEvent],
+        views: Arc<[ViewEvent]>,
         types: &[String],
         shutdown: &CancellationToken,
     ) -> Result<(), Halt> {
-        match self.apply(views, shutdown).await {
+        match self.apply(&views, shutdown).await {
             Ok(()) => return Ok(()),
             Err(ApplyError::Halt(halt)) => return Err(halt),
             Err(ApplyError::Rejected(_)) if views.len() == 1 => {}
@@ -134,7 +134,7 @@ impl Sink {
             }
         }
         for (view, event_type) in views.iter().zip(types) {
-            match self.apply(std::slice::from_ref(view), shutdown).await {
+            match self.apply(&Arc::from([view.clone()]), shutdown).await {
                 Ok(()) => {}
                 Err(ApplyError::Halt(halt)) => return Err(halt),
                 Err(ApplyError::Rejected(error)) => {
@@ -156,7 +156,7 @@ impl Sink {
     /// as long as the policy says.
     async fn apply(
         &self,
-        views: &[ViewEvent],
+        views: &Arc<[ViewEvent]>,
         shutdown: &CancellationToken,
     ) -> Result<(), ApplyError> {
         let Some(last) = views.last().map(|v| v.position) else {
@@ -164,7 +164,7 @@ impl Sink {
         };
         let (mut rejected, mut unavailable) = (0, 0);
         loop {
-            let error = match self.store.apply(&self.id, views).await {
+            let error = match self.store.apply_shared(&self.id, Arc::clone(views)).await {
                 Ok(()) => {
                     self.status.record_applied(last, views.len());
                     return Ok(());

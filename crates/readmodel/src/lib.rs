@@ -36,6 +36,8 @@ pub use views::{
     RefundStatus, ReservationStatus, ReservationView, RESERVATION_STATUSES,
 };
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use uuid::Uuid;
@@ -56,6 +58,29 @@ pub trait ViewStore: Send + Sync + 'static {
     /// last position of the batch, atomically where the store allows. Events at or before the
     /// checkpoint are skipped, so replaying a batch is a no-op.
     async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError>;
+
+    /// [`Self::apply`] for a caller that can share the batch: a store that hands the events to
+    /// another thread takes them without copying (a rebuild's pages are 32,768 events).
+    async fn apply_shared(
+        &self,
+        projector_id: &str,
+        events: Arc<[ViewEvent]>,
+    ) -> Result<(), ViewError> {
+        self.apply(projector_id, &events).await
+    }
+
+    /// A rebuild into this store, empty, begins: the store may put off until
+    /// [`Self::end_bulk_load`] what is cheaper done once at the end (SQLite: the indexes only
+    /// queries use). Default: nothing.
+    async fn begin_bulk_load(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
+
+    /// The rebuild has caught up: whatever [`Self::begin_bulk_load`] put off is done, before the
+    /// store serves a query. Also safe to call without a `begin_bulk_load` (nothing to do).
+    async fn end_bulk_load(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
 
     /// One reservation's ReservationList document.
     async fn reservation(&self, reservation_id: Uuid)

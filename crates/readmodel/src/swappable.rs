@@ -52,6 +52,13 @@ impl ViewStore for SwappableViewStore {
     ) -> Result<(), ViewError> {
         self.current().apply(projector_id, events).await
     }
+    async fn apply_shared(
+        &self,
+        projector_id: &str,
+        events: Arc<[crate::ViewEvent]>,
+    ) -> Result<(), ViewError> {
+        self.current().apply_shared(projector_id, events).await
+    }
     async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {
         self.current().reservation(id).await
     }

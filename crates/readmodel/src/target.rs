@@ -19,12 +19,31 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     /// of the batch, atomically where the store allows; events at or before it are skipped.
     async fn apply(&self, projector_id: &str, events: &[ViewEvent]) -> Result<(), ViewError>;
 
+    /// [`Self::apply`] of a shared batch (see [`ViewStore::apply_shared`]).
+    async fn apply_shared(
+        &self,
+        projector_id: &str,
+        events: Arc<[ViewEvent]>,
+    ) -> Result<(), ViewError> {
+        self.apply(projector_id, &events).await
+    }
+
     /// Park an event `projector_id` cannot handle, and move its checkpoint past it.
     async fn record_dead_letter(
         &self,
         projector_id: &str,
         dead_letter: &DeadLetter,
     ) -> Result<(), ViewError>;
+
+    /// A rebuild into this target, empty, begins (see [`ViewStore::begin_bulk_load`]).
+    async fn begin_bulk_load(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
+
+    /// The rebuild has caught up (see [`ViewStore::end_bulk_load`]).
+    async fn end_bulk_load(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
 
     /// How many events are parked.
     async fn dead_letter_count(&self) -> Result<u64, ViewError>;
@@ -48,6 +67,14 @@ impl ProjectionTarget for Views {
         self.0.apply(projector_id, events).await
     }
 
+    async fn apply_shared(
+        &self,
+        projector_id: &str,
+        events: Arc<[ViewEvent]>,
+    ) -> Result<(), ViewError> {
+        self.0.apply_shared(projector_id, events).await
+    }
+
     async fn record_dead_letter(
         &self,
         projector_id: &str,
@@ -58,6 +85,14 @@ impl ProjectionTarget for Views {
 
     async fn dead_letter_count(&self) -> Result<u64, ViewError> {
         self.0.dead_letter_count().await
+    }
+
+    async fn begin_bulk_load(&self) -> Result<(), ViewError> {
+        self.0.begin_bulk_load().await
+    }
+
+    async fn end_bulk_load(&self) -> Result<(), ViewError> {
+        self.0.end_bulk_load().await
     }
 
     async fn lodging_of(&self, reservation_id: Uuid) -> Result<Option<String>, ViewError> {

@@ -163,3 +163,51 @@ async fn committed_views_reach_the_database_file_without_a_checkpoint_in_any_com
     let last = t.head();
     assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), last);
 }
+
+/// The file's layout: every table and index with its definition.
+fn layout(path: &std::path::Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(path).expect("raw connection");
+    let mut statement = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        .expect("prepare");
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query");
+    rows.map(|row| row.expect("row")).collect()
+}
+
+#[tokio::test]
+async fn a_bulk_load_ends_with_the_layout_and_views_of_a_load_event_by_event() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (t, _) = history();
+    let normal_path = dir.path().join("normal.db");
+    let normal = SqliteViewStore::open(&normal_path).expect("open");
+    for event in t.events() {
+        normal
+            .apply(PROJECTOR, std::slice::from_ref(event))
+            .await
+            .expect("apply");
+    }
+
+    let bulk_path = dir.path().join("bulk.db");
+    let bulk = SqliteViewStore::open(&bulk_path).expect("open");
+    bulk.begin_bulk_load().await.expect("begin");
+    let during = layout(&bulk_path);
+    assert!(
+        during.len() < layout(&normal_path).len(),
+        "the query-only indexes are put off: {during:?}"
+    );
+    for batch in t.events().chunks(5) {
+        bulk.apply_shared(PROJECTOR, Arc::from(batch))
+            .await
+            .expect("apply");
+    }
+    bulk.end_bulk_load().await.expect("end");
+
+    assert_eq!(layout(&bulk_path), layout(&normal_path));
+    assert_eq!(dump(&bulk).await, dump(&normal).await);
+    bulk.end_bulk_load()
+        .await
+        .expect("ending again changes nothing");
+    assert_eq!(layout(&bulk_path), layout(&normal_path));
+}

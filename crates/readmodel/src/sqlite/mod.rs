@@ -119,9 +119,38 @@ impl ViewStore for SqliteViewStore {
         if events.is_empty() {
             return Ok(());
         }
-        let (projector_id, events) = (projector_id.to_string(), events.to_vec());
+        self.apply_shared(projector_id, Arc::from(events)).await
+    }
+
+    async fn apply_shared(
+        &self,
+        projector_id: &str,
+        events: Arc<[ViewEvent]>,
+    ) -> Result<(), ViewError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let projector_id = projector_id.to_string();
         self.write(move |conn| write::apply(conn, &projector_id, &events))
             .await
+    }
+
+    async fn begin_bulk_load(&self) -> Result<(), ViewError> {
+        self.write(|conn| {
+            schema::drop_query_indexes(conn)?;
+            conn.pragma_update(None, "cache_size", schema::BULK_LOAD_CACHE_KIB)
+                .map_err(schema::store_error)
+        })
+        .await
+    }
+
+    async fn end_bulk_load(&self) -> Result<(), ViewError> {
+        self.write(|conn| {
+            schema::create_query_indexes(conn)?;
+            conn.pragma_update(None, "cache_size", schema::WRITER_CACHE_KIB)
+                .map_err(schema::store_error)
+        })
+        .await
     }
 
     async fn reservation(&self, id: Uuid) -> Result<Option<ReservationView>, ViewError> {

@@ -14,6 +14,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// log (its checkpoint goes with it), since views are derived data.
 const SCHEMA_VERSION: i64 = 7;
 
+/// The writer's page cache (negative: KiB), and while a rebuild loads an empty store.
+pub(super) const WRITER_CACHE_KIB: i64 = -16_384;
+pub(super) const BULK_LOAD_CACHE_KIB: i64 = -65_536;
+
 const DROP: &str = "
 DROP TABLE IF EXISTS reservations;
 DROP TABLE IF EXISTS requests;
@@ -39,10 +43,6 @@ CREATE TABLE IF NOT EXISTS reservations (
     position INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS reservations_by_customer ON reservations (customer_id);
-CREATE INDEX IF NOT EXISTS reservations_by_lodging ON reservations (lodging_id);
-CREATE INDEX IF NOT EXISTS reservations_by_status ON reservations (status);
-CREATE INDEX IF NOT EXISTS reservations_by_lodging_check_in ON reservations (lodging_id, check_in);
 
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY,
@@ -53,11 +53,8 @@ CREATE TABLE IF NOT EXISTS requests (
     position INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS requests_by_lodging ON requests (lodging_id);
-CREATE INDEX IF NOT EXISTS requests_by_lodging_status ON requests (lodging_id, request_status);
 CREATE INDEX IF NOT EXISTS requests_pending_by_check_in ON requests (lodging_id, check_in)
     WHERE request_status = 'pending';
-CREATE INDEX IF NOT EXISTS requests_by_status ON requests (request_status);
 
 CREATE TABLE IF NOT EXISTS lodgings (
     lodging_id TEXT PRIMARY KEY,
@@ -87,9 +84,6 @@ CREATE TABLE IF NOT EXISTS payouts (
     position INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payouts_by_lodging ON payouts (lodging_id, status);
-CREATE INDEX IF NOT EXISTS payouts_by_host ON payouts (host_id);
-CREATE INDEX IF NOT EXISTS payouts_by_status ON payouts (status);
 
 CREATE TABLE IF NOT EXISTS customers (
     customer_id TEXT PRIMARY KEY,
@@ -98,6 +92,58 @@ CREATE TABLE IF NOT EXISTS customers (
 );
 
 ";
+
+/// The indexes only queries use (`name`, `table (columns)`): the projection never reads by them,
+/// so a rebuild into an empty store leaves them out until it has caught up
+/// ([`drop_query_indexes`], [`create_query_indexes`]): building an index once from the finished
+/// table is cheaper than keeping it in order through every insert and update.
+const QUERY_INDEXES: &[(&str, &str)] = &[
+    ("reservations_by_customer", "reservations (customer_id)"),
+    ("reservations_by_lodging", "reservations (lodging_id)"),
+    ("reservations_by_status", "reservations (status)"),
+    (
+        "reservations_by_lodging_check_in",
+        "reservations (lodging_id, check_in)",
+    ),
+    ("requests_by_lodging", "requests (lodging_id)"),
+    (
+        "requests_by_lodging_status",
+        "requests (lodging_id, request_status)",
+    ),
+    ("requests_by_status", "requests (request_status)"),
+    ("payouts_by_lodging", "payouts (lodging_id, status)"),
+    ("payouts_by_host", "payouts (host_id)"),
+    ("payouts_by_status", "payouts (status)"),
+];
+
+fn query_indexes_sql() -> String {
+    QUERY_INDEXES
+        .iter()
+        .map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {on};\n"))
+        .collect()
+}
+
+/// Drop the indexes only queries use (a rebuild into an empty store begins).
+pub(super) fn drop_query_indexes(conn: &mut Connection) -> Result<(), ViewError> {
+    let sql: String = QUERY_INDEXES
+        .iter()
+        .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};\n"))
+        .collect();
+    in_transaction(conn, &sql)
+}
+
+/// Create whichever of the indexes only queries use are missing.
+pub(super) fn create_query_indexes(conn: &mut Connection) -> Result<(), ViewError> {
+    in_transaction(conn, &query_indexes_sql())
+}
+
+fn in_transaction(conn: &mut Connection, sql: &str) -> Result<(), ViewError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    tx.execute_batch(sql).map_err(store_error)?;
+    tx.commit().map_err(store_error)
+}
 
 /// The checkpoints and dead letters of a store's consumers (the views' and the inbox's files).
 pub(super) const BOOKKEEPING: &str = "
@@ -151,7 +197,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
             path.display()
         )));
     }
-    conn.pragma_update(None, "cache_size", -16_384)
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)
         .map_err(store_error)?;
     // The background checkpointer (`checkpoint.rs`) keeps the WAL short; the writer checkpoints in
     // a commit only if it falls far behind.
@@ -165,7 +211,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
         &mut conn,
         SCHEMA_VERSION,
         DROP,
-        &format!("{SCHEMA}{BOOKKEEPING}"),
+        &format!("{SCHEMA}{}{BOOKKEEPING}", query_indexes_sql()),
     )?;
     Ok(conn)
 }
