@@ -117,7 +117,7 @@ async fn run_at(plan: &Plan, clients: usize, alone: bool) -> anyhow::Result<Run>
     };
     serve.stop().await?;
     // Nothing reads it again; its dirty pages need not reach the disk under the next run.
-    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    crate::remove_dir(&dir)?;
     Ok(Run {
         report,
         lag,

@@ -154,11 +154,29 @@ impl Plan {
     pub fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.work.join(name);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+            remove_dir(&dir)?;
         }
         settle_disk();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(dir)
+    }
+}
+
+/// Remove a run's data dir. A store's last file can still be closing (and SQLite removes its
+/// `-wal` and `-shm` files as the last connection closes) while the listing is taken, which
+/// fails the removal with "Directory not empty": it is tried again for up to 2 s.
+pub(crate) fn remove_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
     }
 }
 

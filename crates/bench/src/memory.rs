@@ -92,6 +92,6 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
     }
     .await;
     stop(child).await?;
-    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    crate::remove_dir(&dir)?;
     measured
 }
