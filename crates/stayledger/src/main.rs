@@ -4,7 +4,9 @@ use clap::Parser;
 use stayledger::cli::{Cli, Command};
 
 /// mimalloc instead of glibc's malloc: the event and JSON handling allocate many small objects, and
-/// glibc's `free`/`malloc_consolidate` took 12-35% of the profiles (docs/benchmarks.md).
+/// glibc's `free`/`malloc_consolidate` took 12-35% of the profiles (docs/benchmarks.md). Its v2 line
+/// (the `v2` feature in the root Cargo.toml): v3 waits 1 s (10 s in its arenas) before it gives freed
+/// pages back, v2 10 ms, which kept `serve` 17-28 MiB smaller under load at the same speed (issue 18).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
