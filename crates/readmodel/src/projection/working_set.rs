@@ -143,6 +143,19 @@ fn slot<K: Hash + Eq, T: Document>(
     })
 }
 
+/// [`slot`] for documents keyed by name: looked up by `&str`, so a cached one costs no allocation.
+fn named_slot<'m, T: Document>(
+    map: &'m mut HashMap<String, Slot<T>>,
+    name: &str,
+    load: impl FnOnce() -> Result<Option<T>, ViewError>,
+) -> Result<&'m mut Slot<T>, ViewError> {
+    if !map.contains_key(name) {
+        map.insert(name.to_string(), Slot::clean(load()?));
+    }
+    map.get_mut(name)
+        .ok_or_else(|| ViewError::Corrupt(format!("{name} not cached")))
+}
+
 fn dirty<T>(map: impl IntoIterator<Item = Slot<T>>) -> Vec<T> {
     map.into_iter()
         .filter(|slot| slot.dirty)
@@ -213,14 +226,10 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     }
 
     fn lodging_slot(&mut self, lodging_id: &str) -> Result<&mut Slot<LodgingView>, ViewError> {
-        if !self.lodgings.contains_key(lodging_id) {
-            let loaded = self.source.lodging(lodging_id)?;
-            self.lodgings
-                .insert(lodging_id.to_string(), Slot::clean(loaded));
-        }
-        self.lodgings
-            .get_mut(lodging_id)
-            .ok_or_else(|| ViewError::Corrupt(format!("lodging {lodging_id} not cached")))
+        let source = &mut self.source;
+        named_slot(&mut self.lodgings, lodging_id, || {
+            source.lodging(lodging_id)
+        })
     }
 
     /// Add a lodging to the catalog unless it is there.
@@ -241,14 +250,10 @@ impl<'s, S: ViewSource> Projection<'s, S> {
     }
 
     fn customer_slot(&mut self, customer_id: &str) -> Result<&mut Slot<CustomerView>, ViewError> {
-        if !self.customers.contains_key(customer_id) {
-            let loaded = self.source.customer(customer_id)?;
-            self.customers
-                .insert(customer_id.to_string(), Slot::clean(loaded));
-        }
-        self.customers
-            .get_mut(customer_id)
-            .ok_or_else(|| ViewError::Corrupt(format!("customer {customer_id} not cached")))
+        let source = &mut self.source;
+        named_slot(&mut self.customers, customer_id, || {
+            source.customer(customer_id)
+        })
     }
 
     /// Add a customer's contact details unless they are there.
