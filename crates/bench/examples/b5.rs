@@ -21,6 +21,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The SQLite budget `stayledger replay` runs with.
+    if let Err(e) = eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_REPLAY_MEMORY_BYTES)
+    {
+        eprintln!("cannot limit SQLite's memory: {e}");
+        return ExitCode::FAILURE;
+    }
     match stayledger_bench::rebuild_alone::b5(&dir, events).await {
         Ok(report) => {
             println!(

@@ -29,11 +29,13 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
         SqliteEventLog::open(data_dir::events_path(&dataset.dir)).context("opening the log")?;
     let log: Arc<dyn EventLog> = Arc::new(log);
     let views = SqliteViewStore::open(&views_path).context("opening a fresh view store")?;
+    // SQLite's budget of `stayledger replay` for the rebuild, then `serve`'s again.
+    eventlog::limit_sqlite_memory(data_dir::SQLITE_REPLAY_MEMORY_BYTES)?;
     let started = Instant::now();
-    let applied = projector::rebuild(Arc::clone(&log), Arc::new(views), |_, _| {})
-        .await
-        .context("rebuilding the views")?;
+    let applied = projector::rebuild(Arc::clone(&log), Arc::new(views), |_, _| {}).await;
     let seconds = started.elapsed().as_secs_f64();
+    eventlog::limit_sqlite_memory(data_dir::SQLITE_MEMORY_BYTES)?;
+    let applied = applied.context("rebuilding the views")?;
     drop(log);
     mark_saga_done(&dataset.dir, applied).await?;
     let per_sec = applied as f64 / seconds.max(f64::EPSILON);

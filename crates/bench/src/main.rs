@@ -11,6 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let args = BenchArgs::parse();
     init_tracing();
+    // The in-process runs keep SQLite to the budget `stayledger` sets for itself, so they measure
+    // what `serve` and `replay` run with.
+    eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_MEMORY_BYTES)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

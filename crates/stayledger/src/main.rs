@@ -11,10 +11,6 @@ use stayledger::cli::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// SQLite's memory in the process: the log's and the views' writers' page caches (16 MiB each) and
-/// their readers' (8 x 512 KiB, 4 x 1 MiB).
-const SQLITE_MEMORY_BYTES: u64 = 40 << 20;
-
 fn main() -> anyhow::Result<()> {
     // No transparent huge pages: mimalloc asks for them on its arenas, and a 2 MiB page stays resident
     // while any 4 KiB of it is in use, so memory freed after a load was never given back (issue 18:
@@ -23,13 +19,17 @@ fn main() -> anyhow::Result<()> {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         eprintln!("stayledger: could not turn off transparent huge pages: {e}");
     }
+    let cli = Cli::parse();
     // SQLite's page caches share one budget in the process, which busy writers took from idle
     // connections past their own `cache_size` (53 MiB under load, issue 18): hold it to the sum the
     // caches are meant to have (docs/operations.md, "Memory").
-    if let Err(e) = eventlog::limit_sqlite_memory(SQLITE_MEMORY_BYTES) {
+    let sqlite_budget = match cli.command {
+        Command::Replay(_) => stayledger::data_dir::SQLITE_REPLAY_MEMORY_BYTES,
+        _ => stayledger::data_dir::SQLITE_MEMORY_BYTES,
+    };
+    if let Err(e) = eventlog::limit_sqlite_memory(sqlite_budget) {
         eprintln!("stayledger: could not limit SQLite's memory: {e}");
     }
-    let cli = Cli::parse();
     init_tracing(cli.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,8 +14,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// log (its checkpoint goes with it), since views are derived data.
 const SCHEMA_VERSION: i64 = 7;
 
-/// The writer's page cache (negative: KiB), and while a rebuild loads an empty store.
-pub(super) const WRITER_CACHE_KIB: i64 = -16_384;
+/// The writer's page cache (negative: KiB), and while a rebuild loads an empty store. 8 MiB: 16
+/// held `serve` over its memory target under load at no gain in speed (issue 18, docs/benchmarks.md).
+pub(super) const WRITER_CACHE_KIB: i64 = -8_192;
 pub(super) const BULK_LOAD_CACHE_KIB: i64 = -65_536;
 
 const DROP: &str = "
