@@ -11,12 +11,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A write failure this recent, with no write succeeding since, makes the process not ready.
 pub const WRITE_FAILURE_WINDOW_MS: u64 = 30_000;
 
-/// The outcomes of this process's writes (POST, PUT, PATCH, DELETE) as their answers said.
+/// The outcomes of this process's writes (POST, PUT, PATCH, DELETE) as their answers said. Which
+/// came last is told by the order they were noted in, not by their clocks: a write that fails at
+/// once (a full disk) lands in the same millisecond as the success before it.
 #[derive(Debug, Default)]
 pub struct WriteHealth {
-    /// Milliseconds since the epoch of the last 2xx write, 0 = none yet.
-    last_ok_ms: AtomicU64,
-    /// ... and of the last 5xx write, with its status.
+    /// Notes so far: each note takes the next number.
+    notes: AtomicU64,
+    /// The number of the last 2xx write's note, 0 = none yet.
+    last_ok: AtomicU64,
+    /// ... and of the last 5xx write's, with its status and when (milliseconds since the epoch).
+    last_failed: AtomicU64,
     last_failed_ms: AtomicU64,
     last_failed_status: AtomicU16,
 }
@@ -25,10 +30,15 @@ impl WriteHealth {
     /// Note a write's answer (4xx answers say nothing about the stores and are not noted).
     pub fn note(&self, status: u16, now_ms: u64) {
         match status {
-            200..=299 => self.last_ok_ms.store(now_ms, Ordering::Relaxed),
+            200..=299 => {
+                let n = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
+                self.last_ok.fetch_max(n, Ordering::Relaxed);
+            }
             500..=599 => {
+                let n = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
                 self.last_failed_status.store(status, Ordering::Relaxed);
                 self.last_failed_ms.store(now_ms, Ordering::Relaxed);
+                self.last_failed.fetch_max(n, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -38,10 +48,10 @@ impl WriteHealth {
     /// window and none has succeeded since.
     #[must_use]
     pub fn failing(&self, now_ms: u64) -> Option<String> {
-        let failed = self.last_failed_ms.load(Ordering::Relaxed);
-        let ok = self.last_ok_ms.load(Ordering::Relaxed);
-        let age = now_ms.saturating_sub(failed);
-        (failed != 0 && failed > ok && age <= WRITE_FAILURE_WINDOW_MS).then(|| {
+        let failed = self.last_failed.load(Ordering::Relaxed);
+        let ok = self.last_ok.load(Ordering::Relaxed);
+        let age = now_ms.saturating_sub(self.last_failed_ms.load(Ordering::Relaxed));
+        (failed > ok && age <= WRITE_FAILURE_WINDOW_MS).then(|| {
             format!(
                 "writes are failing: the last one answered {} {:.1} s ago and none has succeeded \
                  since (a full disk or an unreachable store)",
@@ -114,6 +124,16 @@ mod tests {
         );
         writes.note(202, 4_000);
         assert_eq!(writes.failing(4_001), None, "a write succeeded since");
+    }
+
+    #[test]
+    fn a_write_failing_in_the_millisecond_of_the_last_success_is_the_later_one() {
+        let writes = WriteHealth::default();
+        writes.note(202, 5_000);
+        writes.note(503, 5_000);
+        assert!(writes.failing(5_000).is_some(), "failed after the success");
+        writes.note(202, 5_000);
+        assert_eq!(writes.failing(5_000), None, "succeeded after the failure");
     }
 
     #[test]
