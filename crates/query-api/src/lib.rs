@@ -25,6 +25,7 @@ mod payouts;
 pub mod route_params;
 mod state;
 mod stream;
+mod stream_frames;
 mod stream_hub;
 mod views;
 

@@ -2,11 +2,12 @@
 //! `GET /reservations/{id}`: a customer follows their own reservations, an admin those of the
 //! lodgings they manage, an auditor all. Each frame is `event: reservation`, `id: <log position>`,
 //! `data: <ReservationList document>`: the stream follows the log in order and, at each event that
-//! changed a reservation's document, sends that document once the views reflect it, if it is still
-//! the version that event made (its `position`). So a frame's id is its document's position, ids
-//! only grow, and a client that comes back with `Last-Event-ID` resumes right after the last frame
-//! it got without a gap (every later version is sent) or a repeat (no version twice). When the views
-//! already hold a newer version, the older one is not sent: the newer comes at its own event. Without
+//! changed a reservation's document, sends the document as that event left it (`stream_frames.rs`
+//! derives each version from the last one it sent; the views hold only the latest). So a frame's id
+//! is its document's `position`, ids only grow, and a client that comes back with `Last-Event-ID`
+//! resumes right after the last frame it got without a gap or a repeat. A reservation begun before
+//! a stream's starting point is sent from its current version on: at a change whose version the
+//! views already replaced, only the newer version is sent, at its own event. Without
 //! `Last-Event-ID` the stream starts at the log's head. A browser's `EventSource` cannot set headers,
 //! so the token may also come as the `access_token` query parameter. Comments keep idle connections
 //! alive. The streams of a process share one follower of the log, which reads each changed
@@ -32,7 +33,8 @@ use tokio::sync::mpsc;
 use crate::error::QueryError;
 use crate::params::Params;
 use crate::state::QueryState;
-use crate::stream_hub::{frames_of, Frame, BATCH};
+use crate::stream_frames::{Frame, Framer};
+use crate::stream_hub::BATCH;
 use crate::views::may_read;
 
 /// Frames made for a stream and not yet written to its connection.
@@ -136,13 +138,14 @@ impl Follower {
 
     /// Make and send the frames up to `to` from the log; `false` if the client is gone.
     async fn catch_up(&mut self, to: u64) -> Result<bool, QueryError> {
+        let mut framer = Framer::default();
         while self.next <= to {
             let mut batch = self.state.log.read_all(self.next, BATCH).await?;
             batch.retain(|recorded| recorded.position <= to);
             let Some(last) = batch.last().map(|recorded| recorded.position) else {
                 break;
             };
-            for frame in frames_of(&self.state, &batch).await? {
+            for frame in framer.frames(&self.state, &batch).await? {
                 if !self.offer(&frame).await? {
                     return Ok(false);
                 }

@@ -1,8 +1,8 @@
 //! The one follower of the log behind every `GET /stream` of a process. Each live stream used to
 //! follow the whole log itself and read the views at every reservation event, so a thousand
-//! followers cost a thousand reads per event. The hub follows the log once, in batches: it waits
-//! until the views reflect a batch, reads the reservations the batch touched at once, and makes a
-//! frame of each event whose version is still the current one (the rule of `stream.rs`). It then
+//! followers cost a thousand reads per event. The hub follows the log once, in batches, and makes a
+//! frame of every version of a document a batch makes (`stream_frames.rs`: derived from the last
+//! version it framed, held to the views). It then
 //! hands each frame to the streams that may want it: a customer's streams get their own
 //! reservations' frames only; admins' and auditors' streams get every frame and keep those they
 //! may read.
@@ -10,7 +10,7 @@
 //! The hub starts with its first stream and stops when it has had none for [`LINGER`]. `covered`
 //! says how far its frames go: it is raised before a batch's frames are handed out, and a stream
 //! joins (registers) before it reads it, so every frame past what it read reaches the stream;
-//! the stream makes the frames up to it itself ([`frames_of`] over the log, as the hub does). A
+//! the stream makes the frames up to it itself (a [`Framer`] over the log, as the hub does). A
 //! stream whose queue is full (a slow client) is dropped from the hub, and then joins again and
 //! catches up the same way, so it skips nothing.
 
@@ -19,100 +19,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use domain::events::{self, Decoded, Payload, SagaPayloads};
 use eventlog::RawRecordedEvent;
 use futures::StreamExt;
 use http_edge::{Principal, Role};
-use readmodel::{ReservationView, Views, MAX_PAGE};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::error::QueryError;
 use crate::state::QueryState;
+use crate::stream_frames::{Frame, Framer};
 
 /// How many events the hub (or a stream catching up) takes at once at most.
 pub(crate) const BATCH: usize = 512;
-/// How long one wait for the views lasts before it is tried again (a stream never skips).
-const VIEWS_WAIT: Duration = Duration::from_secs(5);
 /// How long the hub keeps following the log with no stream before it stops.
 const LINGER: Duration = Duration::from_secs(30);
 /// Frames a stream's queue holds by default before the hub drops the stream (it then catches up).
 pub(crate) const QUEUE: usize = 4096;
-
-/// One version of a reservation's document, as a stream sends it.
-#[derive(Debug)]
-pub(crate) struct Frame {
-    /// The log position of the event that made this version (the frame's id).
-    pub position: u64,
-    pub view: ReservationView,
-    /// The document as JSON.
-    pub data: String,
-}
-
-/// The reservation whose ReservationList document `recorded` may change (`None`: none).
-fn reservation_of(recorded: &RawRecordedEvent) -> Option<Uuid> {
-    let decoded = events::decode(
-        &recorded.stream,
-        &recorded.event_type,
-        recorded.schema_version,
-        Payload::Text(&recorded.data),
-        SagaPayloads::Skip,
-    )
-    .ok()?;
-    match decoded {
-        Decoded::Reservation { id, .. }
-        | Decoded::Payment { id, .. }
-        | Decoded::Payout { id, .. } => Some(id),
-        Decoded::Lodging { event, .. } => event.reservation_id(),
-        _ => None,
-    }
-}
-
-/// The frames `batch` (events in log order) makes, in order: once the views reflect its last
-/// event, each reservation it touched is read once, and an event makes a frame if the document is
-/// still the version it made.
-pub(crate) async fn frames_of(
-    state: &QueryState,
-    batch: &[RawRecordedEvent],
-) -> Result<Vec<Arc<Frame>>, QueryError> {
-    let touched: Vec<(u64, Uuid)> = batch
-        .iter()
-        .filter_map(|recorded| reservation_of(recorded).map(|id| (recorded.position, id)))
-        .collect();
-    let Some(&(last, _)) = touched.last() else {
-        return Ok(Vec::new());
-    };
-    let views = Views(Arc::clone(&state.views));
-    while !state.progress.wait_for(&views, last, VIEWS_WAIT).await? {}
-    let mut ids: Vec<Uuid> = touched.iter().map(|&(_, id)| id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut current: HashMap<Uuid, (ReservationView, String)> = HashMap::new();
-    for ids in ids.chunks(MAX_PAGE) {
-        for view in state.views.reservations_by_id(ids).await? {
-            let data =
-                serde_json::to_string(&view).map_err(|e| QueryError::Internal(e.to_string()))?;
-            current.insert(view.reservation_id, (view, data));
-        }
-    }
-    // A document is the version of one event at most (positions are unique): it moves into the
-    // frame of that event.
-    Ok(touched
-        .into_iter()
-        .filter_map(|(position, id)| {
-            if current.get(&id)?.0.position != position {
-                return None;
-            }
-            let (view, data) = current.remove(&id)?;
-            Some(Arc::new(Frame {
-                position,
-                view,
-                data,
-            }))
-        })
-        .collect())
-}
 
 /// A stream's place in the hub: its queue of frames, and how far the hub had got when it joined
 /// (the stream makes the frames up to there itself). Leaves the hub when dropped.
@@ -317,6 +239,7 @@ impl StreamHub {
 async fn run(hub: Arc<StreamHub>, state: QueryState, from: u64) {
     let mut log = state.log.subscribe(from).ready_chunks(BATCH);
     let mut tick = tokio::time::interval(LINGER / 4);
+    let mut framer = Framer::default();
     loop {
         let batch = tokio::select! {
             () = state.closing.cancelled() => {
@@ -351,11 +274,12 @@ async fn run(hub: Arc<StreamHub>, state: QueryState, from: u64) {
             let registry = hub.registry();
             if registry.members == 0 {
                 hub.covered.store(end, Ordering::SeqCst);
+                framer.forget();
                 continue;
             }
         }
         let began = Instant::now();
-        let frames = match frames_of(&state, &batch).await {
+        let frames = match framer.frames(&state, &batch).await {
             Ok(frames) => frames,
             Err(error) => {
                 tracing::warn!(%error, "the live streams could not read the views; they join again");
@@ -380,6 +304,9 @@ async fn run(hub: Arc<StreamHub>, state: QueryState, from: u64) {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+
+    use readmodel::ReservationView;
+    use uuid::Uuid;
 
     use super::*;
 

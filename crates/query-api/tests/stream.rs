@@ -2,7 +2,9 @@
 //! back while a customer's reservations are requested and granted, then one batch brings many
 //! frames at once, so the hub drops the streams that cannot take them; each joins again and
 //! catches up from the log. Every stream still ends with each reservation's current version, ids
-//! growing, no version twice, and another customer sees none of it.
+//! growing, no version twice, and another customer sees none of it. And with the views held back
+//! while each request is made and granted, the streams (live, and one resuming from before them)
+//! still send every version, each as its event left it.
 
 mod common;
 
@@ -28,13 +30,19 @@ struct Frames {
 
 impl Frames {
     async fn open(app: &QueryApp, token: &str) -> Self {
-        let response = app
+        Self::open_after(app, token, None).await
+    }
+
+    /// A stream resuming after `last_event_id` (`None`: from the head).
+    async fn open_after(app: &QueryApp, token: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = app
             .client
             .get(format!("{}/stream", app.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("sent");
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = request.send().await.expect("sent");
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         Self {
             response,
@@ -133,4 +141,71 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
         joon.next(Duration::from_millis(300)).await.is_none(),
         "another customer sees nothing of it"
     );
+}
+
+/// The frames of `frames` by reservation: (id, status, approval status) in the order they came.
+fn versions_by_reservation(frames: &[Frame]) -> HashMap<String, Vec<(u64, String, String)>> {
+    let mut by_reservation: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
+    for frame in frames {
+        let field = |name: &str| frame.data[name].as_str().unwrap_or_default().to_string();
+        by_reservation
+            .entry(field("reservation_id"))
+            .or_default()
+            .push((frame.id, field("status"), field("approval_status")));
+    }
+    by_reservation
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_the_views_replaced_before_the_stream_read_them_are_still_sent() {
+    let app = QueryApp::start_lagging_with_stream_queue(4096).await;
+    let before = app.lodging("inn", 60).await;
+    let token = app.token(Role::Customer, "mina", &[]);
+    let mut live = Frames::open(&app, &token).await;
+
+    // Each request and grant while the views stand still: the projector then takes them in one
+    // batch, and the views hold each reservation's last version only.
+    let mut expected: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
+    let mut current = HashMap::new();
+    for night in 1..=6 {
+        let (id, requested) = app.reserve("mina", "inn", night, night + 1).await;
+        let mut versions = vec![(requested, "requested".into(), "pending".into())];
+        if night % 2 == 0 {
+            let granted = app.approve("inn", id).await;
+            versions.push((granted, "requested".into(), "approved".into()));
+        }
+        current.insert(id.to_string(), versions.last().map_or(0, |v| v.0));
+        expected.insert(id.to_string(), versions);
+    }
+    app.start_projector();
+    app.project().await;
+
+    let mut resumed = Frames::open_after(&app, &token, Some(before)).await;
+    for (stream, frames) in [
+        ("live", live.until_current(&current).await),
+        ("resumed", resumed.until_current(&current).await),
+    ] {
+        assert_eq!(
+            versions_by_reservation(&frames),
+            expected,
+            "{stream}: every version of each reservation, in order"
+        );
+        for frame in &frames {
+            let id = frame.data["reservation_id"].as_str().unwrap_or_default();
+            if current.get(id) == Some(&frame.id) {
+                let id: Uuid = id.parse().expect("an id");
+                let view = app
+                    .views
+                    .reservation(id)
+                    .await
+                    .expect("read")
+                    .expect("a view");
+                assert_eq!(
+                    frame.data,
+                    serde_json::to_value(&view).expect("JSON"),
+                    "{stream}: the last version is the views' document"
+                );
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ mod customers;
 mod flows;
 pub mod inbox;
 mod lists;
-mod pay_first;
+pub mod pay_first;
 pub mod payouts;
 pub mod server;
 pub mod timeline;

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The saga's and the desk's events for a held request that is then paid.
-pub(super) fn hold(t: &mut Timeline, id: Uuid) {
+pub fn hold(t: &mut Timeline, id: Uuid) {
     t.lodging_event("hotel", LodgingEvent::NightsHeld { reservation_id: id });
     t.saga_event(id);
     t.payment_event(
@@ -29,7 +29,7 @@ pub(super) fn hold(t: &mut Timeline, id: Uuid) {
     );
 }
 
-pub(super) fn pay(t: &mut Timeline, id: Uuid) {
+pub fn pay(t: &mut Timeline, id: Uuid) {
     let payment_id = format!("pay-{id}");
     t.payment_event(
         id,
@@ -50,7 +50,7 @@ pub(super) fn pay(t: &mut Timeline, id: Uuid) {
 }
 
 /// A one-room hotel that charges first.
-pub(super) fn hotel(t: &mut Timeline) {
+pub fn hotel(t: &mut Timeline) {
     t.register("hotel", 1);
     let to_pay_first = LodgingChanges {
         approval_mode: Some(ApprovalMode::PayFirst),

@@ -10,6 +10,7 @@ mod customer;
 mod lodging;
 mod payout;
 mod reservation;
+mod versions;
 mod working_set;
 
 use chrono::NaiveDate;
@@ -21,6 +22,7 @@ use crate::{
     ViewEvent,
 };
 
+pub use versions::{reservation_of, reservation_versions};
 pub use working_set::Projection;
 
 /// A list document as stored: the view plus the sort key of its list (the log position of the

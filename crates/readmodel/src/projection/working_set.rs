@@ -206,6 +206,13 @@ impl<'s, S: ViewSource> Projection<'s, S> {
         }
     }
 
+    /// The document of reservation `id` as the batch has it so far (`None`: not read or made yet,
+    /// or it does not exist).
+    pub(super) fn cached_reservation(&self, id: Uuid) -> Option<&ReservationView> {
+        let slot = self.reservations.get(&id)?;
+        slot.value.as_ref().map(|stored| &stored.view)
+    }
+
     pub(super) fn reservation(&mut self, id: Uuid) -> Result<Option<&ReservationView>, ViewError> {
         let source = &mut self.source;
         let slot = slot(&mut self.reservations, id, || source.reservation(id))?;
