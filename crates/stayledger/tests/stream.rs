@@ -101,7 +101,11 @@ async fn changes_reach_whoever_may_see_them_live_and_a_stream_resumes_without_a_
         let frame = mina.next(Duration::from_secs(10)).await;
         live.push(frame.expect("the live stream goes on").id);
     }
-    assert!(live.contains(&last), "no gap: {live:?} and {:?}", ids(&after));
+    assert!(
+        live.contains(&last),
+        "no gap: {live:?} and {:?}",
+        ids(&after)
+    );
     assert!(ids(&after).windows(2).all(|w| w[0] < w[1]));
 
     let (status, body) = t.call(reqwest::Method::GET, "/stream", None, None).await;
