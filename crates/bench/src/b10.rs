@@ -356,8 +356,7 @@ struct Checked {
     /// Of those, the ones whose version reached their customer's stream.
     changes_seen: usize,
     /// Of those, the ones whose status reached their customer's stream (a frame of that
-    /// reservation in that status, that version or a later one of it: the stream sends the
-    /// current document, so a version replaced before the stream read it is not sent).
+    /// reservation in that status, that version or a later one of it).
     statuses_seen: usize,
     /// Confirmed flows whose `confirmed` version never reached their customer's stream.
     confirmed_missing: usize,
