@@ -22,8 +22,7 @@ async fn main() -> ExitCode {
         }
     };
     // The SQLite budget `stayledger replay` runs with.
-    if let Err(e) = eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_REPLAY_MEMORY_BYTES)
-    {
+    if let Err(e) = stayledger_bench::replay_budget() {
         eprintln!("cannot limit SQLite's memory: {e}");
         return ExitCode::FAILURE;
     }

@@ -117,7 +117,7 @@ async fn run_at(plan: &Plan, clients: usize, alone: bool) -> anyhow::Result<Run>
     };
     serve.stop().await?;
     // Nothing reads it again; its dirty pages need not reach the disk under the next run.
-    crate::remove_dir(&dir)?;
+    crate::remove_dir_async(&dir).await?;
     Ok(Run {
         report,
         lag,

@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     init_tracing();
     // The in-process runs keep SQLite to the budget `stayledger` sets for itself, so they measure
     // what `serve` and `replay` run with.
-    eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_MEMORY_BYTES)?;
+    stayledger_bench::serve_budget()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -92,6 +92,6 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
     }
     .await;
     stop(child).await?;
-    crate::remove_dir(&dir)?;
+    crate::remove_dir_async(&dir).await?;
     measured
 }

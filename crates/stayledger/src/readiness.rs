@@ -29,18 +29,18 @@ pub struct WriteHealth {
 impl WriteHealth {
     /// Note a write's answer (4xx answers say nothing about the stores and are not noted).
     pub fn note(&self, status: u16, now_ms: u64) {
-        match status {
-            200..=299 => {
-                let n = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
-                self.last_ok.fetch_max(n, Ordering::Relaxed);
-            }
-            500..=599 => {
-                let n = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
-                self.last_failed_status.store(status, Ordering::Relaxed);
-                self.last_failed_ms.store(now_ms, Ordering::Relaxed);
-                self.last_failed.fetch_max(n, Ordering::Relaxed);
-            }
-            _ => {}
+        let failed = match status {
+            200..=299 => false,
+            500..=599 => true,
+            _ => return,
+        };
+        let n = self.notes.fetch_add(1, Ordering::Relaxed) + 1;
+        if failed {
+            self.last_failed_status.store(status, Ordering::Relaxed);
+            self.last_failed_ms.store(now_ms, Ordering::Relaxed);
+            self.last_failed.fetch_max(n, Ordering::Relaxed);
+        } else {
+            self.last_ok.fetch_max(n, Ordering::Relaxed);
         }
     }
 
