@@ -5,9 +5,11 @@
 //! changed a reservation's document, sends the document as that event left it (`stream_frames.rs`
 //! derives each version from the last one it sent; the views hold only the latest). So a frame's id
 //! is its document's `position`, ids only grow, and a client that comes back with `Last-Event-ID`
-//! resumes right after the last frame it got without a gap or a repeat. A reservation begun before
-//! a stream's starting point is sent from its current version on: at a change whose version the
-//! views already replaced, only the newer version is sent, at its own event. Without
+//! resumes right after the last frame it got without a repeat. The hub keeps its latest frames: a
+//! stream resuming (or joining again after the hub dropped it) within their reach is sent exactly
+//! the frames a live one was. From further back a stream makes its frames from the log itself:
+//! every version of a reservation begun after its starting point, and of one begun before, the
+//! versions from the one the views hold when it reads them. Without
 //! `Last-Event-ID` the stream starts at the log's head. A browser's `EventSource` cannot set headers,
 //! so the token may also come as the `access_token` query parameter. Comments keep idle connections
 //! alive. The streams of a process share one follower of the log, which reads each changed
@@ -118,8 +120,14 @@ impl Follower {
     async fn run(&mut self) -> Result<(), QueryError> {
         loop {
             let hub = Arc::clone(&self.state.stream_hub);
-            let mut membership = hub.join(&self.state, &self.reader.principal).await?;
-            if !self.catch_up(membership.covered).await? {
+            let mut membership = hub
+                .join(&self.state, &self.reader.principal, self.next)
+                .await?;
+            let caught_up = match membership.recent.take() {
+                Some(recent) => self.replay(&recent, membership.covered).await?,
+                None => self.catch_up(membership.covered).await?,
+            };
+            if !caught_up {
                 return Ok(());
             }
             loop {
@@ -134,6 +142,18 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Send the hub's own frames up to `to` (every one it made since this stream's `next`);
+    /// `false` if the client is gone.
+    async fn replay(&mut self, recent: &[Arc<Frame>], to: u64) -> Result<bool, QueryError> {
+        for frame in recent {
+            if !self.offer(frame).await? {
+                return Ok(false);
+            }
+        }
+        self.next = self.next.max(to.saturating_add(1));
+        Ok(true)
     }
 
     /// Make and send the frames up to `to` from the log; `false` if the client is gone.

@@ -10,7 +10,8 @@
 //! The hub starts with its first stream and stops when it has had none for [`LINGER`]. `covered`
 //! says how far its frames go: it is raised before a batch's frames are handed out, and a stream
 //! joins (registers) before it reads it, so every frame past what it read reaches the stream;
-//! the stream makes the frames up to it itself (a [`Framer`] over the log, as the hub does). A
+//! the stream takes the frames up to it from the hub's latest ones if they reach back to its
+//! starting point, else makes them itself (a [`Framer`] over the log, as the hub does). A
 //! stream whose queue is full (a slow client) is dropped from the hub, and then joins again and
 //! catches up the same way, so it skips nothing.
 
@@ -35,14 +36,20 @@ pub(crate) const BATCH: usize = 512;
 const LINGER: Duration = Duration::from_secs(30);
 /// Frames a stream's queue holds by default before the hub drops the stream (it then catches up).
 pub(crate) const QUEUE: usize = 4096;
+/// The hub's latest frames kept for streams that join again or resume (about 1 KiB each).
+const RECENT: usize = 10_000;
 
 /// A stream's place in the hub: its queue of frames, and how far the hub had got when it joined
-/// (the stream makes the frames up to there itself). Leaves the hub when dropped.
+/// (the stream makes the frames up to there itself, or takes them from `recent`). Leaves the hub
+/// when dropped.
 pub(crate) struct Membership {
     hub: Arc<StreamHub>,
     id: u64,
     customer: Option<String>,
     pub covered: u64,
+    /// The frames the hub made from the stream's starting point to `covered` (a customer's: their
+    /// own), if the hub still keeps them all.
+    pub recent: Option<Vec<Arc<Frame>>>,
     pub frames: mpsc::Receiver<Arc<Frame>>,
 }
 
@@ -69,6 +76,41 @@ struct Registry {
     empty_since: Option<Instant>,
     /// Streams dropped for a full queue, since the process started.
     dropped: u64,
+    recent: Recent,
+}
+
+/// The hub's latest frames, in log order: every frame the hub made from `from` to `covered`.
+#[derive(Default)]
+struct Recent {
+    frames: std::collections::VecDeque<Arc<Frame>>,
+    from: u64,
+}
+
+impl Recent {
+    /// Keep no frame; the next ones begin at `from`.
+    fn restart(&mut self, from: u64) {
+        self.frames.clear();
+        self.from = from;
+    }
+
+    fn push(&mut self, frame: &Arc<Frame>) {
+        if self.frames.len() >= RECENT {
+            if let Some(oldest) = self.frames.pop_front() {
+                self.from = oldest.position.saturating_add(1);
+            }
+        }
+        self.frames.push_back(Arc::clone(frame));
+    }
+
+    /// The frames from position `from` on (`customer`'s only, if given), if all are kept.
+    fn since(&self, from: u64, customer: Option<&str>) -> Option<Vec<Arc<Frame>>> {
+        if from < self.from {
+            return None;
+        }
+        let start = self.frames.partition_point(|f| f.position < from);
+        let theirs = |f: &&Arc<Frame>| customer.is_none_or(|c| f.view.customer_id == c);
+        Some(self.frames.range(start..).filter(theirs).cloned().collect())
+    }
 }
 
 impl Registry {
@@ -153,22 +195,25 @@ impl StreamHub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Join the hub as `principal`'s stream, starting the hub if it is not running.
+    /// Join the hub as `principal`'s stream, which has sent everything before position `from`,
+    /// starting the hub if it is not running.
     pub(crate) async fn join(
         self: &Arc<Self>,
         state: &QueryState,
         principal: &Principal,
+        from: u64,
     ) -> Result<Membership, QueryError> {
         let customer = (principal.role == Role::Customer).then(|| principal.sub.clone());
         let _one_start = self.starting.lock().await;
         loop {
-            if let Some(membership) = self.enter(customer.clone()) {
+            if let Some(membership) = self.enter(customer.clone(), from) {
                 return Ok(membership);
             }
             let head = state.log.head_position().await?;
-            self.covered.store(head, Ordering::SeqCst);
             {
                 let mut registry = self.registry();
+                self.covered.store(head, Ordering::SeqCst);
+                registry.recent.restart(head.saturating_add(1));
                 registry.running = true;
                 registry.empty_since = Some(Instant::now());
             }
@@ -176,8 +221,8 @@ impl StreamHub {
         }
     }
 
-    /// Register a stream if the hub is running.
-    fn enter(self: &Arc<Self>, customer: Option<String>) -> Option<Membership> {
+    /// Register a stream that has sent everything before `from`, if the hub is running.
+    fn enter(self: &Arc<Self>, customer: Option<String>, from: u64) -> Option<Membership> {
         let (queue, frames) = mpsc::channel(self.queue);
         let mut registry = self.registry();
         if !registry.running {
@@ -196,13 +241,16 @@ impl StreamHub {
         }
         registry.members += 1;
         registry.empty_since = None;
+        // `covered` and the kept frames move together, under this lock.
         let covered = self.covered.load(Ordering::SeqCst);
+        let recent = registry.recent.since(from, customer.as_deref());
         drop(registry);
         Some(Membership {
             hub: Arc::clone(self),
             id,
             customer,
             covered,
+            recent,
             frames,
         })
     }
@@ -228,6 +276,7 @@ impl StreamHub {
             return false;
         }
         registry.running = false;
+        registry.recent.restart(u64::MAX);
         registry.customers.clear();
         registry.everyone.clear();
         registry.members = 0;
@@ -271,9 +320,10 @@ async fn run(hub: Arc<StreamHub>, state: QueryState, from: u64) {
         let end = batch.last().map_or(0, |e| e.position);
         {
             // No stream: nothing to make; one that joins from now on starts after this batch.
-            let registry = hub.registry();
+            let mut registry = hub.registry();
             if registry.members == 0 {
                 hub.covered.store(end, Ordering::SeqCst);
+                registry.recent.restart(end.saturating_add(1));
                 framer.forget();
                 continue;
             }
@@ -293,9 +343,10 @@ async fn run(hub: Arc<StreamHub>, state: QueryState, from: u64) {
             ms = began.elapsed().as_millis(),
             "the live streams' hub made a batch's frames"
         );
-        hub.covered.store(end, Ordering::SeqCst);
         let mut registry = hub.registry();
+        hub.covered.store(end, Ordering::SeqCst);
         for frame in &frames {
+            registry.recent.push(frame);
             registry.dispatch(frame);
         }
     }
@@ -358,9 +409,9 @@ mod tests {
     #[test]
     fn given_customers_and_an_auditor_when_frames_go_out_then_each_customer_gets_only_their_own() {
         let hub = running(16);
-        let mut mina = hub.enter(Some("mina".into())).expect("running");
-        let mut joon = hub.enter(Some("joon".into())).expect("running");
-        let mut auditor = hub.enter(None).expect("running");
+        let mut mina = hub.enter(Some("mina".into()), 0).expect("running");
+        let mut joon = hub.enter(Some("joon".into()), 0).expect("running");
+        let mut auditor = hub.enter(None, 0).expect("running");
         {
             let mut registry = hub.registry();
             for (position, customer) in [(3, "mina"), (5, "joon"), (8, "mina")] {
@@ -377,8 +428,8 @@ mod tests {
     #[test]
     fn given_a_full_queue_when_a_frame_comes_then_the_stream_is_dropped_and_keeps_what_it_had() {
         let hub = running(2);
-        let mut slow = hub.enter(Some("mina".into())).expect("running");
-        let mut other = hub.enter(Some("mina".into())).expect("running");
+        let mut slow = hub.enter(Some("mina".into()), 0).expect("running");
+        let mut other = hub.enter(Some("mina".into()), 0).expect("running");
         {
             let mut registry = hub.registry();
             registry.dispatch(&frame(1, "mina"));
@@ -400,17 +451,45 @@ mod tests {
     }
 
     #[test]
+    fn given_the_latest_frames_when_a_stream_joins_again_then_it_gets_those_it_lacks_if_all_kept() {
+        let mut recent = Recent::default();
+        recent.restart(1);
+        for position in 1..=u64::try_from(RECENT).expect("small") + 2 {
+            let customer = if position % 2 == 0 { "mina" } else { "joon" };
+            recent.push(&frame(position, customer));
+        }
+        assert_eq!(recent.frames.len(), RECENT, "bounded");
+        assert_eq!(recent.from, 3, "the two oldest are gone");
+        assert!(
+            recent.since(2, None).is_none(),
+            "not all kept: from the log"
+        );
+        let mina = recent.since(9_990, Some("mina")).expect("kept");
+        let positions: Vec<u64> = mina.iter().map(|f| f.position).collect();
+        assert_eq!(positions.first(), Some(&9_990));
+        assert!(
+            positions.windows(2).all(|w| w[1] == w[0] + 2),
+            "{positions:?}"
+        );
+        assert_eq!(customers(&mina), HashSet::from(["mina".to_string()]));
+        assert_eq!(recent.since(3, None).map(|all| all.len()), Some(RECENT));
+        recent.restart(50_000);
+        assert_eq!(recent.since(49_999, None).map(|f| f.len()), None);
+        assert_eq!(recent.since(50_000, None).map(|f| f.len()), Some(0));
+    }
+
+    #[test]
     fn given_streams_when_they_leave_or_the_hub_stops_then_none_is_kept() {
         let hub = running(4);
-        let first = hub.enter(Some("mina".into())).expect("running");
-        let second = hub.enter(None).expect("running");
+        let first = hub.enter(Some("mina".into()), 0).expect("running");
+        let second = hub.enter(None, 0).expect("running");
         assert_eq!(first.covered, 0);
         drop(first);
         assert!(hub.registry().customers.is_empty());
         assert_eq!(hub.registry().members, 1);
         assert!(!hub.stop_if_idle(false), "a stream is still here");
         assert!(hub.stop_if_idle(true));
-        assert!(hub.enter(None).is_none(), "a stopped hub takes no one");
+        assert!(hub.enter(None, 0).is_none(), "a stopped hub takes no one");
         drop(second);
         assert_eq!(hub.registry().members, 0);
     }

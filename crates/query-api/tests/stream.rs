@@ -1,8 +1,8 @@
 //! The live streams' hub on the query service alone, its queues one frame long: the views held
 //! back while a customer's reservations are requested and granted, then one batch brings many
 //! frames at once, so the hub drops the streams that cannot take them; each joins again and
-//! catches up from the log. Every stream still ends with each reservation's current version, ids
-//! growing, no version twice, and another customer sees none of it. And with the views held back
+//! catches up from the hub's latest frames. Every stream still gets every version of each
+//! reservation, ids growing, no version twice, and another customer sees none of it. And with the views held back
 //! while each request is made and granted, the streams (live, and one resuming from before them)
 //! still send every version, each as its event left it.
 
@@ -99,11 +99,15 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
     let mut joon = Frames::open(&app, &app.token(Role::Customer, "joon", &[])).await;
 
     let mut ids: Vec<Uuid> = Vec::new();
+    let mut expected: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
     for night in 1..=12 {
-        let (id, _) = app.reserve("mina", "inn", night, night + 1).await;
+        let (id, requested) = app.reserve("mina", "inn", night, night + 1).await;
+        let mut versions = vec![(requested, "requested".into(), "pending".into())];
         if night % 2 == 0 {
-            app.approve("inn", id).await;
+            let granted = app.approve("inn", id).await;
+            versions.push((granted, "requested".into(), "approved".into()));
         }
+        expected.insert(id.to_string(), versions);
         ids.push(id);
     }
     app.start_projector();
@@ -131,6 +135,11 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
         assert!(frames
             .iter()
             .all(|f| f.data["customer_id"] == "mina" && f.data["position"].as_u64() == Some(f.id)));
+        assert_eq!(
+            versions_by_reservation(&frames),
+            expected,
+            "joined again from the hub's latest frames: every version"
+        );
     }
     let hub = app.stream_hub.as_ref().expect("the test's hub");
     assert!(
