@@ -15,6 +15,11 @@ use crate::group_commit::GroupCommit;
 use crate::model::{Delivery, DeliveryState, Redrive, Subscription};
 use crate::store::WebhookStore;
 
+/// Reading connections of a store: the senders' windows are read side by side.
+const READERS: usize = 4;
+/// Whose turn it is when every reader is busy.
+static NEXT_READER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,
@@ -46,7 +51,8 @@ INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
 pub struct SqliteWebhooks {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
-    reader: Arc<Mutex<Connection>>,
+    /// Reading connections (WAL: they read side by side, and beside the writer).
+    readers: Arc<[Mutex<Connection>]>,
     attempts: GroupCommit<Vec<Delivery>, usize>,
 }
 
@@ -86,16 +92,21 @@ impl SqliteWebhooks {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
-        let reader = Connection::open(&path).map_err(store_error)?;
-        reader
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(store_error)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(&path).map_err(store_error)?;
+                reader
+                    .busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(store_error)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Arc<[_]>, ViewError>>()?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(Self {
             path,
             attempts: GroupCommit::new(Arc::clone(&conn), save_window),
             conn,
-            reader: Arc::new(Mutex::new(reader)),
+            readers,
         })
     }
 
@@ -112,12 +123,27 @@ impl SqliteWebhooks {
         Self::on(&self.conn, task).await
     }
 
-    /// Run a read on the reading connection.
+    /// Run a read on a reading connection: the first free one, else (all busy) the next in turn.
     async fn read<T: Send + 'static>(
         &self,
         task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
     ) -> Result<T, ViewError> {
-        Self::on(&self.reader, task).await
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let free = readers.iter().find_map(|reader| reader.try_lock().ok());
+            let mut conn = match free {
+                Some(conn) => conn,
+                None => {
+                    let turn = NEXT_READER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    readers[turn % readers.len()]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
+            };
+            task(&mut conn)
+        })
+        .await
+        .map_err(|e| ViewError::Unavailable(format!("webhook store task: {e}")))?
     }
 
     async fn on<T: Send + 'static>(
