@@ -3,6 +3,7 @@
 //! survives a crash. Never rebuilt (see [`crate::store`]), so its tables are only ever created.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -17,8 +18,6 @@ use crate::store::WebhookStore;
 
 /// Reading connections of a store: the senders' windows are read side by side.
 const READERS: usize = 4;
-/// Whose turn it is when every reader is busy.
-static NEXT_READER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -53,6 +52,8 @@ pub struct SqliteWebhooks {
     conn: Arc<Mutex<Connection>>,
     /// Reading connections (WAL: they read side by side, and beside the writer).
     readers: Arc<[Mutex<Connection>]>,
+    /// Whose turn it is when every reader is busy.
+    next_reader: Arc<AtomicUsize>,
     attempts: GroupCommit<Vec<Delivery>, usize>,
 }
 
@@ -107,6 +108,7 @@ impl SqliteWebhooks {
             attempts: GroupCommit::new(Arc::clone(&conn), save_window),
             conn,
             readers,
+            next_reader: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -129,12 +131,13 @@ impl SqliteWebhooks {
         task: impl FnOnce(&mut Connection) -> Result<T, ViewError> + Send + 'static,
     ) -> Result<T, ViewError> {
         let readers = Arc::clone(&self.readers);
+        let next = Arc::clone(&self.next_reader);
         tokio::task::spawn_blocking(move || {
             let free = readers.iter().find_map(|reader| reader.try_lock().ok());
             let mut conn = match free {
                 Some(conn) => conn,
                 None => {
-                    let turn = NEXT_READER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let turn = next.fetch_add(1, Ordering::Relaxed);
                     readers[turn % readers.len()]
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
