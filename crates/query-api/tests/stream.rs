@@ -4,7 +4,8 @@
 //! catches up from the hub's latest frames. Every stream still gets every version of each
 //! reservation, ids growing, no version twice, and another customer sees none of it. And with the views held back
 //! while each request is made and granted, the streams (live, and one resuming from before them)
-//! still send every version, each as its event left it.
+//! still send every version, each as its event left it; a derived version the views contradict (a
+//! lodging renamed before the stream read its name) is sent as the views have it.
 
 mod common;
 
@@ -217,4 +218,28 @@ async fn versions_the_views_replaced_before_the_stream_read_them_are_still_sent(
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_the_views_contradict_is_sent_as_the_views_have_it() {
+    let app = QueryApp::start_lagging_with_stream_queue(4096).await;
+    app.lodging("inn", 60).await;
+    let mut live = Frames::open(&app, &app.token(Role::Customer, "mina", &[])).await;
+    // Requested under the lodging's first name, renamed before the stream reads the lodging: the
+    // version the stream derives names it as it is now, the views as it was at the request.
+    let (id, requested) = app.reserve("mina", "inn", 3, 4).await;
+    app.rename("inn", "The Renamed Inn").await;
+    app.start_projector();
+    app.project().await;
+
+    let current = HashMap::from([(id.to_string(), requested)]);
+    let frames = live.until_current(&current).await;
+    let view = app.views.reservation(id).await.expect("read").expect("a view");
+    assert_eq!(view.lodging_name.as_deref(), Some("Lodging inn"));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(
+        frames[0].data,
+        serde_json::to_value(&view).expect("JSON"),
+        "the views' document, not the derived one"
+    );
 }

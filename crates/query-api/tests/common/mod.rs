@@ -297,6 +297,18 @@ impl QueryApp {
             .await
     }
 
+    /// The platform admin renames lodging `id`; returns the position written.
+    pub async fn rename(&self, id: &str, name: &str) -> u64 {
+        let changes = domain::lodging::LodgingChanges {
+            name: Some(name.to_string()),
+            updated_by: "admin:root".into(),
+            ..domain::lodging::LodgingChanges::default()
+        };
+        let command = LodgingCommand::Update(changes);
+        self.write::<LodgingAggregate>(id, &command, "admin:root", None)
+            .await
+    }
+
     /// A customer's request for nights `from..to` (days from today): (reservation id, position).
     pub async fn reserve(&self, customer: &str, lodging: &str, from: i64, to: i64) -> (Uuid, u64) {
         let stay = Stay {
