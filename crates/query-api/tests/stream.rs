@@ -234,7 +234,12 @@ async fn a_version_the_views_contradict_is_sent_as_the_views_have_it() {
 
     let current = HashMap::from([(id.to_string(), requested)]);
     let frames = live.until_current(&current).await;
-    let view = app.views.reservation(id).await.expect("read").expect("a view");
+    let view = app
+        .views
+        .reservation(id)
+        .await
+        .expect("read")
+        .expect("a view");
     assert_eq!(view.lodging_name.as_deref(), Some("Lodging inn"));
     assert_eq!(frames.len(), 1);
     assert_eq!(
