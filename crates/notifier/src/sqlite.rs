@@ -46,7 +46,8 @@ INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
 ";
 
 /// The webhook store in one SQLite file: one connection writes (the senders' saves grouped into
-/// shared transactions, `group_commit.rs`), another reads the senders' windows beside it (WAL).
+/// shared transactions, `group_commit.rs`), [`READERS`] others read the senders' windows beside it
+/// and beside one another (WAL).
 pub struct SqliteWebhooks {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
