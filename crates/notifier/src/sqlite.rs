@@ -46,7 +46,7 @@ INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
 ";
 
 /// The webhook store in one SQLite file: one connection writes (the senders' saves grouped into
-/// shared transactions, `group_commit.rs`), [`READERS`] others read the senders' windows beside it
+/// shared transactions, `group_commit.rs`), four others (`READERS`) read the senders' windows beside it
 /// and beside one another (WAL).
 pub struct SqliteWebhooks {
     path: PathBuf,
