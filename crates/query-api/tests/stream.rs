@@ -99,18 +99,11 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
     let mut auditor = Frames::open(&app, &app.token(Role::Auditor, "audit", &[])).await;
     let mut joon = Frames::open(&app, &app.token(Role::Customer, "joon", &[])).await;
 
-    let mut ids: Vec<Uuid> = Vec::new();
-    let mut expected: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
-    for night in 1..=12 {
-        let (id, requested) = app.reserve("mina", "inn", night, night + 1).await;
-        let mut versions = vec![(requested, "requested".into(), "pending".into())];
-        if night % 2 == 0 {
-            let granted = app.approve("inn", id).await;
-            versions.push((granted, "requested".into(), "approved".into()));
-        }
-        expected.insert(id.to_string(), versions);
-        ids.push(id);
-    }
+    let expected = requests_granted_by_turns(&app, 12).await;
+    let ids: Vec<Uuid> = expected
+        .keys()
+        .map(|id| id.parse().expect("an id"))
+        .collect();
     app.start_projector();
     app.project().await;
     let mut current = HashMap::new();
@@ -153,6 +146,25 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
     );
 }
 
+/// Mina's requests at "inn" for nights 1..=`nights`, every second one granted: each reservation's
+/// versions as (position, status, approval status), as a stream must send them.
+async fn requests_granted_by_turns(
+    app: &QueryApp,
+    nights: i64,
+) -> HashMap<String, Vec<(u64, String, String)>> {
+    let mut expected = HashMap::new();
+    for night in 1..=nights {
+        let (id, requested) = app.reserve("mina", "inn", night, night + 1).await;
+        let mut versions = vec![(requested, "requested".into(), "pending".into())];
+        if night % 2 == 0 {
+            let granted = app.approve("inn", id).await;
+            versions.push((granted, "requested".into(), "approved".into()));
+        }
+        expected.insert(id.to_string(), versions);
+    }
+    expected
+}
+
 /// The frames of `frames` by reservation: (id, status, approval status) in the order they came.
 fn versions_by_reservation(frames: &[Frame]) -> HashMap<String, Vec<(u64, String, String)>> {
     let mut by_reservation: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
@@ -175,18 +187,11 @@ async fn versions_the_views_replaced_before_the_stream_read_them_are_still_sent(
 
     // Each request and grant while the views stand still: the projector then takes them in one
     // batch, and the views hold each reservation's last version only.
-    let mut expected: HashMap<String, Vec<(u64, String, String)>> = HashMap::new();
-    let mut current = HashMap::new();
-    for night in 1..=6 {
-        let (id, requested) = app.reserve("mina", "inn", night, night + 1).await;
-        let mut versions = vec![(requested, "requested".into(), "pending".into())];
-        if night % 2 == 0 {
-            let granted = app.approve("inn", id).await;
-            versions.push((granted, "requested".into(), "approved".into()));
-        }
-        current.insert(id.to_string(), versions.last().map_or(0, |v| v.0));
-        expected.insert(id.to_string(), versions);
-    }
+    let expected = requests_granted_by_turns(&app, 6).await;
+    let current: HashMap<String, u64> = expected
+        .iter()
+        .map(|(id, versions)| (id.clone(), versions.last().map_or(0, |v| v.0)))
+        .collect();
     app.start_projector();
     app.project().await;
 
