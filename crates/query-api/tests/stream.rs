@@ -146,6 +146,12 @@ async fn streams_the_hub_drops_for_a_full_queue_catch_up_without_a_gap_or_a_repe
     );
 }
 
+/// The views' document of reservation `id`.
+async fn document(app: &QueryApp, id: Uuid) -> readmodel::ReservationView {
+    let view = app.views.reservation(id).await.expect("read");
+    view.expect("a view")
+}
+
 /// Mina's requests at "inn" for nights 1..=`nights`, every second one granted: each reservation's
 /// versions as (position, status, approval status), as a stream must send them.
 async fn requests_granted_by_turns(
@@ -208,13 +214,7 @@ async fn versions_the_views_replaced_before_the_stream_read_them_are_still_sent(
         for frame in &frames {
             let id = frame.data["reservation_id"].as_str().unwrap_or_default();
             if current.get(id) == Some(&frame.id) {
-                let id: Uuid = id.parse().expect("an id");
-                let view = app
-                    .views
-                    .reservation(id)
-                    .await
-                    .expect("read")
-                    .expect("a view");
+                let view = document(&app, id.parse().expect("an id")).await;
                 assert_eq!(
                     frame.data,
                     serde_json::to_value(&view).expect("JSON"),
@@ -239,12 +239,7 @@ async fn a_version_the_views_contradict_is_sent_as_the_views_have_it() {
 
     let current = HashMap::from([(id.to_string(), requested)]);
     let frames = live.until_current(&current).await;
-    let view = app
-        .views
-        .reservation(id)
-        .await
-        .expect("read")
-        .expect("a view");
+    let view = document(&app, id).await;
     assert_eq!(view.lodging_name.as_deref(), Some("Lodging inn"));
     assert_eq!(frames.len(), 1);
     assert_eq!(
