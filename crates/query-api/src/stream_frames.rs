@@ -72,6 +72,47 @@ fn lodging_created_for(event: &ViewEvent) -> Option<&str> {
     }
 }
 
+/// The views' documents of `ids`, once they reflect position `last`.
+async fn documents(
+    state: &QueryState,
+    ids: &[Uuid],
+    last: u64,
+) -> Result<HashMap<Uuid, ReservationView>, QueryError> {
+    let views = Views(Arc::clone(&state.views));
+    while !state.progress.wait_for(&views, last, VIEWS_WAIT).await? {}
+    let mut current = HashMap::new();
+    for chunk in ids.chunks(MAX_PAGE) {
+        for view in state.views.reservations_by_id(chunk).await? {
+            current.insert(view.reservation_id, view);
+        }
+    }
+    Ok(current)
+}
+
+/// Whether the derived document of reservation `id` stands: the views (`now`) hold that very
+/// version, or are already past the batch (ending at `end`), so they cannot say.
+fn confirmed(
+    id: Uuid,
+    now: Option<&ReservationView>,
+    derived: Option<&ReservationView>,
+    end: u64,
+) -> bool {
+    match (now, derived) {
+        (Some(now), Some(derived)) if now.position > end || now == derived => true,
+        (Some(now), Some(derived)) => {
+            // Not expected (`readmodel/tests/versions.rs`): the views' document is sent.
+            http_edge::error_throttled!(
+                reservation = %id,
+                views = now.position,
+                derived = derived.position,
+                "the live streams derived a version the views do not have; sent theirs"
+            );
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Makes the frames of consecutive batches of the log (see the module's comment).
 #[derive(Default)]
 pub(crate) struct Framer {
@@ -85,6 +126,11 @@ impl Framer {
     pub fn forget(&mut self) {
         self.recent.clear();
         self.older.clear();
+    }
+
+    fn forget_one(&mut self, id: Uuid) {
+        self.recent.remove(&id);
+        self.older.remove(&id);
     }
 
     fn last(&mut self, id: Uuid) -> Option<ReservationView> {
@@ -141,20 +187,13 @@ impl Framer {
             return Ok(Vec::new());
         };
         let (last, end) = (last.position, end.position);
-        let views = Views(Arc::clone(&state.views));
-        while !state.progress.wait_for(&views, last, VIEWS_WAIT).await? {}
         let mut ids: Vec<Uuid> = events
             .iter()
             .filter_map(|e| reservation_of(&e.event))
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut current: HashMap<Uuid, ReservationView> = HashMap::new();
-        for chunk in ids.chunks(MAX_PAGE) {
-            for view in state.views.reservations_by_id(chunk).await? {
-                current.insert(view.reservation_id, view);
-            }
-        }
+        let mut current = documents(state, &ids, last).await?;
         self.read_lodgings(state, &events).await?;
         let mut known: HashMap<Uuid, ReservationView> = ids
             .iter()
@@ -166,24 +205,10 @@ impl Framer {
                 known.clear();
                 Vec::new()
             });
-        // Derived documents the views confirm, or cannot yet (they are past this batch).
         let exact: HashSet<Uuid> = ids
             .iter()
             .copied()
-            .filter(|id| match (current.get(id), known.get(id)) {
-                (Some(now), Some(derived)) if now.position > end || now == derived => true,
-                (Some(now), Some(derived)) => {
-                    // Not expected (`readmodel/tests/versions.rs`): the views' document is sent.
-                    http_edge::error_throttled!(
-                        reservation = %id,
-                        views = now.position,
-                        derived = derived.position,
-                        "the live streams derived a version the views do not have; sent theirs"
-                    );
-                    false
-                }
-                _ => false,
-            })
+            .filter(|id| confirmed(*id, current.get(id), known.get(id), end))
             .collect();
         let mut frames: Vec<(u64, ReservationView)> = derived
             .into_iter()
@@ -206,10 +231,7 @@ impl Framer {
             match (exact.contains(&id), known.remove(&id), current.remove(&id)) {
                 (true, Some(derived), _) => self.remember(derived),
                 (false, _, Some(now)) if now.position <= end => self.remember(now),
-                _ => {
-                    self.recent.remove(&id);
-                    self.older.remove(&id);
-                }
+                _ => self.forget_one(id),
             }
         }
         frames
