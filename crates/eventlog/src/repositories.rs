@@ -21,6 +21,10 @@ use domain::saga::ReservationSaga;
 
 use crate::{EventLog, Repository};
 
+/// States kept of the short streams a flow loads again at each of its steps (a reservation, its
+/// payment, its saga): a flow in flight reads only what follows its own last write.
+const FLOW_STREAMS: usize = 8_192;
+
 /// One repository per aggregate over one log; clones share workers and caches.
 #[derive(Clone)]
 pub struct Repositories {
@@ -33,17 +37,18 @@ pub struct Repositories {
 }
 
 impl Repositories {
-    /// The write model over `log`, each repository with [`Repository::new`]'s settings. Call once
-    /// per process and log.
+    /// The write model over `log`, each repository with [`Repository::new`]'s settings, except
+    /// that the streams of a flow (reservations, payments, sagas) are cached however short they
+    /// are, up to [`FLOW_STREAMS`] of each. Call once per process and log.
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
-            reservations: Repository::new(Arc::clone(&log)),
+            reservations: Repository::new(Arc::clone(&log)).cache(FLOW_STREAMS, 0),
             lodgings: Repository::new(Arc::clone(&log)),
-            payments: Repository::new(Arc::clone(&log)),
+            payments: Repository::new(Arc::clone(&log)).cache(FLOW_STREAMS, 0),
             payouts: Repository::new(Arc::clone(&log)),
             customers: Repository::new(Arc::clone(&log)),
-            sagas: Repository::new(log),
+            sagas: Repository::new(log).cache(FLOW_STREAMS, 0),
         }
     }
 

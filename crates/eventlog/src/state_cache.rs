@@ -6,7 +6,7 @@
 //! The log stays the source of truth: an entry is a state *at a version*, and a load still reads
 //! whatever follows that version from the store, so appends by other processes or other repositories
 //! are never missed. Only streams of at least `min_events` events are kept, at most `capacity` of them
-//! (least recently used out first).
+//! (least recently used out first, an eighth of them at a time).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -96,15 +96,22 @@ impl<S: Clone> StateCache<S> {
         };
         entries.map.insert(stream.to_owned(), entry);
         if entries.map.len() > self.capacity {
-            let oldest = entries
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                entries.map.remove(&oldest);
-            }
+            entries.evict(self.capacity / 8 + 1);
         }
+    }
+}
+
+impl<S> Entries<S> {
+    /// Drop the `n` least recently used entries: a batch at a time, so a full cache of thousands
+    /// of short streams pays one pass over its entries per `n` insertions, not one per insertion.
+    fn evict(&mut self, n: usize) {
+        let mut uses: Vec<u64> = self.map.values().map(|e| e.used).collect();
+        let n = n.min(uses.len());
+        if n == 0 {
+            return;
+        }
+        let (_, &mut cutoff, _) = uses.select_nth_unstable(n - 1);
+        self.map.retain(|_, e| e.used > cutoff);
     }
 }
 
@@ -133,5 +140,24 @@ mod tests {
         let off = StateCache::new(0, 0);
         off.put("a", Arc::new(1), 10, None);
         assert!(off.get("a").is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_an_eighth_of_its_least_recently_used_at_once() {
+        let cache = StateCache::new(16, 0);
+        for n in 0..16u64 {
+            cache.put(&format!("s{n}"), Arc::new(n), n, None);
+        }
+        assert!(
+            cache.get("s0").is_some(),
+            "s0 used again: now the most recent"
+        );
+        cache.put("s16", Arc::new(16), 16, None);
+        let kept: Vec<u64> = (0..=16u64)
+            .filter(|n| cache.get(&format!("s{n}")).is_some())
+            .collect();
+        let mut expected = vec![0];
+        expected.extend(4..=16);
+        assert_eq!(kept, expected, "s1, s2 and s3 (16 / 8 + 1) out together");
     }
 }
