@@ -23,7 +23,7 @@ use crate::{EventLog, Repository};
 
 /// States kept of the short streams a flow loads again at each of its steps (a reservation, its
 /// payment, its saga): a flow in flight reads only what follows its own last write.
-const FLOW_STREAMS: usize = 8_192;
+const FLOW_STREAMS: usize = 4_096;
 
 /// One repository per aggregate over one log; clones share workers and caches.
 #[derive(Clone)]
