@@ -131,3 +131,84 @@ async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
     assert_eq!(sent, all_told, "each change once");
     t.stop().await;
 }
+
+/// The webhook store refuses the dispatcher's writes for a while (another connection holds
+/// `webhooks.db`'s write lock past the 5 s busy timeout): the batch whose write failed, and the one
+/// read meanwhile, are read again from the cursor last saved once writes pass, so every change is
+/// delivered, once, in log order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_store_refusing_writes_for_a_while_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = start_in(dir).await;
+    t.register_lodging("keel", 4, "instant").await;
+    let hook = Receiver::start(204).await;
+    let (status, made) = t
+        .post("/webhooks", &t.customer("ona"), json!({"url": hook.url()}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (first, _) = t.request("ona", "keel", 4, 2).await;
+    let doc = t.wait_for(&first, "status", "confirmed", WAIT).await;
+    let first_told = inbox(&t, "ona", doc["position"].as_u64().expect("position")).await;
+    hook.wait_for("the first stay's changes", |hits| {
+        hits.iter().filter(|h| h.ok()).count() == first_told.len()
+    })
+    .await;
+
+    let lock = rusqlite::Connection::open(t.dir.path().join("webhooks.db")).expect("open");
+    lock.execute_batch("BEGIN EXCLUSIVE")
+        .expect("take the write lock");
+    let locked_at = std::time::Instant::now();
+    let mut stays = Vec::new();
+    for offset in [9, 14] {
+        stays.push(t.request("ona", "keel", offset, 2).await.0);
+    }
+    let mut last = 0;
+    for stay in &stays {
+        let doc = t.wait_for(stay, "status", "confirmed", WAIT).await;
+        last = doc["position"].as_u64().expect("position");
+    }
+    let all_told = inbox(&t, "ona", last).await;
+    assert!(
+        hook.hits().iter().filter(|h| h.ok()).count() == first_told.len(),
+        "nothing of the later stays could be queued while the lock is held"
+    );
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(locked_at.elapsed())).await;
+    lock.execute_batch("ROLLBACK").expect("let go of the lock");
+    drop(lock);
+
+    hook.wait_for("every change once writes pass again", |hits| {
+        hits.iter().filter(|h| h.ok()).count() >= all_told.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered: Vec<_> = hook.hits().into_iter().filter(|h| h.ok()).collect();
+    let mut ids = HashSet::new();
+    for hit in &delivered {
+        assert!(ids.insert(hit.delivery.clone()), "{:?} twice", hit.delivery);
+    }
+    let mut sent: Vec<(String, u64)> = delivered
+        .iter()
+        .map(|hit| {
+            let body = hit.json();
+            (
+                body["status"].as_str().unwrap_or_default().to_string(),
+                body["position"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for stay in &stays {
+        let positions: Vec<u64> = delivered
+            .iter()
+            .map(receiver::Hit::json)
+            .filter(|body| body["reservation_id"] == stay.as_str())
+            .filter_map(|body| body["position"].as_u64())
+            .collect();
+        assert!(
+            positions.len() >= 2 && positions.windows(2).all(|w| w[0] < w[1]),
+            "{stay}: every change, in log order: {positions:?}"
+        );
+    }
+    sent.sort_by_key(|(_, position)| *position);
+    assert_eq!(sent, all_told, "each change once");
+    t.stop().await;
+}
