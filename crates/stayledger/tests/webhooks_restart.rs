@@ -51,10 +51,12 @@ async fn inbox(t: &TestPlatform, who: &str, position: u64) -> Vec<(String, u64)>
     told
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_in(dir).await;
+/// `serve` on a fresh data dir, "ona" subscribed to a receiver answering 204, and one stay of hers
+/// at "keel" (instant) confirmed and every change of it delivered: the platform, the receiver, the
+/// subscription's secret and what her inbox told of that stay.
+async fn subscribed_with_a_stay_delivered() -> (TestPlatform, Receiver, String, Vec<(String, u64)>)
+{
+    let t = start_in(tempfile::tempdir().expect("temp dir")).await;
     t.register_lodging("keel", 4, "instant").await;
     let hook = Receiver::start(204).await;
     let (status, made) = t
@@ -62,15 +64,49 @@ async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let secret = made["secret"].as_str().expect("secret").to_string();
-
-    // One stay delivered while the receiver is up.
     let (first, _) = t.request("ona", "keel", 4, 2).await;
     let doc = t.wait_for(&first, "status", "confirmed", WAIT).await;
-    let first_told = inbox(&t, "ona", doc["position"].as_u64().expect("position")).await;
+    let told = inbox(&t, "ona", doc["position"].as_u64().expect("position")).await;
     hook.wait_for("the first stay's changes", |hits| {
-        hits.iter().filter(|h| h.ok()).count() == first_told.len()
+        hits.iter().filter(|h| h.ok()).count() == told.len()
     })
     .await;
+    (t, hook, secret, told)
+}
+
+/// Each change `told` came once in `delivered` (no delivery id twice), and each reservation's in log
+/// order.
+fn assert_each_once_in_log_order(delivered: &[receiver::Hit], told: &[(String, u64)]) {
+    let mut ids = HashSet::new();
+    for hit in delivered {
+        assert!(ids.insert(hit.delivery.clone()), "{:?} twice", hit.delivery);
+    }
+    let mut sent: Vec<(String, u64)> = Vec::new();
+    let mut by_stay: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    for hit in delivered {
+        let body = hit.json();
+        let position = body["position"].as_u64().unwrap_or(0);
+        sent.push((
+            body["status"].as_str().unwrap_or_default().to_string(),
+            position,
+        ));
+        let stay = body["reservation_id"].as_str().unwrap_or_default();
+        by_stay.entry(stay.to_string()).or_default().push(position);
+    }
+    for (stay, positions) in &by_stay {
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{stay}: in log order per reservation: {positions:?}"
+        );
+    }
+    sent.sort_by_key(|(_, position)| *position);
+    assert_eq!(sent, told, "each change once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
+    // One stay delivered while the receiver is up.
+    let (t, hook, secret, first_told) = subscribed_with_a_stay_delivered().await;
 
     // The receiver goes down; a second stay's changes wait, retrying, when serve stops.
     hook.answer_with(503);
@@ -104,31 +140,10 @@ async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
         "{:?}",
         receiver::summary(&hits)
     );
-    let mut ids = HashSet::new();
     for hit in &delivered {
         assert!(hit.signed_by(&secret));
-        assert!(ids.insert(hit.delivery.clone()), "{:?} twice", hit.delivery);
     }
-    let mut sent: Vec<(String, u64)> = Vec::new();
-    let mut by_stay: std::collections::HashMap<String, Vec<u64>> = Default::default();
-    for hit in &delivered {
-        let body = hit.json();
-        let position = body["position"].as_u64().unwrap_or(0);
-        sent.push((
-            body["status"].as_str().unwrap_or_default().to_string(),
-            position,
-        ));
-        let stay = body["reservation_id"].as_str().unwrap_or_default();
-        by_stay.entry(stay.to_string()).or_default().push(position);
-    }
-    for (stay, positions) in &by_stay {
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "{stay}: in log order per reservation: {positions:?}"
-        );
-    }
-    sent.sort_by_key(|(_, position)| *position);
-    assert_eq!(sent, all_told, "each change once");
+    assert_each_once_in_log_order(&delivered, &all_told);
     t.stop().await;
 }
 
@@ -138,21 +153,7 @@ async fn deliveries_survive_a_restart_and_none_is_sent_twice() {
 /// delivered, once, in log order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_store_refusing_writes_for_a_while_loses_and_repeats_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = start_in(dir).await;
-    t.register_lodging("keel", 4, "instant").await;
-    let hook = Receiver::start(204).await;
-    let (status, made) = t
-        .post("/webhooks", &t.customer("ona"), json!({"url": hook.url()}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    let (first, _) = t.request("ona", "keel", 4, 2).await;
-    let doc = t.wait_for(&first, "status", "confirmed", WAIT).await;
-    let first_told = inbox(&t, "ona", doc["position"].as_u64().expect("position")).await;
-    hook.wait_for("the first stay's changes", |hits| {
-        hits.iter().filter(|h| h.ok()).count() == first_told.len()
-    })
-    .await;
+    let (t, hook, _, first_told) = subscribed_with_a_stay_delivered().await;
 
     let lock = rusqlite::Connection::open(t.dir.path().join("webhooks.db")).expect("open");
     lock.execute_batch("BEGIN EXCLUSIVE")
@@ -182,20 +183,6 @@ async fn a_webhook_store_refusing_writes_for_a_while_loses_and_repeats_nothing()
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let delivered: Vec<_> = hook.hits().into_iter().filter(|h| h.ok()).collect();
-    let mut ids = HashSet::new();
-    for hit in &delivered {
-        assert!(ids.insert(hit.delivery.clone()), "{:?} twice", hit.delivery);
-    }
-    let mut sent: Vec<(String, u64)> = delivered
-        .iter()
-        .map(|hit| {
-            let body = hit.json();
-            (
-                body["status"].as_str().unwrap_or_default().to_string(),
-                body["position"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
     for stay in &stays {
         let positions: Vec<u64> = delivered
             .iter()
@@ -208,7 +195,6 @@ async fn a_webhook_store_refusing_writes_for_a_while_loses_and_repeats_nothing()
             "{stay}: every change, in log order: {positions:?}"
         );
     }
-    sent.sort_by_key(|(_, position)| *position);
-    assert_eq!(sent, all_told, "each change once");
+    assert_each_once_in_log_order(&delivered, &all_told);
     t.stop().await;
 }
