@@ -20,6 +20,7 @@ pub mod lease;
 mod lifecycle;
 pub mod metrics;
 pub mod ops;
+mod own_thread;
 pub mod readiness;
 pub mod scale_out;
 pub mod serve;

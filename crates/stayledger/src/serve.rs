@@ -290,7 +290,7 @@ fn open_stores(data_dir: &Path, log_key: Option<&Path>) -> anyhow::Result<Stores
     })
 }
 
-/// The webhook dispatcher (inbox -> deliveries) and its senders.
+/// The webhook dispatcher (inbox -> deliveries) and its senders, on a thread of their own.
 fn spawn_webhooks(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     platform: &Platform,
@@ -310,15 +310,12 @@ fn spawn_webhooks(
     let senders = parts
         .senders(eventlog::Partition::ALL)
         .context("building the webhook client")?;
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        dispatcher.run(stop).await;
+    let webhooks = crate::own_thread::spawn("webhooks", &shutdown, move |stop| async move {
+        tokio::join!(dispatcher.run(stop.clone()), senders.run(stop));
         Ok(())
-    });
-    tasks.spawn(async move {
-        senders.run(shutdown).await;
-        Ok(())
-    });
+    })
+    .context("starting the webhooks' thread")?;
+    tasks.spawn(webhooks);
     Ok(())
 }
 
