@@ -21,6 +21,7 @@ pub mod routes;
 pub mod sender;
 pub mod signature;
 pub mod sqlite;
+mod sqlite_schema;
 pub mod store;
 
 pub use model::{Delivery, DeliveryState, Owner, OwnerRole, Redrive, Subscription};

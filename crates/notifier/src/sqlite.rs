@@ -1,6 +1,7 @@
 //! The webhook store in its own SQLite file (`webhooks.db` in the data dir): subscriptions,
 //! deliveries and the dispatcher's cursor. WAL with full fsync: a delivery recorded as delivered
-//! survives a crash. Never rebuilt (see [`crate::store`]), so its tables are only ever created.
+//! survives a crash. Never rebuilt (see [`crate::store`]): its tables are created, or migrated
+//! once, on open (`sqlite_schema.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,32 +19,6 @@ use crate::store::WebhookStore;
 
 /// Reading connections of a store: the senders' windows are read side by side.
 const READERS: usize = 4;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    subscription_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    delivery_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    PRIMARY KEY (subscription_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_by_id ON deliveries (delivery_id);
--- A sender's window: its open deliveries by seq, without stepping over the settled ones (a
--- subscription's settled deliveries only grow; read through them, a window cost more each time).
-CREATE INDEX IF NOT EXISTS open_deliveries ON deliveries (subscription_id, seq)
-    WHERE state IN ('pending', 'retrying');
-CREATE TABLE IF NOT EXISTS cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO cursor (id, seq) VALUES (1, 0);
-";
 
 /// The webhook store in one SQLite file: one connection writes (the senders' saves grouped into
 /// shared transactions, `group_commit.rs`), four others (`READERS`) read the senders' windows beside it
@@ -86,14 +61,14 @@ impl SqliteWebhooks {
     /// Open (or create) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ViewError> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path).map_err(store_error)?;
+        let mut conn = Connection::open(&path).map_err(store_error)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(store_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(store_error)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(store_error)?;
-        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        crate::sqlite_schema::prepare(&mut conn).map_err(store_error)?;
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open(&path).map_err(store_error)?;
