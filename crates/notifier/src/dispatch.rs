@@ -48,6 +48,9 @@ pub struct Dispatcher {
     pub queued: Arc<Notify>,
     /// The host (`admin_id`) of each lodging read so far: it never changes once a lodging has one.
     pub hosts: Hosts,
+    /// The inbox's applied position, where this process builds the inbox: an idle dispatcher
+    /// wakes as soon as it moves instead of at its next poll (which still runs, for other writers).
+    pub inbox_moved: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// A batch read and built, not yet queued.
@@ -55,6 +58,16 @@ pub struct Batch {
     /// The cursor once it is queued.
     pub next: u64,
     pub deliveries: Vec<Delivery>,
+}
+
+/// Once `inbox` has moved since it was last seen; never without one (or once its sender is gone).
+async fn moved(inbox: Option<&mut tokio::sync::watch::Receiver<u64>>) {
+    if let Some(inbox) = inbox {
+        if inbox.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// The end of a batch's write: the cursor it saved.
@@ -259,7 +272,7 @@ impl Dispatcher {
     /// in order, and a failed one sends the reading back to the last cursor saved. The cursor is
     /// saved with each batch that queued deliveries, else at most every [`SAVE_EVERY`] (a restart
     /// reads again at most that much: queuing is idempotent).
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let Some(mut cursor) = self.start(&shutdown).await else {
             return;
         };
@@ -303,6 +316,7 @@ impl Dispatcher {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
+                () = moved(self.inbox_moved.as_mut()), if failures == 0 => {}
             }
         }
         if let Some(write) = writing.take() {
@@ -323,5 +337,35 @@ impl Dispatcher {
         if let Err(e) = self.store.enqueue(&[], cursor).await {
             http_edge::error_throttled!(cause = %e, "webhook dispatcher: saving its cursor");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moved;
+
+    /// Whether `wake` is still waiting after a while.
+    async fn still(wake: impl std::future::Future<Output = ()>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(20), wake)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn an_idle_dispatcher_wakes_when_the_inbox_moves_and_only_then() {
+        let (inbox, mut seen) = tokio::sync::watch::channel(0u64);
+        assert!(
+            still(moved(None)).await,
+            "without a watch: only the poll wakes it"
+        );
+        assert!(still(moved(Some(&mut seen))).await, "unmoved: it sleeps");
+        inbox.send_replace(7);
+        assert!(!still(moved(Some(&mut seen))).await, "moved: it wakes");
+        assert!(still(moved(Some(&mut seen))).await, "seen: it sleeps again");
+        drop(inbox);
+        assert!(
+            still(moved(Some(&mut seen))).await,
+            "the inbox gone: back to polling"
+        );
     }
 }

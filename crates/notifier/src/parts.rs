@@ -39,6 +39,7 @@ impl WebhookParts {
             store: Arc::clone(&self.store),
             queued: Arc::clone(&self.queued),
             hosts: crate::dispatch::Hosts::default(),
+            inbox_moved: None,
         }
     }
 

@@ -306,7 +306,8 @@ fn spawn_webhooks(
         allow_private: config.webhook_allow_private,
         queued: Arc::clone(&platform.webhooks_queued),
     };
-    let dispatcher = parts.dispatcher(projector::PROJECTOR_ID, NOTIFIER_ID);
+    let mut dispatcher = parts.dispatcher(projector::PROJECTOR_ID, NOTIFIER_ID);
+    dispatcher.inbox_moved = Some(platform.notifier.subscribe());
     let senders = parts
         .senders(eventlog::Partition::ALL)
         .context("building the webhook client")?;
