@@ -5,8 +5,6 @@
 //! it armed or cancelled. A trigger already handled decides nothing, so redelivery is harmless, and
 //! the actions recorded for it can be re-sent after a crash (every action is idempotent).
 
-use std::collections::BTreeMap;
-
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,6 +17,7 @@ use crate::{impl_domain_event, Aggregate, Timestamp};
 
 mod money;
 mod settlement;
+mod small_map;
 
 pub use money::NO_CHARGE_REF;
 use money::{
@@ -27,6 +26,12 @@ use money::{
 };
 pub use settlement::PayoutProgress;
 use settlement::{observe_payout, react_payout, retry_payout, schedule_on_completion};
+pub use small_map::SmallMap;
+
+/// Trigger id -> the actions sent for it.
+pub type Handled = SmallMap<Uuid, Vec<SagaAction>>;
+/// The saga's armed timers, each with when it is due.
+pub type Timers = SmallMap<TimerKind, Timestamp>;
 
 /// Durations the saga runs with (passed in with each trigger, so decisions stay pure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,7 +280,7 @@ pub struct SagaState {
     /// attempts used up, its retry time is the end of the wait for the admin's retry.
     #[serde(default)]
     pub last_deferral_counted: bool,
-    pub timers: BTreeMap<TimerKind, Timestamp>,
+    pub timers: Timers,
     /// The lodging held the request's nights: it is charged first and decided once paid.
     #[serde(default)]
     pub pay_first: bool,
@@ -291,7 +296,7 @@ pub struct SagaState {
     #[serde(default)]
     pub payout_round_start: u32,
     /// Every trigger handled, with the actions sent for it.
-    pub handled: BTreeMap<Uuid, Vec<SagaAction>>,
+    pub handled: Handled,
 }
 
 impl SagaState {

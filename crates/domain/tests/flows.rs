@@ -93,7 +93,11 @@ fn attempts_exhausted_hold_the_nights_for_the_admin_then_fail_and_free_the_rooms
     assert_eq!(world.payment.status, PaymentStatus::Deferred);
     assert_eq!(world.lodging.booked.len(), 2);
     assert_eq!(
-        world.saga.timers[&TimerKind::PaymentRetry],
+        *world
+            .saga
+            .timers
+            .get(&TimerKind::PaymentRetry)
+            .expect("the retry is armed"),
         world.now + world.policy.approval_deadline
     );
     // Not retried in time: the payment fails.

@@ -218,7 +218,12 @@ impl World {
             let booking = self.booking(n);
             let Ok(events) = ReservationSaga::decide(&booking.saga, &trigger, now);
             booking.saga = ReservationSaga::fold(booking.saga.clone(), &events);
-            let actions = booking.saga.handled[&trigger.trigger_id].clone();
+            let actions = booking
+                .saga
+                .handled
+                .get(&trigger.trigger_id)
+                .cloned()
+                .expect("the trigger was just handled");
             for action in actions {
                 self.execute(n, action);
             }

@@ -758,7 +758,7 @@ proptest! {
                 }
             }
             state = ReservationSaga::fold(state, &events);
-            prop_assert_eq!(&state.timers, &timers);
+            prop_assert_eq!(&state.timers.to_map(), &timers);
             prop_assert_eq!(state.charge_attempts, charges);
             prop_assert!(state.handled.contains_key(&trigger.trigger_id));
             // Handled again right away: nothing.

@@ -312,7 +312,11 @@ impl World {
         };
         let Ok(events) = ReservationSaga::decide(&self.saga, &trigger, self.now);
         self.saga = ReservationSaga::fold(self.saga.clone(), &events);
-        self.saga.handled[&trigger.trigger_id].clone()
+        self.saga
+            .handled
+            .get(&trigger.trigger_id)
+            .cloned()
+            .expect("the trigger was just handled")
     }
 
     /// Feed every event appended so far to the saga, and execute its actions, until quiet.
@@ -326,7 +330,7 @@ impl World {
 
     /// The timer fires when due; its trigger is then handled like any other.
     pub fn fire(&mut self, timer: TimerKind) {
-        let due = self.saga.timers[&timer];
+        let due = *self.saga.timers.get(&timer).expect("the timer is armed");
         self.now = self.now.max(due);
         self.log.push_back(SagaInput::Timer(timer));
         self.settle();

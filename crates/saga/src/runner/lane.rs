@@ -264,7 +264,7 @@ impl Lane {
                 ActionOutcome::RefundDeferred(retry) => completion.refunds_due.push(retry),
             }
         }
-        Ok(Some(state.timers.clone()))
+        Ok(Some(state.timers.to_map()))
     }
 
     /// Fire a due timer, unless the saga has moved on (disarmed or re-armed it since).
@@ -294,7 +294,7 @@ impl Lane {
             };
             self.handle_trigger(&inbound, completion).await?
         } else {
-            Some(state.timers)
+            Some(state.timers.to_map())
         };
         // This firing is spent, whatever the saga did with it.
         if let Some(timers) = timers.as_mut() {
