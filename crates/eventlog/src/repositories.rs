@@ -21,9 +21,16 @@ use domain::saga::ReservationSaga;
 
 use crate::{EventLog, Repository};
 
-/// States kept of the short streams a flow loads again at each of its steps (a reservation, its
-/// payment, its saga): a flow in flight reads only what follows its own last write.
-const FLOW_STREAMS: usize = 4_096;
+/// States kept of the short streams a flow loads again at each of its steps, so that a flow in
+/// flight reads only what follows its own last write: enough of them for the flows in flight under
+/// a burst. A flow's last steps (its admin's decision, its confirmation) come after every request
+/// made since its own; an evicted state costs a read and a decode of its whole stream. A saga's
+/// state is 0.5-2 KB and its stream the longest (up to ~10 events of ~400 bytes).
+const SAGA_STREAMS: usize = 12_288;
+/// A reservation's state is ~0.3 KB, its stream two to four short events.
+const RESERVATION_STREAMS: usize = 8_192;
+/// A payment's steps come close together (requested, charged, completed).
+const PAYMENT_STREAMS: usize = 4_096;
 
 /// One repository per aggregate over one log; clones share workers and caches.
 #[derive(Clone)]
@@ -38,17 +45,18 @@ pub struct Repositories {
 
 impl Repositories {
     /// The write model over `log`, each repository with [`Repository::new`]'s settings, except
-    /// that the streams of a flow (reservations, payments, sagas) are cached however short they
-    /// are, up to [`FLOW_STREAMS`] of each. Call once per process and log.
+    /// that the streams of a flow are cached however short they are: up to [`SAGA_STREAMS`] sagas,
+    /// [`RESERVATION_STREAMS`] reservations and [`PAYMENT_STREAMS`] payments. Call once per process
+    /// and log.
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
-            reservations: Repository::new(Arc::clone(&log)).cache(FLOW_STREAMS, 0),
+            reservations: Repository::new(Arc::clone(&log)).cache(RESERVATION_STREAMS, 0),
             lodgings: Repository::new(Arc::clone(&log)),
-            payments: Repository::new(Arc::clone(&log)).cache(FLOW_STREAMS, 0),
+            payments: Repository::new(Arc::clone(&log)).cache(PAYMENT_STREAMS, 0),
             payouts: Repository::new(Arc::clone(&log)),
             customers: Repository::new(Arc::clone(&log)),
-            sagas: Repository::new(log).cache(FLOW_STREAMS, 0),
+            sagas: Repository::new(log).cache(SAGA_STREAMS, 0),
         }
     }
 
