@@ -158,22 +158,22 @@ impl Book {
 
 fn save_charge(conn: &Connection, charge: &SandboxCharge) -> Result<(), LedgerStoreError> {
     let body = serde_json::to_string(charge).map_err(store_error)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sandbox_charges (charge_ref, idempotency_key, charge) VALUES (?1, ?2, ?3)
          ON CONFLICT(charge_ref) DO UPDATE SET charge = excluded.charge",
-        params![charge.charge_ref, charge.idempotency_key, body],
     )
+    .and_then(|mut insert| insert.execute(params![charge.charge_ref, charge.idempotency_key, body]))
     .map_err(store_error)?;
     Ok(())
 }
 
 fn save_payout(conn: &Connection, payout: &SandboxPayout) -> Result<(), LedgerStoreError> {
     let body = serde_json::to_string(payout).map_err(store_error)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sandbox_payouts (payout_ref, idempotency_key, payout) VALUES (?1, ?2, ?3)
          ON CONFLICT(payout_ref) DO UPDATE SET payout = excluded.payout",
-        params![payout.payout_ref, payout.idempotency_key, body],
     )
+    .and_then(|mut insert| insert.execute(params![payout.payout_ref, payout.idempotency_key, body]))
     .map_err(store_error)?;
     Ok(())
 }
@@ -185,13 +185,11 @@ fn save_attempts(
     key: &str,
     attempts: u32,
 ) -> Result<(), LedgerStoreError> {
-    conn.execute(
-        &format!(
-            "INSERT INTO {table} (idempotency_key, attempts) VALUES (?1, ?2)
-             ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
-        ),
-        params![key, attempts],
-    )
+    conn.prepare_cached(&format!(
+        "INSERT INTO {table} (idempotency_key, attempts) VALUES (?1, ?2)
+         ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
+    ))
+    .and_then(|mut upsert| upsert.execute(params![key, attempts]))
     .map_err(store_error)?;
     Ok(())
 }
