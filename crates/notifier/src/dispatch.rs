@@ -48,8 +48,9 @@ pub struct Dispatcher {
     pub queued: Arc<Notify>,
     /// The host (`admin_id`) of each lodging read so far: it never changes once a lodging has one.
     pub hosts: Hosts,
-    /// The inbox's applied position, where this process builds the inbox: an idle dispatcher
-    /// wakes as soon as it moves instead of at its next poll (which still runs, for other writers).
+    /// The inbox's applied position, where this process builds the inbox: an idle dispatcher with
+    /// subscriptions wakes as soon as it moves instead of at its next poll (which still runs, for
+    /// other writers, and is all there is while no subscription is kept).
     pub inbox_moved: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
@@ -58,6 +59,10 @@ pub struct Batch {
     /// The cursor once it is queued.
     pub next: u64,
     pub deliveries: Vec<Delivery>,
+    /// Whether any subscription was kept when it was read: without one, nothing is to be delivered
+    /// soon, and the inbox's moves do not wake the dispatcher (under load they come hundreds of
+    /// times a second, each costing a batch's reads).
+    pub subscribed: bool,
 }
 
 /// Once `inbox` has moved since it was last seen; never without one (or once its sender is gone).
@@ -229,6 +234,7 @@ impl Dispatcher {
             return Ok(Batch {
                 next: cursor.max(all_settled),
                 deliveries: Vec::new(),
+                subscribed: false,
             });
         }
         let mut entries = self.inbox.status_changes_after(cursor, BATCH).await?;
@@ -240,7 +246,11 @@ impl Dispatcher {
             None => cursor,
         };
         let deliveries = self.deliveries(&entries, &subscriptions).await?;
-        Ok(Batch { next, deliveries })
+        Ok(Batch {
+            next,
+            deliveries,
+            subscribed: true,
+        })
     }
 
     /// Queue `batch`'s deliveries with its cursor, in one write, and wake the senders.
@@ -279,6 +289,7 @@ impl Dispatcher {
         let mut saved = (cursor, tokio::time::Instant::now());
         let mut writing: Option<tokio::task::JoinHandle<Result<u64, ViewError>>> = None;
         let mut failures = 0u32;
+        let mut subscribed = true;
         while !shutdown.is_cancelled() {
             let prepared = self.prepare(cursor).await;
             let written = match writing.take() {
@@ -290,6 +301,7 @@ impl Dispatcher {
             let pause = match prepared.and_then(|batch| written.map(|()| batch)) {
                 Ok(batch) => {
                     failures = 0;
+                    subscribed = batch.subscribed;
                     let moved = batch.next > cursor;
                     cursor = batch.next;
                     if !batch.deliveries.is_empty() {
@@ -316,7 +328,7 @@ impl Dispatcher {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
-                () = moved(self.inbox_moved.as_mut()), if failures == 0 => {}
+                () = moved(self.inbox_moved.as_mut()), if failures == 0 && subscribed => {}
             }
         }
         if let Some(write) = writing.take() {
