@@ -47,9 +47,10 @@ use report::{Figure, RunReport, SweepPoint};
 const IDS: [&str; 10] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B12", "peer",
 ];
-/// Run only when `--only` names them (not in the whole suite nor in CI's `--quick`): B9 (webhooks
-/// under B3) and B10 (1,000 live streams under B3).
-const ON_REQUEST: [&str; 2] = ["B9", "B10"];
+/// Run only when `--only` names them (not in the whole suite nor in CI's `--quick`): B3p (B3's
+/// `pay_first` flows alone, in a process of their own: B3 runs them after its other two modes), B9
+/// (webhooks under B3) and B10 (1,000 live streams under B3).
+const ON_REQUEST: [&str; 3] = ["B3p", "B9", "B10"];
 const LOAD_GENERATOR: &str =
     "stayledger-bench's own Rust load generator: tokio + hyper, one HTTP/1.1 \
     keep-alive connection per client over loopback TCP, closed loop, in the same process as serve \
@@ -66,7 +67,8 @@ pub struct BenchArgs {
     /// A short run of every benchmark (CI runs this so the suite cannot rot).
     #[arg(long)]
     pub quick: bool,
-    /// Run only these benchmarks (e.g. `B2,B6`; `peer` for the peer comparison).
+    /// Run only these benchmarks (e.g. `B2,B6`; `peer` for the peer comparison; `B3p` for B3's
+    /// `pay_first` flows alone).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Write every figure as JSON to this file.
@@ -307,6 +309,13 @@ async fn run_selected(
             );
         }
     }
+    if has("B3p") && !has("B3") {
+        let flows = plan.b3_flows;
+        out.one(
+            "B3",
+            b3::run_mode(plan, b3::Approval::PayFirst, flows).await,
+        );
+    }
     if has("B12") {
         out.one("B12", b12::run(plan).await);
     }
@@ -390,9 +399,9 @@ mod tests {
         let picked = selection(&["b2".into(), " B6".into(), "PEER".into()]).ok();
         assert_eq!(picked, Some(["B2", "B6", "peer"].into_iter().collect()));
         assert_eq!(selection(&[]).map(|s| s.len()).ok(), Some(IDS.len()));
-        let on_request = selection(&["b9".into(), "B10".into()]).ok();
-        assert_eq!(on_request, Some(["B9", "B10"].into_iter().collect()));
-        assert!(selection(&[]).is_ok_and(|all| !all.contains("B9") && !all.contains("B10")));
+        let on_request = selection(&["b3P".into(), "b9".into(), "B10".into()]).ok();
+        assert_eq!(on_request, Some(["B3p", "B9", "B10"].into_iter().collect()));
+        assert!(selection(&[]).is_ok_and(|all| ON_REQUEST.iter().all(|id| !all.contains(id))));
         assert!(selection(&["B13".into()]).is_err());
     }
 
