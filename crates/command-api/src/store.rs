@@ -54,11 +54,14 @@ impl Store {
         }
     }
 
-    /// The reservation's state; 404 if it was never requested.
+    /// The reservation's state as this process last saw it (read from the log if it keeps none);
+    /// 404 if it was never requested. Its lodging, stay and customer never change once requested;
+    /// its status may be behind the log, never ahead of it, so what is decided on it is decided
+    /// again on the current state by the command that follows (the desk has the last word).
     pub async fn reservation(&self, id: ReservationId) -> Result<Reservation, CommandError> {
         let loaded = self
             .reservations
-            .load(&id.to_string())
+            .load_recent(&id.to_string())
             .await
             .map_err(infrastructure::<ReservationAggregate>)?;
         if loaded.state.details.is_none() {

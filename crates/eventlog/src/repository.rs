@@ -329,6 +329,20 @@ impl<A: Aggregate> Repository<A> {
         })
     }
 
+    /// The state of aggregate `id` as this process last saw it, if it keeps one, without reading the
+    /// log (so another process's appends since are not in it); otherwise [`load`](Self::load)'s.
+    /// For facts that never change once written (a reservation's lodging, stay and customer) and for
+    /// checks that the command decided afterwards makes again on the stream as it is.
+    pub async fn load_recent(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        match self.cache.get(&A::stream_name(id)) {
+            Some(hit) => Ok(Loaded {
+                state: A::compact(hit.state, Utc::now()),
+                version: Some(hit.version),
+            }),
+            None => self.load(id).await,
+        }
+    }
+
     /// Decide `command` on the current state and append the result; on a conflict, reload and decide
     /// again (bounded, with jittered backoff).
     ///

@@ -585,6 +585,47 @@ async fn a_short_stream_is_loaded_without_asking_for_a_snapshot() {
 }
 
 #[tokio::test]
+async fn load_recent_answers_from_the_cache_without_a_read_and_reads_on_a_miss() {
+    let (_dir, log) = fresh();
+    let counted = Arc::new(Interfering::over(Arc::clone(&log)));
+    let repo = Repository::<TallyAggregate>::new(counted.clone()).cache(8, 0);
+    for _ in 0..3 {
+        repo.execute("t1", &TallyCommand::Add(1), &ctx())
+            .await
+            .unwrap();
+    }
+    let reads = counted.stream_reads.load(Ordering::SeqCst);
+    let recent = repo.load_recent("t1").await.unwrap();
+    assert_eq!((recent.state.total, recent.version), (3, Some(2)));
+    assert_eq!(
+        counted.stream_reads.load(Ordering::SeqCst),
+        reads,
+        "a cached state is answered unread"
+    );
+
+    // Another process appends: the recent state is the one this process saw; `load` reads the log.
+    let other = Repository::<TallyAggregate>::new(Arc::clone(&log)).cache(0, 0);
+    other
+        .execute("t1", &TallyCommand::Add(100), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(repo.load_recent("t1").await.unwrap().state.total, 3);
+    let loaded = repo.load("t1").await.unwrap();
+    assert_eq!((loaded.state.total, loaded.version), (103, Some(3)));
+    assert_eq!(repo.load_recent("t1").await.unwrap().state.total, 103);
+
+    // A stream this process keeps no state of is read.
+    other
+        .execute("t2", &TallyCommand::Add(7), &ctx())
+        .await
+        .unwrap();
+    let reads = counted.stream_reads.load(Ordering::SeqCst);
+    let missed = repo.load_recent("t2").await.unwrap();
+    assert_eq!((missed.state.total, missed.version), (7, Some(0)));
+    assert!(counted.stream_reads.load(Ordering::SeqCst) > reads);
+}
+
+#[tokio::test]
 async fn a_cached_state_another_process_moved_past_is_never_the_basis_of_an_answer() {
     let (_dir, log) = fresh();
     let repo = Repository::<TallyAggregate>::new(Arc::clone(&log))

@@ -2,7 +2,10 @@
 //! confirmed stay (refunded in full).
 //!
 //! The reservation is loaded first: it names the lodging (whose admin may decide) and carries the
-//! stay, so an admin may decide before the saga has forwarded the request.
+//! stay, so an admin may decide before the saga has forwarded the request. It is taken as this
+//! process last saw it, unread if it keeps it (`Store::reservation`): the lodging and the stay never
+//! change, and a status behind the log only sends the decision on to the desk, which refuses what
+//! was decided already.
 
 use domain::lodging::{LodgingAggregate, LodgingCommand};
 use domain::payment::{PaymentAggregate, PaymentCommand};
