@@ -128,3 +128,59 @@ fn nights(from: &str, to: &str) -> Vec<String> {
         .map(|d| d.to_string())
         .collect()
 }
+
+/// The command side takes a reservation as this process last saw it (`Store::reservation`, unread
+/// when cached): a state behind the log must never let through a decision the log refuses.
+#[tokio::test]
+async fn an_approval_decided_on_a_reservation_state_behind_the_log_is_still_refused() {
+    use domain::reservation::{ReservationAggregate, ReservationCommand};
+    use eventlog::{CommandContext, Repository};
+
+    let app = TestApp::start().await;
+    app.lodging("l-9", 2).await;
+    // This process keeps the reservation as it wrote it: requested.
+    let id = app.reserve("c-1", "l-9", 5, 7).await;
+    let admin = app.token(Role::Admin, "a-1", &["l-9"]);
+    let path = format!("/management/requests/{id}/approve");
+    let other = app.sibling().await;
+    let first = other.post(&path, &admin, json!({})).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+    // What the saga records next, behind this process's back.
+    let ctx = CommandContext {
+        correlation_id: id.parse().expect("a uuid"),
+        causation_id: uuid::Uuid::now_v7(),
+        actor: "saga".into(),
+        now: chrono::Utc::now(),
+    };
+    let approve = ReservationCommand::RecordApproval {
+        approved_by: "admin:a-1".into(),
+    };
+    Repository::<ReservationAggregate>::new(std::sync::Arc::clone(&app.log))
+        .execute(&id, &approve, &ctx)
+        .await
+        .expect("recorded");
+
+    let stale = app.post(&path, &admin, json!({})).await;
+    assert_eq!(
+        stale.problem(409)["type"],
+        "urn:stayledger:problem:already-decided"
+    );
+    let reject = app
+        .post(
+            &path.replace("/approve", "/reject"),
+            &admin,
+            json!({"reason": "full"}),
+        )
+        .await;
+    assert_eq!(
+        reject.problem(409)["type"],
+        "urn:stayledger:problem:already-decided"
+    );
+    let lodging = app.stream("lodging-l-9").await;
+    let decided: Vec<&str> = lodging
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .filter(|t| t.starts_with("Approval") && *t != "ApprovalRequested")
+        .collect();
+    assert_eq!(decided, ["ApprovalGranted"]);
+}
