@@ -40,8 +40,33 @@ CREATE TABLE IF NOT EXISTS sandbox_payout_attempts (
 ";
 
 /// Where the attempts of each key are counted: charges' and payouts' keys are apart.
-const CHARGE_ATTEMPTS: &str = "sandbox_attempts";
-const PAYOUT_ATTEMPTS: &str = "sandbox_payout_attempts";
+#[derive(Debug, Clone, Copy)]
+enum Attempts {
+    Charges,
+    Payouts,
+}
+
+impl Attempts {
+    fn upsert(self) -> &'static str {
+        match self {
+            Self::Charges => {
+                "INSERT INTO sandbox_attempts (idempotency_key, attempts) VALUES (?1, ?2)
+                 ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
+            }
+            Self::Payouts => {
+                "INSERT INTO sandbox_payout_attempts (idempotency_key, attempts) VALUES (?1, ?2)
+                 ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
+            }
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            Self::Charges => "SELECT idempotency_key, attempts FROM sandbox_attempts",
+            Self::Payouts => "SELECT idempotency_key, attempts FROM sandbox_payout_attempts",
+        }
+    }
+}
 
 /// The ledger file could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +116,7 @@ impl Book {
         let charge = self.ledger.charge_by_key(key).cloned();
         self.record(|conn| {
             if attempts > 0 {
-                save_attempts(conn, CHARGE_ATTEMPTS, key, attempts)?;
+                save_attempts(conn, Attempts::Charges, key, attempts)?;
             }
             charge.map_or(Ok(()), |charge| save_charge(conn, &charge))
         })?;
@@ -111,7 +136,7 @@ impl Book {
         let payout = self.ledger.payouts().by_key(key).cloned();
         self.record(|conn| {
             if attempts > 0 {
-                save_attempts(conn, PAYOUT_ATTEMPTS, key, attempts)?;
+                save_attempts(conn, Attempts::Payouts, key, attempts)?;
             }
             payout.map_or(Ok(()), |payout| save_payout(conn, &payout))
         })?;
@@ -178,29 +203,25 @@ fn save_payout(conn: &Connection, payout: &SandboxPayout) -> Result<(), LedgerSt
     Ok(())
 }
 
-/// `table` is one of [`CHARGE_ATTEMPTS`] and [`PAYOUT_ATTEMPTS`].
 fn save_attempts(
     conn: &Connection,
-    table: &str,
+    table: Attempts,
     key: &str,
     attempts: u32,
 ) -> Result<(), LedgerStoreError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO {table} (idempotency_key, attempts) VALUES (?1, ?2)
-         ON CONFLICT(idempotency_key) DO UPDATE SET attempts = excluded.attempts"
-    ))
-    .and_then(|mut upsert| upsert.execute(params![key, attempts]))
-    .map_err(store_error)?;
+    conn.prepare_cached(table.upsert())
+        .and_then(|mut upsert| upsert.execute(params![key, attempts]))
+        .map_err(store_error)?;
     Ok(())
 }
 
 fn load(conn: &Connection) -> Result<Ledger, LedgerStoreError> {
     let charges = load_json(conn, "SELECT charge FROM sandbox_charges ORDER BY seq")?;
     let payouts = load_json(conn, "SELECT payout FROM sandbox_payouts ORDER BY seq")?;
-    let payouts = Payouts::restore(payouts, load_attempts(conn, PAYOUT_ATTEMPTS)?);
+    let payouts = Payouts::restore(payouts, load_attempts(conn, Attempts::Payouts)?);
     Ok(Ledger::restore(
         charges,
-        load_attempts(conn, CHARGE_ATTEMPTS)?,
+        load_attempts(conn, Attempts::Charges)?,
         payouts,
     ))
 }
@@ -222,11 +243,12 @@ fn load_json<T: DeserializeOwned>(
     Ok(found)
 }
 
-/// The attempts of every key in `table` (one of [`CHARGE_ATTEMPTS`] and [`PAYOUT_ATTEMPTS`]).
-fn load_attempts(conn: &Connection, table: &str) -> Result<HashMap<String, u32>, LedgerStoreError> {
-    let mut statement = conn
-        .prepare(&format!("SELECT idempotency_key, attempts FROM {table}"))
-        .map_err(store_error)?;
+/// The attempts of every key in `table`.
+fn load_attempts(
+    conn: &Connection,
+    table: Attempts,
+) -> Result<HashMap<String, u32>, LedgerStoreError> {
+    let mut statement = conn.prepare(table.select()).map_err(store_error)?;
     let rows = statement
         .query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?))
@@ -327,7 +349,7 @@ mod tests {
             let old = Ledger::default().charge("k-old", 700, "KRW", false);
             let (charge, _) = old.expect("charged");
             save_charge(&conn, &charge).expect("saved");
-            save_attempts(&conn, CHARGE_ATTEMPTS, "k-old", 1).expect("saved");
+            save_attempts(&conn, Attempts::Charges, "k-old", 1).expect("saved");
         }
         let mut book = Book::open(&path).expect("opens");
         assert_eq!(book.ledger.charges().len(), 1);
