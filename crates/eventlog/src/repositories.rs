@@ -31,6 +31,10 @@ const SAGA_STREAMS: usize = 12_288;
 const RESERVATION_STREAMS: usize = 8_192;
 /// A payment's steps come close together (requested, charged, completed).
 const PAYMENT_STREAMS: usize = 4_096;
+/// Lodgings are few and every request of theirs goes through their desk: kept from their first
+/// event (a new lodging's first requests each read its whole stream otherwise), as many as
+/// [`Repository::new`] keeps of long streams.
+const LODGING_STREAMS: usize = 128;
 
 /// One repository per aggregate over one log; clones share workers and caches.
 #[derive(Clone)]
@@ -45,14 +49,14 @@ pub struct Repositories {
 
 impl Repositories {
     /// The write model over `log`, each repository with [`Repository::new`]'s settings, except
-    /// that the streams of a flow are cached however short they are: up to [`SAGA_STREAMS`] sagas,
-    /// [`RESERVATION_STREAMS`] reservations and [`PAYMENT_STREAMS`] payments. Call once per process
-    /// and log.
+    /// that the streams of a flow and lodgings are cached however short they are: up to
+    /// [`SAGA_STREAMS`] sagas, [`RESERVATION_STREAMS`] reservations, [`PAYMENT_STREAMS`] payments
+    /// and [`LODGING_STREAMS`] lodgings. Call once per process and log.
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
             reservations: Repository::new(Arc::clone(&log)).cache(RESERVATION_STREAMS, 0),
-            lodgings: Repository::new(Arc::clone(&log)),
+            lodgings: Repository::new(Arc::clone(&log)).cache(LODGING_STREAMS, 0),
             payments: Repository::new(Arc::clone(&log)).cache(PAYMENT_STREAMS, 0),
             payouts: Repository::new(Arc::clone(&log)),
             customers: Repository::new(Arc::clone(&log)),

@@ -759,3 +759,54 @@ async fn each_command_is_retried_as_many_times_as_its_own_clone_allows() {
     let stats = impatient.stats();
     assert_eq!((stats.commands, stats.conflicts, stats.appends), (2, 3, 1));
 }
+
+#[tokio::test]
+async fn the_write_model_keeps_a_new_lodging_from_its_first_event() {
+    use domain::lodging::{ApprovalMode, LodgingCommand, LodgingProfile};
+    use domain::stay::Stay;
+
+    let (_dir, log) = fresh();
+    let counted = Arc::new(Interfering::over(Arc::clone(&log)));
+    let lodgings = eventlog::Repositories::new(counted.clone()).lodgings;
+    let profile = LodgingProfile {
+        lodging_id: "hanok-1".to_string(),
+        name: "Hanok".to_string(),
+        nightly_rate: 100_000,
+        currency: "KRW".to_string(),
+        rooms: 100,
+        max_guests: 4,
+        approval_mode: ApprovalMode::Manual,
+        admin_id: "admin-1".to_string(),
+        timezone: domain::Tz::Asia__Seoul,
+        fee_bps: 1_000,
+    };
+    lodgings
+        .execute_new("hanok-1", &LodgingCommand::Register(profile), &ctx())
+        .await
+        .unwrap();
+    let reads = counted.stream_reads.load(Ordering::SeqCst);
+    let check_in = Utc::now().date_naive() + chrono::TimeDelta::days(30);
+    // A handful of requests: far fewer events than `Repository::new` keeps a stream's state from.
+    for _ in 0..5 {
+        let stay = Stay {
+            check_in,
+            check_out: check_in + chrono::TimeDelta::days(1),
+            guests: 2,
+            rooms: 1,
+        };
+        let command = LodgingCommand::RequestApproval {
+            reservation_id: Uuid::new_v4(),
+            stay,
+        };
+        let executed = lodgings.execute("hanok-1", &command, &ctx()).await.unwrap();
+        assert_eq!(executed.events.len(), 1, "{:?}", executed.events);
+    }
+    assert_eq!(
+        counted.stream_reads.load(Ordering::SeqCst),
+        reads,
+        "each request was decided on the kept state, the lodging's stream unread"
+    );
+    let loaded = lodgings.load("hanok-1").await.unwrap();
+    assert_eq!(loaded.version, Some(5));
+    assert_eq!(loaded.state.requests.len(), 5);
+}

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::{store_error, to_i64, to_u64};
@@ -141,44 +141,48 @@ impl Heads {
             state.version = to_u64(row.get(1).map_err(store_error)?)?;
             state.position = to_u64(row.get(2).map_err(store_error)?)?;
             state.hash = row.get(3).map_err(store_error)?;
-            state
-                .ids
-                .insert(uuid_from(&row.get::<_, Vec<u8>>(4).map_err(store_error)?)?);
+            state.ids.insert(id_at(row, 4)?);
             self.ids += 1;
         }
         Ok(())
     }
 }
 
+/// A stream's state as the file holds it: one pass over its rows, newest first, through the
+/// `(stream, version)` index (the first row gives the head, every row its event id).
 fn load(conn: &Connection, stream: &str) -> Result<Option<StreamState>, LogError> {
-    let last = conn
-        .prepare_cached("SELECT version, position, hash FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1")
-        .and_then(|mut s| {
-            s.query_row([stream], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
-                .optional()
-        })
-        .map_err(store_error)?;
-    let Some((version, position, hash)) = last else {
-        return Ok(None);
-    };
     let mut statement = conn
-        .prepare_cached("SELECT event_id FROM events WHERE stream = ?1")
+        .prepare_cached(
+            "SELECT version, position, hash, event_id FROM events WHERE stream = ?1 ORDER BY version DESC",
+        )
         .map_err(store_error)?;
     let mut rows = statement.query([stream]).map_err(store_error)?;
+    let mut head = None;
     let mut ids = HashSet::new();
     while let Some(row) = rows.next().map_err(store_error)? {
-        ids.insert(uuid_from(&row.get::<_, Vec<u8>>(0).map_err(store_error)?)?);
+        if head.is_none() {
+            let version: i64 = row.get(0).map_err(store_error)?;
+            let position: i64 = row.get(1).map_err(store_error)?;
+            let hash: String = row.get(2).map_err(store_error)?;
+            head = Some((to_u64(version)?, to_u64(position)?, hash));
+        }
+        ids.insert(id_at(row, 3)?);
     }
-    Ok(Some(StreamState {
-        version: to_u64(version)?,
-        position: to_u64(position)?,
+    Ok(head.map(|(version, position, hash)| StreamState {
+        version,
+        position,
         hash,
         ids,
         used: 0,
     }))
 }
 
-fn uuid_from(bytes: &[u8]) -> Result<Uuid, LogError> {
+/// The event id in column `index` of `row`, read in place.
+fn id_at(row: &rusqlite::Row<'_>, index: usize) -> Result<Uuid, LogError> {
+    let bytes = row
+        .get_ref(index)
+        .and_then(|value| value.as_blob().map_err(Into::into))
+        .map_err(store_error)?;
     Uuid::from_slice(bytes).map_err(|e| LogError::Corrupt(format!("stored event id: {e}")))
 }
 
