@@ -157,25 +157,39 @@ pub enum SagaAction {
     },
 }
 
+// The small variants are the timers' own events of streams written before version 4, only read;
+// boxing the record every trigger writes would cost an allocation per record instead.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum SagaEvent {
+    /// One trigger handled: the actions sent for it, then the timers it cancelled and those it
+    /// armed (in that order), all in one record since version 4.
     SagaEventHandled {
         trigger_id: Uuid,
         input: SagaInput,
         actions: Vec<SagaAction>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cancelled: Vec<TimerKind>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        armed: Vec<TimerArmed>,
     },
-    SagaTimerArmed {
-        timer: TimerKind,
-        due_at: Timestamp,
-    },
-    SagaTimerCancelled {
-        timer: TimerKind,
-    },
+    /// A timer armed by the trigger recorded just before: written up to `SagaEventHandled` v3,
+    /// still read (a stream written then holds them).
+    SagaTimerArmed { timer: TimerKind, due_at: Timestamp },
+    /// A timer cancelled by the trigger recorded just before: as `SagaTimerArmed`.
+    SagaTimerCancelled { timer: TimerKind },
+}
+
+/// A timer a trigger armed, and when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerArmed {
+    pub timer: TimerKind,
+    pub due_at: Timestamp,
 }
 
 impl_domain_event!(SagaEvent {
-    SagaEventHandled = 3,
+    SagaEventHandled = 4,
     SagaTimerArmed,
     SagaTimerCancelled,
 } upcasters: SAGA_UPCASTERS);
@@ -183,7 +197,8 @@ impl_domain_event!(SagaEvent {
 /// `SagaEventHandled` v1 -> v2: the event it handled is read at its own current version; a v1
 /// record carries a `ReservationRequested` or `ApprovalRequested` from before stays took `rooms`.
 /// v2 -> v3: an embedded `ReservationRequested` gains the lodging's time zone (as that event's own
-/// v2 -> v3 step does).
+/// v2 -> v3 step does). v3 -> v4: unchanged; a v3 record's timers are the `SagaTimerCancelled` and
+/// `SagaTimerArmed` events after it, so it cancels and arms none itself (the fields' default).
 const SAGA_UPCASTERS: &[crate::Upcaster] = &[
     crate::Upcaster {
         event_type: "SagaEventHandled",
@@ -194,6 +209,11 @@ const SAGA_UPCASTERS: &[crate::Upcaster] = &[
         event_type: "SagaEventHandled",
         from: 2,
         step: handled_v2_to_v3,
+    },
+    crate::Upcaster {
+        event_type: "SagaEventHandled",
+        from: 3,
+        step: Ok,
     },
 ];
 
@@ -340,25 +360,21 @@ impl Aggregate for ReservationSaga {
             return Ok(vec![]);
         }
         let reaction = react(state, &trigger.input, &trigger.policy, now);
-        let mut events = vec![SagaEvent::SagaEventHandled {
+        Ok(vec![SagaEvent::SagaEventHandled {
             trigger_id: trigger.trigger_id,
             input: trigger.input.clone(),
             actions: reaction.actions,
-        }];
-        events.extend(
-            reaction
+            cancelled: reaction
                 .cancel
                 .into_iter()
                 .filter(|timer| state.timers.contains_key(timer))
-                .map(|timer| SagaEvent::SagaTimerCancelled { timer }),
-        );
-        events.extend(
-            reaction
+                .collect(),
+            armed: reaction
                 .arm
                 .into_iter()
-                .map(|(timer, due_at)| SagaEvent::SagaTimerArmed { timer, due_at }),
-        );
-        Ok(events)
+                .map(|(timer, due_at)| TimerArmed { timer, due_at })
+                .collect(),
+        }])
     }
 
     fn evolve(mut state: SagaState, event: &SagaEvent) -> SagaState {
@@ -367,6 +383,8 @@ impl Aggregate for ReservationSaga {
                 trigger_id,
                 input,
                 actions,
+                cancelled,
+                armed,
             } => {
                 state = observe(state, input);
                 state.charge_attempts += u32::try_from(
@@ -383,6 +401,12 @@ impl Aggregate for ReservationSaga {
                     state.payout = PayoutProgress::Requested;
                 }
                 state.handled.insert(*trigger_id, actions.clone());
+                for timer in cancelled {
+                    state.timers.remove(timer);
+                }
+                for TimerArmed { timer, due_at } in armed {
+                    state.timers.insert(*timer, *due_at);
+                }
             }
             SagaEvent::SagaTimerArmed { timer, due_at } => {
                 state.timers.insert(*timer, *due_at);

@@ -718,8 +718,8 @@ proptest! {
                 prop_assert!(events.is_empty(), "a trigger handled twice decides nothing");
                 continue;
             }
-            let Some(SagaEvent::SagaEventHandled { trigger_id, actions, .. }) = events.first() else {
-                return Err(TestCaseError::fail("the first event records the trigger"));
+            let [SagaEvent::SagaEventHandled { trigger_id, actions, cancelled, armed, .. }] = events.as_slice() else {
+                return Err(TestCaseError::fail("one trigger, one record"));
             };
             prop_assert_eq!(*trigger_id, trigger.trigger_id);
             for action in actions {
@@ -735,19 +735,12 @@ proptest! {
             if let SagaInput::Timer(timer) = &input {
                 timers.remove(timer);
             }
-            for event in &events[1..] {
-                match event {
-                    SagaEvent::SagaTimerArmed { timer, due_at } => {
-                        timers.insert(*timer, *due_at);
-                    }
-                    SagaEvent::SagaTimerCancelled { timer } => {
-                        prop_assert!(state.timers.contains_key(timer), "only an armed timer is cancelled");
-                        timers.remove(timer);
-                    }
-                    SagaEvent::SagaEventHandled { .. } => {
-                        return Err(TestCaseError::fail("one trigger, one record"));
-                    }
-                }
+            for timer in cancelled {
+                prop_assert!(state.timers.contains_key(timer), "only an armed timer is cancelled");
+                timers.remove(timer);
+            }
+            for armed in armed {
+                timers.insert(armed.timer, armed.due_at);
             }
             granted |= is_granted_for_us(&input) && state.stage == domain::saga::SagaStage::AwaitingApproval && !state.cancelled;
             // Only the gateway's answers count: a deferral of an open payment brings the count to the

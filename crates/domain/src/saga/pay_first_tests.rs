@@ -78,18 +78,16 @@ fn a_completed_payment_records_it_and_puts_the_request_on_the_desk() {
 fn approval_of_a_paid_request_confirms_it() {
     let state = given::<Saga>(run(&paid()))
         .when(trigger(1, granted()))
-        .then([
-            handled(
-                1,
-                granted(),
-                vec![SagaAction::Reservation(ReservationCommand::Confirm {
-                    payment_id: "pay-1".to_string(),
-                    amount: 300,
-                })],
-            ),
-            disarmed(TimerKind::ApprovalDeadline),
-            check_out_armed(),
-        ]);
+        .then([handled(
+            1,
+            granted(),
+            vec![SagaAction::Reservation(ReservationCommand::Confirm {
+                payment_id: "pay-1".to_string(),
+                amount: 300,
+            })],
+        )
+        .cancelling(TimerKind::ApprovalDeadline)
+        .arming_check_out()]);
     assert_eq!(state.stage, SagaStage::Confirmed);
 }
 
@@ -97,19 +95,17 @@ fn approval_of_a_paid_request_confirms_it() {
 fn rejection_of_a_paid_request_refunds_it() {
     let state = given::<Saga>(run(&paid()))
         .when(trigger(1, denied()))
-        .then([
-            handled(
-                1,
-                denied(),
-                vec![
-                    SagaAction::Reservation(ReservationCommand::Reject {
-                        reason: "renovation".to_string(),
-                    }),
-                    refund_charge(),
-                ],
-            ),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(
+            1,
+            denied(),
+            vec![
+                SagaAction::Reservation(ReservationCommand::Reject {
+                    reason: "renovation".to_string(),
+                }),
+                refund_charge(),
+            ],
+        )
+        .cancelling(TimerKind::ApprovalDeadline)]);
     assert_eq!(state.stage, SagaStage::Rejected);
     assert!(!state.is_finished(), "the refund is still to come");
     let refunded_state = Saga::fold(state, &run_from(&paid_then_denied(), refunded()));
@@ -143,16 +139,14 @@ fn a_request_still_charging_at_the_deadline_expires_and_its_charge_is_voided_or_
     let retrying = then(holding(), [deferred(1)]);
     let state = given::<Saga>(run(&retrying))
         .when(trigger(1, deadline.clone()))
-        .then([
-            handled(
-                1,
-                deadline.clone(),
-                on_deadline(SagaAction::Payment(PaymentCommand::Void {
-                    reason: "approval deadline passed".to_string(),
-                })),
-            ),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(
+            1,
+            deadline.clone(),
+            on_deadline(SagaAction::Payment(PaymentCommand::Void {
+                reason: "approval deadline passed".to_string(),
+            })),
+        )
+        .cancelling(TimerKind::PaymentRetry)]);
     assert_eq!(state.stage, SagaStage::Expired);
     // The charge under way lands after all: it is refunded, never kept.
     given::<Saga>(run(&then(retrying, [deadline])))
@@ -164,16 +158,14 @@ fn a_request_still_charging_at_the_deadline_expires_and_its_charge_is_voided_or_
 fn a_request_with_no_room_is_rejected_and_never_charged() {
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, denied()))
-        .then([
-            handled(
-                1,
-                denied(),
-                vec![SagaAction::Reservation(ReservationCommand::Reject {
-                    reason: "renovation".to_string(),
-                })],
-            ),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(
+            1,
+            denied(),
+            vec![SagaAction::Reservation(ReservationCommand::Reject {
+                reason: "renovation".to_string(),
+            })],
+        )
+        .cancelling(TimerKind::ApprovalDeadline)]);
     assert!(!state.pay_first && state.payment == PaymentProgress::None);
     // A hold seen after the denial (it cannot follow one on the desk) charges nothing.
     given::<Saga>(run(&[requested(), denied()]))
@@ -185,14 +177,12 @@ fn a_request_with_no_room_is_rejected_and_never_charged() {
 fn a_paid_request_withdrawn_by_its_customer_is_refunded() {
     let state = given::<Saga>(run(&paid()))
         .when(trigger(1, cancelled(300)))
-        .then([
-            handled(
-                1,
-                cancelled(300),
-                vec![withdraw("reservation cancelled"), refund_charge()],
-            ),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(
+            1,
+            cancelled(300),
+            vec![withdraw("reservation cancelled"), refund_charge()],
+        )
+        .cancelling(TimerKind::ApprovalDeadline)]);
     assert!(state.cancelled);
 }
 
@@ -247,10 +237,7 @@ fn completed_early_by_its_admin_the_timer_is_cancelled_and_fires_for_nothing() {
     });
     let state = given::<Saga>(run(&confirmed_stay()))
         .when(trigger(1, early.clone()))
-        .then([
-            handled(1, early, vec![schedule_payout()]),
-            disarmed(TimerKind::CheckOut),
-        ]);
+        .then([handled(1, early, vec![schedule_payout()]).cancelling(TimerKind::CheckOut)]);
     assert_eq!(state.stage, SagaStage::Completed);
     let late = I::Timer(TimerKind::CheckOut);
     Given::<Saga>::with_state(state)

@@ -48,8 +48,7 @@ fn a_completed_stay_schedules_its_payout_of_what_was_paid() {
     let state = given::<Saga>(run(&confirmed()))
         .when(trigger(1, stay_completed()))
         .then([
-            handled(1, stay_completed(), vec![schedule_payout()]),
-            disarmed(TimerKind::CheckOut),
+            handled(1, stay_completed(), vec![schedule_payout()]).cancelling(TimerKind::CheckOut)
         ]);
     assert_eq!(state.payout, PayoutProgress::Requested);
 }
@@ -69,10 +68,7 @@ fn a_refunded_or_never_paid_stay_is_never_paid_out() {
     let refunded_first = then(confirmed(), [refunded()]);
     given::<Saga>(run(&refunded_first))
         .when(trigger(1, stay_completed()))
-        .then([
-            handled(1, stay_completed(), vec![]),
-            disarmed(TimerKind::CheckOut),
-        ]);
+        .then([handled(1, stay_completed(), vec![]).cancelling(TimerKind::CheckOut)]);
     given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, stay_completed()))
         .then([handled(1, stay_completed(), vec![])]);
@@ -99,10 +95,7 @@ fn a_scheduled_payout_is_sent() {
 fn a_deferred_payout_is_retried_when_its_timer_fires() {
     let state = given::<Saga>(run(&paying_out()))
         .when(trigger(1, payout_deferred(1)))
-        .then([
-            handled(1, payout_deferred(1), vec![]),
-            armed(TimerKind::PayoutRetry, retry_at(1)),
-        ]);
+        .then([handled(1, payout_deferred(1), vec![]).arming(TimerKind::PayoutRetry, retry_at(1))]);
     assert_eq!(
         (state.payout, state.payout_attempts),
         (PayoutProgress::Deferred, 1)
@@ -122,10 +115,7 @@ fn an_open_circuit_uses_up_no_payout_attempt() {
         let refused = payout_deferred(2);
         state = Given::<Saga>::with_state(state)
             .when(trigger(n, refused.clone()))
-            .then([
-                handled(n, refused, vec![]),
-                armed(TimerKind::PayoutRetry, retry_at(2)),
-            ]);
+            .then([handled(n, refused, vec![]).arming(TimerKind::PayoutRetry, retry_at(2))]);
     }
     assert_eq!(state.payout_attempts, 2);
 }
@@ -143,8 +133,7 @@ fn a_payout_fails_once_its_attempts_are_used_up() {
                 vec![SagaAction::Payout(PayoutCommand::Fail {
                     reason: "payout attempts exhausted (3 answered by the gateway); the platform admin may retry it".to_string(),
                 })],
-            ),
-            disarmed(TimerKind::PayoutRetry),
+            ).cancelling(TimerKind::PayoutRetry),
         ]);
     assert!(state.timers.is_empty());
 }
@@ -173,10 +162,7 @@ fn the_platform_admin_s_retry_sends_it_again_with_a_fresh_round_of_attempts() {
     // The fourth attempt deferred is the first of the new round: retried, not failed.
     Given::<Saga>::with_state(state)
         .when(trigger(2, payout_deferred(4)))
-        .then([
-            handled(2, payout_deferred(4), vec![]),
-            armed(TimerKind::PayoutRetry, retry_at(4)),
-        ]);
+        .then([handled(2, payout_deferred(4), vec![]).arming(TimerKind::PayoutRetry, retry_at(4))]);
 }
 
 #[test]
@@ -186,7 +172,7 @@ fn a_sent_payout_cancels_its_retry_and_a_late_timer_sends_nothing() {
     });
     let state = given::<Saga>(run(&then(paying_out(), [payout_deferred(1)])))
         .when(trigger(1, sent.clone()))
-        .then([handled(1, sent, vec![]), disarmed(TimerKind::PayoutRetry)]);
+        .then([handled(1, sent, vec![]).cancelling(TimerKind::PayoutRetry)]);
     assert_eq!(state.payout, PayoutProgress::Sent);
     let late = I::Timer(TimerKind::PayoutRetry);
     Given::<Saga>::with_state(state)

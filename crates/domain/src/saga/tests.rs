@@ -56,20 +56,50 @@ fn handled(n: u128, input: SagaInput, actions: Vec<SagaAction>) -> SagaEvent {
         trigger_id: Uuid::from_u128(n),
         input,
         actions,
+        cancelled: vec![],
+        armed: vec![],
     }
 }
 
-fn armed(timer: TimerKind, due_at: Timestamp) -> SagaEvent {
-    SagaEvent::SagaTimerArmed { timer, due_at }
+/// The timers a trigger's record cancels and arms (in the record itself since version 4).
+trait RecordsTimers: Sized {
+    fn arming(self, timer: TimerKind, due_at: Timestamp) -> Self;
+    fn cancelling(self, timer: TimerKind) -> Self;
+    /// The check-out timer of [`details`]: noon of 2030-06-13 in Seoul.
+    fn arming_check_out(self) -> Self {
+        self.arming(TimerKind::CheckOut, at(2030, 6, 13, 3))
+    }
 }
 
-fn disarmed(timer: TimerKind) -> SagaEvent {
-    SagaEvent::SagaTimerCancelled { timer }
+impl RecordsTimers for SagaEvent {
+    fn arming(mut self, timer: TimerKind, due_at: Timestamp) -> Self {
+        if let SagaEvent::SagaEventHandled { armed, .. } = &mut self {
+            armed.push(TimerArmed { timer, due_at });
+        }
+        self
+    }
+
+    fn cancelling(mut self, timer: TimerKind) -> Self {
+        if let SagaEvent::SagaEventHandled { cancelled, .. } = &mut self {
+            cancelled.push(timer);
+        }
+        self
+    }
 }
 
-/// The check-out timer of [`details`]: noon of 2030-06-13 in Seoul.
-fn check_out_armed() -> SagaEvent {
-    armed(TimerKind::CheckOut, at(2030, 6, 13, 3))
+/// Every timer armed, and every one cancelled, in `events`' records.
+fn timers_in(events: &[SagaEvent]) -> (Vec<TimerArmed>, Vec<TimerKind>) {
+    let (mut armed_all, mut cancelled_all) = (vec![], vec![]);
+    for event in events {
+        if let SagaEvent::SagaEventHandled {
+            armed, cancelled, ..
+        } = event
+        {
+            armed_all.extend(armed.iter().copied());
+            cancelled_all.extend(cancelled.iter().copied());
+        }
+    }
+    (armed_all, cancelled_all)
 }
 
 // ---- inputs ----
@@ -258,17 +288,17 @@ fn state_after(inputs: &[SagaInput]) -> SagaState {
 
 #[test]
 fn reservation_requested_asks_for_approval_and_arms_the_deadline() {
-    let state = given::<Saga>([]).when(trigger(1, requested())).then([
-        handled(
+    let state = given::<Saga>([])
+        .when(trigger(1, requested()))
+        .then([handled(
             1,
             requested(),
             vec![lodging(LodgingCommand::RequestApproval {
                 reservation_id: rid(),
                 stay: details().stay(),
             })],
-        ),
-        armed(TimerKind::ApprovalDeadline, at(2030, 6, 2, 10)),
-    ]);
+        )
+        .arming(TimerKind::ApprovalDeadline, at(2030, 6, 2, 10))]);
     assert_eq!(state.stage, SagaStage::AwaitingApproval);
     assert_eq!(state.reservation, Some(details()));
     assert_eq!(
@@ -321,10 +351,7 @@ fn unknown_lodging_rejects_the_reservation() {
 fn approval_granted_records_it_requests_payment_and_cancels_the_deadline() {
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, granted()))
-        .then([
-            handled(1, granted(), on_grant()),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(1, granted(), on_grant()).cancelling(TimerKind::ApprovalDeadline)]);
     assert_eq!(state.stage, SagaStage::AwaitingPayment);
     assert!(state.timers.is_empty());
 }
@@ -346,10 +373,7 @@ fn approval_granted_again_or_for_another_reservation_sends_nothing() {
     // Our own grant still goes through afterwards.
     let state = Given::<Saga>::with_state(state)
         .when(trigger(2, granted()))
-        .then([
-            handled(2, granted(), on_grant()),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(2, granted(), on_grant()).cancelling(TimerKind::ApprovalDeadline)]);
     assert_eq!(state.stage, SagaStage::AwaitingPayment);
 }
 
@@ -371,16 +395,14 @@ fn payment_requested_before_the_approval_was_seen_charges_nothing() {
 fn approval_denied_rejects_the_reservation_and_cancels_the_deadline() {
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, denied()))
-        .then([
-            handled(
-                1,
-                denied(),
-                vec![SagaAction::Reservation(ReservationCommand::Reject {
-                    reason: "renovation".to_string(),
-                })],
-            ),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(
+            1,
+            denied(),
+            vec![SagaAction::Reservation(ReservationCommand::Reject {
+                reason: "renovation".to_string(),
+            })],
+        )
+        .cancelling(TimerKind::ApprovalDeadline)]);
     assert_eq!(state.stage, SagaStage::Rejected);
     assert!(state.is_finished());
 }
@@ -410,19 +432,17 @@ fn payment_requested_charges_the_gateway_once() {
 fn payment_deferred_records_pending_and_arms_the_retry_timer() {
     let state = given::<Saga>(run(&charging()))
         .when(trigger(1, deferred(1)))
-        .then([
-            handled(
-                1,
-                deferred(1),
-                vec![SagaAction::Reservation(
-                    ReservationCommand::RecordPaymentPending {
-                        reason: "circuit open".to_string(),
-                        retry_at: retry_at(1),
-                    },
-                )],
-            ),
-            armed(TimerKind::PaymentRetry, retry_at(1)),
-        ]);
+        .then([handled(
+            1,
+            deferred(1),
+            vec![SagaAction::Reservation(
+                ReservationCommand::RecordPaymentPending {
+                    reason: "circuit open".to_string(),
+                    retry_at: retry_at(1),
+                },
+            )],
+        )
+        .arming(TimerKind::PaymentRetry, retry_at(1))]);
     assert_eq!(state.payment, PaymentProgress::Deferred { attempt: 1 });
     assert_eq!(
         state.timers.get(&TimerKind::PaymentRetry),
@@ -435,10 +455,7 @@ fn retry_timer_charges_again_with_the_next_attempt() {
     let timer = I::Timer(TimerKind::PaymentRetry);
     let state = given::<Saga>(run(&retrying()))
         .when(trigger(1, timer.clone()))
-        .then([
-            handled(1, timer, vec![charge(2, false)]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, timer, vec![charge(2, false)]).cancelling(TimerKind::PaymentRetry)]);
     assert_eq!(state.charge_attempts, 2);
     assert!(state.timers.is_empty());
 }
@@ -449,10 +466,7 @@ fn retry_timer_marks_the_last_attempt_at_the_maximum() {
     let history = then(retrying(), [timer.clone(), deferred(2)]);
     given::<Saga>(run(&history))
         .when(trigger(1, timer.clone()))
-        .then([
-            handled(1, timer, vec![charge(3, true)]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, timer, vec![charge(3, true)]).cancelling(TimerKind::PaymentRetry)]);
 }
 
 #[test]
@@ -475,10 +489,7 @@ fn admin_retry_of_a_deferred_payment_charges_now_and_cancels_the_timer() {
     });
     let state = given::<Saga>(run(&retrying()))
         .when(trigger(1, retry.clone()))
-        .then([
-            handled(1, retry, vec![charge(2, false)]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, retry, vec![charge(2, false)]).cancelling(TimerKind::PaymentRetry)]);
     assert!(state.timers.is_empty());
 }
 
@@ -495,17 +506,15 @@ fn deferral_after_cancellation_records_nothing() {
 fn payment_completed_confirms_the_reservation() {
     let state = given::<Saga>(run(&charging()))
         .when(trigger(1, completed()))
-        .then([
-            handled(
-                1,
-                completed(),
-                vec![SagaAction::Reservation(ReservationCommand::Confirm {
-                    payment_id: "pay-1".to_string(),
-                    amount: 300,
-                })],
-            ),
-            check_out_armed(),
-        ]);
+        .then([handled(
+            1,
+            completed(),
+            vec![SagaAction::Reservation(ReservationCommand::Confirm {
+                payment_id: "pay-1".to_string(),
+                amount: 300,
+            })],
+        )
+        .arming_check_out()]);
     assert_eq!(state.stage, SagaStage::Confirmed);
     assert_eq!(
         state.payment,
@@ -520,18 +529,16 @@ fn payment_completed_confirms_the_reservation() {
 fn payment_completed_after_a_deferral_cancels_the_retry_timer() {
     let state = given::<Saga>(run(&retrying()))
         .when(trigger(1, completed()))
-        .then([
-            handled(
-                1,
-                completed(),
-                vec![SagaAction::Reservation(ReservationCommand::Confirm {
-                    payment_id: "pay-1".to_string(),
-                    amount: 300,
-                })],
-            ),
-            disarmed(TimerKind::PaymentRetry),
-            check_out_armed(),
-        ]);
+        .then([handled(
+            1,
+            completed(),
+            vec![SagaAction::Reservation(ReservationCommand::Confirm {
+                payment_id: "pay-1".to_string(),
+                amount: 300,
+            })],
+        )
+        .cancelling(TimerKind::PaymentRetry)
+        .arming_check_out()]);
     assert_eq!(
         state.timers.keys().copied().collect::<Vec<_>>(),
         [TimerKind::CheckOut]
@@ -542,19 +549,17 @@ fn payment_completed_after_a_deferral_cancels_the_retry_timer() {
 fn payment_failed_records_the_failure_and_frees_the_rooms() {
     let state = given::<Saga>(run(&retrying()))
         .when(trigger(1, payment_failed()))
-        .then([
-            handled(
-                1,
-                payment_failed(),
-                vec![
-                    SagaAction::Reservation(ReservationCommand::RecordPaymentFailure {
-                        reason: "declined".to_string(),
-                    }),
-                    withdraw("payment failed"),
-                ],
-            ),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(
+            1,
+            payment_failed(),
+            vec![
+                SagaAction::Reservation(ReservationCommand::RecordPaymentFailure {
+                    reason: "declined".to_string(),
+                }),
+                withdraw("payment failed"),
+            ],
+        )
+        .cancelling(TimerKind::PaymentRetry)]);
     assert_eq!(state.stage, SagaStage::PaymentFailed);
     assert!(state.is_finished());
 }
@@ -566,8 +571,8 @@ fn cancellation_before_approval_only_withdraws() {
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, cancelled(0)))
         .then([
-            handled(1, cancelled(0), vec![withdraw("reservation cancelled")]),
-            disarmed(TimerKind::ApprovalDeadline),
+            handled(1, cancelled(0), vec![withdraw("reservation cancelled")])
+                .cancelling(TimerKind::ApprovalDeadline),
         ]);
     assert_eq!(state.stage, SagaStage::Cancelled);
     assert!(state.cancelled && state.is_finished() && state.timers.is_empty());
@@ -584,14 +589,12 @@ fn cancellation_awaiting_payment_withdraws_and_voids() {
         )]);
     let state = given::<Saga>(run(&retrying()))
         .when(trigger(1, cancelled(0)))
-        .then([
-            handled(
-                1,
-                cancelled(0),
-                vec![withdraw("reservation cancelled"), void()],
-            ),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(
+            1,
+            cancelled(0),
+            vec![withdraw("reservation cancelled"), void()],
+        )
+        .cancelling(TimerKind::PaymentRetry)]);
     assert!(state.timers.is_empty());
 }
 
@@ -623,14 +626,12 @@ fn cancellation_seen_before_payment_requested_voids_it_when_it_shows_up() {
 fn cancellation_of_a_confirmed_reservation_withdraws_and_refunds_the_charge() {
     let state = given::<Saga>(run(&confirmed()))
         .when(trigger(1, cancelled(300)))
-        .then([
-            handled(
-                1,
-                cancelled(300),
-                vec![withdraw("reservation cancelled"), refund_charge()],
-            ),
-            disarmed(TimerKind::CheckOut),
-        ]);
+        .then([handled(
+            1,
+            cancelled(300),
+            vec![withdraw("reservation cancelled"), refund_charge()],
+        )
+        .cancelling(TimerKind::CheckOut)]);
     assert!(!state.is_finished(), "the refund is still to be recorded");
 }
 
@@ -720,28 +721,19 @@ fn terminal_reservation_events_cancel_armed_timers() {
     let expired = I::Reservation(RE::ReservationExpired {});
     given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, expired.clone()))
-        .then([
-            handled(1, expired, vec![]),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(1, expired, vec![]).cancelling(TimerKind::ApprovalDeadline)]);
     let failed = I::Reservation(RE::ReservationPaymentFailed {
         reason: "declined".to_string(),
     });
     given::<Saga>(run(&retrying()))
         .when(trigger(1, failed.clone()))
-        .then([
-            handled(1, failed, vec![]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, failed, vec![]).cancelling(TimerKind::PaymentRetry)]);
     let rejected = I::Reservation(RE::ReservationRejected {
         reason: "renovation".to_string(),
     });
     let state = given::<Saga>(run(&awaiting_approval()))
         .when(trigger(1, rejected.clone()))
-        .then([
-            handled(1, rejected, vec![]),
-            disarmed(TimerKind::ApprovalDeadline),
-        ]);
+        .then([handled(1, rejected, vec![]).cancelling(TimerKind::ApprovalDeadline)]);
     assert_eq!(state.stage, SagaStage::Rejected);
 }
 
@@ -778,27 +770,71 @@ fn the_record_keeps_each_trigger_with_its_actions() {
 
 #[test]
 fn timers_armed_and_cancelled_are_recorded_in_state() {
+    let armed = |timer, due_at| TimerArmed { timer, due_at };
     let (state, events) = run_from(SagaState::default(), &awaiting_approval());
-    assert!(events.contains(&armed(TimerKind::ApprovalDeadline, at(2030, 6, 2, 10))));
+    let deadline = armed(TimerKind::ApprovalDeadline, at(2030, 6, 2, 10));
+    assert_eq!(timers_in(&events), (vec![deadline], vec![]));
     assert_eq!(
         state.timers.keys().copied().collect::<Vec<_>>(),
         [TimerKind::ApprovalDeadline]
     );
     let (state, events) = run_from(state, &[granted()]);
-    assert!(events.contains(&disarmed(TimerKind::ApprovalDeadline)));
+    assert_eq!(
+        timers_in(&events),
+        (vec![], vec![TimerKind::ApprovalDeadline])
+    );
     assert!(state.timers.is_empty());
     let (state, events) = run_from(state, &[payment_requested(), deferred(1)]);
-    assert!(events.contains(&armed(TimerKind::PaymentRetry, retry_at(1))));
+    let retry = armed(TimerKind::PaymentRetry, retry_at(1));
+    assert_eq!(timers_in(&events), (vec![retry], vec![]));
     assert_eq!(
         state.timers.get(&TimerKind::PaymentRetry),
         Some(&retry_at(1))
     );
     let (state, events) = run_from(state, &[completed()]);
-    assert!(events.contains(&disarmed(TimerKind::PaymentRetry)));
+    assert_eq!(timers_in(&events).1, [TimerKind::PaymentRetry]);
     assert_eq!(
         state.timers.keys().copied().collect::<Vec<_>>(),
         [TimerKind::CheckOut]
     );
+}
+
+/// A stream written before version 4 records its timers as events of their own after each
+/// trigger's record: they still arm and cancel, and the next trigger cancels what they armed.
+#[test]
+fn timers_recorded_as_events_of_their_own_still_count() {
+    let deadline = at(2030, 6, 2, 10);
+    let written_before = [
+        handled(
+            1,
+            requested(),
+            vec![lodging(LodgingCommand::RequestApproval {
+                reservation_id: rid(),
+                stay: details().stay(),
+            })],
+        ),
+        SagaEvent::SagaTimerArmed {
+            timer: TimerKind::ApprovalDeadline,
+            due_at: deadline,
+        },
+    ];
+    let given = given::<Saga>(written_before.clone());
+    assert_eq!(
+        given.state().timers.get(&TimerKind::ApprovalDeadline),
+        Some(&deadline)
+    );
+    let state = given
+        .when(trigger(2, granted()))
+        .then([handled(2, granted(), on_grant()).cancelling(TimerKind::ApprovalDeadline)]);
+    assert!(state.timers.is_empty());
+    let mut cancelled_apart = written_before.to_vec();
+    cancelled_apart.extend([
+        handled(2, granted(), on_grant()),
+        SagaEvent::SagaTimerCancelled {
+            timer: TimerKind::ApprovalDeadline,
+        },
+    ]);
+    assert_eq!(Saga::fold(SagaState::default(), &cancelled_apart), state);
 }
 
 /// Handle `inputs` from `state`, each under a fresh trigger id: the new state and what was recorded.
@@ -860,11 +896,20 @@ fn every_saga_event_round_trips() {
         ],
     ));
     let types: BTreeSet<_> = events.iter().map(DomainEvent::event_type).collect();
-    assert_eq!(
-        types,
-        BTreeSet::from(["SagaEventHandled", "SagaTimerArmed", "SagaTimerCancelled"])
-    );
-    for event in &events {
+    assert_eq!(types, BTreeSet::from(["SagaEventHandled"]));
+    let (armed, cancelled) = timers_in(&events);
+    assert!(!armed.is_empty() && !cancelled.is_empty(), "{events:?}");
+    // The timers' own events, written before version 4, still read back.
+    let written_before = [
+        SagaEvent::SagaTimerArmed {
+            timer: armed[0].timer,
+            due_at: armed[0].due_at,
+        },
+        SagaEvent::SagaTimerCancelled {
+            timer: cancelled[0],
+        },
+    ];
+    for event in events.iter().chain(&written_before) {
         assert_round_trip(event);
     }
     let failed_flow = run(&then(charging(), [payment_failed()]));
@@ -901,10 +946,7 @@ fn an_open_circuit_deferral_does_not_use_up_an_attempt() {
     assert!(!state.last_deferral_counted);
     given::<Saga>(run(&history))
         .when(trigger(1, timer.clone()))
-        .then([
-            handled(1, timer, vec![charge(2, false)]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, timer, vec![charge(2, false)]).cancelling(TimerKind::PaymentRetry)]);
 }
 
 #[test]
@@ -922,8 +964,7 @@ fn exhausted_attempts_wait_for_the_admin_then_fail_when_the_timer_fires() {
                 vec![SagaAction::Payment(PaymentCommand::Fail {
                     reason: "payment attempts exhausted (3 answered by the gateway) and not retried by the lodging's admin".to_string(),
                 })],
-            ),
-            disarmed(TimerKind::PaymentRetry),
+            ).cancelling(TimerKind::PaymentRetry),
         ]);
 }
 
@@ -932,8 +973,7 @@ fn an_exhausted_payment_retried_by_the_admin_is_charged_once_more() {
     let state = given::<Saga>(run(&exhausted()))
         .when(trigger(1, admin_retry()))
         .then([
-            handled(1, admin_retry(), vec![charge(4, true)]),
-            disarmed(TimerKind::PaymentRetry),
+            handled(1, admin_retry(), vec![charge(4, true)]).cancelling(TimerKind::PaymentRetry)
         ]);
     assert!(state.timers.is_empty());
     // That retry met the open circuit: the next timer charges again instead of failing.
@@ -941,10 +981,7 @@ fn an_exhausted_payment_retried_by_the_admin_is_charged_once_more() {
     let timer = I::Timer(TimerKind::PaymentRetry);
     given::<Saga>(run(&history))
         .when(trigger(1, timer.clone()))
-        .then([
-            handled(1, timer, vec![charge(4, true)]),
-            disarmed(TimerKind::PaymentRetry),
-        ]);
+        .then([handled(1, timer, vec![charge(4, true)]).cancelling(TimerKind::PaymentRetry)]);
 }
 
 fn free_requested() -> SagaInput {
@@ -988,20 +1025,18 @@ fn a_zero_total_is_settled_without_the_gateway() {
     ];
     given::<Saga>(run(&history))
         .when(trigger(1, cancelled(0)))
-        .then([
-            handled(
-                1,
-                cancelled(0),
-                vec![
-                    withdraw("reservation cancelled"),
-                    SagaAction::Payment(PaymentCommand::Refund {
-                        amount: 0,
-                        gateway_ref: NO_CHARGE_REF.to_string(),
-                    }),
-                ],
-            ),
-            disarmed(TimerKind::CheckOut),
-        ]);
+        .then([handled(
+            1,
+            cancelled(0),
+            vec![
+                withdraw("reservation cancelled"),
+                SagaAction::Payment(PaymentCommand::Refund {
+                    amount: 0,
+                    gateway_ref: NO_CHARGE_REF.to_string(),
+                }),
+            ],
+        )
+        .cancelling(TimerKind::CheckOut)]);
 }
 
 #[path = "pay_first_tests.rs"]
