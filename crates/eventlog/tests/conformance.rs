@@ -232,6 +232,72 @@ async fn events_survive_reopening() {
     assert!(log.verify().await.unwrap().ok);
 }
 
+/// A reopened log knows nothing of a stream until its next append reads it back from the file: its
+/// head (to chain and check the version) and every event id (to deduplicate) come from its rows.
+#[tokio::test]
+async fn a_stream_read_back_after_reopening_keeps_its_head_and_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let first = vec![new_event("A", json!({ "n": 1 })), new_event("B", json!({}))];
+    let second = vec![new_event("C", json!({ "n": 3 }))];
+    let written = {
+        let log = SqliteEventLog::open(&path).unwrap();
+        log.append(
+            "other",
+            ExpectedVersion::NoStream,
+            vec![new_event("X", json!({}))],
+        )
+        .await
+        .unwrap();
+        log.append("s", ExpectedVersion::NoStream, first.clone())
+            .await
+            .unwrap();
+        log.append("s", ExpectedVersion::Exact(1), second.clone())
+            .await
+            .unwrap()
+    };
+    assert_eq!((written.last_version, written.position), (2, 4));
+    let log = SqliteEventLog::open(&path).unwrap();
+    // The first append again, as a retry: every id is there, so the stream is reported as it is.
+    let again = log
+        .append("s", ExpectedVersion::NoStream, first.clone())
+        .await
+        .unwrap();
+    assert_eq!(again, written);
+    // Old ids mixed with a new one: not a retry of one append.
+    let mixed = log
+        .append(
+            "s",
+            ExpectedVersion::Exact(2),
+            vec![first[1].clone(), new_event("D", json!({}))],
+        )
+        .await;
+    assert!(
+        matches!(
+            mixed,
+            Err(eventlog::AppendError::Conflict {
+                actual: Some(2),
+                ..
+            })
+        ),
+        "{mixed:?}"
+    );
+    let next = log
+        .append(
+            "s",
+            ExpectedVersion::Exact(2),
+            vec![new_event("D", json!({}))],
+        )
+        .await
+        .unwrap();
+    assert_eq!((next.last_version, next.position), (3, 5));
+    assert_eq!(log.read_stream("s", 0, 10).await.unwrap().len(), 4);
+    assert!(
+        log.verify().await.unwrap().ok,
+        "the chain went on from the stored head"
+    );
+}
+
 /// Two logs on one file stand in for two processes: SQLite's lock serializes their writers, positions stay
 /// gap-free, and a subscription on one sees what the other wrote (by polling). Live subscriptions on
 /// both, read while the writes go on, take their own writer's rows from memory and the other's from
