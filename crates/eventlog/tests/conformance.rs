@@ -232,6 +232,45 @@ async fn events_survive_reopening() {
     assert!(log.verify().await.unwrap().ok);
 }
 
+/// A read of the whole log large enough to go through a connection of its own that maps the file
+/// gives exactly what pooled reads page by page give, rows already copied into the file by the
+/// background checkpoint and rows still in the WAL alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_read_of_the_log_gives_what_reads_page_by_page_give() {
+    let (_dir, log) = fresh();
+    for round in 0..2 {
+        for s in 0..50 {
+            let events = (0..50)
+                .map(|n| new_event("E", json!({ "round": round, "s": s, "n": n })))
+                .collect();
+            log.append(
+                &format!("bulk-{round}-{s}"),
+                ExpectedVersion::NoStream,
+                events,
+            )
+            .await
+            .unwrap();
+        }
+        // The background checkpoint (every 50 ms) copies the first half into the file meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let bulk = log.read_all(1, 10_000).await.unwrap();
+    assert_eq!(bulk.len(), 5_000);
+    let mut paged: Vec<eventlog::RawRecordedEvent> = Vec::new();
+    loop {
+        let next = paged.last().map_or(1, |event| event.position + 1);
+        let page = log.read_all(next, 512).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(bulk, paged);
+    let middle = log.read_all(2_501, 4_096).await.unwrap();
+    assert_eq!(middle.len(), 2_500);
+    assert_eq!(middle[..], paged[2_500..]);
+}
+
 /// A reopened log knows nothing of a stream until its next append reads it back from the file: its
 /// head (to chain and check the version) and every event id (to deduplicate) come from its rows.
 #[tokio::test]

@@ -316,7 +316,13 @@ impl EventLog for SqliteEventLog {
         from_position: Position,
         limit: usize,
     ) -> Result<Vec<RawRecordedEvent>, LogError> {
-        self.read(move |c| reader::read_all(c, from_position, limit))
+        if limit < reader::MAPPED_READ_EVENTS {
+            return self
+                .read(move |c| reader::read_all(c, from_position, limit))
+                .await;
+        }
+        let reader = Arc::clone(&self.inner.reader);
+        run_blocking(move || reader.with_mapped(|c| reader::read_all(c, from_position, limit)))
             .await
     }
 
