@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use domain::lodging::LodgingCommand;
+use domain::payment::PaymentCommand;
 use domain::reservation::ReservationCommand;
 use domain::saga::{reservation_fallback, SagaAction};
 
 use super::commands::{Commands, Outcome};
 use super::ids::derived_id;
-use super::payment::{record, ActionContext, ActionOutcome, ChargeOrder, PaymentWorker};
+use super::payment::{
+    record, record_with, ActionContext, ActionOutcome, ChargeOrder, PaymentWorker,
+};
 use super::payout::PayoutWorker;
 use super::retry::Stopped;
 
@@ -48,7 +51,9 @@ impl Actions {
             } => self.lodging(cx, lodging_id, command).await,
             SagaAction::Payment(command) => {
                 let c = &self.commands;
-                record(c, &c.payments, cx, command, ACTOR).await
+                // A reservation's payment stream is opened by its request.
+                let opens = matches!(command, PaymentCommand::Request { .. });
+                record_with(c, &c.payments, cx, command, ACTOR, opens).await
             }
             SagaAction::Charge {
                 idempotency_key,

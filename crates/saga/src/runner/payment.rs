@@ -71,9 +71,26 @@ pub(super) async fn record<A: Aggregate>(
     command: &A::Command,
     actor: &str,
 ) -> Result<ActionOutcome, Stopped> {
+    record_with(commands, repository, cx, command, actor, false).await
+}
+
+/// As [`record`]; `opens`: the command most likely opens its stream (a payment's request), so it is
+/// decided without reading the stream first ([`Commands::execute_with`]). Sent again (a recorded
+/// action after a crash), it finds the stream there: its events are deduplicated by their ids, or
+/// the append conflicts and the command is decided again on the stream, as `record` would.
+pub(super) async fn record_with<A: Aggregate>(
+    commands: &Commands,
+    repository: &eventlog::Repository<A>,
+    cx: &ActionContext,
+    command: &A::Command,
+    actor: &str,
+    opens: bool,
+) -> Result<ActionOutcome, Stopped> {
     let id = cx.reservation_id.to_string();
     let ctx = cx.command_context(actor);
-    let outcome = commands.execute(repository, &id, command, &ctx).await?;
+    let outcome = commands
+        .execute_with(repository, &id, command, &ctx, opens)
+        .await?;
     Ok(ActionOutcome::of(outcome))
 }
 

@@ -96,6 +96,49 @@ async fn a_trigger_recorded_before_a_crash_is_acted_on_exactly_once() {
     );
 }
 
+/// A payment's request opens its stream, so the saga decides it without reading the stream. Sent
+/// again (a fresh store makes the saga handle the whole log again, as after a crash), its event is
+/// found by its id: the stream is read, nothing is added, and the charge that follows sees the
+/// payment completed and is not sent to the gateway again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_request_sent_again_adds_nothing_and_charges_once() {
+    let world = World::new().await;
+    let runner = world.start(fast_policy(), "saga.db");
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let rid = world.request_stay(&lodging).await;
+    eventually("the request to reach the lodging", || async {
+        world.lodging(&lodging).await.requests.get(&rid).map(|_| ())
+    })
+    .await;
+    world.grant(&lodging, rid).await;
+    world.wait_for_status(rid, "confirmed").await;
+    world.settle(&runner).await;
+    runner.stop().await;
+    let payment_stream = format!("payment-{rid}");
+    let ids = |events: Vec<eventlog::RecordedEvent>| -> Vec<uuid::Uuid> {
+        events.iter().map(|e| e.event_id).collect()
+    };
+    let before = ids(world.stream(&payment_stream).await);
+    assert_eq!(
+        world.event_types(&payment_stream).await,
+        ["PaymentRequested", "PaymentCompleted"]
+    );
+    let head = world.head().await;
+
+    let again = world.start(fast_policy(), "rewound.db");
+    eventually("the rewound saga to catch up", || async {
+        (again.status.checkpoint() >= head).then_some(())
+    })
+    .await;
+    again.stop().await;
+    assert_eq!(ids(world.stream(&payment_stream).await), before);
+    assert_eq!(world.head().await, head, "no new event anywhere");
+    assert_eq!(world.payment(rid).await.status, PaymentStatus::Completed);
+    let charges = world.charges_for(rid).await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0].attempts, 1, "the gateway was not called again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_events_change_nothing() {
     let world = World::new().await;
