@@ -311,16 +311,7 @@ async fn a_stream_read_back_after_reopening_keeps_its_head_and_its_ids() {
             vec![first[1].clone(), new_event("D", json!({}))],
         )
         .await;
-    assert!(
-        matches!(
-            mixed,
-            Err(eventlog::AppendError::Conflict {
-                actual: Some(2),
-                ..
-            })
-        ),
-        "{mixed:?}"
-    );
+    conformance::expect_conflict(mixed, ExpectedVersion::Exact(2), Some(2)).unwrap();
     let next = log
         .append(
             "s",
@@ -437,16 +428,7 @@ async fn dedup_and_versions_see_the_other_writers_appends() {
     let stale = a
         .append("s", ExpectedVersion::Exact(0), vec![second.clone()])
         .await;
-    assert!(
-        matches!(
-            stale,
-            Err(eventlog::AppendError::Conflict {
-                actual: Some(1),
-                ..
-            })
-        ),
-        "{stale:?}"
-    );
+    conformance::expect_conflict(stale, ExpectedVersion::Exact(0), Some(1)).unwrap();
     let added = a
         .append("s", ExpectedVersion::Exact(1), vec![second.clone()])
         .await

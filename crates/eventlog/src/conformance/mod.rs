@@ -143,7 +143,8 @@ pub fn new_event(event_type: &str, data: serde_json::Value) -> NewEvent {
     }
 }
 
-fn expect_conflict(
+/// `result` is a [`AppendError::Conflict`] between `expected` and `actual`.
+pub fn expect_conflict(
     result: Result<AppendOutcome, AppendError>,
     expected: ExpectedVersion,
     actual: Option<u64>,
