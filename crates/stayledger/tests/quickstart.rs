@@ -1,48 +1,39 @@
-//! The README's quickstart, run as written against the real binary: `serve` in a child process, then
-//! the README's shell block (tokens, lodging, request, approval) with `cargo run ... --` replaced by
-//! this build's binary and the address by the one `serve` printed.
+//! The docs' shell blocks, run as written against the real binary: `serve` in a child process, then
+//! the README's quickstart (tokens, lodging, request, approval) and docs/seeds.md's walk through the
+//! five seed systems, with `cargo run ... --` replaced by this build's binary, `./data` by the test's
+//! data dir and the address by the one `serve` printed.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 const README: &str = include_str!("../../../README.md");
+const SEEDS: &str = include_str!("../../../docs/seeds.md");
 
-struct Serve(Child);
+/// `serve` as a child process, killed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn quickstart_block() -> String {
-    let start = README
-        .find("<!-- quickstart:begin")
-        .expect("quickstart begin marker");
-    let rest = &README[start..];
-    let end = rest
-        .find("<!-- quickstart:end")
-        .expect("quickstart end marker");
-    let block = &rest[..end];
-    let body_start = block.find("```sh\n").expect("sh block") + "```sh\n".len();
-    let body_end = block[body_start..].find("```").expect("block end") + body_start;
-    block[body_start..body_end].to_string()
-}
-
-#[test]
-fn readme_quickstart_works_as_written() {
-    let binary = env!("CARGO_BIN_EXE_stayledger");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary)
+/// Start `serve` on a free port over `dir`, with `args` added; returns once it printed its address.
+fn serve(dir: &Path, args: &[&str]) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stayledger"))
         .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("STAYLEDGER_DATA_DIR", dir.path())
+        .args(args)
+        .env("STAYLEDGER_DATA_DIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("serve starts");
     let stdout = child.stdout.take().expect("stdout");
-    let serve = Serve(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -52,21 +43,55 @@ fn readme_quickstart_works_as_written() {
         .strip_prefix("stayledger listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
+    Serve { child, base }
+}
 
-    let script = quickstart_block()
-        .replace("cargo run -q --release -p stayledger --", binary)
-        .replace("http://127.0.0.1:8080", &base);
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .env("STAYLEDGER_DATA_DIR", dir.path())
+/// The `sh` blocks of `text`, in order.
+fn sh_blocks(text: &str) -> Vec<&str> {
+    text.split("```sh\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("block end")])
+        .collect()
+}
+
+/// Run `script` in `bash -euo pipefail` with the data dir in the environment.
+fn bash(script: &str, dir: &Path) -> Output {
+    Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .env("STAYLEDGER_DATA_DIR", dir)
         .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .expect("bash runs")
+}
+
+fn succeeded(what: &str, output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "quickstart failed: {stdout}\n{}",
+        "{what} failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn readme_quickstart_works_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = serve(dir.path(), &[]);
+    let start = README
+        .find("<!-- quickstart:begin")
+        .expect("quickstart begin marker");
+    let end = README[start..]
+        .find("<!-- quickstart:end")
+        .expect("quickstart end marker");
+    let blocks = sh_blocks(&README[start..start + end]);
+    assert_eq!(blocks.len(), 1, "one sh block between the markers");
+    let script = blocks[0]
+        .replace(
+            "cargo run -q --release -p stayledger --",
+            env!("CARGO_BIN_EXE_stayledger"),
+        )
+        .replace("http://127.0.0.1:8080", &serve.base);
+    let stdout = succeeded("quickstart", &bash(&script, dir.path()));
     assert!(
         stdout.contains(r#""status":"registered""#),
         "lodging registered: {stdout}"
@@ -76,5 +101,43 @@ fn readme_quickstart_works_as_written() {
         Some(r#""confirmed""#),
         "{stdout}"
     );
-    drop(serve);
+}
+
+/// docs/seeds.md's blocks in one shell, as a newcomer would paste them (the `serve` line is this
+/// test's own child): every call answers without an error and every awaited status is reached.
+#[test]
+fn the_seed_systems_guide_runs_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = serve(dir.path(), &["--webhook-allow-private"]);
+    let data = dir.path().to_str().expect("a UTF-8 temp path");
+    let script: String = sh_blocks(SEEDS)
+        .iter()
+        .flat_map(|block| block.lines())
+        .filter(|line| !line.contains("-- serve"))
+        .map(|line| {
+            line.replace(
+                "cargo run --release -q -p stayledger --",
+                env!("CARGO_BIN_EXE_stayledger"),
+            )
+            .replace("./data", data)
+            .replace("http://127.0.0.1:8080", &serve.base)
+                + "\n"
+        })
+        .collect();
+    assert!(
+        script.matches("await ").count() >= 10,
+        "the guide waits for its statuses: {script}"
+    );
+    let stdout = succeeded("docs/seeds.md", &bash(&script, dir.path()));
+    for expected in [
+        "status: confirmed",
+        "refund_status: refunded",
+        "status: paid",
+        "payout_status: sent",
+        r#"{"gross":30000,"fee":4500,"net":25500,"status":"sent"}"#,
+        r#""erased":true"#,
+        "event: reservation",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in: {stdout}");
+    }
 }
