@@ -4,6 +4,9 @@
 //! timer that fired) and whose events record what it handled, which actions it sent and which timers
 //! it armed or cancelled. A trigger already handled decides nothing, so redelivery is harmless, and
 //! the actions recorded for it can be re-sent after a crash (every action is idempotent).
+//!
+//! Here: the saga's inputs, actions, events and state, and its `Aggregate`; `react.rs`: the saga
+//! table (what to do for each input); `money.rs` and `settlement.rs`: charges, refunds and payouts.
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
@@ -16,16 +19,15 @@ use crate::reservation::{ReservationCommand, ReservationEvent, ReservationReques
 use crate::{impl_domain_event, Aggregate, Timestamp};
 
 mod money;
+mod react;
 mod settlement;
 mod small_map;
 
+use money::observe_payment;
 pub use money::NO_CHARGE_REF;
-use money::{
-    charge, charge_allowed, check_out, observe_payment, payment_request, refund, refund_completed,
-    settle_payment,
-};
+pub use react::react;
+use settlement::observe_payout;
 pub use settlement::PayoutProgress;
-use settlement::{observe_payout, react_payout, retry_payout, schedule_on_completion};
 pub use small_map::SmallMap;
 
 /// Trigger id -> the actions sent for it.
@@ -447,268 +449,6 @@ pub fn concerns(input: &SagaInput) -> bool {
                 | LodgingEvent::RequestPaid { .. }
         )
     )
-}
-
-/// The saga table of docs/architecture.md, as a pure function.
-#[must_use]
-pub fn react(
-    state: &SagaState,
-    input: &SagaInput,
-    policy: &SagaPolicy,
-    now: Timestamp,
-) -> Reaction {
-    let mut r = Reaction::default();
-    let Some(reservation) = state.reservation.as_ref() else {
-        if let SagaInput::Reservation(ReservationEvent::ReservationRequested(requested)) = input {
-            r.actions.push(SagaAction::Lodging {
-                lodging_id: requested.lodging_id.clone(),
-                command: LodgingCommand::RequestApproval {
-                    reservation_id: requested.reservation_id,
-                    stay: requested.stay(),
-                },
-            });
-            r.arm
-                .push((TimerKind::ApprovalDeadline, now + policy.approval_deadline));
-        }
-        return r;
-    };
-    let lodging = |command| SagaAction::Lodging {
-        lodging_id: reservation.lodging_id.clone(),
-        command,
-    };
-    let awaiting_approval = state.stage == SagaStage::AwaitingApproval && !state.cancelled;
-    let paid = state.stage == SagaStage::Paid && !state.cancelled;
-    let ours = |id: &crate::ReservationId| *id == reservation.reservation_id;
-    match input {
-        SagaInput::Reservation(ReservationEvent::ReservationCancelled { .. })
-            if !state.cancelled =>
-        {
-            r.actions.push(lodging(LodgingCommand::Withdraw {
-                reservation_id: reservation.reservation_id,
-                reason: "reservation cancelled".to_string(),
-            }));
-            r.actions
-                .extend(settle_payment(&state.payment, "reservation cancelled"));
-            r.cancel.extend([
-                TimerKind::ApprovalDeadline,
-                TimerKind::PaymentRetry,
-                TimerKind::CheckOut,
-            ]);
-        }
-        // Completed (at check-out, or before it by its admin): the host is paid, and the timer has
-        // nothing left to do.
-        SagaInput::Reservation(ReservationEvent::ReservationCompleted { .. }) => {
-            r.actions.extend(schedule_on_completion(state));
-            r.cancel.push(TimerKind::CheckOut);
-        }
-        SagaInput::Payout(event) => react_payout(state, event, policy, &mut r),
-        SagaInput::Timer(TimerKind::PayoutRetry) => r.actions.extend(retry_payout(state)),
-        SagaInput::Timer(TimerKind::CheckOut)
-            if state.stage == SagaStage::Confirmed && !state.cancelled =>
-        {
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::Complete {
-                    completed_by: "check-out".to_string(),
-                }));
-        }
-        SagaInput::Reservation(
-            ReservationEvent::ReservationExpired {}
-            | ReservationEvent::ReservationRejected { .. }
-            | ReservationEvent::ReservationPaymentFailed { .. },
-        ) => r
-            .cancel
-            .extend([TimerKind::ApprovalDeadline, TimerKind::PaymentRetry]),
-        // `pay_first`: the nights are held, so the request is charged before its admin sees it.
-        SagaInput::Lodging(LodgingEvent::NightsHeld { reservation_id })
-            if awaiting_approval && ours(reservation_id) =>
-        {
-            r.actions.push(payment_request(reservation));
-        }
-        SagaInput::Lodging(LodgingEvent::ApprovalGranted { reservation_id, .. })
-            if paid && ours(reservation_id) =>
-        {
-            if let PaymentProgress::Completed { amount, .. } = &state.payment {
-                r.actions
-                    .push(SagaAction::Reservation(ReservationCommand::Confirm {
-                        payment_id: state.payment_id.clone().unwrap_or_default(),
-                        amount: *amount,
-                    }));
-                r.arm.push(check_out(reservation));
-            }
-            r.cancel.push(TimerKind::ApprovalDeadline);
-        }
-        SagaInput::Lodging(LodgingEvent::ApprovalDenied {
-            reason,
-            reservation_id,
-            ..
-        }) if paid && ours(reservation_id) => {
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::Reject {
-                    reason: reason.clone(),
-                }));
-            r.actions.extend(refund_completed(&state.payment));
-            r.cancel.push(TimerKind::ApprovalDeadline);
-        }
-        SagaInput::Lodging(LodgingEvent::ApprovalGranted {
-            reservation_id,
-            granted_by,
-        }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
-            r.actions.push(SagaAction::Reservation(
-                ReservationCommand::RecordApproval {
-                    approved_by: granted_by.clone(),
-                },
-            ));
-            r.actions.push(payment_request(reservation));
-            r.cancel.push(TimerKind::ApprovalDeadline);
-        }
-        SagaInput::Lodging(LodgingEvent::ApprovalDenied {
-            reason,
-            reservation_id,
-            ..
-        }) if awaiting_approval && *reservation_id == reservation.reservation_id => {
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::Reject {
-                    reason: reason.clone(),
-                }));
-            r.cancel.push(TimerKind::ApprovalDeadline);
-        }
-        // The payment was requested before the cancellation, but its `PaymentRequested` is seen after
-        // it (so the cancellation had nothing to void yet): void it now, never charge it.
-        SagaInput::Payment(PaymentEvent::PaymentRequested { .. })
-            if state.has_ended() && state.payment == PaymentProgress::None =>
-        {
-            let reason = if state.cancelled {
-                "reservation cancelled"
-            } else {
-                "reservation not confirmed"
-            };
-            r.actions.push(SagaAction::Payment(PaymentCommand::Void {
-                reason: reason.to_string(),
-            }));
-        }
-        // A zero total is settled without the gateway: nothing is ever charged (or refunded) for 0.
-        SagaInput::Payment(PaymentEvent::PaymentRequested { .. })
-            if reservation.total_amount == 0
-                && !state.cancelled
-                && charge_allowed(state, input) =>
-        {
-            r.actions
-                .push(SagaAction::Payment(PaymentCommand::Complete {
-                    payment_id: format!("{NO_CHARGE_REF}-{}", reservation.reservation_id),
-                    gateway_ref: NO_CHARGE_REF.to_string(),
-                    amount: 0,
-                }));
-        }
-        // The attempts are used up and the lodging's admin did not retry while the request held its
-        // nights: the payment fails (and the nights are released when the failure is seen).
-        SagaInput::Timer(TimerKind::PaymentRetry)
-            if !state.cancelled
-                && charge_allowed(state, input)
-                && state.last_deferral_counted
-                && state.charge_attempts >= policy.max_payment_attempts =>
-        {
-            r.actions.push(SagaAction::Payment(PaymentCommand::Fail {
-                reason: format!(
-                    "payment attempts exhausted ({} answered by the gateway) and not retried by the lodging's admin",
-                    state.charge_attempts
-                ),
-            }));
-            r.cancel.push(TimerKind::PaymentRetry);
-        }
-        SagaInput::Payment(
-            PaymentEvent::PaymentRequested { .. } | PaymentEvent::PaymentRetryRequested { .. },
-        )
-        | SagaInput::Timer(TimerKind::PaymentRetry)
-            if !state.cancelled && charge_allowed(state, input) =>
-        {
-            r.actions
-                .push(charge(reservation, state.charge_attempts + 1, policy));
-            r.cancel.push(TimerKind::PaymentRetry);
-        }
-        SagaInput::Payment(PaymentEvent::PaymentDeferred {
-            reason, retry_at, ..
-        }) if !state.has_ended() => {
-            r.actions.push(SagaAction::Reservation(
-                ReservationCommand::RecordPaymentPending {
-                    reason: reason.clone(),
-                    retry_at: *retry_at,
-                },
-            ));
-            r.arm.push((TimerKind::PaymentRetry, *retry_at));
-        }
-        SagaInput::Payment(PaymentEvent::PaymentCompleted {
-            payment_id,
-            gateway_ref,
-            amount,
-        }) => {
-            if state.has_ended() {
-                r.actions.push(refund(gateway_ref, *amount));
-            } else if state.pay_first {
-                // Paid: now (and only now) the request reaches its lodging's desk.
-                r.actions
-                    .push(SagaAction::Reservation(ReservationCommand::RecordPayment {
-                        payment_id: payment_id.clone(),
-                        amount: *amount,
-                    }));
-                r.actions.push(lodging(LodgingCommand::MarkPaid {
-                    reservation_id: reservation.reservation_id,
-                }));
-            } else {
-                r.actions
-                    .push(SagaAction::Reservation(ReservationCommand::Confirm {
-                        payment_id: payment_id.clone(),
-                        amount: *amount,
-                    }));
-                r.arm.push(check_out(reservation));
-            }
-            r.cancel.push(TimerKind::PaymentRetry);
-        }
-        SagaInput::Payment(PaymentEvent::PaymentFailed { reason }) => {
-            r.actions.push(SagaAction::Reservation(
-                ReservationCommand::RecordPaymentFailure {
-                    reason: reason.clone(),
-                },
-            ));
-            r.actions.push(lodging(LodgingCommand::Withdraw {
-                reservation_id: reservation.reservation_id,
-                reason: "payment failed".to_string(),
-            }));
-            r.cancel.push(TimerKind::PaymentRetry);
-        }
-        SagaInput::Payment(PaymentEvent::PaymentRefunded { amount, .. }) => {
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::RecordRefund {
-                    amount: *amount,
-                }));
-        }
-        SagaInput::Timer(TimerKind::ApprovalDeadline) if awaiting_approval => {
-            r.actions.push(lodging(LodgingCommand::Withdraw {
-                reservation_id: reservation.reservation_id,
-                reason: "approval deadline passed".to_string(),
-            }));
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::Expire));
-        }
-        // `pay_first`: not paid or not decided in time: released, expired, and what was taken
-        // refunded (or the charge still under way voided).
-        SagaInput::Timer(TimerKind::ApprovalDeadline)
-            if state.pay_first
-                && !state.cancelled
-                && matches!(state.stage, SagaStage::AwaitingPayment | SagaStage::Paid) =>
-        {
-            r.actions.push(lodging(LodgingCommand::Withdraw {
-                reservation_id: reservation.reservation_id,
-                reason: "approval deadline passed".to_string(),
-            }));
-            r.actions
-                .push(SagaAction::Reservation(ReservationCommand::Expire));
-            r.actions
-                .extend(settle_payment(&state.payment, "approval deadline passed"));
-            r.cancel.push(TimerKind::PaymentRetry);
-        }
-        _ => {}
-    }
-    r
 }
 
 /// The table's "unknown lodging -> reject reservation": what the saga's runner sends to the
