@@ -40,7 +40,7 @@ pub use envelope::{
     RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};
-pub use esdb::{EsdbEventLog, DEDUP_WINDOW as ESDB_DEDUP_WINDOW};
+pub use esdb::EsdbEventLog;
 pub use failure::{Failure, Poison, Retry};
 pub use group::{ConsumerGroups, GroupAcks, GroupDelivery, GroupMember, LocalGroups, Settlement};
 pub use hash::{verify_log, BadEvent, VerifyReport};
@@ -73,6 +73,10 @@ pub type RawEventSubscription = BoxStream<'static, Result<RawRecordedEvent, LogE
 /// [`RawEventSubscription`] with parsed payloads ([`EventLogExt::subscribe_parsed`]).
 pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>;
 
+/// How many of a stream's last events an append looks through for its event ids (the retry of an
+/// append lands right after its own events; [`EventLog::append`]).
+pub const DEDUP_WINDOW: usize = 64;
+
 /// The event-store port. Every adapter passes the same conformance suite (`conformance` module).
 ///
 /// The global log (`read_all`, `subscribe`) is read with payloads as the JSON text the log holds:
@@ -81,10 +85,14 @@ pub type EventSubscription = BoxStream<'static, Result<RecordedEvent, LogError>>
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Append `events` to `stream` if its current version matches `expected`. Durable before it
-    /// returns `Ok`. Idempotent by event id: if every event is already in the stream, the append is
-    /// a no-op and the outcome reports the stream as it is (whatever `expected` says); if only some
-    /// are, it is refused as a `Conflict` (an append is atomic, so that cannot be a retry). Repeated
-    /// ids within one append are collapsed to the first.
+    /// returns `Ok`. Idempotent by event id: if every event is already among the stream's last
+    /// [`DEDUP_WINDOW`] events (or its last `events.len()`, if more), the append is a no-op and the
+    /// outcome reports the stream as it is (whatever `expected` says); if only some are, it is
+    /// refused as a `Conflict` (an append is atomic, so that cannot be a retry). Repeated ids within
+    /// one append are collapsed to the first. A repeat from further back is not looked for: with
+    /// `Exact` or `NoStream` it conflicts (the stream has moved past the version its first attempt
+    /// expected), and its command is decided again on the stream as it is (docs/decisions/0038);
+    /// with `Any` it is appended again.
     async fn append(
         &self,
         stream: &str,

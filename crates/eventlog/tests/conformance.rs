@@ -38,6 +38,7 @@ sqlite_cases!(
     subscribe_live,
     subscribe_parsed_matches_subscribe,
     duplicate_event_ids,
+    dedup_window,
     snapshots_round_trip,
     hash_chain,
 );
@@ -45,7 +46,7 @@ sqlite_cases!(
 #[test]
 fn every_case_is_run_against_sqlite() {
     // The macro above must list every case of the suite.
-    assert_eq!(conformance::CASES.len(), 11);
+    assert_eq!(conformance::CASES.len(), 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

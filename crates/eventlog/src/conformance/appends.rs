@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{append_numbered, expect_conflict, new_event, unique_stream, Failure, Outcome};
 use crate::hash::recompute_hash;
 use crate::{
-    AppendError, EventLog, EventLogExt, ExpectedVersion, RawRecordedEvent, RecordedEvent, Snapshots,
+    AppendError, EventLog, EventLogExt, ExpectedVersion, RawRecordedEvent, RecordedEvent,
+    Snapshots, DEDUP_WINDOW,
 };
 
 /// any / no_stream / exact, each accepted or refused with a typed conflict naming the actual version.
@@ -312,6 +313,59 @@ pub async fn duplicate_event_ids(log: Arc<dyn EventLog>) -> Outcome {
     ensure!(
         ids == [a.event_id, b.event_id, c.event_id],
         "stream should hold A, B, C once each: {ids:?}"
+    );
+    Ok(())
+}
+
+/// A long stream's repeats are looked for in its last [`DEDUP_WINDOW`] events: a repeat of a recent
+/// append is a no-op, also an append of more events than the window; a repeat from further back
+/// conflicts on its old expected version.
+pub async fn dedup_window(log: Arc<dyn EventLog>) -> Outcome {
+    let s = unique_stream("conformance-window");
+    let first = new_event("E", json!({ "n": 0 }));
+    log.append(&s, ExpectedVersion::NoStream, vec![first.clone()])
+        .await?;
+    let mut last = None;
+    for n in 1..=DEDUP_WINDOW as u64 + 8 {
+        let event = new_event("E", json!({ "n": n }));
+        let outcome = log
+            .append(&s, ExpectedVersion::Exact(n - 1), vec![event.clone()])
+            .await?;
+        last = Some((n - 1, event, outcome));
+    }
+    let (expected, event, outcome) = last.ok_or_else(|| Failure("no appends".into()))?;
+    let again = log
+        .append(&s, ExpectedVersion::Exact(expected), vec![event])
+        .await?;
+    ensure!(
+        again == outcome,
+        "a repeat of the last append should report {outcome:?}, got {again:?}"
+    );
+    let old = log.append(&s, ExpectedVersion::NoStream, vec![first]).await;
+    let head = Some(outcome.last_version);
+    expect_conflict(old, ExpectedVersion::NoStream, head)?;
+    let big: Vec<_> = (0..DEDUP_WINDOW + 16)
+        .map(|n| new_event("Big", json!({ "n": n })))
+        .collect();
+    let written = log
+        .append(
+            &s,
+            ExpectedVersion::Exact(outcome.last_version),
+            big.clone(),
+        )
+        .await?;
+    let repeated = log
+        .append(&s, ExpectedVersion::Exact(outcome.last_version), big)
+        .await?;
+    ensure!(
+        repeated == written,
+        "a repeat of an append larger than the window should report {written:?}, got {repeated:?}"
+    );
+    let count = log.read_stream(&s, 0, 1_000).await?.len();
+    let want = 1 + DEDUP_WINDOW + 8 + DEDUP_WINDOW + 16;
+    ensure!(
+        count == want,
+        "the stream should hold {want} events, holds {count}"
     );
     Ok(())
 }

@@ -53,8 +53,9 @@ mod groups;
 mod subscriptions;
 
 pub use appends::{
-    concurrent_appends_distinct_streams, concurrent_appends_one_stream, duplicate_event_ids,
-    expected_version_conflicts, hash_chain, read_after_write, snapshots_round_trip,
+    concurrent_appends_distinct_streams, concurrent_appends_one_stream, dedup_window,
+    duplicate_event_ids, expected_version_conflicts, hash_chain, read_after_write,
+    snapshots_round_trip,
 };
 pub use faulty::FaultyLog;
 pub use groups::consumer_group;
@@ -87,6 +88,7 @@ pub const CASES: &[(&str, Case)] = &[
         Box::pin(subscribe_parsed_matches_subscribe(l))
     }),
     ("duplicate_event_ids", |l| Box::pin(duplicate_event_ids(l))),
+    ("dedup_window", |l| Box::pin(dedup_window(l))),
     ("snapshots_round_trip", |l| Box::pin(snapshots_of(l))),
     ("hash_chain", |l| Box::pin(hash_chain(l))),
 ];

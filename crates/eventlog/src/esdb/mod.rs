@@ -34,11 +34,9 @@ use crate::json_syntax;
 use crate::{
     AppendError, AppendOutcome, EventLog, EventMetadata, ExpectedVersion, LogError, NewEvent,
     Position, RawEventSubscription, RawRecordedEvent, Recorded, RecordedEvent, Snapshots,
-    StreamVersion,
+    StreamVersion, DEDUP_WINDOW,
 };
 
-/// How many of a stream's last events an append checks for duplicate ids.
-pub const DEDUP_WINDOW: usize = 64;
 /// Lost races retried by an append with `ExpectedVersion::Any` before it reports a conflict.
 const ANY_RETRIES: usize = 16;
 /// Prefix of the streams holding snapshots.

@@ -1,18 +1,19 @@
 //! The writer's memory of streams: for each stream it touched, the last version, position and hash (to
-//! chain the next event) and the ids of its events (to deduplicate without an index on random event ids,
-//! which would cost one random B-tree page write per event).
+//! chain the next event) and the ids of its last [`DEDUP_WINDOW`] events (to deduplicate without an
+//! index on random event ids, which would cost one random B-tree page write per event; the port's
+//! dedup looks that far back, `EventLog::append`).
 //!
 //! It stays exact across processes: at the start of every write transaction the writer compares the
 //! file's `MAX(position)` with the last position it knows and folds in whatever another process wrote in
 //! between (positions are gap-free, so `position > known` is exactly the missing part).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::{store_error, to_i64, to_u64};
-use crate::LogError;
+use crate::{LogError, DEDUP_WINDOW};
 
 /// Cached streams plus event ids above which the less recently used half of the streams is forgotten
 /// (a forgotten stream is read back on its next append: two indexed reads). It bounds
@@ -26,8 +27,35 @@ pub(crate) struct StreamState {
     pub version: u64,
     pub position: u64,
     pub hash: String,
-    pub ids: HashSet<Uuid>,
+    pub ids: RecentIds,
     used: u64,
+}
+
+/// The ids of a stream's last [`DEDUP_WINDOW`] events, oldest first (more, if its last append alone
+/// had more). A long stream (a lodging's desk) thus costs what a short one does, and reading it back
+/// reads its last rows only.
+#[derive(Default)]
+pub(crate) struct RecentIds(Vec<Uuid>);
+
+impl RecentIds {
+    pub(crate) fn contains(&self, id: &Uuid) -> bool {
+        self.0.contains(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Remember the ids of one append (in order), forgetting the oldest beyond the window.
+    pub(crate) fn extend(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        let before = self.0.len();
+        self.0.extend(ids);
+        let keep = DEDUP_WINDOW.max(self.0.len() - before);
+        // `load` fills a wider window in one call: keep all of it.
+        if self.0.len() > keep {
+            self.0.drain(..self.0.len() - keep);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -77,16 +105,25 @@ impl Heads {
     }
 
     /// The state of `stream`, loaded from the file on first use; `None` if the stream does not exist.
+    /// Its ids reach back `window` events at least (an append of more events than [`DEDUP_WINDOW`]
+    /// is checked against as many), read from the file if the memory holds fewer.
     pub(crate) fn get(
         &mut self,
         conn: &Connection,
         stream: &str,
+        window: usize,
     ) -> Result<Option<&mut StreamState>, LogError> {
-        if !self.streams.contains_key(stream) {
-            let Some(state) = load(conn, stream)? else {
+        let window = window.max(DEDUP_WINDOW);
+        let short = self.streams.get(stream).map(|s| {
+            let events = usize::try_from(s.version.saturating_add(1)).unwrap_or(usize::MAX);
+            s.ids.len() < window.min(events)
+        });
+        if short != Some(false) {
+            let Some(state) = load(conn, stream, window)? else {
                 return Ok(None);
             };
-            self.ids += state.ids.len();
+            let before = self.streams.get(stream).map_or(0, |s| s.ids.len());
+            self.ids = self.ids - before + state.ids.len();
             self.streams.insert(stream.to_owned(), state);
         }
         let batch = self.batch;
@@ -97,9 +134,10 @@ impl Heads {
         Ok(Some(state))
     }
 
-    /// Account for `count` events this writer just appended to a cached stream, up to `position`.
-    pub(crate) fn added(&mut self, count: usize, position: u64) {
-        self.ids += count;
+    /// Account for an append this writer just made to a cached stream, up to `position`: its
+    /// remembered ids went from `before` to `after`.
+    pub(crate) fn added(&mut self, before: usize, after: usize, position: u64) {
+        self.ids = self.ids - before + after;
         self.known = self.known.map(|k| k.max(position));
     }
 
@@ -112,8 +150,10 @@ impl Heads {
         position: u64,
         hash: String,
     ) {
-        let ids: HashSet<Uuid> = ids.collect();
-        self.added(ids.len(), position);
+        let mut recent = RecentIds::default();
+        recent.extend(ids);
+        let ids = recent;
+        self.added(0, ids.len(), position);
         let used = self.batch;
         let state = StreamState {
             version,
@@ -141,24 +181,27 @@ impl Heads {
             state.version = to_u64(row.get(1).map_err(store_error)?)?;
             state.position = to_u64(row.get(2).map_err(store_error)?)?;
             state.hash = row.get(3).map_err(store_error)?;
-            state.ids.insert(id_at(row, 4)?);
-            self.ids += 1;
+            let before = state.ids.len();
+            state.ids.extend([id_at(row, 4)?]);
+            self.ids = self.ids + state.ids.len() - before;
         }
         Ok(())
     }
 }
 
-/// A stream's state as the file holds it: one pass over its rows, newest first, through the
+/// A stream's state as the file holds it: its last `window` rows, newest first, through the
 /// `(stream, version)` index (the first row gives the head, every row its event id).
-fn load(conn: &Connection, stream: &str) -> Result<Option<StreamState>, LogError> {
+fn load(conn: &Connection, stream: &str, window: usize) -> Result<Option<StreamState>, LogError> {
     let mut statement = conn
         .prepare_cached(
-            "SELECT version, position, hash, event_id FROM events WHERE stream = ?1 ORDER BY version DESC",
+            "SELECT version, position, hash, event_id FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT ?2",
         )
         .map_err(store_error)?;
-    let mut rows = statement.query([stream]).map_err(store_error)?;
+    let mut rows = statement
+        .query(rusqlite::params![stream, to_i64(window as u64)?])
+        .map_err(store_error)?;
     let mut head = None;
-    let mut ids = HashSet::new();
+    let mut newest_first = Vec::new();
     while let Some(row) = rows.next().map_err(store_error)? {
         if head.is_none() {
             let version: i64 = row.get(0).map_err(store_error)?;
@@ -166,8 +209,10 @@ fn load(conn: &Connection, stream: &str) -> Result<Option<StreamState>, LogError
             let hash: String = row.get(2).map_err(store_error)?;
             head = Some((to_u64(version)?, to_u64(position)?, hash));
         }
-        ids.insert(id_at(row, 3)?);
+        newest_first.push(id_at(row, 3)?);
     }
+    let mut ids = RecentIds::default();
+    ids.extend(newest_first.into_iter().rev());
     Ok(head.map(|(version, position, hash)| StreamState {
         version,
         position,
@@ -189,6 +234,24 @@ fn id_at(row: &rusqlite::Row<'_>, index: usize) -> Result<Uuid, LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_keeps_the_ids_of_its_last_events_and_of_its_last_append() {
+        let mut ids = RecentIds::default();
+        let one_by_one: Vec<Uuid> = (0..DEDUP_WINDOW + 10).map(|_| Uuid::new_v4()).collect();
+        for id in &one_by_one {
+            ids.extend([*id]);
+        }
+        assert_eq!(ids.len(), DEDUP_WINDOW);
+        assert!(!ids.contains(&one_by_one[9]));
+        assert!(one_by_one[10..].iter().all(|id| ids.contains(id)));
+        let big: Vec<Uuid> = (0..DEDUP_WINDOW * 2).map(|_| Uuid::new_v4()).collect();
+        ids.extend(big.iter().copied());
+        assert_eq!(ids.len(), DEDUP_WINDOW * 2);
+        assert!(big.iter().all(|id| ids.contains(id)));
+        ids.extend([Uuid::new_v4()]);
+        assert_eq!(ids.len(), DEDUP_WINDOW);
+    }
 
     #[test]
     fn past_the_bound_the_least_recently_used_half_is_forgotten() {

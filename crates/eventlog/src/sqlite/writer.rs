@@ -341,7 +341,7 @@ impl Writer {
         events: &[EncodedEvent],
         cursor: &mut Cursor,
     ) -> Result<Answer, BatchError> {
-        let state = self.heads.get(&self.conn, stream)?;
+        let state = self.heads.get(&self.conn, stream, events.len())?;
         let actual = state.as_ref().map(|s| s.version);
         if let Some(s) = &state {
             let present = events
@@ -384,8 +384,10 @@ impl Writer {
                     cursor,
                 )?;
                 (s.version, s.position, s.hash) = (version, position, hash);
+                let before = s.ids.len();
                 s.ids.extend(ids);
-                self.heads.added(events.len(), position);
+                let after = s.ids.len();
+                self.heads.added(before, after, position);
                 (version, position)
             }
             None => {
