@@ -266,6 +266,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
         approval: Approval::Admin,
         lodgings: LODGINGS,
         backlog: 0,
+        pace: plan.b3_pace,
     };
     let extras = Extras {
         customers: FOLLOWERS,

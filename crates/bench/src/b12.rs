@@ -16,6 +16,7 @@ async fn one(plan: &Plan, backlog: usize, flows: usize) -> anyhow::Result<serde_
         approval: Approval::Admin,
         lodgings: 1,
         backlog,
+        pace: None,
     };
     let ShapeRun {
         outcome,

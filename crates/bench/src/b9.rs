@@ -417,6 +417,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
         approval: Approval::Admin,
         lodgings: LODGINGS,
         backlog: 0,
+        pace: plan.b3_pace,
     };
     let extras = Extras {
         webhook_allow_private: true,

@@ -89,6 +89,10 @@ pub struct BenchArgs {
     /// Whole flows of B3, B9 and B10 (default 20,000; `--quick`: 500).
     #[arg(long)]
     pub flows: Option<usize>,
+    /// B3: offer the flows at this many a second (an open loop: flow `n` is sent `n / pace` seconds
+    /// after the first, its latency counted from then) instead of as fast as they are answered.
+    #[arg(long)]
+    pub pace: Option<f64>,
     /// Seconds B9 and B10 wait after the flows for the deliveries and frames still due (default 30).
     #[arg(long)]
     pub drain: Option<f64>,
@@ -110,6 +114,8 @@ pub struct Plan {
     pub b1_duration: Duration,
     pub levels: Vec<usize>,
     pub b3_flows: usize,
+    /// B3's offered rate (`--pace`); `None`: as fast as answered.
+    pub b3_pace: Option<f64>,
     /// B9, B10: how long the deliveries and frames may take to arrive after the flows.
     pub drain: Duration,
     pub events: u64,
@@ -137,6 +143,7 @@ impl Plan {
             b1_duration: Duration::from_secs(if quick { 1 } else { 10 }),
             levels,
             b3_flows: args.flows.unwrap_or(if quick { 500 } else { 20_000 }),
+            b3_pace: args.pace,
             drain: Duration::from_secs_f64(args.drain.unwrap_or(30.0).max(0.0)),
             events: args
                 .events
@@ -416,6 +423,7 @@ mod tests {
             seconds: None,
             events: None,
             flows: None,
+            pace: None,
             drain: None,
             work_dir: None,
             stayledger_bin: None,
@@ -427,5 +435,6 @@ mod tests {
         );
         assert_eq!(plan.events, 20_000);
         assert!(plan.duration <= Duration::from_secs(2));
+        assert_eq!(plan.b3_pace, None, "B3 runs closed loop unless paced");
     }
 }
