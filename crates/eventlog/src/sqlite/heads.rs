@@ -15,11 +15,18 @@ use uuid::Uuid;
 use super::{store_error, to_i64, to_u64};
 use crate::{LogError, DEDUP_WINDOW};
 
-/// Cached streams plus event ids above which the less recently used half of the streams is forgotten
-/// (a forgotten stream is read back on its next append: two indexed reads). It bounds
-/// the writer's memory to a few MiB (about 200 bytes a stream and 20 an id); it was 1,000,000 ids,
-/// which under a long load held tens of MiB (issue 18: B7 under load).
-const MAX_CACHED: usize = 65_536;
+/// The memory of streams above which the less recently used half of them is forgotten (a forgotten
+/// stream is read back on its next append: one indexed read of its last rows), by the estimate of
+/// [`Heads::bytes`]. It was a count of streams plus ids (65,536), which held ~3 MiB while a lodging's
+/// every id was kept and ~14 MiB once they were not and flows' streams took their place (B7 under
+/// load, decision 0038); before that, 1,000,000 ids held tens of MiB (issue 18).
+const MAX_BYTES: usize = 4 << 20;
+/// A stream's share of that: its slot in the map (name, head, hash and ids as `String`s and a
+/// `Vec`, ~100 bytes at the map's load), its name (~48), its hash in hex (64) and the allocators'
+/// rounding.
+const STREAM_BYTES: usize = 256;
+/// An event id's share.
+const ID_BYTES: usize = 16;
 /// A foreign write larger than this clears the cache instead of being folded in.
 const MAX_CATCH_UP: u64 = 50_000;
 
@@ -78,11 +85,16 @@ impl Heads {
             }
             _ => self.clear(),
         }
-        if self.streams.len() + self.ids > MAX_CACHED {
+        if self.bytes() > MAX_BYTES {
             self.forget_older_half();
         }
         self.known = Some(head);
         Ok(())
+    }
+
+    /// What the memory of streams holds, by estimate.
+    fn bytes(&self) -> usize {
+        self.streams.len() * STREAM_BYTES + self.ids * ID_BYTES
     }
 
     /// Forget the less recently used half of the streams. The recent ones are where the next appends
@@ -257,16 +269,17 @@ mod tests {
     fn past_the_bound_the_least_recently_used_half_is_forgotten() {
         let conn = Connection::open_in_memory().expect("sqlite");
         let mut heads = Heads::default();
-        let streams = MAX_CACHED; // one stream and one id each: twice the bound
+        // One stream and one id each: twice the bound.
+        let streams = 2 * MAX_BYTES / (STREAM_BYTES + ID_BYTES);
         for n in 0..streams {
             heads.sync(&conn, 0).expect("sync");
             let id = std::iter::once(Uuid::new_v4());
             heads.create(&format!("s-{n}"), id, 0, 0, String::new());
-            assert!(heads.streams.len() + heads.ids <= MAX_CACHED + 2);
+            assert!(heads.bytes() <= MAX_BYTES + STREAM_BYTES + ID_BYTES);
         }
         assert!(heads.streams.contains_key(&format!("s-{}", streams - 1)));
         assert!(heads.streams.contains_key(&format!("s-{}", streams - 100)));
         assert!(!heads.streams.contains_key("s-0"));
-        assert!(heads.streams.len() <= MAX_CACHED / 2 + 1);
+        assert!(heads.streams.len() <= streams / 2 + 1);
     }
 }
