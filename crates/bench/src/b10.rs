@@ -333,6 +333,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
         let what = Checked::of(&seen, &expected, &run.outcome.reservations);
         Ok::<_, anyhow::Error>(figure(
             flows,
+            plan.b3_pace,
             run,
             &what,
             notifier_at_head,
@@ -434,6 +435,7 @@ impl Checked {
 
 fn figure(
     flows: usize,
+    pace: Option<f64>,
     run: ShapeRun,
     c: &Checked,
     notifier_at_head: bool,
@@ -446,7 +448,7 @@ fn figure(
         submitted_in,
         platform,
     } = run;
-    let per_sec = outcome.confirmed as f64 / seconds;
+    let (per_sec, kept_up) = b3::rate(pace, &outcome, seconds, flows);
     let flow_latency = Percentiles::of(outcome.latencies.clone());
     let lag = Percentiles::of(c.lags.clone());
     let every = c.statuses_seen == c.changes
@@ -460,7 +462,7 @@ fn figure(
     let mut text = format!(
         "{} frames; {} of {} status changes reached their follower ({} as the very version the \
          change made), {} confirmed missing; lag p50 {:.0} / p99 {:.0} / max {:.0} ms; \
-         RSS {rss_mib:.0} MiB; {} flows/s",
+         RSS {rss_mib:.0} MiB; {}{} flows/s",
         thousands(c.frames as f64),
         thousands(c.statuses_seen as f64),
         thousands(c.changes as f64),
@@ -469,6 +471,7 @@ fn figure(
         lag.p50_ms,
         lag.p99_ms,
         lag.max_ms,
+        b3::pace_text(pace, kept_up),
         thousands(per_sec),
     );
     if c.ended > 0 {
@@ -495,6 +498,7 @@ fn figure(
     .details(json!({
         "followers": FOLLOWERS, "flows": flows, "confirmed": outcome.confirmed,
         "failed": outcome.failed, "timed_out": outcome.timed_out, "flows_per_sec": per_sec,
+        "pace": pace, "kept_up": kept_up,
         "seconds": seconds, "submitted_in_seconds": submitted_in, "flow_latency": flow_latency,
         "frames": c.frames, "frames_by_status": c.by_status, "status_changes": c.changes,
         "status_changes_seen": c.statuses_seen, "versions_seen": c.changes_seen, "confirmed_missing": c.confirmed_missing,

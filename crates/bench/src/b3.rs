@@ -481,6 +481,42 @@ pub(crate) async fn run_flows(stage: &Stage, flows: usize) -> anyhow::Result<Sha
     })
 }
 
+/// The flows' rate and, for a paced run, whether it kept up with its offer. Closed loop: confirmed
+/// flows over first request -> last confirmation (backlog drained). Paced: confirmed flows over the
+/// slots they were offered in (first -> last confirmation, plus one slot), the rate the pipeline
+/// kept while the offer lasted; it kept up when every flow was confirmed, none waited behind a
+/// growing queue (p99), and the flows were confirmed as fast as they were offered (within the
+/// jitter of the first and the last flow's latency).
+pub(crate) fn rate(
+    pace: Option<f64>,
+    outcome: &Outcome,
+    seconds: f64,
+    flows: usize,
+) -> (f64, Option<bool>) {
+    let Some(rate) = pace.filter(|rate| *rate > 0.0) else {
+        return (outcome.confirmed as f64 / seconds, None);
+    };
+    let per_sec = match (outcome.first_confirmed, outcome.last_confirmed) {
+        (Some(first), Some(last)) => {
+            outcome.confirmed as f64 / ((last - first).as_secs_f64() + 1.0 / rate)
+        }
+        _ => 0.0,
+    };
+    let p99 = Percentiles::of(outcome.latencies.clone()).p99_ms;
+    let kept_up =
+        outcome.confirmed == flows && p99 <= KEPT_UP_P99_MS && per_sec >= KEPT_UP_SHARE * rate;
+    (per_sec, Some(kept_up))
+}
+
+/// `offered R flows/s, kept up: ` (or `NOT kept up`) before a paced run's rate; nothing if closed.
+pub(crate) fn pace_text(pace: Option<f64>, kept_up: Option<bool>) -> String {
+    match (pace, kept_up) {
+        (Some(rate), Some(true)) => format!("offered {} flows/s, kept up: ", thousands(rate)),
+        (Some(rate), _) => format!("offered {} flows/s, NOT kept up: ", thousands(rate)),
+        _ => String::new(),
+    }
+}
+
 /// A paced run keeps up when its flows' p99 stays under this: no queue grows behind the offered rate.
 const KEPT_UP_P99_MS: f64 = 1_000.0;
 /// ...and its flows are confirmed at this share of the offered rate at least.
@@ -497,26 +533,8 @@ fn figure(shape: Shape, flows: usize, run: ShapeRun) -> Figure {
     let latency = Percentiles::of(outcome.latencies.clone());
     let complete = outcome.confirmed == flows;
     let pace = shape.pace.filter(|rate| *rate > 0.0);
-    // Closed loop: confirmed flows over first request -> last confirmation (backlog drained).
-    // Paced: confirmed flows over the slots they were offered in (first -> last confirmation, plus
-    // one slot), the rate the pipeline kept while the offer lasted.
-    let per_sec = match (pace, outcome.first_confirmed, outcome.last_confirmed) {
-        (Some(rate), Some(first), Some(last)) => {
-            outcome.confirmed as f64 / ((last - first).as_secs_f64() + 1.0 / rate)
-        }
-        _ => outcome.confirmed as f64 / seconds,
-    };
-    // A paced run kept up when every flow was confirmed, none waited behind a growing queue (p99),
-    // and the flows were confirmed as fast as they were offered (within the jitter of the first
-    // and the last flow's latency).
-    let kept_up = pace.map(|rate| {
-        complete && latency.p99_ms <= KEPT_UP_P99_MS && per_sec >= KEPT_UP_SHARE * rate
-    });
-    let mut text = match (pace, kept_up) {
-        (Some(rate), Some(true)) => format!("offered {} flows/s, kept up: ", thousands(rate)),
-        (Some(rate), _) => format!("offered {} flows/s, NOT kept up: ", thousands(rate)),
-        _ => String::new(),
-    };
+    let (per_sec, kept_up) = rate(pace, &outcome, seconds, flows);
+    let mut text = pace_text(pace, kept_up);
     text.push_str(&format!(
         "{} flows/s (flow p50 {:.0} ms, p99 {:.0} ms)",
         thousands(per_sec),

@@ -469,6 +469,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
         };
         Ok::<_, anyhow::Error>(figure(
             flows,
+            plan.b3_pace,
             run,
             &drained,
             &t,
@@ -484,6 +485,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
 
 fn figure(
     flows: usize,
+    pace: Option<f64>,
     run: ShapeRun,
     drained: &Drained,
     t: &Tally,
@@ -496,7 +498,7 @@ fn figure(
         submitted_in,
         platform,
     } = run;
-    let per_sec = outcome.confirmed as f64 / seconds;
+    let (per_sec, kept_up) = b3::rate(pace, &outcome, seconds, flows);
     let flow_latency = Percentiles::of(outcome.latencies.clone());
     let lag = Percentiles::of(t.lags.clone());
     let expected = drained.expected.len();
@@ -512,13 +514,14 @@ fn figure(
         && outcome.confirmed == flows;
     let mut text = format!(
         "{} of {} changes delivered ({} twice), lag p50 {:.0} / p99 {:.0} / max {:.0} ms; \
-         {} flows/s",
+         {}{} flows/s",
         thousands(t.distinct as f64),
         thousands(expected as f64),
         t.repeated,
         lag.p50_ms,
         lag.p99_ms,
         lag.max_ms,
+        b3::pace_text(pace, kept_up),
         thousands(per_sec),
     );
     if t.confirmed_missing > 0 {
@@ -547,7 +550,9 @@ fn figure(
     )
     .details(json!({
         "flows": flows, "confirmed": outcome.confirmed, "failed": outcome.failed,
-        "timed_out": outcome.timed_out, "flows_per_sec": per_sec, "seconds": seconds,
+        "timed_out": outcome.timed_out, "flows_per_sec": per_sec,
+        "pace": pace, "kept_up": kept_up,
+        "seconds": seconds,
         "submitted_in_seconds": submitted_in, "flow_latency": flow_latency,
         "subscribers": LODGINGS, "expected": expected, "arrivals": t.arrivals,
         "delivered_distinct": t.distinct, "repeated": t.repeated, "missing": t.missing,
