@@ -448,8 +448,8 @@ fn figure(
         submitted_in,
         platform,
     } = run;
-    let (per_sec, kept_up) = b3::rate(pace, &outcome, seconds, flows);
     let flow_latency = Percentiles::of(outcome.latencies.clone());
+    let (per_sec, kept_up) = b3::rate(pace, &outcome, &flow_latency, seconds, flows);
     let lag = Percentiles::of(c.lags.clone());
     let every = c.statuses_seen == c.changes
         && c.confirmed_missing == 0

@@ -490,6 +490,7 @@ pub(crate) async fn run_flows(stage: &Stage, flows: usize) -> anyhow::Result<Sha
 pub(crate) fn rate(
     pace: Option<f64>,
     outcome: &Outcome,
+    latency: &Percentiles,
     seconds: f64,
     flows: usize,
 ) -> (f64, Option<bool>) {
@@ -502,9 +503,9 @@ pub(crate) fn rate(
         }
         _ => 0.0,
     };
-    let p99 = Percentiles::of(outcome.latencies.clone()).p99_ms;
-    let kept_up =
-        outcome.confirmed == flows && p99 <= KEPT_UP_P99_MS && per_sec >= KEPT_UP_SHARE * rate;
+    let kept_up = outcome.confirmed == flows
+        && latency.p99_ms <= KEPT_UP_P99_MS
+        && per_sec >= KEPT_UP_SHARE * rate;
     (per_sec, Some(kept_up))
 }
 
@@ -533,7 +534,7 @@ fn figure(shape: Shape, flows: usize, run: ShapeRun) -> Figure {
     let latency = Percentiles::of(outcome.latencies.clone());
     let complete = outcome.confirmed == flows;
     let pace = shape.pace.filter(|rate| *rate > 0.0);
-    let (per_sec, kept_up) = rate(pace, &outcome, seconds, flows);
+    let (per_sec, kept_up) = rate(pace, &outcome, &latency, seconds, flows);
     let mut text = pace_text(pace, kept_up);
     text.push_str(&format!(
         "{} flows/s (flow p50 {:.0} ms, p99 {:.0} ms)",

@@ -498,8 +498,8 @@ fn figure(
         submitted_in,
         platform,
     } = run;
-    let (per_sec, kept_up) = b3::rate(pace, &outcome, seconds, flows);
     let flow_latency = Percentiles::of(outcome.latencies.clone());
+    let (per_sec, kept_up) = b3::rate(pace, &outcome, &flow_latency, seconds, flows);
     let lag = Percentiles::of(t.lags.clone());
     let expected = drained.expected.len();
     let every_one = t.missing == 0
