@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use domain::{ReservationId, Timestamp};
 use eventlog::{EventLog, GroupAcks, LogError, Position, RawEventSubscription, RawRecordedEvent};
 use futures::{FutureExt, StreamExt};
@@ -57,6 +57,8 @@ pub struct Coordinator {
     pub status: SagaStatus,
     pub max_in_flight: usize,
     pub backoff: Backoff,
+    /// How far ahead the agenda keeps timers whole ([`super::SagaConfig::near`]).
+    pub near: TimeDelta,
     pub shutdown: CancellationToken,
     pub lane_lost: AtomicBool,
 }
@@ -83,6 +85,9 @@ struct Progress {
     acks_due: Vec<uuid::Uuid>,
     /// The last read found nothing waiting.
     drained: bool,
+    /// Failed attempts in a row to take in the timers that came near, and when to try again.
+    extend_failures: u32,
+    extend_retry: Option<tokio::time::Instant>,
     /// As a group member: events that came before their reservation's request was handled, by
     /// reservation; sent to the lane again once another event of the reservation is handled.
     early: HashMap<ReservationId, BTreeMap<Position, Inbound>>,
@@ -115,7 +120,7 @@ impl Coordinator {
     /// Run until shutdown; `false` if it stopped because a lane was lost.
     pub async fn run(mut self, start: SagaProgress) -> bool {
         let mut progress = Progress {
-            agenda: Agenda::new(&start.timers, start.refunds),
+            agenda: Agenda::new(self.horizon(Utc::now()), &start.timers, start.refunds),
             events_in_flight: BTreeSet::new(),
             other_in_flight: 0,
             last_seen: start.checkpoint,
@@ -130,6 +135,8 @@ impl Coordinator {
             group_ids: HashMap::new(),
             acks_due: Vec::new(),
             drained: false,
+            extend_failures: 0,
+            extend_retry: None,
             early: HashMap::new(),
         };
         // What was loaded shows at once: a restarted saga with armed timers and no new event would
@@ -138,6 +145,7 @@ impl Coordinator {
         let mut subscription = self.open(&mut progress, start.checkpoint).await;
         while !self.shutdown.is_cancelled() && !self.drained(&progress) {
             self.step(&mut progress, &mut subscription).await;
+            self.extend_agenda(&mut progress).await;
             self.check_caught_up(&mut progress).await;
             self.dispatch_due(&mut progress);
             if progress
@@ -175,6 +183,7 @@ impl Coordinator {
                         .unwrap_or(Duration::ZERO),
                 });
         let commit_due = progress.commit_due(self.grouped());
+        let extend = self.extend_due(progress);
         tokio::select! {
             biased;
             () = self.shutdown.cancelled() => {}
@@ -187,6 +196,7 @@ impl Coordinator {
             }
             () = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => {}
             () = tokio::time::sleep_until(commit_due.unwrap_or_else(tokio::time::Instant::now)), if commit_due.is_some() => {}
+            () = tokio::time::sleep_until(extend.unwrap_or_else(tokio::time::Instant::now)), if extend.is_some() => {}
         }
         while let Ok(completion) = self.completions.try_recv() {
             self.complete(progress, completion);
@@ -362,6 +372,48 @@ impl Coordinator {
         }
     }
 
+    /// The agenda's horizon set at `now`: timers due before it are kept whole.
+    fn horizon(&self, now: Timestamp) -> Timestamp {
+        now.checked_add_signed(self.near)
+            .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// When the agenda's horizon is to move on next, if it keeps any reservation beyond it. Not
+    /// while timer changes wait to be committed: the store is behind the agenda until then.
+    fn extend_due(&self, progress: &Progress) -> Option<tokio::time::Instant> {
+        if !progress.pending.timers.is_empty() {
+            return None;
+        }
+        let at = progress.agenda.extend_at(self.near)?;
+        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let due = tokio::time::Instant::now() + wait;
+        Some(progress.extend_retry.map_or(due, |retry| retry.max(due)))
+    }
+
+    /// Move the agenda's horizon on once due, taking in from the store the timers that came near.
+    async fn extend_agenda(&self, progress: &mut Progress) {
+        if self
+            .extend_due(progress)
+            .is_none_or(|due| due > tokio::time::Instant::now())
+        {
+            return;
+        }
+        let horizon = self.horizon(Utc::now());
+        match self.store.armed_before(horizon).await {
+            Ok(armed) => {
+                progress.agenda.extend(horizon, &armed);
+                progress.extend_failures = 0;
+                progress.extend_retry = None;
+            }
+            Err(error) => {
+                progress.extend_failures += 1;
+                let delay = self.backoff.delay(progress.extend_failures);
+                tracing::warn!(%error, attempt = progress.extend_failures, "saga timers due soon not read, retrying");
+                progress.extend_retry = Some(tokio::time::Instant::now() + delay);
+            }
+        }
+    }
+
     /// Timers fire only for instants the saga has read the log up to: after a restart behind the
     /// log, a deadline must not fire before the approval recorded ahead of it has been read.
     async fn check_caught_up(&self, progress: &mut Progress) {
@@ -404,11 +456,11 @@ impl Coordinator {
     fn complete(&self, progress: &mut Progress, completion: Completion) {
         let rid = completion.reservation_id;
         // The agenda mirrors the store (plus what is pending): write timers only when they change.
-        let mut timers_changed = false;
+        let mut changed = None;
         if let Some(timers) = completion.timers {
-            if progress.agenda.timers_of(rid) != timers {
-                progress.agenda.set_timers(rid, timers);
-                timers_changed = true;
+            if !progress.agenda.holds(rid, &timers) {
+                progress.agenda.set_timers(rid, timers.clone());
+                changed = Some(timers);
             }
         }
         match completion.finished {
@@ -438,16 +490,16 @@ impl Coordinator {
             }
             Finished::Timer(timer) => {
                 progress.other_in_flight = progress.other_in_flight.saturating_sub(1);
-                progress.agenda.spend(timer);
-                timers_changed = true;
+                if let Some(left) = progress.agenda.spend(timer) {
+                    changed = Some(left);
+                }
             }
             Finished::Refund(action_id) => {
                 progress.other_in_flight = progress.other_in_flight.saturating_sub(1);
                 progress.agenda.refund_tried(action_id);
             }
         }
-        if timers_changed {
-            let armed = progress.agenda.timers_of(rid);
+        if let Some(armed) = changed {
             progress.pending.timers.push((rid, armed));
         }
         for retry in completion.refunds_due {

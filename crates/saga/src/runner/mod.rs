@@ -18,6 +18,7 @@ mod retry;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::saga::SagaPolicy;
 use domain::ReservationId;
@@ -113,6 +114,10 @@ pub struct SagaConfig {
     pub max_in_flight: usize,
     /// Retry of infrastructure failures (store down, write conflicts).
     pub backoff: Backoff,
+    /// Timers due within this span are kept in memory; later ones (a pending request's approval
+    /// deadline, a stay's check-out) only as a fingerprint, taken in from the timer store as they
+    /// come near. Default 10 minutes.
+    pub near: Duration,
 }
 
 impl Default for SagaConfig {
@@ -122,6 +127,7 @@ impl Default for SagaConfig {
             lanes: 256,
             max_in_flight: 1024,
             backoff: Backoff::default(),
+            near: Duration::from_secs(600),
         }
     }
 }
@@ -226,6 +232,7 @@ impl SagaRunner {
             status: self.status.clone(),
             max_in_flight: self.config.max_in_flight.max(1),
             backoff: self.config.backoff,
+            near: chrono::TimeDelta::from_std(self.config.near).unwrap_or(chrono::TimeDelta::MAX),
             shutdown: stop.clone(),
             lane_lost: AtomicBool::new(false),
         };

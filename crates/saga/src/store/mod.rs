@@ -4,6 +4,8 @@
 //! Timers are an index of what the saga streams say (`SagaState::timers`), kept per reservation and
 //! replaced whole after every handled trigger, in the same transaction that advances the checkpoint.
 //! A restart loads them and fires what is due; a lost index could be rebuilt from the saga streams.
+//! The runner keeps in memory only the timers due soon; later ones stay here until they come near
+//! ([`TimerStore::armed_before`]).
 
 mod sqlite;
 
@@ -101,6 +103,10 @@ pub enum TimerStoreError {
 pub trait TimerStore: Send + Sync + 'static {
     /// The checkpoint, armed timers and pending refunds, as last committed.
     async fn load(&self) -> Result<SagaProgress, TimerStoreError>;
+
+    /// Every armed timer of the reservations that have one due before `before`, as last
+    /// committed: how the runner takes in the timers it keeps only here until they come near.
+    async fn armed_before(&self, before: Timestamp) -> Result<Vec<ArmedTimer>, TimerStoreError>;
 
     /// Apply `update` atomically: all of it or nothing.
     async fn commit(&self, update: ProgressUpdate) -> Result<(), TimerStoreError>;

@@ -121,17 +121,31 @@ fn load_progress(conn: &mut Connection) -> Result<SagaProgress, TimerStoreError>
         .map_err(unavailable)?;
     Ok(SagaProgress {
         checkpoint: u64::try_from(checkpoint).map_err(corrupt)?,
-        timers: load_timers(conn)?,
+        timers: load_timers(conn, None)?,
         refunds: load_refunds(conn)?,
     })
 }
 
-fn load_timers(conn: &Connection) -> Result<Vec<ArmedTimer>, TimerStoreError> {
-    let mut stmt = conn
-        .prepare("SELECT reservation_id, kind, due_at_ns FROM timers ORDER BY due_at_ns")
-        .map_err(unavailable)?;
+/// Every armed timer, or (`before`) those of the reservations with a timer due before then.
+fn load_timers(
+    conn: &Connection,
+    before: Option<Timestamp>,
+) -> Result<Vec<ArmedTimer>, TimerStoreError> {
+    let (sql, before) = match before {
+        None => (
+            "SELECT reservation_id, kind, due_at_ns FROM timers ORDER BY due_at_ns",
+            None,
+        ),
+        Some(before) => (
+            "SELECT reservation_id, kind, due_at_ns FROM timers WHERE reservation_id IN
+                 (SELECT reservation_id FROM timers WHERE due_at_ns < ?1)
+             ORDER BY due_at_ns",
+            Some(to_nanos(before)?),
+        ),
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt
-        .query_map([], |row| {
+        .query_map(rusqlite::params_from_iter(before), |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -324,6 +338,11 @@ impl TimerStore for SqliteTimerStore {
             tx.commit().map_err(unavailable)
         })
         .await
+    }
+
+    async fn armed_before(&self, before: Timestamp) -> Result<Vec<ArmedTimer>, TimerStoreError> {
+        self.with_conn(move |conn| load_timers(conn, Some(before)))
+            .await
     }
 
     async fn parked(&self, limit: usize) -> Result<Vec<ParkedAction>, TimerStoreError> {

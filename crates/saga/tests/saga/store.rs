@@ -93,6 +93,55 @@ async fn timers_are_replaced_per_reservation_and_the_checkpoint_never_goes_back(
 }
 
 #[tokio::test]
+async fn timers_due_before_an_instant_come_with_their_reservation_s_later_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteTimerStore::open(dir.path().join("saga.db")).expect("open");
+    let now = Utc::now();
+    let at = |minutes: i64| now + TimeDelta::minutes(minutes);
+    let (soon, mixed, later) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    let update = ProgressUpdate {
+        timers: vec![
+            (soon, BTreeMap::from([(TimerKind::PaymentRetry, at(1))])),
+            (
+                mixed,
+                BTreeMap::from([
+                    (TimerKind::PaymentRetry, at(5)),
+                    (TimerKind::ApprovalDeadline, at(24 * 60)),
+                ]),
+            ),
+            (
+                later,
+                BTreeMap::from([(TimerKind::ApprovalDeadline, at(60))]),
+            ),
+        ],
+        ..ProgressUpdate::default()
+    };
+    store.commit(update).await.expect("commit");
+
+    let near = store.armed_before(at(10)).await.expect("near");
+    let mut got: Vec<(Uuid, TimerKind)> = near.iter().map(|t| (t.reservation_id, t.kind)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (soon, TimerKind::PaymentRetry),
+            (mixed, TimerKind::ApprovalDeadline),
+            (mixed, TimerKind::PaymentRetry),
+        ],
+        "a reservation comes whole, its deadline a day away included"
+    );
+    assert!(
+        near.windows(2).all(|w| w[0].due_at <= w[1].due_at),
+        "by due time"
+    );
+    assert!(
+        store.armed_before(at(1)).await.expect("none").is_empty(),
+        "due strictly before"
+    );
+    assert_eq!(store.armed_before(at(61)).await.expect("all").len(), 4);
+}
+
+#[tokio::test]
 async fn parked_actions_are_listed_newest_first() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteTimerStore::open(dir.path().join("saga.db")).expect("open");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::TimeDelta;
 use domain::lodging::{ApprovalMode, RequestStatus};
 use domain::saga::{SagaPolicy, TimerKind};
-use saga::TimerStore;
+use saga::{BreakerPolicy, SagaConfig, TimerStore};
 
 use crate::world::{eventually, fast_policy, World};
 
@@ -73,6 +73,50 @@ async fn an_armed_deadline_fires_after_a_restart() {
     })
     .await;
     restarted.stop().await;
+    assert!(store.load().await.expect("progress").timers.is_empty());
+}
+
+/// A deadline further ahead than the runner keeps timers in memory stays in the timer store until
+/// it comes near, and then fires on time, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_kept_only_in_the_store_fires_once_it_comes_near() {
+    let world = World::new().await;
+    let config = SagaConfig {
+        near: std::time::Duration::from_millis(600),
+        ..SagaConfig::default()
+    };
+    let start = |world: &World| {
+        let gateway = world.gateway(BreakerPolicy {
+            failure_threshold: 1_000,
+            cool_down: std::time::Duration::from_millis(100),
+        });
+        world.start_with(deadline(2_500), "saga.db", gateway, config)
+    };
+    let runner = start(&world);
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let first = world.request_stay(&lodging).await;
+    eventually("the deadline to be armed", || async {
+        (runner.status.snapshot().timers_armed == 1).then_some(())
+    })
+    .await;
+    runner.stop().await;
+    let restarted = start(&world);
+    let second = world.request_stay(&lodging).await;
+
+    for rid in [first, second] {
+        let expired = world.wait_for_status(rid, "expired").await;
+        assert_eq!(
+            expired.status_reason.as_deref(),
+            Some("approval deadline passed")
+        );
+    }
+    eventually("both fired and none left", || async {
+        let snapshot = restarted.status.snapshot();
+        (snapshot.timers_armed == 0 && snapshot.timers_fired == 2).then_some(())
+    })
+    .await;
+    restarted.stop().await;
+    let store = saga::SqliteTimerStore::open(world.store_path("saga.db")).expect("store");
     assert!(store.load().await.expect("progress").timers.is_empty());
 }
 
