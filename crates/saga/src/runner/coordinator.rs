@@ -145,7 +145,6 @@ impl Coordinator {
         let mut subscription = self.open(&mut progress, start.checkpoint).await;
         while !self.shutdown.is_cancelled() && !self.drained(&progress) {
             self.step(&mut progress, &mut subscription).await;
-            self.extend_agenda(&mut progress).await;
             self.check_caught_up(&mut progress).await;
             self.dispatch_due(&mut progress);
             if progress
@@ -154,6 +153,9 @@ impl Coordinator {
             {
                 self.commit(&mut progress).await;
             }
+            // Right after a commit, when nothing waits to be written: under a steady load that is
+            // the only moment the store holds what the agenda holds.
+            self.extend_agenda(&mut progress).await;
             self.publish(&progress);
         }
         while let Ok(completion) = self.completions.try_recv() {

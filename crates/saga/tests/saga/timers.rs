@@ -120,6 +120,54 @@ async fn a_deadline_kept_only_in_the_store_fires_once_it_comes_near() {
     assert!(store.load().await.expect("progress").timers.is_empty());
 }
 
+/// A far deadline is taken in and fires while other requests keep coming, each arming a deadline of
+/// its own (timer changes waiting to be committed, which the take-in must not read past).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_deadline_fires_while_requests_keep_coming() {
+    let world = World::new().await;
+    let config = SagaConfig {
+        near: std::time::Duration::from_millis(600),
+        ..SagaConfig::default()
+    };
+    let gateway = world.gateway(BreakerPolicy {
+        failure_threshold: 1_000,
+        cool_down: std::time::Duration::from_millis(100),
+    });
+    let runner = world.start_with(deadline(2_000), "saga.db", gateway, config);
+    let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
+    let busy = world.register_lodging(1_000, ApprovalMode::Manual).await;
+    let first = world.request_stay(&lodging).await;
+    let started = std::time::Instant::now();
+    let expired = std::sync::atomic::AtomicBool::new(false);
+    let requests = std::sync::atomic::AtomicUsize::new(0);
+    let requester = || async {
+        while !expired.load(std::sync::atomic::Ordering::Relaxed)
+            && started.elapsed() < std::time::Duration::from_secs(15)
+        {
+            world.request_stay(&busy).await;
+            requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let watcher = async {
+        while world.reservation(first).await.status.as_str() != "expired"
+            && started.elapsed() < std::time::Duration::from_secs(15)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        expired.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    futures::join!(watcher, requester(), requester(), requester(), requester());
+    let requests = requests.into_inner();
+    assert_eq!(
+        world.reservation(first).await.status.as_str(),
+        "expired",
+        "the deadline did not fire while {requests} requests kept coming"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(requests > 10, "requests came all along: {requests}");
+    runner.stop().await;
+}
+
 /// A saga restarting behind the log must not fire a deadline before it has read an approval
 /// recorded ahead of that deadline (the admin got a 202: the stay must not end expired).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
