@@ -7,7 +7,7 @@ use domain::lodging::{ApprovalMode, RequestStatus};
 use domain::saga::{SagaPolicy, TimerKind};
 use saga::{BreakerPolicy, SagaConfig, TimerStore};
 
-use crate::world::{eventually, fast_policy, World};
+use crate::world::{eventually, fast_policy, Running, World};
 
 fn deadline(ms: i64) -> SagaPolicy {
     SagaPolicy {
@@ -76,23 +76,26 @@ async fn an_armed_deadline_fires_after_a_restart() {
     assert!(store.load().await.expect("progress").timers.is_empty());
 }
 
+/// A runner on `saga.db` that keeps in memory only the timers due within 600 ms, so that a deadline
+/// of a few seconds starts out in the store alone.
+fn start_near(world: &World, policy: SagaPolicy) -> Running {
+    let config = SagaConfig {
+        near: std::time::Duration::from_millis(600),
+        ..SagaConfig::default()
+    };
+    let gateway = world.gateway(BreakerPolicy {
+        failure_threshold: 1_000,
+        cool_down: std::time::Duration::from_millis(100),
+    });
+    world.start_with(policy, "saga.db", gateway, config)
+}
+
 /// A deadline further ahead than the runner keeps timers in memory stays in the timer store until
 /// it comes near, and then fires on time, also after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_kept_only_in_the_store_fires_once_it_comes_near() {
     let world = World::new().await;
-    let config = SagaConfig {
-        near: std::time::Duration::from_millis(600),
-        ..SagaConfig::default()
-    };
-    let start = |world: &World| {
-        let gateway = world.gateway(BreakerPolicy {
-            failure_threshold: 1_000,
-            cool_down: std::time::Duration::from_millis(100),
-        });
-        world.start_with(deadline(2_500), "saga.db", gateway, config)
-    };
-    let runner = start(&world);
+    let runner = start_near(&world, deadline(2_500));
     let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
     let first = world.request_stay(&lodging).await;
     eventually("the deadline to be armed", || async {
@@ -100,7 +103,7 @@ async fn a_deadline_kept_only_in_the_store_fires_once_it_comes_near() {
     })
     .await;
     runner.stop().await;
-    let restarted = start(&world);
+    let restarted = start_near(&world, deadline(2_500));
     let second = world.request_stay(&lodging).await;
 
     for rid in [first, second] {
@@ -125,15 +128,7 @@ async fn a_deadline_kept_only_in_the_store_fires_once_it_comes_near() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_far_deadline_fires_while_requests_keep_coming() {
     let world = World::new().await;
-    let config = SagaConfig {
-        near: std::time::Duration::from_millis(600),
-        ..SagaConfig::default()
-    };
-    let gateway = world.gateway(BreakerPolicy {
-        failure_threshold: 1_000,
-        cool_down: std::time::Duration::from_millis(100),
-    });
-    let runner = world.start_with(deadline(2_000), "saga.db", gateway, config);
+    let runner = start_near(&world, deadline(2_000));
     let lodging = world.register_lodging(1, ApprovalMode::Manual).await;
     let busy = world.register_lodging(1_000, ApprovalMode::Manual).await;
     let first = world.request_stay(&lodging).await;
