@@ -17,12 +17,12 @@ use chrono::Utc;
 use readmodel::inbox::{InboxEntry, InboxStore};
 use readmodel::{ReservationView, ViewError, ViewStore, MAX_PAGE};
 use serde_json::json;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::model::{event_type, Delivery, DeliveryState, Subscription};
 use crate::store::WebhookStore;
+use crate::wakeups::Wakeups;
 
 /// Inbox entries read per batch.
 const BATCH: usize = 1_000;
@@ -44,8 +44,8 @@ pub struct Dispatcher {
     /// still have earlier ones to come from a shard behind, so they wait.
     pub inbox_checkpoint: String,
     pub store: Arc<dyn WebhookStore>,
-    /// Woken after each batch that queued deliveries (the senders wait on it).
-    pub queued: Arc<Notify>,
+    /// Wakes the senders of the subscriptions a batch queued deliveries for.
+    pub wakeups: Arc<Wakeups>,
     /// The host (`admin_id`) of each lodging read so far: it never changes once a lodging has one.
     pub hosts: Hosts,
     /// The inbox's applied position, where this process builds the inbox: an idle dispatcher with
@@ -256,7 +256,8 @@ impl Dispatcher {
     /// Queue `batch`'s deliveries with its cursor, in one write, and wake the senders.
     async fn queue(&self, batch: &Batch) -> Result<(), ViewError> {
         self.store.enqueue(&batch.deliveries, batch.next).await?;
-        self.queued.notify_waiters();
+        self.wakeups
+            .queued(batch.deliveries.iter().map(|d| d.subscription_id));
         Ok(())
     }
 

@@ -23,9 +23,11 @@ pub mod signature;
 pub mod sqlite;
 mod sqlite_schema;
 pub mod store;
+pub mod wakeups;
 
 pub use model::{Delivery, DeliveryState, Owner, OwnerRole, Redrive, Subscription};
 pub use mongo::MongoWebhooks;
 pub use parts::WebhookParts;
 pub use sqlite::SqliteWebhooks;
 pub use store::WebhookStore;
+pub use wakeups::Wakeups;

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use keys::KeyStore;
 use readmodel::inbox::InboxStore;
 use readmodel::ViewStore;
-use tokio::sync::Notify;
 
 use crate::dispatch::Dispatcher;
 use crate::policy::RetryPolicy;
 use crate::sender::Senders;
 use crate::store::WebhookStore;
+use crate::wakeups::Wakeups;
 
 /// The stores and settings of the webhooks in one process.
 #[derive(Clone)]
@@ -22,8 +22,9 @@ pub struct WebhookParts {
     pub keys: Arc<dyn KeyStore>,
     pub policy: RetryPolicy,
     pub allow_private: bool,
-    /// Wakes the senders when this process queues deliveries or changes subscriptions.
-    pub queued: Arc<Notify>,
+    /// Wakes a subscription's sender when this process queues deliveries for it, and the senders'
+    /// supervisor when it changes subscriptions.
+    pub wakeups: Arc<Wakeups>,
 }
 
 impl WebhookParts {
@@ -37,7 +38,7 @@ impl WebhookParts {
             views_checkpoint: views_checkpoint.to_string(),
             inbox_checkpoint: inbox_checkpoint.to_string(),
             store: Arc::clone(&self.store),
-            queued: Arc::clone(&self.queued),
+            wakeups: Arc::clone(&self.wakeups),
             hosts: crate::dispatch::Hosts::default(),
             inbox_moved: None,
         }
@@ -50,7 +51,7 @@ impl WebhookParts {
             keys: Arc::clone(&self.keys),
             policy: self.policy,
             client: crate::guard::client(self.allow_private, self.policy.timeout)?,
-            queued: Arc::clone(&self.queued),
+            wakeups: Arc::clone(&self.wakeups),
             allow_private: self.allow_private,
             shard,
         })

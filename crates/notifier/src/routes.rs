@@ -19,7 +19,6 @@ use keys::{cipher, KeyStore};
 use readmodel::{Page, PageRequest, ViewError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::guard::{self, TargetError, MAX_URL_LEN};
@@ -43,8 +42,9 @@ pub struct WebhookState {
     pub log: Arc<dyn EventLog>,
     pub auth: Arc<Auth>,
     pub allow_private: bool,
-    /// Wakes the senders (a new subscription, a re-driven delivery).
-    pub queued: Arc<Notify>,
+    /// Wakes the senders' supervisor (a subscription added or removed) and a subscription's sender
+    /// (a re-driven delivery).
+    pub wakeups: Arc<crate::Wakeups>,
 }
 
 impl FromRef<WebhookState> for Arc<Auth> {
@@ -223,7 +223,7 @@ async fn subscribe(
         .add_subscription(&subscription)
         .await
         .map_err(|e| store_problem(&e))?;
-    state.queued.notify_waiters();
+    state.wakeups.subscriptions_changed();
     let location = format!("/webhooks/{id}");
     Ok((
         StatusCode::CREATED,
@@ -290,7 +290,7 @@ async fn unsubscribe(
             http_edge::error_throttled!(cause = %e, "key store refused to destroy a webhook key");
             Problem::unavailable()
         })?;
-    state.queued.notify_waiters();
+    state.wakeups.subscriptions_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -393,7 +393,7 @@ async fn redrive(
         .map_err(|e| store_problem(&e))?
     {
         Redrive::Queued(queued) => {
-            state.queued.notify_waiters();
+            state.wakeups.queued([subscription.id]);
             Ok((StatusCode::ACCEPTED, Json(DeliveryShown::from(*queued))).into_response())
         }
         Redrive::NotParked(now) => Err(Problem::new(

@@ -15,7 +15,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use keys::{cipher, KeyState, KeyStore};
 use readmodel::ViewError;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,6 +24,7 @@ use crate::model::{Delivery, DeliveryState, Subscription};
 use crate::policy::{Outcome, RetryPolicy, Verdict};
 use crate::signature::{sign, DELIVERY_HEADER, SIGNATURE_HEADER};
 use crate::store::WebhookStore;
+use crate::wakeups::Wakeups;
 
 /// Open deliveries a sender reads at once.
 const WINDOW: usize = 32;
@@ -42,8 +42,9 @@ pub struct Senders {
     pub keys: Arc<dyn KeyStore>,
     pub policy: RetryPolicy,
     pub client: reqwest::Client,
-    /// Woken when deliveries are queued or re-driven, or subscriptions change.
-    pub queued: Arc<Notify>,
+    /// Wakes a subscription's sender when deliveries are queued or re-driven for it, and the
+    /// supervisor when subscriptions change.
+    pub wakeups: Arc<Wakeups>,
     /// `--webhook-allow-private`: loopback and private targets allowed.
     pub allow_private: bool,
     /// The subscriptions these senders serve (a notifier shard's; `Partition::ALL`: every one).
@@ -260,8 +261,9 @@ impl Senders {
                 () = tokio::time::sleep(IDLE_POLL) => {}
             }
         };
+        let wakeup = self.wakeups.sender(subscription.id);
         while !stop.is_cancelled() {
-            let woken = self.queued.notified();
+            let woken = wakeup.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let wait = match self.window(&subscription, &secret).await {
@@ -292,6 +294,7 @@ impl Senders {
                         let kept = subscriptions.iter().any(|s| s.id == *id) && !task.is_finished();
                         if !kept {
                             stop.cancel();
+                            self.wakeups.forget(*id);
                         }
                         kept
                     });
@@ -311,7 +314,7 @@ impl Senders {
                     http_edge::error_throttled!(cause = %e, "webhook senders: store failure");
                 }
             }
-            let woken = self.queued.notified();
+            let woken = self.wakeups.supervisor().notified();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = woken => {}

@@ -109,7 +109,7 @@ async fn the_inbox_wakes_an_idle_dispatcher_only_while_a_subscription_is_kept() 
         views_checkpoint: "views".into(),
         inbox_checkpoint: "inbox".into(),
         store: Arc::clone(&store) as Arc<dyn WebhookStore>,
-        queued: Arc::default(),
+        wakeups: Arc::default(),
         hosts: Hosts::default(),
         inbox_moved: Some(moved),
     };

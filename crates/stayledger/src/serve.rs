@@ -25,7 +25,6 @@ use saga::{
     BreakerPolicy, GatewayKey, SagaConfig, SagaRunner, SagaStatus, Shard, SqliteTimerStore,
 };
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -133,8 +132,9 @@ pub struct Platform {
     pub notifier: ProjectorStatus,
     /// Webhook subscriptions and deliveries (`webhooks.db`).
     pub webhooks: Arc<dyn WebhookStore>,
-    /// Woken when deliveries are queued or subscriptions change.
-    pub webhooks_queued: Arc<Notify>,
+    /// Wakes the webhooks' senders: a subscription's when deliveries are queued for it, their
+    /// supervisor when subscriptions change.
+    pub webhook_wakeups: Arc<notifier::Wakeups>,
 }
 
 /// The CLI entry: bind, print the address, run until SIGINT/SIGTERM.
@@ -213,7 +213,7 @@ pub async fn start(
         inbox,
         notifier: ProjectorStatus::default(),
         webhooks,
-        webhooks_queued: Arc::new(Notify::new()),
+        webhook_wakeups: Arc::default(),
     };
     let writer_log = Arc::clone(&stores.sqlite_log);
     let start_head = platform.log.head_position().await?;
@@ -304,7 +304,7 @@ fn spawn_webhooks(
         keys: Arc::clone(&platform.keys),
         policy: config.webhook_policy,
         allow_private: config.webhook_allow_private,
-        queued: Arc::clone(&platform.webhooks_queued),
+        wakeups: Arc::clone(&platform.webhook_wakeups),
     };
     let mut dispatcher = parts.dispatcher(projector::PROJECTOR_ID, NOTIFIER_ID);
     dispatcher.inbox_moved = Some(platform.notifier.subscribe());
@@ -338,7 +338,7 @@ fn router(
         log: Arc::clone(&platform.log),
         auth: Arc::clone(&platform.auth),
         allow_private: config.webhook_allow_private,
-        queued: Arc::clone(&platform.webhooks_queued),
+        wakeups: Arc::clone(&platform.webhook_wakeups),
     });
     let commands = command_api::router(CommandState::with_keys(
         platform.repositories.clone(),

@@ -21,7 +21,6 @@ use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
 use readmodel::inbox::NOTIFIER_ID;
 use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};
-use tokio::sync::Notify;
 
 use crate::cli::{self, CommandApiArgs, ProjectorArgs, QueryApiArgs, SagaArgs};
 use crate::data_dir;
@@ -94,7 +93,7 @@ pub async fn query_api(args: QueryApiArgs) -> anyhow::Result<()> {
         log: Arc::clone(&opened.log),
         auth: Arc::clone(&auth),
         allow_private: args.webhooks.webhook_allow_private,
-        queued: Arc::new(Notify::new()),
+        wakeups: Arc::default(),
     });
     let inbox_progress = ViewProgress::Checkpoint {
         projector_id: NOTIFIER_ID.to_string(),

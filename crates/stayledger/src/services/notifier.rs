@@ -12,7 +12,6 @@ use notifier::WebhookParts;
 use projector::{Projector, PROJECTOR_ID};
 use readmodel::inbox::NOTIFIER_ID;
 use readmodel::ProjectionTarget;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::NotifierArgs;
@@ -54,7 +53,7 @@ async fn open(args: &NotifierArgs, shutdown: &CancellationToken) -> anyhow::Resu
             keys,
             policy: args.webhooks.policy(),
             allow_private: args.webhooks.targets.webhook_allow_private,
-            queued: Arc::new(Notify::new()),
+            wakeups: Arc::default(),
         },
     }))
 }
