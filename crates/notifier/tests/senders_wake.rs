@@ -1,0 +1,220 @@
+//! Which senders look at their deliveries when some are queued: only those of the subscriptions
+//! they were queued for (the rest look at their own poll, once a second), and the senders'
+//! supervisor only when the subscriptions change. Real SQLite stores, a real receiver on loopback;
+//! the webhook store is wrapped only to count the looks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keys::{KeyStore, SqliteKeyStore};
+use notifier::model::Redrive;
+use notifier::sender::{Senders, SECRET_FIELD};
+use notifier::{
+    Delivery, DeliveryState, Owner, OwnerRole, SqliteWebhooks, Subscription, Wakeups, WebhookStore,
+};
+use readmodel::{Page, PageRequest, ViewError};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A real store that counts each sender's looks at its open deliveries, and the supervisor's at
+/// the subscriptions.
+struct Counted {
+    store: SqliteWebhooks,
+    looks: Mutex<HashMap<Uuid, usize>>,
+    listed: AtomicUsize,
+}
+
+impl Counted {
+    fn looks(&self) -> HashMap<Uuid, usize> {
+        self.looks.lock().expect("counts").clone()
+    }
+}
+
+#[async_trait]
+impl WebhookStore for Counted {
+    async fn add_subscription(&self, subscription: &Subscription) -> Result<(), ViewError> {
+        self.store.add_subscription(subscription).await
+    }
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, ViewError> {
+        self.listed.fetch_add(1, Ordering::SeqCst);
+        self.store.subscriptions().await
+    }
+    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, ViewError> {
+        self.store.subscription(id).await
+    }
+    async fn remove_subscription(&self, id: Uuid) -> Result<bool, ViewError> {
+        self.store.remove_subscription(id).await
+    }
+    async fn cursor(&self) -> Result<u64, ViewError> {
+        self.store.cursor().await
+    }
+    async fn enqueue(&self, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
+        self.store.enqueue(deliveries, cursor).await
+    }
+    async fn open_deliveries(&self, id: Uuid, limit: usize) -> Result<Vec<Delivery>, ViewError> {
+        *self.looks.lock().expect("counts").entry(id).or_default() += 1;
+        self.store.open_deliveries(id, limit).await
+    }
+    async fn record_attempt(&self, delivery: &Delivery) -> Result<bool, ViewError> {
+        self.store.record_attempt(delivery).await
+    }
+    async fn record_attempts(&self, deliveries: &[Delivery]) -> Result<usize, ViewError> {
+        self.store.record_attempts(deliveries).await
+    }
+    async fn deliveries(&self, id: Uuid, page: &PageRequest) -> Result<Page<Delivery>, ViewError> {
+        self.store.deliveries(id, page).await
+    }
+    async fn redrive(
+        &self,
+        id: Uuid,
+        delivery: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Redrive, ViewError> {
+        self.store.redrive(id, delivery, now).await
+    }
+}
+
+/// A receiver on loopback that answers 204 and counts what it got.
+async fn receiver() -> (String, Arc<AtomicUsize>) {
+    let got = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::NO_CONTENT }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), got)
+}
+
+fn delivery(subscription_id: Uuid, seq: u64) -> Delivery {
+    Delivery {
+        delivery_id: Delivery::id_for(subscription_id, seq),
+        subscription_id,
+        seq,
+        event_id: Uuid::new_v4(),
+        event_type: "reservation.confirmed".into(),
+        reservation_id: Uuid::from_u128(u128::from(seq)),
+        position: seq / 4,
+        body: format!(r#"{{"type":"reservation.confirmed","seq":{seq}}}"#),
+        state: DeliveryState::Pending,
+        attempts: 0,
+        last_status_code: None,
+        last_error: None,
+        queued_at: Utc::now(),
+        first_attempt_at: None,
+        next_attempt_at: None,
+        settled_at: None,
+    }
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_deliveries_wake_only_their_subscription_s_sender() {
+    const SUBSCRIPTIONS: usize = 20;
+    const DELIVERIES: u64 = 30;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = Arc::new(Counted {
+        store: SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
+        looks: Mutex::default(),
+        listed: AtomicUsize::new(0),
+    });
+    let keys = Arc::new(SqliteKeyStore::open(dir.path().join("keys.db")).expect("key store"));
+    let (url, got) = receiver().await;
+    let mut ids = Vec::new();
+    for _ in 0..SUBSCRIPTIONS {
+        let id = Uuid::new_v4();
+        let name = Subscription::key_name(id);
+        let key = keys.key_for_writing(&name).await.expect("key");
+        let subscription = Subscription {
+            id,
+            owner: Owner {
+                role: OwnerRole::Customer,
+                sub: "customer-1".into(),
+                lodgings: vec![],
+            },
+            url: url.clone(),
+            events: vec![],
+            sealed_secret: keys::seal(&key, &name, SECRET_FIELD, "whsec_test"),
+            from_position: 0,
+            created_at: Utc::now(),
+        };
+        store.add_subscription(&subscription).await.expect("add");
+        ids.push(id);
+    }
+    let wakeups = Arc::new(Wakeups::default());
+    let senders = Senders {
+        store: Arc::clone(&store) as Arc<dyn WebhookStore>,
+        keys: keys as Arc<dyn KeyStore>,
+        policy: notifier::policy::RetryPolicy::default(),
+        client: notifier::guard::client(true, Duration::from_secs(5)).expect("client"),
+        wakeups: Arc::clone(&wakeups),
+        allow_private: true,
+        shard: eventlog::Partition::ALL,
+    };
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(senders.run(shutdown.clone()));
+    eventually("every sender's first look", || {
+        store.looks().len() == SUBSCRIPTIONS
+    })
+    .await;
+
+    let before = store.looks();
+    let listed_before = store.listed.load(Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let busy = ids[0];
+    for seq in 1..=DELIVERIES {
+        store
+            .enqueue(&[delivery(busy, seq)], seq)
+            .await
+            .expect("enqueue");
+        wakeups.queued([busy]);
+        let want = usize::try_from(seq).expect("small");
+        eventually("the delivery", || got.load(Ordering::SeqCst) == want).await;
+    }
+    let span = started.elapsed();
+    let after = store.looks();
+    let grew = |id: &Uuid| after[id] - before[id];
+    // Each of the others looks on its own poll only: once a second.
+    let polls = usize::try_from(span.as_secs()).expect("short") + 2;
+    assert!(
+        grew(&busy) >= 30,
+        "the busy sender looked {} times",
+        grew(&busy)
+    );
+    for id in &ids[1..] {
+        assert!(
+            grew(id) <= polls,
+            "an idle sender looked {} times in {span:?} for deliveries that were not its own",
+            grew(id)
+        );
+    }
+    let listed = store.listed.load(Ordering::SeqCst) - listed_before;
+    assert!(
+        listed <= polls,
+        "the subscriptions were listed {listed} times in {span:?}"
+    );
+
+    shutdown.cancel();
+    run.await.expect("senders stop");
+}
