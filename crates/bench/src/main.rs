@@ -9,6 +9,8 @@ use stayledger_bench::BenchArgs;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // The in-process `serve` of B2-B6 with SQLite's allocations in one glibc arena, as `stayledger`.
+    stayledger::malloc_arena::run_with_one_arena();
     let args = BenchArgs::parse();
     init_tracing();
     // The in-process runs keep SQLite to the budget `stayledger` sets for itself, so they measure

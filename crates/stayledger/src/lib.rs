@@ -18,6 +18,7 @@ pub mod cli;
 pub mod data_dir;
 pub mod lease;
 mod lifecycle;
+pub mod malloc_arena;
 pub mod metrics;
 pub mod ops;
 mod own_thread;

@@ -12,6 +12,8 @@ use stayledger::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // First of all: SQLite's allocations in one glibc arena (this may run the program again).
+    stayledger::malloc_arena::run_with_one_arena();
     // No transparent huge pages: mimalloc asks for them on its arenas, and a 2 MiB page stays resident
     // while any 4 KiB of it is in use, so memory freed after a load was never given back (issue 18:
     // B7 under load, 139 -> 92 MiB at the same request count; docs/benchmarks.md).

@@ -122,6 +122,11 @@ impl Process {
         Api::new(&self.base)
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("child still running")
+    }
+
     /// Send SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
         let pid = self.child.id().expect("child still running");
