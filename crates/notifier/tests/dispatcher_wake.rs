@@ -4,65 +4,20 @@
 //! webhook store is wrapped only to count how often the dispatcher lists the subscriptions (once
 //! per look).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use notifier::dispatch::{Dispatcher, Hosts};
-use notifier::model::Redrive;
-use notifier::{Delivery, Owner, OwnerRole, SqliteWebhooks, Subscription, WebhookStore};
+use notifier::{Owner, OwnerRole, SqliteWebhooks, Subscription, WebhookStore};
 use readmodel::inbox::SqliteInbox;
-use readmodel::{Page, PageRequest, SqliteViewStore, ViewError};
+use readmodel::SqliteViewStore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A real store that counts the dispatcher's looks.
-struct Counted {
-    store: SqliteWebhooks,
-    looks: AtomicUsize,
-}
-
-#[async_trait]
-impl WebhookStore for Counted {
-    async fn add_subscription(&self, subscription: &Subscription) -> Result<(), ViewError> {
-        self.store.add_subscription(subscription).await
-    }
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, ViewError> {
-        self.looks.fetch_add(1, Ordering::SeqCst);
-        self.store.subscriptions().await
-    }
-    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, ViewError> {
-        self.store.subscription(id).await
-    }
-    async fn remove_subscription(&self, id: Uuid) -> Result<bool, ViewError> {
-        self.store.remove_subscription(id).await
-    }
-    async fn cursor(&self) -> Result<u64, ViewError> {
-        self.store.cursor().await
-    }
-    async fn enqueue(&self, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
-        self.store.enqueue(deliveries, cursor).await
-    }
-    async fn open_deliveries(&self, id: Uuid, limit: usize) -> Result<Vec<Delivery>, ViewError> {
-        self.store.open_deliveries(id, limit).await
-    }
-    async fn record_attempt(&self, delivery: &Delivery) -> Result<bool, ViewError> {
-        self.store.record_attempt(delivery).await
-    }
-    async fn deliveries(&self, id: Uuid, page: &PageRequest) -> Result<Page<Delivery>, ViewError> {
-        self.store.deliveries(id, page).await
-    }
-    async fn redrive(
-        &self,
-        id: Uuid,
-        delivery: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Redrive, ViewError> {
-        self.store.redrive(id, delivery, now).await
-    }
-}
+#[path = "common/counted.rs"]
+mod counted;
+use counted::Counted;
 
 fn subscription() -> Subscription {
     Subscription {
@@ -86,22 +41,21 @@ async fn looks_while_moving(
     store: &Counted,
     span: Duration,
 ) -> usize {
-    let before = store.looks.load(Ordering::SeqCst);
+    let before = store.listed();
     let end = tokio::time::Instant::now() + span;
     while tokio::time::Instant::now() < end {
         inbox.send_modify(|position| *position += 1);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    store.looks.load(Ordering::SeqCst) - before
+    store.listed() - before
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_wakes_an_idle_dispatcher_only_while_a_subscription_is_kept() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Arc::new(Counted {
-        store: SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
-        looks: AtomicUsize::new(0),
-    });
+    let store = Arc::new(Counted::new(
+        SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
+    ));
     let (inbox, moved) = tokio::sync::watch::channel(0u64);
     let dispatcher = Dispatcher {
         inbox: Arc::new(SqliteInbox::open(dir.path().join("inbox.db")).expect("inbox")),

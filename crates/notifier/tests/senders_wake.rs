@@ -3,80 +3,22 @@
 //! supervisor only when the subscriptions change. Real SQLite stores, a real receiver on loopback;
 //! the webhook store is wrapped only to count the looks.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use keys::{KeyStore, SqliteKeyStore};
-use notifier::model::Redrive;
 use notifier::sender::{Senders, SECRET_FIELD};
 use notifier::{
     Delivery, DeliveryState, Owner, OwnerRole, SqliteWebhooks, Subscription, Wakeups, WebhookStore,
 };
-use readmodel::{Page, PageRequest, ViewError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A real store that counts each sender's looks at its open deliveries, and the supervisor's at
-/// the subscriptions.
-struct Counted {
-    store: SqliteWebhooks,
-    looks: Mutex<HashMap<Uuid, usize>>,
-    listed: AtomicUsize,
-}
-
-impl Counted {
-    fn looks(&self) -> HashMap<Uuid, usize> {
-        self.looks.lock().expect("counts").clone()
-    }
-}
-
-#[async_trait]
-impl WebhookStore for Counted {
-    async fn add_subscription(&self, subscription: &Subscription) -> Result<(), ViewError> {
-        self.store.add_subscription(subscription).await
-    }
-    async fn subscriptions(&self) -> Result<Vec<Subscription>, ViewError> {
-        self.listed.fetch_add(1, Ordering::SeqCst);
-        self.store.subscriptions().await
-    }
-    async fn subscription(&self, id: Uuid) -> Result<Option<Subscription>, ViewError> {
-        self.store.subscription(id).await
-    }
-    async fn remove_subscription(&self, id: Uuid) -> Result<bool, ViewError> {
-        self.store.remove_subscription(id).await
-    }
-    async fn cursor(&self) -> Result<u64, ViewError> {
-        self.store.cursor().await
-    }
-    async fn enqueue(&self, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
-        self.store.enqueue(deliveries, cursor).await
-    }
-    async fn open_deliveries(&self, id: Uuid, limit: usize) -> Result<Vec<Delivery>, ViewError> {
-        *self.looks.lock().expect("counts").entry(id).or_default() += 1;
-        self.store.open_deliveries(id, limit).await
-    }
-    async fn record_attempt(&self, delivery: &Delivery) -> Result<bool, ViewError> {
-        self.store.record_attempt(delivery).await
-    }
-    async fn record_attempts(&self, deliveries: &[Delivery]) -> Result<usize, ViewError> {
-        self.store.record_attempts(deliveries).await
-    }
-    async fn deliveries(&self, id: Uuid, page: &PageRequest) -> Result<Page<Delivery>, ViewError> {
-        self.store.deliveries(id, page).await
-    }
-    async fn redrive(
-        &self,
-        id: Uuid,
-        delivery: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Redrive, ViewError> {
-        self.store.redrive(id, delivery, now).await
-    }
-}
+#[path = "common/counted.rs"]
+mod counted;
+use counted::Counted;
 
 /// A receiver on loopback that answers 204 and counts what it got.
 async fn receiver() -> (String, Arc<AtomicUsize>) {
@@ -134,11 +76,9 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
     const SUBSCRIPTIONS: usize = 20;
     const DELIVERIES: u64 = 30;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Arc::new(Counted {
-        store: SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
-        looks: Mutex::default(),
-        listed: AtomicUsize::new(0),
-    });
+    let store = Arc::new(Counted::new(
+        SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
+    ));
     let keys = Arc::new(SqliteKeyStore::open(dir.path().join("keys.db")).expect("key store"));
     let (url, got) = receiver().await;
     let mut ids = Vec::new();
@@ -180,7 +120,7 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
     .await;
 
     let before = store.looks();
-    let listed_before = store.listed.load(Ordering::SeqCst);
+    let listed_before = store.listed();
     let started = tokio::time::Instant::now();
     let busy = ids[0];
     for seq in 1..=DELIVERIES {
@@ -209,7 +149,7 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
             grew(id)
         );
     }
-    let listed = store.listed.load(Ordering::SeqCst) - listed_before;
+    let listed = store.listed() - listed_before;
     assert!(
         listed <= polls,
         "the subscriptions were listed {listed} times in {span:?}"
