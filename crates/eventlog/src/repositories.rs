@@ -25,12 +25,14 @@ use crate::{EventLog, Repository};
 /// flight reads only what follows its own last write: enough of them for the flows in flight under
 /// a burst. A flow's last steps (its admin's decision, its confirmation) come after every request
 /// made since its own; an evicted state costs a read and a decode of its whole stream. A saga's
-/// state is 0.5-2 KB and its stream the longest (up to ~10 events of ~400 bytes).
-const SAGA_STREAMS: usize = 12_288;
+/// state is 0.5-2 KB and its stream the longest (up to ~10 events of ~400 bytes). Sagas and
+/// reservations: one for each flow of a 20,000-flow burst and room to spare, ~15 MiB in all when full
+/// (decision 0007).
+const SAGA_STREAMS: usize = 24_576;
 /// A reservation's state is ~0.3 KB, its stream two to four short events.
-const RESERVATION_STREAMS: usize = 8_192;
+const RESERVATION_STREAMS: usize = 24_576;
 /// A payment's steps come close together (requested, charged, completed).
-const PAYMENT_STREAMS: usize = 4_096;
+const PAYMENT_STREAMS: usize = 8_192;
 /// Lodgings are few and every request of theirs goes through their desk: kept from their first
 /// event (a new lodging's first requests each read its whole stream otherwise), as many as
 /// [`Repository::new`] keeps of long streams.
