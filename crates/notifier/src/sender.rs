@@ -1,6 +1,7 @@
 //! The senders: one task per subscription sends its open deliveries, signed with its secret, each
 //! reservation's in `seq` order (so in log order per reservation), one at a time, and up to
-//! [`IN_FLIGHT`] reservations at once; a window's outcomes are saved in one write. A delivery that
+//! [`IN_FLIGHT`] reservations at once; a window's outcomes are saved in one write, and a window
+//! that held every open delivery is not read again until something is due or queued. A delivery that
 //! must be retried holds back the later ones of its reservation until its next attempt (order is
 //! kept); a parked one does not.
 //! Each task holds at most [`WINDOW`] deliveries in memory, the rest stay in the store, so a slow
@@ -206,6 +207,8 @@ impl Senders {
         if open.is_empty() {
             return Ok(Pause::Idle);
         }
+        // Fewer than a window: every delivery open when it was read is in it.
+        let whole = open.len() < WINDOW;
         let (chains, held_until) = chains(open, Utc::now());
         if chains.is_empty() {
             return Ok(held_until.map_or(Pause::Again, Pause::Until));
@@ -222,7 +225,22 @@ impl Senders {
             .await;
         let outcomes: Vec<Delivery> = outcomes.into_iter().flatten().collect();
         self.store.record_attempts(&outcomes).await?;
-        Ok(Pause::Again)
+        if !whole {
+            return Ok(Pause::Again);
+        }
+        // The window held everything open, and each delivery in it is now settled, retrying or
+        // held back: nothing is due before the earliest retry or held head. Deliveries queued or
+        // re-driven since the read woke this sender (`run_one` listens from before the read), so
+        // reading again now would only find what was just written.
+        let retry_at = outcomes
+            .iter()
+            .filter(|delivery| delivery.state == DeliveryState::Retrying)
+            .filter_map(|delivery| delivery.next_attempt_at)
+            .min();
+        Ok(match held_until.into_iter().chain(retry_at).min() {
+            Some(at) => Pause::Until(at),
+            None => Pause::Idle,
+        })
     }
 
     /// Attempt one reservation's deliveries in order; stop at the first to retry (it holds back

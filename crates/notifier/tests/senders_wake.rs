@@ -1,6 +1,7 @@
 //! Which senders look at their deliveries when some are queued: only those of the subscriptions
 //! they were queued for (the rest look at their own poll, once a second), and the senders'
-//! supervisor only when the subscriptions change. Real SQLite stores, a real receiver on loopback;
+//! supervisor only when the subscriptions change; and a sender whose window held every open
+//! delivery does not read them back once sent. Real SQLite stores, a real receiver on loopback;
 //! the webhook store is wrapped only to count the looks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,10 +72,19 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_deliveries_wake_only_their_subscription_s_sender() {
-    const SUBSCRIPTIONS: usize = 20;
-    const DELIVERIES: u64 = 30;
+/// Running senders over `subscriptions` subscriptions (real stores, one receiver), each sender's
+/// first look done.
+struct Rig {
+    store: Arc<Counted>,
+    wakeups: Arc<Wakeups>,
+    ids: Vec<Uuid>,
+    got: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+    run: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(subscriptions: usize) -> Rig {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Arc::new(Counted::new(
         SqliteWebhooks::open(dir.path().join("webhooks.db")).expect("webhook store"),
@@ -82,7 +92,7 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
     let keys = Arc::new(SqliteKeyStore::open(dir.path().join("keys.db")).expect("key store"));
     let (url, got) = receiver().await;
     let mut ids = Vec::new();
-    for _ in 0..SUBSCRIPTIONS {
+    for _ in 0..subscriptions {
         let id = Uuid::new_v4();
         let name = Subscription::key_name(id);
         let key = keys.key_for_writing(&name).await.expect("key");
@@ -115,9 +125,26 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
     let shutdown = CancellationToken::new();
     let run = tokio::spawn(senders.run(shutdown.clone()));
     eventually("every sender's first look", || {
-        store.looks().len() == SUBSCRIPTIONS
+        store.looks().len() == subscriptions
     })
     .await;
+    Rig {
+        store,
+        wakeups,
+        ids,
+        got,
+        shutdown,
+        run,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_deliveries_wake_only_their_subscription_s_sender() {
+    const SUBSCRIPTIONS: usize = 20;
+    const DELIVERIES: u64 = 30;
+    let rig = start(SUBSCRIPTIONS).await;
+    let (store, wakeups, ids, got) = (&rig.store, &rig.wakeups, &rig.ids, &rig.got);
 
     let before = store.looks();
     let listed_before = store.listed();
@@ -155,6 +182,39 @@ async fn queued_deliveries_wake_only_their_subscription_s_sender() {
         "the subscriptions were listed {listed} times in {span:?}"
     );
 
-    shutdown.cancel();
-    run.await.expect("senders stop");
+    rig.shutdown.cancel();
+    rig.run.await.expect("senders stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_took_every_open_delivery_does_not_read_them_back() {
+    const DELIVERIES: u64 = 20;
+    let rig = start(1).await;
+    let id = rig.ids[0];
+    let batch: Vec<Delivery> = (1..=DELIVERIES).map(|seq| delivery(id, seq)).collect();
+    rig.store
+        .enqueue(&batch, DELIVERIES)
+        .await
+        .expect("enqueue");
+    let before = rig.store.looks()[&id];
+    let started = tokio::time::Instant::now();
+    rig.wakeups.queued([id]);
+    eventually("every delivery", || {
+        rig.got.load(Ordering::SeqCst) == usize::try_from(DELIVERIES).expect("small")
+    })
+    .await;
+    // Time for a look right after the window's outcomes were saved, had there been one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let looks = rig.store.looks()[&id] - before;
+    // One look took the whole window; beyond it, only the sender's poll, once a second.
+    let polls = usize::try_from(started.elapsed().as_secs()).expect("short");
+    assert!(
+        looks <= 1 + polls,
+        "the sender looked {looks} times in {:?} for one window of {DELIVERIES}",
+        started.elapsed()
+    );
+    let open = rig.store.open_deliveries(id, 100).await.expect("open");
+    assert!(open.is_empty(), "{} deliveries still open", open.len());
+    rig.shutdown.cancel();
+    rig.run.await.expect("senders stop");
 }
