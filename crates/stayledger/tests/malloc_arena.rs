@@ -19,14 +19,7 @@ fn environment_of(pid: u32) -> Vec<String> {
 async fn a_process_runs_with_one_malloc_arena_and_keeps_its_id() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("utf-8");
-    let sandbox = Process::start(&[
-        "payment-sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ])
-    .await;
+    let sandbox = Process::sandbox(data).await;
     // The id the test spawned is the one serving: the new image replaced the old in place.
     let environment = environment_of(sandbox.pid());
     assert!(

@@ -134,14 +134,7 @@ async fn handled_triggers(dir: &Path, after: u64) -> (usize, bool) {
 async fn r2_requests_are_accepted_while_saga_and_projector_are_down() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("utf-8");
-    let sandbox = Process::start(&[
-        "payment-sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ])
-    .await;
+    let sandbox = Process::sandbox(data).await;
     let gateway = format!("{}/sandbox", sandbox.base);
     let commands =
         Process::start(&["command-api", "--addr", "127.0.0.1:0", "--data-dir", data]).await;
@@ -419,14 +412,7 @@ async fn r1_kill_9_under_load_loses_no_acknowledged_command() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("utf-8");
     // The sandbox runs apart, so its record of charges survives the crash of `serve`.
-    let sandbox = Process::start(&[
-        "payment-sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        data,
-    ])
-    .await;
+    let sandbox = Process::sandbox(data).await;
     let gateway = format!("{}/sandbox", sandbox.base);
     // Undecided requests (an approval lost in the crash) expire after 5 s, so everything settles;
     // long enough that the restarted saga has read the log before a deadline falls due (a saga

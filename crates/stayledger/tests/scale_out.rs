@@ -39,14 +39,7 @@ impl Cluster {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
-        let sandbox = Process::start(&[
-            "payment-sandbox",
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ])
-        .await;
+        let sandbox = Process::sandbox(&data).await;
         let gateway = format!("{}/sandbox", sandbox.base);
         let commands = on_data(&data, "command-api", &[]).await;
         let queries = on_data(&data, "query-api", &[]).await;

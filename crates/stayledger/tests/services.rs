@@ -33,14 +33,7 @@ impl Platform {
     async fn start(shards: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
-        let sandbox = Process::start(&[
-            "payment-sandbox",
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ])
-        .await;
+        let sandbox = Process::sandbox(&data).await;
         let commands = on_data("command-api", &data).await;
         let queries = on_data("query-api", &data).await;
         let projector = on_data("projector", &data).await;
@@ -298,14 +291,7 @@ async fn saga_group_members_on_eventstoredb_split_the_work_and_take_over() {
     const GROUP_WAIT: Duration = Duration::from_secs(90);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().to_str().expect("utf-8 path").to_string();
-    let sandbox = Process::start(&[
-        "payment-sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data,
-    ])
-    .await;
+    let sandbox = Process::sandbox(&data).await;
     let esdb = ["--eventstore-url", url.as_str()];
     let commands = Process::start(
         &[

@@ -43,14 +43,7 @@ async fn five_processes_with_views_in_mongodb_take_a_reservation_to_confirmed() 
     let mongo = ["--mongodb-url", url.as_str(), "--mongodb-db", db.as_str()];
 
     // On the test's own data dir: the default one would carry an earlier run's charges.
-    let sandbox = Process::start(&[
-        "payment-sandbox",
-        "--addr",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data,
-    ])
-    .await;
+    let sandbox = Process::sandbox(&data).await;
     let gateway = format!("{}/sandbox", sandbox.base);
     let commands = on_data("command-api", &data, &[]).await;
     let private = ["--webhook-allow-private"];

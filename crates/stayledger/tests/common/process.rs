@@ -42,6 +42,18 @@ impl Process {
         Self::spawn(command, args).await
     }
 
+    /// Start the payment sandbox on a free loopback port, keeping its ledger in `data`.
+    pub async fn sandbox(data: &str) -> Self {
+        Self::start(&[
+            "payment-sandbox",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+        ])
+        .await
+    }
+
     /// [`Process::start`] with the open-file limit of the child lowered to `files` (`ulimit -n`).
     pub async fn start_with_file_limit(files: u32, args: &[&str]) -> Self {
         let mut command = tokio::process::Command::new("sh");
