@@ -138,6 +138,9 @@ pub struct Delivery {
     pub reservation_id: Uuid,
     pub position: u64,
     /// The exact JSON sent (the same bytes at every attempt; only the signature's time changes).
+    /// A store may keep it apart from the rest (SQLite: written once), so a document without it
+    /// reads as empty.
+    #[serde(default)]
     pub body: String,
     pub state: DeliveryState,
     pub attempts: u32,

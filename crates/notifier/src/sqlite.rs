@@ -2,6 +2,11 @@
 //! deliveries and the dispatcher's cursor. WAL with full fsync: a delivery recorded as delivered
 //! survives a crash. Never rebuilt (see [`crate::store`]): its tables are created, or migrated
 //! once, on open (`sqlite_schema.rs`).
+//!
+//! A delivery is kept in two rows: its state (`deliveries.doc`, the delivery without its body,
+//! rewritten at every attempt) and its body (`delivery_bodies`, under the state row's rowid,
+//! written once: the same bytes go out at every attempt). An attempt's outcome is then a write of
+//! a few hundred bytes, not of the ~2 KB body escaped inside a JSON document.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use readmodel::{decode_delivery_cursor, encode_delivery_cursor, Page, PageRequest, ViewError};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use uuid::Uuid;
 
 use crate::group_commit::GroupCommit;
@@ -152,16 +157,73 @@ fn docs<T: serde::de::DeserializeOwned>(
     rows.iter().map(|doc| parse(doc)).collect()
 }
 
+/// A query of deliveries with their bodies: `SELECT d.doc, b.body FROM deliveries AS d`, then
+/// `LEFT JOIN delivery_bodies AS b ON b.id = d.rowid` and the given clauses.
+macro_rules! deliveries_sql {
+    ($index:literal, $clauses:literal) => {
+        concat!(
+            "SELECT d.doc, b.body FROM deliveries AS d ",
+            $index,
+            " LEFT JOIN delivery_bodies AS b ON b.id = d.rowid ",
+            $clauses
+        )
+    };
+}
+
+/// The deliveries `sql` selects (`deliveries_sql!`), each with its body. A row
+/// written before bodies had their own table keeps its body in its `doc` too (the same bytes).
+fn deliveries(
+    conn: &Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+) -> Result<Vec<Delivery>, ViewError> {
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let rows = statement
+        .query_map(values, |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+        })
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(store_error)?;
+    rows.into_iter()
+        .map(|(doc, body)| {
+            let mut delivery: Delivery = parse(&doc)?;
+            if let Some(body) = body {
+                delivery.body = body;
+            }
+            if delivery.body.is_empty() {
+                return Err(ViewError::Corrupt(format!(
+                    "webhook delivery {} has no body",
+                    delivery.delivery_id
+                )));
+            }
+            Ok(delivery)
+        })
+        .collect()
+}
+
+/// A delivery's state as its row keeps it: everything but the body (kept once, beside it).
+fn state_doc(delivery: &Delivery) -> Result<String, ViewError> {
+    if delivery.body.is_empty() {
+        return to_doc(delivery);
+    }
+    to_doc(&Delivery {
+        body: String::new(),
+        ..delivery.clone()
+    })
+}
+
 /// Save a sender's window of outcomes: how many were still open.
 fn save_window(tx: &Transaction<'_>, deliveries: Vec<Delivery>) -> Result<usize, ViewError> {
     let mut saved = 0;
-    for delivery in &deliveries {
-        saved += usize::from(save_open(tx, delivery)?);
+    for mut delivery in deliveries {
+        // The body is written once, at enqueue: only the state is saved here.
+        delivery.body = String::new();
+        saved += usize::from(save_open(tx, &delivery)?);
     }
     Ok(saved)
 }
 
-fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], cursor: u64) -> Result<(), ViewError> {
+fn enqueue(tx: &Transaction<'_>, deliveries: Vec<Delivery>, cursor: u64) -> Result<(), ViewError> {
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO deliveries (subscription_id, seq, delivery_id, state, doc)
@@ -169,16 +231,25 @@ fn enqueue(tx: &Transaction<'_>, deliveries: &[Delivery], cursor: u64) -> Result
              ON CONFLICT (subscription_id, seq) DO NOTHING",
         )
         .map_err(store_error)?;
-    for d in deliveries {
-        insert
+    let mut insert_body = tx
+        .prepare_cached("INSERT OR REPLACE INTO delivery_bodies (id, body) VALUES (?1, ?2)")
+        .map_err(store_error)?;
+    for mut d in deliveries {
+        let body = std::mem::take(&mut d.body);
+        let queued = insert
             .execute(params![
                 d.subscription_id.to_string(),
                 to_i64(d.seq),
                 d.delivery_id.to_string(),
                 d.state.as_str(),
-                to_doc(d)?
+                to_doc(&d)?
             ])
             .map_err(store_error)?;
+        if queued == 1 {
+            insert_body
+                .execute(params![tx.last_insert_rowid(), body])
+                .map_err(store_error)?;
+        }
     }
     tx.execute(
         "UPDATE cursor SET seq = MAX(seq, ?1) WHERE id = 1",
@@ -193,29 +264,30 @@ fn find(
     subscription_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<Option<Delivery>, ViewError> {
-    let doc: Option<String> = conn
-        .query_row(
-            "SELECT doc FROM deliveries WHERE delivery_id = ?1 AND subscription_id = ?2",
-            params![delivery_id.to_string(), subscription_id.to_string()],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(store_error)?;
-    doc.map(|doc| parse(&doc)).transpose()
+    let found = deliveries(
+        conn,
+        deliveries_sql!("", "WHERE d.delivery_id = ?1 AND d.subscription_id = ?2"),
+        params![delivery_id.to_string(), subscription_id.to_string()],
+    )?;
+    Ok(found.into_iter().next())
 }
 
+/// Save `delivery`'s state over its row if still open (its body stays as it was written).
 fn save_open(conn: &Connection, delivery: &Delivery) -> Result<bool, ViewError> {
+    let doc = state_doc(delivery)?;
     let changed = conn
-        .execute(
+        .prepare_cached(
             "UPDATE deliveries SET state = ?3, doc = ?4
              WHERE subscription_id = ?1 AND seq = ?2 AND state IN ('pending', 'retrying')",
-            params![
+        )
+        .and_then(|mut update| {
+            update.execute(params![
                 delivery.subscription_id.to_string(),
                 to_i64(delivery.seq),
                 delivery.state.as_str(),
-                to_doc(delivery)?
-            ],
-        )
+                doc
+            ])
+        })
         .map_err(store_error)?;
     Ok(changed == 1)
 }
@@ -247,7 +319,7 @@ fn redrive(
             params![
                 subscription_id.to_string(),
                 to_i64(queued.seq),
-                to_doc(&queued)?
+                state_doc(&queued)?
             ],
         )
         .map_err(store_error)?;
@@ -305,6 +377,12 @@ impl WebhookStore for SqliteWebhooks {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(store_error)?;
             let id = id.to_string();
+            tx.execute(
+                "DELETE FROM delivery_bodies WHERE id IN
+                 (SELECT rowid FROM deliveries WHERE subscription_id = ?1)",
+                [&id],
+            )
+            .map_err(store_error)?;
             tx.execute("DELETE FROM deliveries WHERE subscription_id = ?1", [&id])
                 .map_err(store_error)?;
             let removed = tx
@@ -331,7 +409,7 @@ impl WebhookStore for SqliteWebhooks {
         let deliveries = deliveries.to_vec();
         self.with(move |conn| {
             let tx = conn.transaction().map_err(store_error)?;
-            enqueue(&tx, &deliveries, cursor)?;
+            enqueue(&tx, deliveries, cursor)?;
             tx.commit().map_err(store_error)
         })
         .await
@@ -343,10 +421,13 @@ impl WebhookStore for SqliteWebhooks {
         limit: usize,
     ) -> Result<Vec<Delivery>, ViewError> {
         self.read(move |conn| {
-            docs(
+            deliveries(
                 conn,
-                "SELECT doc FROM deliveries INDEXED BY open_deliveries WHERE subscription_id = ?1
-                 AND state IN ('pending', 'retrying') ORDER BY seq LIMIT ?2",
+                deliveries_sql!(
+                    "INDEXED BY open_deliveries",
+                    "WHERE d.subscription_id = ?1 AND d.state IN ('pending', 'retrying')
+                     ORDER BY d.seq LIMIT ?2"
+                ),
                 params![subscription_id.to_string(), to_i64(limit as u64)],
             )
         })
@@ -375,10 +456,12 @@ impl WebhookStore for SqliteWebhooks {
             .map_or(i64::MAX, to_i64);
         let limit = page.clamped_limit();
         self.with(move |conn| {
-            let mut items: Vec<Delivery> = docs(
+            let mut items = deliveries(
                 conn,
-                "SELECT doc FROM deliveries WHERE subscription_id = ?1 AND seq < ?2
-                 ORDER BY seq DESC LIMIT ?3",
+                deliveries_sql!(
+                    "",
+                    "WHERE d.subscription_id = ?1 AND d.seq < ?2 ORDER BY d.seq DESC LIMIT ?3"
+                ),
                 params![
                     subscription_id.to_string(),
                     before,

@@ -1,8 +1,11 @@
-//! The tables of the SQLite webhook store, created on open, and the one migration of a file
-//! written before: deliveries moved from a `WITHOUT ROWID` table (rows of ~2 KB kept in their
-//! primary key's B-tree, so every insert and every attempt's update split and rewrote pages of
-//! a few rows each) to a rowid table with the same key as a unique index (B9: lag p99 220 against
-//! 350 ms under B3's load, docs/benchmarks.md).
+//! The tables of the SQLite webhook store, created on open, and the migrations of files written
+//! before:
+//! - deliveries moved from a `WITHOUT ROWID` table (rows of ~2 KB kept in their primary key's
+//!   B-tree, so every insert and every attempt's update split and rewrote pages of a few rows
+//!   each) to a rowid table with the same key as a unique index (B9: lag p99 220 against 350 ms
+//!   under B3's load, docs/benchmarks.md);
+//! - each delivery's body copied out of its row's `doc` into `delivery_bodies`, written once, so
+//!   an attempt's outcome rewrites a small row (docs/benchmarks.md, B9).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -25,6 +28,12 @@ CREATE INDEX IF NOT EXISTS deliveries_by_id ON deliveries (delivery_id);
 -- subscription's settled deliveries only grow; read through them, a window cost more each time).
 CREATE INDEX IF NOT EXISTS open_deliveries ON deliveries (subscription_id, seq)
     WHERE state IN ('pending', 'retrying');
+-- Each delivery's body, under its `deliveries` row's rowid: written once when it is queued (the
+-- same bytes go out at every attempt), so an attempt's outcome rewrites only the small state row.
+CREATE TABLE IF NOT EXISTS delivery_bodies (
+    id INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL
@@ -45,10 +54,28 @@ INSERT INTO deliveries (subscription_id, seq, delivery_id, state, doc)
 DROP TABLE deliveries_without_rowid;
 ";
 
-/// Create the tables, migrating a file of the earlier layout first: all in one transaction that
+/// Bodies of deliveries written while they were kept inside each row's `doc`, copied to their
+/// own table (the docs keep theirs until their next save, which writes the state alone).
+const SPLIT_BODIES: &str = "
+INSERT INTO delivery_bodies (id, body)
+    SELECT rowid, json_extract(doc, '$.body') FROM deliveries
+    WHERE json_type(doc, '$.body') = 'text';
+";
+
+fn has_table(tx: &Connection, name: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Create the tables, migrating a file of an earlier layout first: all in one transaction that
 /// holds the write lock from its start, so two processes opening one file migrate it once.
 pub(crate) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let bodies_apart = has_table(&tx, "delivery_bodies")?;
     let deliveries: Option<String> = tx
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
@@ -64,6 +91,9 @@ pub(crate) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
         tracing::info!("webhook store: deliveries moved to a rowid table");
     } else {
         tx.execute_batch(SCHEMA)?;
+    }
+    if !bodies_apart {
+        tx.execute_batch(SPLIT_BODIES)?;
     }
     tx.commit()
 }

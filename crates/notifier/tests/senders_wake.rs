@@ -11,15 +11,16 @@ use std::time::Duration;
 use chrono::Utc;
 use keys::{KeyStore, SqliteKeyStore};
 use notifier::sender::{Senders, SECRET_FIELD};
-use notifier::{
-    Delivery, DeliveryState, Owner, OwnerRole, SqliteWebhooks, Subscription, Wakeups, WebhookStore,
-};
+use notifier::{Delivery, Owner, OwnerRole, SqliteWebhooks, Subscription, Wakeups, WebhookStore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 #[path = "common/counted.rs"]
 mod counted;
 use counted::Counted;
+#[path = "common/deliveries.rs"]
+mod deliveries;
+use deliveries::delivery;
 
 /// A receiver on loopback that answers 204 and counts what it got.
 async fn receiver() -> (String, Arc<AtomicUsize>) {
@@ -38,27 +39,6 @@ async fn receiver() -> (String, Arc<AtomicUsize>) {
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hook"), got)
-}
-
-fn delivery(subscription_id: Uuid, seq: u64) -> Delivery {
-    Delivery {
-        delivery_id: Delivery::id_for(subscription_id, seq),
-        subscription_id,
-        seq,
-        event_id: Uuid::new_v4(),
-        event_type: "reservation.confirmed".into(),
-        reservation_id: Uuid::from_u128(u128::from(seq)),
-        position: seq / 4,
-        body: format!(r#"{{"type":"reservation.confirmed","seq":{seq}}}"#),
-        state: DeliveryState::Pending,
-        attempts: 0,
-        last_status_code: None,
-        last_error: None,
-        queued_at: Utc::now(),
-        first_attempt_at: None,
-        next_attempt_at: None,
-        settled_at: None,
-    }
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
