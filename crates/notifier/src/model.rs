@@ -155,10 +155,16 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The delivery id of entry `seq` for `subscription_id`.
+    /// The delivery id of entry `seq` for `subscription_id`: a UUID v8 whose first 48 bits are
+    /// `seq` (so ids, as bytes and as text, follow the order deliveries are queued in, and the
+    /// stores' indexes of them grow at their end, like the time-ordered reservation ids), the rest
+    /// a name-based hash of the subscription and `seq` (UUID v5's, its version and variant bits
+    /// replaced). Deliveries queued before kept the v5 ids they were sent with.
     #[must_use]
     pub fn id_for(subscription_id: Uuid, seq: u64) -> Uuid {
-        Uuid::new_v5(&subscription_id, &seq.to_be_bytes())
+        let mut bytes = *Uuid::new_v5(&subscription_id, &seq.to_be_bytes()).as_bytes();
+        bytes[..6].copy_from_slice(&seq.to_be_bytes()[2..]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 }
 
@@ -209,6 +215,40 @@ mod tests {
         assert_eq!(Delivery::id_for(s1, 8), Delivery::id_for(s1, 8));
         assert_ne!(Delivery::id_for(s1, 8), Delivery::id_for(s1, 12));
         assert_ne!(Delivery::id_for(s1, 8), Delivery::id_for(s2, 8));
+        assert_eq!(Delivery::id_for(s1, 8).get_version_num(), 8);
+        assert_eq!(
+            Delivery::id_for(s1, 8).get_variant(),
+            uuid::Variant::RFC4122
+        );
+    }
+
+    #[test]
+    fn delivery_ids_sort_in_seq_order_across_subscriptions() {
+        let subscriptions: Vec<Uuid> = (0..16).map(|_| Uuid::new_v4()).collect();
+        let seqs = [
+            1u64,
+            2,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_000_000_003,
+            (1 << 48) - 1,
+        ];
+        let mut ids = Vec::new();
+        for &seq in &seqs {
+            for &s in &subscriptions {
+                ids.push((seq, Delivery::id_for(s, seq).to_string()));
+            }
+        }
+        let mut by_text = ids.clone();
+        by_text.sort_by(|a, b| a.1.cmp(&b.1));
+        let order: Vec<u64> = by_text.iter().map(|(seq, _)| *seq).collect();
+        let mut expected = order.clone();
+        expected.sort_unstable();
+        assert_eq!(order, expected, "the text order is the seq order");
+        let distinct: std::collections::HashSet<_> = ids.iter().map(|(_, id)| id).collect();
+        assert_eq!(distinct.len(), ids.len(), "one id per subscription and seq");
     }
 
     #[test]
