@@ -159,7 +159,7 @@ async fn status_changes(inbox: &dyn InboxStore, after: u64) -> anyhow::Result<Ve
     let mut entries = Vec::new();
     let mut seq = 0;
     loop {
-        let page = inbox.status_changes_after(seq, 1_000).await?;
+        let page = inbox.status_changes_after(seq, u64::MAX, 1_000).await?;
         let Some(last) = page.last() else {
             return Ok(entries);
         };

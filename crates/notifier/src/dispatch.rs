@@ -237,9 +237,14 @@ impl Dispatcher {
                 subscribed: false,
             });
         }
-        let mut entries = self.inbox.status_changes_after(cursor, BATCH).await?;
+        // Only entries at or below the settled position are read: past it, the views may not have
+        // their documents yet, and under load (views behind the inbox) a batch read there was
+        // mostly parsed and dropped, again at each look.
+        let entries = self
+            .inbox
+            .status_changes_after(cursor, all_settled, BATCH)
+            .await?;
         let complete = entries.len() < BATCH;
-        entries.retain(|e| e.position <= settled);
         let next = match entries.last().map(InboxEntry::seq) {
             _ if complete => cursor.max(all_settled),
             Some(last) => last,

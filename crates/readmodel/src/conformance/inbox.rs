@@ -1,8 +1,9 @@
 //! Checks of the inbox ([`InboxStore`]): a customer's entries follow every status change of their
 //! reservations, newest first, and an event that leaves the status as it was makes none; a desk's
 //! entries are its new requests (a `pay_first` one only once paid), payments and cancellations;
-//! filters keep one inbox from another and pages follow the cursor; a batch applied twice writes
-//! nothing more; event by event or in one batch, the same entries.
+//! filters keep one inbox from another and pages follow the cursor; the customers' entries read
+//! for the webhooks come oldest first, between two `seq`s; a batch applied twice writes nothing
+//! more; event by event or in one batch, the same entries.
 
 use std::sync::Arc;
 
@@ -106,6 +107,35 @@ pub async fn inbox_follows_status_changes(stores: &dyn FreshInbox) {
     let first = anas.last().expect("ana's first entry");
     assert_eq!(first.id, format!("{}-status_changed", first.position));
     assert!(first.message.contains("inn") && first.message.contains("requested"));
+
+    // What the webhooks deliver: the customers' entries in log order, between two seqs.
+    let mut changes = all(&*store, &customer("bo")).await;
+    changes.extend(anas.iter().cloned());
+    changes.sort_by_key(InboxEntry::seq);
+    let after = |after: u64, through: u64, limit: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .status_changes_after(after, through, limit)
+                .await
+                .expect("status changes")
+        }
+    };
+    assert!(changes.len() > 4, "{changes:?}");
+    assert_eq!(
+        after(0, u64::MAX, 1_000).await,
+        changes,
+        "every one, oldest first"
+    );
+    assert_eq!(after(0, u64::MAX, 2).await, changes[..2], "at most `limit`");
+    let (second, fourth) = (changes[1].seq(), changes[3].seq());
+    assert_eq!(
+        after(second, fourth, 1_000).await,
+        changes[2..4],
+        "after, through"
+    );
+    assert_eq!(after(second, fourth - 1, 1_000).await, changes[2..3]);
+    assert!(after(fourth, fourth, 1_000).await.is_empty());
 
     let inn = all(&*store, &desks(&["inn"])).await;
     assert_eq!(

@@ -160,10 +160,13 @@ pub trait InboxStore: ProjectionTarget {
     ) -> Result<Page<InboxEntry>, ViewError>;
 
     /// The customers' entries (one per status change of a reservation) with a `seq` above
-    /// `after`, oldest first, at most `limit`: what the webhooks deliver, in log order.
+    /// `after` and at most `through`, oldest first, at most `limit`: what the webhooks deliver, in
+    /// log order. (`through` spares a reader that can take entries only up to a point, like the
+    /// dispatcher behind the views, reading and parsing the ones past it, again at each look.)
     async fn status_changes_after(
         &self,
         after: u64,
+        through: u64,
         limit: usize,
     ) -> Result<Vec<InboxEntry>, ViewError>;
 }

@@ -273,12 +273,16 @@ impl InboxStore for MongoInbox {
     async fn status_changes_after(
         &self,
         after: u64,
+        through: u64,
         limit: usize,
     ) -> Result<Vec<InboxEntry>, ViewError> {
         let found = self
             .db
             .collection::<Document>("inbox")
-            .find(doc! { "_id": { "$gt": to_i64(after) }, "audience": "customer" })
+            .find(doc! {
+                "_id": { "$gt": to_i64(after), "$lte": to_i64(through) },
+                "audience": "customer",
+            })
             .sort(doc! { "_id": 1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .await
