@@ -4,6 +4,8 @@
 
 mod checkpoint;
 mod inbox;
+#[cfg(test)]
+mod plans;
 mod read;
 mod schema;
 mod write;

@@ -114,37 +114,99 @@ pub(super) fn seq_value(seq: u64) -> Value {
     Value::Integer(i64::try_from(seq).unwrap_or(i64::MAX))
 }
 
-pub(super) fn reservations(
-    conn: &Connection,
+/// A list's query: its SQL, its values, and the page size (the SQL asks for one row more).
+pub(super) struct ListQuery {
+    pub(super) sql: String,
+    pub(super) values: Vec<Value>,
+    pub(super) limit: usize,
+}
+
+impl ListQuery {
+    /// `SELECT seq, doc FROM table WHERE .. ORDER BY seq ..` for a page of `request`'s size.
+    fn by_seq(table: &str, conditions: Conditions, order: &str, request: &PageRequest) -> Self {
+        let limit = request.clamped_limit();
+        let sql = format!(
+            "SELECT seq, doc FROM {table} {} ORDER BY seq {order} LIMIT {}",
+            conditions.sql(),
+            limit + 1
+        );
+        Self {
+            sql,
+            values: conditions.values,
+            limit,
+        }
+    }
+}
+
+/// A page of `filter`'s reservations, newest first. A customer's reservations come from
+/// `reservations_by_customer`: with a customer, the other columns are written `+column`, which
+/// keeps SQLite off their indexes. Left to choose, it took `reservations_by_status` and walked
+/// every reservation of that status on the platform (48-63 ms a page at 300,000 reservations).
+pub(super) fn reservations_query(
     filter: &ReservationFilter,
     request: &PageRequest,
-) -> Result<Page<ReservationView>, ViewError> {
+) -> Result<ListQuery, ViewError> {
     let status = filter.parsed_status()?;
+    let column = |name: &str| match filter.customer_id {
+        Some(_) => format!("+{name}"),
+        None => name.to_string(),
+    };
     let mut conditions = Conditions::default();
     conditions.equal("customer_id", filter.customer_id.as_deref());
     if let Some(lodgings) = filter.lodgings() {
-        conditions.one_of("lodging_id", &lodgings);
+        conditions.one_of(&column("lodging_id"), &lodgings);
     }
-    conditions.equal("status", status.map(|s| s.as_str()));
+    conditions.equal(&column("status"), status.map(|s| s.as_str()));
     if let Some(from) = filter.check_in_from {
-        conditions.compare("check_in", ">=", Value::Text(from.to_string()));
+        conditions.compare(&column("check_in"), ">=", Value::Text(from.to_string()));
     }
     if let Some(to) = filter.check_in_to {
-        conditions.compare("check_in", "<=", Value::Text(to.to_string()));
+        conditions.compare(&column("check_in"), "<=", Value::Text(to.to_string()));
     }
     if let Some(cursor) = &request.cursor {
         let seq = decode_seq_cursor(CursorKind::Reservations, cursor)?;
         conditions.compare("seq", "<", seq_value(seq));
     }
-    let limit = request.clamped_limit();
-    let sql = format!(
-        "SELECT seq, doc FROM reservations {} ORDER BY seq DESC LIMIT {}",
-        conditions.sql(),
-        limit + 1
-    );
-    page(conn, &sql, conditions.values, limit, |key| {
+    Ok(ListQuery::by_seq(
+        "reservations",
+        conditions,
+        "DESC",
+        request,
+    ))
+}
+
+pub(super) fn reservations(
+    conn: &Connection,
+    filter: &ReservationFilter,
+    request: &PageRequest,
+) -> Result<Page<ReservationView>, ViewError> {
+    let query = reservations_query(filter, request)?;
+    page(conn, &query.sql, query.values, query.limit, |key| {
         encode_seq_cursor(CursorKind::Reservations, seq_of(key))
     })
+}
+
+/// A page of `filter`'s requests, oldest first. `seq` is bounded on the first page too (below
+/// every seq, a log position): then SQLite walks a host's lodgings in `requests_by_lodging` as it
+/// does for the next pages. Unbounded, it took `requests_by_lodging_status` and sorted every
+/// request of the host's lodgings (5.3 ms against 0.08 for a host of 100 lodgings and 106,000
+/// requests).
+pub(super) fn requests_query(
+    filter: &RequestFilter,
+    request: &PageRequest,
+) -> Result<ListQuery, ViewError> {
+    let status = filter.parsed_status()?;
+    let mut conditions = Conditions::default();
+    if let Some(lodgings) = filter.lodgings() {
+        conditions.one_of("lodging_id", &lodgings);
+    }
+    conditions.equal("request_status", status.map(|s| s.as_str()));
+    let after = match &request.cursor {
+        Some(cursor) => seq_value(decode_seq_cursor(CursorKind::Requests, cursor)?),
+        None => Value::Integer(-1),
+    };
+    conditions.compare("seq", ">", after);
+    Ok(ListQuery::by_seq("requests", conditions, "ASC", request))
 }
 
 pub(super) fn requests(
@@ -152,23 +214,8 @@ pub(super) fn requests(
     filter: &RequestFilter,
     request: &PageRequest,
 ) -> Result<Page<ManagementView>, ViewError> {
-    let status = filter.parsed_status()?;
-    let mut conditions = Conditions::default();
-    if let Some(lodgings) = filter.lodgings() {
-        conditions.one_of("lodging_id", &lodgings);
-    }
-    conditions.equal("request_status", status.map(|s| s.as_str()));
-    if let Some(cursor) = &request.cursor {
-        let seq = decode_seq_cursor(CursorKind::Requests, cursor)?;
-        conditions.compare("seq", ">", seq_value(seq));
-    }
-    let limit = request.clamped_limit();
-    let sql = format!(
-        "SELECT seq, doc FROM requests {} ORDER BY seq ASC LIMIT {}",
-        conditions.sql(),
-        limit + 1
-    );
-    page(conn, &sql, conditions.values, limit, |key| {
+    let query = requests_query(filter, request)?;
+    page(conn, &query.sql, query.values, query.limit, |key| {
         encode_seq_cursor(CursorKind::Requests, seq_of(key))
     })
 }
@@ -185,23 +232,26 @@ fn payout_conditions(filter: &PayoutFilter) -> Result<Conditions, ViewError> {
     Ok(conditions)
 }
 
-pub(super) fn payouts(
-    conn: &Connection,
+/// A page of `filter`'s payouts, newest first.
+pub(super) fn payouts_query(
     filter: &PayoutFilter,
     request: &PageRequest,
-) -> Result<Page<PayoutView>, ViewError> {
+) -> Result<ListQuery, ViewError> {
     let mut conditions = payout_conditions(filter)?;
     if let Some(cursor) = &request.cursor {
         let seq = decode_seq_cursor(CursorKind::Payouts, cursor)?;
         conditions.compare("seq", "<", seq_value(seq));
     }
-    let limit = request.clamped_limit();
-    let sql = format!(
-        "SELECT seq, doc FROM payouts {} ORDER BY seq DESC LIMIT {}",
-        conditions.sql(),
-        limit + 1
-    );
-    page(conn, &sql, conditions.values, limit, |key| {
+    Ok(ListQuery::by_seq("payouts", conditions, "DESC", request))
+}
+
+pub(super) fn payouts(
+    conn: &Connection,
+    filter: &PayoutFilter,
+    request: &PageRequest,
+) -> Result<Page<PayoutView>, ViewError> {
+    let query = payouts_query(filter, request)?;
+    page(conn, &query.sql, query.values, query.limit, |key| {
         encode_seq_cursor(CursorKind::Payouts, seq_of(key))
     })
 }
@@ -231,16 +281,18 @@ pub(super) fn payout_summary(
     rows.map(|row| row.map_err(store_error)).collect()
 }
 
-/// A catalog document's field, as SQL (the catalog is small: it is filtered by scanning it).
+/// A catalog document's field, as SQL. The catalog is small and filtered by scanning it, but for
+/// `admin_id`: every request of a non-platform admin lists their lodgings, from the expression
+/// index `lodgings_by_admin` (`schema.rs`), which SQLite uses only for this very expression.
 fn lodging_field(field: &str) -> String {
     format!("json_extract(doc, '$.{field}')")
 }
 
-pub(super) fn lodgings(
-    conn: &Connection,
+/// A page of `filter`'s lodgings, by lodging id.
+pub(super) fn lodgings_query(
     filter: &LodgingFilter,
     request: &PageRequest,
-) -> Result<Page<LodgingView>, ViewError> {
+) -> Result<ListQuery, ViewError> {
     let mut conditions = Conditions::default();
     if let Some(text) = &filter.name_contains {
         conditions.contains(&lodging_field("name"), text);
@@ -261,10 +313,29 @@ pub(super) fn lodgings(
         conditions.sql(),
         limit + 1
     );
-    page(conn, &sql, conditions.values, limit, |key| match key {
-        Value::Text(id) => encode_cursor(CursorKind::Lodgings, id),
-        _ => encode_cursor(CursorKind::Lodgings, ""),
+    Ok(ListQuery {
+        sql,
+        values: conditions.values,
+        limit,
     })
+}
+
+pub(super) fn lodgings(
+    conn: &Connection,
+    filter: &LodgingFilter,
+    request: &PageRequest,
+) -> Result<Page<LodgingView>, ViewError> {
+    let query = lodgings_query(filter, request)?;
+    page(
+        conn,
+        &query.sql,
+        query.values,
+        query.limit,
+        |key| match key {
+            Value::Text(id) => encode_cursor(CursorKind::Lodgings, id),
+            _ => encode_cursor(CursorKind::Lodgings, ""),
+        },
+    )
 }
 
 pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, ViewError> {

@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS customers (
 /// The indexes only queries use (`name`, `table (columns)`): the projection never reads by them,
 /// so a rebuild into an empty store leaves them out until it has caught up
 /// ([`drop_query_indexes`], [`create_query_indexes`]): building an index once from the finished
-/// table is cheaper than keeping it in order through every insert and update.
+/// table is cheaper than keeping it in order through every insert and update. Every open creates
+/// those missing, so adding one needs no new [`SCHEMA_VERSION`] (nor a rebuild).
 const QUERY_INDEXES: &[(&str, &str)] = &[
     ("reservations_by_customer", "reservations (customer_id)"),
     ("reservations_by_lodging", "reservations (lodging_id)"),
@@ -113,8 +114,16 @@ const QUERY_INDEXES: &[(&str, &str)] = &[
     ),
     ("requests_by_status", "requests (request_status)"),
     ("payouts_by_lodging", "payouts (lodging_id, status)"),
+    // A lodging's payouts in `seq` order, for its list without a status (no sort).
+    ("payouts_by_lodging_seq", "payouts (lodging_id)"),
     ("payouts_by_host", "payouts (host_id)"),
     ("payouts_by_status", "payouts (status)"),
+    // An admin's lodgings, listed at each request of a non-platform admin; the expression is
+    // `read.rs`'s `lodging_field("admin_id")` exactly, or SQLite scans the catalog.
+    (
+        "lodgings_by_admin",
+        "lodgings (json_extract(doc, '$.admin_id'), lodging_id)",
+    ),
 ];
 
 fn query_indexes_sql() -> String {
