@@ -11,6 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     // The in-process `serve` of B2-B6 with SQLite's allocations in one glibc arena, as `stayledger`.
     stayledger::malloc_arena::run_with_one_arena();
+    // And without transparent huge pages, as `stayledger` runs.
+    stayledger::huge_pages::turn_off();
     let args = BenchArgs::parse();
     init_tracing();
     // The in-process runs keep SQLite to the budget `stayledger` sets for itself, so they measure

@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod cli;
 pub mod data_dir;
+pub mod huge_pages;
 pub mod lease;
 mod lifecycle;
 pub mod malloc_arena;

@@ -14,13 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     // First of all: SQLite's allocations in one glibc arena (this may run the program again).
     stayledger::malloc_arena::run_with_one_arena();
-    // No transparent huge pages: mimalloc asks for them on its arenas, and a 2 MiB page stays resident
-    // while any 4 KiB of it is in use, so memory freed after a load was never given back (issue 18:
-    // B7 under load, 139 -> 92 MiB at the same request count; docs/benchmarks.md).
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        eprintln!("stayledger: could not turn off transparent huge pages: {e}");
-    }
+    // No transparent huge pages (mimalloc's arenas would keep 2 MiB pages resident).
+    stayledger::huge_pages::turn_off();
     let cli = Cli::parse();
     // SQLite's page caches share one budget in the process, which busy writers took from idle
     // connections past their own `cache_size` (53 MiB under load, issue 18): hold it to the sum the
