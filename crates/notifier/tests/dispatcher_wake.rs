@@ -7,33 +7,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use notifier::dispatch::{Dispatcher, Hosts};
-use notifier::{Owner, OwnerRole, SqliteWebhooks, Subscription, WebhookStore};
+use notifier::{SqliteWebhooks, WebhookStore};
 use readmodel::inbox::SqliteInbox;
 use readmodel::SqliteViewStore;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 #[path = "common/counted.rs"]
 mod counted;
 use counted::Counted;
-
-fn subscription() -> Subscription {
-    Subscription {
-        id: Uuid::new_v4(),
-        owner: Owner {
-            role: OwnerRole::Customer,
-            sub: "customer-1".into(),
-            lodgings: vec![],
-        },
-        url: "https://hooks.example.com/1".into(),
-        events: vec![],
-        sealed_secret: "sealed".into(),
-        from_position: 0,
-        created_at: Utc::now(),
-    }
-}
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::subscription;
 
 /// How many looks the dispatcher takes while the inbox moves every millisecond for `span`.
 async fn looks_while_moving(

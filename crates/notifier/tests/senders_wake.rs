@@ -18,9 +18,9 @@ use uuid::Uuid;
 #[path = "common/counted.rs"]
 mod counted;
 use counted::Counted;
-#[path = "common/deliveries.rs"]
-mod deliveries;
-use deliveries::delivery;
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::delivery;
 
 /// A receiver on loopback that answers 204 and counts what it got.
 async fn receiver() -> (String, Arc<AtomicUsize>) {

@@ -4,30 +4,14 @@
 //! Real SQLite files; the rows are read back with plain SQL.
 
 use chrono::Utc;
-use notifier::{DeliveryState, Owner, OwnerRole, SqliteWebhooks, Subscription, WebhookStore};
+use notifier::{DeliveryState, SqliteWebhooks, WebhookStore};
 use readmodel::PageRequest;
 use rusqlite::Connection;
 use uuid::Uuid;
 
-#[path = "common/deliveries.rs"]
-mod deliveries;
-use deliveries::delivery;
-
-fn subscription() -> Subscription {
-    Subscription {
-        id: Uuid::new_v4(),
-        owner: Owner {
-            role: OwnerRole::Customer,
-            sub: "customer-1".into(),
-            lodgings: vec![],
-        },
-        url: "http://127.0.0.1:9/hook".into(),
-        events: vec![],
-        sealed_secret: "sealed".into(),
-        from_position: 0,
-        created_at: Utc::now(),
-    }
-}
+#[path = "common/fixtures.rs"]
+mod fixtures;
+use fixtures::{delivery, subscription};
 
 /// The `doc` of the state row of `seq`, and its body row (if any), as the file has them.
 fn raw(file: &std::path::Path, subscription: Uuid, seq: i64) -> (String, Option<String>) {

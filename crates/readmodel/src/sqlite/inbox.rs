@@ -10,12 +10,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::blocking;
-use super::read::{dead_letter_count, page, seq_of, seq_value, ListQuery};
+use super::read::{dead_letter_count, page, seq_cursor, seq_value, ListQuery};
 use super::schema::{configure, migrate, store_error, BOOKKEEPING};
 use super::write::{apply_batch, checkpoint, park, parse_doc, save_guarded, to_doc, to_i64};
 use crate::inbox::rules::{concerns, project_inbox, InboxChanges, InboxSource};
 use crate::inbox::{Desk, InboxEntry, InboxFilter, InboxStore, Tracked};
-use crate::query::{decode_seq_cursor, encode_seq_cursor, CursorKind};
+use crate::query::{decode_seq_cursor, CursorKind};
 use crate::{DeadLetter, Page, PageRequest, ProjectionTarget, ViewError, ViewEvent};
 
 /// Bumped whenever the layout changes: the inbox is then rebuilt from the log.
@@ -230,10 +230,11 @@ fn entries(
     filter: &InboxFilter,
     request: &PageRequest,
 ) -> Result<Page<InboxEntry>, ViewError> {
-    let query = entries_query(filter, request)?;
-    page(conn, &query.sql, query.values, query.limit, |key| {
-        encode_seq_cursor(CursorKind::Inbox, seq_of(key))
-    })
+    page(
+        conn,
+        entries_query(filter, request)?,
+        seq_cursor(CursorKind::Inbox),
+    )
 }
 
 /// The customers' entries in a `seq` range, walked by `seq` (the rowid). `NOT INDEXED`: left to

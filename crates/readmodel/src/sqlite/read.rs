@@ -72,15 +72,19 @@ impl Conditions {
     }
 }
 
+/// A page's cursor of `kind` from its last row's `seq`.
+pub(super) fn seq_cursor(kind: CursorKind) -> impl Fn(&Value) -> String {
+    move |key| encode_seq_cursor(kind, seq_of(key))
+}
+
 /// Run a list query returning (sort key, doc) rows; the page's cursor is built from the last key.
 pub(super) fn page<T: DeserializeOwned>(
     conn: &Connection,
-    sql: &str,
-    values: Vec<Value>,
-    limit: usize,
+    query: ListQuery,
     cursor: impl Fn(&Value) -> String,
 ) -> Result<Page<T>, ViewError> {
-    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    let ListQuery { sql, values, limit } = query;
+    let mut statement = conn.prepare_cached(&sql).map_err(store_error)?;
     let rows = statement
         .query_map(params_from_iter(values), |row| {
             Ok((row.get::<_, Value>(0)?, row.get::<_, String>(1)?))
@@ -180,10 +184,11 @@ pub(super) fn reservations(
     filter: &ReservationFilter,
     request: &PageRequest,
 ) -> Result<Page<ReservationView>, ViewError> {
-    let query = reservations_query(filter, request)?;
-    page(conn, &query.sql, query.values, query.limit, |key| {
-        encode_seq_cursor(CursorKind::Reservations, seq_of(key))
-    })
+    page(
+        conn,
+        reservations_query(filter, request)?,
+        seq_cursor(CursorKind::Reservations),
+    )
 }
 
 /// A page of `filter`'s requests, oldest first. `seq` is bounded on the first page too (below
@@ -214,10 +219,11 @@ pub(super) fn requests(
     filter: &RequestFilter,
     request: &PageRequest,
 ) -> Result<Page<ManagementView>, ViewError> {
-    let query = requests_query(filter, request)?;
-    page(conn, &query.sql, query.values, query.limit, |key| {
-        encode_seq_cursor(CursorKind::Requests, seq_of(key))
-    })
+    page(
+        conn,
+        requests_query(filter, request)?,
+        seq_cursor(CursorKind::Requests),
+    )
 }
 
 /// The conditions of a payout filter (its cursor aside).
@@ -250,10 +256,11 @@ pub(super) fn payouts(
     filter: &PayoutFilter,
     request: &PageRequest,
 ) -> Result<Page<PayoutView>, ViewError> {
-    let query = payouts_query(filter, request)?;
-    page(conn, &query.sql, query.values, query.limit, |key| {
-        encode_seq_cursor(CursorKind::Payouts, seq_of(key))
-    })
+    page(
+        conn,
+        payouts_query(filter, request)?,
+        seq_cursor(CursorKind::Payouts),
+    )
 }
 
 pub(super) fn payout_summary(
@@ -325,17 +332,10 @@ pub(super) fn lodgings(
     filter: &LodgingFilter,
     request: &PageRequest,
 ) -> Result<Page<LodgingView>, ViewError> {
-    let query = lodgings_query(filter, request)?;
-    page(
-        conn,
-        &query.sql,
-        query.values,
-        query.limit,
-        |key| match key {
-            Value::Text(id) => encode_cursor(CursorKind::Lodgings, id),
-            _ => encode_cursor(CursorKind::Lodgings, ""),
-        },
-    )
+    page(conn, lodgings_query(filter, request)?, |key| match key {
+        Value::Text(id) => encode_cursor(CursorKind::Lodgings, id),
+        _ => encode_cursor(CursorKind::Lodgings, ""),
+    })
 }
 
 pub(super) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, ViewError> {
