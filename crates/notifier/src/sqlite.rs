@@ -144,17 +144,27 @@ impl SqliteWebhooks {
     }
 }
 
+/// The rows `sql` selects, each as `row` makes it.
+fn rows<R>(
+    conn: &Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+) -> Result<Vec<R>, ViewError> {
+    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
+    statement
+        .query_map(values, row)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(store_error)
+}
+
 fn docs<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     sql: &str,
     values: impl rusqlite::Params,
 ) -> Result<Vec<T>, ViewError> {
-    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let rows = statement
-        .query_map(values, |row| row.get::<_, String>(0))
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(store_error)?;
-    rows.iter().map(|doc| parse(doc)).collect()
+    let docs = rows(conn, sql, values, |row| row.get::<_, String>(0))?;
+    docs.iter().map(|doc| parse(doc)).collect()
 }
 
 /// A query of deliveries with their bodies: `SELECT d.doc, b.body FROM deliveries AS d`, then
@@ -177,14 +187,11 @@ fn deliveries(
     sql: &str,
     values: impl rusqlite::Params,
 ) -> Result<Vec<Delivery>, ViewError> {
-    let mut statement = conn.prepare_cached(sql).map_err(store_error)?;
-    let rows = statement
-        .query_map(values, |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-        })
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(store_error)?;
-    rows.into_iter()
+    let found = rows(conn, sql, values, |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+    })?;
+    found
+        .into_iter()
         .map(|(doc, body)| {
             let mut delivery: Delivery = parse(&doc)?;
             if let Some(body) = body {
