@@ -126,42 +126,73 @@ fn main_file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).expect("database file").len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn committed_views_reach_the_database_file_without_a_checkpoint_in_any_commit() {
+/// Wait until the background checkpointer has copied `path`'s WAL into the file (it grew past
+/// `before` by more than a few pages), failing after 5 s; the WAL must be small enough that the
+/// writer itself never checkpointed.
+async fn wait_for_the_background_checkpoint(path: &std::path::Path, before: u64) {
+    let mut wal_path = path.as_os_str().to_owned();
+    wal_path.push("-wal");
+    let wal = std::fs::metadata(&wal_path).expect("WAL file").len();
+    assert!(
+        wal < 8 << 20,
+        "the WAL is {wal} bytes: the writer may have checkpointed"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while main_file_len(path) <= before + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (from {before}) with {wal} bytes of WAL",
+            main_file_len(path)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Enough flows to fill new pages, far below the writers' own checkpoint threshold (the WAL stays a
+/// few hundred KiB).
+fn many_flows() -> readmodel::conformance::timeline::Timeline {
     use readmodel::conformance::timeline::{day, Timeline};
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("views.db");
-    let store = SqliteViewStore::open(&path).expect("open");
-    // Enough documents to fill new pages: far below the writer's own checkpoint threshold (the
-    // WAL stays a few hundred KiB), so only the background checkpointer copies them to the file.
     let mut t = Timeline::new();
     t.register("seoul-1", 1_000);
     for n in 0..400_u64 {
         let id = t.request("seoul-1", &format!("customer-{n}"), day(n % 30), 1);
         t.grant("seoul-1", id);
     }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_views_reach_the_database_file_without_a_checkpoint_in_any_commit() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("views.db");
+    let store = SqliteViewStore::open(&path).expect("open");
+    let t = many_flows();
     let before = main_file_len(&path);
     for batch in t.events().chunks(64) {
         store.apply(PROJECTOR, batch).await.expect("apply");
     }
-    let wal = std::fs::metadata(dir.path().join("views.db-wal"))
-        .expect("WAL file")
-        .len();
-    assert!(
-        wal < 8 << 20,
-        "the WAL is {wal} bytes: the writer may have checkpointed"
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while main_file_len(&path) <= before + 64 * 1024 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database file stayed at {} bytes (from {before}) with {wal} bytes of WAL",
-            main_file_len(&path)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_the_background_checkpoint(&path, before).await;
     let last = t.head();
     assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), last);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_inbox_entries_reach_the_database_file_without_a_checkpoint_in_any_commit() {
+    use readmodel::inbox::{SqliteInbox, NOTIFIER_ID};
+    use readmodel::ProjectionTarget;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("inbox.db");
+    let inbox = SqliteInbox::open(&path).expect("open");
+    let t = many_flows();
+    let before = main_file_len(&path);
+    for batch in t.events().chunks(64) {
+        inbox.apply(NOTIFIER_ID, batch).await.expect("apply");
+    }
+    wait_for_the_background_checkpoint(&path, before).await;
+    assert_eq!(
+        inbox.checkpoint(NOTIFIER_ID).await.expect("checkpoint"),
+        t.head()
+    );
 }
 
 /// The file's layout: every table and index with its definition.

@@ -54,6 +54,7 @@ pub struct SqliteInbox {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    _checkpointer: super::checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteInbox {
@@ -69,6 +70,14 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, ViewError> {
     configure(&conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(store_error)?;
+    // The background checkpointer copies the WAL into the file off the notifier's commits; the
+    // writer checkpoints in a commit only if it falls far behind (as the views' writer).
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        super::checkpoint::WRITER_AUTOCHECKPOINT,
+    )
+    .map_err(store_error)?;
     migrate(
         &mut conn,
         SCHEMA_VERSION,
@@ -85,10 +94,12 @@ impl SqliteInbox {
         let writer = open_writer(&path)?;
         let reader = Connection::open(&path).map_err(store_error)?;
         configure(&reader)?;
+        let checkpointer = super::checkpoint::start(&path, "inbox-checkpoint")?;
         Ok(Self {
             path,
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            _checkpointer: checkpointer,
         })
     }
 

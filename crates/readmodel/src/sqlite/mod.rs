@@ -64,7 +64,7 @@ impl SqliteViewStore {
         let readers = (0..READERS)
             .map(|_| schema::open_reader(&path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let checkpointer = checkpoint::start(&path)?;
+        let checkpointer = checkpoint::start(&path, "views-checkpoint")?;
         Ok(Self {
             path,
             writer: Arc::new(Mutex::new(writer)),
