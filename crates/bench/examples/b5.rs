@@ -21,11 +21,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The SQLite budget `stayledger replay` runs with.
-    if let Err(e) = stayledger_bench::replay_budget() {
-        eprintln!("cannot limit SQLite's memory: {e}");
-        return ExitCode::FAILURE;
-    }
     match stayledger_bench::rebuild_alone::b5(&dir, events).await {
         Ok(report) => {
             println!(

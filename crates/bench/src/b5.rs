@@ -29,12 +29,9 @@ pub async fn run(dataset: &Dataset) -> anyhow::Result<Figure> {
         SqliteEventLog::open(data_dir::events_path(&dataset.dir)).context("opening the log")?;
     let log: Arc<dyn EventLog> = Arc::new(log);
     let views = SqliteViewStore::open(&views_path).context("opening a fresh view store")?;
-    // SQLite's budget of `stayledger replay` for the rebuild, then `serve`'s again.
-    crate::replay_budget()?;
     let started = Instant::now();
     let applied = projector::rebuild(Arc::clone(&log), Arc::new(views), |_, _| {}).await;
     let seconds = started.elapsed().as_secs_f64();
-    crate::serve_budget()?;
     let applied = applied.context("rebuilding the views")?;
     drop(log);
     mark_saga_done(&dataset.dir, applied).await?;

@@ -189,19 +189,6 @@ pub(crate) fn remove_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-/// Hold SQLite to the memory budget `stayledger serve` runs with (the in-process runs measure what
-/// `serve` does).
-pub fn serve_budget() -> anyhow::Result<()> {
-    eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_MEMORY_BYTES)?;
-    Ok(())
-}
-
-/// Hold SQLite to the budget `stayledger replay` runs with (B5 times a rebuild as `replay` does).
-pub fn replay_budget() -> anyhow::Result<()> {
-    eventlog::limit_sqlite_memory(stayledger::data_dir::SQLITE_REPLAY_MEMORY_BYTES)?;
-    Ok(())
-}
-
 /// [`remove_dir`] from async code: its retries wait on a blocking thread, not on a runtime worker.
 pub(crate) async fn remove_dir_async(dir: &std::path::Path) -> anyhow::Result<()> {
     let dir = dir.to_path_buf();

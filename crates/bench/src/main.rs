@@ -15,9 +15,6 @@ fn main() -> anyhow::Result<()> {
     stayledger::huge_pages::turn_off();
     let args = BenchArgs::parse();
     init_tracing();
-    // The in-process runs keep SQLite to the budget `stayledger` sets for itself, so they measure
-    // what `serve` and `replay` run with.
-    stayledger_bench::serve_budget()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

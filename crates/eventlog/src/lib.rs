@@ -53,8 +53,7 @@ pub use repository::{
 };
 pub use seal::{Anchor, Integrity, LogKey};
 pub use sqlite::{
-    baseline as sqlite_baseline, import_into, limit_sqlite_memory, ImportReport, SqliteEventLog,
-    WriterStats,
+    baseline as sqlite_baseline, import_into, ImportReport, SqliteEventLog, WriterStats,
 };
 
 use std::sync::Arc;

@@ -17,16 +17,6 @@ fn main() -> anyhow::Result<()> {
     // No transparent huge pages (mimalloc's arenas would keep 2 MiB pages resident).
     stayledger::huge_pages::turn_off();
     let cli = Cli::parse();
-    // SQLite's page caches share one budget in the process, which busy writers took from idle
-    // connections past their own `cache_size` (53 MiB under load, issue 18): hold it to the sum the
-    // caches are meant to have (docs/operations.md, "Memory").
-    let sqlite_budget = match cli.command {
-        Command::Replay(_) => stayledger::data_dir::SQLITE_REPLAY_MEMORY_BYTES,
-        _ => stayledger::data_dir::SQLITE_MEMORY_BYTES,
-    };
-    if let Err(e) = eventlog::limit_sqlite_memory(sqlite_budget) {
-        eprintln!("stayledger: could not limit SQLite's memory: {e}");
-    }
     init_tracing(cli.log_json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

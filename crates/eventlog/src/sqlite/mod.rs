@@ -442,23 +442,6 @@ impl Snapshots for SqliteEventLog {
     }
 }
 
-/// Bound the memory SQLite holds in this process (page caches, statements, schemas) to about
-/// `bytes`, and answer the limit now in force. Process-wide: every connection of every store.
-///
-/// The bundled SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so the page caches of all
-/// connections share one budget, the sum of their `cache_size`s, and a busy connection takes the
-/// pages of idle ones past its own size: a heap profile of `serve` under load found the views'
-/// writer holding 33 MiB with a 16 MiB `cache_size`, and SQLite 53 MiB in all (issue 18). Near this
-/// soft limit SQLite reuses cached pages instead of allocating more; no statement fails for it.
-pub fn limit_sqlite_memory(bytes: u64) -> Result<u64, LogError> {
-    let conn = Connection::open_in_memory().map_err(store_error)?;
-    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-    let limit: i64 = conn
-        .pragma_update_and_check(None, "soft_heap_limit", bytes, |row| row.get(0))
-        .map_err(store_error)?;
-    to_u64(limit)
-}
-
 /// A connection with the adapter's settings: WAL, fsync on every commit, wait on other processes' locks.
 fn open_connection(path: &Path) -> Result<Connection, LogError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -37,17 +37,6 @@ use saga::{Shard, SqliteTimerStore};
 
 use crate::lease::LeaseTable;
 
-/// SQLite's memory in a process over the embedded stores (`PRAGMA soft_heap_limit`, set by
-/// `stayledger` at start, and by the benchmarks so they run as `serve` does): the log's and the
-/// views' writers' page caches (8 MiB each) and their readers' (8 x 512 KiB, 4 x 1 MiB). Halving
-/// the writers' caches from 16 MiB kept `serve` 15-30 MiB smaller under load (issue 18, decision 0035).
-pub const SQLITE_MEMORY_BYTES: u64 = 24 << 20;
-/// SQLite's memory in `stayledger replay`: no process-wide limit (0, SQLite's convention). It loads
-/// a new views file in bulk with a 64 MiB page cache and sorts each index it builds at the end in
-/// as much again (decision 0034); held to a budget, SQLite frees pages on every allocation near it,
-/// and B5 lost about 10% even at 88 MiB. A process of its own, for the length of the rebuild.
-pub const SQLITE_REPLAY_MEMORY_BYTES: u64 = 0;
-
 pub use generation::{current_views_file, fresh_views_file, publish_generation};
 
 /// The event log.
