@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use super::ledger::{Ledger, LedgerRefusal, SandboxCharge};
 use super::payouts::{Payouts, SandboxPayout};
 
+/// The charges and payouts, one row each (a row carries its attempts), and the attempts of keys that
+/// have none yet (declined, overloaded; files written before 2026-12-07 hold every key's).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sandbox_charges (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -114,11 +116,11 @@ impl Book {
         let outcome = self.ledger.charge(key, amount, currency, declined);
         let attempts = self.ledger.attempts_of(key);
         let charge = self.ledger.charge_by_key(key).cloned();
-        self.record(|conn| {
-            if attempts > 0 {
-                save_attempts(conn, Attempts::Charges, key, attempts)?;
-            }
-            charge.map_or(Ok(()), |charge| save_charge(conn, &charge))
+        self.record(|conn| match charge {
+            // The charge's row carries its attempts.
+            Some(charge) => save_charge(conn, &charge),
+            None if attempts > 0 => save_attempts(conn, Attempts::Charges, key, attempts),
+            None => Ok(()),
         })?;
         outcome
     }
@@ -134,11 +136,11 @@ impl Book {
         let outcome = self.ledger.payout(key, payee, amount, currency);
         let attempts = self.ledger.payouts().attempts_of(key);
         let payout = self.ledger.payouts().by_key(key).cloned();
-        self.record(|conn| {
-            if attempts > 0 {
-                save_attempts(conn, Attempts::Payouts, key, attempts)?;
-            }
-            payout.map_or(Ok(()), |payout| save_payout(conn, &payout))
+        self.record(|conn| match payout {
+            // The payout's row carries its attempts.
+            Some(payout) => save_payout(conn, &payout),
+            None if attempts > 0 => save_attempts(conn, Attempts::Payouts, key, attempts),
+            None => Ok(()),
         })?;
         outcome
     }
@@ -277,14 +279,24 @@ mod tests {
             book.refund(&refunded.charge_ref, 300).expect("refunded");
             book.ledger.config.overloaded = true;
             book.charge("k-3", 1, "KRW", false).unwrap_err();
+            book.charge("k-1", 700, "KRW", false).unwrap_err();
             (first, refunded)
         };
+        let raw = Connection::open(&path).expect("raw");
+        let counted: Vec<String> = raw
+            .prepare("SELECT idempotency_key FROM sandbox_attempts")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("attempts rows");
+        assert_eq!(counted, ["k-3"], "a charge's row carries its own attempts");
         let mut book = Book::open(&path).expect("reopen");
         assert!(!book.ledger.config.overloaded, "the config is not kept");
         let (again, replayed) = book.charge("k-1", 700, "KRW", true).expect("replayed");
         assert!(replayed);
         assert_eq!(again.charge_ref, first.charge_ref);
-        assert_eq!(again.attempts, 2);
+        assert_eq!(
+            again.attempts, 3,
+            "the overloaded repeat before the restart counts"
+        );
         let refund = book.refund(&refunded.charge_ref, 300).expect("same refund");
         let charges = book.ledger.charges().to_vec();
         assert_eq!(charges.len(), 2);

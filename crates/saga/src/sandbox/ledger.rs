@@ -84,6 +84,13 @@ impl Ledger {
             ..Self::default()
         };
         for (index, charge) in charges.into_iter().enumerate() {
+            // A charge's row carries its attempts; the attempts table holds keys without a charge
+            // (and, in files written before 2026-12-07, every key).
+            let counted = ledger
+                .attempts
+                .entry(charge.idempotency_key.clone())
+                .or_insert(0);
+            *counted = (*counted).max(charge.attempts);
             ledger.by_key.insert(charge.idempotency_key.clone(), index);
             ledger.by_ref.insert(charge.charge_ref.clone(), index);
             ledger.charges.push(charge);
@@ -118,12 +125,17 @@ impl Ledger {
         let attempts = self.attempts.entry(key.to_string()).or_insert(0);
         *attempts += 1;
         let attempts = *attempts;
+        let charged = self.by_key.get(key).copied();
+        if let Some(index) = charged {
+            // Counted on the charge at once, an overloaded repeat included: its row is what the
+            // book keeps of its attempts.
+            self.charges[index].attempts = attempts;
+        }
         if self.config.overloaded {
             return Err(LedgerRefusal::Overloaded);
         }
-        if let Some(&index) = self.by_key.get(key) {
-            let charge = &mut self.charges[index];
-            charge.attempts = attempts;
+        if let Some(index) = charged {
+            let charge = &self.charges[index];
             if charge.amount != amount || charge.currency != currency {
                 return Err(LedgerRefusal::KeyReused(format!(
                     "idempotency key {key} was used for {} {}",

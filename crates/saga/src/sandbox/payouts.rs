@@ -40,6 +40,12 @@ impl Payouts {
             ..Self::default()
         };
         for (index, payout) in payouts.into_iter().enumerate() {
+            // A payout's row carries its attempts (see `Ledger::restore`).
+            let counted = register
+                .attempts
+                .entry(payout.idempotency_key.clone())
+                .or_insert(0);
+            *counted = (*counted).max(payout.attempts);
             register
                 .by_key
                 .insert(payout.idempotency_key.clone(), index);
