@@ -76,6 +76,8 @@ pub struct Projector {
     retry: RetryPolicy,
     max_batch: usize,
     window: Duration,
+    /// How often a follower's transaction may begin ([`FOLLOWER_WINDOW`]).
+    follower_window: Duration,
     shard: ProjectorShard,
     /// The whole checkpoint of its target, which a shard's first start begins at.
     base: String,
@@ -101,6 +103,7 @@ impl Projector {
             retry: RetryPolicy::default(),
             max_batch: MAX_BATCH,
             window: COMMIT_WINDOW,
+            follower_window: FOLLOWER_WINDOW,
             shard: ProjectorShard::ALL,
             base: PROJECTOR_ID.to_string(),
             followers: Vec::new(),
@@ -172,6 +175,14 @@ impl Projector {
     #[must_use]
     pub fn with_window(mut self, window: Duration) -> Self {
         self.window = window;
+        self
+    }
+
+    /// How often a follower's transaction may begin while following (see [`FOLLOWER_WINDOW`]; zero:
+    /// as soon as the previous one has ended).
+    #[must_use]
+    pub fn with_follower_window(mut self, window: Duration) -> Self {
+        self.follower_window = window;
         self
     }
 
@@ -268,8 +279,33 @@ impl Projector {
             .map(|follower| {
                 let (batches, mut ready) = mpsc::channel::<Vec<Item>>(FOLLOW_AHEAD);
                 let (sink, stop) = (follower.clone(), shutdown.clone());
+                let window = self.follower_window;
                 let task = tokio::spawn(async move {
-                    while let Some(items) = ready.recv().await {
+                    let mut began: Option<tokio::time::Instant> = None;
+                    while let Some(mut items) = ready.recv().await {
+                        // The batches queued while the last transaction ran, and those that come
+                        // within the window since it began, go into one transaction.
+                        let gather_until = began.map(|began| began + window);
+                        while items.len() < FOLLOWER_BATCH {
+                            if let Ok(next) = ready.try_recv() {
+                                items.extend(next);
+                                continue;
+                            }
+                            let Some(until) =
+                                gather_until.filter(|t| *t > tokio::time::Instant::now())
+                            else {
+                                break;
+                            };
+                            tokio::select! {
+                                () = stop.cancelled() => return Ok(()),
+                                () = tokio::time::sleep_until(until) => break,
+                                next = ready.recv() => match next {
+                                    Some(next) => items.extend(next),
+                                    None => break,
+                                },
+                            }
+                        }
+                        began = Some(tokio::time::Instant::now());
                         let head = items.iter().map(Item::position).max().unwrap_or(0);
                         sink.handle(items, &stop).await?;
                         sink.status.set_head(head.max(sink.status.head_position()));
@@ -383,6 +419,16 @@ const READ_AHEAD: usize = 8;
 
 /// Batches a follower may be behind the projector it follows before the projector waits for it.
 const FOLLOW_AHEAD: usize = 32;
+
+/// A follower's transaction begins at most this often: the projector's batches that arrive sooner
+/// after the previous one began are joined into the next (up to [`FOLLOWER_BATCH`] events), as the
+/// projector joins its reads within [`COMMIT_WINDOW`]. The inbox's index on recipients takes a page
+/// per recipient a transaction touches, so fewer, larger transactions write fewer pages; a change
+/// reaches the inbox (and the webhooks and the live stream behind it) at most this much later.
+pub const FOLLOWER_WINDOW: Duration = Duration::from_millis(50);
+
+/// Most events in one follower transaction.
+pub const FOLLOWER_BATCH: usize = 4 * MAX_BATCH;
 
 /// A follower's queue and task.
 struct Lane {

@@ -102,3 +102,86 @@ async fn a_burst_within_the_window_is_one_transaction_and_a_lone_event_is_applie
     shutdown.cancel();
     task.await.expect("joins").expect("stops cleanly");
 }
+
+/// A follower's own window (`Projector::with_follower_window`): while the projector, without a
+/// window here, commits a burst as it comes, the follower joins what arrives within its window
+/// since its last transaction into one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_joins_the_batches_of_its_window_into_one_transaction() {
+    let env = Env::new();
+    let views = Arc::new(Recording::over(env.views.clone()));
+    let follower = Arc::new(Recording::over(env.fresh_views("follower.db")));
+    let follower_status = ProjectorStatus::default();
+    let as_views: Arc<dyn ViewStore> = views.clone();
+    let as_follower: Arc<dyn ViewStore> = follower.clone();
+    let projector = Projector::new(env.log.clone(), as_views)
+        .with_retry(quick_retry())
+        .with_window(Duration::ZERO)
+        .with_follower(
+            "follower",
+            Arc::new(readmodel::Views(as_follower)),
+            follower_status.clone(),
+        )
+        .with_follower_window(WINDOW);
+    let status = projector.status();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(projector.run(shutdown.clone()));
+
+    let mut t = Timeline::new();
+    t.register("stay-1", 50);
+    for i in 0..8 {
+        t.request("stay-1", &format!("c-{i}"), day(i % 5), 1);
+    }
+    let events = t.events().to_vec();
+
+    // The first event: at once, for both.
+    let first = Instant::now();
+    let head = env.append_view_event(&events[0]).await;
+    applied(&status, head).await;
+    applied(&follower_status, head).await;
+    assert!(first.elapsed() < AT_ONCE, "waited {:?}", first.elapsed());
+    let (views_before, follower_before) = (views.transactions(), follower.transactions());
+
+    // A burst, an event every 10 ms: the projector applies it as it comes, the follower once its
+    // window since the first event's transaction is over, in one transaction.
+    let burst = Instant::now();
+    let mut head = 0;
+    for event in &events[1..] {
+        head = env.append_view_event(event).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        burst.elapsed() < AT_ONCE,
+        "appending took {:?}",
+        burst.elapsed()
+    );
+    applied(&status, head).await;
+    applied(&follower_status, head).await;
+    assert!(
+        burst.elapsed() >= WINDOW / 2,
+        "the follower applied the burst after {:?}, not held for its window",
+        burst.elapsed()
+    );
+    let projector_transactions = views.transactions() - views_before;
+    assert!(
+        projector_transactions >= 3,
+        "the projector committed the burst as it came: {projector_transactions} transactions"
+    );
+    assert_eq!(
+        follower.transactions() - follower_before,
+        1,
+        "the follower joined {} events into one transaction",
+        events.len() - 1
+    );
+    assert_eq!(
+        follower
+            .inner
+            .checkpoint("follower")
+            .await
+            .expect("checkpoint"),
+        head
+    );
+
+    shutdown.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+}
