@@ -282,29 +282,15 @@ impl Projector {
                 let window = self.follower_window;
                 let task = tokio::spawn(async move {
                     let mut began: Option<tokio::time::Instant> = None;
-                    while let Some(mut items) = ready.recv().await {
+                    while let Some(items) = ready.recv().await {
                         // The batches queued while the last transaction ran, and those that come
                         // within the window since it began, go into one transaction.
-                        let gather_until = began.map(|began| began + window);
-                        while items.len() < FOLLOWER_BATCH {
-                            if let Ok(next) = ready.try_recv() {
-                                items.extend(next);
-                                continue;
-                            }
-                            let Some(until) =
-                                gather_until.filter(|t| *t > tokio::time::Instant::now())
-                            else {
-                                break;
-                            };
-                            tokio::select! {
-                                () = stop.cancelled() => return Ok(()),
-                                () = tokio::time::sleep_until(until) => break,
-                                next = ready.recv() => match next {
-                                    Some(next) => items.extend(next),
-                                    None => break,
-                                },
-                            }
-                        }
+                        let until = began.map(|began| began + window);
+                        let Some(items) =
+                            gather(items, &mut ready, until, FOLLOWER_BATCH, &stop).await
+                        else {
+                            return Ok(());
+                        };
                         began = Some(tokio::time::Instant::now());
                         let head = items.iter().map(Item::position).max().unwrap_or(0);
                         sink.handle(items, &stop).await?;
@@ -364,7 +350,7 @@ impl Projector {
         // When the last transaction began (none yet: the first batch is applied at once).
         let mut began: Option<tokio::time::Instant> = None;
         loop {
-            let mut decoded = tokio::select! {
+            let decoded = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 decoded = ready.recv() => match decoded {
                     Some(decoded) => decoded,
@@ -375,25 +361,11 @@ impl Projector {
             };
             // What was read while the last batch was applied, and what comes within the window
             // since it began, goes into one transaction.
-            let gather_until = began.map(|began| began + self.window);
-            while decoded.len() < self.max_batch {
-                if let Ok(next) = ready.try_recv() {
-                    decoded.extend(next);
-                    continue;
-                }
-                let Some(gather_until) = gather_until.filter(|t| *t > tokio::time::Instant::now())
-                else {
-                    break;
-                };
-                tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep_until(gather_until) => break,
-                    next = ready.recv() => match next {
-                        Some(next) => decoded.extend(next),
-                        None => break,
-                    },
-                }
-            }
+            let until = began.map(|began| began + self.window);
+            let Some(decoded) = gather(decoded, &mut ready, until, self.max_batch, shutdown).await
+            else {
+                return Ok(());
+            };
             began = Some(tokio::time::Instant::now());
             let masked = ownership.mask_decoded(decoded, shutdown).await;
             let handled = match masked {
@@ -424,11 +396,66 @@ const FOLLOW_AHEAD: usize = 32;
 /// after the previous one began are joined into the next (up to [`FOLLOWER_BATCH`] events), as the
 /// projector joins its reads within [`COMMIT_WINDOW`]. The inbox's index on recipients takes a page
 /// per recipient a transaction touches, so fewer, larger transactions write fewer pages; a change
-/// reaches the inbox (and the webhooks and the live stream behind it) at most this much later.
+/// reaches the inbox (`GET /me/notifications`, and the webhooks behind it) at most this much later.
 pub const FOLLOWER_WINDOW: Duration = Duration::from_millis(50);
 
 /// Most events in one follower transaction.
 pub const FOLLOWER_BATCH: usize = 4 * MAX_BATCH;
+
+/// Batches that can be joined into one transaction.
+trait Batch {
+    fn events(&self) -> usize;
+    fn join(&mut self, next: Self);
+}
+
+impl Batch for Decoded {
+    fn events(&self) -> usize {
+        self.len()
+    }
+
+    fn join(&mut self, next: Self) {
+        self.extend(next);
+    }
+}
+
+impl Batch for Vec<Item> {
+    fn events(&self) -> usize {
+        self.len()
+    }
+
+    fn join(&mut self, next: Self) {
+        self.extend(next);
+    }
+}
+
+/// Join to `batch` the batches `ready` already holds and those that arrive before `until` (if it
+/// is still ahead), up to `max` events; `None` on shutdown.
+async fn gather<B: Batch>(
+    mut batch: B,
+    ready: &mut mpsc::Receiver<B>,
+    until: Option<tokio::time::Instant>,
+    max: usize,
+    shutdown: &CancellationToken,
+) -> Option<B> {
+    while batch.events() < max {
+        if let Ok(next) = ready.try_recv() {
+            batch.join(next);
+            continue;
+        }
+        let Some(until) = until.filter(|t| *t > tokio::time::Instant::now()) else {
+            break;
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep_until(until) => break,
+            next = ready.recv() => match next {
+                Some(next) => batch.join(next),
+                None => break,
+            },
+        }
+    }
+    Some(batch)
+}
 
 /// A follower's queue and task.
 struct Lane {

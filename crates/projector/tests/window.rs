@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use projector::{Projector, ProjectorStatus};
 use readmodel::conformance::timeline::{day, Timeline};
-use readmodel::ViewStore;
+use readmodel::{ViewEvent, ViewStore};
 use support::recording::Recording;
 use support::{quick_retry, Env, WAIT};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,16 @@ async fn applied(status: &ProjectorStatus, position: u64) {
         .expect("projector running");
 }
 
+/// A lodging's registration, then `count` requests for it and their desk's events.
+fn requests(count: u64) -> Vec<ViewEvent> {
+    let mut t = Timeline::new();
+    t.register("stay-1", 50);
+    for i in 0..count {
+        t.request("stay-1", &format!("c-{i}"), day(i % 5), 1);
+    }
+    t.events().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_within_the_window_is_one_transaction_and_a_lone_event_is_applied_at_once() {
     let env = Env::new();
@@ -40,12 +50,7 @@ async fn a_burst_within_the_window_is_one_transaction_and_a_lone_event_is_applie
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(projector.run(shutdown.clone()));
 
-    let mut t = Timeline::new();
-    t.register("stay-1", 50);
-    for i in 0..12 {
-        t.request("stay-1", &format!("c-{i}"), day(i % 5), 1);
-    }
-    let events = t.events().to_vec();
+    let events = requests(12);
     assert!(
         events.len() > 20,
         "a burst of requests and their desk's events"
@@ -127,12 +132,7 @@ async fn a_follower_joins_the_batches_of_its_window_into_one_transaction() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(projector.run(shutdown.clone()));
 
-    let mut t = Timeline::new();
-    t.register("stay-1", 50);
-    for i in 0..8 {
-        t.request("stay-1", &format!("c-{i}"), day(i % 5), 1);
-    }
-    let events = t.events().to_vec();
+    let events = requests(8);
 
     // The first event: at once, for both.
     let first = Instant::now();
