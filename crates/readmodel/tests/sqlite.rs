@@ -161,38 +161,37 @@ fn many_flows() -> readmodel::conformance::timeline::Timeline {
     t
 }
 
+/// Apply `many_flows` to `target` (the store of the file at `path`) under `id`, in batches of 64;
+/// wait for the background checkpointer to copy them into the file; the checkpoint is the last event.
+async fn fill_and_wait_for_the_checkpoint(
+    path: &std::path::Path,
+    target: &dyn readmodel::ProjectionTarget,
+    id: &str,
+) {
+    let t = many_flows();
+    let before = main_file_len(path);
+    for batch in t.events().chunks(64) {
+        target.apply(id, batch).await.expect("apply");
+    }
+    wait_for_the_background_checkpoint(path, before).await;
+    assert_eq!(target.checkpoint(id).await.expect("checkpoint"), t.head());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_views_reach_the_database_file_without_a_checkpoint_in_any_commit() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("views.db");
-    let store = SqliteViewStore::open(&path).expect("open");
-    let t = many_flows();
-    let before = main_file_len(&path);
-    for batch in t.events().chunks(64) {
-        store.apply(PROJECTOR, batch).await.expect("apply");
-    }
-    wait_for_the_background_checkpoint(&path, before).await;
-    let last = t.head();
-    assert_eq!(store.checkpoint(PROJECTOR).await.expect("checkpoint"), last);
+    let store: Arc<dyn ViewStore> = Arc::new(SqliteViewStore::open(&path).expect("open"));
+    fill_and_wait_for_the_checkpoint(&path, &readmodel::Views(store), PROJECTOR).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_inbox_entries_reach_the_database_file_without_a_checkpoint_in_any_commit() {
     use readmodel::inbox::{SqliteInbox, NOTIFIER_ID};
-    use readmodel::ProjectionTarget;
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("inbox.db");
     let inbox = SqliteInbox::open(&path).expect("open");
-    let t = many_flows();
-    let before = main_file_len(&path);
-    for batch in t.events().chunks(64) {
-        inbox.apply(NOTIFIER_ID, batch).await.expect("apply");
-    }
-    wait_for_the_background_checkpoint(&path, before).await;
-    assert_eq!(
-        inbox.checkpoint(NOTIFIER_ID).await.expect("checkpoint"),
-        t.head()
-    );
+    fill_and_wait_for_the_checkpoint(&path, &inbox, NOTIFIER_ID).await;
 }
 
 /// The file's layout: every table and index with its definition.
