@@ -203,7 +203,7 @@ async fn writer(
                     event_id: Uuid::new_v4(),
                     event_type: "ReservationRequested".into(),
                     schema_version: 1,
-                    data: payload(n),
+                    data: payload(n).into(),
                     metadata: metadata.clone(),
                 })
                 .collect();

@@ -50,7 +50,7 @@ fn raw(event_type: &str, data: serde_json::Value) -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: event_type.to_string(),
         schema_version: 1,
-        data,
+        data: data.into(),
         metadata: EventMetadata {
             correlation_id: Uuid::nil(),
             causation_id: Uuid::nil(),

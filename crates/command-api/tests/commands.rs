@@ -282,7 +282,7 @@ async fn payment_events(app: &TestApp, reservation: &str, types: &[(&str, serde_
             event_id: Uuid::new_v4(),
             event_type: (*event_type).to_string(),
             schema_version: 1,
-            data: data.clone(),
+            data: data.clone().into(),
             metadata: EventMetadata {
                 correlation_id: id,
                 causation_id: Uuid::new_v4(),

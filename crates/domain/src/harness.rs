@@ -147,7 +147,8 @@ where
     }
 }
 
-/// `payload()` then `decode()` gives the event back, also through a JSON string; the payload holds
+/// `payload()` then `decode()` gives the event back, also through a JSON string, which
+/// `payload_json()` writes; the payload holds
 /// no type tag; a newer schema version and an unknown type are rejected; the event is written at its
 /// type's current version, and every older version of the type has an upcaster step.
 #[track_caller]
@@ -179,6 +180,11 @@ pub(crate) fn assert_round_trip<E: DomainEvent + PartialEq>(event: &E) {
         "{event_type}: decode(payload)"
     );
     let stored = serde_json::to_string(&payload).expect("payload serializes");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&event.payload_json()).ok(),
+        Some(payload.clone()),
+        "{event_type}: payload_json() is payload() as text"
+    );
     let reread: serde_json::Value = serde_json::from_str(&stored).expect("payload parses");
     assert_eq!(
         E::decode(event_type, version, &reread).as_ref(),

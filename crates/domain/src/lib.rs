@@ -24,6 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use chrono_tz::Tz;
+#[doc(hidden)]
+pub use schema::untagged_payload;
 pub use schema::{decode_json, missing_steps, upcast, DecodeError, DomainEvent, Upcaster};
 pub use stay::{
     check_out_moment, local_date, one_room, RoomLimits, Stay, StayError, CHECK_OUT_HOUR,

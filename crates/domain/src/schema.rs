@@ -30,6 +30,11 @@ pub trait DomainEvent: Clone + Send + Sync + std::fmt::Debug + Sized + 'static {
     /// The JSON payload (without the type tag).
     fn payload(&self) -> Value;
 
+    /// [`DomainEvent::payload`] as JSON text, written straight from the typed event (no `Value` in
+    /// between, which costs more to build and free than the text): the same text as
+    /// `payload().to_string()`.
+    fn payload_json(&self) -> String;
+
     /// Decode a payload that is at its type's current version (no upcasting).
     fn decode_current(event_type: &str, payload: &Value) -> Result<Self, DecodeError>;
 
@@ -151,6 +156,33 @@ pub fn decode_json<E: DomainEvent + DeserializeOwned>(
     E::decode(event_type, schema_version, &payload)
 }
 
+/// The payload in `tagged`, the JSON text of an event of `event_type` as its enum serializes
+/// (`{"type":"<event_type>","data":<payload>}`, see [`impl_domain_event`]): the text between the
+/// two, or `{}` for a variant without data, as [`DomainEvent::payload`] takes it from the parsed
+/// value. The mirror of [`decode_json`]'s wrapping.
+#[doc(hidden)]
+pub fn untagged_payload(event_type: &str, mut tagged: String) -> String {
+    let prefix_len = r#"{"type":"","data":"#.len() + event_type.len();
+    let framed = tagged.len() > prefix_len
+        && tagged.ends_with('}')
+        && tagged.strip_prefix(r#"{"type":""#).is_some_and(|rest| {
+            rest.strip_prefix(event_type)
+                .is_some_and(|rest| rest.starts_with(r#"","data":"#))
+        });
+    if framed {
+        tagged.truncate(tagged.len() - 1);
+        return tagged.split_off(prefix_len);
+    }
+    // Not framed that way (a variant without data serializes as `{"type":".."}`): as `payload`.
+    let mut value: Value =
+        serde_json::from_str(&tagged).expect("the serializer's own output parses");
+    value
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or_else(|| serde_json::json!({}))
+        .to_string()
+}
+
 /// Implements [`DomainEvent`] for an enum tagged `#[serde(tag = "type", content = "data")]`.
 /// Each variant is an event type at version 1, or at the version written after it
 /// (`Variant = 2`); `upcasters: PATH` names the enum's [`Upcaster`] steps, which must cover every
@@ -178,6 +210,10 @@ macro_rules! impl_domain_event {
             fn payload(&self) -> serde_json::Value {
                 let mut tagged = serde_json::to_value(self).expect("domain events always serialize");
                 tagged.get_mut("data").map(serde_json::Value::take).unwrap_or_else(|| serde_json::json!({}))
+            }
+            fn payload_json(&self) -> String {
+                let tagged = serde_json::to_string(self).expect("domain events always serialize");
+                $crate::untagged_payload(self.event_type(), tagged)
             }
             fn decode_current(
                 event_type: &str,

@@ -162,3 +162,32 @@ fn a_payload_of_todays_shape_under_an_old_version_is_still_upcast() {
     assert_eq!(decoded_both_ways(2, payload), Ok(kim(1)));
     assert_eq!(steps_run(), [2]);
 }
+
+#[test]
+fn payload_json_is_the_payloads_text() {
+    // A field whose text looks like the frame around it changes nothing.
+    let tricky = Guest::Renamed {
+        full_name: r#"Kim","data":{"x":1}}"#.into(),
+        nights: 2,
+    };
+    for event in [kim(3), tricky, Guest::Plain {}] {
+        let text = event.payload_json();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).ok(),
+            Some(event.payload())
+        );
+    }
+    // In the enum's field order (what a `Value` keeps when serde_json preserves order, as in the
+    // binaries, where MongoDB's driver turns that on).
+    assert_eq!(kim(3).payload_json(), r#"{"full_name":"Kim","nights":3}"#);
+    assert_eq!(Guest::Plain {}.payload_json(), "{}");
+    // Text not framed as the enum writes it (a variant without data) is read as `payload` does.
+    assert_eq!(
+        crate::untagged_payload("Unit", r#"{"type":"Unit"}"#.into()),
+        "{}"
+    );
+    assert_eq!(
+        crate::untagged_payload("Other", r#"{"type":"Renamed","data":{"n":1}}"#.into()),
+        r#"{"n":1}"#
+    );
+}

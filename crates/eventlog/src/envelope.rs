@@ -40,8 +40,54 @@ pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: u32,
-    pub data: serde_json::Value,
+    pub data: Payload,
     pub metadata: EventMetadata,
+}
+
+/// A new event's payload: one JSON value, held as its text, which is what every store writes. The
+/// repository makes it from the typed event's text ([`Payload::from_json`], no `serde_json::Value`
+/// in between); anything else may start from a `Value` (`From`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<serde_json::value::RawValue>);
+
+impl Payload {
+    /// The payload whose JSON text is `text`; an error if `text` is not one JSON value.
+    pub fn from_json(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The JSON text, owned.
+    #[must_use]
+    pub fn into_text(self) -> String {
+        String::from(Box::<str>::from(self.0))
+    }
+
+    /// The payload parsed.
+    #[must_use]
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.text()).expect("a payload is one JSON value")
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(value: serde_json::Value) -> Self {
+        let text = value.to_string();
+        Self::from_json(text).expect("a JSON value's text is one JSON value")
+    }
+}
+
+/// Two payloads are equal when they hold the same JSON value (however it is spaced or ordered).
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text() || self.to_value() == other.to_value()
+    }
 }
 
 /// An event as recorded in the log, its payload as `D`: a [`RecordedEvent`] (parsed JSON) or a

@@ -36,7 +36,7 @@ mod state_cache;
 mod subscription;
 
 pub use envelope::{
-    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, RawRecordedEvent, Recorded,
+    AppendOutcome, EventMetadata, ExpectedVersion, NewEvent, Payload, RawRecordedEvent, Recorded,
     RecordedEvent, StreamVersion,
 };
 pub use error::{AppendError, LogError};

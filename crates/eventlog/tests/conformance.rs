@@ -215,7 +215,7 @@ async fn events_survive_reopening() {
     assert_eq!(read.len(), 1);
     assert_eq!(
         (read[0].event_id, &read[0].data),
-        (event.event_id, &event.data)
+        (event.event_id, &event.data.to_value())
     );
     assert_eq!(
         Snapshots::load(&log, "s").await.unwrap(),

@@ -27,7 +27,7 @@ fn event(n: u32) -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: "Added".into(),
         schema_version: 1,
-        data: json!({"n": n, "amount": 1000 + n}),
+        data: json!({"n": n, "amount": 1000 + n}).into(),
         metadata: EventMetadata {
             correlation_id: Uuid::nil(),
             causation_id: Uuid::nil(),

@@ -102,7 +102,7 @@ pub async fn read_after_write(log: Arc<dyn EventLog>) -> Outcome {
         ensure!(
             got.event_id == sent.event_id
                 && got.event_type == sent.event_type
-                && got.data == sent.data
+                && got.data == sent.data.to_value()
                 && got.metadata == sent.metadata
                 && got.schema_version == sent.schema_version
                 && got.stream == s,

@@ -136,7 +136,7 @@ pub fn new_event(event_type: &str, data: serde_json::Value) -> NewEvent {
         event_id: Uuid::new_v4(),
         event_type: event_type.to_owned(),
         schema_version: 1,
-        data,
+        data: data.into(),
         metadata: EventMetadata {
             correlation_id: Uuid::new_v4(),
             causation_id: Uuid::new_v4(),

@@ -31,7 +31,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::state_cache::StateCache;
-use crate::{AppendOutcome, EventLog, EventMetadata, LogError, NewEvent, Snapshots, StreamVersion};
+use crate::{
+    AppendOutcome, EventLog, EventMetadata, LogError, NewEvent, Payload, Snapshots, StreamVersion,
+};
 
 mod batch;
 mod load;
@@ -454,7 +456,7 @@ pub fn encode<E: DomainEvent>(event: &E, event_id: Uuid, metadata: EventMetadata
         event_id,
         event_type: event.event_type().to_owned(),
         schema_version: event.schema_version(),
-        data: event.payload(),
+        data: Payload::from_json(event.payload_json()).expect("the domain's events are JSON"),
         metadata,
     }
 }

@@ -31,14 +31,12 @@ impl EncodedEvent {
     }
 
     fn encode(event: NewEvent) -> Result<Self, LogError> {
-        let data = serde_json::to_string(&event.data)
-            .map_err(|e| LogError::Corrupt(format!("data of event {}: {e}", event.event_id)))?;
         Ok(Self {
             metadata: hash::metadata_json(&event.metadata)?,
             event_id: event.event_id,
             event_type: event.event_type,
             schema_version: event.schema_version,
-            data,
+            data: event.data.into_text(),
         })
     }
 }

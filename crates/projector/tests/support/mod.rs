@@ -95,7 +95,7 @@ impl Env {
             event_id: Uuid::new_v4(),
             event_type: event_type.to_string(),
             schema_version,
-            data,
+            data: data.into(),
             metadata: EventMetadata {
                 correlation_id: Uuid::new_v4(),
                 causation_id: Uuid::new_v4(),
