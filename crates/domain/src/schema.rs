@@ -31,8 +31,8 @@ pub trait DomainEvent: Clone + Send + Sync + std::fmt::Debug + Sized + 'static {
     fn payload(&self) -> Value;
 
     /// [`DomainEvent::payload`] as JSON text, written straight from the typed event (no `Value` in
-    /// between, which costs more to build and free than the text): the same text as
-    /// `payload().to_string()`.
+    /// between, which costs more to build and free than the text): the same JSON value, its fields
+    /// in the enum's order (`payload().to_string()`'s text where serde_json preserves order).
     fn payload_json(&self) -> String;
 
     /// Decode a payload that is at its type's current version (no upcasting).
