@@ -148,9 +148,9 @@ where
 }
 
 /// `payload()` then `decode()` gives the event back, also through a JSON string, which
-/// `payload_json()` writes; the payload holds
-/// no type tag; a newer schema version and an unknown type are rejected; the event is written at its
-/// type's current version, and every older version of the type has an upcaster step.
+/// `payload_json()` writes; the payload holds no type tag; a newer schema version and an unknown
+/// type are rejected; the event is written at its type's current version, and every older version
+/// of the type has an upcaster step.
 #[track_caller]
 pub(crate) fn assert_round_trip<E: DomainEvent + PartialEq>(event: &E) {
     let event_type = event.event_type();

@@ -45,28 +45,34 @@ pub struct NewEvent {
 }
 
 /// A new event's payload: one JSON value, held as its text, which is what every store writes. The
-/// repository makes it from the typed event's text ([`Payload::from_json`], no `serde_json::Value`
-/// in between); anything else may start from a `Value` (`From`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Payload(Box<serde_json::value::RawValue>);
+/// repository makes it from the text serde_json just wrote for a domain event ([`Payload::written`]:
+/// no `serde_json::Value` in between, and no second pass to check it); anything else starts from text
+/// that is checked ([`Payload::from_json`]) or from a `Value` (`From`).
+#[derive(Debug, Clone)]
+pub struct Payload(String);
 
 impl Payload {
     /// The payload whose JSON text is `text`; an error if `text` is not one JSON value.
     pub fn from_json(text: String) -> Result<Self, serde_json::Error> {
-        serde_json::value::RawValue::from_string(text).map(Self)
+        serde_json::from_str::<&serde_json::value::RawValue>(&text)?;
+        Ok(Self(text))
+    }
+
+    /// A payload serde_json wrote (one JSON value by construction), taken as it is.
+    pub(crate) fn written(text: String) -> Self {
+        Self(text)
     }
 
     /// The JSON text.
     #[must_use]
     pub fn text(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The JSON text, owned.
     #[must_use]
     pub fn into_text(self) -> String {
-        String::from(Box::<str>::from(self.0))
+        self.0
     }
 
     /// The payload parsed.
@@ -78,8 +84,23 @@ impl Payload {
 
 impl From<serde_json::Value> for Payload {
     fn from(value: serde_json::Value) -> Self {
-        let text = value.to_string();
-        Self::from_json(text).expect("a JSON value's text is one JSON value")
+        Self::written(value.to_string())
+    }
+}
+
+/// Serialized as the JSON value it holds (not as a string).
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(Self(String::from(Box::<str>::from(raw))))
     }
 }
 
@@ -178,4 +199,30 @@ pub struct AppendOutcome {
     pub last_version: u64,
     /// Global position of the last event written (or of the stream's last event if all were duplicates).
     pub position: Position,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Payload;
+
+    #[test]
+    fn a_payload_is_its_json_value_as_text() {
+        let payload = Payload::from(json!({"n": 1, "s": "a \"b\""}));
+        assert_eq!(payload.text(), r#"{"n":1,"s":"a \"b\""}"#);
+        // Serialized as the value it holds, not as a string, and read back the same.
+        let wrapped = serde_json::to_string(&json!({ "data": payload })).unwrap();
+        assert_eq!(wrapped, r#"{"data":{"n":1,"s":"a \"b\""}}"#);
+        let back: serde_json::Value = serde_json::from_str(&wrapped).unwrap();
+        let read: Payload = serde_json::from_value(back["data"].clone()).unwrap();
+        assert_eq!(read, payload);
+        // Equal as values, whatever the spacing.
+        assert_eq!(
+            Payload::from_json(r#"{ "s": "a \"b\"", "n": 1 }"#.into()).unwrap(),
+            payload
+        );
+        assert!(Payload::from_json("{\"n\":".into()).is_err());
+        assert!(Payload::from_json("1 2".into()).is_err());
+    }
 }

@@ -456,7 +456,7 @@ pub fn encode<E: DomainEvent>(event: &E, event_id: Uuid, metadata: EventMetadata
         event_id,
         event_type: event.event_type().to_owned(),
         schema_version: event.schema_version(),
-        data: Payload::from_json(event.payload_json()).expect("the domain's events are JSON"),
+        data: Payload::written(event.payload_json()),
         metadata,
     }
 }
