@@ -150,7 +150,8 @@ impl Ledger {
             ));
         }
         let charge = SandboxCharge {
-            charge_ref: format!("ch_{}", Uuid::new_v4().simple()),
+            // Time-ordered (v7): the file's index of refs grows at its end, not on a random page.
+            charge_ref: format!("ch_{}", Uuid::now_v7().simple()),
             idempotency_key: key.to_string(),
             amount,
             currency: currency.to_string(),
@@ -186,7 +187,7 @@ impl Ledger {
                 charge.amount
             )));
         }
-        let refund_ref = format!("re_{}", Uuid::new_v4().simple());
+        let refund_ref = format!("re_{}", Uuid::now_v7().simple());
         charge.refunded = true;
         charge.refunded_amount = amount;
         charge.refund_ref = Some(refund_ref.clone());

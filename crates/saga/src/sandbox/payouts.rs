@@ -96,7 +96,7 @@ impl Payouts {
             return Ok((payout.clone(), true));
         }
         let payout = SandboxPayout {
-            payout_ref: format!("po_{}", Uuid::new_v4().simple()),
+            payout_ref: format!("po_{}", Uuid::now_v7().simple()),
             idempotency_key: key.to_string(),
             payee: payee.to_string(),
             amount,
