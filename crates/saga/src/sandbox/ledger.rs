@@ -10,6 +10,12 @@ use uuid::Uuid;
 
 use super::payouts::{Payouts, SandboxPayout};
 
+/// A new charge, refund or payout ref: `prefix`, `_`, a time-ordered (v7) uuid, so the file's index
+/// of refs grows at its end instead of taking a random page per entry.
+pub(super) fn new_ref(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::now_v7().simple())
+}
+
 /// How the sandbox behaves, settable at runtime with `PUT /config`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SandboxConfig {
@@ -150,8 +156,7 @@ impl Ledger {
             ));
         }
         let charge = SandboxCharge {
-            // Time-ordered (v7): the file's index of refs grows at its end, not on a random page.
-            charge_ref: format!("ch_{}", Uuid::now_v7().simple()),
+            charge_ref: new_ref("ch"),
             idempotency_key: key.to_string(),
             amount,
             currency: currency.to_string(),
@@ -187,7 +192,7 @@ impl Ledger {
                 charge.amount
             )));
         }
-        let refund_ref = format!("re_{}", Uuid::now_v7().simple());
+        let refund_ref = new_ref("re");
         charge.refunded = true;
         charge.refunded_amount = amount;
         charge.refund_ref = Some(refund_ref.clone());

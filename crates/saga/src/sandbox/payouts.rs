@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::ledger::{validate_charge, LedgerRefusal};
+use super::ledger::{new_ref, validate_charge, LedgerRefusal};
 
 /// Longest payee the sandbox takes, in characters.
 const MAX_PAYEE_CHARS: usize = 255;
@@ -96,7 +95,7 @@ impl Payouts {
             return Ok((payout.clone(), true));
         }
         let payout = SandboxPayout {
-            payout_ref: format!("po_{}", Uuid::now_v7().simple()),
+            payout_ref: new_ref("po"),
             idempotency_key: key.to_string(),
             payee: payee.to_string(),
             amount,
