@@ -116,12 +116,7 @@ async fn approve_paid(
             found += page.items.len();
             // The page's requests dealt out to the connections, each sending its share in turn.
             let shares = connections.iter_mut().enumerate().map(|(n, connection)| {
-                let share: Vec<&Item> = page
-                    .items
-                    .iter()
-                    .skip(n)
-                    .step_by(APPROVALS_IN_FLIGHT)
-                    .collect();
+                let share = page.items.iter().skip(n).step_by(APPROVALS_IN_FLIGHT);
                 approve_each(connection, serve_addr, admin, share)
             });
             for share in futures::future::join_all(shares).await {
@@ -140,7 +135,7 @@ async fn approve_each(
     connection: &mut Connection,
     serve_addr: std::net::SocketAddr,
     admin: &HeaderValue,
-    items: Vec<&Item>,
+    items: impl Iterator<Item = &Item>,
 ) -> anyhow::Result<usize> {
     let mut approved = 0;
     for item in items {
