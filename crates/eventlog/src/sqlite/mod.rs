@@ -13,6 +13,7 @@
 //! current outcome, whatever its expected version. An append where only some are already there is
 //! rejected as a [`AppendError::Conflict`] (it cannot be a retry of one earlier, atomic append).
 
+mod ack;
 pub mod baseline;
 pub(crate) mod checkpoint;
 mod command;
@@ -168,7 +169,7 @@ impl SqliteEventLog {
         let (kept, moved) = (Arc::clone(&tail), Arc::clone(&head_tx));
         std::thread::Builder::new()
             .name("eventlog-ack".into())
-            .spawn(move || writer::acknowledge(to_acknowledge, &kept, &moved))
+            .spawn(move || ack::acknowledge(to_acknowledge, &kept, &moved))
             .map_err(|e| LogError::Unavailable(format!("cannot start the ack thread: {e}")))?;
         let writer = Writer::new(
             conn,

@@ -17,10 +17,10 @@ use std::sync::mpsc;
 
 use tokio::sync::watch;
 
+use super::ack::{answer_command, fail_command, move_head, Acks, Inserted};
 use super::command::{Command, EncodedEvent};
 use super::head::Head;
 use super::heads::Heads;
-use super::reader::RawEvent;
 use super::tail::Tail;
 use super::{store_error, to_i64, to_u64};
 use crate::hash::{self, CanonicalEvent};
@@ -68,23 +68,6 @@ struct Written {
     head: u64,
     inserted: Vec<Inserted>,
     recorded_at: String,
-}
-
-/// The rows one append inserted: positions and versions from these on, with their hashes.
-pub(crate) struct Inserted {
-    /// The append's index in its batch.
-    command: usize,
-    first_position: u64,
-    first_version: u64,
-    hashes: Vec<String>,
-}
-
-/// What the writer hands the acknowledging thread per committed batch.
-pub(crate) struct Acks {
-    answered: Vec<(Command, Answer)>,
-    inserted: Vec<Inserted>,
-    recorded_at: String,
-    head: u64,
 }
 
 impl From<rusqlite::Error> for BatchError {
@@ -527,88 +510,5 @@ fn conflict(stream: &str, expected: ExpectedVersion, actual: Option<u64>) -> App
         stream: stream.to_owned(),
         expected,
         actual,
-    }
-}
-
-/// The acknowledging thread, until the writer is gone: per committed batch, keeps its rows in the
-/// tail, then moves the head (waking the subscriptions, which find the rows there), then answers
-/// the callers.
-pub(crate) fn acknowledge(batches: mpsc::Receiver<Acks>, tail: &Tail, head: &watch::Sender<u64>) {
-    for mut batch in batches {
-        if !batch.inserted.is_empty() {
-            tail.push(committed_rows(&mut batch));
-        }
-        move_head(head, batch.head);
-        let answered = batch.answered.into_iter();
-        answered.for_each(|(c, a)| answer_command(c, a));
-    }
-}
-
-/// Move the head watch forward to `to` (never back), waking the subscriptions if it moved.
-fn move_head(head: &watch::Sender<u64>, to: u64) {
-    head.send_if_modified(|current| {
-        let moved = to > *current;
-        *current = to.max(*current);
-        moved
-    });
-}
-
-/// The rows a batch inserted, as stored, in position order (taking the texts out of its commands).
-fn committed_rows(batch: &mut Acks) -> Vec<RawEvent> {
-    let mut rows = Vec::new();
-    for inserted in std::mem::take(&mut batch.inserted) {
-        let Some((Command::Append { stream, events, .. }, _)) =
-            batch.answered.get_mut(inserted.command)
-        else {
-            continue;
-        };
-        for (i, (event, hash)) in events.iter_mut().zip(inserted.hashes).enumerate() {
-            let offset = i as u64;
-            rows.push(RawEvent {
-                position: to_i64_lossy(inserted.first_position + offset),
-                stream: stream.clone(),
-                version: to_i64_lossy(inserted.first_version + offset),
-                event_id: event.event_id.as_bytes().to_vec(),
-                event_type: std::mem::take(&mut event.event_type),
-                schema_version: i64::from(event.schema_version),
-                data: std::mem::take(&mut event.data),
-                metadata: std::mem::take(&mut event.metadata),
-                recorded_at: batch.recorded_at.clone(),
-                hash,
-            });
-        }
-    }
-    rows
-}
-
-/// Positions and versions were written as `i64` (`to_i64` checked them), so this never saturates.
-fn to_i64_lossy(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn answer_command(command: Command, answer: Answer) {
-    // A caller that gave up waiting has dropped its receiver; the write stands regardless.
-    match command {
-        Command::Append { reply, .. } => {
-            let _ = reply.send(answer);
-        }
-        Command::Snapshot { reply, .. } => {
-            let _ = reply.send(answer.map(|_| ()));
-        }
-    }
-}
-
-fn fail_command(command: Command, error: &LogError) {
-    let error = match error {
-        LogError::Unavailable(m) => LogError::Unavailable(m.clone()),
-        LogError::Corrupt(m) => LogError::Corrupt(m.clone()),
-    };
-    match command {
-        Command::Append { reply, .. } => {
-            let _ = reply.send(Err(AppendError::Log(error)));
-        }
-        Command::Snapshot { reply, .. } => {
-            let _ = reply.send(Err(AppendError::Log(error)));
-        }
     }
 }
