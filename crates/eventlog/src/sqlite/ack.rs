@@ -86,6 +86,8 @@ fn to_i64_lossy(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Send `answer` to the caller of `command` (the writer's own path when the acknowledging thread
+/// is gone, and that thread's for every committed batch).
 pub(crate) fn answer_command(command: Command, answer: Answer) {
     // A caller that gave up waiting has dropped its receiver; the write stands regardless.
     match command {
@@ -98,6 +100,7 @@ pub(crate) fn answer_command(command: Command, answer: Answer) {
     }
 }
 
+/// Answer the caller of `command` with `error` (its append, or the whole batch, was not written).
 pub(crate) fn fail_command(command: Command, error: &LogError) {
     let error = match error {
         LogError::Unavailable(m) => LogError::Unavailable(m.clone()),
