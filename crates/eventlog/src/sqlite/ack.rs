@@ -38,14 +38,20 @@ pub(crate) fn acknowledge(batches: mpsc::Receiver<Acks>, tail: &Tail, head: &wat
         if !batch.inserted.is_empty() {
             tail.push(committed_rows(&mut batch));
         }
-        move_head(head, batch.head);
-        let answered = batch.answered.into_iter();
-        answered.for_each(|(c, a)| answer_command(c, a));
+        release(batch, head);
     }
 }
 
+/// Move the head past a committed batch, then answer its callers (by the acknowledging thread, or
+/// by the writer itself once that thread is gone).
+pub(crate) fn release(batch: Acks, head: &watch::Sender<u64>) {
+    move_head(head, batch.head);
+    let answered = batch.answered.into_iter();
+    answered.for_each(|(c, a)| answer_command(c, a));
+}
+
 /// Move the head watch forward to `to` (never back), waking the subscriptions if it moved.
-pub(crate) fn move_head(head: &watch::Sender<u64>, to: u64) {
+fn move_head(head: &watch::Sender<u64>, to: u64) {
     head.send_if_modified(|current| {
         let moved = to > *current;
         *current = to.max(*current);
@@ -86,9 +92,8 @@ fn to_i64_lossy(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Send `answer` to the caller of `command` (the writer's own path when the acknowledging thread
-/// is gone, and that thread's for every committed batch).
-pub(crate) fn answer_command(command: Command, answer: Answer) {
+/// Send `answer` to the caller of `command`.
+fn answer_command(command: Command, answer: Answer) {
     // A caller that gave up waiting has dropped its receiver; the write stands regardless.
     match command {
         Command::Append { reply, .. } => {
@@ -106,12 +111,5 @@ pub(crate) fn fail_command(command: Command, error: &LogError) {
         LogError::Unavailable(m) => LogError::Unavailable(m.clone()),
         LogError::Corrupt(m) => LogError::Corrupt(m.clone()),
     };
-    match command {
-        Command::Append { reply, .. } => {
-            let _ = reply.send(Err(AppendError::Log(error)));
-        }
-        Command::Snapshot { reply, .. } => {
-            let _ = reply.send(Err(AppendError::Log(error)));
-        }
-    }
+    answer_command(command, Err(AppendError::Log(error)));
 }

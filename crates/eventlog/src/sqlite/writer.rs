@@ -17,7 +17,7 @@ use std::sync::mpsc;
 
 use tokio::sync::watch;
 
-use super::ack::{answer_command, fail_command, move_head, Acks, Inserted};
+use super::ack::{fail_command, release, Acks, Inserted};
 use super::command::{Command, EncodedEvent};
 use super::head::Head;
 use super::heads::Heads;
@@ -155,9 +155,7 @@ impl Writer {
                         head: written.head,
                     };
                     if let Err(mpsc::SendError(acks)) = self.acks.send(acks) {
-                        move_head(&self.head, acks.head);
-                        let answered = acks.answered.into_iter();
-                        answered.for_each(|(c, a)| answer_command(c, a));
+                        release(acks, &self.head);
                     }
                     return;
                 }
