@@ -121,6 +121,36 @@ fn a_hosts_first_page_of_requests_is_walked_as_the_next_pages_are() {
 }
 
 #[test]
+fn a_desks_pending_requests_are_read_by_one_plan_run_after_run() {
+    let (_dir, conn) = store();
+    let status = |s: &str| RequestFilter {
+        lodging_ids: ids(&["l1"]),
+        status: Some(s.into()),
+        ..RequestFilter::default()
+    };
+    for filter in [status("pending"), status("approved")] {
+        let [first, next] = pages(CursorKind::Requests, "4000");
+        let steps = plan(&conn, requests_query(&filter, &first).expect("query"));
+        assert!(steps.contains("requests_by_lodging_status"), "{steps}");
+        assert!(!steps.contains("TEMP B-TREE"), "no sort: {steps}");
+        // A desk polled again and again, page after page: SQLite must not plan the statement anew
+        // at each run (it does when a bound value could change the plan, as the status does with
+        // the partial index of pending requests).
+        for request in [&first, &next, &first, &next] {
+            let query = requests_query(&filter, request).expect("query");
+            let mut statement = conn.prepare_cached(&query.sql).expect("prepare");
+            let mut rows = statement
+                .query(rusqlite::params_from_iter(query.values))
+                .expect("run");
+            while rows.next().expect("row").is_some() {}
+            drop(rows);
+            let planned = statement.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(planned, 0, "planned again: {}", query.sql);
+        }
+    }
+}
+
+#[test]
 fn a_lodgings_payouts_without_a_status_are_read_in_seq_order() {
     let (_dir, conn) = store();
     for lodgings in [&["l1"][..], &["l1", "l2", "l3"]] {
