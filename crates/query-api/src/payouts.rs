@@ -13,7 +13,7 @@ use http_edge::{Principal, Role};
 use readmodel::{Page, PayoutFilter, PayoutStatus, PayoutTotals, PayoutView};
 use serde::Serialize;
 
-use crate::catalog::{admin_scope, manages};
+use crate::catalog::admin_list_scope;
 use crate::document::await_views;
 use crate::error::QueryError;
 use crate::params::Params;
@@ -62,16 +62,9 @@ async fn payout_filter(
                 "only hosts, the platform admin and auditors read payouts".into(),
             ))
         }
-        Role::Admin => admin_scope(state, principal).await?,
+        Role::Admin => admin_list_scope(state, principal, lodging_id.as_deref()).await?,
         Role::Auditor => None,
     };
-    if let Some(id) = &lodging_id {
-        if principal.role == Role::Admin && !manages(state, principal, id).await? {
-            return Err(QueryError::Forbidden(format!(
-                "you do not manage lodging {id}"
-            )));
-        }
-    }
     Ok(PayoutFilter {
         lodging_ids,
         lodging_id,

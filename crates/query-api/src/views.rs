@@ -21,7 +21,7 @@ use readmodel::{
 };
 use uuid::Uuid;
 
-use crate::catalog::{admin_scope, manages};
+use crate::catalog::{admin_list_scope, manages};
 use crate::document::{await_views, document};
 use crate::error::QueryError;
 use crate::guests::{self, RequestRow, ReservationRow};
@@ -93,14 +93,8 @@ async fn reservation_filter(
             filter.customer_id = Some(principal.sub.clone());
         }
         Role::Admin => {
-            if let Some(id) = &filter.lodging_id {
-                if !manages(state, principal, id).await? {
-                    return Err(QueryError::Forbidden(format!(
-                        "you do not manage lodging {id}"
-                    )));
-                }
-            }
-            filter.lodging_ids = admin_scope(state, principal).await?;
+            let asked = filter.lodging_id.as_deref();
+            filter.lodging_ids = admin_list_scope(state, principal, asked).await?;
         }
         Role::Auditor => {}
     }
@@ -182,16 +176,9 @@ async fn list_requests(
                 "only admins and auditors list requests".into(),
             ))
         }
-        Role::Admin => admin_scope(&state, &principal).await?,
+        Role::Admin => admin_list_scope(&state, &principal, lodging_id.as_deref()).await?,
         Role::Auditor => None,
     };
-    if let Some(id) = &lodging_id {
-        if principal.role == Role::Admin && !manages(&state, &principal, id).await? {
-            return Err(QueryError::Forbidden(format!(
-                "you do not manage lodging {id}"
-            )));
-        }
-    }
     let filter = RequestFilter {
         lodging_ids,
         lodging_id,
