@@ -230,32 +230,24 @@ fn append_attempts(
 /// Move the rows of a file written before the journal into it, in their order, and drop the old
 /// tables: all in one transaction, so a file is either the one or the other.
 fn migrate(conn: &Connection) -> Result<(), LedgerStoreError> {
-    let exists = |table: &str| {
-        conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |row| row.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-    };
-    let mut old = Vec::new();
-    for (table, rows) in OLD_TABLES {
-        if exists(table).map_err(store_error)? {
-            old.push((table, rows));
-        }
-    }
-    if old.is_empty() {
-        return Ok(());
-    }
     let tx = conn.unchecked_transaction().map_err(store_error)?;
-    for (table, rows) in old {
-        tx.execute(
-            &format!("INSERT INTO sandbox_journal (kind, body) {rows}"),
-            [],
-        )
-        .map_err(store_error)?;
-        tx.execute(&format!("DROP TABLE {table}"), [])
+    for (table, rows) in OLD_TABLES {
+        let found: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |row| row.get(0),
+            )
             .map_err(store_error)?;
+        if found > 0 {
+            tx.execute(
+                &format!("INSERT INTO sandbox_journal (kind, body) {rows}"),
+                [],
+            )
+            .map_err(store_error)?;
+            tx.execute(&format!("DROP TABLE {table}"), [])
+                .map_err(store_error)?;
+        }
     }
     tx.commit().map_err(store_error)
 }
@@ -288,15 +280,8 @@ fn load(conn: &Connection) -> Result<Ledger, LedgerStoreError> {
                 let payout: SandboxPayout = parse(&body)?;
                 payouts.put(payout.payout_ref.clone(), payout);
             }
-            Kind::ChargeAttempts | Kind::PayoutAttempts => {
-                let KeyAttempts { key, attempts } = parse(&body)?;
-                let map = if kind == Kind::ChargeAttempts {
-                    &mut charge_attempts
-                } else {
-                    &mut payout_attempts
-                };
-                map.insert(key, attempts);
-            }
+            Kind::ChargeAttempts => count_attempts(&mut charge_attempts, &body)?,
+            Kind::PayoutAttempts => count_attempts(&mut payout_attempts, &body)?,
         }
     }
     let payouts = Payouts::restore(payouts.into_vec(), payout_attempts);
@@ -305,6 +290,16 @@ fn load(conn: &Connection) -> Result<Ledger, LedgerStoreError> {
         charge_attempts,
         payouts,
     ))
+}
+
+/// A key's attempts row: the latest count wins.
+fn count_attempts(attempts: &mut HashMap<String, u32>, body: &str) -> Result<(), LedgerStoreError> {
+    let KeyAttempts {
+        key,
+        attempts: count,
+    } = parse(body)?;
+    attempts.insert(key, count);
+    Ok(())
 }
 
 fn parse<T: DeserializeOwned>(body: &str) -> Result<T, LedgerStoreError> {
