@@ -237,3 +237,20 @@ async fn a_log_written_before_the_key_verifies_and_says_where_keying_began() {
     let report = unkeyed.verify().await.expect("verify");
     assert!(!report.ok && !report.keyed, "{report:?}");
 }
+
+#[tokio::test]
+async fn the_head_record_follows_a_log_that_stays_open() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("events.db");
+    let log = SqliteEventLog::open_keyed(&path, key()).expect("open");
+    // Commits in quick succession (one wake of the head thread for many), then one alone after a
+    // pause (a wake of its own): the record catches up with each while the log is still open.
+    fill(&log, 0, 30).await;
+    await_head(&path, 30);
+    fill(&log, 30, 1).await;
+    await_head(&path, 31);
+    fill(&log, 31, 5).await;
+    drop(log);
+    await_head(&path, 36);
+    assert!(verify(&path, None).await.ok);
+}

@@ -1,6 +1,8 @@
 //! The signed head record beside the log file (`events.head` beside `events.db`): the newest
 //! [`Anchor`] of the MAC chain, rewritten by a thread of its own at most every [`INTERVAL`] (and when
-//! the writer stops), never on the append path. It only moves forward along the same chain: a record
+//! the writer stops), never on the append path. The writer leaves each commit's head in a
+//! [`HeadSlot`], and wakes the thread only when the slot was empty: at most once an interval, not at
+//! every commit. It only moves forward along the same chain: a record
 //! whose signature does not check, or whose event is no longer in the log as it records it, is left as
 //! it is (it is the evidence the check reports), and a missing record is only created for a log that
 //! held no keyed event when it was opened (docs/decisions/0019).
@@ -9,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension};
@@ -58,15 +61,36 @@ pub(crate) fn stored_mac(conn: &Connection, position: u64) -> Result<Option<Vec<
     Ok(mac.flatten())
 }
 
+/// Where the writer leaves the newest committed head for the head thread.
+pub(crate) struct HeadSlot {
+    newest: Arc<Mutex<Option<Head>>>,
+    wake: mpsc::Sender<()>,
+}
+
+impl HeadSlot {
+    /// Leave `head` (newer than any before it) for the thread, waking it if it had taken the last one.
+    pub(crate) fn put(&self, head: Head) {
+        let was_empty = lock(&self.newest).replace(head).is_none();
+        if was_empty {
+            // The head thread stops only with the writer.
+            let _ = self.wake.send(());
+        }
+    }
+}
+
+fn lock(newest: &Mutex<Option<Head>>) -> std::sync::MutexGuard<'_, Option<Head>> {
+    newest.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Start the thread that keeps the head record of the log at `events`; it writes `first` at once and
-/// stops (writing the last head it was sent) when the returned sender is dropped.
+/// stops (writing the last head it was given) when the returned slot is dropped.
 pub(crate) fn start(
     events: &Path,
     key: LogKey,
     keyed_from: u64,
     first: Head,
     may_create: bool,
-) -> Result<mpsc::Sender<Head>, LogError> {
+) -> Result<HeadSlot, LogError> {
     let keeper = Keeper {
         conn: open_connection(events)?,
         path: head_path(events),
@@ -74,12 +98,14 @@ pub(crate) fn start(
         keyed_from,
         may_create,
     };
-    let (heads, received) = mpsc::channel();
+    let newest = Arc::new(Mutex::new(None));
+    let (wake, woken) = mpsc::channel();
+    let taken = Arc::clone(&newest);
     std::thread::Builder::new()
         .name("eventlog-head".into())
-        .spawn(move || keeper.run(first, &received))
+        .spawn(move || keeper.run(first, &taken, &woken))
         .map_err(|e| LogError::Unavailable(format!("cannot start the head thread: {e}")))?;
-    Ok(heads)
+    Ok(HeadSlot { newest, wake })
 }
 
 struct Keeper {
@@ -91,34 +117,26 @@ struct Keeper {
 }
 
 impl Keeper {
-    fn run(mut self, first: Head, received: &mpsc::Receiver<Head>) {
+    /// Publish `first`, then, at each wake, the newest head once [`INTERVAL`] has passed since the
+    /// last write (at once if the writer stops meanwhile); the last one when the writer is gone.
+    fn run(mut self, first: Head, newest: &Mutex<Option<Head>>, woken: &mpsc::Receiver<()>) {
         self.publish(&first);
         let mut written = Instant::now();
-        let mut pending: Option<Head> = None;
         loop {
-            let next = if pending.is_some() {
-                received.recv_timeout(INTERVAL.saturating_sub(written.elapsed()))
-            } else {
-                received.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            };
-            match next {
-                Ok(head) => {
-                    pending = Some(head);
-                    if written.elapsed() < INTERVAL {
-                        continue;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    if let Some(head) = pending.take() {
-                        self.publish(&head);
-                    }
-                    return;
-                }
+            let mut stopping = woken.recv().is_err();
+            if !stopping {
+                let wait = INTERVAL.saturating_sub(written.elapsed());
+                // No other wake comes while the slot is full: only the writer's end ends the wait.
+                stopping = !wait.is_zero()
+                    && woken.recv_timeout(wait) == Err(RecvTimeoutError::Disconnected);
             }
-            if let Some(head) = pending.take() {
+            let head = lock(newest).take();
+            if let Some(head) = head {
                 self.publish(&head);
                 written = Instant::now();
+            }
+            if stopping {
+                return;
             }
         }
     }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::ack::{fail_command, release, Acks, Inserted};
 use super::command::{Command, EncodedEvent};
-use super::head::Head;
+use super::head::{Head, HeadSlot};
 use super::heads::Heads;
 use super::tail::Tail;
 use super::{store_error, to_i64, to_u64};
@@ -103,10 +103,10 @@ pub(crate) struct Writer {
     sealing: Option<Sealing>,
 }
 
-/// What a keyed writer needs: the key, and the head thread's channel (`head.rs`).
+/// What a keyed writer needs: the key, and the head thread's slot (`head.rs`).
 pub(crate) struct Sealing {
     pub key: LogKey,
-    pub heads: mpsc::Sender<Head>,
+    pub heads: HeadSlot,
 }
 
 impl Writer {
@@ -252,8 +252,7 @@ impl Writer {
                 version,
                 mac: cursor.mac,
             };
-            // The head thread stops only with the writer.
-            let _ = sealing.heads.send(head);
+            sealing.heads.put(head);
         }
         Ok(Written {
             answers,
