@@ -40,9 +40,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router.layer(
         ServiceBuilder::new()
-            .layer(middleware::from_fn(close_after_refused_body))
-            .layer(middleware::map_response(problem::ensure_problem))
-            .layer(middleware::from_fn(trace_request))
+            .layer(middleware::from_fn(edge))
             .layer(CatchPanicLayer::new())
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
     )
@@ -52,11 +50,20 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 /// an unknown route's, a 405) carries `x-request-id`, and a bare error becomes problem+json. The
 /// routes wrapped by [`apply`] inside keep the id and the span given here.
 pub fn outermost<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(middleware::map_response(problem::ensure_problem))
-            .layer(middleware::from_fn(trace_request)),
-    )
+    router.layer(middleware::from_fn(edge))
+}
+
+/// The edge's work on a request, as one layer (each layer of a route costs its clone and boxed
+/// futures at every request): [`trace_request`], then [`problem::ensure_problem`] and
+/// [`close_if_refused`] on the answer. Done once per request: nested inside another edge
+/// layer (a route's inside the app's), it passes the request through and the outer one does it all.
+async fn edge(request: Request, next: Next) -> Response {
+    if request.extensions().get::<RequestId>().is_some() {
+        return next.run(request).await;
+    }
+    let sent_a_body = has_body(request.headers());
+    let response = trace_request(request, next).await;
+    close_if_refused(sent_a_body, problem::ensure_problem(response).await)
 }
 
 /// The longest incoming `X-Request-Id` echoed; a longer one is replaced.
@@ -75,14 +82,10 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// One span per request; 5xx answers are logged at error level inside it by whoever produced them.
-/// Once per request: a layer nested inside another (a route's inside the app's) passes through.
 /// The id shown (`x-request-id`, the span) is the caller's well-formed one, else the request's own
 /// [`RequestId`]; a caller's id is never the causation id of the events (that would make it an
 /// idempotency key nobody asked for).
 async fn trace_request(mut request: Request, next: Next) -> Response {
-    if request.extensions().get::<RequestId>().is_some() {
-        return next.run(request).await;
-    }
     let request_id = RequestId(Uuid::new_v4());
     let shown = incoming_request_id(request.headers()).unwrap_or_else(|| request_id.0.to_string());
     request.extensions_mut().insert(request_id);
@@ -104,13 +107,19 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Outside the server's timeouts (their 408s): a bare error made problem+json, and
+/// [`close_if_refused`].
+pub(crate) async fn finish_errors(request: Request, next: Next) -> Response {
+    let sent_a_body = has_body(request.headers());
+    let response = next.run(request).await;
+    close_if_refused(sent_a_body, problem::ensure_problem(response).await)
+}
+
 /// An error answered before the handler read the body (413 on the declared length, 401 before the
 /// body arrived...) leaves unread bytes on the socket, and the server closes it after the answer. Saying
 /// `Connection: close` lets the client know not to reuse the socket, so its next request (maybe a
 /// non-idempotent POST) is never sent into a connection that is going away.
-pub(crate) async fn close_after_refused_body(request: Request, next: Next) -> Response {
-    let sent_a_body = has_body(request.headers());
-    let mut response = next.run(request).await;
+fn close_if_refused(sent_a_body: bool, mut response: Response) -> Response {
     let status = response.status();
     if sent_a_body && (status.is_client_error() || status.is_server_error()) {
         response

@@ -205,8 +205,7 @@ pub async fn serve(
 fn with_timeouts(app: Router, limits: ServerLimits) -> Router {
     app.layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::map_response(problem::ensure_problem))
-            .layer(axum::middleware::from_fn(layers::close_after_refused_body))
+            .layer(axum::middleware::from_fn(layers::finish_errors))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 limits.request_timeout,

@@ -77,6 +77,15 @@ fn served_app() -> Router {
             "/echo",
             post(|id: http_edge::RequestId| async move { id.0.to_string() }),
         )
+        .route(
+            "/panic",
+            post(|| async {
+                if true {
+                    panic!("a handler's bug");
+                }
+                "unreached"
+            }),
+        )
         .with_state(State(Arc::new(auth())));
     let app = http_edge::apply(routes)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -144,6 +153,31 @@ async fn a_well_formed_incoming_request_id_is_echoed_and_never_the_causation_id(
         let id = request_id(&answer);
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{odd:?} replaced: {id}");
     }
+}
+
+#[tokio::test]
+async fn in_a_served_app_a_routes_bare_errors_are_made_problems_once_by_the_outer_layer() {
+    // The route's own edge layer passes a nested request through: what it no longer does (problem,
+    // `Connection: close`) the app's does, for a caught panic and a body over the limit alike.
+    let answer = |path: &str, body: Vec<u8>| {
+        let request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .expect("request");
+        served_app().oneshot(request)
+    };
+    let panicked = answer("/panic", b"{}".to_vec()).await.expect("answer");
+    assert_eq!(panicked.headers()["connection"], "close");
+    assert!(uuid::Uuid::parse_str(&request_id(&panicked)).is_ok());
+    problem(panicked, StatusCode::INTERNAL_SERVER_ERROR).await;
+    let large = answer("/echo", vec![b' '; MAX_BODY_BYTES + 1])
+        .await
+        .expect("answer");
+    assert_eq!(large.headers()["connection"], "close");
+    let body = problem(large, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(body["type"], "urn:stayledger:problem:body-too-large");
 }
 
 #[tokio::test]
