@@ -23,10 +23,15 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Request metrics keyed by (method, route, status), and the listener's connection counts.
+/// A route's series, by (method, status).
+type RouteSeries = BTreeMap<(&'static str, u16), Series>;
+
+/// Request metrics keyed by route, then (method, status), and the listener's connection counts.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// By route first: a request finds its series by the route it matched, allocating nothing once
+    /// the route has been seen.
+    series: Mutex<BTreeMap<String, RouteSeries>>,
     /// Kept by the server loop that serves these routes (`http_edge::server::serve`).
     pub connections: Arc<ServerStats>,
     /// How this process's writes went lately, for `/readyz`.
@@ -34,11 +39,13 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = series
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
+        let by_route = match series.get_mut(route) {
+            Some(by_route) => by_route,
+            None => series.entry(route.to_owned()).or_default(),
+        };
+        let entry = by_route.entry((method, status)).or_default();
         entry.count += 1;
         entry.sum_seconds += seconds;
         for (bucket, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
@@ -46,6 +53,17 @@ impl HttpMetrics {
                 *bucket += 1;
             }
         }
+    }
+
+    /// Every series as (method, route, status, series), by route.
+    fn each(
+        series: &BTreeMap<String, RouteSeries>,
+    ) -> impl Iterator<Item = (&str, &str, u16, &Series)> {
+        series.iter().flat_map(|(route, by_route)| {
+            by_route
+                .iter()
+                .map(move |((method, status), s)| (*method, route.as_str(), *status, s))
+        })
     }
 
     /// Append the request series and the connection counts in Prometheus text format.
@@ -83,7 +101,7 @@ impl HttpMetrics {
         let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         out.push_str("# HELP stayledger_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE stayledger_http_requests_total counter\n");
-        for ((method, route, status), s) in series.iter() {
+        for (method, route, status, s) in Self::each(&series) {
             let _ = writeln!(
                 out,
                 "stayledger_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
@@ -92,7 +110,7 @@ impl HttpMetrics {
         }
         out.push_str("# HELP stayledger_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE stayledger_http_request_duration_seconds histogram\n");
-        for ((method, route, status), s) in series.iter() {
+        for (method, route, status, s) in Self::each(&series) {
             let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
             for (bound, count) in BUCKETS.iter().zip(s.buckets) {
                 let _ = writeln!(
@@ -129,15 +147,13 @@ pub async fn track(
     next: Next,
 ) -> Response {
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    metrics.record(method, &route, status, started.elapsed().as_secs_f64());
-    if matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") && route != "unmatched" {
+    metrics.record(method, route, status, started.elapsed().as_secs_f64());
+    if matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") && matched.is_some() {
         metrics.writes.note(status, crate::readiness::now_ms());
     }
     response
@@ -207,6 +223,34 @@ mod tests {
             let labels = format!("{labels},le=\"{le}\"");
             assert_eq!(value(bucket, &labels), Some(count), "le {le}: {out}");
         }
+    }
+
+    #[test]
+    fn each_method_route_and_status_is_a_series_of_its_own() {
+        let metrics = HttpMetrics::default();
+        let calls = [
+            ("GET", "/a", 200),
+            ("POST", "/a", 202),
+            ("GET", "/a", 404),
+            ("GET", "/b", 200),
+            ("GET", "/a", 200),
+        ];
+        for (method, route, status) in calls {
+            metrics.record(method, route, status, 0.001);
+        }
+        let mut out = String::new();
+        metrics.render(&mut out);
+        for (method, route, status, count) in [
+            ("GET", "/a", 200, 2.0),
+            ("POST", "/a", 202, 1.0),
+            ("GET", "/a", 404, 1.0),
+            ("GET", "/b", 200, 1.0),
+        ] {
+            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+            let total = sample(&out, "stayledger_http_requests_total", &labels);
+            assert_eq!(total, Some(count), "{labels} in {out}");
+        }
+        assert_eq!(out.matches("stayledger_http_requests_total{").count(), 4);
     }
 
     #[test]
