@@ -1,11 +1,11 @@
 //! The signed head record beside the log file (`events.head` beside `events.db`): the newest
 //! [`Anchor`] of the MAC chain, rewritten by a thread of its own at most every [`INTERVAL`] (and when
 //! the writer stops), never on the append path. The writer leaves each commit's head in a
-//! [`HeadSlot`], and wakes the thread only when the slot was empty: at most once an interval, not at
-//! every commit. It only moves forward along the same chain: a record
-//! whose signature does not check, or whose event is no longer in the log as it records it, is left as
-//! it is (it is the evidence the check reports), and a missing record is only created for a log that
-//! held no keyed event when it was opened (docs/decisions/0019).
+//! [`HeadSlot`] and wakes the thread only when the slot was empty: at most once an interval, not at
+//! every commit. The record only moves forward along the same chain: a record whose signature does
+//! not check, or whose event is no longer in the log as it records it, is left as it is (it is the
+//! evidence the check reports), and a missing record is only created for a log that held no keyed
+//! event when it was opened (docs/decisions/0019).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
