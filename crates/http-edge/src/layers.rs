@@ -62,8 +62,7 @@ async fn edge(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let sent_a_body = has_body(request.headers());
-    let response = trace_request(request, next).await;
-    close_if_refused(sent_a_body, problem::ensure_problem(response).await)
+    finish(sent_a_body, trace_request(request, next).await).await
 }
 
 /// The longest incoming `X-Request-Id` echoed; a longer one is replaced.
@@ -111,7 +110,12 @@ async fn trace_request(mut request: Request, next: Next) -> Response {
 /// [`close_if_refused`].
 pub(crate) async fn finish_errors(request: Request, next: Next) -> Response {
     let sent_a_body = has_body(request.headers());
-    let response = next.run(request).await;
+    finish(sent_a_body, next.run(request).await).await
+}
+
+/// The answer's last touches, wherever the edge ends: a bare error made problem+json, then
+/// [`close_if_refused`].
+async fn finish(sent_a_body: bool, response: Response) -> Response {
     close_if_refused(sent_a_body, problem::ensure_problem(response).await)
 }
 
