@@ -17,6 +17,7 @@ async fn one(plan: &Plan, backlog: usize, flows: usize) -> anyhow::Result<serde_
         lodgings: 1,
         backlog,
         pace: None,
+        desk_interval: None,
     };
     let ShapeRun {
         outcome,

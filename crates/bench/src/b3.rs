@@ -89,10 +89,15 @@ struct Item {
 }
 
 /// `pay_first`: an admin of `desks` (lodging id, admin token) polls each desk's pending (paid)
-/// requests and approves them, until `done`. Returns how many it approved.
+/// requests and approves them, until `done`. Returns how many it approved. Without an `interval`
+/// it reads its desks again at once while requests turn up (5 ms apart when none do), and may
+/// approve a request twice (a 409) when a desk's view has not caught up with the first approval;
+/// with one, it reads them once an interval, as a desk's screen refreshing would, and skips what it
+/// approved already.
 async fn approve_paid(
     serve_addr: std::net::SocketAddr,
     desks: Vec<(String, HeaderValue)>,
+    interval: Option<Duration>,
     done: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<usize> {
     #[derive(serde::Deserialize)]
@@ -104,7 +109,9 @@ async fn approve_paid(
         connections.push(Connection::open(serve_addr).await?);
     }
     let mut approved = 0;
+    let mut sent = std::collections::HashSet::new();
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        let round = Instant::now();
         let mut found = 0;
         for (lodging, admin) in &desks {
             let path =
@@ -112,7 +119,10 @@ async fn approve_paid(
             let call = Call::get(path, admin);
             let (status, body) = send(&mut connections[0], serve_addr, &call).await?;
             anyhow::ensure!(status == StatusCode::OK, "desk: {status}");
-            let page: Page = serde_json::from_slice(&body)?;
+            let mut page: Page = serde_json::from_slice(&body)?;
+            if interval.is_some() {
+                page.items = not_sent_yet(page.items, &mut sent);
+            }
             found += page.items.len();
             // The page's requests dealt out to the connections, each sending its share in turn.
             let shares = connections.iter_mut().enumerate().map(|(n, connection)| {
@@ -123,11 +133,21 @@ async fn approve_paid(
                 approved += share?;
             }
         }
-        if found == 0 {
-            tokio::time::sleep(POLL).await;
+        match interval {
+            Some(interval) => tokio::time::sleep_until((round + interval).into()).await,
+            None if found == 0 => tokio::time::sleep(POLL).await,
+            None => {}
         }
     }
     Ok(approved)
+}
+
+/// The `items` not in `sent`, now added to it.
+fn not_sent_yet(items: Vec<Item>, sent: &mut std::collections::HashSet<String>) -> Vec<Item> {
+    items
+        .into_iter()
+        .filter(|item| sent.insert(item.reservation_id.clone()))
+        .collect()
 }
 
 /// Approve each of `items` on `connection`, one after the other. Returns how many it approved.
@@ -254,6 +274,9 @@ pub struct Shape {
     /// Offer flow `n` at `n / pace` seconds from the start (an open loop, `--pace`) instead of as
     /// soon as a submitter is free; its latency then counts from that moment.
     pub pace: Option<f64>,
+    /// `pay_first`: each admin reads its desks once in every such interval and never sends an
+    /// approval twice (`--desk-interval-ms`); `None`: back to back while requests turn up.
+    pub desk_interval: Option<Duration>,
 }
 
 /// Run `flows` whole flows on a fresh `serve` over B3's 64 lodgings.
@@ -263,6 +286,7 @@ pub async fn run_mode(plan: &Plan, approval: Approval, flows: usize) -> anyhow::
         lodgings: LODGINGS,
         backlog: 0,
         pace: plan.b3_pace,
+        desk_interval: plan.b3_desk_interval,
     };
     Ok(figure(shape, flows, run_shape(plan, shape, flows).await?))
 }
@@ -435,6 +459,7 @@ pub(crate) async fn run_flows(stage: &Stage, flows: usize) -> anyhow::Result<Sha
                 tokio::spawn(approve_paid(
                     serve.addr(),
                     desks,
+                    shape.desk_interval,
                     Arc::clone(&approvals_done),
                 ))
             })
@@ -627,6 +652,25 @@ fn by_second(timeline: &[(u32, u32)]) -> serde_json::Value {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_admin_with_an_interval_never_sends_an_approval_twice() {
+        let page = |ids: &[&str]| -> Vec<Item> {
+            ids.iter()
+                .map(|id| Item {
+                    reservation_id: (*id).to_string(),
+                })
+                .collect()
+        };
+        let ids = |items: Vec<Item>| -> Vec<String> {
+            items.into_iter().map(|i| i.reservation_id).collect()
+        };
+        let mut sent = std::collections::HashSet::new();
+        assert_eq!(ids(not_sent_yet(page(&["a", "b"]), &mut sent)), ["a", "b"]);
+        // "b" still pending on the desk (its view behind the approval), "c" new.
+        assert_eq!(ids(not_sent_yet(page(&["b", "c"]), &mut sent)), ["c"]);
+        assert!(not_sent_yet(page(&["a", "c"]), &mut sent).is_empty());
+    }
+
     /// A paced run of `flows` at `rate`, each confirmed `latency_ms` after it was offered.
     fn paced(rate: f64, flows: usize, confirmed: usize, latency_ms: u64) -> Figure {
         let start = Instant::now();
@@ -647,6 +691,7 @@ mod tests {
             lodgings: LODGINGS,
             backlog: 0,
             pace: Some(rate),
+            desk_interval: None,
         };
         let seconds = done.last().map_or(1.0, |t| (*t - start).as_secs_f64());
         let run = ShapeRun {

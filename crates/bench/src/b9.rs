@@ -418,6 +418,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Figure> {
         lodgings: LODGINGS,
         backlog: 0,
         pace: plan.b3_pace,
+        desk_interval: None,
     };
     let extras = Extras {
         webhook_allow_private: true,

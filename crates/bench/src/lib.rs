@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// after the first, its latency counted from then) instead of as fast as they are answered.
     #[arg(long)]
     pub pace: Option<f64>,
+    /// B3 `pay_first`: each admin reads its desks once every this many milliseconds and never sends
+    /// an approval twice, as a desk's screen refreshing would (default: back to back while requests
+    /// turn up, so the admins' reads and repeated approvals are part of the load).
+    #[arg(long)]
+    pub desk_interval_ms: Option<u64>,
     /// Seconds B9 and B10 wait after the flows for the deliveries and frames still due (default 30).
     #[arg(long)]
     pub drain: Option<f64>,
@@ -116,6 +121,8 @@ pub struct Plan {
     pub b3_flows: usize,
     /// B3's offered rate (`--pace`); `None`: as fast as answered.
     pub b3_pace: Option<f64>,
+    /// B3 `pay_first`: how often an admin reads its desks (`--desk-interval-ms`).
+    pub b3_desk_interval: Option<Duration>,
     /// B9, B10: how long the deliveries and frames may take to arrive after the flows.
     pub drain: Duration,
     pub events: u64,
@@ -144,6 +151,7 @@ impl Plan {
             levels,
             b3_flows: args.flows.unwrap_or(if quick { 500 } else { 20_000 }),
             b3_pace: args.pace,
+            b3_desk_interval: args.desk_interval_ms.map(Duration::from_millis),
             drain: Duration::from_secs_f64(args.drain.unwrap_or(30.0).max(0.0)),
             events: args
                 .events
@@ -411,6 +419,7 @@ mod tests {
             events: None,
             flows: None,
             pace: None,
+            desk_interval_ms: None,
             drain: None,
             work_dir: None,
             stayledger_bin: None,
@@ -423,5 +432,17 @@ mod tests {
         assert_eq!(plan.events, 20_000);
         assert!(plan.duration <= Duration::from_secs(2));
         assert_eq!(plan.b3_pace, None, "B3 runs closed loop unless paced");
+        assert_eq!(
+            plan.b3_desk_interval, None,
+            "desks are read back to back unless asked"
+        );
+    }
+
+    #[test]
+    fn a_desk_interval_is_read_in_milliseconds() {
+        let args =
+            BenchArgs::try_parse_from(["bench", "--only", "B3p", "--desk-interval-ms", "100"]);
+        let plan = Plan::new(&args.expect("parsed"), PathBuf::from("/tmp/x"));
+        assert_eq!(plan.b3_desk_interval, Some(Duration::from_millis(100)));
     }
 }
