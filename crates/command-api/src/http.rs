@@ -3,6 +3,45 @@
 //! read the body, read the path, call the application service, answer. What differs per route (its
 //! input, path, service call, status and `Location`) is its [`Route`]; the catalog's are in `catalog`.
 
+/// The routes with no path: those that create something (their status and `Location` given), and
+/// those on the caller themselves (My Page). The input is handed to the service, or (for routes
+/// whose body carries nothing) not. Defined before `catalog`, whose listing route is one of them.
+macro_rules! no_path_route {
+    (
+        $input:ty,
+        |$services:ident, $caller:ident, $body:pat_param| $call:expr
+        $(, status: $status:expr)?
+        $(, location: $location:literal)?
+    ) => {
+        impl Route for $input {
+            type Path = ();
+            type Target = ();
+            $(const STATUS: StatusCode = $status;)?
+
+            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
+                Self::parse(body)
+            }
+
+            fn target((): ()) -> Result<(), CommandError> {
+                Ok(())
+            }
+
+            async fn call(
+                $services: &CommandServices,
+                $caller: &Permitted<Self>,
+                (): (),
+                $body: Self,
+            ) -> Result<Accepted, CommandError> {
+                $call.await
+            }
+
+            $(fn location(accepted: &Accepted) -> Option<String> {
+                Some(format!(concat!($location, "/{}"), accepted.id))
+            })?
+        }
+    };
+}
+
 mod catalog;
 
 use std::future::Future;
@@ -213,58 +252,17 @@ async fn command<R: Route>(
     Ok(answer(R::STATUS, &accepted, R::location(&accepted)))
 }
 
-impl Route for RegisterLodging {
-    type Path = ();
-    type Target = ();
-    const STATUS: StatusCode = StatusCode::CREATED;
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target((): ()) -> Result<(), CommandError> {
-        Ok(())
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        (): (),
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.register_lodging(caller, input).await
-    }
-
-    fn location(accepted: &Accepted) -> Option<String> {
-        Some(format!("/lodgings/{}", accepted.id))
-    }
-}
-
-impl Route for RequestReservation {
-    type Path = ();
-    type Target = ();
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target((): ()) -> Result<(), CommandError> {
-        Ok(())
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        (): (),
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.request_reservation(caller, input).await
-    }
-
-    fn location(accepted: &Accepted) -> Option<String> {
-        Some(format!("/reservations/{}", accepted.id))
-    }
-}
+no_path_route!(
+    RegisterLodging,
+    |services, caller, input| services.register_lodging(caller, input),
+    status: StatusCode::CREATED,
+    location: "/lodgings"
+);
+no_path_route!(
+    RequestReservation,
+    |services, caller, input| services.request_reservation(caller, input),
+    location: "/reservations"
+);
 
 /// The routes on a reservation: its id from the path; the input handed to the service, or (for
 /// routes whose body carries nothing) not.
@@ -325,37 +323,9 @@ reservation_route!(RetryPayment, retry_payment, no_input);
 reservation_route!(CompleteStay, complete_stay, no_input);
 reservation_route!(RetryPayout, retry_payout, no_input);
 
-/// The routes on the caller themselves (My Page): no path; the input handed to the service, or (for
-/// routes whose body carries nothing) not.
-macro_rules! caller_route {
-    ($input:ty, |$services:ident, $caller:ident, $body:pat_param| $call:expr) => {
-        impl Route for $input {
-            type Path = ();
-            type Target = ();
-
-            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-                Self::parse(body)
-            }
-
-            fn target((): ()) -> Result<(), CommandError> {
-                Ok(())
-            }
-
-            async fn call(
-                $services: &CommandServices,
-                $caller: &Permitted<Self>,
-                (): (),
-                $body: Self,
-            ) -> Result<Accepted, CommandError> {
-                $call.await
-            }
-        }
-    };
-}
-
-caller_route!(RecordProfile, |services, caller, input| services
+no_path_route!(RecordProfile, |services, caller, input| services
     .record_profile(caller, input));
-caller_route!(EraseMe, |services, caller, _input| services
+no_path_route!(EraseMe, |services, caller, _input| services
     .erase_me(caller));
 
 impl Route for EraseCustomer {

@@ -47,6 +47,19 @@ async fn registering_a_lodging_answers_201_with_location_and_position() {
 }
 
 #[tokio::test]
+async fn submitting_a_listing_answers_202_with_location_and_position() {
+    let app = TestApp::start().await;
+    let host = app.token(http_edge::Role::Admin, "company-7", &[]);
+    let body = json!({"lodging_id": "car-1", "name": "Compact car", "nightly_rate": 40_000,
+                      "currency": "KRW", "rooms": 3, "max_guests": 2, "timezone": "Asia/Seoul"});
+    let answer = app.post("/listings", &host, body).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    assert_eq!(answer.body["status"], "pending_review");
+    assert_eq!(answer.header("location"), Some("/lodgings/car-1"));
+    assert_eq!(answer.body["position"], app.head().await);
+}
+
+#[tokio::test]
 async fn requesting_a_stay_records_it_with_metadata() {
     let app = TestApp::start().await;
     app.lodging("l-1", 1).await;

@@ -19,31 +19,11 @@ fn lodging_id(Path(raw): Path<String>) -> Result<String, CommandError> {
     }
 }
 
-impl Route for SubmitListing {
-    type Path = ();
-    type Target = ();
-
-    fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-        Self::parse(body)
-    }
-
-    fn target((): ()) -> Result<(), CommandError> {
-        Ok(())
-    }
-
-    async fn call(
-        services: &CommandServices,
-        caller: &Permitted<Self>,
-        (): (),
-        input: Self,
-    ) -> Result<Accepted, CommandError> {
-        services.submit_listing(caller, input).await
-    }
-
-    fn location(accepted: &Accepted) -> Option<String> {
-        Some(format!("/lodgings/{}", accepted.id))
-    }
-}
+no_path_route!(
+    SubmitListing,
+    |services, caller, input| services.submit_listing(caller, input),
+    location: "/lodgings"
+);
 
 /// The routes on an existing lodging: its id from the path, one service call.
 macro_rules! lodging_route {
