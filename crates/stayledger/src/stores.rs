@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use domain::saga::SagaPolicy;
 use eventlog::{EsdbEventLog, EventLog, WriterStats};
 use http_edge::Auth;
 use notifier::{MongoWebhooks, WebhookStore};
@@ -18,7 +19,7 @@ use readmodel::{MongoViewStore, ViewStore};
 use saga::{BreakerGateway, BreakerPolicy, GatewayKey, HttpGateway, PaymentGateway};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuthArgs, LogArgs, Redacted, ViewArgs};
+use crate::cli::{self, AuthArgs, LogArgs, Redacted, SagaArgs, ViewArgs};
 use crate::data_dir::{self, secret};
 
 /// Longest a service waits for its store servers at start before giving up.
@@ -161,6 +162,29 @@ pub(crate) fn auth(args: &AuthArgs, data_dir: &Path) -> anyhow::Result<Arc<Auth>
         None => secret::load_or_create(data_dir)?,
     };
     Ok(Arc::new(Auth::new(secret)))
+}
+
+/// A `saga` process's policy and its payment gateway (the gateway key given, or the data dir's),
+/// alike for one process and for leased shards.
+pub(crate) fn saga_policy_and_gateway(
+    args: &SagaArgs,
+) -> anyhow::Result<(SagaPolicy, Arc<dyn PaymentGateway>)> {
+    let policy = cli::saga_policy(
+        args.approval_deadline,
+        args.payment_retry_base,
+        args.payment_max_attempts,
+    )?;
+    let key = data_dir::gateway_key::given_or_existing(
+        args.gateway_key.given(),
+        &args.log.store.data_dir,
+    )?;
+    let gateway = payment_gateway(
+        &args.payment_gateway_url,
+        &key,
+        args.payment_timeout,
+        BreakerPolicy::default(),
+    )?;
+    Ok((policy, gateway))
 }
 
 /// The HTTP client of a payment gateway behind a circuit breaker (`serve`, `saga`, `saga --shards`).

@@ -17,13 +17,13 @@ use projector::{
     merge_checkpoints_of, Projector, ProjectorShard, ProjectorStatus, ViewShard, PROJECTOR_ID,
 };
 use readmodel::{ProjectionTarget, ViewStore, Views};
-use saga::{BreakerPolicy, PaymentGateway, SagaConfig, SagaRunner, SagaStatus, Shard};
+use saga::{PaymentGateway, SagaConfig, SagaRunner, SagaStatus, Shard};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::group::{ShardGroup, ShardWork};
 use super::Plan;
-use crate::cli::{self, ProjectorArgs, SagaArgs};
+use crate::cli::{ProjectorArgs, SagaArgs};
 use crate::data_dir;
 use crate::lease::{LeaseStore, MongoLeases};
 use crate::lifecycle::Service;
@@ -213,21 +213,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         "--shard i/n and --shards N exclude each other (a fixed shard, or leased ones)"
     );
     let shutdown = shutdown_on_signals();
-    let policy = cli::saga_policy(
-        args.approval_deadline,
-        args.payment_retry_base,
-        args.payment_max_attempts,
-    )?;
-    let key = data_dir::gateway_key::given_or_existing(
-        args.gateway_key.given(),
-        &args.log.store.data_dir,
-    )?;
-    let gateway = stores::payment_gateway(
-        &args.payment_gateway_url,
-        &key,
-        args.payment_timeout,
-        BreakerPolicy::default(),
-    )?;
+    let (policy, gateway) = stores::saga_policy_and_gateway(&args)?;
     let data_dir = args.log.store.data_dir.clone();
     let leases: Arc<dyn LeaseStore> = Arc::new(data_dir::lease_table(&data_dir)?);
     let Some(opened) = stores::open_log(&args.log, &shutdown).await? else {

@@ -20,7 +20,7 @@ use eventlog::{ConsumerGroups, Repositories};
 use projector::{Projector, PROJECTOR_ID};
 use query_api::{QueryState, ViewProgress};
 use readmodel::inbox::NOTIFIER_ID;
-use saga::{BreakerPolicy, SagaConfig, SagaRunner, Source};
+use saga::{SagaConfig, SagaRunner, Source};
 
 use crate::cli::{self, CommandApiArgs, ProjectorArgs, QueryApiArgs, SagaArgs};
 use crate::data_dir;
@@ -156,21 +156,7 @@ pub async fn saga(args: SagaArgs) -> anyhow::Result<()> {
         return crate::scale_out::saga(args).await;
     }
     let shutdown = shutdown_on_signals();
-    let policy = cli::saga_policy(
-        args.approval_deadline,
-        args.payment_retry_base,
-        args.payment_max_attempts,
-    )?;
-    let key = data_dir::gateway_key::given_or_existing(
-        args.gateway_key.given(),
-        &args.log.store.data_dir,
-    )?;
-    let gateway = stores::payment_gateway(
-        &args.payment_gateway_url,
-        &key,
-        args.payment_timeout,
-        BreakerPolicy::default(),
-    )?;
+    let (policy, gateway) = stores::saga_policy_and_gateway(&args)?;
     let data_dir = &args.log.store.data_dir;
     let (opened, timers, source) = match (&args.consumer_group, &args.log.eventstore_url) {
         (Some(group), Some(url)) => {
