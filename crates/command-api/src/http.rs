@@ -264,10 +264,10 @@ no_path_route!(
     location: "/reservations"
 );
 
-/// The routes on a reservation: its id from the path; the input handed to the service, or (for
-/// routes whose body carries nothing) not.
+/// The routes on a reservation: its id from the path, then the call with the caller, the id and the
+/// input read from the body (routes whose body carries nothing ignore it).
 macro_rules! reservation_route {
-    ($input:ty, $service:ident, no_input) => {
+    ($input:ty, |$services:ident, $caller:ident, $id:ident, $body:pat_param| $call:expr) => {
         impl Route for $input {
             type Path = Path<String>;
             type Target = ReservationId;
@@ -281,47 +281,31 @@ macro_rules! reservation_route {
             }
 
             async fn call(
-                services: &CommandServices,
-                caller: &Permitted<Self>,
-                id: ReservationId,
-                _input: Self,
+                $services: &CommandServices,
+                $caller: &Permitted<Self>,
+                $id: ReservationId,
+                $body: Self,
             ) -> Result<Accepted, CommandError> {
-                services.$service(caller, id).await
-            }
-        }
-    };
-    ($input:ty, $service:ident) => {
-        impl Route for $input {
-            type Path = Path<String>;
-            type Target = ReservationId;
-
-            fn read(body: &Map<String, Value>) -> Result<Self, Problem> {
-                Self::parse(body)
-            }
-
-            fn target(Path(id): Path<String>) -> Result<ReservationId, CommandError> {
-                reservation_id(&id)
-            }
-
-            async fn call(
-                services: &CommandServices,
-                caller: &Permitted<Self>,
-                id: ReservationId,
-                input: Self,
-            ) -> Result<Accepted, CommandError> {
-                services.$service(caller, id, input).await
+                $call.await
             }
         }
     };
 }
 
-reservation_route!(CancelReservation, cancel_reservation);
-reservation_route!(RejectRequest, reject_request);
-reservation_route!(CancelStay, cancel_stay);
-reservation_route!(ApproveRequest, approve_request, no_input);
-reservation_route!(RetryPayment, retry_payment, no_input);
-reservation_route!(CompleteStay, complete_stay, no_input);
-reservation_route!(RetryPayout, retry_payout, no_input);
+reservation_route!(CancelReservation, |s, caller, id, input| s
+    .cancel_reservation(caller, id, input));
+reservation_route!(RejectRequest, |s, caller, id, input| s
+    .reject_request(caller, id, input));
+reservation_route!(CancelStay, |s, caller, id, input| s
+    .cancel_stay(caller, id, input));
+reservation_route!(ApproveRequest, |s, caller, id, _input| s
+    .approve_request(caller, id));
+reservation_route!(RetryPayment, |s, caller, id, _input| s
+    .retry_payment(caller, id));
+reservation_route!(CompleteStay, |s, caller, id, _input| s
+    .complete_stay(caller, id));
+reservation_route!(RetryPayout, |s, caller, id, _input| s
+    .retry_payout(caller, id));
 
 no_path_route!(RecordProfile, |services, caller, input| services
     .record_profile(caller, input));
