@@ -9,9 +9,9 @@ use chrono::Utc;
 use command_api::{run, CommandConfig, CommandOptions};
 use eventlog::{EventLog, RecordedEvent, Repositories, SqliteEventLog};
 use http_edge::{Auth, Claims, Role};
-use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+pub use test_client::Answer;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
@@ -23,39 +23,6 @@ pub struct TestApp {
     pub log: Arc<dyn EventLog>,
     shutdown: CancellationToken,
     dir: Arc<tempfile::TempDir>,
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Assert this is a problem+json answer of `status`, and return it.
-    pub fn problem(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{:?}",
-            self.body
-        );
-        assert_eq!(self.body["status"], status);
-        assert!(
-            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-            "{:?}",
-            self.body
-        );
-        assert!(self.body["type"].is_string() && self.body["title"].is_string());
-        &self.body
-    }
 }
 
 /// `YYYY-MM-DD` of today + `days`, today where lodgings are by default (Asia/Seoul).
@@ -142,27 +109,17 @@ impl TestApp {
         key: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let key = key.map(|key| ("Idempotency-Key", key));
+        let url = format!("{}{path}", self.base);
+        test_client::send(
+            &self.client,
+            reqwest::Method::POST,
+            &url,
+            token,
+            key.as_slice(),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {

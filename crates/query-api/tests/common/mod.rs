@@ -18,9 +18,7 @@ use http_edge::{Auth, Claims, Role};
 use projector::{Projector, ProjectorStatus, PROJECTOR_ID};
 use query_api::{run, QueryConfig, QueryState, StreamHub, ViewProgress};
 use readmodel::{SqliteViewStore, ViewStore};
-use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
-use serde_json::Value;
+pub use test_client::Answer;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -45,37 +43,6 @@ pub struct QueryApp {
     idle_projector: std::sync::Mutex<Option<Projector>>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
-}
-
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Assert a problem+json answer of `status` and return it.
-    pub fn problem(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
-        assert_eq!(self.body["status"], status);
-        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
-        &self.body
-    }
-
-    /// Assert 200 and return the body.
-    pub fn ok(&self) -> &Value {
-        assert_eq!(self.status, StatusCode::OK, "{:?}", self.body);
-        &self.body
-    }
 }
 
 pub fn day(days: i64) -> chrono::NaiveDate {
@@ -214,28 +181,8 @@ impl QueryApp {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Answer {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
-        }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let url = format!("{}{path}", self.base);
+        test_client::send(&self.client, method, &url, token, headers, body).await
     }
 
     pub async fn get_as(&self, path: &str, token: &str) -> Answer {
