@@ -25,7 +25,7 @@ use hyper::StatusCode;
 use serde_json::json;
 use tokio::sync::{mpsc, Mutex};
 
-use super::client::{id_of, Call, Connection};
+use super::client::{id_of, position_of, Call, Connection};
 use super::load::{self, micros, Percentiles};
 use super::platform::{stay_bodies, BenchServe};
 use super::report::{thousands, Figure};
@@ -89,11 +89,12 @@ struct Item {
 }
 
 /// `pay_first`: an admin of `desks` (lodging id, admin token) polls each desk's pending (paid)
-/// requests and approves them, until `done`. Returns how many it approved. Without an `interval`
-/// it reads its desks again at once while requests turn up (5 ms apart when none do), and may
-/// approve a request twice (a 409) when a desk's view has not caught up with the first approval;
-/// with one, it reads them once an interval, as a desk's screen refreshing would, and skips what it
-/// approved already.
+/// requests and approves them, until `done`. Returns how many it approved. A desk is read with the
+/// `position` of its last approval as `min_position` (the admin reads its own writes, as API.md
+/// says a client does), so a request approved is never on its next page: the admin never approves
+/// one twice. Without an `interval` it reads its desks again at once while requests turn up (5 ms
+/// apart when none do); with one, it reads them once an interval, as a desk's screen refreshing
+/// would, and skips what it approved already.
 async fn approve_paid(
     serve_addr: std::net::SocketAddr,
     desks: Vec<(String, HeaderValue)>,
@@ -110,13 +111,13 @@ async fn approve_paid(
     }
     let mut approved = 0;
     let mut sent = std::collections::HashSet::new();
+    // Per desk: the position of its last approval, which its next read waits for.
+    let mut approved_to = vec![0; desks.len()];
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
         let round = Instant::now();
         let mut found = 0;
-        for (lodging, admin) in &desks {
-            let path =
-                format!("/management/requests?lodging_id={lodging}&status=pending&limit=100");
-            let call = Call::get(path, admin);
+        for ((lodging, admin), approved_to) in desks.iter().zip(&mut approved_to) {
+            let call = Call::get(desk_path(lodging, *approved_to), admin);
             let (status, body) = send(&mut connections[0], serve_addr, &call).await?;
             anyhow::ensure!(status == StatusCode::OK, "desk: {status}");
             let mut page: Page = serde_json::from_slice(&body)?;
@@ -130,7 +131,9 @@ async fn approve_paid(
                 approve_each(connection, serve_addr, admin, share)
             });
             for share in futures::future::join_all(shares).await {
-                approved += share?;
+                let (count, position) = share?;
+                approved += count;
+                *approved_to = (*approved_to).max(position);
             }
         }
         match interval {
@@ -142,6 +145,17 @@ async fn approve_paid(
     Ok(approved)
 }
 
+/// A desk's page of pending requests; after `approved_to` (a position, 0 for none), as of the views
+/// that reflect it (`min_position`).
+fn desk_path(lodging: &str, approved_to: u64) -> String {
+    let path = format!("/management/requests?lodging_id={lodging}&status=pending&limit=100");
+    if approved_to == 0 {
+        path
+    } else {
+        format!("{path}&min_position={approved_to}")
+    }
+}
+
 /// The `items` not in `sent`, now added to it.
 fn not_sent_yet(items: Vec<Item>, sent: &mut std::collections::HashSet<String>) -> Vec<Item> {
     items
@@ -150,24 +164,27 @@ fn not_sent_yet(items: Vec<Item>, sent: &mut std::collections::HashSet<String>) 
         .collect()
 }
 
-/// Approve each of `items` on `connection`, one after the other. Returns how many it approved.
+/// Approve each of `items` on `connection`, one after the other. Returns how many it approved and
+/// the last approval's log position (0 if none).
 async fn approve_each(
     connection: &mut Connection,
     serve_addr: std::net::SocketAddr,
     admin: &HeaderValue,
     items: impl Iterator<Item = &Item>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, u64)> {
     let mut approved = 0;
+    let mut last = 0;
     for item in items {
         let path = format!("/management/requests/{}/approve", item.reservation_id);
         let call = Call::post(path, admin, bytes::Bytes::from_static(b"{}"));
-        let (status, _) = send(connection, serve_addr, &call).await?;
-        // 409: approved a moment ago (the list was read before the view caught up).
+        let (status, answer) = send(connection, serve_addr, &call).await?;
+        // 409: decided already (e.g. the request's deadline passed first).
         if status == StatusCode::ACCEPTED {
             approved += 1;
+            last = last.max(position_of(&answer).context("an approval without its position")?);
         }
     }
-    Ok(approved)
+    Ok((approved, last))
 }
 
 /// Send `call`; on a connection the server closed, open a new one and send it once more (a
@@ -651,6 +668,13 @@ fn by_second(timeline: &[(u32, u32)]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_desk_is_read_after_its_last_approval() {
+        let fresh = "/management/requests?lodging_id=l1&status=pending&limit=100";
+        assert_eq!(desk_path("l1", 0), fresh);
+        assert_eq!(desk_path("l1", 42), format!("{fresh}&min_position=42"));
+    }
 
     #[test]
     fn an_admin_with_an_interval_never_sends_an_approval_twice() {
